@@ -1,0 +1,30 @@
+#include "llmem/tensor.hpp"
+
+#include <optional>
+
+#include "llmem/checked.hpp"
+
+namespace llmem {
+
+std::optional<uint64_t> shape_numel(const std::vector<uint64_t>& shape) {
+  uint64_t n = 1;
+  for (uint64_t d : shape) {
+    auto m = checked_mul(n, d);
+    if (!m) return std::nullopt;
+    n = *m;
+  }
+  return n;
+}
+
+uint64_t TensorInfo::numel() const { return shape_numel(shape).value_or(0); }
+
+std::string shape_to_string(const std::vector<uint64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+}  // namespace llmem
