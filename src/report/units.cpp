@@ -59,10 +59,10 @@ std::optional<uint64_t> parse_bytes(std::string_view text) {
   for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   double mult;
   if (unit.empty() || unit == "b") mult = 1;
-  else if (unit == "kib" || unit == "k") mult = 1024.0;
-  else if (unit == "mib" || unit == "m") mult = kMiB;
-  else if (unit == "gib" || unit == "g") mult = kGiB;
-  else if (unit == "tib" || unit == "t") mult = kGiB * 1024.0;
+  else if (unit == "kib") mult = 1024.0;
+  else if (unit == "mib") mult = kMiB;
+  else if (unit == "gib") mult = kGiB;
+  else if (unit == "tib") mult = kGiB * 1024.0;
   else if (unit == "kb") mult = 1e3;
   else if (unit == "mb") mult = 1e6;
   else if (unit == "gb") mult = kGB;
