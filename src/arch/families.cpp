@@ -1,0 +1,906 @@
+// One entry per architecture family: a config reader and a table of parameter tensors.
+//
+// Tensor names are those of the checkpoints on the Hugging Face Hub (what a model directory's safetensors hold),
+// so a config-derived list can be matched against real weight headers. Shapes follow each family's modeling code
+// in transformers (5.17) or, for remote-code models, the model's own modeling file; defaults are those of the
+// family's config class. Where transformers 5 renamed or fused tensors at load time (MoE experts fused into one
+// 3-D tensor, GPT-NeoX's embed_out -> lm_head), the count is unchanged; the unit tests check every family's total
+// against PyTorch's own count (bench/data/transformers_params.jsonl, measured with bench/gpu/count_params.py).
+#include <algorithm>
+#include <string>
+
+#include "arch/table.hpp"
+#include "llmem/error.hpp"
+
+namespace llmem::arch {
+namespace {
+
+using L = Layers;
+
+std::vector<Row> cat(std::initializer_list<std::vector<Row>> parts) {
+  std::vector<Row> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+// --- shared readers --------------------------------------------------------------------------------------------
+
+uint64_t exact_div(const HfConfig& c, uint64_t a, uint64_t b, const std::string& what) {
+  if (b == 0 || a % b != 0)
+    c.fail(what, "does not divide evenly (" + std::to_string(a) + " / " + std::to_string(b) + ")");
+  return a / b;
+}
+
+void uniform_attention(ModelFacts& m, uint64_t layers, uint64_t kv_heads, uint64_t k_dim, uint64_t v_dim) {
+  m.attention.assign(layers, LayerAttention{kv_heads, k_dim, v_dim, 0, true});
+}
+
+// Sliding windows per layer from `layer_types` (transformers >= 4.53) or a family's own rule.
+void apply_layer_types(const HfConfig& c, ModelFacts& m, uint64_t window) {
+  if (!c.has("layer_types") || window == 0) return;
+  const auto& lt = c.json().at("layer_types");
+  if (!lt.is_array() || lt.size() != m.attention.size()) c.fail("layer_types", "must list one type per layer");
+  for (size_t i = 0; i < lt.size(); ++i) {
+    if (!lt[i].is_string()) c.fail("layer_types", "entries must be strings");
+    if (lt[i].get<std::string>() == "sliding_attention") m.attention[i].sliding_window = window;
+  }
+}
+
+// The decoder fields shared by Llama-like families. head_dim falls back to hidden / heads.
+void read_decoder(const HfConfig& c, Dims& d, ModelFacts& m, bool tie_default, uint64_t head_dim_default = 0) {
+  d["hidden"] = c.dim("hidden_size");
+  d["layers"] = c.dim("num_hidden_layers");
+  d["heads"] = c.dim("num_attention_heads");
+  d["kv_heads"] = c.dim_or("num_key_value_heads", d["heads"]);
+  if (c.has("head_dim")) d["head_dim"] = c.dim("head_dim");
+  else if (head_dim_default) d["head_dim"] = head_dim_default;
+  else d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "hidden_size / num_attention_heads");
+  if (d["heads"] % d["kv_heads"] != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
+  d["q_dim"] = d["heads"] * d["head_dim"];
+  d["kv_dim"] = d["kv_heads"] * d["head_dim"];
+  d["vocab"] = c.dim("vocab_size");
+  if (c.has("intermediate_size")) d["ffn"] = c.dim("intermediate_size");
+  d.set("tied", c.flag_or("tie_word_embeddings", tie_default));
+  m.hidden = d["hidden"];
+  m.n_heads = d["heads"];
+  m.n_kv_heads = d["kv_heads"];
+  m.head_dim = d["head_dim"];
+  m.intermediate = d.values.count("ffn") ? d["ffn"] : 0;
+  m.max_positions = c.count_or("max_position_embeddings", 0);
+  m.attention_kind = d["kv_heads"] == d["heads"] ? "mha" : (d["kv_heads"] == 1 ? "mqa" : "gqa");
+  m.position_kind = "rope";
+  uniform_attention(m, d["layers"], d["kv_heads"], d["head_dim"], d["head_dim"]);
+}
+
+void set_all_dense(Dims& d) { d.moe_layer.assign(d["layers"], false); }
+
+// --- shared rows -----------------------------------------------------------------------------------------------
+
+const std::vector<Row> kLlamaEmbed = {{"model.embed_tokens.weight", "vocab, hidden"}};
+
+const std::vector<Row> kLlamaAttention = {
+    {"model.layers.{layers}.self_attn.q_proj.weight", "q_dim, hidden"},
+    {"model.layers.{layers}.self_attn.q_proj.bias", "q_dim", "qkv_bias"},
+    {"model.layers.{layers}.self_attn.k_proj.weight", "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.k_proj.bias", "kv_dim", "qkv_bias"},
+    {"model.layers.{layers}.self_attn.v_proj.weight", "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.v_proj.bias", "kv_dim", "qkv_bias"},
+    {"model.layers.{layers}.self_attn.o_proj.weight", "hidden, q_dim"},
+    {"model.layers.{layers}.self_attn.o_proj.bias", "hidden", "o_bias"},
+    {"model.layers.{layers}.self_attn.q_norm.weight", "head_dim", "qk_norm"},
+    {"model.layers.{layers}.self_attn.k_norm.weight", "head_dim", "qk_norm"},
+};
+
+const std::vector<Row> kLlamaMlp = {
+    {"model.layers.{layers}.mlp.gate_proj.weight", "ffn, hidden", "", L::kDense},
+    {"model.layers.{layers}.mlp.gate_proj.bias", "ffn", "mlp_bias", L::kDense},
+    {"model.layers.{layers}.mlp.up_proj.weight", "ffn, hidden", "", L::kDense},
+    {"model.layers.{layers}.mlp.up_proj.bias", "ffn", "mlp_bias", L::kDense},
+    {"model.layers.{layers}.mlp.down_proj.weight", "hidden, ffn", "", L::kDense},
+    {"model.layers.{layers}.mlp.down_proj.bias", "hidden", "mlp_bias", L::kDense},
+};
+
+const std::vector<Row> kLlamaNorms = {
+    {"model.layers.{layers}.input_layernorm.weight", "hidden"},
+    {"model.layers.{layers}.post_attention_layernorm.weight", "hidden"},
+    {"model.layers.{layers}.pre_feedforward_layernorm.weight", "hidden", "sandwich_norm"},
+    {"model.layers.{layers}.post_feedforward_layernorm.weight", "hidden", "sandwich_norm"},
+};
+
+const std::vector<Row> kLlamaHead = {
+    {"model.norm.weight", "hidden"},
+    {"lm_head.weight", "vocab, hidden", "", L::kAll, "model.embed_tokens.weight"},
+};
+
+// Mixture-of-experts MLP with the Qwen/DeepSeek checkpoint names.
+const std::vector<Row> kQwenMoe = {
+    {"model.layers.{layers}.mlp.gate.weight", "experts, hidden", "", L::kMoe},
+    {"model.layers.{layers}.mlp.experts.{experts}.gate_proj.weight", "moe_ffn, hidden", "", L::kMoe},
+    {"model.layers.{layers}.mlp.experts.{experts}.up_proj.weight", "moe_ffn, hidden", "", L::kMoe},
+    {"model.layers.{layers}.mlp.experts.{experts}.down_proj.weight", "hidden, moe_ffn", "", L::kMoe},
+    {"model.layers.{layers}.mlp.shared_experts.gate_proj.weight", "shared_ffn, hidden", "shared", L::kMoe},
+    {"model.layers.{layers}.mlp.shared_experts.up_proj.weight", "shared_ffn, hidden", "shared", L::kMoe},
+    {"model.layers.{layers}.mlp.shared_experts.down_proj.weight", "hidden, shared_ffn", "shared", L::kMoe},
+};
+
+// --- llama, mistral, qwen2, qwen3 (dense decoder with RMSNorm and SwiGLU) ----------------------------------------
+
+void read_llama(const HfConfig& c, Dims& d, ModelFacts& m) {
+  const std::string mt = c.model_type();
+  read_decoder(c, d, m, false, mt == "qwen3" ? 128 : 0);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  if (mt == "qwen2") {
+    d.set("qkv_bias", true);  // Qwen2Attention: q/k/v with bias, o_proj without
+  } else if (mt == "llama" || mt == "qwen3") {
+    const bool ab = c.flag_or("attention_bias", false);
+    d.set("qkv_bias", ab);
+    d.set("o_bias", ab);
+  }
+  if (mt == "llama") d.set("mlp_bias", c.flag_or("mlp_bias", false));
+  if (mt == "qwen3") d.set("qk_norm", true);
+  if (mt == "qwen2" && c.flag_or("use_sliding_window", false)) {
+    // Qwen2 slides only on layers at or above max_window_layers.
+    uint64_t w = c.count_or("sliding_window", 0), from = c.count_or("max_window_layers", 0);
+    for (uint64_t i = from; i < m.attention.size(); ++i) m.attention[i].sliding_window = w;
+  }
+  if (mt == "mistral") {
+    uint64_t w = c.count_or("sliding_window", 0);
+    for (auto& a : m.attention) a.sliding_window = w;
+  }
+  set_all_dense(d);
+}
+
+// --- gemma, gemma2, gemma3_text ----------------------------------------------------------------------------------
+
+void read_gemma(const HfConfig& c, Dims& d, ModelFacts& m) {
+  const std::string mt = c.model_type();
+  read_decoder(c, d, m, true, 256);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  const bool ab = c.flag_or("attention_bias", false);
+  d.set("qkv_bias", ab);
+  d.set("o_bias", ab);
+  if (mt == "gemma2" || mt == "gemma3_text") d.set("sandwich_norm", true);
+  if (mt == "gemma3_text") d.set("qk_norm", true);
+  uint64_t w = c.count_or("sliding_window", 0);
+  if (c.has("layer_types")) {
+    apply_layer_types(c, m, w);
+  } else if (mt == "gemma2") {
+    for (size_t i = 0; i < m.attention.size(); i += 2) m.attention[i].sliding_window = w;  // even layers slide
+  } else if (mt == "gemma3_text") {
+    uint64_t pattern = c.count_or("sliding_window_pattern", 6);
+    for (size_t i = 0; i < m.attention.size(); ++i)
+      if (pattern == 0 || (i + 1) % pattern != 0) m.attention[i].sliding_window = w;
+  }
+  set_all_dense(d);
+}
+
+// --- mixtral -----------------------------------------------------------------------------------------------------
+
+void read_mixtral(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_decoder(c, d, m, false);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  d["experts"] = c.dim("num_local_experts");
+  m.n_experts = d["experts"];
+  m.n_experts_active = c.dim_or("num_experts_per_tok", 2);
+  m.moe_intermediate = d["ffn"];
+  uint64_t w = c.count_or("sliding_window", 0);
+  for (auto& a : m.attention) a.sliding_window = w;
+  d.moe_layer.assign(d["layers"], true);
+}
+
+const std::vector<Row> kMixtralMoe = {
+    {"model.layers.{layers}.block_sparse_moe.gate.weight", "experts, hidden"},
+    {"model.layers.{layers}.block_sparse_moe.experts.{experts}.w1.weight", "ffn, hidden"},
+    {"model.layers.{layers}.block_sparse_moe.experts.{experts}.w2.weight", "hidden, ffn"},
+    {"model.layers.{layers}.block_sparse_moe.experts.{experts}.w3.weight", "ffn, hidden"},
+};
+
+// --- qwen3_moe -----------------------------------------------------------------------------------------------------
+
+void read_qwen3_moe(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_decoder(c, d, m, false, 128);
+  d.set("qk_norm", true);
+  const bool ab = c.flag_or("attention_bias", false);
+  d.set("qkv_bias", ab);
+  d.set("o_bias", ab);
+  if (!d.values.count("ffn")) d["ffn"] = 6144;  // Qwen3MoeConfig default
+  d["experts"] = c.dim("num_experts");
+  d["moe_ffn"] = c.dim("moe_intermediate_size");
+  const uint64_t step = c.dim_or("decoder_sparse_step", 1);
+  std::vector<uint64_t> mlp_only;
+  if (c.has("mlp_only_layers")) {
+    const auto& v = c.json().at("mlp_only_layers");
+    if (!v.is_array()) c.fail("mlp_only_layers", "must be a list of layer indices");
+    for (const auto& x : v) {
+      if (!x.is_number_unsigned()) c.fail("mlp_only_layers", "must be a list of layer indices");
+      mlp_only.push_back(x.get<uint64_t>());
+    }
+  }
+  d.moe_layer.assign(d["layers"], false);
+  for (uint64_t i = 0; i < d["layers"]; ++i)
+    d.moe_layer[i] = std::find(mlp_only.begin(), mlp_only.end(), i) == mlp_only.end() && (i + 1) % step == 0;
+  m.n_experts = d["experts"];
+  m.n_experts_active = c.dim_or("num_experts_per_tok", 8);
+  m.moe_intermediate = d["moe_ffn"];
+}
+
+// --- phi3 ----------------------------------------------------------------------------------------------------------
+
+void read_phi3(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_decoder(c, d, m, false);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  d["qkv_out"] = d["q_dim"] + 2 * d["kv_dim"];
+  uint64_t w = c.count_or("sliding_window", 0);
+  for (auto& a : m.attention) a.sliding_window = w;
+  set_all_dense(d);
+}
+
+const std::vector<Row> kPhi3Layer = {
+    {"model.layers.{layers}.self_attn.o_proj.weight", "hidden, q_dim"},
+    {"model.layers.{layers}.self_attn.qkv_proj.weight", "qkv_out, hidden"},
+    {"model.layers.{layers}.mlp.gate_up_proj.weight", "2*ffn, hidden"},
+    {"model.layers.{layers}.mlp.down_proj.weight", "hidden, ffn"},
+    {"model.layers.{layers}.input_layernorm.weight", "hidden"},
+    {"model.layers.{layers}.post_attention_layernorm.weight", "hidden"},
+};
+
+// --- phi (phi-1, phi-1.5, phi-2) -------------------------------------------------------------------------------------
+
+void read_phi(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_decoder(c, d, m, false);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  d.set("qk_layernorm", c.flag_or("qk_layernorm", false));
+  m.gated_mlp = false;
+  set_all_dense(d);
+}
+
+const std::vector<Row> kPhi = {
+    {"model.embed_tokens.weight", "vocab, hidden"},
+    {"model.layers.{layers}.self_attn.q_proj.weight", "q_dim, hidden"},
+    {"model.layers.{layers}.self_attn.q_proj.bias", "q_dim"},
+    {"model.layers.{layers}.self_attn.k_proj.weight", "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.k_proj.bias", "kv_dim"},
+    {"model.layers.{layers}.self_attn.v_proj.weight", "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.v_proj.bias", "kv_dim"},
+    {"model.layers.{layers}.self_attn.dense.weight", "hidden, q_dim"},
+    {"model.layers.{layers}.self_attn.dense.bias", "hidden"},
+    {"model.layers.{layers}.self_attn.q_layernorm.weight", "head_dim", "qk_layernorm"},
+    {"model.layers.{layers}.self_attn.q_layernorm.bias", "head_dim", "qk_layernorm"},
+    {"model.layers.{layers}.self_attn.k_layernorm.weight", "head_dim", "qk_layernorm"},
+    {"model.layers.{layers}.self_attn.k_layernorm.bias", "head_dim", "qk_layernorm"},
+    {"model.layers.{layers}.mlp.fc1.weight", "ffn, hidden"},
+    {"model.layers.{layers}.mlp.fc1.bias", "ffn"},
+    {"model.layers.{layers}.mlp.fc2.weight", "hidden, ffn"},
+    {"model.layers.{layers}.mlp.fc2.bias", "hidden"},
+    {"model.layers.{layers}.input_layernorm.weight", "hidden"},
+    {"model.layers.{layers}.input_layernorm.bias", "hidden"},
+    {"model.final_layernorm.weight", "hidden"},
+    {"model.final_layernorm.bias", "hidden"},
+    {"lm_head.weight", "vocab, hidden", "", L::kAll, "model.embed_tokens.weight"},
+    {"lm_head.bias", "vocab"},
+};
+
+// --- gpt2 ----------------------------------------------------------------------------------------------------------
+
+void read_gpt2(const HfConfig& c, Dims& d, ModelFacts& m) {
+  d["hidden"] = c.dim_or("n_embd", c.dim_or("hidden_size", 768));
+  d["layers"] = c.dim_or("n_layer", c.dim_or("num_hidden_layers", 12));
+  d["heads"] = c.dim_or("n_head", c.dim_or("num_attention_heads", 12));
+  d["positions"] = c.dim_or("n_positions", c.dim_or("max_position_embeddings", 1024));
+  d["vocab"] = c.dim("vocab_size");
+  d["ffn"] = c.dim_or("n_inner", 4 * d["hidden"]);  // n_inner null -> 4 * n_embd (GPT2MLP)
+  d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "n_embd / n_head");
+  d.set("tied", c.flag_or("tie_word_embeddings", true));
+  m.hidden = d["hidden"];
+  m.n_heads = m.n_kv_heads = d["heads"];
+  m.head_dim = d["head_dim"];
+  m.intermediate = d["ffn"];
+  m.max_positions = d["positions"];
+  m.gated_mlp = false;
+  m.attention_kind = "mha";
+  m.position_kind = "learned";
+  uniform_attention(m, d["layers"], d["heads"], d["head_dim"], d["head_dim"]);
+  set_all_dense(d);
+}
+
+// GPT-2 uses Conv1D modules, whose weights are stored [in, out].
+const std::vector<Row> kGpt2 = {
+    {"transformer.wte.weight", "vocab, hidden"},
+    {"transformer.wpe.weight", "positions, hidden"},
+    {"transformer.h.{layers}.ln_1.weight", "hidden"},
+    {"transformer.h.{layers}.ln_1.bias", "hidden"},
+    {"transformer.h.{layers}.attn.c_attn.weight", "hidden, 3*hidden"},
+    {"transformer.h.{layers}.attn.c_attn.bias", "3*hidden"},
+    {"transformer.h.{layers}.attn.c_proj.weight", "hidden, hidden"},
+    {"transformer.h.{layers}.attn.c_proj.bias", "hidden"},
+    {"transformer.h.{layers}.ln_2.weight", "hidden"},
+    {"transformer.h.{layers}.ln_2.bias", "hidden"},
+    {"transformer.h.{layers}.mlp.c_fc.weight", "hidden, ffn"},
+    {"transformer.h.{layers}.mlp.c_fc.bias", "ffn"},
+    {"transformer.h.{layers}.mlp.c_proj.weight", "ffn, hidden"},
+    {"transformer.h.{layers}.mlp.c_proj.bias", "hidden"},
+    {"transformer.ln_f.weight", "hidden"},
+    {"transformer.ln_f.bias", "hidden"},
+    {"lm_head.weight", "vocab, hidden", "", L::kAll, "transformer.wte.weight"},
+};
+
+// --- gpt_neox ------------------------------------------------------------------------------------------------------
+
+void read_gpt_neox(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_decoder(c, d, m, false);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  d.set("attn_bias", c.flag_or("attention_bias", true));
+  m.gated_mlp = false;
+  set_all_dense(d);
+}
+
+const std::vector<Row> kGptNeox = {
+    {"gpt_neox.embed_in.weight", "vocab, hidden"},
+    {"gpt_neox.layers.{layers}.input_layernorm.weight", "hidden"},
+    {"gpt_neox.layers.{layers}.input_layernorm.bias", "hidden"},
+    {"gpt_neox.layers.{layers}.post_attention_layernorm.weight", "hidden"},
+    {"gpt_neox.layers.{layers}.post_attention_layernorm.bias", "hidden"},
+    {"gpt_neox.layers.{layers}.attention.query_key_value.weight", "3*hidden, hidden"},
+    {"gpt_neox.layers.{layers}.attention.query_key_value.bias", "3*hidden", "attn_bias"},
+    {"gpt_neox.layers.{layers}.attention.dense.weight", "hidden, hidden"},
+    {"gpt_neox.layers.{layers}.attention.dense.bias", "hidden", "attn_bias"},
+    {"gpt_neox.layers.{layers}.mlp.dense_h_to_4h.weight", "ffn, hidden"},
+    {"gpt_neox.layers.{layers}.mlp.dense_h_to_4h.bias", "ffn"},
+    {"gpt_neox.layers.{layers}.mlp.dense_4h_to_h.weight", "hidden, ffn"},
+    {"gpt_neox.layers.{layers}.mlp.dense_4h_to_h.bias", "hidden"},
+    {"gpt_neox.final_layer_norm.weight", "hidden"},
+    {"gpt_neox.final_layer_norm.bias", "hidden"},
+    {"embed_out.weight", "vocab, hidden", "", L::kAll, "gpt_neox.embed_in.weight"},
+};
+
+// --- falcon --------------------------------------------------------------------------------------------------------
+
+void read_falcon(const HfConfig& c, Dims& d, ModelFacts& m) {
+  d["hidden"] = c.dim("hidden_size");
+  d["layers"] = c.dim_or("num_hidden_layers", c.dim_or("n_layer", 32));
+  d["heads"] = c.dim_or("num_attention_heads", c.dim_or("n_head", 71));
+  d["vocab"] = c.dim("vocab_size");
+  d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "hidden_size / num_attention_heads");
+  d["ffn"] = c.dim_or("ffn_hidden_size", 4 * d["hidden"]);
+  const bool new_arch = c.flag_or("new_decoder_architecture", false);
+  const bool multi_query = c.flag_or("multi_query", true);
+  // FalconAttention: the new architecture has GQA with num_kv_heads; otherwise one shared K/V head under
+  // multi_query, or full MHA.
+  uint64_t kv = new_arch ? c.dim_or("num_kv_heads", d["heads"]) : (multi_query ? 1 : d["heads"]);
+  d["kv_heads"] = kv;
+  d["qkv_out"] = (d["heads"] + 2 * kv) * d["head_dim"];
+  d.set("bias", c.flag_or("bias", false));
+  const bool parallel = c.flag_or("parallel_attn", true);
+  uint64_t n_ln = new_arch ? c.dim_or("num_ln_in_parallel_attn", 2) : 1;
+  d.set("two_ln", new_arch && n_ln == 2);
+  d.set("one_ln", !(new_arch && n_ln == 2));
+  d.set("post_ln", !parallel && !new_arch);
+  d.set("tied", c.flag_or("tie_word_embeddings", true));
+  m.hidden = d["hidden"];
+  m.n_heads = d["heads"];
+  m.n_kv_heads = kv;
+  m.head_dim = d["head_dim"];
+  m.intermediate = d["ffn"];
+  m.gated_mlp = false;
+  m.attention_kind = kv == d["heads"] ? "mha" : (kv == 1 ? "mqa" : "gqa");
+  m.position_kind = c.flag_or("alibi", false) ? "alibi" : "rope";
+  uniform_attention(m, d["layers"], kv, d["head_dim"], d["head_dim"]);
+  set_all_dense(d);
+}
+
+const std::vector<Row> kFalcon = {
+    {"transformer.word_embeddings.weight", "vocab, hidden"},
+    {"transformer.h.{layers}.self_attention.query_key_value.weight", "qkv_out, hidden"},
+    {"transformer.h.{layers}.self_attention.query_key_value.bias", "qkv_out", "bias"},
+    {"transformer.h.{layers}.self_attention.dense.weight", "hidden, hidden"},
+    {"transformer.h.{layers}.self_attention.dense.bias", "hidden", "bias"},
+    {"transformer.h.{layers}.mlp.dense_h_to_4h.weight", "ffn, hidden"},
+    {"transformer.h.{layers}.mlp.dense_h_to_4h.bias", "ffn", "bias"},
+    {"transformer.h.{layers}.mlp.dense_4h_to_h.weight", "hidden, ffn"},
+    {"transformer.h.{layers}.mlp.dense_4h_to_h.bias", "hidden", "bias"},
+    {"transformer.h.{layers}.ln_attn.weight", "hidden", "two_ln"},
+    {"transformer.h.{layers}.ln_attn.bias", "hidden", "two_ln"},
+    {"transformer.h.{layers}.ln_mlp.weight", "hidden", "two_ln"},
+    {"transformer.h.{layers}.ln_mlp.bias", "hidden", "two_ln"},
+    {"transformer.h.{layers}.input_layernorm.weight", "hidden", "one_ln"},
+    {"transformer.h.{layers}.input_layernorm.bias", "hidden", "one_ln"},
+    {"transformer.h.{layers}.post_attention_layernorm.weight", "hidden", "post_ln"},
+    {"transformer.h.{layers}.post_attention_layernorm.bias", "hidden", "post_ln"},
+    {"transformer.ln_f.weight", "hidden"},
+    {"transformer.ln_f.bias", "hidden"},
+    {"lm_head.weight", "vocab, hidden", "", L::kAll, "transformer.word_embeddings.weight"},
+};
+
+// --- opt -----------------------------------------------------------------------------------------------------------
+
+void read_opt(const HfConfig& c, Dims& d, ModelFacts& m) {
+  d["hidden"] = c.dim("hidden_size");
+  d["layers"] = c.dim("num_hidden_layers");
+  d["heads"] = c.dim("num_attention_heads");
+  d["vocab"] = c.dim("vocab_size");
+  d["ffn"] = c.dim("ffn_dim");
+  d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "hidden_size / num_attention_heads");
+  d["proj"] = c.dim_or("word_embed_proj_dim", d["hidden"]);
+  // OPTLearnedPositionalEmbedding keeps 2 extra rows (its offset).
+  d["positions"] = c.dim_or("max_position_embeddings", 2048) + 2;
+  d.set("project", d["proj"] != d["hidden"]);
+  d.set("final_ln", c.flag_or("do_layer_norm_before", true) && !c.flag_or("_remove_final_layer_norm", false));
+  d.set("bias", c.flag_or("enable_bias", true));
+  d.set("ln_affine", c.flag_or("layer_norm_elementwise_affine", true));
+  d.set("tied", c.flag_or("tie_word_embeddings", true));
+  m.hidden = d["hidden"];
+  m.n_heads = m.n_kv_heads = d["heads"];
+  m.head_dim = d["head_dim"];
+  m.intermediate = d["ffn"];
+  m.max_positions = d["positions"] - 2;
+  m.gated_mlp = false;
+  m.attention_kind = "mha";
+  m.position_kind = "learned";
+  uniform_attention(m, d["layers"], d["heads"], d["head_dim"], d["head_dim"]);
+  set_all_dense(d);
+}
+
+const std::vector<Row> kOpt = {
+    {"model.decoder.embed_tokens.weight", "vocab, proj"},
+    {"model.decoder.embed_positions.weight", "positions, hidden"},
+    {"model.decoder.project_out.weight", "proj, hidden", "project"},
+    {"model.decoder.project_in.weight", "hidden, proj", "project"},
+    {"model.decoder.final_layer_norm.weight", "hidden", "final_ln"},
+    {"model.decoder.final_layer_norm.bias", "hidden", "final_ln"},
+    {"model.decoder.layers.{layers}.self_attn.k_proj.weight", "hidden, hidden"},
+    {"model.decoder.layers.{layers}.self_attn.k_proj.bias", "hidden", "bias"},
+    {"model.decoder.layers.{layers}.self_attn.v_proj.weight", "hidden, hidden"},
+    {"model.decoder.layers.{layers}.self_attn.v_proj.bias", "hidden", "bias"},
+    {"model.decoder.layers.{layers}.self_attn.q_proj.weight", "hidden, hidden"},
+    {"model.decoder.layers.{layers}.self_attn.q_proj.bias", "hidden", "bias"},
+    {"model.decoder.layers.{layers}.self_attn.out_proj.weight", "hidden, hidden"},
+    {"model.decoder.layers.{layers}.self_attn.out_proj.bias", "hidden", "bias"},
+    {"model.decoder.layers.{layers}.self_attn_layer_norm.weight", "hidden", "ln_affine"},
+    {"model.decoder.layers.{layers}.self_attn_layer_norm.bias", "hidden", "ln_affine"},
+    {"model.decoder.layers.{layers}.fc1.weight", "ffn, hidden"},
+    {"model.decoder.layers.{layers}.fc1.bias", "ffn", "bias"},
+    {"model.decoder.layers.{layers}.fc2.weight", "hidden, ffn"},
+    {"model.decoder.layers.{layers}.fc2.bias", "hidden", "bias"},
+    {"model.decoder.layers.{layers}.final_layer_norm.weight", "hidden", "ln_affine"},
+    {"model.decoder.layers.{layers}.final_layer_norm.bias", "hidden", "ln_affine"},
+    {"lm_head.weight", "vocab, proj", "", L::kAll, "model.decoder.embed_tokens.weight"},
+};
+
+// --- bloom ---------------------------------------------------------------------------------------------------------
+
+void read_bloom(const HfConfig& c, Dims& d, ModelFacts& m) {
+  d["hidden"] = c.dim_or("hidden_size", c.dim_or("n_embed", 64));
+  d["layers"] = c.dim_or("n_layer", c.dim_or("num_hidden_layers", 2));
+  d["heads"] = c.dim_or("n_head", c.dim_or("num_attention_heads", 8));
+  d["vocab"] = c.dim("vocab_size");
+  d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "hidden_size / n_head");
+  d["ffn"] = 4 * d["hidden"];  // BloomMLP is always 4 * hidden; n_inner is ignored
+  d.set("tied", c.flag_or("tie_word_embeddings", true));
+  m.hidden = d["hidden"];
+  m.n_heads = m.n_kv_heads = d["heads"];
+  m.head_dim = d["head_dim"];
+  m.intermediate = d["ffn"];
+  m.gated_mlp = false;
+  m.attention_kind = "mha";
+  m.position_kind = "alibi";
+  uniform_attention(m, d["layers"], d["heads"], d["head_dim"], d["head_dim"]);
+  set_all_dense(d);
+}
+
+const std::vector<Row> kBloom = {
+    {"transformer.word_embeddings.weight", "vocab, hidden"},
+    {"transformer.word_embeddings_layernorm.weight", "hidden"},
+    {"transformer.word_embeddings_layernorm.bias", "hidden"},
+    {"transformer.h.{layers}.input_layernorm.weight", "hidden"},
+    {"transformer.h.{layers}.input_layernorm.bias", "hidden"},
+    {"transformer.h.{layers}.self_attention.query_key_value.weight", "3*hidden, hidden"},
+    {"transformer.h.{layers}.self_attention.query_key_value.bias", "3*hidden"},
+    {"transformer.h.{layers}.self_attention.dense.weight", "hidden, hidden"},
+    {"transformer.h.{layers}.self_attention.dense.bias", "hidden"},
+    {"transformer.h.{layers}.post_attention_layernorm.weight", "hidden"},
+    {"transformer.h.{layers}.post_attention_layernorm.bias", "hidden"},
+    {"transformer.h.{layers}.mlp.dense_h_to_4h.weight", "ffn, hidden"},
+    {"transformer.h.{layers}.mlp.dense_h_to_4h.bias", "ffn"},
+    {"transformer.h.{layers}.mlp.dense_4h_to_h.weight", "hidden, ffn"},
+    {"transformer.h.{layers}.mlp.dense_4h_to_h.bias", "hidden"},
+    {"transformer.ln_f.weight", "hidden"},
+    {"transformer.ln_f.bias", "hidden"},
+    {"lm_head.weight", "vocab, hidden", "", L::kAll, "transformer.word_embeddings.weight"},
+};
+
+// --- xglm ----------------------------------------------------------------------------------------------------------
+
+void read_xglm(const HfConfig& c, Dims& d, ModelFacts& m) {
+  d["hidden"] = c.dim("d_model");
+  d["layers"] = c.dim("num_layers");
+  d["heads"] = c.dim("attention_heads");
+  d["vocab"] = c.dim("vocab_size");
+  d["ffn"] = c.dim("ffn_dim");
+  d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "d_model / attention_heads");
+  // XGLMConfig leaves tie_word_embeddings at PretrainedConfig's default, true; the sinusoidal positions are a
+  // buffer, not parameters.
+  d.set("tied", c.flag_or("tie_word_embeddings", true));
+  m.hidden = d["hidden"];
+  m.n_heads = m.n_kv_heads = d["heads"];
+  m.head_dim = d["head_dim"];
+  m.intermediate = d["ffn"];
+  m.max_positions = c.count_or("max_position_embeddings", 0);
+  m.gated_mlp = false;
+  m.attention_kind = "mha";
+  m.position_kind = "sinusoidal";
+  uniform_attention(m, d["layers"], d["heads"], d["head_dim"], d["head_dim"]);
+  set_all_dense(d);
+}
+
+const std::vector<Row> kXglm = {
+    {"model.embed_tokens.weight", "vocab, hidden"},
+    {"model.layers.{layers}.self_attn.k_proj.weight", "hidden, hidden"},
+    {"model.layers.{layers}.self_attn.k_proj.bias", "hidden"},
+    {"model.layers.{layers}.self_attn.v_proj.weight", "hidden, hidden"},
+    {"model.layers.{layers}.self_attn.v_proj.bias", "hidden"},
+    {"model.layers.{layers}.self_attn.q_proj.weight", "hidden, hidden"},
+    {"model.layers.{layers}.self_attn.q_proj.bias", "hidden"},
+    {"model.layers.{layers}.self_attn.out_proj.weight", "hidden, hidden"},
+    {"model.layers.{layers}.self_attn.out_proj.bias", "hidden"},
+    {"model.layers.{layers}.self_attn_layer_norm.weight", "hidden"},
+    {"model.layers.{layers}.self_attn_layer_norm.bias", "hidden"},
+    {"model.layers.{layers}.fc1.weight", "ffn, hidden"},
+    {"model.layers.{layers}.fc1.bias", "ffn"},
+    {"model.layers.{layers}.fc2.weight", "hidden, ffn"},
+    {"model.layers.{layers}.fc2.bias", "hidden"},
+    {"model.layers.{layers}.final_layer_norm.weight", "hidden"},
+    {"model.layers.{layers}.final_layer_norm.bias", "hidden"},
+    {"model.layer_norm.weight", "hidden"},
+    {"model.layer_norm.bias", "hidden"},
+    {"lm_head.weight", "vocab, hidden", "", L::kAll, "model.embed_tokens.weight"},
+};
+
+// --- deepseek_v2, deepseek_v3 (multi-head latent attention + MoE with shared experts) -----------------------------
+
+void read_deepseek(const HfConfig& c, Dims& d, ModelFacts& m) {
+  const bool v3 = c.model_type() == "deepseek_v3";
+  d["hidden"] = c.dim("hidden_size");
+  d["layers"] = c.dim("num_hidden_layers");
+  d["heads"] = c.dim("num_attention_heads");
+  d["vocab"] = c.dim("vocab_size");
+  d["ffn"] = c.dim("intermediate_size");
+  d["kv_lora"] = c.dim("kv_lora_rank");
+  d["nope"] = c.dim("qk_nope_head_dim");
+  d["rope"] = c.dim("qk_rope_head_dim");
+  d["v_dim"] = c.dim("v_head_dim");
+  d["q_head"] = d["nope"] + d["rope"];
+  d["kv_a_out"] = d["kv_lora"] + d["rope"];
+  d["kv_b_out"] = d["heads"] * (d["nope"] + d["v_dim"]);
+  // q_lora_rank null means no query compression (DeepSeek-V2-Lite); absent means the config class default.
+  if (c.json().contains("q_lora_rank") && c.json().at("q_lora_rank").is_null()) {
+    d.set("q_lora", false);
+  } else {
+    d["q_lora_rank"] = c.dim_or("q_lora_rank", 1536);
+    d.set("q_lora", true);
+  }
+  d.set("attn_bias", c.flag_or("attention_bias", false));
+  d.set("tied", c.flag_or("tie_word_embeddings", false));
+  const uint64_t n_routed = c.count_or("n_routed_experts", 0);
+  d["experts"] = n_routed;
+  d["moe_ffn"] = n_routed ? c.dim("moe_intermediate_size") : 0;
+  const uint64_t n_shared = c.count_or("n_shared_experts", 0);
+  d["shared_ffn"] = d["moe_ffn"] * n_shared;
+  d.set("shared", n_shared > 0);
+  const uint64_t first_dense = c.count_or("first_k_dense_replace", 0), freq = c.dim_or("moe_layer_freq", 1);
+  d.moe_layer.assign(d["layers"], false);
+  for (uint64_t i = 0; i < d["layers"]; ++i) d.moe_layer[i] = n_routed > 0 && i >= first_dense && i % freq == 0;
+  m.hidden = d["hidden"];
+  m.n_heads = m.n_kv_heads = d["heads"];
+  m.head_dim = d["q_head"];
+  m.intermediate = d["ffn"];
+  m.max_positions = c.count_or("max_position_embeddings", 0);
+  m.n_experts = n_routed;
+  m.n_experts_active = c.count_or("num_experts_per_tok", 0);
+  m.n_shared_experts = n_shared;
+  m.moe_intermediate = d["moe_ffn"];
+  m.attention_kind = "mla";
+  m.position_kind = "rope";
+  // transformers caches the decompressed per-head keys (nope + rope) and values, not the latent.
+  uniform_attention(m, d["layers"], d["heads"], d["q_head"], d["v_dim"]);
+  (void)v3;
+}
+
+const std::vector<Row> kDeepseekAttention = {
+    {"model.layers.{layers}.self_attn.q_proj.weight", "heads*q_head, hidden", "!q_lora"},
+    {"model.layers.{layers}.self_attn.q_a_proj.weight", "q_lora_rank, hidden", "q_lora"},
+    {"model.layers.{layers}.self_attn.q_a_layernorm.weight", "q_lora_rank", "q_lora"},
+    {"model.layers.{layers}.self_attn.q_b_proj.weight", "heads*q_head, q_lora_rank", "q_lora"},
+    {"model.layers.{layers}.self_attn.kv_a_proj_with_mqa.weight", "kv_a_out, hidden"},
+    {"model.layers.{layers}.self_attn.kv_a_layernorm.weight", "kv_lora"},
+    {"model.layers.{layers}.self_attn.kv_b_proj.weight", "kv_b_out, kv_lora"},
+    {"model.layers.{layers}.self_attn.o_proj.weight", "hidden, heads*v_dim"},
+};
+
+// --- gpt_oss -------------------------------------------------------------------------------------------------------
+
+void read_gpt_oss(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_decoder(c, d, m, false, 64);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  d["experts"] = c.dim("num_local_experts");
+  d.set("attn_bias", c.flag_or("attention_bias", true));
+  d.moe_layer.assign(d["layers"], true);
+  m.n_experts = d["experts"];
+  m.n_experts_active = c.dim_or("num_experts_per_tok", c.dim_or("experts_per_token", 4));
+  m.moe_intermediate = d["ffn"];
+  apply_layer_types(c, m, c.count_or("sliding_window", 0));
+}
+
+// gpt-oss checkpoints store experts fused (one 3-D tensor per projection), like transformers itself.
+const std::vector<Row> kGptOssLayer = {
+    {"model.layers.{layers}.self_attn.sinks", "heads"},
+    {"model.layers.{layers}.self_attn.q_proj.weight", "q_dim, hidden"},
+    {"model.layers.{layers}.self_attn.q_proj.bias", "q_dim", "attn_bias"},
+    {"model.layers.{layers}.self_attn.k_proj.weight", "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.k_proj.bias", "kv_dim", "attn_bias"},
+    {"model.layers.{layers}.self_attn.v_proj.weight", "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.v_proj.bias", "kv_dim", "attn_bias"},
+    {"model.layers.{layers}.self_attn.o_proj.weight", "hidden, q_dim"},
+    {"model.layers.{layers}.self_attn.o_proj.bias", "hidden", "attn_bias"},
+    {"model.layers.{layers}.mlp.router.weight", "experts, hidden"},
+    {"model.layers.{layers}.mlp.router.bias", "experts"},
+    {"model.layers.{layers}.mlp.experts.gate_up_proj", "experts, hidden, 2*ffn"},
+    {"model.layers.{layers}.mlp.experts.gate_up_proj_bias", "experts, 2*ffn"},
+    {"model.layers.{layers}.mlp.experts.down_proj", "experts, ffn, hidden"},
+    {"model.layers.{layers}.mlp.experts.down_proj_bias", "experts, hidden"},
+    {"model.layers.{layers}.input_layernorm.weight", "hidden"},
+    {"model.layers.{layers}.post_attention_layernorm.weight", "hidden"},
+};
+
+// --- qwen (Qwen-1 remote code, QWenLMHeadModel) ----------------------------------------------------------------------
+
+void read_qwen1(const HfConfig& c, Dims& d, ModelFacts& m) {
+  d["hidden"] = c.dim("hidden_size");
+  d["layers"] = c.dim("num_hidden_layers");
+  d["heads"] = c.dim("num_attention_heads");
+  d["vocab"] = c.dim("vocab_size");
+  d["head_dim"] = c.dim_or("kv_channels", exact_div(c, d["hidden"], d["heads"], "hidden_size / num_attention_heads"));
+  d["proj"] = d["heads"] * d["head_dim"];
+  // QWenMLP: w1 and w2 are intermediate_size / 2 wide; the config's intermediate_size is twice the real width.
+  d["ffn"] = exact_div(c, c.dim("intermediate_size"), 2, "intermediate_size / 2");
+  d.set("tied", c.flag_or("tie_word_embeddings", false));
+  m.hidden = d["hidden"];
+  m.n_heads = m.n_kv_heads = d["heads"];
+  m.head_dim = d["head_dim"];
+  m.intermediate = d["ffn"];
+  m.max_positions = c.count_or("seq_length", c.count_or("max_position_embeddings", 0));
+  m.attention_kind = "mha";
+  m.position_kind = "rope";
+  uniform_attention(m, d["layers"], d["heads"], d["head_dim"], d["head_dim"]);
+  set_all_dense(d);
+}
+
+const std::vector<Row> kQwen1 = {
+    {"transformer.wte.weight", "vocab, hidden"},
+    {"transformer.h.{layers}.ln_1.weight", "hidden"},
+    {"transformer.h.{layers}.attn.c_attn.weight", "3*proj, hidden"},
+    {"transformer.h.{layers}.attn.c_attn.bias", "3*proj"},
+    {"transformer.h.{layers}.attn.c_proj.weight", "hidden, proj"},
+    {"transformer.h.{layers}.ln_2.weight", "hidden"},
+    {"transformer.h.{layers}.mlp.w1.weight", "ffn, hidden"},
+    {"transformer.h.{layers}.mlp.w2.weight", "ffn, hidden"},
+    {"transformer.h.{layers}.mlp.c_proj.weight", "hidden, ffn"},
+    {"transformer.ln_f.weight", "hidden"},
+    {"lm_head.weight", "vocab, hidden", "", L::kAll, "transformer.wte.weight"},
+};
+
+// --- llama_moe (LLaMA-MoE-v1 remote code: modeling_llama_moe_hf.py) ------------------------------------------------
+
+void read_llama_moe(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_decoder(c, d, m, false);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  d["experts"] = c.dim("num_experts");
+  const std::string gate = c.string_or("gate_network", "mlp");
+  if (gate != "mlp" && gate != "linear") c.fail("gate_network", "must be \"mlp\" or \"linear\", got \"" + gate + "\"");
+  d.set("gate_mlp", gate == "mlp");
+  d.set("gate_linear", gate == "linear");
+  // TopKBalancedNoisyGate adds a weight_noise Linear when gate_add_noise (default true).
+  d.set("gate_noise", c.flag_or("gate_add_noise", true));
+  d.moe_layer.assign(d["layers"], true);
+  m.n_experts = d["experts"];
+  m.n_experts_active = c.dim_or("num_selects", 4);
+  m.moe_intermediate = d["ffn"] / d["experts"];
+}
+
+// Experts may differ in width per layer (size_experts[layer][expert]): written by code, not a table row.
+void llama_moe_experts(const HfConfig& c, const Dims& d, std::vector<TensorInfo>& out) {
+  const uint64_t layers = d.values.at("layers"), experts = d.values.at("experts"), hidden = d.values.at("hidden"),
+                 ffn = d.values.at("ffn");
+  const DType dtype = out.empty() ? DType::F32 : out.front().dtype;
+  const nlohmann::json* sizes = c.has("size_experts") ? &c.json().at("size_experts") : nullptr;
+  if (sizes && (!sizes->is_array() || sizes->size() != layers))
+    c.fail("size_experts", "must list one array of expert widths per layer");
+  // Insert each layer's experts after that layer's gate, keeping module order.
+  std::vector<TensorInfo> result;
+  result.reserve(out.size() + layers * experts * 3);
+  auto add = [&](std::string name, std::vector<uint64_t> shape) {
+    TensorInfo t;
+    t.name = std::move(name);
+    t.shape = std::move(shape);
+    t.dtype = dtype;
+    t.data_bytes = dtype_bytes(dtype, t.numel()).value_or(0);
+    result.push_back(std::move(t));
+  };
+  uint64_t layer = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    result.push_back(out[i]);
+    const std::string prefix = "model.layers." + std::to_string(layer) + ".mlp.gate.";
+    const bool last_gate_row = out[i].name.rfind(prefix, 0) == 0 &&
+                               (i + 1 == out.size() || out[i + 1].name.rfind(prefix, 0) != 0);
+    if (!last_gate_row) continue;
+    uint64_t sum = 0;
+    for (uint64_t e = 0; e < experts; ++e) {
+      uint64_t w = ffn / experts;
+      if (sizes) {
+        const auto& row = (*sizes)[layer];
+        if (!row.is_array() || row.size() != experts || !row[e].is_number_unsigned() || row[e].get<uint64_t>() == 0)
+          c.fail("size_experts", "layer " + std::to_string(layer) + " must list " + std::to_string(experts) + " positive widths");
+        w = row[e].get<uint64_t>();
+      }
+      sum += w;
+      const std::string p = "model.layers." + std::to_string(layer) + ".mlp.calculator.experts.";
+      add(p + "weight_gate." + std::to_string(e), {w, hidden});
+      add(p + "weight_up." + std::to_string(e), {w, hidden});
+      add(p + "weight_down." + std::to_string(e), {hidden, w});
+    }
+    if (sum != ffn)
+      c.fail("size_experts", "widths of layer " + std::to_string(layer) + " sum to " + std::to_string(sum) +
+                                 ", not intermediate_size " + std::to_string(ffn));
+    ++layer;
+  }
+  out = std::move(result);
+}
+
+const std::vector<Row> kLlamaMoeGate = {
+    {"model.layers.{layers}.mlp.gate.gate_network.0.weight", "experts, hidden", "gate_mlp"},
+    {"model.layers.{layers}.mlp.gate.gate_network.2.weight", "experts, experts", "gate_mlp"},
+    {"model.layers.{layers}.mlp.gate.gate_network.weight", "experts, hidden", "gate_linear"},
+    {"model.layers.{layers}.mlp.gate.weight_noise.weight", "experts, hidden", "gate_noise"},
+};
+
+// --- idefics (IdeficsForVisionText2Text: CLIP vision tower, perceiver resampler, gated cross-attention) -------------
+
+void read_idefics(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_decoder(c, d, m, false);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  d["extra_vocab"] = c.count_or("additional_vocab_size", 0);
+  d.set("extra_vocab", d["extra_vocab"] > 0);
+  d.set("qk_ln", c.flag_or("qk_layer_norms", false));
+  d["cross"] = d["layers"] / c.dim_or("cross_layer_interval", 1);
+  const std::string alpha = c.string_or("alpha_type", "float");
+  if (alpha != "float" && alpha != "vector") c.fail("alpha_type", "must be \"float\" or \"vector\"");
+  d["alpha"] = alpha == "vector" ? d["hidden"] : 1;
+  d.set("alpha_vector", alpha == "vector");
+  d.set("alpha_float", alpha == "float");
+  const HfConfig v = c.sub("vision_config");
+  d["v_dim"] = v.dim_or("embed_dim", 768);
+  d["v_layers"] = v.dim_or("num_hidden_layers", 32);
+  d["v_ffn"] = v.dim_or("intermediate_size", 5120);
+  d["v_patch"] = v.dim_or("patch_size", 14);
+  d["v_channels"] = v.dim_or("num_channels", 3);
+  const uint64_t image = v.dim_or("image_size", 224);
+  if (image % d["v_patch"] != 0) v.fail("image_size", "must be a multiple of patch_size");
+  d["v_positions"] = (image / d["v_patch"]) * (image / d["v_patch"]) + 1;
+  const HfConfig p = c.sub("perceiver_config");
+  d.set("resampler", c.flag_or("use_resampler", false));
+  d["p_depth"] = p.dim_or("resampler_depth", 6);
+  d["p_latents"] = p.dim_or("resampler_n_latents", 64);
+  d["p_inner"] = p.dim_or("resampler_n_heads", 16) * p.dim_or("resampler_head_dim", 96);
+  d["p_head"] = p.dim_or("resampler_head_dim", 96);
+  d["p_ffn"] = 4 * d["v_dim"];
+  d.set("p_qk_ln", p.flag_or("qk_layer_norms_perceiver", false));
+  set_all_dense(d);
+}
+
+const std::vector<Row> kIdefics = {
+    {"model.embed_tokens.weight", "vocab, hidden"},
+    {"model.embed_tokens.additional_embedding.weight", "extra_vocab, hidden", "extra_vocab"},
+    {"model.vision_model.embeddings.class_embedding", "v_dim"},
+    {"model.vision_model.embeddings.patch_embedding.weight", "v_dim, v_channels, v_patch, v_patch"},
+    {"model.vision_model.embeddings.position_embedding.weight", "v_positions, v_dim"},
+    {"model.vision_model.pre_layrnorm.weight", "v_dim"},
+    {"model.vision_model.pre_layrnorm.bias", "v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.self_attn.k_proj.weight", "v_dim, v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.self_attn.k_proj.bias", "v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.self_attn.v_proj.weight", "v_dim, v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.self_attn.v_proj.bias", "v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.self_attn.q_proj.weight", "v_dim, v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.self_attn.q_proj.bias", "v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.self_attn.out_proj.weight", "v_dim, v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.self_attn.out_proj.bias", "v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.layer_norm1.weight", "v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.layer_norm1.bias", "v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.mlp.fc1.weight", "v_ffn, v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.mlp.fc1.bias", "v_ffn"},
+    {"model.vision_model.encoder.layers.{v_layers}.mlp.fc2.weight", "v_dim, v_ffn"},
+    {"model.vision_model.encoder.layers.{v_layers}.mlp.fc2.bias", "v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.layer_norm2.weight", "v_dim"},
+    {"model.vision_model.encoder.layers.{v_layers}.layer_norm2.bias", "v_dim"},
+    {"model.vision_model.post_layernorm.weight", "v_dim"},
+    {"model.vision_model.post_layernorm.bias", "v_dim"},
+    {"model.perceiver_resampler.latents", "p_latents, v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.context_layer_norm.weight", "v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.context_layer_norm.bias", "v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.latents_layer_norm.weight", "v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.latents_layer_norm.bias", "v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.q_layer_norm.weight", "p_head", "p_qk_ln"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.q_layer_norm.bias", "p_head", "p_qk_ln"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.k_layer_norm.weight", "p_head", "p_qk_ln"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.k_layer_norm.bias", "p_head", "p_qk_ln"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.q_proj.weight", "p_inner, v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.k_proj.weight", "p_inner, v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.v_proj.weight", "p_inner, v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.0.output_proj.weight", "v_dim, p_inner", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.1.ln.weight", "v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.1.ln.bias", "v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.1.fc.weight", "p_ffn, v_dim", "resampler"},
+    {"model.perceiver_resampler.blocks.{p_depth}.1.c_proj.weight", "v_dim, p_ffn", "resampler"},
+    {"model.perceiver_resampler.layer_norm.weight", "v_dim", "resampler"},
+    {"model.perceiver_resampler.layer_norm.bias", "v_dim", "resampler"},
+    {"model.layers.{layers}.self_attn.q_proj.weight", "q_dim, hidden"},
+    {"model.layers.{layers}.self_attn.k_proj.weight", "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.v_proj.weight", "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.o_proj.weight", "hidden, q_dim"},
+    {"model.layers.{layers}.self_attn.q_layer_norm.weight", "head_dim", "qk_ln"},
+    {"model.layers.{layers}.self_attn.k_layer_norm.weight", "head_dim", "qk_ln"},
+    {"model.layers.{layers}.mlp.gate_proj.weight", "ffn, hidden"},
+    {"model.layers.{layers}.mlp.down_proj.weight", "hidden, ffn"},
+    {"model.layers.{layers}.mlp.up_proj.weight", "ffn, hidden"},
+    {"model.layers.{layers}.input_layernorm.weight", "hidden"},
+    {"model.layers.{layers}.post_attention_layernorm.weight", "hidden"},
+    {"model.gated_cross_attn_layers.{cross}.alpha_cross_attn", "1", "alpha_float"},
+    {"model.gated_cross_attn_layers.{cross}.alpha_dense", "1", "alpha_float"},
+    {"model.gated_cross_attn_layers.{cross}.alpha_cross_attn", "1, 1, hidden", "alpha_vector"},
+    {"model.gated_cross_attn_layers.{cross}.alpha_dense", "1, 1, hidden", "alpha_vector"},
+    {"model.gated_cross_attn_layers.{cross}.cross_attn.q_proj.weight", "q_dim, hidden"},
+    {"model.gated_cross_attn_layers.{cross}.cross_attn.k_proj.weight", "q_dim, v_dim"},
+    {"model.gated_cross_attn_layers.{cross}.cross_attn.v_proj.weight", "q_dim, v_dim"},
+    {"model.gated_cross_attn_layers.{cross}.cross_attn.o_proj.weight", "hidden, q_dim"},
+    {"model.gated_cross_attn_layers.{cross}.cross_attn.q_layer_norm.weight", "head_dim", "qk_ln"},
+    {"model.gated_cross_attn_layers.{cross}.cross_attn.k_layer_norm.weight", "head_dim", "qk_ln"},
+    {"model.gated_cross_attn_layers.{cross}.mlp.gate_proj.weight", "ffn, hidden"},
+    {"model.gated_cross_attn_layers.{cross}.mlp.down_proj.weight", "hidden, ffn"},
+    {"model.gated_cross_attn_layers.{cross}.mlp.up_proj.weight", "ffn, hidden"},
+    {"model.gated_cross_attn_layers.{cross}.input_layernorm.weight", "hidden"},
+    {"model.gated_cross_attn_layers.{cross}.post_attention_layernorm.weight", "hidden"},
+    {"model.norm.weight", "hidden"},
+    {"lm_head.weight", "vocab, hidden", "", L::kAll, "model.embed_tokens.weight"},
+    {"lm_head.additional_fc.weight", "extra_vocab, hidden", "extra_vocab"},
+};
+
+const std::vector<Family> kFamilies = {
+    {"llama", {"llama", "mistral", "qwen2", "qwen3"},
+     {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}, read_llama,
+     cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead})},
+    {"gemma", {"gemma", "gemma2", "gemma3_text"}, {"GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"},
+     read_gemma, cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead})},
+    {"mixtral", {"mixtral"}, {"MixtralForCausalLM"}, read_mixtral,
+     cat({kLlamaEmbed, kLlamaAttention, kMixtralMoe, kLlamaNorms, kLlamaHead})},
+    {"qwen3_moe", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"}, read_qwen3_moe,
+     cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kQwenMoe, kLlamaNorms, kLlamaHead})},
+    {"deepseek", {"deepseek_v2", "deepseek_v3"}, {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"}, read_deepseek,
+     cat({kLlamaEmbed, kDeepseekAttention, kLlamaMlp, kQwenMoe, kLlamaNorms, kLlamaHead})},
+    {"phi3", {"phi3"}, {"Phi3ForCausalLM"}, read_phi3, cat({kLlamaEmbed, kPhi3Layer, kLlamaHead})},
+    {"phi", {"phi"}, {"PhiForCausalLM"}, read_phi, kPhi},
+    {"gpt2", {"gpt2"}, {"GPT2LMHeadModel"}, read_gpt2, kGpt2},
+    {"gpt_neox", {"gpt_neox"}, {"GPTNeoXForCausalLM"}, read_gpt_neox, kGptNeox},
+    {"falcon", {"falcon", "RefinedWeb", "RefinedWebModel"}, {"FalconForCausalLM"}, read_falcon, kFalcon},
+    {"opt", {"opt"}, {"OPTForCausalLM"}, read_opt, kOpt},
+    {"bloom", {"bloom"}, {"BloomForCausalLM"}, read_bloom, kBloom},
+    {"xglm", {"xglm"}, {"XGLMForCausalLM"}, read_xglm, kXglm},
+    {"gpt_oss", {"gpt_oss"}, {"GptOssForCausalLM"}, read_gpt_oss, cat({kLlamaEmbed, kGptOssLayer, kLlamaHead})},
+    {"qwen", {"qwen"}, {"QWenLMHeadModel"}, read_qwen1, kQwen1},
+    {"llama_moe", {"llama_moe"}, {"LlamaMoEForCausalLM"}, read_llama_moe,
+     cat({kLlamaEmbed, kLlamaAttention, kLlamaMoeGate, kLlamaNorms, kLlamaHead}), llama_moe_experts},
+    {"idefics", {"idefics"}, {"IdeficsForVisionText2Text"}, read_idefics, kIdefics},
+};
+
+}  // namespace
+
+const std::vector<Family>& families() { return kFamilies; }
+
+}  // namespace llmem::arch

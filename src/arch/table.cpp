@@ -1,0 +1,219 @@
+#include "arch/table.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+
+#include "llmem/checked.hpp"
+#include "llmem/error.hpp"
+
+namespace llmem::arch {
+namespace {
+
+[[noreturn]] void internal(const Family& f, const std::string& what) {
+  throw Error(ErrorKind::kRuntime, "", std::string("internal error in the ") + f.name + " table: " + what);
+}
+
+std::string trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
+// Evaluates "a*b/c" left to right over dims and integer literals.
+uint64_t eval_term(const Family& f, const Dims& dims, const HfConfig& cfg, const std::string& term) {
+  uint64_t acc = 1;
+  char op = '*';
+  size_t pos = 0;
+  while (pos <= term.size()) {
+    size_t next = term.find_first_of("*/", pos);
+    std::string tok = trim(std::string_view(term).substr(pos, next == std::string::npos ? std::string::npos : next - pos));
+    uint64_t v;
+    if (!tok.empty() && std::isdigit(static_cast<unsigned char>(tok[0]))) {
+      v = std::stoull(tok);
+    } else {
+      auto it = dims.values.find(tok);
+      if (it == dims.values.end()) internal(f, "unknown dimension '" + tok + "' in '" + term + "'");
+      v = it->second;
+    }
+    if (op == '*') {
+      auto m = checked_mul(acc, v);
+      if (!m) throw Error(ErrorKind::kInvalidInput, cfg.origin(), "dimensions overflow 64 bits in " + term);
+      acc = *m;
+    } else {
+      if (v == 0 || acc % v != 0)
+        throw Error(ErrorKind::kInvalidInput, cfg.origin(),
+                    "'" + term + "' is not a whole number (" + std::to_string(acc) + " / " + std::to_string(v) + ")");
+      acc /= v;
+    }
+    if (next == std::string::npos) break;
+    op = term[next];
+    pos = next + 1;
+  }
+  return acc;
+}
+
+std::vector<uint64_t> eval_shape(const Family& f, const Dims& dims, const HfConfig& cfg, const char* shape) {
+  std::vector<uint64_t> out;
+  std::string s(shape);
+  size_t pos = 0;
+  while (true) {
+    size_t comma = s.find(',', pos);
+    out.push_back(eval_term(f, dims, cfg, s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos)));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+bool row_enabled(const Row& r, const Dims& dims) {
+  std::string_view w = r.when;
+  if (w.empty()) return true;
+  if (w.front() == '!') return !dims.on(std::string(w.substr(1)));
+  return dims.on(std::string(w));
+}
+
+bool has_layers(const Row& r) { return std::string_view(r.name).find("{layers}") != std::string_view::npos; }
+
+// Expands the placeholders other than {layers} (already substituted) recursively.
+void expand_name(const Family& f, const Dims& dims, const std::string& name, std::vector<std::string>& out) {
+  size_t open = name.find('{');
+  if (open == std::string::npos) {
+    out.push_back(name);
+    return;
+  }
+  size_t close = name.find('}', open);
+  if (close == std::string::npos) internal(f, "unclosed placeholder in " + name);
+  std::string key = name.substr(open + 1, close - open - 1);
+  auto it = dims.values.find(key);
+  if (it == dims.values.end()) internal(f, "unknown repeat '" + key + "' in " + name);
+  for (uint64_t i = 0; i < it->second; ++i)
+    expand_name(f, dims, name.substr(0, open) + std::to_string(i) + name.substr(close + 1), out);
+}
+
+void emit(const Family& f, const Row& r, const Dims& dims, const HfConfig& cfg, DType dtype, const std::string& name,
+          ArchModel& out) {
+  std::vector<std::string> names;
+  expand_name(f, dims, name, names);
+  auto shape = eval_shape(f, dims, cfg, r.shape);
+  auto numel = shape_numel(shape);
+  if (!numel) throw Error(ErrorKind::kInvalidInput, cfg.origin(), "tensor " + name + " has a size that overflows 64 bits");
+  const bool alias = r.tied_to[0] != '\0' && dims.on("tied");
+  for (auto& n : names) {
+    if (alias) {
+      out.tied.push_back({n, r.tied_to, *numel});
+      continue;
+    }
+    TensorInfo t;
+    t.name = std::move(n);
+    t.shape = shape;
+    t.dtype = dtype;
+    auto bytes = dtype_bytes(dtype, *numel);
+    if (!bytes) throw Error(ErrorKind::kInvalidInput, cfg.origin(), "tensor " + t.name + " is too large");
+    t.data_bytes = *bytes;
+    out.tensors.push_back(std::move(t));
+  }
+}
+
+bool layer_selected(Layers sel, const Dims& dims, uint64_t i) {
+  if (sel == Layers::kAll) return true;
+  bool moe = i < dims.moe_layer.size() && dims.moe_layer[i];
+  return sel == Layers::kMoe ? moe : !moe;
+}
+
+}  // namespace
+
+void expand(const Family& f, const Dims& dims, const HfConfig& cfg, DType dtype, ArchModel& out) {
+  auto lit = dims.values.find("layers");
+  if (lit == dims.values.end()) internal(f, "reader did not set 'layers'");
+  const uint64_t n_layers = lit->second;
+  const auto& rows = f.rows;
+  for (size_t i = 0; i < rows.size();) {
+    if (!has_layers(rows[i])) {
+      if (row_enabled(rows[i], dims)) emit(f, rows[i], dims, cfg, dtype, rows[i].name, out);
+      ++i;
+      continue;
+    }
+    // A run of per-layer rows is expanded layer by layer, so tensors come out in module order.
+    size_t end = i;
+    while (end < rows.size() && has_layers(rows[end])) ++end;
+    for (uint64_t layer = 0; layer < n_layers; ++layer) {
+      for (size_t r = i; r < end; ++r) {
+        if (!row_enabled(rows[r], dims) || !layer_selected(rows[r].layers, dims, layer)) continue;
+        std::string name = rows[r].name;
+        name.replace(name.find("{layers}"), 8, std::to_string(layer));
+        emit(f, rows[r], dims, cfg, dtype, name, out);
+      }
+    }
+    i = end;
+  }
+  if (f.extra) f.extra(cfg, dims, out.tensors);
+}
+
+}  // namespace llmem::arch
+
+namespace llmem {
+
+namespace {
+
+const arch::Family* find_family(const HfConfig& cfg) {
+  const std::string mt = cfg.model_type();
+  const auto archs = cfg.architectures();
+  for (const auto& f : arch::families())
+    if (!mt.empty() && std::find(f.model_types.begin(), f.model_types.end(), mt) != f.model_types.end()) return &f;
+  for (const auto& f : arch::families())
+    for (const auto& a : archs)
+      if (std::find(f.architectures.begin(), f.architectures.end(), a) != f.architectures.end()) return &f;
+  return nullptr;
+}
+
+}  // namespace
+
+ArchModel model_from_config(const HfConfig& cfg) {
+  const arch::Family* f = find_family(cfg);
+  if (!f) {
+    std::string what = cfg.model_type().empty() ? "no model_type" : "model_type '" + cfg.model_type() + "'";
+    auto archs = cfg.architectures();
+    if (!archs.empty()) what += " (" + archs.front() + ")";
+    throw Error(ErrorKind::kUnsupported, cfg.origin(),
+                "unknown architecture: " + what +
+                    "; point llmem at the model's *.safetensors or .gguf files instead, whose headers it can always count "
+                    "(see 'llmem families' for the architectures it knows from config.json)");
+  }
+  ArchModel out;
+  out.facts.family = f->name;
+  out.facts.model_type = cfg.model_type();
+  auto archs = cfg.architectures();
+  if (!archs.empty()) out.facts.architecture = archs.front();
+  // transformers 5 writes "dtype"; older configs "torch_dtype".
+  for (const char* key : {"dtype", "torch_dtype"}) {
+    if (cfg.has(key)) {
+      std::string s = cfg.string_or(key, "");
+      auto dt = dtype_from_torch(s);
+      if (!dt && s != "auto") cfg.fail(key, "is not a known dtype: '" + s + "'");
+      out.facts.config_dtype = dt;
+      break;
+    }
+  }
+  arch::Dims dims;
+  f->read(cfg, dims, out.facts);
+  out.facts.n_layers = dims.values.at("layers");
+  if (dims.values.count("hidden")) out.facts.hidden = dims.values.at("hidden");
+  if (dims.values.count("vocab")) out.facts.vocab = dims.values.at("vocab");
+  out.facts.tied_embeddings = dims.on("tied");
+  for (bool m : dims.moe_layer) out.facts.n_moe_layers += m ? 1 : 0;
+  // Parameters are counted in the checkpoint's dtype when the config names one, else PyTorch's default, fp32.
+  arch::expand(*f, dims, cfg, out.facts.config_dtype.value_or(DType::F32), out);
+  return out;
+}
+
+const std::vector<FamilyInfo>& known_families() {
+  static const std::vector<FamilyInfo> all = [] {
+    std::vector<FamilyInfo> v;
+    for (const auto& f : arch::families()) v.push_back({f.name, f.model_types, f.architectures});
+    return v;
+  }();
+  return all;
+}
+
+}  // namespace llmem

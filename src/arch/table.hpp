@@ -1,0 +1,55 @@
+// The table engine behind arch.hpp: rows of tensor templates expanded over named dimensions.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "llmem/arch.hpp"
+
+namespace llmem::arch {
+
+// Which decoder layers a {layers} row repeats over.
+enum class Layers { kAll, kDense, kMoe };
+
+struct Row {
+  const char* name;         // "model.layers.{layers}.mlp.experts.{experts}.up_proj.weight"
+  const char* shape;        // "moe_ffn, hidden" — comma-separated products/quotients of dims and integers
+  const char* when = "";    // "" always; "flag" when set; "!flag" when not set
+  Layers layers = Layers::kAll;
+  const char* tied_to = ""; // if set and the "tied" flag is on, this row is an alias of that tensor
+};
+
+// Dimensions and flags a family reader derives from a config.
+struct Dims {
+  std::map<std::string, uint64_t> values;
+  std::set<std::string> flags;
+  std::vector<bool> moe_layer;  // per decoder layer: true when its MLP is a mixture of experts
+
+  uint64_t& operator[](const std::string& k) { return values[k]; }
+  void set(const std::string& flag, bool on) {
+    if (on) flags.insert(flag);
+    else flags.erase(flag);
+  }
+  bool on(const std::string& flag) const { return flags.count(flag) != 0; }
+};
+
+struct Family {
+  const char* name;
+  std::vector<std::string> model_types;
+  std::vector<std::string> architectures;
+  // Reads the config into dims and flags (and the normalised facts). Must set "layers" (decoder layer count).
+  std::function<void(const HfConfig&, Dims&, ModelFacts&)> read;
+  std::vector<Row> rows;
+  // For the rare layout a table cannot say (per-expert sizes that differ by layer): appends rows' output directly.
+  std::function<void(const HfConfig&, const Dims&, std::vector<TensorInfo>&)> extra = nullptr;
+};
+
+const std::vector<Family>& families();
+
+// Expands a family's rows over dims; returns unique tensors and tied aliases.
+void expand(const Family& f, const Dims& dims, const HfConfig& cfg, DType dtype, ArchModel& out);
+
+}  // namespace llmem::arch
