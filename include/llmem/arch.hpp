@@ -51,6 +51,7 @@ struct ModelFacts {
   std::vector<LayerAttention> attention;  // one per decoder layer
   std::string attention_kind;      // "mha", "gqa", "mqa", "mla"
   std::string position_kind;       // "rope", "learned", "alibi", "sinusoidal"
+  std::vector<std::string> notes;  // facts a reader found worth telling (e.g. extra layers the weights ship)
 };
 
 struct TiedAlias {

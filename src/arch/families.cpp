@@ -602,6 +602,10 @@ void read_deepseek(const HfConfig& c, Dims& d, ModelFacts& m) {
   m.position_kind = "rope";
   // transformers caches the decompressed per-head keys (nope + rope) and values, not the latent.
   uniform_attention(m, d["layers"], d["heads"], d["q_head"], d["v_dim"]);
+  if (uint64_t mtp = c.count_or("num_nextn_predict_layers", 0); mtp > 0)
+    m.notes.push_back("the published weights also ship " + std::to_string(mtp) +
+                      " multi-token-prediction layer(s) (model.layers." + std::to_string(d["layers"]) +
+                      "...) that transformers does not load; they are not counted here");
   (void)v3;
 }
 

@@ -204,6 +204,7 @@ ArchModel model_from_config(const HfConfig& cfg) {
   for (bool m : dims.moe_layer) out.facts.n_moe_layers += m ? 1 : 0;
   // Parameters are counted in the checkpoint's dtype when the config names one, else PyTorch's default, fp32.
   arch::expand(*f, dims, cfg, out.facts.config_dtype.value_or(DType::F32), out);
+  out.notes = out.facts.notes;
   return out;
 }
 

@@ -1,0 +1,341 @@
+#include "llmem/params.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "llmem/checked.hpp"
+#include "llmem/error.hpp"
+
+namespace llmem {
+namespace {
+
+bool is_number(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+}
+
+std::vector<std::string> split_dots(const std::string& s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (true) {
+    size_t dot = s.find('.', pos);
+    out.push_back(s.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos));
+    if (dot == std::string::npos) break;
+    pos = dot + 1;
+  }
+  return out;
+}
+
+void add_dtype(std::vector<DTypeTotal>& v, DType d, uint64_t params, uint64_t bytes) {
+  for (auto& x : v)
+    if (x.dtype == d) {
+      x.params += params;
+      x.bytes += bytes;
+      return;
+    }
+  v.push_back({d, params, bytes});
+}
+
+void sort_dtypes(std::vector<DTypeTotal>& v) {
+  std::sort(v.begin(), v.end(), [](const DTypeTotal& a, const DTypeTotal& b) { return a.bytes > b.bytes; });
+}
+
+// Quantisation side-tensors in safetensors checkpoints are not parameters of the model PyTorch builds:
+// FP8 checkpoints (DeepSeek-V3) carry per-block `weight_scale_inv`, compressed-tensors carry `weight_scale`.
+bool is_scale_tensor(const std::string& name) {
+  for (const char* suffix : {".weight_scale_inv", ".weight_scale", ".input_scale"})
+    if (name.ends_with(suffix)) return true;
+  return false;
+}
+
+// MXFP4 in safetensors (gpt-oss): X_blocks (U8, 16 bytes = 32 values per block) and X_scales (U8, one E8M0
+// exponent per block) together hold the parameter X.
+std::vector<TensorInfo> merge_mxfp4(const std::vector<TensorInfo>& in) {
+  std::map<std::string, const TensorInfo*> scales;
+  for (const auto& t : in)
+    if (t.name.ends_with("_scales") && t.dtype == DType::U8) scales[t.name.substr(0, t.name.size() - 7)] = &t;
+  std::vector<TensorInfo> out;
+  std::set<std::string> merged;
+  for (const auto& t : in) {
+    if (t.name.ends_with("_blocks") && t.dtype == DType::U8 && t.shape.size() >= 2) {
+      std::string base = t.name.substr(0, t.name.size() - 7);
+      auto s = scales.find(base);
+      if (s != scales.end()) {
+        TensorInfo m = t;
+        m.name = base;
+        m.shape.pop_back();
+        uint64_t last = m.shape.back();
+        m.shape.back() = last * t.shape.back() * 2;  // two 4-bit values per byte
+        m.dtype = DType::MXFP4;
+        m.data_bytes = t.data_bytes + s->second->data_bytes;
+        out.push_back(std::move(m));
+        merged.insert(base);
+        continue;
+      }
+    }
+    out.push_back(t);
+  }
+  std::erase_if(out, [&](const TensorInfo& t) {
+    return t.name.ends_with("_scales") && merged.count(t.name.substr(0, t.name.size() - 7));
+  });
+  return out;
+}
+
+}  // namespace
+
+ParamCount count_from_model(const ArchModel& model) {
+  ParamCount c;
+  c.basis = "config";
+  c.tensors = model.tensors;
+  c.tied = model.tied;
+  for (const auto& t : model.tensors) {
+    c.total_params += t.numel();
+    c.total_bytes += t.data_bytes;
+    add_dtype(c.dtypes, t.dtype, t.numel(), t.data_bytes);
+  }
+  for (const auto& a : model.tied) c.tied_params += a.numel;
+  sort_dtypes(c.dtypes);
+  return c;
+}
+
+ParamCount count_from_tensors(std::string basis, const std::vector<TensorInfo>& tensors_in) {
+  ParamCount c;
+  c.basis = std::move(basis);
+  c.tensors = merge_mxfp4(tensors_in);
+  for (const auto& t : c.tensors) {
+    auto sum = checked_add(c.total_bytes, t.data_bytes);
+    if (!sum) throw Error(ErrorKind::kInvalidInput, t.file, "total tensor bytes overflow 64 bits");
+    c.total_bytes = *sum;
+    if (is_scale_tensor(t.name)) continue;
+    c.total_params += t.numel();
+    add_dtype(c.dtypes, t.dtype, t.numel(), t.data_bytes);
+  }
+  sort_dtypes(c.dtypes);
+  return c;
+}
+
+// --- module tree ---------------------------------------------------------------------------------------------------
+
+namespace {
+
+struct Trie {
+  std::string name;
+  uint64_t params = 0, bytes = 0;
+  std::string leaf_sig;  // for leaves: shape and dtype
+  std::vector<std::unique_ptr<Trie>> children;
+  std::map<std::string, Trie*> index;
+  std::string sig;  // structural signature, computed once
+
+  Trie* child(const std::string& n) {
+    auto it = index.find(n);
+    if (it != index.end()) return it->second;
+    children.push_back(std::make_unique<Trie>());
+    children.back()->name = n;
+    index[n] = children.back().get();
+    return children.back().get();
+  }
+};
+
+const std::string& signature(Trie& t) {
+  if (!t.sig.empty()) return t.sig;
+  std::string s = t.leaf_sig + "(";
+  for (auto& c : t.children) s += (is_number(c->name) ? std::string("#") : c->name) + ":" + signature(*c) + ",";
+  t.sig = s + ")";
+  return t.sig;
+}
+
+ModuleNode convert(Trie& t, const std::string& path, uint64_t scale);
+
+// Children of a node, with runs of identical numbered children collapsed.
+std::vector<ModuleNode> convert_children(Trie& t, const std::string& path, uint64_t scale) {
+  std::vector<ModuleNode> out;
+  auto& ch = t.children;
+  for (size_t i = 0; i < ch.size();) {
+    Trie& c = *ch[i];
+    const std::string cpath = path.empty() ? c.name : path + "." + c.name;
+    if (c.children.empty() && (c.name == "weight" || c.name == "bias")) {
+      ++i;  // a module's own weight and bias are its parameters, not rows
+      continue;
+    }
+    if (!is_number(c.name)) {
+      out.push_back(convert(c, cpath, scale));
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < ch.size() && is_number(ch[j]->name) && std::stoull(ch[j]->name) == std::stoull(ch[j - 1]->name) + 1 &&
+           signature(*ch[j]) == signature(c))
+      ++j;
+    const uint64_t n = j - i;
+    if (n == 1) {
+      out.push_back(convert(c, cpath, scale));
+    } else {
+      const std::string range = c.name + "-" + ch[j - 1]->name;
+      ModuleNode m = convert(c, path + "." + range, scale * n);
+      m.label = range + " (×" + std::to_string(n) + ")";
+      m.repeat = n;
+      out.push_back(std::move(m));
+    }
+    i = j;
+  }
+  return out;
+}
+
+ModuleNode convert(Trie& t, const std::string& path, uint64_t scale) {
+  ModuleNode m;
+  m.label = t.name;
+  m.path = path;
+  m.params = t.params * scale;
+  m.bytes = t.bytes * scale;
+  m.children = convert_children(t, path, scale);
+  // "layers" whose children are one collapsed run reads better as a single row: "layers 0-31 (×32)".
+  if (m.children.size() == 1 && m.children[0].repeat > 1 && t.children.size() == m.children[0].repeat) {
+    ModuleNode run = std::move(m.children[0]);
+    run.label = t.name + " " + run.label;
+    return run;
+  }
+  return m;
+}
+
+}  // namespace
+
+ModuleNode module_tree(const std::vector<TensorInfo>& tensors) {
+  Trie root;
+  for (const auto& t : tensors) {
+    Trie* node = &root;
+    const uint64_t n = t.numel();
+    root.params += n;
+    root.bytes += t.data_bytes;
+    for (const auto& part : split_dots(t.name)) {
+      node = node->child(part);
+      node->params += n;
+      node->bytes += t.data_bytes;
+    }
+    node->leaf_sig = shape_to_string(t.shape) + std::string(dtype_name(t.dtype));
+  }
+  ModuleNode m;
+  m.params = root.params;
+  m.bytes = root.bytes;
+  m.children = convert_children(root, "", 1);
+  return m;
+}
+
+// --- config vs weights -----------------------------------------------------------------------------------------
+
+std::vector<std::string> collapse_names(const std::vector<std::string>& names, size_t max_lines) {
+  // pattern (numbers replaced by '#') -> per numeric position, the set of values seen; in first-seen order
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<std::set<uint64_t>>> values;
+  std::map<std::string, size_t> counts;
+  for (const auto& name : names) {
+    auto parts = split_dots(name);
+    std::string pattern;
+    std::vector<uint64_t> nums;
+    for (const auto& p : parts) {
+      if (is_number(p) && p.size() < 19) {
+        nums.push_back(std::stoull(p));
+        pattern += (pattern.empty() ? "" : ".") + std::string("#");
+      } else {
+        pattern += (pattern.empty() ? "" : ".") + p;
+      }
+    }
+    if (!values.count(pattern)) {
+      order.push_back(pattern);
+      values[pattern].resize(nums.size());
+    }
+    for (size_t i = 0; i < nums.size(); ++i) values[pattern][i].insert(nums[i]);
+    ++counts[pattern];
+  }
+  std::vector<std::string> out;
+  for (const auto& pattern : order) {
+    if (out.size() + 1 >= max_lines && order.size() > max_lines) {
+      out.push_back("... and " + std::to_string(order.size() - out.size()) + " more patterns");
+      break;
+    }
+    std::string line;
+    size_t k = 0;
+    for (const auto& p : split_dots(pattern)) {
+      if (!line.empty()) line += ".";
+      if (p != "#") {
+        line += p;
+        continue;
+      }
+      const auto& set = values[pattern][k++];
+      if (set.size() == 1) {
+        line += std::to_string(*set.begin());
+      } else {
+        bool contiguous = *set.rbegin() - *set.begin() + 1 == set.size();
+        line += contiguous ? "{" + std::to_string(*set.begin()) + "-" + std::to_string(*set.rbegin()) + "}"
+                           : "{" + std::to_string(set.size()) + " values}";
+      }
+    }
+    if (counts[pattern] > 1) line += "  (" + std::to_string(counts[pattern]) + " tensors)";
+    out.push_back(line);
+  }
+  return out;
+}
+
+WeightsComparison compare_with_weights(const ArchModel& model, const std::vector<TensorInfo>& weights_in) {
+  WeightsComparison c;
+  const std::vector<TensorInfo> weights = merge_mxfp4(weights_in);
+  std::map<std::string, const TensorInfo*> ours;
+  for (const auto& t : model.tensors) ours[t.name] = &t;
+  std::set<std::string> aliases;
+  for (const auto& a : model.tied) aliases.insert(a.alias);
+  std::set<std::string> seen;
+  std::vector<std::string> unexplained, missing;
+  for (const auto& w : weights) {
+    if (aliases.count(w.name)) continue;  // some exporters write the tied copy too
+    if (is_scale_tensor(w.name)) continue;
+    auto it = ours.find(w.name);
+    if (it == ours.end()) {
+      unexplained.push_back(w.name);
+      c.unexplained_params += w.numel();
+      continue;
+    }
+    seen.insert(w.name);
+    // Packed formats reorder dimensions; for them only the element count must agree.
+    const bool packed = w.dtype == DType::MXFP4;
+    if (packed ? w.numel() != it->second->numel() : w.shape != it->second->shape)
+      c.shape_mismatch.push_back(w.name + ": config " + shape_to_string(it->second->shape) + " vs weights " + shape_to_string(w.shape));
+  }
+  for (const auto& t : model.tensors)
+    if (!seen.count(t.name)) {
+      missing.push_back(t.name);
+      c.missing_params += t.numel();
+    }
+  c.unexplained = collapse_names(unexplained);
+  c.missing = collapse_names(missing);
+  c.same_count = unexplained.empty() && missing.empty() && c.shape_mismatch.empty();
+  return c;
+}
+
+// --- the report ------------------------------------------------------------------------------------------------
+
+ParamsReport count_params(ModelSource source) {
+  ParamsReport r;
+  if (source.config) {
+    try {
+      r.model = model_from_config(*source.config);
+      r.from_config = count_from_model(*r.model);
+    } catch (const Error& e) {
+      // An unknown architecture is not fatal when weights can be counted instead.
+      if (e.kind() != ErrorKind::kUnsupported || (!source.safetensors && !source.gguf)) throw;
+      r.config_error = e.what();
+    }
+  }
+  if (source.safetensors) r.from_weights = count_from_tensors("safetensors", source.safetensors->tensors);
+  else if (source.gguf) r.from_weights = count_from_tensors("gguf", source.gguf->tensors);
+  if (r.model && source.safetensors) r.comparison = compare_with_weights(*r.model, source.safetensors->tensors);
+  if (!r.from_config && !r.from_weights) throw Error(ErrorKind::kNotFound, source.spec, "nothing to count");
+  r.source = std::move(source);
+  return r;
+}
+
+ParamsReport count_params(const std::string& spec, const SourceOptions& options) {
+  return count_params(open_source(spec, options));
+}
+
+}  // namespace llmem
