@@ -1,0 +1,86 @@
+#include "llmem/study.hpp"
+
+#include <sstream>
+
+#include "llmem/arch.hpp"
+#include "llmem/catalog.hpp"
+#include "llmem/error.hpp"
+#include "llmem/params.hpp"
+#include "llmem/units.hpp"
+
+namespace llmem {
+
+std::vector<StudyMeasurement> parse_study_csv(const std::string& text, const std::string& origin) {
+  std::vector<StudyMeasurement> out;
+  std::istringstream in(text);
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line_no == 1) continue;  // header
+    std::vector<std::string> cols;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) cols.push_back(c);
+    if (cols.size() != 3) throw Error(ErrorKind::kInvalidInput, origin, "line " + std::to_string(line_no) + ": expected 3 columns");
+    StudyMeasurement m;
+    m.model = cols[0];
+    try {
+      size_t used = 0;
+      m.params_billion = std::stod(cols[1], &used);
+      if (used != cols[1].size()) throw std::invalid_argument("trailing");
+      m.memory_gib = std::stod(cols[2], &used);
+      if (used != cols[2].size()) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+      throw Error(ErrorKind::kInvalidInput, origin, "line " + std::to_string(line_no) + ": not a number");
+    }
+    out.push_back(m);
+  }
+  return out;
+}
+
+const std::vector<StudyMeasurement>& study_measurements() {
+  static const std::vector<StudyMeasurement> all =
+      parse_study_csv(std::string(embedded_file("study/measurements.csv")), "study/measurements.csv");
+  return all;
+}
+
+namespace {
+
+StudyRow row_for(const std::string& id) {
+  StudyRow row;
+  row.model = id;
+  if (auto e = find_in_catalog(id)) {
+    row.in_catalog = true;
+    row.model = e->id;
+    ArchModel m = model_from_config(HfConfig::parse(std::string(e->config_json), "catalog:" + e->id));
+    ParamCount c = count_from_model(m);
+    row.family = m.facts.family;
+    row.params = c.total_params;
+    row.params_with_tied = c.params_with_tied();
+    row.fp16_weight_bytes = c.total_params * 2;
+  }
+  return row;
+}
+
+}  // namespace
+
+std::vector<StudyRow> study_rows(bool whole_catalog) {
+  std::vector<StudyRow> rows;
+  for (const auto& m : study_measurements()) {
+    StudyRow r = row_for(m.model);
+    r.measured = m;
+    r.impossible = r.in_catalog && m.memory_gib * kGiB < static_cast<double>(r.fp16_weight_bytes);
+    rows.push_back(std::move(r));
+  }
+  if (whole_catalog) {
+    for (const auto& e : catalog()) {
+      bool seen = false;
+      for (const auto& r : rows) seen = seen || r.model == e.id;
+      if (!seen) rows.push_back(row_for(e.id));
+    }
+  }
+  return rows;
+}
+
+}  // namespace llmem
