@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,13 +23,14 @@ struct SafetensorsHeader {
   std::string file;                              // source name
   uint64_t header_bytes = 0;                     // length of the JSON header
   uint64_t data_bytes = 0;                       // bytes of the tensor data section (as spanned by tensors)
-  std::vector<TensorInfo> tensors;               // in header order
+  std::vector<TensorInfo> tensors;               // in header order (not offset order)
   std::map<std::string, std::string> metadata;   // the optional "__metadata__" string map
 };
 
-// Reads and validates one file's header: two reads (8 bytes, then the header). With `check_file_size`, the
-// tensor data must end exactly at the end of the file (true for local files; a remote source knows its size
-// too).
+// Reads and validates one file's header: two reads (8 bytes, then the header), never tensor data. The tensor
+// data must end exactly at the end of the source (a local file or a remote one: both know their size). Throws
+// llmem::Error naming the source: kInvalidInput for a malformed header, kUnsupported for a dtype llmem does not
+// know.
 SafetensorsHeader read_safetensors(ByteSource& src);
 SafetensorsHeader read_safetensors_file(const std::string& path);
 
@@ -42,16 +44,19 @@ struct SafetensorsIndex {
 SafetensorsIndex parse_safetensors_index(const std::string& json_text, const std::string& name);
 
 // A whole checkpoint: every shard of an index, or every *.safetensors file of a directory. Checks that each
-// tensor the index names is in the shard it names, that no tensor appears twice, and that the index's
-// total_size (when present) equals the sum of the shards' tensor bytes.
+// tensor the index names is in the shard it names, that every tensor of the shards is in the index, and that
+// no tensor appears twice. The index's total_size is informational in the Hub's format (exporters compute it
+// differently), so it is returned in index_total_size for the caller to compare, never checked here.
 struct SafetensorsCheckpoint {
   std::vector<SafetensorsHeader> shards;
   std::vector<TensorInfo> tensors;   // all shards, in index/shard order
   uint64_t data_bytes = 0;
   uint64_t bytes_read = 0;           // header bytes actually read (never tensor data)
+  std::optional<uint64_t> index_total_size;  // metadata.total_size of the index, when there is one
 };
 
 // Shards are read in parallel threads when there are many (a 191-shard layout reads 191 small headers).
+// A missing directory, a missing shard named by the index, or a directory without shards is kNotFound.
 SafetensorsCheckpoint read_safetensors_dir(const std::string& dir);
 
 // Merges already-read shards (used by every transport): validates duplicates and the index.

@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
+#include <system_error>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +17,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+// A valid header nests three levels (header object, tensor object, shape array). The parser itself is iterative,
+// but a hostile 100 MB header of brackets would still build tens of millions of DOM nodes; refuse it early.
+constexpr int kMaxHeaderDepth = 16;
+// model.safetensors.index.json of the largest public checkpoints is a few MB; refuse absurd ones before reading.
+constexpr uint64_t kMaxIndexBytes = 100'000'000;
 
 [[noreturn]] void bad(const std::string& file, const std::string& cause) {
   throw Error(ErrorKind::kInvalidInput, file, cause);
@@ -44,7 +49,9 @@ TensorInfo parse_tensor(const std::string& file, const std::string& name, const 
     bad(file, "tensor '" + name + "' lacks dtype, shape or data_offsets");
   if (!dt->is_string()) bad(file, "tensor '" + name + "' has a dtype that is not a string");
   auto dtype = dtype_from_safetensors(dt->get<std::string>());
-  if (!dtype) bad(file, "tensor '" + name + "' has unknown dtype '" + dt->get<std::string>() + "'");
+  // Well-formed but unknown to llmem (a dtype newer than this table, or garbage): kUnsupported per error.hpp.
+  if (!dtype)
+    throw Error(ErrorKind::kUnsupported, file, "tensor '" + name + "' has unknown dtype '" + dt->get<std::string>() + "'");
   if (!sh->is_array()) bad(file, "tensor '" + name + "' has a shape that is not an array");
   TensorInfo ti;
   ti.name = name;
@@ -83,9 +90,41 @@ SafetensorsHeader read_safetensors(ByteSource& src) {
   auto raw = src.read(8, n);
   if (raw[0] != '{') bad(file, "header does not start with '{': not a safetensors file");
 
+  // The DOM (std::map) forgets key order and silently keeps the last of duplicate keys; the parse callback
+  // records the top-level keys in header order, counts keys per object to catch duplicates, and bounds nesting.
+  std::vector<std::string> top_keys;
+  std::vector<size_t> keys_per_object;  // one counter per open object
+  auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (depth >= kMaxHeaderDepth) bad(file, "header nests deeper than " + std::to_string(kMaxHeaderDepth) + " levels");
+        if (event == json::parse_event_t::object_start) keys_per_object.push_back(0);
+        break;
+      case json::parse_event_t::key:
+        ++keys_per_object.back();
+        if (depth == 1) top_keys.push_back(parsed.get_ref<const std::string&>());
+        break;
+      case json::parse_event_t::object_end:
+        if (keys_per_object.back() != parsed.size()) {
+          if (depth == 0) {
+            auto sorted = top_keys;
+            std::sort(sorted.begin(), sorted.end());
+            auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+            bad(file, "header names '" + (dup != sorted.end() ? *dup : std::string()) + "' twice");
+          }
+          bad(file, "an object under '" + (top_keys.empty() ? std::string() : top_keys.back()) + "' has a duplicate key");
+        }
+        keys_per_object.pop_back();
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
   json h;
   try {
-    h = json::parse(raw.begin(), raw.end());
+    h = json::parse(raw.begin(), raw.end(), on_event);
   } catch (const json::exception& e) {
     bad(file, std::string("header is not valid JSON (") + e.what() + ")");
   }
@@ -94,16 +133,17 @@ SafetensorsHeader read_safetensors(ByteSource& src) {
   SafetensorsHeader out;
   out.file = file;
   out.header_bytes = n;
-  for (auto it = h.begin(); it != h.end(); ++it) {
-    if (it.key() == "__metadata__") {
-      if (!it->is_object()) bad(file, "__metadata__ is not an object");
-      for (auto m = it->begin(); m != it->end(); ++m) {
+  for (const auto& key : top_keys) {
+    const json& value = h.at(key);
+    if (key == "__metadata__") {
+      if (!value.is_object()) bad(file, "__metadata__ is not an object");
+      for (auto m = value.begin(); m != value.end(); ++m) {
         if (!m->is_string()) bad(file, "__metadata__ value '" + m.key() + "' is not a string");
         out.metadata[m.key()] = m->get<std::string>();
       }
       continue;
     }
-    out.tensors.push_back(parse_tensor(file, it.key(), *it));
+    out.tensors.push_back(parse_tensor(file, key, value));
   }
 
   // Spans must tile the data section exactly: sorted, contiguous, no overlap, ending at the end of the file.
@@ -122,8 +162,8 @@ SafetensorsHeader read_safetensors(ByteSource& src) {
   out.data_bytes = cursor;
   uint64_t available = src.size() - 8 - n;
   if (cursor != available)
-    bad(file, cursor > available ? "tensor data ends at byte " + std::to_string(8 + n + cursor) + ", past the end of the file (" +
-                                       std::to_string(src.size()) + " bytes): truncated file"
+    bad(file, cursor > available ? "tensor data needs " + std::to_string(cursor) + " bytes after the header but the file has " +
+                                       std::to_string(available) + ": data runs past the end of the file (truncated file?)"
                                  : std::to_string(available - cursor) + " bytes after the last tensor are not described by the header");
   return out;
 }
@@ -159,7 +199,9 @@ SafetensorsIndex parse_safetensors_index(const std::string& text, const std::str
   for (auto it = wm->begin(); it != wm->end(); ++it) {
     if (!it->is_string()) bad(name, "weight_map entry '" + it.key() + "' is not a file name");
     std::string shard = it->get<std::string>();
-    if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos || shard == "..")
+    // Shards are plain file names beside the index: no directories, no "." or "..", no NUL (which would cut
+    // the path short at open()).
+    if (shard.empty() || shard == "." || shard == ".." || shard.find_first_of(std::string("/\\\0", 3)) != std::string::npos)
       bad(name, "weight_map entry '" + it.key() + "' names an unsafe shard path '" + shard + "'");
     idx.weight_map[it.key()] = shard;
     shards.insert(shard);
@@ -196,18 +238,19 @@ SafetensorsCheckpoint merge_safetensors_shards(std::vector<SafetensorsHeader> sh
     // total_size is informational in the Hub's format, and some exporters count it differently; a mismatch is
     // only reported by the caller (see params), never fatal.
   }
+  if (index) ck.index_total_size = index->total_size;
   ck.shards = std::move(shards);
   return ck;
 }
 
 namespace {
 
-std::string read_text_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(ErrorKind::kNotFound, p.string(), "cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+std::string read_index_file(const fs::path& p) {
+  auto src = open_file_source(p.string());
+  if (src->size() > kMaxIndexBytes)
+    bad(p.string(), "index is " + std::to_string(src->size()) + " bytes, over the " + std::to_string(kMaxIndexBytes) + "-byte cap");
+  auto bytes = src->read(0, src->size());
+  return std::string(bytes.begin(), bytes.end());
 }
 
 }  // namespace
@@ -216,15 +259,16 @@ SafetensorsCheckpoint read_safetensors_dir(const std::string& dir) {
   fs::path d(dir);
   std::vector<fs::path> files;
   std::optional<SafetensorsIndex> index;
+  std::error_code ec;
+  if (!fs::is_directory(d, ec)) throw Error(ErrorKind::kNotFound, dir, "not a directory");
   fs::path index_path = d / "model.safetensors.index.json";
-  if (fs::exists(index_path)) {
-    index = parse_safetensors_index(read_text_file(index_path), index_path.string());
+  if (fs::exists(index_path, ec)) {
+    index = parse_safetensors_index(read_index_file(index_path), index_path.string());
     for (const auto& s : index->shards) {
-      if (!fs::exists(d / s)) throw Error(ErrorKind::kNotFound, index_path.string(), "shard '" + s + "' is missing from " + dir);
+      if (!fs::exists(d / s, ec)) throw Error(ErrorKind::kNotFound, index_path.string(), "shard '" + s + "' is missing from " + dir);
       files.push_back(d / s);
     }
   } else {
-    std::error_code ec;
     for (const auto& e : fs::directory_iterator(d, ec))
       if (e.path().extension() == ".safetensors") files.push_back(e.path());
     if (ec) throw Error(ErrorKind::kRuntime, dir, "cannot list directory: " + ec.message());
@@ -246,13 +290,16 @@ SafetensorsCheckpoint read_safetensors_dir(const std::string& dir) {
     }
   };
   size_t n_threads = std::min<size_t>(files.size(), std::max(2u, std::thread::hardware_concurrency()) * 2);
-  if (n_threads <= 1) {
-    worker();
-  } else {
-    std::vector<std::thread> pool;
-    for (size_t i = 0; i < n_threads; ++i) pool.emplace_back(worker);
-    for (auto& t : pool) t.join();
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < n_threads; ++i) {
+    try {
+      pool.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;  // out of threads: the ones started and this one share the work
+    }
   }
+  worker();
+  for (auto& t : pool) t.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
   return merge_safetensors_shards(std::move(shards), index ? &*index : nullptr);
