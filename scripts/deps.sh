@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages llmem builds and tests with. Idempotent: does nothing when all are present.
+set -euo pipefail
+PACKAGES=(
+  cmake ninja-build g++ pkg-config git
+  nlohmann-json3-dev libcli11-dev libfmt-dev libcurl4-openssl-dev libcairo2-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-dev python3
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
