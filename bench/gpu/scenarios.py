@@ -1,0 +1,292 @@
+"""Scenario list for measure_transformers.py.
+
+Every scenario is a plain dict (it travels to the child process as JSON). Keys:
+  id          unique, readable name
+  model       catalog file stem (data/catalog/<model>.json)
+  mode        generate | forward | train
+  dtype       fp16 | bf16 | fp32 (for train: the dtype the weights are built in: bf16 or fp32 under amp-bf16)
+  batch       batch size
+  prompt      prompt tokens (inference)
+  new_tokens  tokens to generate (generate)
+  attn_requested  None (transformers' default) or "eager"
+  train, precision, optimizer, seq, grad_ckpt, lora_r, lora_targets, steps   (train mode)
+  tier        0 = the study's own scenario, 1 = core coverage, 2 = extras (run last, dropped first)
+  est_gib     a rough, deliberately generous upper bound of the process's GPU memory, used only by the driver
+              to keep the sum of concurrently running scenarios below the GPU's memory. It is NOT a model of
+              memory and nothing downstream may use it.
+
+The estimate needs a handful of sizes from each config.json; they are read from the catalog at import time.
+"""
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CATALOG = os.path.normpath(os.path.join(HERE, "..", "..", "data", "catalog"))
+
+TL = "TinyLlama__TinyLlama-1.1B-Chat-v1.0"
+PHI2 = "microsoft__phi-2"
+MIS = "mistralai__Mistral-7B-v0.1"
+ZEP = "HuggingFaceH4__zephyr-7b-beta"
+SOLAR = "upstage__SOLAR-10.7B-Instruct-v1.0"
+XGLM = "facebook__xglm-4.5B"
+YI = "01-ai__Yi-6B"
+YOURI = "rinna__youri-7b"
+Q05 = "Qwen__Qwen2.5-0.5B"
+Q7 = "Qwen__Qwen2.5-7B-Instruct"
+G2 = "google__gemma-2-2b"
+GPT2M = "openai-community__gpt2-medium"
+PY = "EleutherAI__pythia-1.4b"
+OPT = "facebook__opt-1.3b"
+BLOOM = "bigscience__bloom-560m"
+FAL = "tiiuae__falcon-7b"
+PHI3 = "microsoft__Phi-3-mini-4k-instruct"
+Q3 = "Qwen__Qwen3-8B"
+L31 = "meta-llama__Llama-3.1-8B"
+
+STUDY_MODELS = [TL, PHI2, MIS, ZEP, SOLAR, XGLM, YI, YOURI]
+OTHER_MODELS = [Q05, Q7, G2, GPT2M, PY, OPT, BLOOM, FAL, PHI3, Q3, L31]
+
+# Parameter counts as PyTorch counts them (bench/data/transformers_params.jsonl), for the scheduling estimate.
+PARAMS = {
+    TL: 1100048384, PHI2: 2779683840, MIS: 7241732096, ZEP: 7241732096, SOLAR: 10731524096,
+    XGLM: 4552511488, YI: 6061035520, YOURI: 6738415616, Q05: 494032768, Q7: 7615616512,
+    G2: 2614341888, GPT2M: 354823168, PY: 1414647808, OPT: 1315758080, BLOOM: 559214592,
+    FAL: 6921720704, PHI3: 3821079552, Q3: 8190735360, L31: 8030261248,
+}
+
+# LoRA target module names per model_type (attention projections).
+LORA_TARGETS = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "phi": ["q_proj", "k_proj", "v_proj", "dense"],
+}
+
+DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
+GIB = 1024 ** 3
+
+
+def load_config(model):
+    with open(os.path.join(CATALOG, model + ".json")) as f:
+        return json.load(f)
+
+
+def dims(model):
+    c = load_config(model)
+
+    def first(*keys, default=None):
+        for k in keys:
+            if c.get(k) is not None:
+                return c[k]
+        return default
+
+    h = first("hidden_size", "n_embd", "d_model", "n_embed")
+    heads = first("num_attention_heads", "n_head", "attention_heads")
+    layers = first("num_hidden_layers", "n_layer", "num_layers")
+    kvh = first("num_key_value_heads", default=heads)
+    if c.get("model_type") == "falcon" and c.get("multi_query") and not c.get("new_decoder_architecture"):
+        kvh = 1
+    hd = first("head_dim", default=h // heads)
+    inter = first("intermediate_size", "ffn_dim", "n_inner", default=4 * h)
+    maxpos = first("max_position_embeddings", "n_positions", default=2048)
+    return {"model_type": c.get("model_type"), "h": h, "heads": heads, "layers": layers, "kvh": kvh, "hd": hd,
+            "inter": inter, "vocab": c["vocab_size"], "maxpos": maxpos}
+
+
+def max_positions(model):
+    return dims(model)["maxpos"]
+
+
+def estimate_gib(sc):
+    """Generous upper bound of a scenario's process memory, for scheduling only (see module doc)."""
+    d = dims(sc["model"])
+    P = PARAMS[sc["model"]]
+    L, h, inter, V = d["layers"], d["h"], d["inter"], d["vocab"]
+    eager = sc.get("attn_requested") == "eager" or d["model_type"] == "gemma2"
+    if sc["mode"] in ("generate", "forward"):
+        b = DTYPE_BYTES[sc["dtype"]]
+        B, p = sc["batch"], sc["prompt"]
+        T = p + (sc.get("new_tokens") or 0)
+        tokens = B * p
+        weights = P * b
+        kv = 2 * L * d["kvh"] * d["hd"] * B * T * b if sc["mode"] == "generate" else 0
+        act = tokens * (3 * inter + 10 * h) * b
+        logits = tokens * V * b * 2
+        if d["model_type"] == "gemma2":
+            logits *= 2  # soft-capping makes more full-size copies
+        scores = B * d["heads"] * p * p * (b + 4) if eager else 0
+        total = weights + kv + act + logits + scores
+        return round(total * 1.15 / GIB + 1.5, 1)
+    # training
+    prec = sc["precision"]
+    wb = 2 if prec == "bf16" else 4
+    B, S = sc["batch"], sc["seq"]
+    tokens = B * S
+    if sc["train"] == "full":
+        opt_states = 2 * wb if sc["optimizer"] == "adamw" else 0
+        states = P * (wb + wb + opt_states + wb)  # weights, grads, optimizer states, foreach temporaries
+    else:
+        states = P * wb * 1.1
+    if sc.get("grad_ckpt"):
+        act = tokens * h * 2 * L * 2 + tokens * (16 * h + 5 * inter) * 2
+    else:
+        act = tokens * (16 * h + 5 * inter) * 2 * L
+        if eager:
+            act += B * d["heads"] * S * S * 8 * L
+    if eager:
+        act += B * d["heads"] * S * S * 8
+    logits = tokens * V * 14
+    if d["model_type"] == "gemma2":
+        logits *= 1.5
+    total = states + act + logits
+    return round(total * 1.15 / GIB + 2.0, 1)
+
+
+def _gen(model, dtype, batch, prompt, new, attn=None, tier=1):
+    sid = f"gen-{model}-{dtype}-b{batch}-p{prompt}-n{new}" + (f"-{attn}" if attn else "")
+    return {"id": sid, "model": model, "mode": "generate", "dtype": dtype, "batch": batch, "prompt": prompt,
+            "new_tokens": new, "attn_requested": attn, "tier": tier}
+
+
+def _fwd(model, dtype, batch, prompt, attn=None, tier=1):
+    sid = f"fwd-{model}-{dtype}-b{batch}-p{prompt}" + (f"-{attn}" if attn else "")
+    return {"id": sid, "model": model, "mode": "forward", "dtype": dtype, "batch": batch, "prompt": prompt,
+            "new_tokens": None, "attn_requested": attn, "tier": tier}
+
+
+def _train(model, precision, batch, seq, ckpt, optimizer="adamw", train="full", lora_r=None, tier=1):
+    dtype = "bf16" if precision == "bf16" else "fp32"
+    targets = None
+    if train == "lora":
+        targets = LORA_TARGETS[dims(model)["model_type"]]
+    sid = (f"train-{train}-{model}-{precision}-{optimizer}-b{batch}-s{seq}" + ("-ckpt" if ckpt else "")
+           + (f"-r{lora_r}" if lora_r else ""))
+    return {"id": sid, "model": model, "mode": "train", "dtype": dtype, "batch": batch, "prompt": None,
+            "new_tokens": None, "attn_requested": None, "train": train, "precision": precision,
+            "optimizer": optimizer, "seq": seq, "grad_ckpt": bool(ckpt), "lora_r": lora_r,
+            "lora_targets": targets, "steps": 2, "tier": tier}
+
+
+def build_scenarios():
+    s = []
+    # --- the study's own scenario: fp16, batch 1, "Hello, world!" (~6 tokens), generation length 20 ---
+    for m in STUDY_MODELS:
+        s.append(_gen(m, "fp16", 1, 6, 14, tier=0))
+    for m in OTHER_MODELS:
+        s.append(_gen(m, "fp16", 1, 6, 14, tier=1))
+
+    # --- generation, 128 new tokens ---
+    g = [
+        (TL, "fp16", 1, 128), (TL, "fp16", 4, 1024), (TL, "fp16", 16, 1024), (TL, "fp32", 1, 8), (TL, "bf16", 16, 128),
+        (L31, "bf16", 1, 128), (L31, "bf16", 4, 4096), (L31, "bf16", 16, 1024), (L31, "bf16", 1, 8192),
+        (MIS, "fp16", 1, 4096), (MIS, "fp16", 1, 8192), (MIS, "fp16", 16, 128),
+        (Q05, "bf16", 16, 4096), (Q05, "bf16", 1, 8192), (Q05, "fp32", 4, 1024), (Q05, "fp16", 1, 8),
+        (Q7, "bf16", 4, 1024), (Q7, "bf16", 1, 8192),
+        (G2, "bf16", 1, 128), (G2, "bf16", 4, 4096), (G2, "bf16", 1, 8064),
+        (GPT2M, "fp32", 16, 128), (GPT2M, "fp16", 4, 896), (GPT2M, "fp16", 1, 8),
+        (PY, "fp16", 4, 1024), (PY, "fp32", 1, 128),
+        (OPT, "fp16", 16, 1024), (OPT, "fp32", 1, 128),
+        (BLOOM, "fp32", 4, 1024), (BLOOM, "fp16", 16, 128),
+        (FAL, "bf16", 4, 1024), (FAL, "bf16", 1, 128),
+        (PHI3, "bf16", 1, 128), (PHI3, "bf16", 4, 1024), (PHI3, "bf16", 1, 3968),
+        (Q3, "bf16", 4, 4096), (Q3, "bf16", 1, 8192),
+        (YI, "fp16", 4, 1024), (SOLAR, "fp16", 4, 1024), (XGLM, "fp16", 4, 1024),
+        (PHI2, "fp16", 4, 1024), (PHI2, "fp32", 1, 128),
+    ]
+    g_extra = {(TL, "bf16", 16, 128), (Q05, "fp16", 1, 8), (GPT2M, "fp16", 1, 8), (PHI3, "bf16", 1, 128),
+               (FAL, "bf16", 1, 128), (OPT, "fp32", 1, 128), (PY, "fp32", 1, 128)}
+    for m, dt, b, p in g:
+        s.append(_gen(m, dt, b, p, 128, tier=2 if (m, dt, b, p) in g_extra else 1))
+
+    # --- single forward passes, no KV cache ---
+    f = [
+        (TL, "fp16", 1, 2048), (TL, "fp16", 16, 1024), (TL, "fp32", 4, 1024),
+        (L31, "bf16", 1, 8192), (L31, "bf16", 4, 4096), (L31, "bf16", 16, 1024),
+        (Q05, "bf16", 16, 4096), (Q05, "bf16", 1, 8192), (Q05, "fp32", 4, 2048),
+        (Q7, "bf16", 1, 8192), (MIS, "fp16", 4, 8192),
+        (G2, "bf16", 1, 8192), (G2, "bf16", 4, 4096),
+        (GPT2M, "fp32", 16, 1024), (GPT2M, "fp16", 4, 1024),
+        (PY, "fp16", 16, 2048), (PY, "fp32", 1, 2048),
+        (OPT, "fp16", 4, 2048),
+        (BLOOM, "fp16", 16, 1024), (BLOOM, "fp32", 4, 2048),
+        (FAL, "bf16", 4, 2048),
+        (PHI3, "bf16", 1, 4096), (PHI3, "bf16", 16, 1024),
+        (Q3, "bf16", 4, 4096), (XGLM, "fp16", 1, 2048), (YI, "fp16", 4, 4096), (SOLAR, "fp16", 1, 4096),
+        (PHI2, "fp16", 4, 2048),
+    ]
+    f_extra = {(PHI3, "bf16", 16, 1024), (Q3, "bf16", 4, 4096), (YI, "fp16", 4, 4096), (Q05, "bf16", 1, 8192),
+               (PY, "fp32", 1, 2048)}
+    for m, dt, b, p in f:
+        s.append(_fwd(m, dt, b, p, tier=2 if (m, dt, b, p) in f_extra else 1))
+
+    # --- eager attention (materialises the scores), paired with default-attention cases above ---
+    s += [
+        _fwd(TL, "fp16", 4, 1024, attn="eager"),
+        _gen(TL, "fp16", 1, 1024, 128, attn="eager"),
+        _fwd(L31, "bf16", 1, 4096, attn="eager"),
+        _fwd(Q05, "bf16", 4, 2048, attn="eager"),
+        _gen(MIS, "fp16", 1, 4096, 128, attn="eager"),
+        _fwd(GPT2M, "fp16", 4, 1024, attn="eager"),
+        _fwd(PHI2, "fp16", 4, 2048, attn="eager"),
+        _fwd(G2, "bf16", 4, 4096, attn="eager"),
+    ]
+    # sdpa counterparts of the eager cases that have none above
+    s += [_gen(TL, "fp16", 1, 1024, 128), _fwd(L31, "bf16", 1, 4096), _fwd(Q05, "bf16", 4, 2048)]
+
+    # --- full training, AdamW, bf16 and amp-bf16, with and without gradient checkpointing ---
+    for m in [TL, Q05, GPT2M, PY, G2, PHI2]:
+        big = 1024 if m == GPT2M else 2048
+        s += [
+            _train(m, "bf16", 1, 512, False),
+            _train(m, "bf16", 4, big, True),
+            _train(m, "amp-bf16", 1, 512, False),
+            _train(m, "amp-bf16", 4, big, True),
+            _train(m, "amp-bf16", 1, big, False),
+            _train(m, "bf16", 1 if m == G2 else 4, big, False),
+            _train(m, "bf16", 1, 512, True, tier=2),
+        ]
+        if m not in (G2, PHI2):
+            s.append(_train(m, "amp-bf16", 4, 512, False, tier=2))
+    # SGD (no optimizer state)
+    s += [
+        _train(TL, "bf16", 1, 512, False, optimizer="sgd"),
+        _train(Q05, "amp-bf16", 4, 2048, True, optimizer="sgd"),
+        _train(PY, "bf16", 1, 2048, False, optimizer="sgd"),
+    ]
+    # LoRA r=16 on the attention projections, bf16 base, seq 1024
+    for m in [TL, Q05, MIS, L31]:
+        s += [
+            _train(m, "bf16", 1, 1024, False, train="lora", lora_r=16),
+            _train(m, "bf16", 4, 1024, False, train="lora", lora_r=16),
+            _train(m, "bf16", 4, 1024, True, train="lora", lora_r=16),
+            _train(m, "bf16", 1, 1024, True, train="lora", lora_r=16, tier=2),
+        ]
+    s += [
+        _train(TL, "amp-bf16", 4, 1024, False, train="lora", lora_r=16, tier=2),
+        _train(PHI2, "bf16", 1, 1024, False, train="lora", lora_r=16, tier=2),
+    ]
+
+    # sanity: positions, unique ids, estimates
+    seen = set()
+    for sc in s:
+        if sc["id"] in seen:
+            raise ValueError("duplicate scenario id " + sc["id"])
+        seen.add(sc["id"])
+        length = sc["seq"] if sc["mode"] == "train" else sc["prompt"] + (sc["new_tokens"] or 0)
+        if dims(sc["model"])["model_type"] not in ("bloom", "falcon") and length > max_positions(sc["model"]):
+            raise ValueError(f"{sc['id']}: {length} tokens exceed max_position_embeddings")
+        sc["est_gib"] = estimate_gib(sc)
+    return s
+
+
+def ordered(scenarios):
+    """Run order: by tier, then biggest estimate first, so long/big runs don't straggle at the end."""
+    return sorted(scenarios, key=lambda sc: (sc["tier"], -sc["est_gib"], sc["id"]))
+
+
+if __name__ == "__main__":
+    sc = ordered(build_scenarios())
+    for x in sc:
+        print(f"{x['tier']} {x['est_gib']:7.1f} GiB  {x['id']}")
+    print(len(sc), "scenarios;", sum(1 for x in sc if x["mode"] == "train"), "training")
