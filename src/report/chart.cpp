@@ -41,9 +41,12 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     step = m * mag;
     if (step >= raw) break;
   }
-  double first = std::ceil(lo / step - 1e-9) * step;
-  for (double v = first; v <= hi + step * 1e-9; v += step) {
-    ticks.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
+  // Multiples of the step, rounded to the step's decimals so that 3 x 0.2 is 0.6, not 0.6000000000000001.
+  const double scale = std::pow(10.0, std::max(0.0, -std::floor(std::log10(step)) + 1));
+  const long first = static_cast<long>(std::ceil(lo / step - 1e-9));
+  for (long i = first; i * step <= hi + step * 1e-9; ++i) {
+    double v = std::round(i * step * scale) / scale;
+    ticks.push_back(v == 0 ? 0.0 : v);
     if (ticks.size() > 100) break;
   }
   return ticks;
@@ -395,13 +398,6 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
       cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
       cairo_set_line_width(cr, 1.0);
       cairo_stroke(cr);
-      font(cr, base * 0.8);
-      set_color(cr, c);
-      for (size_t i = 0; i < s.points.size() && i < s.point_labels.size(); ++i) {
-        const Point& p = s.points[i];
-        if (s.point_labels[i].empty() || !xs.valid(p.x) || !ys.valid(p.y)) continue;
-        text_at(cr, s.point_labels[i], xs.px(p.x) + s.marker_radius + base * 0.3, ys.px(p.y) - base * 0.45, 0, 0);
-      }
     } else {
       std::vector<Point> pts = thin(s.points, xs, plot_w);
       bool pen_down = false;
@@ -426,6 +422,27 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
       cairo_stroke(cr);
     }
     cairo_set_dash(cr, nullptr, 0, 0);
+  }
+
+  // Point labels above every series, so that no later line hides them.
+  for (size_t si = 0; si < chart.series.size(); ++si) {
+    const Series& s = chart.series[si];
+    const Color c = series_colors[si];
+    if (s.kind != SeriesKind::kScatter) continue;
+    font(cr, base * 0.8);
+    set_color(cr, c);
+    for (size_t i = 0; i < s.points.size() && i < s.point_labels.size(); ++i) {
+      const Point& p = s.points[i];
+      if (s.point_labels[i].empty() || !xs.valid(p.x) || !ys.valid(p.y)) continue;
+      // On a white patch, so that a label stays readable over lines and grid.
+      double lx = xs.px(p.x) + s.marker_radius + base * 0.3, ly = ys.px(p.y) - base * 0.45;
+      TextSize ts = measure(cr, s.point_labels[i]);
+      cairo_set_source_rgba(cr, 1, 1, 1, 0.8);
+      cairo_rectangle(cr, lx - 2, ly - 2, ts.w + 4, base * 0.8 + 5);
+      cairo_fill(cr);
+      set_color(cr, c);
+      text_at(cr, s.point_labels[i], lx, ly, 0, 0);
+    }
   }
 
   // Annotations on top.
@@ -501,7 +518,8 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
       cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
       cairo_font_extents_t fe;
       cairo_font_extents(cr, &fe);
-      text_at(cr, s.name, sx + swatch + base * 0.5, ry - fe.ascent / 2 + 1, 0, 0);
+      // Baseline so that the middle of capital letters (about 0.36 em above it) lines up with the swatch.
+      text_at(cr, s.name, sx + swatch + base * 0.5, ry + base * 0.9 * 0.36 - fe.ascent, 0, 0);
       ry += row_h;
     }
   }
