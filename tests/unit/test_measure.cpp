@@ -273,8 +273,9 @@ TEST(Measure, MemoryNobodyInTheTreeHoldsIsFlagged) {
   FakeGpu gpu(kOneGpu);
   // Another process fills the GPU while the command runs; NVML lists it, but it is not the command's. llmem
   // then cannot tell the command's share (as with pids from another PID namespace) and says so.
-  gpu.start_outside({"0:50", "700:5000"});
-  auto j = parse_report(gpu.run({"measure", "--json", "--", "sleep", "0.3"}));
+  // The outsider allocates 400 ms after its start: well after llmem has taken its baseline, even on a slow machine.
+  gpu.start_outside({"0:400", "700:5000"});
+  auto j = parse_report(gpu.run({"measure", "--json", "--", "sleep", "0.8"}));
   EXPECT_EQ(j["gpus"][0]["tree_source"], "device_minus_baseline");
   EXPECT_NE(j["gpus"][0]["tree_fallback_reason"].get<std::string>().find("PID namespace"), std::string::npos);
   EXPECT_EQ(j["gpus"][0]["peak_device_minus_baseline_bytes"], 700 * kMiB);
