@@ -52,6 +52,13 @@ struct ModelFacts {
   std::string attention_kind;      // "mha", "gqa", "mqa", "mla"
   std::string position_kind;       // "rope", "learned", "alibi", "sinusoidal"
   std::vector<std::string> notes;  // facts a reader found worth telling (e.g. extra layers the weights ship)
+  // What the forward pass does beyond shapes (read from the config's common keys).
+  std::string activation;          // hidden_act / activation_function, e.g. "silu", "gelu_new"
+  bool resid_dropout = false;      // dropout on residual branches in training (resid_pdrop, dropout, hidden_dropout)
+  bool attn_dropout = false;       // dropout on attention probabilities in training
+  bool embd_dropout = false;       // dropout after the embeddings in training
+  bool final_logit_softcap = false;  // logits = cap * tanh(logits / cap) (Gemma 2)
+  double partial_rotary = 1.0;     // fraction of head_dim that is rotated (phi, gpt-neox)
 };
 
 struct TiedAlias {

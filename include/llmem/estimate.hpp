@@ -1,0 +1,84 @@
+// Memory estimates: an itemised breakdown of what an engine allocates for a workload, with the peaks a user can
+// check against a measurement: the framework's own peak (torch.cuda.max_memory_allocated), what its caching
+// allocator reserves (max_memory_reserved), and what NVML shows for the process (reserved + CUDA context and
+// library workspaces outside the allocator).
+//
+// Engines are modules (src/estimate/engines/*.cpp) that turn (model facts, workload, GPU) into one Estimate;
+// `fit` and the reports know estimates, not engines.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llmem/arch.hpp"
+#include "llmem/dtype.hpp"
+
+namespace llmem {
+
+enum class RunMode { kGenerate, kForward, kTrain };
+enum class TrainMethod { kFull, kLora };
+enum class TrainPrecision { kBf16, kAmpBf16 };  // bf16: everything bf16; amp-bf16: fp32 master weights + autocast
+enum class OptimizerKind { kAdamW, kSgd };
+
+struct Workload {
+  RunMode mode = RunMode::kGenerate;
+  DType dtype = DType::F16;          // inference weights and activations
+  uint64_t batch = 1;
+  uint64_t prompt_tokens = 6;        // inference: prompt length; training: sequence length
+  uint64_t new_tokens = 14;          // generate only
+  std::string attn;                  // "sdpa", "eager", or "" for the engine's default for the architecture
+  // Weights built by from_config (random init, as the measurement harness does) instead of from_pretrained:
+  // transformers then creates a tied LM head before tying it, a transient extra copy of the embedding.
+  bool from_config = false;
+  // training
+  TrainMethod train = TrainMethod::kFull;
+  TrainPrecision precision = TrainPrecision::kBf16;
+  OptimizerKind optimizer = OptimizerKind::kAdamW;
+  bool grad_ckpt = false;
+  uint64_t lora_r = 16;
+  std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+};
+
+// Validates sizes (zero, negative-as-huge, products overflowing 64 bits): throws Error(kUsage) naming the option.
+void validate_workload(const Workload& w);
+
+struct GpuProfile {
+  std::string name;               // catalog name, e.g. "H100-80GB-HBM3"
+  std::string display_name;       // "NVIDIA H100 80GB HBM3"
+  uint64_t memory_bytes = 0;      // total memory as NVML reports it
+  uint64_t cuda_context_bytes = 0;  // per-process memory outside PyTorch's allocator (context, kernels, handles)
+  uint64_t training_extra_bytes = 0;  // added when training: the autograd thread's own cuBLAS handle
+  std::string context_source;     // where that figure comes from (a measurement, or a cited one)
+  std::string memory_source;
+};
+
+const std::vector<GpuProfile>& gpu_catalog();
+// Exact (case-insensitive, '-'/' '/'_' ignored) or throws Error(kUsage) with the closest names.
+const GpuProfile& find_gpu(const std::string& name);
+const GpuProfile& default_gpu();  // the GPU the estimator's overheads were measured on
+
+struct MemoryComponent {
+  std::string name;       // "weights", "kv_cache", "activations", "logits", "gradients", "optimizer_states", ...
+  uint64_t bytes = 0;     // at the moment of the framework peak
+  std::string detail;     // how it was computed, in words
+};
+
+struct Estimate {
+  std::string engine;                 // "transformers"
+  std::string engine_version;         // the version whose mechanisms were modelled
+  std::string peak_phase;             // where the peak happens, e.g. "prefill, last layer's MLP"
+  std::vector<MemoryComponent> components;  // framework allocations at the peak, then the runtime overheads
+  uint64_t framework_peak_bytes = 0;  // torch.cuda.max_memory_allocated()
+  uint64_t reserved_peak_bytes = 0;   // torch.cuda.max_memory_reserved()
+  uint64_t process_peak_bytes = 0;    // NVML per-process used memory at the peak
+  uint64_t weight_bytes = 0;
+  GpuProfile gpu;
+  std::vector<std::string> notes;
+};
+
+// Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic).
+Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu);
+
+}  // namespace llmem

@@ -1,0 +1,119 @@
+#include "estimate/alloc_sim.hpp"
+
+#include <stdexcept>
+
+namespace llmem::sim {
+namespace {
+
+constexpr uint64_t kMinBlock = 512;
+constexpr uint64_t kSmallSize = 1 << 20;        // requests up to 1 MiB use the small pool
+constexpr uint64_t kSmallBuffer = 2 << 20;      // small-pool segments are 2 MiB
+constexpr uint64_t kLargeBuffer = 20 << 20;     // requests under 10 MiB get a 20 MiB segment
+constexpr uint64_t kMinLargeAlloc = 10 << 20;
+constexpr uint64_t kRoundLarge = 2 << 20;       // bigger segments round up to 2 MiB
+
+std::string category(const std::string& name) { return name.substr(0, name.find('/')); }
+
+}  // namespace
+
+uint64_t CachingAllocator::round_size(uint64_t bytes) {
+  if (bytes < kMinBlock) return kMinBlock;
+  return (bytes + kMinBlock - 1) / kMinBlock * kMinBlock;
+}
+
+uint64_t CachingAllocator::malloc(uint64_t bytes) {
+  const uint64_t size = round_size(bytes);
+  const bool small = size <= kSmallSize;
+  auto& pool = small ? free_small_ : free_large_;
+  auto it = pool.lower_bound({size, 0, 0});
+  uint64_t seg_id, offset, block_size;
+  if (it != pool.end()) {
+    std::tie(block_size, seg_id, offset) = *it;
+    pool.erase(it);
+    segments_[seg_id].free_blocks.erase(offset);
+  } else {
+    uint64_t seg_size = small ? kSmallBuffer
+                              : (size < kMinLargeAlloc ? kLargeBuffer : (size + kRoundLarge - 1) / kRoundLarge * kRoundLarge);
+    seg_id = next_segment_++;
+    segments_[seg_id] = Segment{seg_size, small, {}};
+    offset = 0;
+    block_size = seg_size;
+    reserved_ += seg_size;
+    if (reserved_ > peak_reserved_) peak_reserved_ = reserved_;
+  }
+  const uint64_t remaining = block_size - size;
+  const bool split = small ? remaining >= kMinBlock : remaining > kSmallSize;
+  uint64_t used = split ? size : block_size;
+  if (split) {
+    segments_[seg_id].free_blocks[offset + size] = remaining;
+    pool.insert({remaining, seg_id, offset + size});
+  }
+  const uint64_t h = next_handle_++;
+  live_[h] = Block{seg_id, offset, used, small};
+  return h;
+}
+
+void CachingAllocator::free(uint64_t handle) {
+  auto it = live_.find(handle);
+  if (it == live_.end()) throw std::logic_error("allocator simulation: double free");
+  Block b = it->second;
+  live_.erase(it);
+  Segment& seg = segments_[b.segment];
+  auto& pool = b.small ? free_small_ : free_large_;
+  uint64_t offset = b.offset, size = b.size;
+  // merge with the following free block
+  if (auto next = seg.free_blocks.find(offset + size); next != seg.free_blocks.end()) {
+    pool.erase({next->second, b.segment, next->first});
+    size += next->second;
+    seg.free_blocks.erase(next);
+  }
+  // merge with the preceding free block
+  auto prev = seg.free_blocks.lower_bound(offset);
+  if (prev != seg.free_blocks.begin()) {
+    --prev;
+    if (prev->first + prev->second == offset) {
+      pool.erase({prev->second, b.segment, prev->first});
+      offset = prev->first;
+      size += prev->second;
+      seg.free_blocks.erase(prev);
+    }
+  }
+  seg.free_blocks[offset] = size;
+  pool.insert({size, b.segment, offset});
+}
+
+void Tracker::alloc(const std::string& name, uint64_t bytes) {
+  if (bytes == 0) return;
+  if (tensors_.count(name)) throw std::logic_error("estimator: tensor allocated twice: " + name);
+  const uint64_t size = CachingAllocator::round_size(bytes);
+  uint64_t handle = simulate_ ? allocator_.malloc(bytes) : 0;
+  tensors_[name] = Live{size, handle};
+  allocated_ += size;
+  by_category_[category(name)] += size;
+  note_peak();
+}
+
+void Tracker::free(const std::string& name) {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) return;  // zero-byte tensors are never recorded
+  allocated_ -= it->second.bytes;
+  by_category_[category(name)] -= it->second.bytes;
+  if (simulate_) allocator_.free(it->second.handle);
+  tensors_.erase(it);
+}
+
+uint64_t Tracker::bytes_of(const std::string& name) const {
+  auto it = tensors_.find(name);
+  return it == tensors_.end() ? 0 : it->second.bytes;
+}
+
+void Tracker::note_peak() {
+  if (allocated_ <= peak_allocated_) return;
+  peak_allocated_ = allocated_;
+  peak_phase_ = phase_;
+  peak_breakdown_.clear();
+  for (const auto& [k, v] : by_category_)
+    if (v) peak_breakdown_[k] = v;
+}
+
+}  // namespace llmem::sim

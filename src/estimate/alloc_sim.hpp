@@ -1,0 +1,86 @@
+// A replay of an engine's allocations through a model of PyTorch's CUDA caching allocator.
+//
+// Engines describe what they allocate and free, in order (the tensors of a forward pass, the KV cache growing,
+// the optimizer's states); the tracker keeps the live total, whose maximum is torch.cuda.max_memory_allocated(),
+// and replays the same events through the allocator's rules, whose peak is torch.cuda.max_memory_reserved().
+//
+// The rules are those of c10/cuda/CUDACachingAllocator.cpp (PyTorch 2.x): sizes round up to 512 bytes; requests
+// of at most 1 MiB come from a "small" pool of 2 MiB segments; larger ones from a "large" pool, where a request
+// under 10 MiB gets a 20 MiB segment and a bigger one a segment of its size rounded up to 2 MiB; a request is
+// served by the smallest cached free block that fits (best fit), which is split when the remainder is worth
+// keeping (more than 1 MiB in the large pool, 512 bytes or more in the small pool); freed blocks merge with free
+// neighbours of the same segment. Segments are never returned to the driver (no empty_cache()).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace llmem::sim {
+
+class CachingAllocator {
+ public:
+  // Returns a handle.
+  uint64_t malloc(uint64_t bytes);
+  void free(uint64_t handle);
+  uint64_t reserved() const { return reserved_; }
+  uint64_t peak_reserved() const { return peak_reserved_; }
+  static uint64_t round_size(uint64_t bytes);
+
+ private:
+  struct Block {
+    uint64_t segment;
+    uint64_t offset;
+    uint64_t size;
+    bool small;
+  };
+  struct Segment {
+    uint64_t size;
+    bool small;
+    std::map<uint64_t, uint64_t> free_blocks;  // offset -> size
+  };
+  uint64_t next_handle_ = 1, next_segment_ = 1;
+  std::map<uint64_t, Block> live_;
+  std::map<uint64_t, Segment> segments_;
+  // (size, segment, offset) of free blocks, per pool, for best fit
+  std::set<std::tuple<uint64_t, uint64_t, uint64_t>> free_small_, free_large_;
+  uint64_t reserved_ = 0, peak_reserved_ = 0;
+};
+
+// Live tensors by name; tracks the framework's allocated bytes and replays them through the allocator.
+class Tracker {
+ public:
+  explicit Tracker(bool simulate_allocator = true) : simulate_(simulate_allocator) {}
+  // Allocates `bytes` under `name` (names must be unique among live tensors).
+  void alloc(const std::string& name, uint64_t bytes);
+  void free(const std::string& name);
+  bool live(const std::string& name) const { return tensors_.count(name) != 0; }
+  uint64_t bytes_of(const std::string& name) const;
+  // Marks the current moment as a candidate peak: remembers the live set when it is the largest so far.
+  uint64_t allocated() const { return allocated_; }
+  uint64_t peak_allocated() const { return peak_allocated_; }
+  uint64_t peak_reserved() const { return allocator_.peak_reserved(); }
+  const std::string& peak_phase() const { return peak_phase_; }
+  // Live bytes at the peak, grouped by the category prefix of each tensor name ("kv_cache/3/k" -> "kv_cache").
+  const std::map<std::string, uint64_t>& peak_breakdown() const { return peak_breakdown_; }
+  void set_phase(std::string phase) { phase_ = std::move(phase); }
+
+ private:
+  struct Live {
+    uint64_t bytes;
+    uint64_t handle;
+  };
+  void note_peak();
+  bool simulate_;
+  CachingAllocator allocator_;
+  std::map<std::string, Live> tensors_;
+  uint64_t allocated_ = 0, peak_allocated_ = 0;
+  std::string phase_, peak_phase_;
+  std::map<std::string, uint64_t> peak_breakdown_;
+  std::map<std::string, uint64_t> by_category_;
+};
+
+}  // namespace llmem::sim

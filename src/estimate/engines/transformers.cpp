@@ -1,0 +1,682 @@
+// The Hugging Face transformers (PyTorch) engine: what transformers 5.17 on PyTorch 2.11 allocates, replayed.
+//
+// Mechanisms modelled (each cites where it lives in transformers or PyTorch):
+//  - weights: every parameter in the requested dtype (from_config(dtype=...)), one allocation each;
+//  - KV cache: DynamicCache (cache_utils.py). DynamicLayer.update appends with torch.cat, so the first update
+//    copies the prompt's keys/values and each decode step allocates the grown tensor before freeing the old;
+//    DynamicSlidingWindowLayer keeps a view of its last cat, so its storage is the last update's full length;
+//  - the decoder layer's forward, op by op: RMSNorm upcasts to fp32 (modeling_llama.py LlamaRMSNorm), rotary
+//    embeddings build q*cos + rotate_half(q)*sin, SDPA runs without materialising scores (flash / efficient
+//    kernels; GQA through enable_gqa when no mask is needed), eager attention materialises scores, their fp32
+//    softmax and its cast (eager_attention_forward), the gated MLP keeps act(gate), up and their product alive
+//    together; parallel-residual families (falcon, phi, gpt-neox) run attention and MLP from one norm;
+//  - generation computes logits for the last position only (logits_to_keep=1) and copies them to fp32;
+//    a plain forward returns logits for every position in the model dtype;
+//  - training: the tensors autograd saves for backward, per op; gradients in the parameters' dtype; AdamW's two
+//    states and the foreach implementation's temporary (torch/optim/adamw.py, _multi_tensor_adamw: a
+//    _foreach_sqrt of exp_avg_sq); the loss upcasts logits to fp32 (loss_utils.py ForCausalLMLoss) and
+//    cross_entropy keeps its log-softmax; autocast keeps bf16 copies of fp32 weights while they are saved for
+//    backward; gradient checkpointing keeps only each layer's input and recomputes one layer at a time;
+//  - the caching allocator's reserved memory: the same events replayed through its rules (alloc_sim.hpp);
+//  - the process total NVML sees: reserved memory plus the per-process CUDA context and library workspaces,
+//    measured per GPU (data/runtime_overheads.json).
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include <fmt/core.h>
+
+#include "estimate/alloc_sim.hpp"
+#include "llmem/checked.hpp"
+#include "llmem/error.hpp"
+#include "llmem/estimate.hpp"
+#include "llmem/units.hpp"
+
+namespace llmem {
+namespace {
+
+using sim::Tracker;
+
+struct Geometry {
+  uint64_t layers, hidden, q_dim, k_dim, v_dim, ffn, vocab, heads, kv_heads, head_dim;
+  bool gated, rms_norm, parallel, rope;
+  uint64_t experts = 0, top_k = 0, moe_ffn = 0;
+  std::vector<uint64_t> window;  // per layer: sliding window in tokens, 0 = full
+  std::string family;
+};
+
+Geometry geometry(const ModelFacts& f) {
+  Geometry g{};
+  g.family = f.family;
+  g.layers = f.n_layers;
+  g.hidden = f.hidden;
+  g.heads = f.n_heads;
+  g.kv_heads = f.n_kv_heads;
+  g.head_dim = f.head_dim;
+  g.q_dim = f.n_heads * f.head_dim;
+  g.k_dim = f.attention.empty() ? g.q_dim : f.attention[0].kv_heads * f.attention[0].k_head_dim;
+  g.v_dim = f.attention.empty() ? g.q_dim : f.attention[0].kv_heads * f.attention[0].v_head_dim;
+  g.ffn = f.intermediate ? f.intermediate : 4 * f.hidden;
+  g.vocab = f.vocab;
+  g.gated = f.gated_mlp;
+  const std::string& fam = f.family;
+  g.rms_norm = !(fam == "gpt2" || fam == "gpt_neox" || fam == "falcon" || fam == "phi" || fam == "opt" || fam == "bloom" ||
+                 fam == "xglm");
+  g.parallel = fam == "falcon" || fam == "phi" || fam == "gpt_neox";
+  g.rope = f.position_kind == "rope";
+  g.experts = f.n_experts;
+  g.top_k = f.n_experts_active;
+  g.moe_ffn = f.moe_intermediate;
+  for (const auto& a : f.attention) g.window.push_back(a.sliding_window);
+  g.window.resize(g.layers, 0);
+  return g;
+}
+
+// Families whose attention materialises the scores whatever the configured implementation: bloom has only its
+// own baddbmm + softmax path; for falcon the measurements show the same footprint under "sdpa"
+// (bench/data/transformers_memory.jsonl: scores, fp32 softmax and its cast per layer).
+bool materialises_scores(const Geometry& g) { return g.family == "bloom" || g.family == "falcon"; }
+std::string default_attention(const Geometry& g) { return g.family == "bloom" ? "eager" : "sdpa"; }
+
+uint64_t mul(uint64_t a, uint64_t b) {
+  auto r = checked_mul(a, b);
+  if (!r) throw Error(ErrorKind::kUsage, "", "the workload's sizes overflow 64-bit arithmetic");
+  return *r;
+}
+uint64_t mul(uint64_t a, uint64_t b, uint64_t c) { return mul(mul(a, b), c); }
+uint64_t mul(uint64_t a, uint64_t b, uint64_t c, uint64_t d) { return mul(mul(a, b, c), d); }
+
+constexpr uint64_t kCublasWorkspace = (32u << 20) + 512;  // per cuBLAS handle and stream, from the caching allocator
+
+std::string L(uint64_t layer, const char* what) { return fmt::format("activations/{}/{}", layer, what); }
+
+struct Ctx {
+  Tracker& t;
+  const Geometry& g;
+  uint64_t s;        // bytes per activation element
+  uint64_t batch;
+  bool eager;
+};
+
+// A norm over `rows` rows of width `width`: the transient of computing it, then its output `out`.
+void norm(Ctx& c, const std::string& out, uint64_t rows, uint64_t width, const std::string& scratch) {
+  const uint64_t n = mul(rows, width);
+  if (c.g.rms_norm) {
+    // LlamaRMSNorm: h = x.to(fp32); var = h.pow(2).mean(-1); h = h * rsqrt(var + eps); w * h.to(dtype)
+    const bool upcast = c.s < 4;
+    if (upcast) c.t.alloc(scratch + "/f32", mul(n, 4));
+    c.t.alloc(scratch + "/pow", mul(n, 4));
+    c.t.alloc(scratch + "/var", mul(rows, 4));
+    c.t.free(scratch + "/pow");
+    c.t.alloc(scratch + "/normed", mul(n, 4));
+    c.t.free(scratch + "/f32");
+    c.t.free(scratch + "/var");
+    if (upcast) c.t.alloc(scratch + "/cast", mul(n, c.s));
+    c.t.alloc(out, mul(n, c.s));
+    c.t.free(scratch + "/cast");
+    c.t.free(scratch + "/normed");
+  } else {
+    c.t.alloc(out, mul(n, c.s));  // F.layer_norm: one fused kernel, output in the input dtype
+  }
+}
+
+// Self-attention of one layer for `q_len` new tokens attending to `kv_len` cached ones (prefill: equal).
+// Leaves the attention output projection in `out`; the layer's K/V cache tensors are updated by the caller.
+void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const std::string& in, const std::string& out,
+               const std::function<void()>& update_cache) {
+  const auto& g = c.g;
+  const uint64_t T = mul(c.batch, q_len);
+  c.t.alloc(L(layer, "q"), mul(T, g.q_dim, c.s));
+  c.t.alloc(L(layer, "k"), mul(T, g.k_dim, c.s));
+  c.t.alloc(L(layer, "v"), mul(T, g.v_dim, c.s));
+  if (g.rope) {
+    // q_embed = q * cos + rotate_half(q) * sin, then the same for k
+    for (const char* which : {"q", "k"}) {
+      const uint64_t n = mul(T, which[0] == 'q' ? g.q_dim : g.k_dim, c.s);
+      const std::string base = L(layer, which);
+      c.t.alloc(base + "_cos", n);
+      c.t.alloc(base + "_rot", n);
+      c.t.alloc(base + "_rotsin", n);
+      c.t.free(base + "_rot");
+      c.t.alloc(base + "_emb", n);
+      c.t.free(base + "_cos");
+      c.t.free(base + "_rotsin");
+      c.t.free(base);
+    }
+  }
+  update_cache();  // cache.update(k, v): the cat copies now; the caller frees the uncached k and v
+  c.t.free(L(layer, "k_emb"));
+  c.t.free(L(layer, "k"));
+  c.t.free(L(layer, "v"));
+  const std::string q = g.rope ? L(layer, "q_emb") : L(layer, "q");
+  const uint64_t rep = g.heads / std::max<uint64_t>(1, g.kv_heads);
+  const bool math_sdpa = !c.eager && c.s == 4 && rep > 1;
+  if (math_sdpa) {
+    // torch's math backend: K/V repeated for GQA, scores, causal bias added, softmax, each a new tensor
+    c.t.alloc(L(layer, "k_rep"), mul(c.batch, kv_len, g.heads * g.head_dim, c.s));
+    c.t.alloc(L(layer, "v_rep"), mul(c.batch, kv_len, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), c.s));
+    const uint64_t scores = mul(c.batch, g.heads, q_len, kv_len);
+    c.t.alloc(L(layer, "scores"), mul(scores, c.s));
+    c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
+    c.t.free(L(layer, "scores"));
+    c.t.alloc(L(layer, "probs"), mul(scores, c.s));
+    c.t.free(L(layer, "scores_masked"));
+    c.t.alloc(L(layer, "attn"), mul(T, g.q_dim, c.s));
+    c.t.free(L(layer, "probs"));
+    c.t.free(L(layer, "k_rep"));
+    c.t.free(L(layer, "v_rep"));
+  } else if (c.eager) {
+    // eager_attention_forward: repeat_kv, scores = q @ k^T (+ mask), softmax in fp32, cast back, @ v
+    if (rep > 1) {
+      c.t.alloc(L(layer, "k_rep"), mul(c.batch, kv_len, g.heads * g.head_dim, c.s));
+      c.t.alloc(L(layer, "v_rep"), mul(c.batch, kv_len, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), c.s));
+    }
+    const uint64_t scores = mul(c.batch, g.heads, q_len, kv_len);
+    c.t.alloc(L(layer, "scores"), mul(scores, c.s));
+    c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
+    c.t.free(L(layer, "scores"));
+    c.t.alloc(L(layer, "softmax_f32"), mul(scores, 4));
+    if (c.s < 4) c.t.alloc(L(layer, "probs"), mul(scores, c.s));
+    c.t.free(L(layer, "softmax_f32"));
+    c.t.free(L(layer, "scores_masked"));
+    c.t.alloc(L(layer, "attn"), mul(T, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), c.s));
+    c.t.free(L(layer, "probs"));
+    c.t.free(L(layer, "k_rep"));
+    c.t.free(L(layer, "v_rep"));
+  } else {
+    // F.scaled_dot_product_attention (flash or memory-efficient): output, plus its logsumexp
+    c.t.alloc(L(layer, "lse"), mul(c.batch, g.heads, q_len, 4));
+    c.t.alloc(L(layer, "attn"), mul(T, g.q_dim, c.s));
+    c.t.free(L(layer, "lse"));
+  }
+  c.t.free(q);
+  c.t.alloc(L(layer, "attn_contig"), mul(T, g.q_dim, c.s));  // transpose(1, 2).contiguous()
+  c.t.free(L(layer, "attn"));
+  c.t.alloc(out, mul(T, g.hidden, c.s));  // o_proj
+  c.t.free(L(layer, "attn_contig"));
+  (void)in;
+}
+
+void mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
+  const auto& g = c.g;
+  const uint64_t T = mul(c.batch, tokens);
+  if (g.experts > 0) {
+    // Router logits, then each expert's share of the tokens (top_k of them per token, spread over experts).
+    c.t.alloc(L(layer, "router"), mul(T, g.experts, 4));
+    const uint64_t routed = mul(T, std::max<uint64_t>(1, g.top_k));
+    c.t.alloc(L(layer, "moe_gate_up"), mul(routed, 2 * g.moe_ffn, c.s) / std::max<uint64_t>(1, g.experts));
+    c.t.alloc(L(layer, "moe_out"), mul(T, g.hidden, c.s));
+    c.t.free(L(layer, "moe_gate_up"));
+    c.t.free(L(layer, "router"));
+    c.t.alloc(out, mul(T, g.hidden, c.s));
+    c.t.free(L(layer, "moe_out"));
+    return;
+  }
+  const uint64_t n = mul(T, g.ffn, c.s);
+  if (g.gated) {
+    // down_proj(act_fn(gate_proj(x)) * up_proj(x))
+    c.t.alloc(L(layer, "gate"), n);
+    c.t.alloc(L(layer, "act"), n);
+    c.t.free(L(layer, "gate"));
+    c.t.alloc(L(layer, "up"), n);
+    c.t.alloc(L(layer, "prod"), n);
+    c.t.free(L(layer, "act"));
+    c.t.free(L(layer, "up"));
+    c.t.alloc(out, mul(T, g.hidden, c.s));
+    c.t.free(L(layer, "prod"));
+  } else {
+    // fc2(act(fc1(x)))
+    c.t.alloc(L(layer, "fc1"), n);
+    c.t.alloc(L(layer, "act"), n);
+    c.t.free(L(layer, "fc1"));
+    c.t.alloc(out, mul(T, g.hidden, c.s));
+    c.t.free(L(layer, "act"));
+  }
+}
+
+// One decoder layer: hidden state `in` -> `out`. The caller's loop variable keeps `in` alive for the whole call
+// (`hidden_states = layer(hidden_states, ...)`), and the model keeps `inputs_embeds` until its forward returns.
+void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const std::string& in, const std::string& out,
+                   const std::function<void()>& update_cache) {
+  const uint64_t T = mul(c.batch, q_len);
+  c.t.set_phase(fmt::format("layer {} ({} tokens)", layer, q_len));
+  norm(c, L(layer, "norm1"), T, c.g.hidden, L(layer, "norm1_tmp"));
+  attention(c, layer, q_len, kv_len, L(layer, "norm1"), L(layer, "attn_out"), update_cache);
+  if (c.g.parallel) {
+    // attention and MLP read the same normed input; out = residual + attn + mlp
+    mlp(c, layer, q_len, L(layer, "mlp_out"));
+    c.t.free(L(layer, "norm1"));
+    c.t.alloc(L(layer, "sum"), mul(T, c.g.hidden, c.s));
+    c.t.free(L(layer, "attn_out"));
+    c.t.free(L(layer, "mlp_out"));
+    c.t.alloc(out, mul(T, c.g.hidden, c.s));
+    c.t.free(L(layer, "sum"));
+    return;
+  }
+  c.t.free(L(layer, "norm1"));
+  c.t.alloc(L(layer, "resid1"), mul(T, c.g.hidden, c.s));  // residual + attention
+  c.t.free(L(layer, "attn_out"));
+  norm(c, L(layer, "norm2"), T, c.g.hidden, L(layer, "norm2_tmp"));
+  mlp(c, layer, q_len, L(layer, "mlp_out"));
+  c.t.free(L(layer, "norm2"));
+  c.t.alloc(out, mul(T, c.g.hidden, c.s));
+  c.t.free(L(layer, "mlp_out"));
+  c.t.free(L(layer, "resid1"));
+}
+
+uint64_t weight_bytes_in(const ArchModel& m, DType dtype) {
+  uint64_t total = 0;
+  for (const auto& t : m.tensors) total += dtype_bytes(dtype, t.numel()).value_or(0);
+  return total;
+}
+
+void load_weights(Tracker& t, const ArchModel& m, DType dtype) {
+  t.set_phase("loading weights");
+  for (const auto& w : m.tensors) t.alloc("weights/" + w.name, dtype_bytes(dtype, w.numel()).value_or(0));
+}
+
+struct KvState {
+  std::vector<uint64_t> len;  // tokens held per layer (storage)
+  uint64_t gen = 0;           // generation counter for unique names
+};
+
+std::string kv_name(uint64_t layer, const char* which, uint64_t gen) {
+  return fmt::format("kv_cache/{}/{}/{}", layer, which, gen);
+}
+
+void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, std::string& attn_used) {
+  const uint64_t s = dtype_info(w.dtype).block_bytes;
+  const std::string attn = w.attn.empty() ? default_attention(g) : w.attn;
+  attn_used = attn;
+  Ctx c{t, g, s, w.batch, attn == "eager" || materialises_scores(g)};
+  load_weights(t, m, w.dtype);
+  if (!m.tied.empty() && w.from_config) {
+    // from_config builds lm_head, then ties it to the embedding: one untied copy lives until the tie
+    t.alloc("weights/untied_head", mul(g.vocab, g.hidden, s));
+    t.free("weights/untied_head");
+  }
+  t.alloc("workspace/cublas", kCublasWorkspace);
+  const uint64_t P = w.prompt_tokens, B = w.batch;
+  const bool generate = w.mode == RunMode::kGenerate;
+  t.set_phase("inputs");
+  t.alloc("inputs/input_ids", mul(B, P, 8));
+  if (generate) t.alloc("inputs/attention_mask", mul(B, P, 8));
+  if (c.eager) t.alloc("activations/causal_mask", mul(B, P, P, s));
+  if (g.rope) {
+    t.alloc("activations/cos", mul(B, P, g.head_dim, s));
+    t.alloc("activations/sin", mul(B, P, g.head_dim, s));
+  }
+  t.alloc("activations/embed", mul(B, P, g.hidden, s));
+  KvState kv;
+  kv.len.assign(g.layers, 0);
+  std::string h = "activations/embed";
+  for (uint64_t layer = 0; layer < g.layers; ++layer) {
+    auto update = [&] {
+      if (!generate) return;  // use_cache=False: nothing is kept
+      t.alloc(kv_name(layer, "k", 0), mul(B, P, g.k_dim, s));
+      t.alloc(kv_name(layer, "v", 0), mul(B, P, g.v_dim, s));
+      kv.len[layer] = P;
+    };
+    const std::string out = fmt::format("activations/hidden{}", layer);
+    decoder_layer(c, layer, P, P, h, out, update);
+    if (h != "activations/embed") t.free(h);
+    h = out;
+  }
+  t.set_phase("final norm and LM head");
+  const uint64_t logit_rows = generate ? B : mul(B, P);
+  norm(c, "activations/final_norm", generate ? mul(B, P) : mul(B, P), g.hidden, "activations/final_norm_tmp");
+  t.alloc("logits/logits", mul(logit_rows, g.vocab, s));
+  t.free("activations/final_norm");
+  t.free(h);
+  if (m.facts.final_logit_softcap) {
+    // logits = tanh(logits / cap) * cap, one new tensor per step (Gemma2ForCausalLM.forward)
+    t.alloc("logits/div", mul(logit_rows, g.vocab, s));
+    t.free("logits/logits");
+    t.alloc("logits/tanh", mul(logit_rows, g.vocab, s));
+    t.free("logits/div");
+    t.alloc("logits/logits", mul(logit_rows, g.vocab, s));
+    t.free("logits/tanh");
+  }
+  if (!generate) return;
+  t.alloc("logits/next_token_f32", mul(B, g.vocab, 4));  // outputs.logits[:, -1, :].to(float32, copy=True)
+  t.free("logits/logits");
+  t.free("activations/cos");
+  t.free("activations/sin");
+  t.free("activations/causal_mask");
+  t.free("activations/embed");
+  // Decode: each of the remaining new_tokens - 1 forward passes appends one token to every layer's cache.
+  for (uint64_t step = 1; step < w.new_tokens; ++step) {
+    t.set_phase(fmt::format("decode step {}", step));
+    for (uint64_t layer = 0; layer < g.layers; ++layer) {
+      const uint64_t old_len = kv.len[layer];
+      uint64_t new_len = old_len + 1;
+      for (const char* which : {"k", "v"}) {
+        const uint64_t dim = which[0] == 'k' ? g.k_dim : g.v_dim;
+        t.alloc(kv_name(layer, which, step), mul(B, new_len, dim, s));  // torch.cat([cache, new], dim=-2)
+        t.free(kv_name(layer, which, step - 1));
+      }
+      // A sliding layer's stored view keeps the whole cat result alive; the next cat starts from the window.
+      kv.len[layer] = g.window[layer] ? std::min(new_len, g.window[layer] - 1) : new_len;
+    }
+    t.free("logits/next_token_f32");
+    t.alloc("logits/next_token_f32", mul(B, g.vocab, 4));
+  }
+}
+
+
+// --- training ------------------------------------------------------------------------------------------------------
+
+
+struct TrainCtx {
+  Tracker& t;
+  const Geometry& g;
+  const ModelFacts& f;
+  const Workload& w;
+  uint64_t p;   // bytes per parameter (bf16: 2, amp: fp32 master weights, 4)
+  uint64_t T;   // tokens in the batch
+  bool amp, lora;
+};
+
+bool targets(const TrainCtx& c, const char* module) {
+  return std::find(c.w.lora_targets.begin(), c.w.lora_targets.end(), module) != c.w.lora_targets.end();
+}
+
+// The tensors autograd keeps for one decoder layer's backward (bytes by name). Only what is not shared with the
+// next layer is counted here; the layer's input is counted when an op of this layer saves it.
+std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c, uint64_t layer) {
+  const auto& g = c.g;
+  const uint64_t T = c.T, hs = mul(T, g.hidden), qs = mul(T, g.q_dim), ks = mul(T, g.k_dim), vs = mul(T, g.v_dim),
+                 is = mul(T, g.ffn);
+  const bool full = !c.lora;
+  // With LoRA the frozen embedding's output needs no gradient, so layer 0 saves nothing before its first adapter.
+  const bool input_needs_grad = full || layer > 0;
+  std::vector<std::pair<std::string, uint64_t>> v;
+  auto add = [&](const std::string& n, uint64_t b) { v.emplace_back(n, b); };
+  const uint64_t resid = c.amp ? 4 : 2;  // the residual stream is fp32 under autocast (fp32 + bf16 -> fp32)
+  // norms
+  auto norm_saved = [&](const char* tag) {
+    if (g.rms_norm) {
+      if (input_needs_grad) add(tag, mul(hs, 4));         // x.to(float32), kept by pow and the rsqrt product
+      if (c.amp && full) add(std::string(tag) + "_h32", mul(hs, 4));  // w * h: h kept for w's gradient (fp32 path)
+      else if (full) add(std::string(tag) + "_cast", mul(hs, 2));     // w * h.to(bf16): the cast kept for w's gradient
+    } else if (input_needs_grad || full) {
+      add(tag, mul(hs, resid));                             // F.layer_norm keeps its input
+    }
+  };
+  norm_saved("norm1_in");
+  // attention inputs kept by the q/k/v projections
+  if (full) {
+    if (c.amp) add("qkv_in_casts", mul(hs, 2 * (g.family == "gpt2" || g.family == "gpt_neox" || g.family == "falcon" ||
+                                                        g.family == "bloom" ? 1 : 3)));
+    else add("norm1_out", mul(hs, 2));
+  } else {
+    uint64_t adapters = (targets(c, "q_proj") ? 1 : 0) + (targets(c, "k_proj") ? 1 : 0) + (targets(c, "v_proj") ? 1 : 0);
+    if (adapters) add("lora_in_f32", mul(hs, c.amp ? 4 : 4 * adapters));  // peft casts each adapter's input to fp32
+  }
+  // attention: SDPA keeps q, k, v, its output and logsumexp; fused-qkv families keep the whole projection
+  const bool fused = g.family == "gpt2" || g.family == "gpt_neox" || g.family == "bloom" || g.family == "falcon";
+  if (fused && !g.rope) add("qkv", mul(qs + ks + vs, 2));
+  else if (fused) add("qkv_and_rotated", mul(qs + ks + vs + qs + ks, 2));
+  else add("q_k_v", mul(qs + ks + vs, 2));
+  add("attn_out", mul(qs, 2));
+  add("lse", mul(c.w.batch, g.heads, c.w.prompt_tokens, 4));
+  if (full || targets(c, "o_proj")) add("o_in", mul(qs, full ? 2 : 4));
+  if (c.f.resid_dropout) add("dropout_mask1", hs);
+  // MLP
+  if (g.parallel) {
+    if (full) add("mlp_in", mul(hs, c.amp ? 2 : (g.family == "gpt_neox" ? 2 : 0)));
+  } else {
+    norm_saved("norm2_in");
+    if (full) add("mlp_in", mul(hs, c.amp ? 2 * (g.gated ? 2 : 1) : 2));
+  }
+  if (g.gated) {
+    add("mlp_gate_act_up", mul(is, 2 * 3));  // act_fn keeps gate, the product keeps act(gate) and up
+    if (full) add("mlp_prod", mul(is, 2));   // down_proj keeps its input
+  } else {
+    const std::string& a = c.f.activation;
+    const bool python_gelu = a == "gelu_new" || a == "gelu_fast" || a == "gelu_pytorch_tanh_python";
+    add("mlp_fc1_out", mul(is, 2));                       // the activation keeps its input
+    if (python_gelu) add("mlp_gelu_parts", mul(is, 2 * 3));  // NewGELU in Python: tanh, 0.5*x, 1+tanh kept
+    if (full || python_gelu) add("mlp_act_out", mul(is, 2));  // fc2 keeps its input
+  }
+  if (c.f.resid_dropout) add("dropout_mask2", hs);
+  return v;
+}
+
+uint64_t layer_param_bytes(const ArchModel& m, uint64_t layer, uint64_t bytes_per) {
+  const std::string a = ".layers." + std::to_string(layer) + ".", b = ".h." + std::to_string(layer) + ".";
+  uint64_t n = 0;
+  for (const auto& t : m.tensors)
+    if (t.name.find(a) != std::string::npos || t.name.find(b) != std::string::npos) n += t.numel();
+  return mul(n, bytes_per);
+}
+
+struct LoraShape {
+  uint64_t params_per_layer = 0, largest = 0;
+};
+
+LoraShape lora_shape(const TrainCtx& c) {
+  const auto& g = c.g;
+  LoraShape s;
+  auto add = [&](const char* mod, uint64_t in, uint64_t out) {
+    if (!targets(c, mod)) return;
+    const uint64_t n = c.w.lora_r * (in + out);
+    s.params_per_layer += n;
+    s.largest = std::max({s.largest, c.w.lora_r * in, c.w.lora_r * out});
+  };
+  add("q_proj", g.hidden, g.q_dim);
+  add("k_proj", g.hidden, g.k_dim);
+  add("v_proj", g.hidden, g.v_dim);
+  add("o_proj", g.q_dim, g.hidden);
+  add("gate_proj", g.hidden, g.ffn);
+  add("up_proj", g.hidden, g.ffn);
+  add("down_proj", g.ffn, g.hidden);
+  return s;
+}
+
+void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w) {
+  const bool amp = w.precision == TrainPrecision::kAmpBf16;
+  TrainCtx c{t, g, m.facts, w, amp ? 4u : 2u, mul(w.batch, w.prompt_tokens), amp, w.train == TrainMethod::kLora};
+  const uint64_t T = c.T, V = g.vocab, H = g.hidden;
+  // weights (and the tied head's transient copy when built from a config: transformers creates lm_head, then ties)
+  t.set_phase("loading weights");
+  load_weights(t, m, amp ? DType::F32 : DType::BF16);
+  if (!m.tied.empty() && w.from_config) {
+    t.alloc("weights/untied_head", mul(V, H, c.p));
+    t.free("weights/untied_head");
+  }
+  uint64_t trainable = 0, largest = 0;
+  const LoraShape ls = lora_shape(c);
+  if (c.lora) {
+    trainable = mul(ls.params_per_layer, g.layers, 4);  // peft keeps adapters in fp32
+    largest = ls.largest * 4;
+    t.alloc("lora/adapters", trainable);
+  } else {
+    for (const auto& tt : m.tensors) {
+      trainable += tt.numel() * c.p;
+      largest = std::max(largest, tt.numel() * c.p);
+    }
+  }
+  // autocast keeps a bf16 copy of every fp32 weight a matmul saves for backward
+  uint64_t linear_params = 0;
+  for (const auto& tt : m.tensors)
+    if (tt.shape.size() == 2 && tt.name.find("embed") == std::string::npos && tt.name.find("wte") == std::string::npos &&
+        tt.name.find("wpe") == std::string::npos && tt.name.find("word_embeddings") == std::string::npos)
+      linear_params += tt.numel();
+  bool workspace_fwd = false, workspace_bwd = false;
+  const uint64_t steps = 2;
+  for (uint64_t step = 1; step <= steps; ++step) {
+    // forward
+    t.set_phase(fmt::format("step {} forward", step));
+    if (!workspace_fwd) {
+      t.alloc("workspace/cublas_fwd", kCublasWorkspace);
+      workspace_fwd = true;
+    }
+    t.alloc("inputs/ids", mul(T, 8));
+    t.alloc("inputs/labels", mul(T, 8));
+    if (c.f.embd_dropout) t.alloc("saved_activations/embd_dropout", mul(T, H));
+    std::vector<std::vector<std::pair<std::string, uint64_t>>> saved(g.layers);
+    for (uint64_t layer = 0; layer < g.layers; ++layer) {
+      t.set_phase(fmt::format("step {} forward, layer {}", step, layer));
+      if (amp) t.alloc(fmt::format("saved_activations/{}/bf16_weights", layer), mul(layer_param_bytes(m, layer, 1), 2));
+      saved[layer] = saved_for_layer(c, layer);
+      if (w.grad_ckpt) {
+        // checkpointed: the layer's input is kept; the inside runs and is dropped
+        t.alloc(fmt::format("saved_activations/{}/ckpt_input", layer), mul(T, H, amp ? 4 : 2));
+        for (const auto& [n, b] : saved[layer]) t.alloc(fmt::format("activations/{}/{}", layer, n), b);
+        for (const auto& [n, b] : saved[layer]) t.free(fmt::format("activations/{}/{}", layer, n));
+        if (amp) t.free(fmt::format("saved_activations/{}/bf16_weights", layer));
+      } else {
+        for (const auto& [n, b] : saved[layer]) t.alloc(fmt::format("saved_activations/{}/{}", layer, n), b);
+      }
+    }
+    // final norm, LM head, loss: logits in bf16, their fp32 copy, cross_entropy's log-softmax (kept)
+    t.set_phase(fmt::format("step {} loss", step));
+    t.alloc("saved_activations/final_norm", mul(T, H, amp ? 8 : 6));
+    if (amp) t.alloc("saved_activations/lm_head_bf16_weight", mul(V, H, 2));
+    t.alloc("logits/logits", mul(T, V, 2));
+    if (c.f.final_logit_softcap) {
+      t.alloc("saved_activations/softcap_tanh", mul(T, V, 2));
+      t.alloc("logits/softcapped", mul(T, V, 2));
+      t.free("logits/logits");
+    }
+    t.alloc("logits/logits_f32", mul(T, V, 4));
+    t.alloc("loss/log_softmax", mul(T, V, 4));
+    t.free("logits/logits_f32");
+    t.free("logits/softcapped");
+    t.free("logits/logits");
+    // backward
+    t.set_phase(fmt::format("step {} backward", step));
+    if (!workspace_bwd) {
+      t.alloc("workspace/cublas_bwd", kCublasWorkspace);  // the autograd thread's own cuBLAS handle
+      workspace_bwd = true;
+    }
+    t.alloc("loss/grad_log_softmax", mul(T, V, 4));
+    t.alloc("loss/grad_logits_f32", mul(T, V, 4));
+    t.free("loss/grad_log_softmax");
+    t.free("loss/log_softmax");
+    t.alloc("loss/grad_logits", mul(T, V, 2));
+    t.free("loss/grad_logits_f32");
+    t.free("saved_activations/softcap_tanh");
+    if (!c.lora && m.tied.empty()) t.alloc("gradients/lm_head", mul(V, H, c.p));
+    if (!c.lora && !m.tied.empty()) t.alloc("gradients/embedding", mul(V, H, c.p));
+    t.alloc("activations/grad_hidden", mul(T, H, amp ? 4 : 2));
+    t.free("loss/grad_logits");
+    t.free("saved_activations/lm_head_bf16_weight");
+    t.free("saved_activations/final_norm");
+    for (uint64_t i = g.layers; i-- > 0;) {
+      t.set_phase(fmt::format("step {} backward, layer {}", step, i));
+      if (w.grad_ckpt) {
+        if (amp) t.alloc(fmt::format("saved_activations/{}/bf16_weights", i), mul(layer_param_bytes(m, i, 1), 2));
+        for (const auto& [n, b] : saved[i]) t.alloc(fmt::format("saved_activations/{}/{}", i, n), b);
+      }
+      // the MLP's backward holds gradients of its intermediates while they are consumed
+      t.alloc(fmt::format("activations/{}/grad_mlp", i), mul(T, g.ffn, 2 * 2));
+      if (c.lora) t.alloc(fmt::format("gradients/{}", i), mul(ls.params_per_layer, 4));
+      else t.alloc(fmt::format("gradients/{}", i), layer_param_bytes(m, i, c.p));
+      t.free(fmt::format("activations/{}/grad_mlp", i));
+      for (const auto& [n, b] : saved[i]) t.free(fmt::format("saved_activations/{}/{}", i, n));
+      t.free(fmt::format("saved_activations/{}/bf16_weights", i));
+      t.free(fmt::format("saved_activations/{}/ckpt_input", i));
+    }
+    t.free("saved_activations/embd_dropout");
+    if (!c.lora) {
+      // the embedding's dense gradient, accumulated into the tied head's gradient when tied
+      t.alloc("gradients/embedding_new", mul(V, H, c.p));
+      if (!m.tied.empty()) {
+        t.alloc("gradients/embedding_sum", mul(V, H, c.p));
+        t.free("gradients/embedding_new");
+        t.free("gradients/embedding");
+      }
+      // other small parameters (norms, positions) are within the layer and final-norm gradients
+    }
+    t.free("activations/grad_hidden");
+    t.free("inputs/ids");
+    t.free("inputs/labels");
+    // optimizer step
+    t.set_phase(fmt::format("step {} optimizer", step));
+    if (w.optimizer == OptimizerKind::kAdamW) {
+      if (step == 1) t.alloc("optimizer_states/adamw", mul(trainable, 2));
+      // torch.optim.AdamW(fused=False): the single-tensor loop; exp_avg_sq.sqrt() / bias_correction per tensor
+      t.alloc("optimizer_temp/sqrt", largest);
+      t.alloc("optimizer_temp/denom", largest);
+      t.free("optimizer_temp/sqrt");
+      t.free("optimizer_temp/denom");
+    }
+    // zero_grad(set_to_none=True)
+    for (uint64_t i = 0; i < g.layers; ++i) t.free(fmt::format("gradients/{}", i));
+    for (const char* n : {"gradients/lm_head", "gradients/embedding", "gradients/embedding_new", "gradients/embedding_sum"}) t.free(n);
+  }
+}
+
+}  // namespace
+
+Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu) {
+  validate_workload(w);
+  Geometry g = geometry(model.facts);
+  Estimate e;
+  e.engine = "transformers";
+  e.engine_version = "transformers 5.17, PyTorch 2.11";
+  e.gpu = gpu;
+  Tracker t;
+  std::string attn_used;
+  if (w.mode == RunMode::kTrain) {
+    run_training(t, model, g, w);
+    attn_used = "sdpa";
+  } else {
+    run_inference(t, model, g, w, attn_used);
+  }
+  e.weight_bytes = weight_bytes_in(model, w.mode == RunMode::kTrain && w.precision == TrainPrecision::kAmpBf16 ? DType::F32
+                                             : w.mode == RunMode::kTrain ? DType::BF16 : w.dtype);
+  e.framework_peak_bytes = t.peak_allocated();
+  e.reserved_peak_bytes = t.peak_reserved();
+  e.peak_phase = t.peak_phase();
+  static const std::map<std::string, std::string> kDetail = {
+      {"weights", "every parameter in the requested dtype"},
+      {"kv_cache", "DynamicCache keys and values at the peak (torch.cat growth)"},
+      {"activations", "hidden states and temporaries alive at the peak"},
+      {"logits", "LM-head output (last position when generating) and its fp32 copy"},
+      {"inputs", "input ids and attention mask (int64)"},
+      {"workspace", "cuBLAS workspaces from the caching allocator (32 MiB per handle and stream)"},
+      {"gradients", "parameter gradients, in the parameters' dtype"},
+      {"optimizer_states", "AdamW exp_avg and exp_avg_sq, in the parameters' dtype"},
+      {"optimizer_temp", "AdamW's per-tensor temporaries (sqrt and division of the largest tensor)"},
+      {"lora", "LoRA adapter weights (fp32, as peft keeps them)"},
+      {"saved_activations", "tensors autograd keeps for backward"},
+      {"loss", "cross-entropy's fp32 log-softmax and its gradient"},
+  };
+  for (const char* cat : {"weights", "gradients", "optimizer_states", "optimizer_temp", "lora", "kv_cache", "saved_activations",
+                          "activations", "logits", "loss", "inputs", "workspace"}) {
+    auto it = t.peak_breakdown().find(cat);
+    if (it == t.peak_breakdown().end()) continue;
+    auto d = kDetail.find(cat);
+    e.components.push_back({cat, it->second, d == kDetail.end() ? "" : d->second});
+  }
+  e.components.push_back({"allocator_cached", e.reserved_peak_bytes - e.framework_peak_bytes,
+                          "reserved by PyTorch's caching allocator beyond the allocated peak (segment rounding, "
+                          "blocks freed but kept)"});
+  e.components.push_back({"cuda_context", gpu.cuda_context_bytes, "CUDA context, kernels and library handles: " + gpu.context_source});
+  const uint64_t outside = gpu.cuda_context_bytes + (w.mode == RunMode::kTrain ? gpu.training_extra_bytes : 0);
+  e.components.back().bytes = outside;
+  e.process_peak_bytes = e.reserved_peak_bytes + outside;
+  e.notes.push_back("attention implementation: " + attn_used);
+  return e;
+}
+
+void validate_workload(const Workload& w) {
+  auto check = [](uint64_t v, const char* name, uint64_t max) {
+    if (v == 0) throw Error(ErrorKind::kUsage, "", std::string(name) + " must be at least 1");
+    if (v > max) throw Error(ErrorKind::kUsage, "", fmt::format("{} {} is beyond any plausible run (max {})", name, v, max));
+  };
+  check(w.batch, "--batch", uint64_t{1} << 24);
+  check(w.prompt_tokens, w.mode == RunMode::kTrain ? "--seq" : "--prompt", uint64_t{1} << 30);
+  if (w.mode == RunMode::kGenerate) check(w.new_tokens, "--new-tokens", uint64_t{1} << 30);
+  if (w.dtype != DType::F16 && w.dtype != DType::BF16 && w.dtype != DType::F32)
+    throw Error(ErrorKind::kUsage, "", std::string("--dtype ") + std::string(dtype_name(w.dtype)) +
+                                           " is not a transformers dtype (fp32, fp16, bf16)");
+  if (!w.attn.empty() && w.attn != "sdpa" && w.attn != "eager")
+    throw Error(ErrorKind::kUsage, "", "--attn must be sdpa or eager, got '" + w.attn + "'");
+  if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) check(w.lora_r, "--lora-r", 65536);
+}
+
+}  // namespace llmem

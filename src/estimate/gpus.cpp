@@ -1,0 +1,71 @@
+#include <algorithm>
+#include <cctype>
+
+#include <nlohmann/json.hpp>
+
+#include "llmem/catalog.hpp"
+#include "llmem/error.hpp"
+#include "llmem/estimate.hpp"
+
+namespace llmem {
+namespace {
+
+std::string squash(std::string_view s) {
+  std::string out;
+  for (char c : s)
+    if (std::isalnum(static_cast<unsigned char>(c))) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::vector<GpuProfile> load() {
+  using nlohmann::json;
+  const json gpus = json::parse(embedded_file("gpus.json"));
+  const json overheads = json::parse(embedded_file("runtime_overheads.json"));
+  // The per-process overhead outside PyTorch's allocator depends on the driver, CUDA and PyTorch far more than on
+  // the board; where a GPU has no measurement of its own, the reference measurement applies, and says so.
+  const json& ref = overheads.at("reference");
+  std::vector<GpuProfile> out;
+  for (const auto& g : gpus.at("gpus")) {
+    GpuProfile p;
+    p.name = g.at("name");
+    p.display_name = g.at("display");
+    p.memory_bytes = g.at("memory_mib").get<uint64_t>() << 20;
+    p.memory_source = g.at("source");
+    p.cuda_context_bytes = ref.at("cuda_context_bytes");
+    p.training_extra_bytes = ref.value("training_extra_bytes", uint64_t{0});
+    p.context_source = std::string(ref.at("source")) + (p.name == ref.at("gpu") ? "" : " (measured on " + std::string(ref.at("gpu")) + "; assumed here)");
+    if (auto it = overheads.at("per_gpu").find(p.name); it != overheads.at("per_gpu").end()) {
+      p.cuda_context_bytes = it->at("cuda_context_bytes");
+      p.context_source = it->at("source");
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<GpuProfile>& gpu_catalog() {
+  static const std::vector<GpuProfile> all = load();
+  return all;
+}
+
+const GpuProfile& find_gpu(const std::string& name) {
+  const std::string want = squash(name);
+  for (const auto& g : gpu_catalog())
+    if (squash(g.name) == want || squash(g.display_name) == want || squash("NVIDIA " + g.name) == want) return g;
+  std::vector<std::pair<size_t, std::string>> scored;
+  for (const auto& g : gpu_catalog()) scored.emplace_back(edit_distance(want, squash(g.name)), g.name);
+  std::sort(scored.begin(), scored.end());
+  std::string hint;
+  for (size_t i = 0; i < 3 && i < scored.size(); ++i) hint += (i ? ", " : "") + scored[i].second;
+  throw Error(ErrorKind::kUsage, "", "unknown GPU '" + name + "' (closest: " + hint + "; 'llmem estimate --list-gpus' lists them)");
+}
+
+const GpuProfile& default_gpu() {
+  using nlohmann::json;
+  static const std::string ref = json::parse(embedded_file("runtime_overheads.json")).at("reference").at("gpu");
+  return find_gpu(ref);
+}
+
+}  // namespace llmem
