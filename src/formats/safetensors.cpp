@@ -18,9 +18,9 @@ using nlohmann::json;
 
 namespace {
 
-// A valid header nests three levels (header object, tensor object, shape array). The parser itself is iterative,
-// but a hostile 100 MB header of brackets would still build tens of millions of DOM nodes; refuse it early.
-constexpr int kMaxHeaderDepth = 16;
+// Nesting a valid header never needs more than three levels (header, tensor, shape); refuse absurd nesting so
+// that no later consumer of these bytes has to think about it.
+constexpr size_t kMaxHeaderDepth = 16;
 // model.safetensors.index.json of the largest public checkpoints is a few MB; refuse absurd ones before reading.
 constexpr uint64_t kMaxIndexBytes = 100'000'000;
 
@@ -34,39 +34,56 @@ uint64_t read_le64(const std::vector<uint8_t>& b) {
   return v;
 }
 
-uint64_t as_u64(const json& v, const std::string& file, const std::string& what) {
-  if (!v.is_number_unsigned()) {
-    if (v.is_number_integer() && v.get<int64_t>() < 0) bad(file, what + " is negative");
-    bad(file, what + " is not a non-negative integer");
-  }
-  return v.get<uint64_t>();
+// One entry of a shape or data_offsets array, as the JSON had it.
+struct RawInt {
+  enum Kind : uint8_t { kUnsigned, kNegative, kOther } kind;
+  uint64_t value;
+};
+
+// A tensor's fields as they streamed by; validated once its object closes.
+struct RawTensor {
+  std::string name;
+  unsigned seen = 0;  // bit per known field: a repeated one is refused
+  bool dtype_is_string = false, shape_is_array = false, offsets_is_array = false;
+  std::string dtype;
+  std::vector<RawInt> shape, offsets;
+};
+constexpr unsigned kDtype = 1, kShape = 2, kOffsets = 4;
+
+uint64_t as_u64(const RawInt& v, const std::string& file, const std::string& what) {
+  if (v.kind == RawInt::kNegative) bad(file, what + " is negative");
+  if (v.kind == RawInt::kOther) bad(file, what + " is not a non-negative integer");
+  return v.value;
 }
 
-TensorInfo parse_tensor(const std::string& file, const std::string& name, const json& t) {
-  if (!t.is_object()) bad(file, "tensor '" + name + "' is not an object");
-  auto dt = t.find("dtype"), sh = t.find("shape"), off = t.find("data_offsets");
-  if (dt == t.end() || sh == t.end() || off == t.end())
-    bad(file, "tensor '" + name + "' lacks dtype, shape or data_offsets");
-  if (!dt->is_string()) bad(file, "tensor '" + name + "' has a dtype that is not a string");
-  auto dtype = dtype_from_safetensors(dt->get<std::string>());
+// Checks in the order a reader of the error would want them: presence, dtype, shape, size, offsets, span.
+TensorInfo finish_tensor(const std::string& file, const RawTensor& t) {
+  const std::string& name = t.name;
+  if (t.seen != (kDtype | kShape | kOffsets)) bad(file, "tensor '" + name + "' lacks dtype, shape or data_offsets");
+  if (!t.dtype_is_string) bad(file, "tensor '" + name + "' has a dtype that is not a string");
+  auto dtype = dtype_from_safetensors(t.dtype);
   // Well-formed but unknown to llmem (a dtype newer than this table, or garbage): kUnsupported per error.hpp.
-  if (!dtype)
-    throw Error(ErrorKind::kUnsupported, file, "tensor '" + name + "' has unknown dtype '" + dt->get<std::string>() + "'");
-  if (!sh->is_array()) bad(file, "tensor '" + name + "' has a shape that is not an array");
+  if (!dtype) throw Error(ErrorKind::kUnsupported, file, "tensor '" + name + "' has unknown dtype '" + t.dtype + "'");
+  if (!t.shape_is_array) bad(file, "tensor '" + name + "' has a shape that is not an array");
   TensorInfo ti;
   ti.name = name;
   ti.dtype = *dtype;
   ti.file = file;
-  for (const auto& d : *sh) ti.shape.push_back(as_u64(d, file, "a dimension of tensor '" + name + "'"));
+  ti.shape.reserve(t.shape.size());
+  for (const auto& d : t.shape) {
+    if (d.kind != RawInt::kUnsigned) as_u64(d, file, "a dimension of tensor '" + name + "'");
+    ti.shape.push_back(d.value);
+  }
   auto numel = shape_numel(ti.shape);
   if (!numel) bad(file, "tensor '" + name + "' has shape " + shape_to_string(ti.shape) + " whose size overflows 64 bits");
   auto bytes = dtype_bytes(ti.dtype, *numel);
   if (!bytes)
     bad(file, "tensor '" + name + "': " + std::to_string(*numel) + " elements are not a whole number of " +
                   std::string(dtype_name(ti.dtype)) + " blocks, or their size overflows");
-  if (!off->is_array() || off->size() != 2) bad(file, "tensor '" + name + "' data_offsets is not [begin, end]");
-  uint64_t begin = as_u64((*off)[0], file, "data_offsets of '" + name + "'");
-  uint64_t end = as_u64((*off)[1], file, "data_offsets of '" + name + "'");
+  if (!t.offsets_is_array || t.offsets.size() != 2) bad(file, "tensor '" + name + "' data_offsets is not [begin, end]");
+  for (const auto& o : t.offsets)
+    if (o.kind != RawInt::kUnsigned) as_u64(o, file, "data_offsets of '" + name + "'");
+  uint64_t begin = t.offsets[0].value, end = t.offsets[1].value;
   if (end < begin) bad(file, "tensor '" + name + "' ends before it begins");
   if (end - begin != *bytes)
     bad(file, "tensor '" + name + "' spans " + std::to_string(end - begin) + " bytes but " +
@@ -75,6 +92,151 @@ TensorInfo parse_tensor(const std::string& file, const std::string& name, const 
   ti.data_bytes = *bytes;
   return ti;
 }
+
+// Streams the header JSON straight into tensors, without a DOM: a DOM (std::map) would forget the header's
+// order and silently keep only the last of two equal keys, and nlohmann's callback parser rescans the parent
+// object at every object end, which makes a header of n tensors cost O(n²). Here each event costs O(1).
+//
+// The first problem found is kept and parsing continues, so that a header that is not even valid JSON is
+// reported as such rather than by whichever field happened to come first.
+class HeaderSax final : public nlohmann::json_sax<json> {
+ public:
+  HeaderSax(const std::string& file, SafetensorsHeader& out) : file_(file), out_(out) {}
+
+  // The first semantic problem, thrown after a successful parse.
+  const std::optional<Error>& problem() const { return problem_; }
+  const std::string& syntax_error() const { return syntax_error_; }
+
+  bool null() override { return scalar(RawInt::kOther, 0, nullptr); }
+  bool boolean(bool) override { return scalar(RawInt::kOther, 0, nullptr); }
+  bool number_integer(number_integer_t v) override { return scalar(v < 0 ? RawInt::kNegative : RawInt::kOther, 0, nullptr); }
+  bool number_unsigned(number_unsigned_t v) override { return scalar(RawInt::kUnsigned, v, nullptr); }
+  bool number_float(number_float_t, const string_t&) override { return scalar(RawInt::kOther, 0, nullptr); }
+  bool string(string_t& s) override { return scalar(RawInt::kOther, 0, &s); }
+  bool binary(binary_t&) override { return scalar(RawInt::kOther, 0, nullptr); }
+
+  bool start_object(std::size_t) override { return open(true); }
+  bool start_array(std::size_t) override { return open(false); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+
+  bool key(string_t& k) override {
+    if (problem_ || stack_.empty()) return true;
+    switch (stack_.back()) {
+      case Frame::kTop: key_ = std::move(k); break;
+      case Frame::kMetadata: meta_key_ = std::move(k); break;
+      case Frame::kTensor: field_ = std::move(k); break;
+      default: break;
+    }
+    return true;
+  }
+
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) override {
+    syntax_error_ = ex.what();
+    return false;
+  }
+
+ private:
+  enum class Frame : uint8_t { kTop, kMetadata, kTensor, kShape, kOffsets, kSkip };
+
+  void fail(const std::string& cause) {
+    if (!problem_) problem_.emplace(ErrorKind::kInvalidInput, file_, cause);
+  }
+
+  // Where a value lands, given the innermost open container and its current key. Returns the frame to push
+  // when the value is a container (kSkip for containers nobody reads).
+  Frame place(RawInt::Kind kind, uint64_t value, string_t* str, bool is_object, bool is_array) {
+    if (stack_.empty()) {  // the header itself; '{' was checked before parsing
+      if (!is_object) fail("header is not a JSON object");
+      return Frame::kTop;
+    }
+    switch (stack_.back()) {
+      case Frame::kTop:
+        if (key_ == "__metadata__") {
+          if (has_metadata_) fail("header names '__metadata__' twice");
+          has_metadata_ = true;
+          if (is_object) return Frame::kMetadata;
+          fail("__metadata__ is not an object");
+          return Frame::kSkip;
+        }
+        if (!is_object) {
+          fail("tensor '" + key_ + "' is not an object");
+          return Frame::kSkip;
+        }
+        tensor_ = RawTensor{};
+        tensor_.name = key_;
+        return Frame::kTensor;
+      case Frame::kMetadata:
+        if (!str) {
+          fail("__metadata__ value '" + meta_key_ + "' is not a string");
+          return Frame::kSkip;
+        }
+        if (!out_.metadata.emplace(meta_key_, std::move(*str)).second) fail("__metadata__ names '" + meta_key_ + "' twice");
+        return Frame::kSkip;
+      case Frame::kTensor: {
+        unsigned bit = field_ == "dtype" ? kDtype : field_ == "shape" ? kShape : field_ == "data_offsets" ? kOffsets : 0;
+        if (bit & tensor_.seen) fail("tensor '" + tensor_.name + "' has '" + field_ + "' twice");
+        tensor_.seen |= bit;
+        if (bit == kDtype && str) {
+          tensor_.dtype_is_string = true;
+          tensor_.dtype = std::move(*str);
+        } else if (bit == kShape && is_array) {
+          tensor_.shape_is_array = true;
+          return Frame::kShape;
+        } else if (bit == kOffsets && is_array) {
+          tensor_.offsets_is_array = true;
+          return Frame::kOffsets;
+        }
+        return Frame::kSkip;  // a wrong type is reported when the tensor closes; unknown fields are ignored
+      }
+      case Frame::kShape:
+      case Frame::kOffsets:
+        (stack_.back() == Frame::kShape ? tensor_.shape : tensor_.offsets).push_back({kind, value});
+        return Frame::kSkip;
+      case Frame::kSkip:
+        return Frame::kSkip;
+    }
+    return Frame::kSkip;
+  }
+
+  bool scalar(RawInt::Kind kind, uint64_t value, string_t* str) {
+    if (!problem_) place(kind, value, str, false, false);
+    return true;
+  }
+
+  bool open(bool is_object) {
+    if (problem_) return true;
+    if (stack_.size() >= kMaxHeaderDepth) {
+      fail("header nests deeper than " + std::to_string(kMaxHeaderDepth) + " levels");
+      return true;
+    }
+    stack_.push_back(place(RawInt::kOther, 0, nullptr, is_object, !is_object));
+    return true;
+  }
+
+  bool close() {
+    if (problem_) return true;
+    Frame f = stack_.back();
+    stack_.pop_back();
+    if (f == Frame::kTensor) {
+      try {
+        out_.tensors.push_back(finish_tensor(file_, tensor_));
+      } catch (const Error& e) {
+        if (!problem_) problem_ = e;
+      }
+    }
+    return true;
+  }
+
+  const std::string& file_;
+  SafetensorsHeader& out_;
+  std::vector<Frame> stack_;
+  std::string key_, meta_key_, field_;
+  RawTensor tensor_;
+  bool has_metadata_ = false;
+  std::optional<Error> problem_;
+  std::string syntax_error_;
+};
 
 }  // namespace
 
@@ -90,60 +252,21 @@ SafetensorsHeader read_safetensors(ByteSource& src) {
   auto raw = src.read(8, n);
   if (raw[0] != '{') bad(file, "header does not start with '{': not a safetensors file");
 
-  // The DOM (std::map) forgets key order and silently keeps the last of duplicate keys; the parse callback
-  // records the top-level keys in header order, counts keys per object to catch duplicates, and bounds nesting.
-  std::vector<std::string> top_keys;
-  std::vector<size_t> keys_per_object;  // one counter per open object
-  auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= kMaxHeaderDepth) bad(file, "header nests deeper than " + std::to_string(kMaxHeaderDepth) + " levels");
-        if (event == json::parse_event_t::object_start) keys_per_object.push_back(0);
-        break;
-      case json::parse_event_t::key:
-        ++keys_per_object.back();
-        if (depth == 1) top_keys.push_back(parsed.get_ref<const std::string&>());
-        break;
-      case json::parse_event_t::object_end:
-        if (keys_per_object.back() != parsed.size()) {
-          if (depth == 0) {
-            auto sorted = top_keys;
-            std::sort(sorted.begin(), sorted.end());
-            auto dup = std::adjacent_find(sorted.begin(), sorted.end());
-            bad(file, "header names '" + (dup != sorted.end() ? *dup : std::string()) + "' twice");
-          }
-          bad(file, "an object under '" + (top_keys.empty() ? std::string() : top_keys.back()) + "' has a duplicate key");
-        }
-        keys_per_object.pop_back();
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json h;
-  try {
-    h = json::parse(raw.begin(), raw.end(), on_event);
-  } catch (const json::exception& e) {
-    bad(file, std::string("header is not valid JSON (") + e.what() + ")");
-  }
-  if (!h.is_object()) bad(file, "header is not a JSON object");
-
   SafetensorsHeader out;
   out.file = file;
   out.header_bytes = n;
-  for (const auto& key : top_keys) {
-    const json& value = h.at(key);
-    if (key == "__metadata__") {
-      if (!value.is_object()) bad(file, "__metadata__ is not an object");
-      for (auto m = value.begin(); m != value.end(); ++m) {
-        if (!m->is_string()) bad(file, "__metadata__ value '" + m.key() + "' is not a string");
-        out.metadata[m.key()] = m->get<std::string>();
-      }
-      continue;
-    }
-    out.tensors.push_back(parse_tensor(file, key, value));
+  HeaderSax sax(file, out);
+  if (!json::sax_parse(raw.begin(), raw.end(), &sax)) bad(file, "header is not valid JSON (" + sax.syntax_error() + ")");
+  if (sax.problem()) throw *sax.problem();
+
+  // Two tensors of one name: a JSON DOM would have kept the last and lost the other from every count.
+  {
+    std::vector<const std::string*> names;
+    names.reserve(out.tensors.size());
+    for (const auto& t : out.tensors) names.push_back(&t.name);
+    std::sort(names.begin(), names.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+    auto dup = std::adjacent_find(names.begin(), names.end(), [](const std::string* a, const std::string* b) { return *a == *b; });
+    if (dup != names.end()) bad(file, "header names '" + **dup + "' twice");
   }
 
   // Spans must tile the data section exactly: sorted, contiguous, no overlap, ending at the end of the file.

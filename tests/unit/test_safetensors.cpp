@@ -274,6 +274,12 @@ TEST(SafetensorsHostile, HeaderLengthOverTheCapFailsBeforeReadingIt) {
   EXPECT_EQ(src->bytes_read(), 8u);
 }
 
+TEST(SafetensorsHostile, InvalidJsonIsReportedBeforeAnyFieldProblem) {
+  // The first tensor is wrong, but the header is not even JSON: that is what the user needs to hear.
+  EXPECT_HEADER_ERROR("{\"a\":5,\"b\":", 0, "header is not valid JSON");
+  EXPECT_HEADER_ERROR("{" + entry("a", "\"F99\"", "[1]", "[0,4]") + ",}", 4, "header is not valid JSON");
+}
+
 TEST(SafetensorsHostile, HeaderIsNotJsonOrNotAnObject) {
   EXPECT_HEADER_ERROR("{\"a\":", 0, "header is not valid JSON");
   EXPECT_HEADER_ERROR("{} x", 0, "header is not valid JSON");
@@ -287,8 +293,10 @@ TEST(SafetensorsHostile, HeaderIsNotJsonOrNotAnObject) {
 }
 
 TEST(SafetensorsHostile, NestingDeeperThanAHeaderNeedsIsRefused) {
-  std::string deep = "{\"__metadata__\":" + std::string(200000, '[') + std::string(200000, ']') + "}";
-  EXPECT_HEADER_ERROR(deep, 0, "header nests deeper than");
+  // In a field nobody reads, where only the nesting itself is wrong.
+  std::string deep = "{\"a\":{\"x\":" + std::string(200000, '[') + std::string(200000, ']') +
+                     ",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+  EXPECT_HEADER_ERROR(deep, 4, "header nests deeper than 16 levels");
   std::string deep_obj = "{\"a\":";
   for (int i = 0; i < 1000; ++i) deep_obj += "{\"a\":";
   deep_obj += "1" + std::string(1001, '}');
@@ -300,8 +308,13 @@ TEST(SafetensorsHostile, DuplicateKeysAreRefusedNotSilentlyDropped) {
   EXPECT_HEADER_ERROR("{" + entry("a", "\"F32\"", "[1]", "[0,4]") + "," + entry("a", "\"F32\"", "[1]", "[4,8]") + "}", 8,
                       "header names 'a' twice");
   EXPECT_HEADER_ERROR("{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-                      "an object under 'a' has a duplicate key");
-  EXPECT_HEADER_ERROR("{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}", 0, "an object under '__metadata__' has a duplicate key");
+                      "tensor 'a' has 'dtype' twice");
+  EXPECT_HEADER_ERROR("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"data_offsets\":[0,4]}}", 4,
+                      "tensor 'a' has 'data_offsets' twice");
+  EXPECT_HEADER_ERROR("{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}", 0, "__metadata__ names 'k' twice");
+  EXPECT_HEADER_ERROR("{\"__metadata__\":{},\"__metadata__\":{}}", 0, "header names '__metadata__' twice");
+  // Unknown fields are ignored, repeated or not (the format may grow).
+  EXPECT_NO_THROW(read_header("{\"a\":{\"x\":1,\"x\":[{}],\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4));
 }
 
 TEST(SafetensorsHostile, MetadataMustBeAStringMap) {
@@ -423,7 +436,9 @@ TEST(SafetensorsCheckpoint, ShardedWithIndex) {
   }
   EXPECT_TRUE(names.count("lm_head.weight"));
   for (const auto& t : ck.tensors) {
-    if (t.name == "lm_head.weight") EXPECT_EQ(t.file, dir + "/model-00003-of-00003.safetensors");
+    if (t.name == "lm_head.weight") {
+      EXPECT_EQ(t.file, dir + "/model-00003-of-00003.safetensors");
+    }
   }
 }
 
