@@ -1,0 +1,182 @@
+// The transformers estimator: its mechanisms on small cases computed by hand, its errors, and its accuracy against
+// the GPU measurements in bench/data (taken with bench/gpu/measure_transformers.py on an H200).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "estimate/alloc_sim.hpp"
+#include "llmem/arch.hpp"
+#include "llmem/catalog.hpp"
+#include "llmem/error.hpp"
+#include "llmem/estimate.hpp"
+
+using namespace llmem;
+using nlohmann::json;
+
+namespace {
+
+ArchModel catalog_model(const std::string& id) {
+  auto e = find_in_catalog(id);
+  EXPECT_TRUE(e.has_value()) << id;
+  return model_from_config(HfConfig::parse(std::string(e->config_json), id));
+}
+
+uint64_t component(const Estimate& e, const std::string& name) {
+  for (const auto& c : e.components)
+    if (c.name == name) return c.bytes;
+  return 0;
+}
+
+std::string run(const std::string& args) {
+  std::string cmd = std::string(LLMEM_CLI_PATH) + " " + args + " 2>&1";
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = ::pclose(p);
+  out += "\nexit=" + std::to_string(WEXITSTATUS(status));
+  return out;
+}
+
+}  // namespace
+
+TEST(AllocSim, RoundsAndPoolsLikeTheCachingAllocator) {
+  sim::CachingAllocator a;
+  auto h1 = a.malloc(1000);        // small pool: one 2 MiB segment
+  EXPECT_EQ(a.reserved(), 2u << 20);
+  auto h2 = a.malloc(4u << 20);    // large request under 10 MiB: a 20 MiB segment
+  EXPECT_EQ(a.reserved(), (2u << 20) + (20u << 20));
+  auto h3 = a.malloc(3u << 20);    // fits in the remainder of that 20 MiB segment
+  EXPECT_EQ(a.reserved(), (2u << 20) + (20u << 20));
+  auto h4 = a.malloc((30u << 20) + 1);  // a large segment rounded up to 2 MiB
+  EXPECT_EQ(a.reserved(), (2u << 20) + (20u << 20) + (32u << 20));
+  a.free(h4);
+  auto h5 = a.malloc(31u << 20);   // reuses the cached 32 MiB block
+  EXPECT_EQ(a.reserved(), (2u << 20) + (20u << 20) + (32u << 20));
+  a.free(h1);
+  a.free(h2);
+  a.free(h3);
+  a.free(h5);
+  EXPECT_EQ(sim::CachingAllocator::round_size(1), 512u);
+  EXPECT_EQ(sim::CachingAllocator::round_size(513), 1024u);
+}
+
+// The study's own scenario for TinyLlama: fp16 weights are exactly 2 bytes per parameter, and the KV cache after
+// 6 + 14 tokens (the last generated token is never fed back) is 19 positions of 22 layers x 2 x 4 KV heads x 64.
+TEST(Estimate, WeightsAndKvCacheFromFirstPrinciples) {
+  ArchModel m = catalog_model("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
+  Workload w;  // defaults: generate, fp16, batch 1, prompt 6, 14 new tokens
+  Estimate e = estimate_transformers(m, w, default_gpu());
+  EXPECT_EQ(e.weight_bytes, 2u * 1'100'048'384u);
+  EXPECT_EQ(component(e, "weights"), 2u * 1'100'048'384u + 0);  // every tensor is a multiple of 512 bytes
+  const uint64_t kv_per_token = 22u * 2u * 4u * 64u * 2u;
+  EXPECT_GE(component(e, "kv_cache"), 19u * kv_per_token);
+  EXPECT_LE(component(e, "kv_cache"), 20u * kv_per_token + 22u * 2u * 1024u);  // plus the 512-byte rounding
+  EXPECT_GE(e.reserved_peak_bytes, e.framework_peak_bytes);
+  EXPECT_EQ(e.process_peak_bytes, e.reserved_peak_bytes + e.gpu.cuda_context_bytes);
+}
+
+TEST(Estimate, LongerPromptsAndBiggerBatchesNeverNeedLess) {
+  ArchModel m = catalog_model("mistralai/Mistral-7B-v0.1");
+  uint64_t last = 0;
+  for (uint64_t prompt : {16u, 256u, 2048u, 8192u}) {
+    Workload w;
+    w.prompt_tokens = prompt;
+    w.batch = 2;
+    Estimate e = estimate_transformers(m, w, default_gpu());
+    EXPECT_GT(e.framework_peak_bytes, last) << prompt;
+    last = e.framework_peak_bytes;
+  }
+}
+
+TEST(Estimate, TrainingAddsGradientsAndAdamStates) {
+  ArchModel m = catalog_model("Qwen/Qwen2.5-0.5B");
+  Workload w;
+  w.mode = RunMode::kTrain;
+  w.dtype = DType::BF16;
+  w.prompt_tokens = 128;
+  Estimate adam = estimate_transformers(m, w, default_gpu());
+  w.optimizer = OptimizerKind::kSgd;
+  Estimate sgd = estimate_transformers(m, w, default_gpu());
+  // AdamW's two states are 2 x 2 bytes per parameter in bf16.
+  EXPECT_GE(adam.framework_peak_bytes, sgd.framework_peak_bytes + 4u * 494'032'768u - (64u << 20));
+  w.optimizer = OptimizerKind::kAdamW;
+  w.train = TrainMethod::kLora;
+  Estimate lora = estimate_transformers(m, w, default_gpu());
+  EXPECT_LT(lora.framework_peak_bytes, adam.framework_peak_bytes / 2);
+}
+
+TEST(Estimate, BadWorkloadsAreClearErrors) {
+  ArchModel m = catalog_model("gpt2");
+  auto expect_usage = [&](Workload w, const std::string& needle) {
+    try {
+      estimate_transformers(m, w, default_gpu());
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kUsage);
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  Workload w;
+  w.batch = 0;
+  expect_usage(w, "--batch");
+  w = Workload{};
+  w.prompt_tokens = uint64_t{1} << 62;
+  expect_usage(w, "--prompt");
+  w = Workload{};
+  w.dtype = DType::Q4_K;
+  expect_usage(w, "--dtype");
+  w = Workload{};
+  w.attn = "flash";
+  expect_usage(w, "--attn");
+  try {
+    find_gpu("A100-80G");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("A100-80GB"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(find_gpu("nvidia h100 80gb hbm3").name, "H100-80GB-HBM3");
+}
+
+TEST(CliEstimate, JsonHasTheStableKeysAndBadInputFailsCleanly) {
+  std::string out = run("estimate microsoft/phi-2 --json");
+  ASSERT_NE(out.find("exit=0"), std::string::npos) << out;
+  json j = json::parse(out.substr(0, out.rfind("\nexit=")));
+  EXPECT_GT(j["framework_peak_bytes"].get<uint64_t>(), 2ull * 2'779'683'840ull);
+  EXPECT_GT(j["process_peak_bytes"].get<uint64_t>(), j["framework_peak_bytes"].get<uint64_t>());
+  ASSERT_TRUE(j["components"].is_array());
+  EXPECT_EQ(j["components"][0]["name"], "weights");
+  EXPECT_EQ(j["components"][0]["bytes"].get<uint64_t>(), 2ull * 2'779'683'840ull);
+  for (const char* bad : {"--batch 0", "--batch -3", "--prompt 99999999999999999", "--dtype int3", "--gpu RTX-9999",
+                          "--train sometimes", "--attn flash"}) {
+    std::string r = run(std::string("estimate microsoft/phi-2 ") + bad);
+    EXPECT_NE(r.find("exit=2"), std::string::npos) << bad << ": " << r;
+    EXPECT_NE(r.find("llmem: "), std::string::npos) << bad << ": " << r;
+  }
+}
+
+// Accuracy against the measurements (bench/data/transformers_memory.jsonl, 167 runs on an H200): the issue's
+// median targets hold; the worst cases are guarded at today's level so a regression shows (see the README's
+// accuracy table for what is still off, and why).
+TEST(Validation, EstimatesMatchTheGpuMeasurements) {
+  const std::string data = std::string(LLMEM_SOURCE_DIR) + "/bench/data/transformers_memory.jsonl";
+  std::string out = run("validate " + data + " --json");
+  ASSERT_NE(out.find("exit=0"), std::string::npos) << out;
+  json j = json::parse(out.substr(0, out.rfind("\nexit=")));
+  const json& inf = j["summary"]["inference"];
+  const json& tr = j["summary"]["training"];
+  EXPECT_GE(inf["cases"].get<int>(), 100);
+  EXPECT_GE(tr["cases"].get<int>(), 60);
+  EXPECT_LE(inf["framework_median_abs_error"].get<double>(), 0.02);
+  EXPECT_LE(tr["framework_median_abs_error"].get<double>(), 0.05);
+  EXPECT_LE(inf["process_median_abs_error"].get<double>(), 0.03);
+  EXPECT_LE(inf["framework_max_abs_error"].get<double>(), 0.16);
+  EXPECT_LE(tr["framework_max_abs_error"].get<double>(), 0.11);
+}
