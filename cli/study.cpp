@@ -19,10 +19,10 @@ std::string opt_fixed(bool present, double v, int decimals) {
 void print_table(const std::vector<StudyRow>& rows) {
   fmt::print("The seed study (fp16, transformers, \"Hello, world!\" and 20 tokens of generation), reproduced.\n");
   fmt::print("Params: exact PyTorch counts from each model's config.json. B = 10^9 params. Memory in GiB = 2^30 bytes.\n\n");
-  fmt::print("{:<40} {:>16} {:>9} {:>9} {:>12} {:>12}\n", "Model", "Exact params", "B", "Study B", "fp16 weights",
-             "Study used");
-  fmt::print("{:<40} {:>16} {:>9} {:>9} {:>12} {:>12}\n", "", "", "(unique)", "torchinfo", "GiB", "GiB");
-  fmt::print("{}\n", std::string(103, '-'));
+  fmt::print("{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9}\n", "Model", "Exact params", "B", "Study B",
+             "fp16 wts", "2×B rule", "Study", "llmem est", "measured");
+  fmt::print("{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9}\n", "", "", "", "", "GiB", "GiB", "GiB", "GiB", "GiB");
+  fmt::print("{}\n", std::string(116, '-'));
   bool any_tied_diff = false, any_impossible = false, any_missing = false;
   for (const auto& r : rows) {
     std::string mark;
@@ -39,13 +39,22 @@ void print_table(const std::vector<StudyRow>& rows) {
       mark += "*";
       any_missing = true;
     }
-    fmt::print("{:<40} {:>16} {:>9} {:>9} {:>12} {:>12} {}\n", r.model, r.in_catalog ? format_thousands(r.params) : "—",
-               opt_fixed(r.in_catalog, static_cast<double>(r.params) / 1e9, 2),
+    fmt::print("{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {}\n", r.model.substr(0, 36),
+               r.in_catalog ? format_thousands(r.params) : "—", opt_fixed(r.in_catalog, static_cast<double>(r.params) / 1e9, 2),
                opt_fixed(r.measured.has_value(), r.measured ? r.measured->params_billion : 0, 2),
                opt_fixed(r.in_catalog, static_cast<double>(r.fp16_weight_bytes) / kGiB, 2),
-               opt_fixed(r.measured.has_value(), r.measured ? r.measured->memory_gib : 0, 2), mark);
+               opt_fixed(r.in_catalog, 2.0 * static_cast<double>(r.params) / 1e9, 2),
+               opt_fixed(r.measured.has_value(), r.measured ? r.measured->memory_gib : 0, 2),
+               opt_fixed(r.in_catalog, static_cast<double>(r.estimate_process_bytes) / kGiB, 2),
+               opt_fixed(r.measured_process_bytes.has_value(), static_cast<double>(r.measured_process_bytes.value_or(0)) / kGiB, 2),
+               mark);
   }
-  fmt::print("{}\n", std::string(103, '-'));
+  fmt::print("{}\n", std::string(116, '-'));
+  fmt::print("2×B rule: the study's \"2 × billions of params\", read in GiB as its chart did. llmem est: the process peak\n"
+             "llmem expects for the study's scenario on an H200 (weights, KV cache, activations, caching allocator, CUDA\n"
+             "context). measured: NVML per-process peak of the same scenario on an H200 (bench/data, models built with\n"
+             "from_config, so tied models also briefly hold an untied LM head); GPUtil's device-wide reading counts the\n"
+             "same things, plus whatever else was running.\n");
   if (any_tied_diff)
     fmt::print("† the study's torchinfo counted the tied LM head a second time (torchinfo issues #322/#377); the weights\n"
                "  are stored once, so memory follows the unique count.\n");
@@ -67,6 +76,11 @@ json rows_json(const std::vector<StudyRow>& rows) {
     j["study"] = r.measured ? json{{"params_billion", r.measured->params_billion}, {"memory_gib", r.measured->memory_gib}}
                             : json(nullptr);
     j["study_reading_impossible"] = r.impossible;
+    j["rule_2x_gib"] = r.in_catalog ? json(2.0 * static_cast<double>(r.params) / 1e9) : json(nullptr);
+    j["estimate_framework_peak_bytes"] = r.in_catalog ? json(r.estimate_framework_bytes) : json(nullptr);
+    j["estimate_process_peak_bytes"] = r.in_catalog ? json(r.estimate_process_bytes) : json(nullptr);
+    j["measured_process_peak_bytes"] = r.measured_process_bytes ? json(*r.measured_process_bytes) : json(nullptr);
+    j["measured_gpu"] = r.measured_process_bytes ? json(r.measured_gpu) : json(nullptr);
     out.push_back(j);
   }
   return out;

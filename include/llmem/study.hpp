@@ -30,6 +30,12 @@ struct StudyRow {
   // The study's memory is below the fp16 weights alone: a whole-device reading that cannot be right.
   bool impossible = false;
   std::string family;
+  // llmem's estimate of the study's scenario (fp16, 6-token prompt, 14 new tokens, from_pretrained) on the
+  // reference GPU, and what the project measured for the same scenario there (bench/data), when it did.
+  uint64_t estimate_framework_bytes = 0;
+  uint64_t estimate_process_bytes = 0;
+  std::optional<uint64_t> measured_process_bytes;
+  std::string measured_gpu;
 };
 
 // One row per model in the study's CSV (in its order), then the rest of the catalog when `whole_catalog`.

@@ -5,6 +5,7 @@
 #include "llmem/arch.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
+#include "llmem/estimate.hpp"
 #include "llmem/params.hpp"
 #include "llmem/units.hpp"
 
@@ -47,18 +48,51 @@ const std::vector<StudyMeasurement>& study_measurements() {
 
 namespace {
 
+struct StudyMeasured {
+  std::string model, gpu;
+  uint64_t nvml_peak_bytes;
+};
+
+// data/study/measured_h200.csv, extracted from bench/data by bench/gpu/extract_study.py.
+const std::vector<StudyMeasured>& measured_rows() {
+  static const std::vector<StudyMeasured> rows = [] {
+    std::vector<StudyMeasured> out;
+    std::istringstream in{std::string(embedded_file("study/measured_h200.csv"))};
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::vector<std::string> cols;
+      std::stringstream ss(line);
+      for (std::string c; std::getline(ss, c, ',');) cols.push_back(c);
+      if (cols.size() < 3) continue;
+      out.push_back({cols[0], cols[1], std::stoull(cols[2])});
+    }
+    return out;
+  }();
+  return rows;
+}
+
 StudyRow row_for(const std::string& id) {
   StudyRow row;
   row.model = id;
-  if (auto e = find_in_catalog(id)) {
+  if (auto entry = find_in_catalog(id)) {
     row.in_catalog = true;
-    row.model = e->id;
-    ArchModel m = model_from_config(HfConfig::parse(std::string(e->config_json), "catalog:" + e->id));
+    row.model = entry->id;
+    ArchModel m = model_from_config(HfConfig::parse(std::string(entry->config_json), "catalog:" + entry->id));
     ParamCount c = count_from_model(m);
     row.family = m.facts.family;
     row.params = c.total_params;
     row.params_with_tied = c.params_with_tied();
     row.fp16_weight_bytes = c.total_params * 2;
+    Workload w;  // the study's scenario: fp16, "Hello, world!" (6 tokens), max_length 20
+    Estimate e = estimate_transformers(m, w, default_gpu());
+    row.estimate_framework_bytes = e.framework_peak_bytes;
+    row.estimate_process_bytes = e.process_peak_bytes;
+    for (const auto& mr : measured_rows())
+      if (mr.model == row.model) {
+        row.measured_process_bytes = mr.nvml_peak_bytes;
+        row.measured_gpu = mr.gpu;
+      }
   }
   return row;
 }
