@@ -91,6 +91,24 @@ void BM_ReadSafetensorsDir_Llama405B_191Shards(benchmark::State& state) {
 }
 BENCHMARK(BM_ReadSafetensorsDir_Llama405B_191Shards)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// The same checkpoint read shard after shard on one thread, through the public pieces: what the thread pool
+// in read_safetensors_dir saves.
+void BM_ReadSafetensorsShardsSequential_Llama405B(benchmark::State& state) {
+  auto& f = fixture();
+  const SafetensorsIndex index = parse_safetensors_index(safetensors_index_json(f.shards), "index");
+  uint64_t params = 0;
+  for (auto _ : state) {
+    std::vector<SafetensorsHeader> headers;
+    headers.reserve(f.shards.size());
+    for (const auto& s : f.shards) headers.push_back(read_safetensors_file(f.dir + "/" + s.file));
+    auto ck = merge_safetensors_shards(std::move(headers), &index);
+    params = params_of(ck.tensors);
+  }
+  if (params != kLlama31_405BParams) state.SkipWithError("wrong count");
+  state.SetLabel(std::to_string(params) + " params");
+}
+BENCHMARK(BM_ReadSafetensorsShardsSequential_Llama405B)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // One shard of the 191: open, two preads, parse, validate.
 void BM_ReadSafetensorsFile_OneShard(benchmark::State& state) {
   auto& f = fixture();
@@ -105,7 +123,7 @@ void BM_ReadSafetensorsFile_OneShard(benchmark::State& state) {
 }
 BENCHMARK(BM_ReadSafetensorsFile_OneShard)->Unit(benchmark::kMicrosecond);
 
-// All 1,138 tensors in one file: the header is ~150 KB of JSON, the data section ~812 GB of hole.
+// All 1,137 tensors in one file: the header is ~150 KB of JSON, the data section ~812 GB of hole.
 void BM_ReadSafetensorsFile_AllTensorsOneFile(benchmark::State& state) {
   auto& f = fixture();
   SafetensorsHeader h;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -301,6 +302,21 @@ TEST(SafetensorsHostile, NestingDeeperThanAHeaderNeedsIsRefused) {
   for (int i = 0; i < 1000; ++i) deep_obj += "{\"a\":";
   deep_obj += "1" + std::string(1001, '}');
   EXPECT_HEADER_ERROR(deep_obj, 0, "header nests deeper than");
+}
+
+TEST(SafetensorsHostile, ManyTensorsParseInLinearTime) {
+  // 200,000 zero-size tensors (an 11 MB header): a parser that rescans the header object per tensor would take
+  // minutes here; a linear one well under a second.
+  std::string h = "{";
+  for (int i = 0; i < 200000; ++i)
+    h += (i ? "," : "") + entry("t" + std::to_string(i), "\"U8\"", "[0]", "[0,0]");
+  h += "}";
+  auto start = std::chrono::steady_clock::now();
+  auto parsed = read_header(h, 0);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(parsed.tensors.size(), 200000u);
+  EXPECT_EQ(parsed.tensors.back().name, "t199999");
+  EXPECT_LT(seconds, 20.0);
 }
 
 TEST(SafetensorsHostile, DuplicateKeysAreRefusedNotSilentlyDropped) {
