@@ -7,6 +7,7 @@
 
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
+#include "llmem/hub.hpp"
 
 namespace llmem {
 namespace fs = std::filesystem;
@@ -19,12 +20,13 @@ const char* source_kind_name(SourceKind k) {
     case SourceKind::kDirectory: return "directory";
     case SourceKind::kHfCache: return "hf-cache";
     case SourceKind::kCatalog: return "catalog";
+    case SourceKind::kHub: return "hub";
   }
   return "?";
 }
 
 std::string ModelSource::display_name() const {
-  if (kind == SourceKind::kCatalog || kind == SourceKind::kHfCache) return spec;
+  if (kind == SourceKind::kCatalog || kind == SourceKind::kHfCache || kind == SourceKind::kHub) return spec;
   return location;
 }
 
@@ -191,40 +193,90 @@ ModelSource open_source(const std::string& spec_in, const SourceOptions& options
     }
   }
 
-  // org/name@revision
+  // org/name[/file.gguf][@revision]
   std::string spec = spec_in, revision = options.revision;
   if (auto at = spec.rfind('@'); at != std::string::npos && at > 0) {
     if (!revision.empty() && revision != spec.substr(at + 1))
       throw Error(ErrorKind::kUsage, spec_in, "two different revisions given (@" + spec.substr(at + 1) + " and --revision " + revision + ")");
     revision = spec.substr(at + 1);
     spec = spec.substr(0, at);
+    if (revision.empty()) throw Error(ErrorKind::kUsage, spec_in, "empty revision after '@'");
+  }
+  // A file inside a repo: everything after the second '/'.
+  std::string file = options.gguf_file;
+  if (auto second = spec.find('/', spec.find('/') + 1); spec.find('/') != std::string::npos && second != std::string::npos) {
+    std::string named = spec.substr(second + 1);
+    if (!file.empty() && file != named)
+      throw Error(ErrorKind::kUsage, spec_in, "two different files given (" + named + " and --gguf-file " + file + ")");
+    file = named;
+    spec = spec.substr(0, second);
   }
 
   // 2. The local Hugging Face cache.
-  if (looks_like_repo_id(spec)) {
+  if (looks_like_repo_id(spec) && !options.remote) {
     if (auto hit = find_in_hf_cache(spec, revision)) {
-      src.kind = SourceKind::kHfCache;
-      src.location = hit->first.string();
-      src.revision = hit->second;
-      load_directory(src, hit->first);
-      return src;
+      if (file.empty()) {
+        src.kind = SourceKind::kHfCache;
+        src.location = hit->first.string();
+        src.revision = hit->second;
+        load_directory(src, hit->first);
+        return src;
+      }
+      if (fs::path p = hit->first / file; fs::is_regular_file(p)) {
+        src.kind = SourceKind::kHfCache;
+        src.location = p.string();
+        src.revision = hit->second;
+        load_gguf(src, p);
+        return src;
+      }
     }
   }
 
   // 3. The embedded catalog (it holds one revision of each config: a pinned revision cannot be honoured).
-  if (auto entry = find_in_catalog(spec); entry && revision.empty()) {
-    src.kind = SourceKind::kCatalog;
-    src.location = entry->id;
-    src.spec = entry->id;
-    src.config = HfConfig::parse(std::string(entry->config_json), "catalog:" + entry->id);
-    return src;
+  if (!options.remote && file.empty()) {
+    if (auto entry = find_in_catalog(spec); entry && revision.empty()) {
+      src.kind = SourceKind::kCatalog;
+      src.location = entry->id;
+      src.spec = entry->id;
+      src.config = HfConfig::parse(std::string(entry->config_json), "catalog:" + entry->id);
+      return src;
+    }
   }
 
   std::string hint;
   for (const auto& id : closest_catalog_ids(spec)) hint += (hint.empty() ? "" : ", ") + id;
-  throw Error(ErrorKind::kNotFound, spec_in,
-              "no such file, no model in the Hugging Face cache" + std::string(revision.empty() ? "" : " at revision " + revision) +
-                  ", and not in the embedded catalog (closest: " + hint + "; 'llmem catalog' lists them all)");
+  const std::string nowhere = "no such file, no model in the Hugging Face cache" +
+                              std::string(revision.empty() ? "" : " at revision " + revision) +
+                              ", and not in the embedded catalog (closest: " + hint + "; 'llmem catalog' lists them all)";
+  if (!looks_like_repo_id(spec)) {
+    if (options.remote) throw Error(ErrorKind::kUsage, spec_in, "--remote needs a Hub repo id: org/name[@revision]");
+    throw Error(ErrorKind::kNotFound, spec_in, nowhere);
+  }
+
+  // 4. The Hub, through the header cache.
+  HubSettings settings = hub_settings_from_env();
+  const bool offline = options.offline || settings.offline;
+  settings.offline = offline;
+  HubMode mode = offline ? HubMode::kOffline : options.remote ? HubMode::kRefresh : HubMode::kCacheFirst;
+  try {
+    return open_hub_source(HubRef{spec, file, revision}, settings, mode);
+  } catch (const Error& e) {
+    if (options.remote) throw;
+    // The Hub was not asked for by name: say first that the name is unknown here, then why the Hub did not help.
+    // When the repo does exist there (gated, a missing revision, a bad header), the Hub's own error is the answer.
+    std::string cause = e.what();
+    if (!e.where().empty() && cause.rfind(e.where() + ": ", 0) == 0) cause = cause.substr(e.where().size() + 2);
+    const bool repo_missing = cause.rfind("repository ", 0) == 0;
+    const bool not_cached = cause.find("not in llmem's header cache") != std::string::npos;
+    const bool unreachable = e.kind() == ErrorKind::kRuntime &&
+                             (cause.rfind("cannot resolve", 0) == 0 || cause.rfind("cannot connect", 0) == 0 ||
+                              cause.rfind("no complete answer", 0) == 0);
+    if (!repo_missing && !not_cached && !unreachable) throw;
+    std::string why = repo_missing ? "not on the Hub either (" + cause + ")"
+                      : not_cached ? "not in llmem's header cache either, and offline (--offline or HF_HUB_OFFLINE=1)"
+                                   : "the Hub could not be asked: " + cause;
+    throw Error(e.kind() == ErrorKind::kRuntime ? ErrorKind::kRuntime : ErrorKind::kNotFound, spec_in, nowhere + "; " + why);
+  }
 }
 
 }  // namespace llmem

@@ -193,7 +193,8 @@ TEST(CliParams, HuggingFaceCacheSnapshotByRefAndRevision) {
 
 TEST(CliParams, BadInputIsOneLineAndExitTwo) {
   TempDir tmp;
-  expect_one_line_error(run_llmem("params no/such-model"), "not in the embedded catalog");
+  // Offline: an unknown org/name would otherwise be asked of the Hub, and no test touches the internet.
+  expect_one_line_error(run_llmem("params no/such-model", "HF_HUB_OFFLINE=1"), "not in the embedded catalog");
   write_file(tmp.file("bad.json"), std::string("{\"model_type\": \"llama\", \"hidden_size\": "));
   expect_one_line_error(run_llmem("params " + quote(tmp.file("bad.json"))), "invalid JSON");
   write_file(tmp.file("unknown.json"), std::string(R"({"model_type": "mamba9"})"));
