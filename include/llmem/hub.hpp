@@ -7,7 +7,8 @@
 //                    with backoff on 429 and 5xx, every response checked to be exactly what was asked for.
 //   HttpRangeSource  the ByteSource transport over it: readers (safetensors, GGUF) ask for byte ranges and never
 //                    know the bytes came from the network. Ranges already held (a probe, a prefetched header, the
-//                    on-disk header cache) cost nothing.
+//                    on-disk header cache) cost nothing; later ranges go straight to the CDN URL the first
+//                    request was redirected to (falling back to the Hub's URL if the CDN refuses).
 //   open_hub_source  a repo at a revision -> ModelSource: resolves the revision to the commit the Hub reports
 //                    (X-Repo-Commit), reads config.json, model.safetensors.index.json and every shard's header
 //                    (or model.safetensors, or a named .gguf), and keeps what it read in a header cache keyed by
@@ -76,6 +77,9 @@ struct HttpResult {
   std::string error_code;      // X-Error-Code (RepoNotFound, GatedRepo, EntryNotFound, RevisionNotFound, ...)
   std::string error_message;   // X-Error-Message, one printable line
   uint32_t attempts = 0;
+  // The URL that answered, after redirects: the CDN's, whose query may hold a signature. Reused for the next
+  // range of the same file (one hop instead of two); never logged, printed or cached.
+  std::string effective_url;
   bool ok() const { return status >= 200 && status < 300; }
 };
 
@@ -137,6 +141,9 @@ class HttpRangeSource final : public ByteSource {
   uint64_t bytes_read() const override { return bytes_read_; }
 
   const std::string& url() const { return url_; }
+  // Where the bytes were last served from (the CDN after the Hub's redirect); url() until something was fetched.
+  const std::string& data_url() const { return data_url_; }
+  void set_data_url(std::string u) { data_url_ = std::move(u); }
   // Adds fetched bytes (a probe, a prefetch, the header cache). Marks the source dirty unless `from_cache`.
   void add_segment(uint64_t offset, std::vector<uint8_t> bytes, bool from_cache = false);
   // The held bytes of [offset, offset + len) if one segment covers them, without counting them as read.
@@ -145,7 +152,7 @@ class HttpRangeSource final : public ByteSource {
   bool fetched_anything() const { return dirty_; }
 
  private:
-  std::string name_, url_;
+  std::string name_, url_, data_url_;
   uint64_t size_;
   HttpSession* session_;
   Context context_;

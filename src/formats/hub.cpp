@@ -193,6 +193,7 @@ struct Transfer {
   std::optional<uint64_t> content_length;
   std::string content_range, retry_after, error_code, error_message;
   std::string repo_commit;  // kept across the redirect chain: the Hub sends it on the resolve response
+  std::string effective_url;
   bool body_started = false;
   std::vector<uint8_t> body;
   uint64_t discarded = 0;
@@ -417,6 +418,9 @@ struct HttpSession::Impl {
     curl_easy_getinfo(t.easy, CURLINFO_REDIRECT_COUNT, &redirects);
     curl_easy_getinfo(t.easy, CURLINFO_SIZE_DOWNLOAD_T, &body);
     curl_easy_getinfo(t.easy, CURLINFO_HEADER_SIZE, &header_bytes);
+    char* effective = nullptr;
+    curl_easy_getinfo(t.easy, CURLINFO_EFFECTIVE_URL, &effective);
+    t.effective_url = effective ? effective : "";
     stats.requests += 1 + static_cast<uint64_t>(std::max(0L, redirects));
     stats.bytes_transferred += static_cast<uint64_t>(std::max<curl_off_t>(0, body)) + static_cast<uint64_t>(std::max(0L, header_bytes));
     stats.body_bytes += static_cast<uint64_t>(std::max<curl_off_t>(0, body));
@@ -566,6 +570,7 @@ struct HttpSession::Impl {
         out.error_code = t.error_code;
         out.error_message = t.error_message;
         out.attempts = t.attempts;
+        out.effective_url = t.effective_url;
         if (t.status >= 200 && t.status < 300) {
           out.file_size = check_answer(t);
           out.body = std::move(t.body);
@@ -597,7 +602,8 @@ struct HttpSession::Impl {
     if (stats.log.size() >= kMaxLogLines) return;
     const HttpFetch& r = *t.req;
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t.started).count();
-    std::string line = (t.status ? std::to_string(t.status) : std::string("---")) + " GET " + r.url + " [" + range_text(r) +
+    // Without the query: a CDN URL's query is a signature.
+    std::string line = (t.status ? std::to_string(t.status) : std::string("---")) + " GET " + r.url.substr(0, r.url.find('?')) + " [" + range_text(r) +
                        "] " + std::to_string(t.body.size()) + " B, " + std::to_string(ms) + " ms";
     if (t.attempts > 1) line += ", " + std::to_string(t.attempts) + " attempts";
     if (*note) line += std::string(", ") + note;
@@ -667,7 +673,7 @@ void throw_hub_error(const HttpResult& r, const std::string& name, const HubSett
 // --- the range source ----------------------------------------------------------------------------------------
 
 HttpRangeSource::HttpRangeSource(std::string name, std::string url, uint64_t size, HttpSession* session, Context context)
-    : name_(std::move(name)), url_(std::move(url)), size_(size), session_(session), context_(std::move(context)) {}
+    : name_(std::move(name)), url_(std::move(url)), data_url_(url_), size_(size), session_(session), context_(std::move(context)) {}
 
 std::unique_ptr<HttpRangeSource> HttpRangeSource::open(HttpSession& session, std::string name, std::string url,
                                                        uint64_t probe_bytes, Context context) {
@@ -675,6 +681,7 @@ std::unique_ptr<HttpRangeSource> HttpRangeSource::open(HttpSession& session, std
   HttpResult r = session.fetch_one(f);
   if (!r.ok()) throw_hub_error(r, name, session.settings(), context.repo, context.revision);
   auto src = std::make_unique<HttpRangeSource>(std::move(name), std::move(url), r.file_size, &session, std::move(context));
+  if (!r.effective_url.empty()) src->set_data_url(r.effective_url);
   if (!r.body.empty()) src->add_segment(0, std::move(r.body));
   return src;
 }
@@ -709,9 +716,16 @@ std::vector<uint8_t> HttpRangeSource::read(uint64_t offset, uint64_t len) {
     throw Error(ErrorKind::kNotFound, name_,
                 "bytes " + std::to_string(offset) + ".." + std::to_string(offset + len) +
                     " are not in llmem's header cache and the network is off (--offline or HF_HUB_OFFLINE=1): run once online");
-  HttpFetch f{url_, name_, HttpFetch::Mode::kRange, offset, len, size_};
+  HttpFetch f{data_url_, name_, HttpFetch::Mode::kRange, offset, len, size_};
   HttpResult r = session_->fetch_one(f);
+  if (!r.ok() && data_url_ != url_) {
+    // A CDN URL can expire: ask the Hub again, which redirects to a fresh one.
+    data_url_ = url_;
+    f.url = url_;
+    r = session_->fetch_one(f);
+  }
   if (!r.ok()) throw_hub_error(r, name_, session_->settings(), context_.repo, context_.revision);
+  if (!r.effective_url.empty()) data_url_ = r.effective_url;
   std::vector<uint8_t> out = r.body;
   add_segment(offset, std::move(r.body));
   bytes_read_ += len;

@@ -317,6 +317,25 @@ TEST(HttpRangeSource, ServesHeldBytesFromMemoryAndFetchesTheRest) {
   EXPECT_EQ(hub.seen().size(), 2u) << "a range past the end is refused without a request";
 }
 
+TEST(HttpRangeSource, AnExpiredCdnUrlFallsBackToTheHub) {
+  FakeHub hub;
+  hub.add_repo("acme/files", kCommit1);
+  hub.add_file("acme/files", kCommit1, "w.safetensors", blob(1000));
+  HttpSession http(test_settings(hub, ""));
+  auto src = HttpRangeSource::open(http, "acme/files/w.safetensors", url_of(hub, "acme/files", "w.safetensors"), 8);
+  EXPECT_NE(src->data_url().find("/cdn/"), std::string::npos);
+  auto a = src->read(100, 10);  // straight to the CDN
+  EXPECT_EQ(hub.seen().size(), 3u);
+  hub.expire_cdn_urls();
+  auto b = src->read(200, 10);  // the CDN refuses, the Hub redirects to a fresh URL
+  EXPECT_EQ(std::string(b.begin(), b.end()), blob(1000).substr(200, 10));
+  auto seen = hub.seen();
+  ASSERT_EQ(seen.size(), 6u);
+  EXPECT_NE(seen[3].target.find("/cdn/"), std::string::npos);
+  EXPECT_NE(seen[4].target.find("/resolve/"), std::string::npos);
+  for (const auto& line : http.stats().log) EXPECT_EQ(line.find("Signature"), std::string::npos) << "signed queries are not logged: " << line;
+}
+
 // --- open_hub_source -----------------------------------------------------------------------------------------
 
 TEST(HubSource, ShardedSafetensorsCountsWhatTheLocalCheckpointCounts) {
@@ -346,8 +365,12 @@ TEST(HubSource, ShardedSafetensorsCountsWhatTheLocalCheckpointCounts) {
   EXPECT_TRUE(rr.network_used);
   EXPECT_EQ(rr.requests, hub.seen().size());
   EXPECT_LE(hub.body_bytes_sent(), repo.header_traffic() + 200) << "only 404 bodies on top of the headers";
-  // config (1) + index and model.safetensors (2) + per shard a probe and a header, each redirected (3 × 4).
-  EXPECT_EQ(rr.requests, 15u);
+  // config (1) + index and model.safetensors (2) + per shard a redirected probe and a header read straight from
+  // the CDN URL the probe landed on (3 × 3).
+  EXPECT_EQ(rr.requests, 12u);
+  size_t resolve_requests = 0;
+  for (const auto& s : hub.seen()) resolve_requests += s.target.find("/resolve/") != std::string::npos;
+  EXPECT_EQ(resolve_requests, 6u) << "the Hub itself sees one request per file";
   for (const auto& s : hub.seen()) {
     if (s.target.find("/resolve/") != std::string::npos && s.target.find("config.json") == std::string::npos) {
       EXPECT_NE(s.target.find("/resolve/" + kCommit1 + "/"), std::string::npos) << "after resolution, URLs pin the commit: " << s.target;
@@ -729,7 +752,7 @@ TEST(HubCli, VerboseListsRequestsAndBytesOnStderrAndNeverTheToken) {
   EXPECT_NE(r.err.find("-> commit " + kCommit1), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("206 GET " + hub.endpoint() + "/acme/tiny/resolve/" + kCommit1 + "/model-00001-of-00003.safetensors [bytes 0-7]"),
             std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("15 request(s)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("12 request(s)"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find(kToken), std::string::npos);
   EXPECT_EQ(r.out.find(kToken), std::string::npos);
   EXPECT_NE(r.out.find("Total params:"), std::string::npos) << r.out;
