@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Regenerates the README's accuracy table from the measurements in bench/data (llmem validate --markdown).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LLMEM=${LLMEM:-build/llmem}
+if [ ! -x "$LLMEM" ]; then
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build --target llmem_cli >/dev/null
+fi
+table=$("$LLMEM" validate bench/data/transformers_memory.jsonl --markdown)
+python3 - "$table" <<'PY'
+import re, sys
+table = sys.argv[1].strip()
+text = open("README.md").read()
+new = re.sub(r"(<!-- accuracy-table:begin -->\n).*?(<!-- accuracy-table:end -->)",
+             lambda m: m.group(1) + table + "\n" + m.group(2), text, flags=re.S)
+open("README.md", "w").write(new)
+PY
+echo "README.md accuracy table updated"
