@@ -11,8 +11,9 @@
 namespace llmem::cli {
 namespace {
 
-// nvidia-smi prints memory in MiB, truncated; llmem prints the same integer so the two can be compared.
-uint64_t mib(uint64_t bytes) { return bytes >> 20; }
+// nvidia-smi rounds partial MiB up (on an H200: 615.06 MiB reserved shows as 616, 143155.94 MiB free as 143156;
+// bench/data/measure_h200.txt); llmem prints the same integers so the two can be compared digit for digit.
+uint64_t mib(uint64_t bytes) { return (bytes + (1u << 20) - 1) >> 20; }
 std::string gib(uint64_t bytes) { return fmt::format("{:.2f}", static_cast<double>(bytes) / kGiB); }
 
 nlohmann::json memory_json(const nvml::DeviceMemory& m) {

@@ -19,7 +19,9 @@ namespace llmem::cli {
 namespace {
 
 std::string mib_gib(uint64_t bytes) {
-  return fmt::format("{} MiB ({:.2f} GiB)", format_thousands(bytes >> 20), static_cast<double>(bytes) / kGiB);
+  // MiB rounded up, as nvidia-smi and `llmem gpus` print them.
+  return fmt::format("{} MiB ({:.2f} GiB)", format_thousands((bytes + (1u << 20) - 1) >> 20),
+                     static_cast<double>(bytes) / kGiB);
 }
 
 std::string signal_name(int sig) {
@@ -70,7 +72,7 @@ nlohmann::json result_json(const MeasureResult& r, const std::vector<std::string
                     {"peak_device_time_ms", g.peak_device_time_ms},
                     {"peak_device_minus_baseline_bytes", g.peak_device_minus_baseline_bytes},
                     {"peak_tree_bytes", g.peak_tree_bytes},
-                    {"peak_tree_mib", g.peak_tree_bytes >> 20},
+                    {"peak_tree_mib", (g.peak_tree_bytes + (1u << 20) - 1) >> 20},
                     {"peak_tree_time_ms", g.peak_tree_time_ms},
                     {"peak_tree_processes", g.peak_tree_processes},
                     {"tree_source", tree_source_name(g.tree_source)},
@@ -94,7 +96,7 @@ nlohmann::json result_json(const MeasureResult& r, const std::vector<std::string
           {"llmem_cpu_ms", r.llmem_cpu_ms},
           {"llmem_cpu_percent_of_core", cpu_percent(r)},
           {"peak_tree_bytes", r.peak_tree_bytes},
-          {"peak_tree_mib", r.peak_tree_bytes >> 20},
+          {"peak_tree_mib", (r.peak_tree_bytes + (1u << 20) - 1) >> 20},
           {"peak_tree_time_ms", r.peak_tree_time_ms},
           {"gpus", gpus},
           {"forwarded_signals", forwarded},

@@ -13,7 +13,9 @@ namespace llmem::cli {
 namespace {
 
 std::string mib_gib(uint64_t bytes) {
-  return fmt::format("{} MiB ({:.2f} GiB)", format_thousands(bytes >> 20), static_cast<double>(bytes) / kGiB);
+  // MiB rounded up, as nvidia-smi and `llmem gpus` print them.
+  return fmt::format("{} MiB ({:.2f} GiB)", format_thousands((bytes + (1u << 20) - 1) >> 20),
+                     static_cast<double>(bytes) / kGiB);
 }
 std::string delta_mib(uint64_t after, uint64_t before) {
   double d = (static_cast<double>(after) - static_cast<double>(before)) / kMiB;

@@ -109,6 +109,15 @@ namespace llmem::gpu {
 
 // ---- the sampler ---------------------------------------------------------------------------------------------
 
+namespace {
+// While device used holds still, the process list is re-read at least this often (a safety net for a change
+// that leaves the device total unchanged, such as one process freeing what another takes).
+constexpr unsigned kProcessRefreshMs = 200;
+// After a change of device used, the list is read for this many more rounds, in case the per-process figures
+// settle a little after the device total.
+constexpr unsigned kRoundsAfterChange = 2;
+}  // namespace
+
 Sampler::Sampler(nvml::Library& nvml, std::vector<SamplerGpu> gpus, unsigned interval_ms,
                  std::vector<std::unique_ptr<TimelineWriter>>* writers, bool keep_timeline)
     : nvml_(nvml), interval_ms_(interval_ms), writers_(writers), keep_timeline_(keep_timeline) {
@@ -121,6 +130,7 @@ Sampler::Sampler(nvml::Library& nvml, std::vector<SamplerGpu> gpus, unsigned int
   }
   processes_.reserve(64);
   round_samples_.reserve(gpus_.size());
+  process_refresh_rounds_ = std::max(1u, kProcessRefreshMs / std::max(1u, interval_ms_));
 }
 
 Sampler::~Sampler() {
@@ -201,9 +211,23 @@ bool Sampler::round() {
     }
     g.m.peak_device_minus_baseline_bytes = std::max(g.m.peak_device_minus_baseline_bytes, delta);
 
+    if (mem.used_bytes != g.last_used_bytes) {
+      g.last_used_bytes = mem.used_bytes;
+      g.rounds_since_change = 0;
+    } else if (g.rounds_since_change < UINT32_MAX) {
+      ++g.rounds_since_change;
+    }
+    const bool read_processes = g.rounds_since_change <= kRoundsAfterChange ||
+                                g.rounds_since_process_query + 1 >= process_refresh_rounds_;
+
     uint64_t tree_bytes = 0;
     uint32_t tree_procs = 0;
-    if (g.per_process) {
+    if (g.per_process && !read_processes) {
+      ++g.rounds_since_process_query;
+      tree_bytes = g.cached_tree_bytes;
+      tree_procs = g.cached_tree_processes;
+    } else if (g.per_process) {
+      g.rounds_since_process_query = 0;
       int prc = nvml_.processes(g.gpu.index, processes_);
       if (prc == nvml::kSuccess) {
         for (const auto& p : processes_) {
@@ -216,6 +240,8 @@ bool Sampler::round() {
           g.per_process = false;
           g.m.tree_fallback_reason = "NVML lists the command's processes without their memory";
         }
+        g.cached_tree_bytes = tree_bytes;
+        g.cached_tree_processes = tree_procs;
       } else if (prc == nvml::kGpuIsLost) {
         g.m.lost = true;
         g.m.lost_at_ms = t_ms;

@@ -123,7 +123,15 @@ class Sampler {
     bool per_process = true;
     bool saw_tree_without_memory = false;
     int last_error = 0;
+    // The process list is re-read only while device used is changing (and now and then regardless): an
+    // unchanged device total means no process allocated or freed, and the query is half of each round's cost.
+    uint64_t last_used_bytes = UINT64_MAX;
+    unsigned rounds_since_change = 0;
+    unsigned rounds_since_process_query = 0;
+    uint64_t cached_tree_bytes = 0;
+    uint32_t cached_tree_processes = 0;
   };
+  unsigned process_refresh_rounds_ = 1;
 
   nvml::Library& nvml_;
   std::vector<GpuState> gpus_;
