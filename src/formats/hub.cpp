@@ -232,10 +232,9 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   std::string key = lower(line.substr(0, colon));
   std::string value = trim(line.substr(colon + 1));
   if (key == "content-length") {
-    uint64_t v = 0;
-    bool ok = !value.empty() && value.size() <= 19;
-    for (char c : value) ok = ok && std::isdigit(static_cast<unsigned char>(c)) && ((v = v * 10 + static_cast<uint64_t>(c - '0')), true);
-    if (ok) t.content_length = v;
+    const bool digits = !value.empty() && value.size() <= 19 &&
+                        std::all_of(value.begin(), value.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    if (digits) t.content_length = std::stoull(value);
   } else if (key == "content-range") {
     t.content_range = value;
   } else if (key == "retry-after") {
@@ -585,9 +584,11 @@ struct HttpSession::Impl {
         log(t, "");
       }
       if (active == 0 && waiting.empty()) break;
-      // Sleep until curl has work or the next retry is due.
+      // Sleep until curl has work or the next queued fetch may start (only when there is room for it: a full
+      // set of transfers in flight waits on curl's sockets, not on a timeout of 0).
       auto next_due = Clock::time_point::max();
-      for (size_t i : waiting) next_due = std::min(next_due, ts[i].ready_at);
+      if (active < settings.max_parallel)
+        for (size_t i : waiting) next_due = std::min(next_due, ts[i].ready_at);
       long wait_ms = 100;
       if (next_due != Clock::time_point::max())
         wait_ms = std::clamp<long>(static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(next_due - Clock::now()).count()), 0, 100);

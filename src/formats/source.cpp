@@ -244,7 +244,7 @@ ModelSource open_source(const std::string& spec_in, const SourceOptions& options
   }
 
   std::string hint;
-  for (const auto& id : closest_catalog_ids(spec)) hint += (hint.empty() ? "" : ", ") + id;
+  for (const auto& id : closest_catalog_ids(file.empty() ? spec : spec + "/" + file)) hint += (hint.empty() ? "" : ", ") + id;
   const std::string nowhere = "no such file, no model in the Hugging Face cache" +
                               std::string(revision.empty() ? "" : " at revision " + revision) +
                               ", and not in the embedded catalog (closest: " + hint + "; 'llmem catalog' lists them all)";
