@@ -301,7 +301,7 @@ bool Sampler::round() {
   return any_left;
 }
 
-void Sampler::fill(MeasureResult& r) const {
+void Sampler::fill(MeasureResult& r) {
   r.sample_rounds = rounds_;
   r.max_sample_gap_ms = max_gap_ms_;
   r.peak_tree_bytes = peak_tree_bytes_;
@@ -321,7 +321,7 @@ void Sampler::fill(MeasureResult& r) const {
     }
     r.gpus.push_back(std::move(m));
   }
-  r.timeline = timeline_;
+  r.timeline = std::move(timeline_);
 }
 
 }  // namespace llmem::gpu

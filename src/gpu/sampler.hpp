@@ -111,7 +111,7 @@ class Sampler {
   void stop();
 
   // Valid after stop().
-  void fill(MeasureResult& result) const;
+  void fill(MeasureResult& result);   // moves the in-memory timeline out
 
  private:
   void run();
