@@ -238,6 +238,7 @@ void mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
 // (`hidden_states = layer(hidden_states, ...)`), and the model keeps `inputs_embeds` until its forward returns.
 void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const std::string& in, const std::string& out,
                    const std::function<void()>& update_cache) {
+  (void)in;  // alive for the whole call; the caller frees it
   const uint64_t T = mul(c.batch, q_len);
   c.t.set_phase(fmt::format("layer {} ({} tokens)", layer, q_len));
   norm(c, L(layer, "norm1"), T, c.g.hidden, L(layer, "norm1_tmp"));
@@ -406,18 +407,30 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
   norm_saved("norm1_in");
   // attention inputs kept by the q/k/v projections
   if (full) {
-    if (c.amp) add("qkv_in_casts", mul(hs, 2 * (g.family == "gpt2" || g.family == "gpt_neox" || g.family == "falcon" ||
-                                                        g.family == "bloom" ? 1 : 3)));
+    // under autocast each projection casts its fp32 input to bf16 itself (fused-qkv families: one projection)
+    const int casts = g.family == "gpt2" || g.family == "gpt_neox" || g.family == "falcon" || g.family == "bloom" ? 1 : 3;
+    if (c.amp)
+      for (int i = 0; i < casts; ++i) add("qkv_in_cast" + std::to_string(i), mul(hs, 2));
     else add("norm1_out", mul(hs, 2));
   } else {
     uint64_t adapters = (targets(c, "q_proj") ? 1 : 0) + (targets(c, "k_proj") ? 1 : 0) + (targets(c, "v_proj") ? 1 : 0);
-    if (adapters) add("lora_in_f32", mul(hs, c.amp ? 4 : 4 * adapters));  // peft casts each adapter's input to fp32
+    // peft casts each adapter's input to fp32 (a no-op under amp, where the input already is fp32)
+    if (c.amp && adapters) add("lora_in_f32", mul(hs, 4));
+    else
+      for (uint64_t i = 0; i < adapters; ++i) add("lora_in_f32_" + std::to_string(i), mul(hs, 4));
   }
   // attention: SDPA keeps q, k, v, its output and logsumexp; fused-qkv families keep the whole projection
   const bool fused = g.family == "gpt2" || g.family == "gpt_neox" || g.family == "bloom" || g.family == "falcon";
-  if (fused && !g.rope) add("qkv", mul(qs + ks + vs, 2));
-  else if (fused) add("qkv_and_rotated", mul(qs + ks + vs + qs + ks, 2));
-  else add("q_k_v", mul(qs + ks + vs, 2));
+  if (fused) add("qkv", mul(qs + ks + vs, 2));
+  if (fused && g.rope) {
+    add("q_rotated", mul(qs, 2));
+    add("k_rotated", mul(ks, 2));
+  }
+  if (!fused) {
+    add("q", mul(qs, 2));
+    add("k", mul(ks, 2));
+    add("v", mul(vs, 2));
+  }
   add("attn_out", mul(qs, 2));
   add("lse", mul(c.w.batch, g.heads, c.w.prompt_tokens, 4));
   if (full || targets(c, "o_proj")) add("o_in", mul(qs, full ? 2 : 4));
@@ -430,13 +443,16 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
     if (full) add("mlp_in", mul(hs, c.amp ? 2 * (g.gated ? 2 : 1) : 2));
   }
   if (g.gated) {
-    add("mlp_gate_act_up", mul(is, 2 * 3));  // act_fn keeps gate, the product keeps act(gate) and up
+    add("mlp_gate", mul(is, 2));  // act_fn keeps gate, the product keeps act(gate) and up
+    add("mlp_act", mul(is, 2));
+    add("mlp_up", mul(is, 2));
     if (full) add("mlp_prod", mul(is, 2));   // down_proj keeps its input
   } else {
     const std::string& a = c.f.activation;
     const bool python_gelu = a == "gelu_new" || a == "gelu_fast" || a == "gelu_pytorch_tanh_python";
     add("mlp_fc1_out", mul(is, 2));                       // the activation keeps its input
-    if (python_gelu) add("mlp_gelu_parts", mul(is, 2 * 3));  // NewGELU in Python: tanh, 0.5*x, 1+tanh kept
+    if (python_gelu)  // NewGELU in Python keeps tanh, 0.5*x and 1+tanh
+      for (const char* part : {"mlp_gelu_tanh", "mlp_gelu_half", "mlp_gelu_onep"}) add(part, mul(is, 2));
     if (full || python_gelu) add("mlp_act_out", mul(is, 2));  // fc2 keeps its input
   }
   if (c.f.resid_dropout) add("dropout_mask2", hs);
