@@ -1,9 +1,14 @@
 // llmem study: the seed study's table, reproduced for the embedded catalog.
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "llmem/chart.hpp"
 #include "llmem/study.hpp"
 #include "llmem/units.hpp"
 
@@ -86,17 +91,114 @@ json rows_json(const std::vector<StudyRow>& rows) {
   return out;
 }
 
+std::string short_name(const std::string& id) {
+  auto slash = id.find('/');
+  return slash == std::string::npos ? id : id.substr(slash + 1);
+}
+
+// Memory against parameters, log-log (the catalog spans 0.1 B to 671 B): the study's readings, llmem's estimate of
+// the same scenario, the H200 measurements, and the 2×B and 4×B rules.
+chart::Chart study_chart(const std::vector<StudyRow>& rows) {
+  chart::Chart c;
+  c.title = "GPU memory vs parameters: fp16, \"Hello, world!\" + 20 tokens (transformers)";
+  c.subtitle = "llmem study. llmem and measured: process peak on an H200 (NVML). Labels: the study's models, where they do not overlap";
+  c.x_label = "parameters (B = 10^9, log scale)";
+  c.y_label = "GPU memory (GiB, log scale)";
+  c.x_log = true;
+  c.y_log = true;
+  c.legend = chart::LegendPosition::kTopLeft;
+  c.x_min = 0.08;
+  c.x_max = 1000;
+  c.y_min = 0.5;
+  c.y_max = 2000;
+  double lo = 1e9, hi = 0;
+  chart::Series study, est, meas;
+  study.name = "the study's reading (GPUtil, device-wide)";
+  study.kind = chart::SeriesKind::kScatter;
+  study.marker_radius = 6;
+  study.color = chart::palette()[3];
+  est.name = "llmem estimate (process peak)";
+  est.kind = chart::SeriesKind::kScatter;
+  est.marker_radius = 4;
+  est.color = chart::palette()[0];
+  meas.name = "measured on an H200 (NVML process peak)";
+  meas.kind = chart::SeriesKind::kScatter;
+  meas.marker_radius = 3;
+  meas.color = chart::palette()[2];
+  // Labels beside the study's points, greedily, skipping one that would overlap a label already placed (the
+  // geometry is estimated from the axis ranges and the image size below); points at the same place share one.
+  struct Box {
+    double x0, x1, y0, y1;
+  };
+  std::vector<Box> placed;
+  auto px_x = [](double v) { return std::log10(v / 0.08) / std::log10(1000 / 0.08) * 1180.0; };
+  auto px_y = [](double v) { return std::log10(v / 0.5) / std::log10(2000 / 0.5) * 700.0; };
+  for (const auto& r : rows) {
+    if (r.measured) {
+      const double x = r.measured->params_billion, y = r.measured->memory_gib;
+      std::string label = short_name(r.model);
+      for (size_t i = 0; i < study.points.size(); ++i)
+        if (study.points[i].x == x && study.points[i].y == y) {
+          if (!study.point_labels[i].empty()) study.point_labels[i] += ", " + label;
+          label.clear();
+        }
+      const Box b{px_x(x), px_x(x) + 14 + 7.5 * static_cast<double>(label.size()), px_y(y) - 7, px_y(y) + 7};
+      for (const auto& o : placed)
+        if (!label.empty() && b.x0 < o.x1 && o.x0 < b.x1 && b.y0 < o.y1 && o.y0 < b.y1) label.clear();
+      if (!label.empty()) placed.push_back(b);
+      study.points.push_back({x, y});
+      study.point_labels.push_back(label);
+      lo = std::min(lo, r.measured->params_billion);
+      hi = std::max(hi, r.measured->params_billion);
+    }
+    if (!r.in_catalog) continue;
+    const double b = static_cast<double>(r.params) / 1e9;
+    lo = std::min(lo, b);
+    hi = std::max(hi, b);
+    est.points.push_back({b, static_cast<double>(r.estimate_process_bytes) / kGiB});
+    if (r.measured_process_bytes) meas.points.push_back({b, static_cast<double>(*r.measured_process_bytes) / kGiB});
+  }
+  if (hi <= 0) {
+    lo = 0.1;
+    hi = 10;
+  }
+  chart::Series two, four;
+  two.name = "2×B rule (GiB = 2 × billions of params)";
+  two.dashed = true;
+  two.color = chart::Color{0.45, 0.45, 0.45};
+  two.line_width = 1.5;
+  four.name = "4×B rule (GiB = 4 × billions of params)";
+  four.dashed = true;
+  four.color = chart::Color{0.75, 0.6, 0.2};
+  four.line_width = 1.5;
+  for (double x : {std::min(lo * 0.8, 0.08), std::max(hi * 1.25, 1000.0)}) {
+    two.points.push_back({x, 2 * x});
+    four.points.push_back({x, 4 * x});
+  }
+  c.series = {two, four, est, meas, study};
+  return c;
+}
+
 const bool registered = register_command(5, [](CLI::App& root, int& exit_code) {
   auto* cmd = root.add_subcommand("study", "The seed study's table for the embedded catalog (no files, no GPU needed)");
   auto only_study = std::make_shared<bool>(false);
   auto as_json = std::make_shared<bool>(false);
   cmd->add_flag("--only-study", *only_study, "Only the models the study measured");
+  auto chart_prefix = std::make_shared<std::string>();
   cmd->add_flag("--json", *as_json, "Machine-readable output");
-  cmd->footer("Examples:\n  llmem study\n  llmem study --only-study --json");
+  cmd->add_option("--chart", *chart_prefix, "Also write the chart, memory against parameters, as PREFIX.png and PREFIX.svg");
+  cmd->footer("Examples:\n  llmem study\n  llmem study --only-study --json\n  llmem study --chart build/study");
   cmd->callback([=, &exit_code] {
     auto rows = study_rows(!*only_study);
     if (*as_json) fmt::print("{}\n", json{{"schema_version", 1}, {"rows", rows_json(rows)}}.dump(2));
     else print_table(rows);
+    if (!chart_prefix->empty()) {
+      const chart::Chart c = study_chart(rows);
+      chart::render_png(c, *chart_prefix + ".png", 1400, 1000);
+      chart::render_svg(c, *chart_prefix + ".svg", 1400, 1000);
+      // With --json the paths go to stderr, so stdout stays one JSON document.
+      fmt::print(*as_json ? stderr : stdout, "\nchart: {0}.png, {0}.svg\n", *chart_prefix);
+    }
     exit_code = 0;
   });
 });

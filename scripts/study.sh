@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLMEM_TESTS=OFF -DLLMEM_BENCH=OFF >/dev/null
 cmake --build build --target llmem_cli >/dev/null
-./build/llmem study "$@"
+./build/llmem study --chart build/study "$@"

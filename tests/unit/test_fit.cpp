@@ -1,0 +1,255 @@
+// The fit planner (plan.hpp) and `llmem fit`, plus `llmem study --chart`.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "fixtures/safetensors_writer.hpp"
+#include "llmem/catalog.hpp"
+#include "llmem/error.hpp"
+#include "llmem/hf_config.hpp"
+#include "llmem/plan.hpp"
+#include "llmem/units.hpp"
+
+using nlohmann::json;
+using namespace llmem;
+using llmem::fixtures::TempDir;
+
+namespace {
+
+struct CliRun {
+  int exit_code;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+CliRun run_llmem(const std::string& args) {
+  TempDir tmp;
+  std::string cmd = std::string("'") + LLMEM_CLI_PATH + "' " + args + " >'" + tmp.file("out") + "' 2>'" + tmp.file("err") + "'";
+  int status = std::system(cmd.c_str());
+  return {WEXITSTATUS(status), slurp(tmp.file("out")), slurp(tmp.file("err"))};
+}
+
+ArchModel catalog_model(const std::string& id) {
+  auto e = find_in_catalog(id);
+  if (!e) throw std::runtime_error("not in the catalog: " + id);
+  return model_from_config(HfConfig::parse(std::string(e->config_json), id));
+}
+
+FitRequest request_with(uint64_t budget) {
+  FitRequest r;
+  r.gpu = default_gpu();
+  r.gpu.memory_bytes = budget;
+  return r;
+}
+
+const FitOption& find_option(const std::vector<FitOption>& opts, const std::string& precision, FitMode mode) {
+  for (const auto& o : opts)
+    if (o.precision == precision && o.mode == mode) return o;
+  throw std::runtime_error("no option " + precision);
+}
+
+void expect_one_line_error(const CliRun& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+}  // namespace
+
+TEST(LargestFitting, FindsTheLastTrueValueOfAMonotonePredicate) {
+  for (uint64_t answer : {uint64_t{1}, uint64_t{2}, uint64_t{3}, uint64_t{1000}, uint64_t{65535}, uint64_t{65536}}) {
+    int calls = 0;
+    uint64_t got = largest_fitting(uint64_t{1} << 20, 64, [&](uint64_t n) {
+      ++calls;
+      return n <= answer;
+    });
+    EXPECT_EQ(got, answer);
+    EXPECT_LE(calls, 45);
+  }
+  EXPECT_EQ(largest_fitting(1000, 64, [](uint64_t) { return false; }), 0u);
+  EXPECT_EQ(largest_fitting(1000, 64, [](uint64_t) { return true; }), 1000u);  // the cap
+  EXPECT_EQ(largest_fitting(999, 64, [](uint64_t n) { return n <= 998; }), 998u);
+}
+
+TEST(FitPlan, SmallBudgetVersusLargeBudget) {
+  const ArchModel m = catalog_model("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
+  // 2 GiB: the fp16 weights alone are 2.05 GiB.
+  auto small = fit_options(m, request_with(uint64_t{2} << 30));
+  ASSERT_EQ(small.size(), 7u);
+  for (const auto& o : small) {
+    EXPECT_FALSE(o.fits) << o.precision << " " << fit_mode_name(o.mode);
+    EXPECT_EQ(o.max_context, 0u);
+    EXPECT_EQ(o.max_batch, 0u);
+    EXPECT_GE(o.gpus_needed, 2u);
+    EXPECT_LT(o.headroom_bytes, 0);
+  }
+  // 141 GB (an H200): everything fits, inference up to the model's 2048 positions.
+  auto large = fit_options(m, request_with(default_gpu().memory_bytes));
+  for (const auto& o : large) {
+    EXPECT_TRUE(o.fits) << o.precision << " " << fit_mode_name(o.mode);
+    EXPECT_EQ(o.gpus_needed, 1u);
+    EXPECT_GT(o.max_batch, 1u);
+    EXPECT_GT(o.headroom_bytes, 0);
+  }
+  const auto& fp16 = find_option(large, "fp16", FitMode::kInference);
+  EXPECT_EQ(fp16.context_cap, 2048u - 14u);
+  EXPECT_EQ(fp16.max_context, fp16.context_cap);
+  EXPECT_TRUE(fp16.context_capped);
+  // fp32 needs more than fp16 at the same context, and full fine-tuning more than LoRA.
+  EXPECT_GT(find_option(large, "fp32", FitMode::kInference).process_peak_bytes, fp16.process_peak_bytes);
+  EXPECT_GT(find_option(large, "bf16", FitMode::kFull).process_peak_bytes, find_option(large, "bf16", FitMode::kLora).process_peak_bytes);
+}
+
+TEST(FitPlan, SeveralGpusSplitTheFootprint) {
+  const ArchModel m = catalog_model("meta-llama/Llama-3.1-70B");
+  FitRequest r = request_with(uint64_t{80} << 30);
+  FitOption one = fit_inference(m, DType::F16, r);
+  EXPECT_FALSE(one.fits);
+  EXPECT_EQ(one.gpus_needed, 2u);
+  r.gpus = one.gpus_needed;
+  FitOption two = fit_inference(m, DType::F16, r);
+  EXPECT_TRUE(two.fits);
+  EXPECT_EQ(two.process_peak_bytes, one.process_peak_bytes);
+  EXPECT_LT(two.per_gpu_bytes, one.per_gpu_bytes);
+  r.gpus = 0;
+  EXPECT_THROW(fit_inference(m, DType::F16, r), Error);
+}
+
+// max_context agrees with `llmem estimate`: the estimate at max_context fits, at max_context + 1 it does not.
+TEST(CliFit, MaxContextIsConsistentWithEstimate) {
+  const std::string model = "meta-llama/Llama-3.1-8B", gpu = "RTX-4090";
+  CliRun r = run_llmem("fit " + model + " --gpu " + gpu + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  ASSERT_EQ(j["options"].size(), 7u);
+  int checked_edges = 0;
+  for (const auto& o : j["options"]) {
+    ASSERT_TRUE(o.contains("precision") && o.contains("mode") && o.contains("fits") && o.contains("max_context"));
+    const std::string mode = o["mode"], precision = o["precision"];
+    const uint64_t m = o["max_context"];
+    auto estimate_fits = [&](uint64_t ctx) {
+      std::string args = "estimate " + model + " --gpu " + gpu + " --json ";
+      if (mode == "inference") args += "--dtype " + precision + " --prompt " + std::to_string(ctx) + " --new-tokens 14";
+      else args += "--train " + mode + " --precision " + precision + " --seq " + std::to_string(ctx);
+      CliRun e = run_llmem(args);
+      EXPECT_EQ(e.exit_code, 0) << e.err;
+      return json::parse(e.out)["fits"].get<bool>();
+    };
+    if (m == 0) {
+      EXPECT_FALSE(o["fits"].get<bool>());
+      EXPECT_FALSE(estimate_fits(1)) << mode << " " << precision;
+      continue;
+    }
+    EXPECT_TRUE(estimate_fits(m)) << mode << " " << precision << " at " << m;
+    if (!o["context_capped"].get<bool>()) {
+      EXPECT_FALSE(estimate_fits(m + 1)) << mode << " " << precision << " at " << m + 1;
+      ++checked_edges;
+    }
+  }
+  EXPECT_GE(checked_edges, 2);  // fp16/bf16 inference at least are limited by memory on a 24 GiB card
+}
+
+TEST(CliFit, TextTableHasEveryOption) {
+  CliRun r = run_llmem("fit microsoft/phi-2 --gpu RTX-4090");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* s : {"inference", "fp32", "bf16", "fp16", "full", "lora", "amp-bf16", "Max context", "Headroom", "GPUs needed",
+                        "split"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+}
+
+TEST(CliFit, RankingWithoutSourceIsSortedAndFits) {
+  CliRun r = run_llmem("fit --vram 24GiB --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["gpu"]["memory_bytes"].get<uint64_t>(), uint64_t{24} << 30);
+  ASSERT_GT(j["models"].size(), 10u);
+  uint64_t prev = UINT64_MAX;
+  bool tiny = false;
+  for (const auto& m : j["models"]) {
+    EXPECT_TRUE(m["fits"].get<bool>()) << m["model"];
+    EXPECT_LE(m["params"].get<uint64_t>(), prev);
+    prev = m["params"];
+    EXPECT_LE(m["process_peak_bytes"].get<uint64_t>(), uint64_t{24} << 30);
+    EXPECT_GE(m["headroom_bytes"].get<int64_t>(), 0);
+    EXPECT_GT(m["max_context"].get<uint64_t>(), 0u);
+    EXPECT_NE(m["precision"], "fp32");
+    tiny = tiny || m["model"] == "TinyLlama/TinyLlama-1.1B-Chat-v1.0";
+  }
+  EXPECT_TRUE(tiny);
+  bool big = false;
+  for (const auto& m : j["does_not_fit"]) {
+    EXPECT_FALSE(m["fits"].get<bool>());
+    big = big || m["model"] == "meta-llama/Llama-3.1-70B";
+  }
+  EXPECT_TRUE(big);
+
+  CliRun text = run_llmem("fit --vram 24GiB");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("TinyLlama/TinyLlama-1.1B-Chat-v1.0"), std::string::npos);
+  EXPECT_NE(text.out.find("Does not fit:"), std::string::npos);
+}
+
+TEST(CliFit, VramWinsOverTheGpuSize) {
+  CliRun r = run_llmem("fit TinyLlama/TinyLlama-1.1B-Chat-v1.0 --gpu RTX-4090 --vram 48GiB --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["gpu"]["memory_bytes"].get<uint64_t>(), uint64_t{48} << 30);
+  EXPECT_EQ(j["gpu"]["name"], "RTX-4090");
+}
+
+TEST(CliFit, BadVramIsAOneLineError) {
+  for (const char* v : {"abc", "0", "=-24GiB", "0GiB", "24XB", "''", "' '"}) {
+    CliRun r = run_llmem(std::string("fit microsoft/phi-2 --vram") + (v[0] == '=' ? "" : " ") + v);
+    expect_one_line_error(r, "--vram");
+  }
+  CliRun r = run_llmem("fit --vram lots");
+  expect_one_line_error(r, "not a positive memory size");
+}
+
+TEST(CliFit, UnknownGpuSuggestsClosestNames) {
+  CliRun r = run_llmem("fit microsoft/phi-2 --gpu RTX-409");
+  expect_one_line_error(r, "closest");
+  EXPECT_NE(r.err.find("RTX-4090"), std::string::npos) << r.err;
+  CliRun a = run_llmem("fit microsoft/phi-2 --gpu auto");
+  expect_one_line_error(a, "--gpu auto");
+}
+
+TEST(CliFit, BadCountsAreErrors) {
+  expect_one_line_error(run_llmem("fit microsoft/phi-2 --gpus 0"), "--gpus");
+  expect_one_line_error(run_llmem("fit microsoft/phi-2 --prompt 0"), "--prompt");
+}
+
+TEST(CliFit, ListGpus) {
+  CliRun r = run_llmem("fit --list-gpus");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("RTX-4090"), std::string::npos);
+  EXPECT_GE(std::count(r.out.begin(), r.out.end(), '\n'), 26);
+}
+
+TEST(CliStudy, ChartFilesAreValidPngAndSvg) {
+  TempDir tmp;
+  const std::string prefix = tmp.file("study");
+  CliRun r = run_llmem("study --chart '" + prefix + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string png = slurp(prefix + ".png"), svg = slurp(prefix + ".svg");
+  ASSERT_GT(png.size(), 1000u);
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_TRUE(svg.rfind("<?xml", 0) == 0 || svg.rfind("<svg", 0) == 0) << svg.substr(0, 40);
+  // The table is unchanged: the plain output, then the chart's paths.
+  CliRun plain = run_llmem("study");
+  ASSERT_EQ(plain.exit_code, 0);
+  EXPECT_EQ(r.out.substr(0, plain.out.size()), plain.out);
+  EXPECT_NE(r.out.find(prefix + ".png"), std::string::npos);
+}
