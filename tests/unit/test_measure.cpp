@@ -188,7 +188,9 @@ TEST(Measure, TimelineStaysValidWhenTheCommandOrLlmemIsKilled) {
   json doc2;
   ASSERT_NO_THROW(doc2 = json::parse(fake::read_text(js2)));
   EXPECT_GE(doc2["samples"].size(), 3u);
-  EXPECT_EQ(doc2["samples"][1][3], 128 * kMiB);
+  bool saw_allocation = false;
+  for (const auto& row : doc2["samples"]) saw_allocation = saw_allocation || row[3] == 128 * kMiB;
+  EXPECT_TRUE(saw_allocation);
 }
 
 TEST(Measure, SigintIsForwardedAndNothingIsOrphaned) {
