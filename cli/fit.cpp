@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "llmem/nvml.hpp"
 #include "llmem/error.hpp"
 #include "llmem/estimate.hpp"
 #include "llmem/params.hpp"
@@ -42,9 +43,27 @@ uint64_t positive(int64_t v, const char* name) {
 // wins over --gpu's), keeping that card's overhead (the reference GPU's without --gpu).
 FitRequest request_from(const FitCliOptions& o) {
   FitRequest r;
-  if (o.gpu == "auto")
-    throw Error(ErrorKind::kUsage, "", "--gpu auto is not available yet: give --gpu NAME or --vram SIZE ('llmem fit --list-gpus')");
-  r.gpu = o.gpu.empty() ? default_gpu() : find_gpu(o.gpu);
+  if (o.gpu == "auto") {
+    // The GPUs present, through NVML: the first one's name and total memory; its runtime overhead from the
+    // catalog when the catalog knows the card, else the reference measurement's.
+    auto nvml = nvml::Library::open();
+    if (nvml->device_count() == 0) throw Error(ErrorKind::kRuntime, "", "--gpu auto: NVML reports no GPU");
+    nvml::DeviceMemory mem;
+    if (int st = nvml->memory(0, mem); st != nvml::kSuccess)
+      throw Error(ErrorKind::kRuntime, "", "--gpu auto: cannot read GPU 0's memory: " + nvml->error_string(st));
+    const std::string name = nvml->name(0);
+    try {
+      r.gpu = find_gpu(name);
+    } catch (const Error&) {
+      r.gpu = default_gpu();
+      r.gpu.name = name;
+    }
+    r.gpu.display_name = name + " (GPU 0 of " + std::to_string(nvml->device_count()) + ", found by NVML)";
+    r.gpu.memory_bytes = mem.total_bytes;
+    r.gpu.memory_source = "NVML";
+  } else {
+    r.gpu = o.gpu.empty() ? default_gpu() : find_gpu(o.gpu);
+  }
   if (o.vram_given) {
     auto bytes = parse_bytes(o.vram);
     if (!bytes)

@@ -33,12 +33,14 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-CliRun run_llmem(const std::string& args) {
+CliRun run_llmem_env(const std::string& env, const std::string& args) {
   TempDir tmp;
-  std::string cmd = std::string("'") + LLMEM_CLI_PATH + "' " + args + " >'" + tmp.file("out") + "' 2>'" + tmp.file("err") + "'";
+  std::string cmd = env + std::string("'") + LLMEM_CLI_PATH + "' " + args + " >'" + tmp.file("out") + "' 2>'" + tmp.file("err") + "'";
   int status = std::system(cmd.c_str());
   return {WEXITSTATUS(status), slurp(tmp.file("out")), slurp(tmp.file("err"))};
 }
+
+CliRun run_llmem(const std::string& args) { return run_llmem_env("", args); }
 
 ArchModel catalog_model(const std::string& id) {
   auto e = find_in_catalog(id);
@@ -222,8 +224,25 @@ TEST(CliFit, UnknownGpuSuggestsClosestNames) {
   CliRun r = run_llmem("fit microsoft/phi-2 --gpu RTX-409");
   expect_one_line_error(r, "closest");
   EXPECT_NE(r.err.find("RTX-4090"), std::string::npos) << r.err;
-  CliRun a = run_llmem("fit microsoft/phi-2 --gpu auto");
-  expect_one_line_error(a, "--gpu auto");
+}
+
+// --gpu auto reads the GPU through NVML: here the fake NVML of tests/fake_nvml, scripted as one 24 GiB card.
+TEST(CliFit, GpuAutoReadsTheCardThroughNvml) {
+  TempDir tmp;
+  std::ofstream(tmp.file("script.json")) << R"({"driver_version": "550.54.15", "gpus": [
+      {"name": "NVIDIA GeForce RTX 4090", "uuid": "GPU-fake-4090", "total_mib": 24564, "reserved_mib": 300, "base_used_mib": 0}]})";
+  std::filesystem::create_directories(tmp.file("state"));
+  const std::string env = std::string("LLMEM_NVML_LIBRARY='") + FAKE_NVML_LIBRARY + "' FAKE_NVML_SCRIPT='" +
+                          tmp.file("script.json") + "' FAKE_NVML_STATE_DIR='" + tmp.file("state") + "' ";
+  CliRun r = run_llmem_env(env, "fit microsoft/phi-2 --gpu auto --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["gpu"]["memory_bytes"].get<uint64_t>(), 24564ull << 20);
+  EXPECT_NE(j["gpu"]["display_name"].get<std::string>().find("RTX 4090"), std::string::npos);
+  // Without a driver: one clear line, exit 1 (the environment failed, not the input).
+  CliRun none = run_llmem_env("LLMEM_NVML_LIBRARY=/nonexistent/libnvidia-ml.so.1 ", "fit microsoft/phi-2 --gpu auto");
+  EXPECT_EQ(none.exit_code, 1) << none.err;
+  EXPECT_NE(none.err.find("no NVIDIA driver"), std::string::npos) << none.err;
 }
 
 TEST(CliFit, BadCountsAreErrors) {
