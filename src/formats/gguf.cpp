@@ -48,7 +48,6 @@ uint64_t min_bytes(uint32_t t) {
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;
 // Smallest possible tensor info: u64 name length, a 1-byte name, u32 n_dims, no dims, u32 type, u64 offset.
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 4 + 8;
-constexpr uint64_t kHeaderBytes = 4 + 4 + 8 + 8;
 // llama.cpp's GGUF_MAX_ARRAY_ELEMENTS and GGUF_MAX_STRING_LENGTH.
 constexpr uint64_t kMaxArrayElements = 1ull << 30;
 constexpr uint64_t kMaxStringBytes = 1ull << 30;
