@@ -7,6 +7,7 @@
 
 #include "command.hpp"
 #include "estimate_options.hpp"
+#include "source_options.hpp"
 #include "llmem/error.hpp"
 #include "llmem/estimate.hpp"
 #include "llmem/params.hpp"
@@ -142,8 +143,10 @@ const bool registered = register_command(20, [](CLI::App& root, int& exit_code) 
   auto as_json = std::make_shared<bool>(false);
   auto list_gpus = std::make_shared<bool>(false);
   auto engine = std::make_shared<std::string>("transformers");
+  auto src_opts = std::make_shared<SourceCliOptions>();
   cmd->add_option("SOURCE", *source, "Model: config.json, weights, a directory, org/name (cache or catalog)");
   add_estimate_options(cmd, *opts);
+  add_source_options(cmd, *src_opts);
   cmd->add_option("--engine", *engine, "Inference engine (transformers)")->capture_default_str();
   cmd->add_flag("--json", *as_json, "Machine-readable output (framework_peak_bytes, process_peak_bytes, components)");
   cmd->add_flag("--list-gpus", *list_gpus, "List the GPU catalog and exit");
@@ -168,7 +171,8 @@ const bool registered = register_command(20, [](CLI::App& root, int& exit_code) 
       throw Error(ErrorKind::kUsage, "", "unknown --engine '" + *engine + "' (this build knows: transformers)");
     Workload w = workload_from(*opts);
     const GpuProfile& gpu = opts->gpu.empty() ? default_gpu() : find_gpu(opts->gpu);
-    ModelSource src = open_source(*source);
+    ModelSource src = open_source(*source, src_opts->to_options());
+    print_source_verbose(src, *src_opts);
     ParamsReport r = count_params(src);
     if (!r.model) throw Error(ErrorKind::kUnsupported, src.spec, "estimates need a config.json of a known architecture");
     Estimate e = estimate_transformers(*r.model, w, gpu);
