@@ -10,6 +10,11 @@
 namespace llmem::arch {
 namespace {
 
+// Far above any real model (DeepSeek-V3 has 61 layers of 256 experts, ~45k tensors), low enough that a hostile
+// config cannot make llmem build billions of tensor records.
+constexpr uint64_t kMaxRepeat = 100'000;
+constexpr size_t kMaxTensors = 5'000'000;
+
 [[noreturn]] void internal(const Family& f, const std::string& what) {
   throw Error(ErrorKind::kRuntime, "", std::string("internal error in the ") + f.name + " table: " + what);
 }
@@ -87,6 +92,7 @@ void expand_name(const Family& f, const Dims& dims, const std::string& name, std
   std::string key = name.substr(open + 1, close - open - 1);
   auto it = dims.values.find(key);
   if (it == dims.values.end()) internal(f, "unknown repeat '" + key + "' in " + name);
+  if (it->second > kMaxRepeat) throw Error(ErrorKind::kInvalidInput, "", "'" + key + "' = " + std::to_string(it->second) + " is implausibly large");
   for (uint64_t i = 0; i < it->second; ++i)
     expand_name(f, dims, name.substr(0, open) + std::to_string(i) + name.substr(close + 1), out);
 }
@@ -99,6 +105,8 @@ void emit(const Family& f, const Row& r, const Dims& dims, const HfConfig& cfg, 
   auto numel = shape_numel(shape);
   if (!numel) throw Error(ErrorKind::kInvalidInput, cfg.origin(), "tensor " + name + " has a size that overflows 64 bits");
   const bool alias = r.tied_to[0] != '\0' && dims.on("tied");
+  if (out.tensors.size() + names.size() > kMaxTensors)
+    throw Error(ErrorKind::kInvalidInput, cfg.origin(), "describes more than " + std::to_string(kMaxTensors) + " tensors: implausible");
   for (auto& n : names) {
     if (alias) {
       out.tied.push_back({n, r.tied_to, *numel});
@@ -127,6 +135,8 @@ void expand(const Family& f, const Dims& dims, const HfConfig& cfg, DType dtype,
   auto lit = dims.values.find("layers");
   if (lit == dims.values.end()) internal(f, "reader did not set 'layers'");
   const uint64_t n_layers = lit->second;
+  if (n_layers > kMaxRepeat)
+    throw Error(ErrorKind::kInvalidInput, cfg.origin(), std::to_string(n_layers) + " layers is implausibly many");
   const auto& rows = f.rows;
   for (size_t i = 0; i < rows.size();) {
     if (!has_layers(rows[i])) {
