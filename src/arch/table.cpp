@@ -81,7 +81,7 @@ bool row_enabled(const Row& r, const Dims& dims) {
 bool has_layers(const Row& r) { return std::string_view(r.name).find("{layers}") != std::string_view::npos; }
 
 // Expands the placeholders other than {layers} (already substituted) recursively.
-void expand_name(const Family& f, const Dims& dims, const std::string& name, std::vector<std::string>& out) {
+void expand_name(const Family& f, const Dims& dims, const HfConfig& cfg, const std::string& name, std::vector<std::string>& out) {
   size_t open = name.find('{');
   if (open == std::string::npos) {
     out.push_back(name);
@@ -92,15 +92,15 @@ void expand_name(const Family& f, const Dims& dims, const std::string& name, std
   std::string key = name.substr(open + 1, close - open - 1);
   auto it = dims.values.find(key);
   if (it == dims.values.end()) internal(f, "unknown repeat '" + key + "' in " + name);
-  if (it->second > kMaxRepeat) throw Error(ErrorKind::kInvalidInput, "", "'" + key + "' = " + std::to_string(it->second) + " is implausibly large");
+  if (it->second > kMaxRepeat) throw Error(ErrorKind::kInvalidInput, cfg.origin(), "'" + key + "' = " + std::to_string(it->second) + " is implausibly large");
   for (uint64_t i = 0; i < it->second; ++i)
-    expand_name(f, dims, name.substr(0, open) + std::to_string(i) + name.substr(close + 1), out);
+    expand_name(f, dims, cfg, name.substr(0, open) + std::to_string(i) + name.substr(close + 1), out);
 }
 
 void emit(const Family& f, const Row& r, const Dims& dims, const HfConfig& cfg, DType dtype, const std::string& name,
           ArchModel& out) {
   std::vector<std::string> names;
-  expand_name(f, dims, name, names);
+  expand_name(f, dims, cfg, name, names);
   auto shape = eval_shape(f, dims, cfg, r.shape);
   auto numel = shape_numel(shape);
   if (!numel) throw Error(ErrorKind::kInvalidInput, cfg.origin(), "tensor " + name + " has a size that overflows 64 bits");
