@@ -2,6 +2,8 @@
 // range-request ByteSource. The repo logic (revision, files, header cache) is in hub_source.cpp.
 #include "llmem/hub.hpp"
 
+// No type-checking macros: every curl_* call goes through the typed pointers below.
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -17,9 +19,23 @@
 
 #include "llmem/error.hpp"
 #include "llmem/version.hpp"
+#include "util/dynlib.hpp"
 
 namespace llmem {
 namespace {
+
+// libcurl is loaded on first use (see util/dynlib.hpp for why).
+#define LLMEM_CURL_FUNCTIONS(X)                                                                           \
+  X(curl_global_init) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_getinfo) X(curl_easy_strerror)     \
+  X(curl_easy_cleanup) X(curl_multi_init) X(curl_multi_setopt) X(curl_multi_cleanup) X(curl_multi_add_handle) \
+  X(curl_multi_remove_handle) X(curl_multi_perform) X(curl_multi_info_read) X(curl_multi_poll)
+LLMEM_DYNLIB_API(CurlApi, LLMEM_CURL_FUNCTIONS)
+
+const CurlApi& curl() {
+  static const detail::DynLib lib({"libcurl.so.4", "libcurl-gnutls.so.4"}, "Hub requests", "libcurl4");
+  static const CurlApi api(lib);
+  return api;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -113,7 +129,7 @@ std::string offline_hint() {
 void ensure_curl_global() {
   static std::once_flag once;
   std::call_once(once, [] {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    if (curl().curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
       throw Error(ErrorKind::kRuntime, "libcurl", "curl_global_init failed");
   });
 }
@@ -357,14 +373,14 @@ struct HttpSession::Impl {
 
   explicit Impl(HubSettings s) : settings(std::move(s)) {
     ensure_curl_global();
-    multi = curl_multi_init();
+    multi = curl().curl_multi_init();
     if (!multi) throw Error(ErrorKind::kRuntime, "libcurl", "curl_multi_init failed");
     // HTTP/2 streams share one connection to the Hub; HTTP/1.1 servers get up to max_parallel connections.
-    curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(settings.max_parallel));
+    curl().curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl().curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(settings.max_parallel));
   }
   ~Impl() {
-    if (multi) curl_multi_cleanup(multi);
+    if (multi) curl().curl_multi_cleanup(multi);
   }
 
   void start(Transfer& t) {
@@ -374,39 +390,39 @@ struct HttpSession::Impl {
     t.abort_reason.clear();
     t.errbuf[0] = '\0';
     ++t.attempts;
-    t.easy = curl_easy_init();
+    t.easy = curl().curl_easy_init();
     if (!t.easy) throw Error(ErrorKind::kRuntime, r.name, "curl_easy_init failed");
     CURL* e = t.easy;
-    curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
-    curl_easy_setopt(e, CURLOPT_PRIVATE, static_cast<void*>(&t));
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    curl().curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+    curl().curl_easy_setopt(e, CURLOPT_PRIVATE, static_cast<void*>(&t));
+    curl().curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl().curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl().curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl().curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
     // Credentials stay with the endpoint's host: libcurl drops them when a redirect leaves it (the CDN).
-    curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(settings.connect_timeout_ms, settings.timeout_ms)));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(settings.timeout_ms));
-    curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent.c_str());
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.errbuf);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+    curl().curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
+    curl().curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl().curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(settings.connect_timeout_ms, settings.timeout_ms)));
+    curl().curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(settings.timeout_ms));
+    curl().curl_easy_setopt(e, CURLOPT_USERAGENT, user_agent.c_str());
+    curl().curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl().curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.errbuf);
+    curl().curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl().curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    curl().curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl().curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
     if (r.mode != HttpFetch::Mode::kWhole) {
       // CURLOPT_RANGE is sent again on every redirect hop, so the CDN gets the same range.
       t.range = std::to_string(r.offset) + "-" + std::to_string(r.offset + r.length - 1);
-      curl_easy_setopt(e, CURLOPT_RANGE, t.range.c_str());
+      curl().curl_easy_setopt(e, CURLOPT_RANGE, t.range.c_str());
     }
     if (!settings.token.empty()) {
       // libcurl's bearer support rather than a hand-built header: the token is in no header list llmem keeps.
-      curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
-      curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, settings.token.c_str());
+      curl().curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+      curl().curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, settings.token.c_str());
     }
     t.started = Clock::now();
-    if (curl_multi_add_handle(multi, e) != CURLM_OK) throw Error(ErrorKind::kRuntime, r.name, "curl_multi_add_handle failed");
+    if (curl().curl_multi_add_handle(multi, e) != CURLM_OK) throw Error(ErrorKind::kRuntime, r.name, "curl_multi_add_handle failed");
   }
 
   void finish_easy(Transfer& t) {
@@ -414,24 +430,24 @@ struct HttpSession::Impl {
     long redirects = 0;
     curl_off_t body = 0;
     long header_bytes = 0;
-    curl_easy_getinfo(t.easy, CURLINFO_REDIRECT_COUNT, &redirects);
-    curl_easy_getinfo(t.easy, CURLINFO_SIZE_DOWNLOAD_T, &body);
-    curl_easy_getinfo(t.easy, CURLINFO_HEADER_SIZE, &header_bytes);
+    curl().curl_easy_getinfo(t.easy, CURLINFO_REDIRECT_COUNT, &redirects);
+    curl().curl_easy_getinfo(t.easy, CURLINFO_SIZE_DOWNLOAD_T, &body);
+    curl().curl_easy_getinfo(t.easy, CURLINFO_HEADER_SIZE, &header_bytes);
     char* effective = nullptr;
-    curl_easy_getinfo(t.easy, CURLINFO_EFFECTIVE_URL, &effective);
+    curl().curl_easy_getinfo(t.easy, CURLINFO_EFFECTIVE_URL, &effective);
     t.effective_url = effective ? effective : "";
     stats.requests += 1 + static_cast<uint64_t>(std::max(0L, redirects));
     stats.bytes_transferred += static_cast<uint64_t>(std::max<curl_off_t>(0, body)) + static_cast<uint64_t>(std::max(0L, header_bytes));
     stats.body_bytes += static_cast<uint64_t>(std::max<curl_off_t>(0, body));
-    curl_multi_remove_handle(multi, t.easy);
-    curl_easy_cleanup(t.easy);
+    curl().curl_multi_remove_handle(multi, t.easy);
+    curl().curl_easy_cleanup(t.easy);
     t.easy = nullptr;
   }
 
   [[noreturn]] void fail_transport(const Transfer& t, CURLcode code) const {
     const HttpFetch& r = *t.req;
     const std::string host = host_of(r.url);
-    const std::string detail = t.errbuf[0] ? printable_line(t.errbuf) : curl_easy_strerror(code);
+    const std::string detail = t.errbuf[0] ? printable_line(t.errbuf) : curl().curl_easy_strerror(code);
     std::string after = t.attempts > 1 ? " after " + std::to_string(t.attempts) + " attempts" : "";
     switch (code) {
       case CURLE_OPERATION_TIMEDOUT:
@@ -531,12 +547,12 @@ struct HttpSession::Impl {
         waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(k));
       }
       int running = 0;
-      curl_multi_perform(multi, &running);
+      curl().curl_multi_perform(multi, &running);
       int queued = 0;
-      while (CURLMsg* m = curl_multi_info_read(multi, &queued)) {
+      while (CURLMsg* m = curl().curl_multi_info_read(multi, &queued)) {
         if (m->msg != CURLMSG_DONE) continue;
         char* priv = nullptr;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        curl().curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
         Transfer& t = *reinterpret_cast<Transfer*>(priv);
         const CURLcode code = m->data.result;
         finish_easy(t);
@@ -592,7 +608,7 @@ struct HttpSession::Impl {
       long wait_ms = 100;
       if (next_due != Clock::time_point::max())
         wait_ms = std::clamp<long>(static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(next_due - Clock::now()).count()), 0, 100);
-      if (active > 0) curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+      if (active > 0) curl().curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
       else if (wait_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
     }
     return results;

@@ -13,12 +13,34 @@
 #include <fmt/core.h>
 
 #include "llmem/error.hpp"
+#include "util/dynlib.hpp"
 
 // fontconfig (through cairo's toy font API) keeps a few hundred bytes it never frees; LeakSanitizer builds of llmem
 // would fail every run that draws a chart. This hook is read only by sanitizer runtimes.
 extern "C" __attribute__((used)) const char* __lsan_default_suppressions() { return "leak:libfontconfig.so\n"; }
 
 namespace llmem::chart {
+namespace {
+
+// cairo is loaded on first use (see util/dynlib.hpp for why).
+#define LLMEM_CAIRO_FUNCTIONS(X) \
+  X(cairo_arc) X(cairo_clip) X(cairo_create) X(cairo_destroy) X(cairo_fill) X(cairo_fill_preserve) \
+  X(cairo_font_extents) X(cairo_image_surface_create) X(cairo_line_to) X(cairo_move_to) \
+  X(cairo_new_sub_path) X(cairo_paint) X(cairo_rectangle) X(cairo_restore) X(cairo_rotate) X(cairo_save) \
+  X(cairo_select_font_face) X(cairo_set_dash) X(cairo_set_font_size) X(cairo_set_line_cap) \
+  X(cairo_set_line_join) X(cairo_set_line_width) X(cairo_set_source_rgb) X(cairo_set_source_rgba) \
+  X(cairo_show_text) X(cairo_status) X(cairo_status_to_string) X(cairo_stroke) X(cairo_surface_destroy) \
+  X(cairo_surface_finish) X(cairo_surface_flush) X(cairo_surface_status) X(cairo_surface_write_to_png) \
+  X(cairo_svg_surface_create) X(cairo_text_extents) X(cairo_translate)
+LLMEM_DYNLIB_API(CairoApi, LLMEM_CAIRO_FUNCTIONS)
+
+const CairoApi& cairo() {
+  static const detail::DynLib lib({"libcairo.so.2"}, "Charts", "libcairo2");
+  static const CairoApi api(lib);
+  return api;
+}
+
+}  // namespace
 
 const std::vector<Color>& palette() {
   static const std::vector<Color> p = {
@@ -169,32 +191,32 @@ std::string tick_label(const Scale& s, double v) {
   return format_tick(v, s.step);
 }
 
-void set_color(cairo_t* cr, const Color& c, double alpha = 1.0) { cairo_set_source_rgba(cr, c.r, c.g, c.b, alpha); }
+void set_color(cairo_t* cr, const Color& c, double alpha = 1.0) { cairo().cairo_set_source_rgba(cr, c.r, c.g, c.b, alpha); }
 
 struct TextSize {
   double w = 0, h = 0;
 };
 TextSize measure(cairo_t* cr, const std::string& text) {
   cairo_text_extents_t e;
-  cairo_text_extents(cr, text.c_str(), &e);
+  cairo().cairo_text_extents(cr, text.c_str(), &e);
   return {e.x_advance, e.height};
 }
 
 void font(cairo_t* cr, double size, bool bold = false) {
-  cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
+  cairo().cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
                          bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, size);
+  cairo().cairo_set_font_size(cr, size);
 }
 
 // Draws text with its reference point anchored: ax 0 left, 0.5 centre, 1 right; ay 0 baseline-top... 1 bottom.
 void text_at(cairo_t* cr, const std::string& text, double x, double y, double ax, double ay) {
   cairo_text_extents_t e;
-  cairo_text_extents(cr, text.c_str(), &e);
+  cairo().cairo_text_extents(cr, text.c_str(), &e);
   cairo_font_extents_t fe;
-  cairo_font_extents(cr, &fe);
+  cairo().cairo_font_extents(cr, &fe);
   double h = fe.ascent;
-  cairo_move_to(cr, x - ax * e.x_advance, y + (1 - ay) * h - ay * 0);
-  cairo_show_text(cr, text.c_str());
+  cairo().cairo_move_to(cr, x - ax * e.x_advance, y + (1 - ay) * h - ay * 0);
+  cairo().cairo_show_text(cr, text.c_str());
 }
 
 // Line and step series with far more points than pixels are thinned per pixel column, keeping each column's
@@ -228,8 +250,8 @@ std::vector<Point> thin(const std::vector<Point>& pts, const Scale& xs, double p
 
 void draw(cairo_t* cr, const Chart& chart, double width, double height) {
   const double base = std::clamp(height / 48.0, 9.0, 20.0);   // body font size
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
+  cairo().cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo().cairo_paint(cr);
 
   // ---- data ranges ----
   Range xr, yr;
@@ -272,70 +294,75 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
   const double plot_w = px1 - px0;
 
   // ---- title ----
-  cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+  cairo().cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
   double ty = base * 1.2;
   if (!chart.title.empty()) {
-    font(cr, base * 1.35, true);
+    // A long title shrinks to fit the width (with a margin) rather than being clipped at both edges.
+    double size = base * 1.35;
+    font(cr, size, true);
+    const double room = width - 2 * base;
+    const double w = measure(cr, chart.title).w;
+    if (w > room && w > 0) font(cr, size * room / w, true);
     text_at(cr, chart.title, width / 2, ty, 0.5, 0);
     ty += base * 1.6;
   }
   if (!chart.subtitle.empty()) {
     font(cr, base * 0.95);
-    cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
+    cairo().cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
     text_at(cr, chart.subtitle, width / 2, ty, 0.5, 0);
   }
 
   // ---- grid ----
-  cairo_set_line_width(cr, 1.0);
-  cairo_set_source_rgb(cr, 0.93, 0.93, 0.93);
+  cairo().cairo_set_line_width(cr, 1.0);
+  cairo().cairo_set_source_rgb(cr, 0.93, 0.93, 0.93);
   for (double m : xs.minor) {
     double x = std::round(xs.px(m)) + 0.5;
-    cairo_move_to(cr, x, py0);
-    cairo_line_to(cr, x, py1);
+    cairo().cairo_move_to(cr, x, py0);
+    cairo().cairo_line_to(cr, x, py1);
   }
   for (double m : ys.minor) {
     double y = std::round(ys.px(m)) + 0.5;
-    cairo_move_to(cr, px0, y);
-    cairo_line_to(cr, px1, y);
+    cairo().cairo_move_to(cr, px0, y);
+    cairo().cairo_line_to(cr, px1, y);
   }
-  cairo_stroke(cr);
-  cairo_set_source_rgb(cr, 0.85, 0.85, 0.85);
+  cairo().cairo_stroke(cr);
+  cairo().cairo_set_source_rgb(cr, 0.85, 0.85, 0.85);
   for (double t : xs.ticks) {
     double x = std::round(xs.px(t)) + 0.5;
-    cairo_move_to(cr, x, py0);
-    cairo_line_to(cr, x, py1);
+    cairo().cairo_move_to(cr, x, py0);
+    cairo().cairo_line_to(cr, x, py1);
   }
   for (double t : ys.ticks) {
     double y = std::round(ys.px(t)) + 0.5;
-    cairo_move_to(cr, px0, y);
-    cairo_line_to(cr, px1, y);
+    cairo().cairo_move_to(cr, px0, y);
+    cairo().cairo_line_to(cr, px1, y);
   }
-  cairo_stroke(cr);
+  cairo().cairo_stroke(cr);
 
   // ---- tick labels and axis titles ----
-  cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+  cairo().cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
   font(cr, base * 0.9);
   for (double t : xs.ticks) text_at(cr, tick_label(xs, t), xs.px(t), py0 + base * 0.5, 0.5, 0);
   for (double t : ys.ticks) {
     cairo_font_extents_t fe;
-    cairo_font_extents(cr, &fe);
+    cairo().cairo_font_extents(cr, &fe);
     text_at(cr, tick_label(ys, t), px0 - base * 0.5, ys.px(t) - fe.ascent / 2, 1, 0);
   }
   font(cr, base * 1.05);
-  cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+  cairo().cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
   if (!chart.x_label.empty()) text_at(cr, chart.x_label, (px0 + px1) / 2, height - base * 1.9, 0.5, 0);
   if (!chart.y_label.empty()) {
-    cairo_save(cr);
-    cairo_translate(cr, base * 0.9, (py0 + py1) / 2);
-    cairo_rotate(cr, -M_PI / 2);
+    cairo().cairo_save(cr);
+    cairo().cairo_translate(cr, base * 0.9, (py0 + py1) / 2);
+    cairo().cairo_rotate(cr, -M_PI / 2);
     text_at(cr, chart.y_label, 0, 0, 0.5, 0);
-    cairo_restore(cr);
+    cairo().cairo_restore(cr);
   }
 
   // ---- clipped plot area ----
-  cairo_save(cr);
-  cairo_rectangle(cr, px0, py1, px1 - px0, py0 - py1);
-  cairo_clip(cr);
+  cairo().cairo_save(cr);
+  cairo().cairo_rectangle(cr, px0, py1, px1 - px0, py0 - py1);
+  cairo().cairo_clip(cr);
 
   // Reference lines under the data.
   size_t color_index = 0;
@@ -349,59 +376,59 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
   for (const auto& r : chart.reference_lines) {
     Color c = r.color.value_or(Color{0.45, 0.45, 0.45});
     set_color(cr, c);
-    cairo_set_line_width(cr, 1.5);
+    cairo().cairo_set_line_width(cr, 1.5);
     if (r.dashed) {
       double dash[] = {6.0, 4.0};
-      cairo_set_dash(cr, dash, 2, 0);
+      cairo().cairo_set_dash(cr, dash, 2, 0);
     }
     if (r.axis == Axis::kY && ys.valid(r.value)) {
       double y = ys.px(r.value);
-      cairo_move_to(cr, px0, y);
-      cairo_line_to(cr, px1, y);
-      cairo_stroke(cr);
-      cairo_set_dash(cr, nullptr, 0, 0);
+      cairo().cairo_move_to(cr, px0, y);
+      cairo().cairo_line_to(cr, px1, y);
+      cairo().cairo_stroke(cr);
+      cairo().cairo_set_dash(cr, nullptr, 0, 0);
       font(cr, base * 0.85);
       text_at(cr, r.label, px1 - base * 0.4, y - base * 0.35 - base * 0.85, 1, 0);
     } else if (r.axis == Axis::kX && xs.valid(r.value)) {
       double x = xs.px(r.value);
-      cairo_move_to(cr, x, py0);
-      cairo_line_to(cr, x, py1);
-      cairo_stroke(cr);
-      cairo_set_dash(cr, nullptr, 0, 0);
+      cairo().cairo_move_to(cr, x, py0);
+      cairo().cairo_line_to(cr, x, py1);
+      cairo().cairo_stroke(cr);
+      cairo().cairo_set_dash(cr, nullptr, 0, 0);
       font(cr, base * 0.85);
-      cairo_save(cr);
-      cairo_translate(cr, x - base * 0.35, py1 + base * 0.4);
-      cairo_rotate(cr, -M_PI / 2);
+      cairo().cairo_save(cr);
+      cairo().cairo_translate(cr, x - base * 0.35, py1 + base * 0.4);
+      cairo().cairo_rotate(cr, -M_PI / 2);
       text_at(cr, r.label, 0, -base * 0.85, 1, 0);
-      cairo_restore(cr);
+      cairo().cairo_restore(cr);
     }
-    cairo_set_dash(cr, nullptr, 0, 0);
+    cairo().cairo_set_dash(cr, nullptr, 0, 0);
   }
 
   // Series.
-  cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
-  cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
+  cairo().cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+  cairo().cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
   for (size_t si = 0; si < chart.series.size(); ++si) {
     const Series& s = chart.series[si];
     const Color c = series_colors[si];
     set_color(cr, c);
-    cairo_set_line_width(cr, s.line_width);
+    cairo().cairo_set_line_width(cr, s.line_width);
     if (s.dashed) {
       double dash[] = {s.line_width * 4, s.line_width * 3};
-      cairo_set_dash(cr, dash, 2, 0);
+      cairo().cairo_set_dash(cr, dash, 2, 0);
     }
     if (s.kind == SeriesKind::kScatter) {
       for (size_t i = 0; i < s.points.size(); ++i) {
         const Point& p = s.points[i];
         if (!xs.valid(p.x) || !ys.valid(p.y)) continue;
-        cairo_new_sub_path(cr);
-        cairo_arc(cr, xs.px(p.x), ys.px(p.y), s.marker_radius, 0, 2 * M_PI);
+        cairo().cairo_new_sub_path(cr);
+        cairo().cairo_arc(cr, xs.px(p.x), ys.px(p.y), s.marker_radius, 0, 2 * M_PI);
       }
       set_color(cr, c, 0.85);
-      cairo_fill_preserve(cr);
-      cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
-      cairo_set_line_width(cr, 1.0);
-      cairo_stroke(cr);
+      cairo().cairo_fill_preserve(cr);
+      cairo().cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
+      cairo().cairo_set_line_width(cr, 1.0);
+      cairo().cairo_stroke(cr);
     } else {
       std::vector<Point> pts = thin(s.points, xs, plot_w);
       bool pen_down = false;
@@ -413,19 +440,19 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
         }
         double x = xs.px(p.x), y = ys.px(p.y);
         if (!pen_down) {
-          cairo_move_to(cr, x, y);
+          cairo().cairo_move_to(cr, x, y);
           pen_down = true;
         } else if (s.kind == SeriesKind::kStep) {
-          cairo_line_to(cr, x, last_y);
-          cairo_line_to(cr, x, y);
+          cairo().cairo_line_to(cr, x, last_y);
+          cairo().cairo_line_to(cr, x, y);
         } else {
-          cairo_line_to(cr, x, y);
+          cairo().cairo_line_to(cr, x, y);
         }
         last_y = y;
       }
-      cairo_stroke(cr);
+      cairo().cairo_stroke(cr);
     }
-    cairo_set_dash(cr, nullptr, 0, 0);
+    cairo().cairo_set_dash(cr, nullptr, 0, 0);
   }
 
   // Point labels above every series, so that no later line hides them.
@@ -441,9 +468,9 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
       // On a white patch, so that a label stays readable over lines and grid.
       double lx = xs.px(p.x) + s.marker_radius + base * 0.3, ly = ys.px(p.y) - base * 0.45;
       TextSize ts = measure(cr, s.point_labels[i]);
-      cairo_set_source_rgba(cr, 1, 1, 1, 0.8);
-      cairo_rectangle(cr, lx - 2, ly - 2, ts.w + 4, base * 0.8 + 5);
-      cairo_fill(cr);
+      cairo().cairo_set_source_rgba(cr, 1, 1, 1, 0.8);
+      cairo().cairo_rectangle(cr, lx - 2, ly - 2, ts.w + 4, base * 0.8 + 5);
+      cairo().cairo_fill(cr);
       set_color(cr, c);
       text_at(cr, s.point_labels[i], lx, ly, 0, 0);
     }
@@ -456,8 +483,8 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
     double x = xs.px(a.x), y = ys.px(a.y);
     if (a.marker) {
       set_color(cr, c);
-      cairo_arc(cr, x, y, base * 0.32, 0, 2 * M_PI);
-      cairo_fill(cr);
+      cairo().cairo_arc(cr, x, y, base * 0.32, 0, 2 * M_PI);
+      cairo().cairo_fill(cr);
     }
     font(cr, base * 0.9, true);
     TextSize ts = measure(cr, a.text);
@@ -466,19 +493,19 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
     bool flip_y = y - base * 1.6 < py1;
     double tx = flip_x ? x - base * 0.7 : x + base * 0.7;
     double tyy = flip_y ? y + base * 0.7 : y - base * 0.7 - base * 0.9;
-    cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
-    cairo_rectangle(cr, (flip_x ? tx - ts.w : tx) - 3, tyy - 3, ts.w + 6, base * 0.9 + 8);
-    cairo_fill(cr);
+    cairo().cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
+    cairo().cairo_rectangle(cr, (flip_x ? tx - ts.w : tx) - 3, tyy - 3, ts.w + 6, base * 0.9 + 8);
+    cairo().cairo_fill(cr);
     set_color(cr, c);
     text_at(cr, a.text, tx, tyy, flip_x ? 1 : 0, 0);
   }
-  cairo_restore(cr);
+  cairo().cairo_restore(cr);
 
   // ---- frame ----
-  cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
-  cairo_set_line_width(cr, 1.0);
-  cairo_rectangle(cr, std::round(px0) + 0.5, std::round(py1) + 0.5, std::round(px1 - px0), std::round(py0 - py1));
-  cairo_stroke(cr);
+  cairo().cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
+  cairo().cairo_set_line_width(cr, 1.0);
+  cairo().cairo_rectangle(cr, std::round(px0) + 0.5, std::round(py1) + 0.5, std::round(px1 - px0), std::round(py0 - py1));
+  cairo().cairo_stroke(cr);
 
   // ---- legend ----
   std::vector<size_t> entries;
@@ -494,34 +521,34 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
     bool at_bottom = chart.legend == LegendPosition::kBottomLeft || chart.legend == LegendPosition::kBottomRight;
     double bx = at_right ? px1 - base * 0.6 - box_w : px0 + base * 0.6;
     double by = at_bottom ? py0 - base * 0.6 - box_h : py1 + base * 0.6;
-    cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
-    cairo_rectangle(cr, bx, by, box_w, box_h);
-    cairo_fill_preserve(cr);
-    cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
-    cairo_set_line_width(cr, 1.0);
-    cairo_stroke(cr);
+    cairo().cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
+    cairo().cairo_rectangle(cr, bx, by, box_w, box_h);
+    cairo().cairo_fill_preserve(cr);
+    cairo().cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
+    cairo().cairo_set_line_width(cr, 1.0);
+    cairo().cairo_stroke(cr);
     double ry = by + pad + row_h * 0.5 - base * 0.15;
     for (size_t i : entries) {
       const Series& s = chart.series[i];
       set_color(cr, series_colors[i]);
       double sx = bx + pad;
       if (s.kind == SeriesKind::kScatter) {
-        cairo_arc(cr, sx + swatch / 2, ry, s.marker_radius, 0, 2 * M_PI);
-        cairo_fill(cr);
+        cairo().cairo_arc(cr, sx + swatch / 2, ry, s.marker_radius, 0, 2 * M_PI);
+        cairo().cairo_fill(cr);
       } else {
-        cairo_set_line_width(cr, s.line_width);
+        cairo().cairo_set_line_width(cr, s.line_width);
         if (s.dashed) {
           double dash[] = {s.line_width * 3, s.line_width * 2};
-          cairo_set_dash(cr, dash, 2, 0);
+          cairo().cairo_set_dash(cr, dash, 2, 0);
         }
-        cairo_move_to(cr, sx, ry);
-        cairo_line_to(cr, sx + swatch, ry);
-        cairo_stroke(cr);
-        cairo_set_dash(cr, nullptr, 0, 0);
+        cairo().cairo_move_to(cr, sx, ry);
+        cairo().cairo_line_to(cr, sx + swatch, ry);
+        cairo().cairo_stroke(cr);
+        cairo().cairo_set_dash(cr, nullptr, 0, 0);
       }
-      cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+      cairo().cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
       cairo_font_extents_t fe;
-      cairo_font_extents(cr, &fe);
+      cairo().cairo_font_extents(cr, &fe);
       // Baseline so that the middle of capital letters (about 0.36 em above it) lines up with the swatch.
       text_at(cr, s.name, sx + swatch + base * 0.5, ry + base * 0.9 * 0.36 - fe.ascent, 0, 0);
       ry += row_h;
@@ -535,12 +562,12 @@ void check_drawable(const Chart& chart) {
 }
 
 void finish(cairo_surface_t* surface, cairo_t* cr, const std::string& path) {
-  cairo_status_t st = cairo_status(cr);
-  cairo_destroy(cr);
-  cairo_surface_flush(surface);
+  cairo_status_t st = cairo().cairo_status(cr);
+  cairo().cairo_destroy(cr);
+  cairo().cairo_surface_flush(surface);
   if (st != CAIRO_STATUS_SUCCESS) {
-    cairo_surface_destroy(surface);
-    throw Error(ErrorKind::kRuntime, path, fmt::format("cannot draw the chart: {}", cairo_status_to_string(st)));
+    cairo().cairo_surface_destroy(surface);
+    throw Error(ErrorKind::kRuntime, path, fmt::format("cannot draw the chart: {}", cairo().cairo_status_to_string(st)));
   }
 }
 
@@ -548,32 +575,32 @@ void finish(cairo_surface_t* surface, cairo_t* cr, const std::string& path) {
 
 void render_png(const Chart& chart, const std::string& path, int width_px, int height_px) {
   check_drawable(chart);
-  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, width_px, height_px);
-  cairo_t* cr = cairo_create(surface);
+  cairo_surface_t* surface = cairo().cairo_image_surface_create(CAIRO_FORMAT_ARGB32, width_px, height_px);
+  cairo_t* cr = cairo().cairo_create(surface);
   draw(cr, chart, width_px, height_px);
   finish(surface, cr, path);
-  cairo_status_t st = cairo_surface_write_to_png(surface, path.c_str());
-  cairo_surface_destroy(surface);
+  cairo_status_t st = cairo().cairo_surface_write_to_png(surface, path.c_str());
+  cairo().cairo_surface_destroy(surface);
   if (st != CAIRO_STATUS_SUCCESS)
-    throw Error(ErrorKind::kRuntime, path, fmt::format("cannot write the PNG: {}", cairo_status_to_string(st)));
+    throw Error(ErrorKind::kRuntime, path, fmt::format("cannot write the PNG: {}", cairo().cairo_status_to_string(st)));
 }
 
 void render_svg(const Chart& chart, const std::string& path, int width_pt, int height_pt) {
   check_drawable(chart);
-  cairo_surface_t* surface = cairo_svg_surface_create(path.c_str(), width_pt, height_pt);
-  if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
-    auto st = cairo_surface_status(surface);
-    cairo_surface_destroy(surface);
-    throw Error(ErrorKind::kRuntime, path, fmt::format("cannot write the SVG: {}", cairo_status_to_string(st)));
+  cairo_surface_t* surface = cairo().cairo_svg_surface_create(path.c_str(), width_pt, height_pt);
+  if (cairo().cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
+    auto st = cairo().cairo_surface_status(surface);
+    cairo().cairo_surface_destroy(surface);
+    throw Error(ErrorKind::kRuntime, path, fmt::format("cannot write the SVG: {}", cairo().cairo_status_to_string(st)));
   }
-  cairo_t* cr = cairo_create(surface);
+  cairo_t* cr = cairo().cairo_create(surface);
   draw(cr, chart, width_pt, height_pt);
   finish(surface, cr, path);
-  cairo_surface_finish(surface);
-  cairo_status_t st = cairo_surface_status(surface);
-  cairo_surface_destroy(surface);
+  cairo().cairo_surface_finish(surface);
+  cairo_status_t st = cairo().cairo_surface_status(surface);
+  cairo().cairo_surface_destroy(surface);
   if (st != CAIRO_STATUS_SUCCESS)
-    throw Error(ErrorKind::kRuntime, path, fmt::format("cannot write the SVG: {}", cairo_status_to_string(st)));
+    throw Error(ErrorKind::kRuntime, path, fmt::format("cannot write the SVG: {}", cairo().cairo_status_to_string(st)));
 }
 
 void render(const Chart& chart, const std::string& path, int width, int height) {
