@@ -105,21 +105,47 @@ json estimate_json(const Estimate& e, const ModelSource& src, const Workload& w)
           {"notes", e.notes}};
 }
 
-namespace {
-
-void print_estimate(const Estimate& e, const ModelSource& src, const Workload& w) {
-  std::string what;
+std::string describe_workload(const Workload& w) {
   if (w.mode == RunMode::kTrain)
-    what = fmt::format("{} fine-tuning, {}, {}, batch {} × {} tokens{}", w.train == TrainMethod::kFull ? "full" : "LoRA",
+    return fmt::format("{} fine-tuning, {}, {}, batch {} × {} tokens{}", w.train == TrainMethod::kFull ? "full" : "LoRA",
                        w.precision == TrainPrecision::kBf16 ? "bf16" : "amp-bf16",
                        w.optimizer == OptimizerKind::kAdamW ? "AdamW" : "SGD", w.batch, w.prompt_tokens,
                        w.grad_ckpt ? ", gradient checkpointing" : "");
-  else if (w.mode == RunMode::kGenerate)
-    what = fmt::format("generate {} tokens from a {}-token prompt, batch {}, {}", w.new_tokens, w.prompt_tokens, w.batch,
+  if (w.mode == RunMode::kGenerate)
+    return fmt::format("generate {} tokens from a {}-token prompt, batch {}, {}", w.new_tokens, w.prompt_tokens, w.batch,
                        dtype_name(w.dtype));
-  else
-    what = fmt::format("one forward pass of {} tokens, batch {}, {}, no KV cache", w.prompt_tokens, w.batch, dtype_name(w.dtype));
-  fmt::print("{} on {} with {}\n{}\n\n", src.display_name(), e.gpu.display_name, e.engine_version, what);
+  return fmt::format("one forward pass of {} tokens, batch {}, {}, no KV cache", w.prompt_tokens, w.batch, dtype_name(w.dtype));
+}
+
+void add_estimate_request(CLI::App* cmd, EstimateRequest& r) {
+  cmd->add_option("SOURCE", r.source, "Model: config.json, weights, a directory, org/name (cache or catalog)");
+  add_estimate_options(cmd, r.opts);
+  add_source_options(cmd, r.src);
+  cmd->add_option("--engine", r.engine, "Inference engine (transformers)")->capture_default_str();
+}
+
+EstimateOutcome run_estimate(const EstimateRequest& r, const GpuProfile* gpu_override) {
+  if (r.source.empty()) throw Error(ErrorKind::kUsage, "", "an estimate needs a SOURCE");
+  if (r.engine != "transformers")
+    throw Error(ErrorKind::kUsage, "", "unknown --engine '" + r.engine + "' (this build knows: transformers)");
+  EstimateOutcome out;
+  out.workload = workload_from(r.opts);
+  const GpuProfile& gpu = gpu_override ? *gpu_override : r.opts.gpu.empty() ? default_gpu() : find_gpu(r.opts.gpu);
+  ModelSource src = open_source(r.source, r.src.to_options());
+  print_source_verbose(src, r.src);
+  ParamsReport p = count_params(src);
+  if (!p.model) throw Error(ErrorKind::kUnsupported, src.spec, "estimates need a config.json of a known architecture");
+  out.estimate = estimate_transformers(*p.model, out.workload, gpu);
+  out.source = std::move(p.source);
+  out.json = estimate_json(out.estimate, out.source, out.workload);
+  out.description = describe_workload(out.workload);
+  return out;
+}
+
+namespace {
+
+void print_estimate(const Estimate& e, const ModelSource& src, const Workload& w) {
+  fmt::print("{} on {} with {}\n{}\n\n", src.display_name(), e.gpu.display_name, e.engine_version, describe_workload(w));
   fmt::print("{:<20}{:>14}  {}\n", "Component", "GiB", "what");
   fmt::print("{}\n", std::string(90, '-'));
   for (const auto& c : e.components) fmt::print("{:<20}{:>14.3f}  {}\n", c.name, static_cast<double>(c.bytes) / kGiB, c.detail);
@@ -138,16 +164,10 @@ void print_estimate(const Estimate& e, const ModelSource& src, const Workload& w
 
 const bool registered = register_command(20, [](CLI::App& root, int& exit_code) {
   auto* cmd = root.add_subcommand("estimate", "Itemised GPU memory estimate for inference or fine-tuning (transformers)");
-  auto opts = std::make_shared<EstimateOptions>();
-  auto source = std::make_shared<std::string>();
+  auto req = std::make_shared<EstimateRequest>();
   auto as_json = std::make_shared<bool>(false);
   auto list_gpus = std::make_shared<bool>(false);
-  auto engine = std::make_shared<std::string>("transformers");
-  auto src_opts = std::make_shared<SourceCliOptions>();
-  cmd->add_option("SOURCE", *source, "Model: config.json, weights, a directory, org/name (cache or catalog)");
-  add_estimate_options(cmd, *opts);
-  add_source_options(cmd, *src_opts);
-  cmd->add_option("--engine", *engine, "Inference engine (transformers)")->capture_default_str();
+  add_estimate_request(cmd, *req);
   cmd->add_flag("--json", *as_json, "Machine-readable output (framework_peak_bytes, process_peak_bytes, components)");
   cmd->add_flag("--list-gpus", *list_gpus, "List the GPU catalog and exit");
   cmd->footer(
@@ -166,18 +186,10 @@ const bool registered = register_command(20, [](CLI::App& root, int& exit_code) 
       exit_code = 0;
       return;
     }
-    if (source->empty()) throw Error(ErrorKind::kUsage, "", "estimate needs a SOURCE (or --list-gpus)");
-    if (*engine != "transformers")
-      throw Error(ErrorKind::kUsage, "", "unknown --engine '" + *engine + "' (this build knows: transformers)");
-    Workload w = workload_from(*opts);
-    const GpuProfile& gpu = opts->gpu.empty() ? default_gpu() : find_gpu(opts->gpu);
-    ModelSource src = open_source(*source, src_opts->to_options());
-    print_source_verbose(src, *src_opts);
-    ParamsReport r = count_params(src);
-    if (!r.model) throw Error(ErrorKind::kUnsupported, src.spec, "estimates need a config.json of a known architecture");
-    Estimate e = estimate_transformers(*r.model, w, gpu);
-    if (*as_json) fmt::print("{}\n", estimate_json(e, r.source, w).dump(2));
-    else print_estimate(e, r.source, w);
+    if (req->source.empty()) throw Error(ErrorKind::kUsage, "", "estimate needs a SOURCE (or --list-gpus)");
+    EstimateOutcome out = run_estimate(*req);
+    if (*as_json) fmt::print("{}\n", out.json.dump(2));
+    else print_estimate(out.estimate, out.source, out.workload);
     exit_code = 0;
   });
 });

@@ -9,6 +9,7 @@
 
 #include "llmem/estimate.hpp"
 #include "llmem/source.hpp"
+#include "source_options.hpp"
 
 namespace llmem::cli {
 
@@ -32,5 +33,27 @@ struct EstimateOptions {
 void add_estimate_options(CLI::App* cmd, EstimateOptions& o);
 Workload workload_from(const EstimateOptions& o);
 nlohmann::json estimate_json(const Estimate& e, const ModelSource& src, const Workload& w);
+
+// One whole estimate request as `llmem estimate` takes it: SOURCE, the engine, the workload and source options.
+// `measure --estimate "ARGS"` parses the same request from one string, so both accept exactly the same options.
+struct EstimateRequest {
+  std::string source;
+  std::string engine = "transformers";
+  EstimateOptions opts;
+  SourceCliOptions src;
+};
+void add_estimate_request(CLI::App* cmd, EstimateRequest& r);
+
+struct EstimateOutcome {
+  Estimate estimate;
+  Workload workload;
+  ModelSource source;
+  nlohmann::json json;        // estimate_json
+  std::string description;    // "generate 14 tokens from a 6-token prompt, batch 1, fp16"
+};
+// Validates the request, opens the source and runs the engine. `gpu` replaces the --gpu option's card (measure
+// passes the GPU it samples); nullptr keeps --gpu or the reference GPU.
+EstimateOutcome run_estimate(const EstimateRequest& r, const GpuProfile* gpu = nullptr);
+std::string describe_workload(const Workload& w);
 
 }  // namespace llmem::cli

@@ -4,11 +4,13 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "estimate_options.hpp"
 #include "llmem/chart.hpp"
 #include "llmem/error.hpp"
 #include "llmem/measure.hpp"
@@ -189,12 +191,78 @@ chart::Chart timeline_chart(const MeasureResult& r) {
 
 struct MeasureCliOptions {
   unsigned interval_ms = 5;
+  std::string estimate;  // the arguments of `llmem estimate`, as one string
   std::string gpu = "all";
   std::vector<std::string> timelines;
   bool json = false;
   std::string output;
   std::vector<std::string> command;
 };
+
+// `--estimate "SOURCE --dtype bf16 ..."`: parsed by the same options as `llmem estimate` (CLI11 splits the string
+// with shell-like quoting), so a typo is an error before the command starts, not after an hour of training.
+EstimateRequest parse_estimate_request(const std::string& args) {
+  CLI::App app("llmem measure --estimate", "--estimate");
+  EstimateRequest req;
+  add_estimate_request(&app, req);
+  try {
+    app.parse(args, false);
+  } catch (const CLI::ParseError& e) {
+    throw Error(ErrorKind::kUsage, "", fmt::format("--estimate '{}': {}", args, e.what()));
+  }
+  if (req.source.empty()) throw Error(ErrorKind::kUsage, "", "--estimate needs a SOURCE first, e.g. --estimate 'microsoft/phi-2 --dtype fp16'");
+  return req;
+}
+
+// The card whose runtime overhead the estimate uses: --gpu inside --estimate when given, else the GPU being
+// measured (its catalog entry when the catalog knows its NVML name; else the reference GPU's overhead with the
+// real name and memory size).
+GpuProfile measured_gpu_profile(nvml::Library& nvml, unsigned index) {
+  GpuProfile g;
+  const std::string name = nvml.name(index);
+  try {
+    g = find_gpu(name);
+  } catch (const Error&) {
+    g = default_gpu();
+    g.name = name;
+    g.display_name = name;
+  }
+  nvml::DeviceMemory mem;
+  if (nvml.memory(index, mem) == nvml::kSuccess) {
+    g.memory_bytes = mem.total_bytes;
+    g.memory_source = "NVML";
+  }
+  return g;
+}
+
+struct Comparison {
+  uint64_t estimated = 0;
+  uint64_t measured = 0;
+  double error_percent = 0;
+};
+
+Comparison compare(const Estimate& e, const MeasureResult& r) {
+  Comparison c;
+  c.estimated = e.process_peak_bytes;
+  c.measured = r.peak_tree_bytes;
+  c.error_percent = c.measured ? 100.0 * (static_cast<double>(c.estimated) - static_cast<double>(c.measured)) /
+                                     static_cast<double>(c.measured)
+                               : 0.0;
+  return c;
+}
+
+std::string comparison_text(const EstimateOutcome& est, const Comparison& c) {
+  std::string out = fmt::format("estimate ({}, {}; {}):\n", est.source.display_name(), est.description, est.estimate.gpu.display_name);
+  out += fmt::format("  framework peak, estimated:               {}\n", mib_gib(est.estimate.framework_peak_bytes));
+  out += fmt::format("  process peak,   estimated:               {}\n", mib_gib(c.estimated));
+  out += fmt::format("  process peak,   measured:                {}\n", mib_gib(c.measured));
+  if (c.measured)
+    out += fmt::format("  estimate - measurement:                  {:+.1f} MiB ({:+.1f} %)\n",
+                       (static_cast<double>(c.estimated) - static_cast<double>(c.measured)) / kMiB, c.error_percent);
+  else
+    out += "  no GPU memory was measured for the command, so there is nothing to compare\n";
+  return out;
+}
 
 void write_report(const std::string& text, const std::string& output_path, std::FILE* default_stream) {
   if (output_path.empty()) {
@@ -220,6 +288,9 @@ const bool registered = register_command(51, [](CLI::App& root, int& exit_code) 
                   "(drawn at the end); repeatable")
       ->type_name("FILE")
       ->allow_extra_args(false);   // one file per --timeline, so the command's words are never taken as files
+  CLI::Option* estimate_opt = sub->add_option("--estimate", o->estimate,
+                  "Also estimate: the arguments of `llmem estimate` as one quoted string, printed beside the measurement")
+      ->type_name("'SOURCE [OPTIONS]'");
   sub->add_flag("--json", o->json, "Report as JSON on stdout (keys in docs/measure.md)");
   sub->add_option("--output", o->output, "Write the report to FILE instead of stderr (text) or stdout (JSON)")
       ->type_name("FILE");
@@ -235,9 +306,10 @@ const bool registered = register_command(51, [](CLI::App& root, int& exit_code) 
       "\nExamples:\n"
       "  llmem measure -- python3 train.py --batch 8\n"
       "  llmem measure --interval 1 --gpu 0 --timeline run.csv --timeline run.png -- ./serve.sh\n"
+      "  llmem measure --estimate 'microsoft/phi-2 --dtype fp16 --prompt 6 --new-tokens 14' -- python3 run_phi2.py\n"
       "  llmem measure --json --output report.json -- python3 -c 'import torch; torch.ones(1, device=\"cuda\")'\n"
       "\nExit codes: the command's; 1 when NVML is missing or fails before the start; 2 for bad options.");
-  sub->callback([o, &exit_code] {
+  sub->callback([o, estimate_opt, &exit_code] {
     MeasureOptions opts;
     opts.command = o->command;
     opts.interval_ms = o->interval_ms;
@@ -263,7 +335,20 @@ const bool registered = register_command(51, [](CLI::App& root, int& exit_code) 
     }
     opts.keep_timeline = !charts.empty();
 
+    std::optional<EstimateRequest> est_req;
+    if (estimate_opt->count() > 0) est_req = parse_estimate_request(o->estimate);
+
     auto nvml = nvml::Library::open();
+    // The estimate runs before the command, so a bad source fails fast and costs the measured run nothing.
+    std::optional<EstimateOutcome> est;
+    if (est_req) {
+      if (est_req->opts.gpu.empty() && nvml->device_count() > 0) {
+        const GpuProfile g = measured_gpu_profile(*nvml, opts.gpu_index.value_or(0));
+        est = run_estimate(*est_req, &g);
+      } else {
+        est = run_estimate(*est_req);
+      }
+    }
     MeasureResult r = measure_command(*nvml, opts);
 
     if (!r.command_started) {
@@ -281,8 +366,21 @@ const bool registered = register_command(51, [](CLI::App& root, int& exit_code) 
         r.warnings.push_back(fmt::format("chart not written: {}", e.what()));
       }
     }
-    if (o->json) write_report(result_json(r, o->timelines).dump(2) + "\n", o->output, stdout);
-    else write_report(result_text(r), o->output, stderr);
+    if (o->json) {
+      nlohmann::json j = result_json(r, o->timelines);
+      if (est) {
+        const Comparison c = compare(est->estimate, r);
+        nlohmann::json e = est->json;
+        e["measured_process_peak_bytes"] = c.measured;
+        e["error_percent"] = c.measured ? nlohmann::json(c.error_percent) : nlohmann::json(nullptr);
+        j["estimate"] = e;
+      }
+      write_report(j.dump(2) + "\n", o->output, stdout);
+    } else {
+      std::string text = result_text(r);
+      if (est) text += comparison_text(*est, compare(est->estimate, r));
+      write_report(text, o->output, stderr);
+    }
     exit_code = r.exit_status;
   });
 });

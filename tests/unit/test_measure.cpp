@@ -3,9 +3,14 @@
 // the phases given to fake_gpu_alloc say, not what llmem printed before.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "fake_nvml/fake_run.hpp"
+#include "llmem/estimate.hpp"
+#include "llmem/params.hpp"
 
 namespace {
 
@@ -343,6 +348,67 @@ TEST(Measure, NoDriverIsOneClearLine) {
   auto r = gpu.run({"measure", "--", "true"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "llmem: no NVIDIA driver found (libnvidia-ml-missing.so.1 could not be loaded)\n");
+}
+
+// --estimate: the same request `llmem estimate` takes, computed for the GPU being measured (the fake card is not in
+// the catalog, so the reference GPU's overhead applies, with the fake card's name), printed beside the measurement.
+TEST(Measure, EstimateBesideTheMeasurement) {
+  FakeGpu gpu(kOneGpu);
+  auto r = gpu.run({"measure", "--json", "--estimate", "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --dtype bf16 --prompt 128",
+                    "--", alloc(), "2600:60"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = parse_report(r);
+  ASSERT_TRUE(j.contains("estimate")) << r.out;
+  const json& e = j["estimate"];
+
+  // The expected figure from the library, with the workload and GPU the command line asked for.
+  llmem::ParamsReport p = llmem::count_params("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
+  llmem::Workload w;
+  w.dtype = llmem::DType::BF16;
+  w.prompt_tokens = 128;
+  llmem::GpuProfile g = llmem::default_gpu();
+  g.name = g.display_name = "Fake H100 80GB HBM3";
+  g.memory_bytes = 81559 * kMiB;
+  const llmem::Estimate want = llmem::estimate_transformers(*p.model, w, g);
+
+  EXPECT_EQ(e["process_peak_bytes"], want.process_peak_bytes);
+  EXPECT_EQ(e["framework_peak_bytes"], want.framework_peak_bytes);
+  EXPECT_EQ(e["gpu"]["name"], "Fake H100 80GB HBM3");
+  EXPECT_EQ(e["gpu"]["memory_bytes"], 81559 * kMiB);
+  EXPECT_EQ(e["workload"]["dtype"], "BF16");
+  EXPECT_EQ(e["measured_process_peak_bytes"], 2600 * kMiB);
+  const double err = 100.0 * (static_cast<double>(want.process_peak_bytes) - 2600.0 * kMiB) / (2600.0 * kMiB);
+  EXPECT_NEAR(e["error_percent"].get<double>(), err, 1e-9);
+
+  auto text = gpu.run({"measure", "--estimate", "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "--", alloc(), "100:20"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.err.find("process peak,   estimated:"), std::string::npos) << text.err;
+  EXPECT_NE(text.err.find("process peak,   measured:                100 MiB"), std::string::npos) << text.err;
+  EXPECT_NE(text.err.find("estimate - measurement:"), std::string::npos) << text.err;
+}
+
+TEST(Measure, EstimateGpuOptionWins) {
+  FakeGpu gpu(kOneGpu);
+  auto r = gpu.run({"measure", "--json", "--estimate", "microsoft/phi-2 --gpu A100-80GB", "--", alloc(), "10:10"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(parse_report(r)["estimate"]["gpu"]["name"], llmem::find_gpu("A100-80GB").name);
+}
+
+// A bad estimate request is a usage error before the command starts: the command must not run.
+TEST(Measure, BadEstimateFailsBeforeTheCommandRuns) {
+  FakeGpu gpu(kOneGpu);
+  const std::string marker = gpu.path("ran");
+  gpu.set_env("HF_HUB_OFFLINE", "1");
+  const std::vector<std::string> bad = {"", "--dtype fp16", "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --dtype fp8",
+                                        "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --batch 0", "no-such-org/no-such-model",
+                                        "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --no-such-option",
+                                        "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --gpu NoSuchGPU"};
+  for (const auto& args : bad) {
+    auto r = gpu.run({"measure", "--estimate", args, "--", "touch", marker});
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
+    EXPECT_FALSE(std::filesystem::exists(marker)) << args;
+  }
 }
 
 }  // namespace
