@@ -63,6 +63,7 @@ struct MemoryComponent {
   std::string name;       // "weights", "kv_cache", "activations", "logits", "gradients", "optimizer_states", ...
   uint64_t bytes = 0;     // at the moment of the framework peak
   std::string detail;     // how it was computed, in words
+  std::string device = "gpu";  // "gpu" or "host" (engines that keep part of the model in host memory)
 };
 
 struct Estimate {
@@ -74,6 +75,7 @@ struct Estimate {
   uint64_t reserved_peak_bytes = 0;   // torch.cuda.max_memory_reserved()
   uint64_t process_peak_bytes = 0;    // NVML per-process used memory at the peak
   uint64_t weight_bytes = 0;
+  uint64_t host_bytes = 0;            // host memory the engine uses for the model (llama.cpp: mmap'd weights, CPU buffers)
   GpuProfile gpu;
   std::vector<std::string> notes;
 };

@@ -1,0 +1,102 @@
+// llama.cpp as an engine: a model as llama.cpp sees it (GGUF tensor names, ggml types, hyper-parameters), the
+// tensor types its quantiser would choose for a scheme such as Q4_K_M, and what it allocates on the GPU and the
+// host for a run.
+//
+// Mechanisms follow llama.cpp at commit 80fb11ac (2026-09-12), read in its source: the converter
+// (convert_hf_to_gguf.py, conversion/*.py) for names and the types it writes, src/llama-quant.cpp for the
+// quantiser's per-tensor choices, src/llama-model.cpp / llama-kv-cache.cpp / llama-context.cpp for placement and
+// buffers. No code of llama.cpp is used; the rules are re-stated here as data and small functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llmem/arch.hpp"
+#include "llmem/dtype.hpp"
+#include "llmem/estimate.hpp"
+#include "llmem/gguf.hpp"
+
+namespace llmem::llamacpp {
+
+inline constexpr const char* kPinnedCommit = "80fb11ac";
+
+struct GgufTensor {
+  std::string name;            // e.g. "blk.3.attn_v.weight"
+  DType type = DType::F32;
+  std::vector<uint64_t> ne;    // ggml order: ne[0] is the row length
+  int layer = -1;              // blk.N, -1 for token_embd/output/...
+  uint64_t numel() const;
+  uint64_t bytes() const;      // dtype_bytes(type, numel); throws when the row is not whole blocks
+};
+
+// The hyper-parameters that size llama.cpp's buffers.
+struct Hparams {
+  std::string arch;            // general.architecture: "llama", "qwen2", "gemma2", ...
+  uint64_t n_layer = 0;
+  uint64_t n_embd = 0;
+  uint64_t n_vocab = 0;
+  uint64_t n_ctx_train = 0;
+  uint64_t n_ff = 0;
+  uint64_t n_expert = 0;
+  uint64_t n_expert_used = 0;
+  std::vector<uint64_t> n_head;     // per layer
+  std::vector<uint64_t> n_head_kv;  // per layer (0 = no attention in that layer)
+  uint64_t n_embd_head_k = 0;
+  uint64_t n_embd_head_v = 0;
+  uint64_t n_swa = 0;               // sliding window (tokens), 0 = none
+  std::vector<bool> swa_layers;     // per layer: uses the sliding window
+  uint64_t n_gqa() const { return n_head.empty() || n_head_kv.empty() || n_head_kv[0] == 0 ? 1 : n_head[0] / n_head_kv[0]; }
+};
+
+struct Model {
+  std::string source;          // file or catalog name, for messages
+  Hparams hp;
+  std::vector<GgufTensor> tensors;  // in llama.cpp's load order (layer, then name)
+  bool predicted = false;      // true when derived from a config rather than read from a GGUF
+  std::string scheme;          // quantisation scheme name ("Q4_K_M"), or the GGUF's file type when read
+  uint64_t weight_bytes() const;
+};
+
+// A GGUF as llama.cpp would load it. Throws Error(kUnsupported, file, ...) for an architecture llama.cpp would
+// reject (or llmem cannot size), Error(kInvalidInput, ...) for missing hyper-parameters.
+Model from_gguf(const GgufFile& gguf);
+
+// The GGUF llama.cpp's converter writes for this model (--outtype bf16 for bf16 checkpoints, f16 otherwise), before
+// quantisation. Throws Error(kUnsupported) for families llmem cannot map to llama.cpp's layout.
+Model from_config(const ArchModel& model, const std::string& source);
+
+// ---- quantisation ------------------------------------------------------------------------------------------
+struct QuantScheme {
+  std::string name;            // "Q4_K_M"
+  int ftype = 0;               // LLAMA_FTYPE_*
+  DType base = DType::F16;     // the scheme's default tensor type
+  std::string description;
+};
+const std::vector<QuantScheme>& quant_schemes();
+// Case-insensitive; Error(kUsage) with the closest names when unknown.
+const QuantScheme& find_scheme(const std::string& name);
+
+// llama-quantize's choice of type for every tensor (no imatrix, no overrides), applied in place.
+void quantize(Model& model, const QuantScheme& scheme);
+
+// ---- memory ------------------------------------------------------------------------------------------------
+enum class FlashAttn { kAuto, kOn, kOff };
+
+struct RunOptions {
+  uint64_t n_ctx = 4096;
+  uint64_t n_batch = 2048;
+  uint64_t n_ubatch = 512;
+  int64_t n_gpu_layers = -1;   // -1: all (llama.cpp's default), else 0..n_layer+1
+  DType type_k = DType::F16;
+  DType type_v = DType::F16;
+  FlashAttn flash_attn = FlashAttn::kAuto;
+  uint64_t n_parallel = 1;
+};
+
+// GPU and host memory of a llama.cpp process (CUDA build, one GPU) for the run. Components carry device "gpu" or
+// "host"; process_peak_bytes is the GPU process peak NVML shows.
+Estimate estimate(const Model& model, const RunOptions& run, const GpuProfile& gpu);
+
+}  // namespace llmem::llamacpp

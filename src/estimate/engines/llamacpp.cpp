@@ -1,0 +1,548 @@
+// The llama.cpp engine: what a CUDA build of llama.cpp (commit 80fb11ac) allocates for a model and a context.
+//
+// Mechanisms, each from llama.cpp's source:
+//  - placement (src/llama-model.cpp load_tensors): with -ngl N over L layers, "layer" L is the output layer and
+//    layers i_gpu_start = max(L + 1 - N, 0) .. L go to the GPU; token_embd always stays on the host (input
+//    layer). A model without output.weight uses token_embd as its output: llama.cpp creates a duplicate of it in
+//    the output layer's buffer, so offloading the output layer puts a copy of the embeddings on the GPU. With
+//    mmap (the default) host-side weights stay in the page cache of the mapped file.
+//  - weight buffers: one allocation per buffer type holding every tensor padded to the buffer's alignment (128 B
+//    for CUDA); quantised tensors get MATRIX_ROW_PADDING (512 elements) of extra row at the end
+//    (ggml-cuda.cu ggml_backend_cuda_buffer_type_get_alloc_size).
+//  - KV cache (src/llama-kv-cache.cpp, llama-kv-cache-iswa.cpp): n_ctx is padded to 256 (llama-context.cpp);
+//    each layer holds K [n_embd_k_gqa x kv_size] and V [n_embd_v_gqa x kv_size] of the cache types, on the
+//    device of its layer (offload_kqv). Sliding-window layers (Gemma 2/3) get their own smaller cache of
+//    min(n_ctx, n_swa * n_seq + n_ubatch) cells, padded to 256, unless --swa-full.
+//  - compute buffer: llama.cpp reserves the worst-case graph (n_ubatch tokens, n_ubatch outputs, the full KV
+//    cache) and ggml-alloc (ggml/src/ggml-alloc.c) packs the graph's intermediate tensors into one buffer per
+//    backend, freeing each tensor after its last consumer and running some ops in place. The buffer size is
+//    the allocator's high-water mark; this file builds the same graph (the op sequence of src/models/<arch>.cpp
+//    with the tensors' shapes and types) and replays the allocator's rules on it.
+//  - outside the buffers: the CUDA context, cuBLAS handle and workspace and the ggml-cuda memory pool
+//    (data/runtime_overheads.json, measured).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <string>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "llmem/catalog.hpp"
+#include "llmem/error.hpp"
+#include "llmem/llamacpp.hpp"
+#include "llmem/units.hpp"
+
+namespace llmem::llamacpp {
+namespace {
+
+constexpr uint64_t kCudaAlignment = 128;
+constexpr uint64_t kMatrixRowPadding = 512;
+
+uint64_t pad(uint64_t x, uint64_t n) { return (x + n - 1) / n * n; }
+
+// ---- the graph allocator -----------------------------------------------------------------------------------
+//
+// A re-statement of ggml_gallocr (ggml-alloc.c) for one buffer: tensors are visited in graph order; inputs are
+// allocated first; a node whose op may run in place takes over the memory of a parent that has no other
+// consumer and the same layout; a tensor is freed when its last consumer has run (views keep their source
+// alive); free blocks are chosen best-fit, and the buffer is the highest end offset ever reached.
+struct Tensor {
+  uint64_t bytes = 0;
+  int view_src = -1;          // a view allocates nothing
+  bool inplace = false;       // ggml_op_can_inplace(op)
+  bool input = false;
+  bool output = false;
+  bool external = false;      // weights, KV cache: not in this buffer
+  std::vector<int> src;
+  std::string layout;         // type and shape, for the same-layout test of in-place reuse
+};
+
+class Graph {
+ public:
+  int external(const std::string& what = "") {
+    Tensor t;
+    t.external = true;
+    t.layout = what;
+    return push(t);
+  }
+  int input(uint64_t bytes, const std::string& layout) {
+    Tensor t;
+    t.bytes = bytes;
+    t.input = true;
+    t.layout = layout;
+    return push(t);
+  }
+  // An op producing a new tensor of `elems` elements of `elem_bytes` each.
+  int op(uint64_t elems, uint64_t elem_bytes, std::vector<int> src, bool inplace, const std::string& shape) {
+    Tensor t;
+    t.bytes = elems * elem_bytes;
+    t.src = std::move(src);
+    t.inplace = inplace;
+    t.layout = std::to_string(elem_bytes) + ":" + shape;
+    return push(t);
+  }
+  int view(int of, std::vector<int> extra_src = {}) {
+    Tensor t;
+    t.view_src = of;
+    t.src = {of};
+    t.src.insert(t.src.end(), extra_src.begin(), extra_src.end());
+    return push(t);
+  }
+  void mark_output(int i) { tensors_[static_cast<size_t>(i)].output = true; }
+  const std::vector<Tensor>& tensors() const { return tensors_; }
+
+ private:
+  int push(Tensor t) {
+    tensors_.push_back(std::move(t));
+    return static_cast<int>(tensors_.size()) - 1;
+  }
+  std::vector<Tensor> tensors_;
+};
+
+class DynAllocator {
+ public:
+  explicit DynAllocator(uint64_t alignment) : alignment_(alignment) {
+    blocks_.push_back({0, std::numeric_limits<uint64_t>::max() / 2});
+  }
+  uint64_t alloc(uint64_t size) {
+    size = pad(size, alignment_);
+    int best = -1;
+    uint64_t best_size = std::numeric_limits<uint64_t>::max();
+    for (size_t i = 0; i + 1 < blocks_.size(); ++i) {
+      if (blocks_[i].size >= size && blocks_[i].size <= best_size) {
+        best = static_cast<int>(i);
+        best_size = blocks_[i].size;
+      }
+    }
+    if (best < 0) best = static_cast<int>(blocks_.size()) - 1;
+    Block& b = blocks_[static_cast<size_t>(best)];
+    const uint64_t off = b.offset;
+    b.offset += size;
+    b.size -= size;
+    if (b.size == 0) blocks_.erase(blocks_.begin() + best);
+    max_size_ = std::max(max_size_, off + size);
+    return off;
+  }
+  void free(uint64_t off, uint64_t size) {
+    size = pad(size, alignment_);
+    // merge with an adjacent block, else insert in address order
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      Block& b = blocks_[i];
+      if (b.offset + b.size == off) {
+        b.size += size;
+        if (i + 1 < blocks_.size() && blocks_[i + 1].offset == b.offset + b.size) {
+          b.size += blocks_[i + 1].size;
+          blocks_.erase(blocks_.begin() + static_cast<long>(i) + 1);
+        }
+        return;
+      }
+      if (off + size == b.offset) {
+        b.offset = off;
+        b.size += size;
+        return;
+      }
+    }
+    auto it = std::lower_bound(blocks_.begin(), blocks_.end(), off, [](const Block& b, uint64_t o) { return b.offset < o; });
+    blocks_.insert(it, {off, size});
+  }
+  uint64_t max_size() const { return max_size_; }
+
+ private:
+  struct Block {
+    uint64_t offset, size;
+  };
+  uint64_t alignment_;
+  std::vector<Block> blocks_;
+  uint64_t max_size_ = 0;
+};
+
+uint64_t simulate(const Graph& g, uint64_t alignment) {
+  const auto& ts = g.tensors();
+  const size_t n = ts.size();
+  std::vector<int> children(n, 0), views(n, 0);
+  std::vector<bool> allocated(n, false);
+  std::vector<uint64_t> offset(n, 0);
+  DynAllocator a(alignment);
+  auto is_view = [&](size_t i) { return ts[i].view_src >= 0; };
+  auto allocate = [&](size_t i) {
+    if (allocated[i] || is_view(i) || ts[i].external) return;
+    allocated[i] = true;
+    if (ts[i].inplace) {
+      for (int p : ts[i].src) {
+        const auto pi = static_cast<size_t>(p);
+        if (ts[pi].external || ts[pi].output || ts[pi].layout != ts[i].layout) continue;
+        if (children[pi] == 1 && views[pi] == 0) {
+          if (is_view(pi)) {
+            const auto vs = static_cast<size_t>(ts[pi].view_src);
+            if (!ts[vs].external && views[vs] == 1 && children[vs] == 0 && allocated[vs]) {
+              offset[i] = offset[vs];
+              allocated[vs] = false;
+              return;
+            }
+          } else if (allocated[pi]) {
+            offset[i] = offset[pi];
+            allocated[pi] = false;
+            return;
+          }
+        }
+      }
+    }
+    offset[i] = a.alloc(ts[i].bytes);
+  };
+  for (size_t i = 0; i < n; ++i) {
+    if (is_view(i)) views[static_cast<size_t>(ts[i].view_src)] += 1;
+    if (ts[i].input) allocate(i);
+    for (int p : ts[i].src) children[static_cast<size_t>(p)] += 1;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (ts[i].external || ts[i].input) continue;
+    if (ts[i].src.empty() && !is_view(i)) continue;
+    allocate(i);
+    for (int p : ts[i].src) {
+      const auto pi = static_cast<size_t>(p);
+      children[pi] -= 1;
+      if (children[pi] == 0 && views[pi] == 0) {
+        if (is_view(pi)) {
+          const auto vs = static_cast<size_t>(ts[pi].view_src);
+          views[vs] -= 1;
+          if (views[vs] == 0 && children[vs] == 0 && allocated[vs] && !ts[vs].output) {
+            a.free(offset[vs], ts[vs].bytes);
+            allocated[vs] = false;
+          }
+        } else if (allocated[pi] && !ts[pi].output) {
+          a.free(offset[pi], ts[pi].bytes);
+          allocated[pi] = false;
+        }
+      }
+    }
+  }
+  return a.max_size();
+}
+
+// ---- the graphs ----------------------------------------------------------------------------------------------
+
+struct GraphShape {
+  uint64_t T = 512;        // tokens in the ubatch
+  uint64_t outputs = 512;  // rows of logits
+  uint64_t n_kv = 4096;    // cells of the (non-SWA) cache the graph attends over
+  uint64_t n_kv_swa = 0;   // cells of the SWA cache
+  bool flash = true;
+  DType type_k = DType::F16, type_v = DType::F16;
+};
+
+std::string shp(std::initializer_list<uint64_t> d) {
+  std::string s;
+  for (uint64_t x : d) s += std::to_string(x) + ",";
+  return s;
+}
+
+// The decoder graph of the llama-like families (llama, qwen2, qwen3, qwen3moe, gemma*, phi3) and gpt2, as
+// src/models/<arch>.cpp builds it, for the layers [first, last) on this backend.
+uint64_t compute_buffer(const Model& m, const GraphShape& s, bool with_output) {
+  const Hparams& hp = m.hp;
+  const std::string& arch = hp.arch;
+  const bool gpt2 = arch == "gpt2";
+  const bool gemma2 = arch == "gemma2", gemma3 = arch == "gemma3", gemma = arch == "gemma" || gemma2 || gemma3;
+  const bool qk_norm = arch == "qwen3" || arch == "qwen3moe" || gemma3;
+  const bool fused_qkv = arch == "phi3" || gpt2;
+  const bool moe = hp.n_expert > 1;
+  const uint64_t T = s.T, E = hp.n_embd, V = hp.n_vocab, O = std::min(s.outputs, s.T);
+  auto has = [&](const std::string& name) {
+    for (const auto& t : m.tensors)
+      if (t.name == name) return true;
+    return false;
+  };
+  const bool qkv_bias = has("blk.0.attn_q.bias") || has("blk.0.attn_qkv.bias");
+
+  Graph g;
+  const int W = g.external("weights");
+  // inputs: the embeddings arrive from the host (token_embd's get_rows runs there), positions, mask, output ids
+  int cur = g.input(4 * E * T, "4:" + shp({E, T}));
+  const int pos = gpt2 ? g.input(4 * T, "pos") : g.input(4 * T, "pos");
+  const uint64_t T_pad = T;  // GGML_KQ_MASK_PAD is 1 at this commit
+  const int mask = g.input((s.flash ? 2 : 4) * s.n_kv * T_pad, "mask");
+  const int mask_swa = s.n_kv_swa ? g.input((s.flash ? 2 : 4) * s.n_kv_swa * T_pad, "mask_swa") : -1;
+  const int out_ids = g.input(4 * O, "out_ids");
+  if (gpt2) {
+    const int pe = g.op(E * T, 4, {W, pos}, false, shp({E, T}));  // get_rows(position_embd, pos)
+    cur = g.op(E * T, 4, {cur, pe}, true, shp({E, T}));
+  }
+  if (gemma) cur = g.op(E * T, 4, {cur}, true, shp({E, T}));  // scale by sqrt(n_embd)
+
+  const int K = g.external("kv");
+  for (uint64_t il = 0; il < hp.n_layer; ++il) {
+    const uint64_t nh = hp.n_head[il], nkv = hp.n_head_kv[il], dk = hp.n_embd_head_k, dv = hp.n_embd_head_v;
+    const bool swa = !hp.swa_layers.empty() && hp.swa_layers[il];
+    const uint64_t n_kv = swa && s.n_kv_swa ? s.n_kv_swa : s.n_kv;
+    const int msk = swa && mask_swa >= 0 ? mask_swa : mask;
+    const int inpSA = cur;
+    // norm
+    int x = g.op(E * T, 4, {cur}, true, shp({E, T}));
+    x = g.op(E * T, 4, {x, W}, true, shp({E, T}));
+    if (gpt2) x = g.op(E * T, 4, {x, W}, true, shp({E, T}));  // + bias
+    // projections
+    int q, k, v;
+    if (fused_qkv) {
+      const uint64_t qkv = dk * nh + 2 * dk * nkv;
+      int f = g.op(qkv * T, 4, {W, x}, false, shp({qkv, T}));
+      if (qkv_bias) f = g.op(qkv * T, 4, {f, W}, true, shp({qkv, T}));
+      // views of the fused tensor, made contiguous for rope (phi3) or copied (gpt2)
+      q = g.op(dk * nh * T, 4, {g.view(f)}, false, shp({dk, nh, T}));
+      k = g.op(dk * nkv * T, 4, {g.view(f)}, false, shp({dk, nkv, T}));
+      v = g.view(f);
+    } else {
+      q = g.op(dk * nh * T, 4, {W, x}, false, shp({dk * nh, T}));
+      if (qkv_bias) q = g.op(dk * nh * T, 4, {q, W}, true, shp({dk * nh, T}));
+      k = g.op(dk * nkv * T, 4, {W, x}, false, shp({dk * nkv, T}));
+      if (qkv_bias) k = g.op(dk * nkv * T, 4, {k, W}, true, shp({dk * nkv, T}));
+      v = g.op(dv * nkv * T, 4, {W, x}, false, shp({dv * nkv, T}));
+      if (qkv_bias) v = g.op(dv * nkv * T, 4, {v, W}, true, shp({dv * nkv, T}));
+      q = g.view(q);
+      k = g.view(k);
+    }
+    if (qk_norm) {
+      q = g.op(dk * nh * T, 4, {q}, false, shp({dk, nh, T}));  // rms_norm of a view: a new tensor
+      q = g.op(dk * nh * T, 4, {q, W}, true, shp({dk, nh, T}));
+      k = g.op(dk * nkv * T, 4, {k}, false, shp({dk, nkv, T}));
+      k = g.op(dk * nkv * T, 4, {k, W}, true, shp({dk, nkv, T}));
+    }
+    if (!gpt2) {
+      q = g.op(dk * nh * T, 4, {q, pos}, false, shp({dk, nh, T}));   // rope of a view allocates
+      k = g.op(dk * nkv * T, 4, {k, pos}, false, shp({dk, nkv, T}));
+    }
+    // store K and V into the cache: set_rows into views of the cache
+    g.op(0, 4, {K, k}, false, "store_k");
+    g.op(0, 4, {K, v}, false, "store_v");
+    int attn;
+    if (s.flash) {
+      // flash_attn_ext(q, k_cache, v_cache, mask): result [dv, nh, T] f32
+      attn = g.op(dv * nh * T, 4, {q, K, K, msk}, false, shp({dv, nh, T}));
+    } else {
+      const int qp = g.view(q);
+      int kq = g.op(n_kv * T * nh, 4, {K, qp}, false, shp({n_kv, T, nh}));
+      if (gemma2) {  // attention logit soft-capping: scale, tanh, scale (in place)
+        kq = g.op(n_kv * T * nh, 4, {kq}, true, shp({n_kv, T, nh}));
+        kq = g.op(n_kv * T * nh, 4, {kq}, true, shp({n_kv, T, nh}));
+        kq = g.op(n_kv * T * nh, 4, {kq}, true, shp({n_kv, T, nh}));
+      }
+      kq = g.op(n_kv * T * nh, 4, {kq, msk}, true, shp({n_kv, T, nh}));  // soft_max_ext
+      const int kqv = g.op(dv * T * nh, 4, {K, kq}, false, shp({dv, T, nh}));
+      attn = g.op(dv * nh * T, 4, {g.view(kqv)}, false, shp({dv * nh, T}));  // permute + cont
+    }
+    x = g.op(E * T, 4, {W, g.view(attn)}, false, shp({E, T}));  // wo
+    if (gpt2 || has("blk.0.attn_output.bias")) x = g.op(E * T, 4, {x, W}, true, shp({E, T}));
+    int res = inpSA;
+    uint64_t rows = T;
+    if (il + 1 == hp.n_layer) {  // last layer: keep only the rows that produce outputs
+      x = g.op(E * O, 4, {x, out_ids}, false, shp({E, O}));
+      res = g.op(E * O, 4, {inpSA, out_ids}, false, shp({E, O}));
+      rows = O;
+    }
+    if (gemma2 || gemma3) {  // post-attention norm
+      x = g.op(E * rows, 4, {x}, true, shp({E, rows}));
+      x = g.op(E * rows, 4, {x, W}, true, shp({E, rows}));
+    }
+    const int ffn_inp = g.op(E * rows, 4, {x, res}, true, shp({E, rows}));
+    x = g.op(E * rows, 4, {ffn_inp}, true, shp({E, rows}));
+    x = g.op(E * rows, 4, {x, W}, true, shp({E, rows}));
+    if (gpt2) x = g.op(E * rows, 4, {x, W}, true, shp({E, rows}));
+    if (moe) {
+      const uint64_t ne = hp.n_expert, k_used = hp.n_expert_used, ff = hp.n_ff;
+      int logits = g.op(ne * rows, 4, {W, x}, false, shp({ne, rows}));
+      int probs = g.op(ne * rows, 4, {logits}, true, shp({ne, rows}));              // soft_max
+      int sel = g.op(ne * rows, 4, {probs}, false, shp({ne, rows, 99}));            // argsort (i32)
+      int top = g.view(sel);
+      int wts = g.op(k_used * rows, 4, {g.view(probs), top}, false, shp({1, k_used, rows}));  // get_rows
+      int wsum = g.op(rows, 4, {g.view(wts)}, false, shp({1, rows}));               // sum_rows
+      wts = g.op(k_used * rows, 4, {g.view(wts), wsum}, true, shp({k_used, rows}));  // div
+      int xr = g.view(x);
+      int up = g.op(ff * k_used * rows, 4, {W, xr, top}, false, shp({ff, k_used, rows}));
+      int gate = g.op(ff * k_used * rows, 4, {W, xr, top}, false, shp({ff, k_used, rows}));
+      int act = g.op(ff * k_used * rows, 4, {gate, up}, false, shp({ff, k_used, rows, 7}));  // swiglu
+      int ex = g.op(E * k_used * rows, 4, {W, act, top}, false, shp({E, k_used, rows}));
+      ex = g.op(E * k_used * rows, 4, {ex, g.view(wts)}, true, shp({E, k_used, rows}));
+      int acc = g.view(ex);
+      for (uint64_t e = 1; e < k_used; ++e) acc = g.op(E * rows, 4, {acc, g.view(ex)}, true, shp({E, rows}));
+      x = acc;
+    } else {
+      const uint64_t ff = hp.n_ff;
+      const bool gated = !gpt2;
+      if (arch == "phi3") {
+        int up = g.op(2 * ff * rows, 4, {W, x}, false, shp({2 * ff, rows}));
+        x = g.op(ff * rows, 4, {g.view(up), g.view(up)}, false, shp({ff, rows, 7}));  // swiglu of the halves
+      } else if (gated) {
+        int gate = g.op(ff * rows, 4, {W, x}, false, shp({ff, rows}));
+        int up = g.op(ff * rows, 4, {W, x}, false, shp({ff, rows}));
+        x = g.op(ff * rows, 4, {gate, up}, false, shp({ff, rows, 7}));  // swiglu / geglu
+      } else {
+        x = g.op(ff * rows, 4, {W, x}, false, shp({ff, rows}));
+        x = g.op(ff * rows, 4, {x, W}, true, shp({ff, rows}));  // + bias
+        x = g.op(ff * rows, 4, {x}, true, shp({ff, rows}));     // gelu
+      }
+      x = g.op(E * rows, 4, {W, x}, false, shp({E, rows}));
+      if (gpt2) x = g.op(E * rows, 4, {x, W}, true, shp({E, rows}));
+    }
+    if (gemma2 || gemma3) {
+      x = g.op(E * rows, 4, {x}, true, shp({E, rows}));
+      x = g.op(E * rows, 4, {x, W}, true, shp({E, rows}));
+    }
+    cur = g.op(E * rows, 4, {x, ffn_inp}, true, shp({E, rows}));
+  }
+  if (with_output) {
+    int x = g.op(E * O, 4, {cur}, true, shp({E, O}));
+    x = g.op(E * O, 4, {x, W}, true, shp({E, O}));
+    if (gpt2) x = g.op(E * O, 4, {x, W}, true, shp({E, O}));
+    int logits = g.op(V * O, 4, {W, x}, false, shp({V, O}));
+    if (gemma2) {  // final logit soft-capping, in place
+      logits = g.op(V * O, 4, {logits}, true, shp({V, O}));
+      logits = g.op(V * O, 4, {logits}, true, shp({V, O}));
+      logits = g.op(V * O, 4, {logits}, true, shp({V, O}));
+    }
+    g.mark_output(logits);
+  } else {
+    g.mark_output(cur);
+  }
+  return simulate(g, kCudaAlignment);
+}
+
+uint64_t cuda_tensor_bytes(const GgufTensor& t) {
+  uint64_t b = t.bytes();
+  const DTypeInfo& info = dtype_info(t.type);
+  const bool quantized = info.block_elems > 1;
+  if (quantized && !t.ne.empty() && t.ne[0] % kMatrixRowPadding != 0) {
+    // one extra row's worth of padding columns, as ggml_backend_cuda_buffer_type_get_alloc_size adds
+    const uint64_t extra_cols = kMatrixRowPadding - t.ne[0] % kMatrixRowPadding;
+    b += *dtype_bytes(t.type, extra_cols - extra_cols % info.block_elems + (extra_cols % info.block_elems ? info.block_elems : 0));
+  }
+  return pad(b, kCudaAlignment);
+}
+
+struct Overheads {
+  uint64_t cuda_context = 0;
+  std::string source;
+};
+
+Overheads llamacpp_overheads(const GpuProfile& gpu) {
+  Overheads o;
+  const auto j = nlohmann::json::parse(embedded_file("runtime_overheads.json"));
+  if (j.contains("llamacpp")) {
+    const auto& l = j["llamacpp"];
+    o.cuda_context = l.at("process_overhead_bytes").get<uint64_t>();
+    o.source = l.at("source").get<std::string>();
+  } else {
+    o.cuda_context = gpu.cuda_context_bytes;
+    o.source = gpu.context_source + " (PyTorch's context; llama.cpp's not measured yet)";
+  }
+  return o;
+}
+
+}  // namespace
+
+Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) {
+  const Hparams& hp = m.hp;
+  Estimate e;
+  e.engine = "llama.cpp";
+  e.engine_version = std::string("llama.cpp ") + kPinnedCommit + " (CUDA)";
+  e.gpu = gpu;
+  e.weight_bytes = m.weight_bytes();
+
+  const uint64_t L = hp.n_layer;
+  int64_t ngl = run.n_gpu_layers < 0 ? static_cast<int64_t>(L) + 1 : run.n_gpu_layers;
+  if (ngl > static_cast<int64_t>(L) + 1) {
+    e.notes.push_back(fmt::format("--ngl {} is more than the model's {} layers + output layer: all are offloaded", ngl, L));
+    ngl = static_cast<int64_t>(L) + 1;
+  }
+  const uint64_t gpu_start = L + 1 - static_cast<uint64_t>(ngl);  // layers >= this (L = output) are on the GPU
+  const bool output_on_gpu = ngl >= 1;
+  const uint64_t gpu_layers = L - std::min(L, gpu_start);
+
+  // flash attention: "auto" enables it when the backend supports it for the model's head sizes, which the CUDA
+  // backend does for these architectures; a quantised V cache requires it.
+  bool flash = run.flash_attn != FlashAttn::kOff;
+  if (!flash && dtype_info(run.type_v).block_elems > 1)
+    throw Error(ErrorKind::kUsage, "", "a quantised V cache (--cache-type-v) needs flash attention (llama.cpp refuses it without)");
+
+  // ---- weights by placement
+  uint64_t gpu_weights = 0, host_weights = 0;
+  bool has_output = false;
+  const GgufTensor* token_embd = nullptr;
+  for (const auto& t : m.tensors) {
+    if (t.name == "output.weight") has_output = true;
+    if (t.name == "token_embd.weight") token_embd = &t;
+  }
+  for (const auto& t : m.tensors) {
+    const bool output_layer = t.layer < 0 && t.name != "token_embd.weight" && t.name != "position_embd.weight" &&
+                              t.name != "token_types.weight";
+    const bool on_gpu = t.layer >= 0 ? static_cast<uint64_t>(t.layer) >= gpu_start : output_layer && output_on_gpu;
+    if (on_gpu) gpu_weights += cuda_tensor_bytes(t);
+    else host_weights += t.bytes();
+  }
+  uint64_t dup_output = 0;
+  if (!has_output && token_embd && output_on_gpu) dup_output = cuda_tensor_bytes(*token_embd);
+
+  // ---- KV cache
+  const uint64_t n_ctx = pad(run.n_ctx, 256);
+  const uint64_t n_seq = run.n_parallel;
+  const bool any_swa = std::any_of(hp.swa_layers.begin(), hp.swa_layers.end(), [](bool b) { return b; });
+  const uint64_t swa_cells = any_swa ? std::min(n_ctx, pad(hp.n_swa * n_seq + run.n_ubatch, 256)) : 0;
+  uint64_t kv_gpu = 0, kv_host = 0;
+  for (uint64_t il = 0; il < L; ++il) {
+    const bool swa = any_swa && hp.swa_layers[il];
+    const uint64_t cells = swa ? swa_cells : n_ctx;
+    const uint64_t k = *dtype_bytes(run.type_k, hp.n_head_kv[il] * hp.n_embd_head_k) * cells;
+    const uint64_t v = *dtype_bytes(run.type_v, hp.n_head_kv[il] * hp.n_embd_head_v) * cells;
+    (il >= gpu_start ? kv_gpu : kv_host) += k + v;
+  }
+
+  // ---- compute buffers
+  GraphShape s;
+  s.T = std::min(n_ctx, run.n_ubatch);
+  s.outputs = s.T;
+  s.n_kv = n_ctx;
+  s.n_kv_swa = swa_cells;
+  s.flash = flash;
+  s.type_k = run.type_k;
+  s.type_v = run.type_v;
+  uint64_t compute_gpu = 0;
+  if (gpu_layers > 0 || output_on_gpu) compute_gpu = compute_buffer(m, s, output_on_gpu);
+  // the host side: token ids and the embedding rows (get_rows on token_embd), plus everything of the layers left
+  // on the host when not all are offloaded
+  uint64_t compute_host = pad(4 * s.T, 32) + pad(4 * hp.n_embd * s.T, 32);
+  if (gpu_start > 0) compute_host = std::max(compute_host, compute_buffer(m, s, !output_on_gpu));
+  const uint64_t output_buf = 4 * hp.n_vocab * n_seq;
+
+  auto add = [&](const std::string& name, uint64_t bytes, const std::string& device, const std::string& detail) {
+    if (bytes == 0) return;
+    e.components.push_back({name, bytes, detail, device});
+  };
+  add("weights", gpu_weights, "gpu",
+      fmt::format("{} of {} layers{} (CUDA model buffer)", gpu_layers, L, output_on_gpu ? " + output layer" : ""));
+  add("output (tied)", dup_output, "gpu", "token_embd duplicated as the output matrix");
+  add("kv_cache", kv_gpu, "gpu",
+      fmt::format("{} cells (n_ctx padded to 256){} × {} layers, K {} V {}", n_ctx,
+                  any_swa ? fmt::format(", {} for sliding-window layers", swa_cells) : "", gpu_layers,
+                  dtype_name(run.type_k), dtype_name(run.type_v)));
+  add("compute", compute_gpu, "gpu",
+      fmt::format("worst-case graph: {} tokens, flash attention {}", s.T, flash ? "on" : "off"));
+  const Overheads oh = llamacpp_overheads(gpu);
+  add("cuda_runtime", oh.cuda_context, "gpu", oh.source);
+  add("weights (mmap)", host_weights, "host", "token_embd and layers left on the host, mapped from the file");
+  add("kv_cache (host)", kv_host, "host", "KV cache of the layers left on the host");
+  add("compute (host)", compute_host, "host", "host compute buffer");
+  add("output", output_buf, "host", "logits of the last token per sequence (f32)");
+
+  e.framework_peak_bytes = gpu_weights + dup_output + kv_gpu + compute_gpu;
+  e.reserved_peak_bytes = e.framework_peak_bytes;
+  e.process_peak_bytes = e.framework_peak_bytes + oh.cuda_context;
+  e.host_bytes = host_weights + kv_host + compute_host + output_buf;
+  e.peak_phase = "context creation (buffers are reserved up front)";
+  if (m.predicted)
+    e.notes.push_back(fmt::format("tensor types predicted for {} from llama-quantize's rules (no imatrix)", m.scheme));
+  if (hp.n_ctx_train && run.n_ctx > hp.n_ctx_train)
+    e.notes.push_back(fmt::format("n_ctx {} is beyond the model's training context {}", run.n_ctx, hp.n_ctx_train));
+  return e;
+}
+
+}  // namespace llmem::llamacpp
