@@ -22,6 +22,8 @@
 //    (data/runtime_overheads.json, measured).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <string>
@@ -85,7 +87,9 @@ class Graph {
   }
   int view(int of, std::vector<int> extra_src = {}) {
     Tensor t;
-    t.view_src = of;
+    // ggml's view_src is always the root tensor, also for a view of a view (ggml.c ggml_view_impl)
+    const int root = tensors_[static_cast<size_t>(of)].view_src >= 0 ? tensors_[static_cast<size_t>(of)].view_src : of;
+    t.view_src = root;
     t.src = {of};
     t.src.insert(t.src.end(), extra_src.begin(), extra_src.end());
     return push(t);
@@ -165,31 +169,34 @@ uint64_t simulate(const Graph& g, uint64_t alignment) {
   std::vector<bool> allocated(n, false);
   std::vector<uint64_t> offset(n, 0);
   DynAllocator a(alignment);
+  const bool debug = std::getenv("LLMEM_DEBUG_GALLOC") != nullptr;
+  uint64_t last_max = 0;
   auto is_view = [&](size_t i) { return ts[i].view_src >= 0; };
   auto allocate = [&](size_t i) {
     if (allocated[i] || is_view(i) || ts[i].external) return;
     allocated[i] = true;
     if (ts[i].inplace) {
+      // the first parent that this allocator owns (never a view), not an output, of the same layout and with no
+      // other consumer gives its memory to the node
       for (int p : ts[i].src) {
         const auto pi = static_cast<size_t>(p);
-        if (ts[pi].external || ts[pi].output || ts[pi].layout != ts[i].layout) continue;
-        if (children[pi] == 1 && views[pi] == 0) {
-          if (is_view(pi)) {
-            const auto vs = static_cast<size_t>(ts[pi].view_src);
-            if (!ts[vs].external && views[vs] == 1 && children[vs] == 0 && allocated[vs]) {
-              offset[i] = offset[vs];
-              allocated[vs] = false;
-              return;
-            }
-          } else if (allocated[pi]) {
-            offset[i] = offset[pi];
-            allocated[pi] = false;
-            return;
-          }
+        if (ts[pi].external || is_view(pi) || ts[pi].output || ts[pi].layout != ts[i].layout) continue;
+        if (children[pi] == 1 && views[pi] == 0 && allocated[pi]) {
+          offset[i] = offset[pi];
+          allocated[pi] = false;
+          return;
         }
       }
     }
     offset[i] = a.alloc(ts[i].bytes);
+    if (debug && a.max_size() > last_max) {
+      last_max = a.max_size();
+      std::fprintf(stderr, "galloc: high-water %.2f MiB at tensor %zu (%s, %.2f MiB); live:", last_max / 1048576.0, i,
+                   ts[i].layout.c_str(), ts[i].bytes / 1048576.0);
+      for (size_t j = 0; j < n; ++j)
+        if (allocated[j] && ts[j].bytes > (1u << 20)) std::fprintf(stderr, " #%zu %s %.1f", j, ts[j].layout.c_str(), ts[j].bytes / 1048576.0);
+      std::fprintf(stderr, "\n");
+    }
   };
   for (size_t i = 0; i < n; ++i) {
     if (is_view(i)) views[static_cast<size_t>(ts[i].view_src)] += 1;
@@ -238,104 +245,120 @@ std::string shp(std::initializer_list<uint64_t> d) {
   return s;
 }
 
-// The decoder graph of the llama-like families (llama, qwen2, qwen3, qwen3moe, gemma*, phi3) and gpt2, as
-// src/models/<arch>.cpp builds it, for the layers [first, last) on this backend.
-uint64_t compute_buffer(const Model& m, const GraphShape& s, bool with_output) {
+// The GPU split of the worst-case graph, in the order src/models/<arch>.cpp and llama-graph.cpp build it (DFS
+// order of the explicit ggml_build_forward_expand calls: Q, then V, then K), with every tensor's type and shape.
+// The inputs the host produces (embedding rows, positions, cache indices, masks, output ids) arrive as copies
+// made at the start of the split; weights and the KV cache live in their own buffers.
+uint64_t gpu_compute_buffer(const Model& m, const GraphShape& s, bool with_output) {
   const Hparams& hp = m.hp;
   const std::string& arch = hp.arch;
   const bool gpt2 = arch == "gpt2";
   const bool gemma2 = arch == "gemma2", gemma3 = arch == "gemma3", gemma = arch == "gemma" || gemma2 || gemma3;
   const bool qk_norm = arch == "qwen3" || arch == "qwen3moe" || gemma3;
-  const bool fused_qkv = arch == "phi3" || gpt2;
+  const bool phi3 = arch == "phi3";
   const bool moe = hp.n_expert > 1;
   const uint64_t T = s.T, E = hp.n_embd, V = hp.n_vocab, O = std::min(s.outputs, s.T);
   auto has = [&](const std::string& name) {
-    for (const auto& t : m.tensors)
-      if (t.name == name) return true;
-    return false;
+    return std::any_of(m.tensors.begin(), m.tensors.end(), [&](const GgufTensor& t) { return t.name == name; });
   };
-  const bool qkv_bias = has("blk.0.attn_q.bias") || has("blk.0.attn_qkv.bias");
+  const bool q_bias = has("blk.0.attn_q.bias") || has("blk.0.attn_qkv.bias");
+  const bool o_bias = has("blk.0.attn_output.bias");
+  const uint64_t mask_bytes = s.flash ? 2 : 4;
+  const bool any_swa = s.n_kv_swa > 0;
 
   Graph g;
   const int W = g.external("weights");
-  // inputs: the embeddings arrive from the host (token_embd's get_rows runs there), positions, mask, output ids
+  const int KV = g.external("kv");
+  // input copies, in the order the scheduler discovers them
   int cur = g.input(4 * E * T, "4:" + shp({E, T}));
-  const int pos = gpt2 ? g.input(4 * T, "pos") : g.input(4 * T, "pos");
-  const uint64_t T_pad = T;  // GGML_KQ_MASK_PAD is 1 at this commit
-  const int mask = g.input((s.flash ? 2 : 4) * s.n_kv * T_pad, "mask");
-  const int mask_swa = s.n_kv_swa ? g.input((s.flash ? 2 : 4) * s.n_kv_swa * T_pad, "mask_swa") : -1;
-  const int out_ids = g.input(4 * O, "out_ids");
-  if (gpt2) {
-    const int pe = g.op(E * T, 4, {W, pos}, false, shp({E, T}));  // get_rows(position_embd, pos)
-    cur = g.op(E * T, 4, {cur, pe}, true, shp({E, T}));
+  int pos_emb = gpt2 ? g.input(4 * E * T, "4:" + shp({E, T})) : -1;
+  const int pos = gpt2 ? -1 : g.input(4 * T, "pos");
+  const uint64_t ekv0 = hp.n_head_kv[0] * hp.n_embd_head_k;
+  const int k_idx = g.input(8 * T, "kidx");
+  const int v_idx = g.input(s.flash ? 8 * T : 8 * T * ekv0, "vidx");
+  const int mask = g.input(mask_bytes * s.n_kv * T, "mask");
+  int k_idx_swa = -1, v_idx_swa = -1, mask_swa = -1;
+  if (any_swa) {
+    k_idx_swa = g.input(8 * T, "kidx_swa");
+    v_idx_swa = g.input(s.flash ? 8 * T : 8 * T * ekv0, "vidx_swa");
+    mask_swa = g.input(mask_bytes * s.n_kv_swa * T, "mask_swa");
   }
+  const int out_ids = g.input(4 * O, "out_ids");
+  if (gpt2) cur = g.op(E * T, 4, {cur, pos_emb}, true, shp({E, T}));
   if (gemma) cur = g.op(E * T, 4, {cur}, true, shp({E, T}));  // scale by sqrt(n_embd)
 
-  const int K = g.external("kv");
   for (uint64_t il = 0; il < hp.n_layer; ++il) {
     const uint64_t nh = hp.n_head[il], nkv = hp.n_head_kv[il], dk = hp.n_embd_head_k, dv = hp.n_embd_head_v;
-    const bool swa = !hp.swa_layers.empty() && hp.swa_layers[il];
-    const uint64_t n_kv = swa && s.n_kv_swa ? s.n_kv_swa : s.n_kv;
-    const int msk = swa && mask_swa >= 0 ? mask_swa : mask;
+    const bool swa = any_swa && !hp.swa_layers.empty() && hp.swa_layers[il];
+    const uint64_t n_kv = swa ? s.n_kv_swa : s.n_kv;
+    const int msk = swa ? mask_swa : mask;
+    const int kidx = swa ? k_idx_swa : k_idx, vidx = swa ? v_idx_swa : v_idx;
     const int inpSA = cur;
-    // norm
-    int x = g.op(E * T, 4, {cur}, true, shp({E, T}));
+    // attention norm: rms_norm (new: the residual still needs x), mul (in place); gpt2: norm, mul, add
+    int x = g.op(E * T, 4, {cur}, !gpt2, shp({E, T}));
     x = g.op(E * T, 4, {x, W}, true, shp({E, T}));
-    if (gpt2) x = g.op(E * T, 4, {x, W}, true, shp({E, T}));  // + bias
-    // projections
+    if (gpt2) x = g.op(E * T, 4, {x, W}, true, shp({E, T}));
     int q, k, v;
-    if (fused_qkv) {
+    if (phi3 || gpt2) {
       const uint64_t qkv = dk * nh + 2 * dk * nkv;
       int f = g.op(qkv * T, 4, {W, x}, false, shp({qkv, T}));
-      if (qkv_bias) f = g.op(qkv * T, 4, {f, W}, true, shp({qkv, T}));
-      // views of the fused tensor, made contiguous for rope (phi3) or copied (gpt2)
-      q = g.op(dk * nh * T, 4, {g.view(f)}, false, shp({dk, nh, T}));
-      k = g.op(dk * nkv * T, 4, {g.view(f)}, false, shp({dk, nkv, T}));
-      v = g.view(f);
+      if (q_bias) f = g.op(qkv * T, 4, {f, W}, true, shp({qkv, T}));
+      if (gpt2) {  // views made contiguous
+        q = g.op(dk * nh * T, 4, {g.view(f)}, false, shp({dk, nh, T}));
+        k = g.op(dk * nkv * T, 4, {g.view(f)}, false, shp({dk, nkv, T}));
+        v = g.op(dv * nkv * T, 4, {g.view(f)}, false, shp({dv * nkv, T}));
+      } else {  // phi3: strided views; rope allocates; V is stored from the view (contiguous copy without FA)
+        q = g.view(f);
+        k = g.view(f);
+        v = s.flash ? g.view(f) : g.op(dv * nkv * T, 4, {g.view(f)}, false, shp({dv * nkv, T}));
+      }
     } else {
       q = g.op(dk * nh * T, 4, {W, x}, false, shp({dk * nh, T}));
-      if (qkv_bias) q = g.op(dk * nh * T, 4, {q, W}, true, shp({dk * nh, T}));
-      k = g.op(dk * nkv * T, 4, {W, x}, false, shp({dk * nkv, T}));
-      if (qkv_bias) k = g.op(dk * nkv * T, 4, {k, W}, true, shp({dk * nkv, T}));
+      if (q_bias) q = g.op(dk * nh * T, 4, {q, W}, true, shp({dk * nh, T}));
       v = g.op(dv * nkv * T, 4, {W, x}, false, shp({dv * nkv, T}));
-      if (qkv_bias) v = g.op(dv * nkv * T, 4, {v, W}, true, shp({dv * nkv, T}));
+      if (q_bias) v = g.op(dv * nkv * T, 4, {v, W}, true, shp({dv * nkv, T}));
+      k = g.op(dk * nkv * T, 4, {W, x}, false, shp({dk * nkv, T}));
+      if (q_bias) k = g.op(dk * nkv * T, 4, {k, W}, true, shp({dk * nkv, T}));
       q = g.view(q);
       k = g.view(k);
     }
-    if (qk_norm) {
-      q = g.op(dk * nh * T, 4, {q}, false, shp({dk, nh, T}));  // rms_norm of a view: a new tensor
+    if (qk_norm) {  // rms_norm of the reshaped view (new), mul in place; rope then runs in place
+      q = g.op(dk * nh * T, 4, {q}, true, shp({dk, nh, T}));
       q = g.op(dk * nh * T, 4, {q, W}, true, shp({dk, nh, T}));
-      k = g.op(dk * nkv * T, 4, {k}, false, shp({dk, nkv, T}));
+      k = g.op(dk * nkv * T, 4, {k}, true, shp({dk, nkv, T}));
       k = g.op(dk * nkv * T, 4, {k, W}, true, shp({dk, nkv, T}));
     }
     if (!gpt2) {
-      q = g.op(dk * nh * T, 4, {q, pos}, false, shp({dk, nh, T}));   // rope of a view allocates
-      k = g.op(dk * nkv * T, 4, {k, pos}, false, shp({dk, nkv, T}));
+      q = g.op(dk * nh * T, 4, {q, pos, W}, true, shp({dk, nh, T}));   // rope (a view parent: a new tensor)
+      k = g.op(dk * nkv * T, 4, {k, pos, W}, true, shp({dk, nkv, T}));
     }
-    // store K and V into the cache: set_rows into views of the cache
-    g.op(0, 4, {K, k}, false, "store_k");
-    g.op(0, 4, {K, v}, false, "store_v");
+    if (gemma || phi3) q = g.op(dk * nh * T, 4, {q}, true, shp({dk, nh, T}));  // scale
+    // store into the cache: set_rows results are views of the cache (no allocation)
+    g.view(KV, {g.view(v), vidx});
+    g.view(KV, {g.view(k), kidx});
     int attn;
     if (s.flash) {
-      // flash_attn_ext(q, k_cache, v_cache, mask): result [dv, nh, T] f32
-      attn = g.op(dv * nh * T, 4, {q, K, K, msk}, false, shp({dv, nh, T}));
+      uint64_t bytes = pad(4 * dv * nh * T, kCudaAlignment);
+      // quantised K/V: the MMA kernel converts them to f16 inside the node's allocation (fattn-common.cuh)
+      if (dtype_info(s.type_k).block_elems > 1) bytes = pad(bytes + 2 * dk * n_kv * nkv, kCudaAlignment);
+      if (dtype_info(s.type_v).block_elems > 1) bytes = pad(bytes + 2 * dv * n_kv * nkv, kCudaAlignment);
+      attn = g.op(bytes, 1, {g.view(q), g.view(KV), g.view(KV), msk}, false, shp({dv, nh, T}));
     } else {
-      const int qp = g.view(q);
-      int kq = g.op(n_kv * T * nh, 4, {K, qp}, false, shp({n_kv, T, nh}));
+      int kq = g.op(n_kv * T * nh, 4, {g.view(KV), q}, false, shp({n_kv, T, nh}));
       if (gemma2) {  // attention logit soft-capping: scale, tanh, scale (in place)
         kq = g.op(n_kv * T * nh, 4, {kq}, true, shp({n_kv, T, nh}));
         kq = g.op(n_kv * T * nh, 4, {kq}, true, shp({n_kv, T, nh}));
         kq = g.op(n_kv * T * nh, 4, {kq}, true, shp({n_kv, T, nh}));
       }
       kq = g.op(n_kv * T * nh, 4, {kq, msk}, true, shp({n_kv, T, nh}));  // soft_max_ext
-      const int kqv = g.op(dv * T * nh, 4, {K, kq}, false, shp({dv, T, nh}));
-      attn = g.op(dv * nh * T, 4, {g.view(kqv)}, false, shp({dv * nh, T}));  // permute + cont
+      const int kqv = g.op(dv * T * nh, 4, {g.view(KV), kq}, false, shp({dv, T, nh}));
+      attn = g.op(dv * nh * T, 4, {g.view(kqv)}, false, shp({dv * nh, T}));  // cont(permute)
     }
     x = g.op(E * T, 4, {W, g.view(attn)}, false, shp({E, T}));  // wo
-    if (gpt2 || has("blk.0.attn_output.bias")) x = g.op(E * T, 4, {x, W}, true, shp({E, T}));
+    if (o_bias || gpt2) x = g.op(E * T, 4, {x, W}, true, shp({E, T}));
     int res = inpSA;
     uint64_t rows = T;
-    if (il + 1 == hp.n_layer) {  // last layer: keep only the rows that produce outputs
+    if (il + 1 == hp.n_layer) {  // last layer: only the rows that produce outputs
       x = g.op(E * O, 4, {x, out_ids}, false, shp({E, O}));
       res = g.op(E * O, 4, {inpSA, out_ids}, false, shp({E, O}));
       rows = O;
@@ -345,36 +368,39 @@ uint64_t compute_buffer(const Model& m, const GraphShape& s, bool with_output) {
       x = g.op(E * rows, 4, {x, W}, true, shp({E, rows}));
     }
     const int ffn_inp = g.op(E * rows, 4, {x, res}, true, shp({E, rows}));
-    x = g.op(E * rows, 4, {ffn_inp}, true, shp({E, rows}));
+    x = g.op(E * rows, 4, {ffn_inp}, !gpt2, shp({E, rows}));
     x = g.op(E * rows, 4, {x, W}, true, shp({E, rows}));
     if (gpt2) x = g.op(E * rows, 4, {x, W}, true, shp({E, rows}));
     if (moe) {
       const uint64_t ne = hp.n_expert, k_used = hp.n_expert_used, ff = hp.n_ff;
       int logits = g.op(ne * rows, 4, {W, x}, false, shp({ne, rows}));
-      int probs = g.op(ne * rows, 4, {logits}, true, shp({ne, rows}));              // soft_max
-      int sel = g.op(ne * rows, 4, {probs}, false, shp({ne, rows, 99}));            // argsort (i32)
+      int probs = g.op(ne * rows, 4, {logits}, true, shp({ne, rows}));                 // soft_max
+      int sel = g.op(ne * rows, 4, {probs}, false, "i32:" + shp({ne, rows}));          // argsort
       int top = g.view(sel);
       int wts = g.op(k_used * rows, 4, {g.view(probs), top}, false, shp({1, k_used, rows}));  // get_rows
-      int wsum = g.op(rows, 4, {g.view(wts)}, false, shp({1, rows}));               // sum_rows
-      wts = g.op(k_used * rows, 4, {g.view(wts), wsum}, true, shp({k_used, rows}));  // div
-      int xr = g.view(x);
+      int wsum = g.op(rows, 4, {g.view(wts)}, false, shp({1, rows}));                   // sum_rows
+      wsum = g.op(rows, 4, {wsum}, true, shp({1, rows}));                                // clamp
+      wts = g.op(k_used * rows, 4, {g.view(wts), wsum}, true, shp({k_used, rows}));      // div
+      const int xr = g.view(x);
       int up = g.op(ff * k_used * rows, 4, {W, xr, top}, false, shp({ff, k_used, rows}));
       int gate = g.op(ff * k_used * rows, 4, {W, xr, top}, false, shp({ff, k_used, rows}));
       int act = g.op(ff * k_used * rows, 4, {gate, up}, false, shp({ff, k_used, rows, 7}));  // swiglu
-      int ex = g.op(E * k_used * rows, 4, {W, act, top}, false, shp({E, k_used, rows}));
-      ex = g.op(E * k_used * rows, 4, {ex, g.view(wts)}, true, shp({E, k_used, rows}));
-      int acc = g.view(ex);
-      for (uint64_t e = 1; e < k_used; ++e) acc = g.op(E * rows, 4, {acc, g.view(ex)}, true, shp({E, rows}));
+      int down = g.op(E * k_used * rows, 4, {W, act, top}, false, shp({E, k_used, rows}));
+      // CUDA keeps the experts' outputs and the weights alive until the weighted reduction ends, so the
+      // multiplication by the routing weights cannot run in place
+      int ex = g.op(E * k_used * rows, 4, {down, g.view(wts)}, false, shp({E, k_used, rows}));
+      int acc = g.op(E * rows, 4, {g.view(ex), g.view(ex)}, false, shp({E, rows}));
+      for (uint64_t e = 2; e < k_used; ++e) acc = g.op(E * rows, 4, {acc, g.view(ex)}, true, shp({E, rows}));
+      g.op(0, 1, {down, acc, wts}, false, "dep");  // the dependency that keeps them alive (a NONE node)
       x = acc;
     } else {
       const uint64_t ff = hp.n_ff;
-      const bool gated = !gpt2;
-      if (arch == "phi3") {
-        int up = g.op(2 * ff * rows, 4, {W, x}, false, shp({2 * ff, rows}));
-        x = g.op(ff * rows, 4, {g.view(up), g.view(up)}, false, shp({ff, rows, 7}));  // swiglu of the halves
-      } else if (gated) {
-        int gate = g.op(ff * rows, 4, {W, x}, false, shp({ff, rows}));
-        int up = g.op(ff * rows, 4, {W, x}, false, shp({ff, rows}));
+      if (phi3) {
+        const int up = g.op(2 * ff * rows, 4, {W, x}, false, shp({2 * ff, rows}));
+        x = g.op(ff * rows, 4, {up}, false, shp({ff, rows, 7}));  // swiglu of the two halves
+      } else if (!gpt2) {
+        const int gate = g.op(ff * rows, 4, {W, x}, false, shp({ff, rows}));
+        const int up = g.op(ff * rows, 4, {W, x}, false, shp({ff, rows}));
         x = g.op(ff * rows, 4, {gate, up}, false, shp({ff, rows, 7}));  // swiglu / geglu
       } else {
         x = g.op(ff * rows, 4, {W, x}, false, shp({ff, rows}));
@@ -391,9 +417,10 @@ uint64_t compute_buffer(const Model& m, const GraphShape& s, bool with_output) {
     cur = g.op(E * rows, 4, {x, ffn_inp}, true, shp({E, rows}));
   }
   if (with_output) {
-    int x = g.op(E * O, 4, {cur}, true, shp({E, O}));
+    int x = g.op(E * O, 4, {cur}, !gpt2, shp({E, O}));
     x = g.op(E * O, 4, {x, W}, true, shp({E, O}));
     if (gpt2) x = g.op(E * O, 4, {x, W}, true, shp({E, O}));
+    g.mark_output(x);
     int logits = g.op(V * O, 4, {W, x}, false, shp({V, O}));
     if (gemma2) {  // final logit soft-capping, in place
       logits = g.op(V * O, 4, {logits}, true, shp({V, O}));
@@ -405,6 +432,23 @@ uint64_t compute_buffer(const Model& m, const GraphShape& s, bool with_output) {
     g.mark_output(cur);
   }
   return simulate(g, kCudaAlignment);
+}
+
+// The host (CUDA_Host, pinned) compute buffer with every layer on the GPU: the graph inputs, all allocated up
+// front, plus the embedding rows the host gathers (llama-graph.cpp inputs; 32-byte alignment).
+uint64_t host_compute_buffer(const Model& m, const GraphShape& s) {
+  const Hparams& hp = m.hp;
+  const uint64_t T = s.T, E = hp.n_embd;
+  const uint64_t ekv = hp.n_head_kv[0] * hp.n_embd_head_k;
+  auto a = [](uint64_t x) { return pad(x, 32); };
+  uint64_t b = a(4 * T) + a(4 * E * T) + (hp.arch == "gpt2" ? 0 : a(4 * T));
+  auto cache = [&](uint64_t n_kv) { return a(8 * T) + a(s.flash ? 8 * T : 8 * T * ekv) + a((s.flash ? 2 : 4) * n_kv * T); };
+  b += cache(s.n_kv);
+  if (s.n_kv_swa) b += cache(s.n_kv_swa);
+  b += a(4 * std::min(s.outputs, T));
+  b += a(4 * E * T);                                  // get_rows(token_embd) result
+  if (hp.arch == "gpt2") b += a(4 * T) + a(4 * E * T);  // positions and get_rows(position_embd)
+  return b;
 }
 
 uint64_t cuda_tensor_bytes(const GgufTensor& t) {
@@ -506,11 +550,10 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
   s.type_k = run.type_k;
   s.type_v = run.type_v;
   uint64_t compute_gpu = 0;
-  if (gpu_layers > 0 || output_on_gpu) compute_gpu = compute_buffer(m, s, output_on_gpu);
+  if (gpu_layers > 0 || output_on_gpu) compute_gpu = gpu_compute_buffer(m, s, output_on_gpu);
   // the host side: token ids and the embedding rows (get_rows on token_embd), plus everything of the layers left
   // on the host when not all are offloaded
-  uint64_t compute_host = pad(4 * s.T, 32) + pad(4 * hp.n_embd * s.T, 32);
-  if (gpu_start > 0) compute_host = std::max(compute_host, compute_buffer(m, s, !output_on_gpu));
+  const uint64_t compute_host = host_compute_buffer(m, s);
   const uint64_t output_buf = 4 * hp.n_vocab * n_seq;
 
   auto add = [&](const std::string& name, uint64_t bytes, const std::string& device, const std::string& detail) {

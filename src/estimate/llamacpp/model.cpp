@@ -259,8 +259,9 @@ Model from_config(const ArchModel& am, const std::string& source) {
       hp.n_swa = f.attention[il].sliding_window;
     }
   }
-  if (hp.arch == "llama" && f.n_experts == 0 && f.model_type == "mistral") {
-    // Mistral's sliding window: llama.cpp's llama graph ignores it (full attention, full KV cache).
+  if (hp.arch != "gemma2" && hp.arch != "gemma3") {
+    // Only the Gemma 2/3 graphs use a sliding-window cache; llama.cpp ignores the window of Mistral and disables
+    // Phi-3's (src/models/phi3.cpp): full attention and a full KV cache.
     hp.swa_layers.assign(hp.n_layer, false);
     hp.n_swa = 0;
   }
