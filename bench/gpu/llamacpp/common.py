@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Shared by the llama.cpp ground-truth harness: paths, model specs, JSONL files, deadlines, the environment.
 
+  python3 common.py prepare               decompresses .llama/bin/*.so.xz (a carried CUDA backend) if needed
   python3 common.py env [--llama-dir D]   prints `export ...` lines (LD_LIBRARY_PATH with .llama/lib and the CUDA
                                           libraries llama.cpp needs, PYTHONPATH with gguf-py) for run_all.sh
   python3 common.py specs [SPECS]         prints the model specs as JSON lines
@@ -352,6 +353,37 @@ def build_info(ldir=None):
     return info
 
 
+def prepare_llama(ldir=None):
+    """Decompress any .llama/bin/*.so.xz (a CUDA backend carried compressed) whose .so is not there yet. Returns
+    notes."""
+    import lzma
+    notes = []
+    ld = llama_dir(ldir)
+    for xz in sorted(glob.glob(str(ld / "bin" / "*.so*.xz")) + sorted(glob.glob(str(ld / "lib" / "*.so*.xz")))):
+        out = xz[:-3]
+        if os.path.exists(out) and os.path.getsize(out) > 0:
+            continue
+        t0 = time.time()
+        tmp = out + ".partial"
+        with lzma.open(xz, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 16 * 2**20)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, out)
+        notes.append(f"decompressed {xz} -> {os.path.basename(out)} ({os.path.getsize(out)} bytes, "
+                     f"{time.time() - t0:.1f} s)")
+    return notes
+
+
+def cuda_cache_env(work_root):
+    """The driver's JIT cache (a PTX-only CUDA backend is compiled for the GPU on first use): kept in the work dir,
+    so the compiled kernels survive between processes and between calls on the same machine, and large enough for
+    all of ggml-cuda."""
+    return {
+        "CUDA_CACHE_PATH": os.environ.get("CUDA_CACHE_PATH") or str(Path(work_root) / "cuda-cache"),
+        "CUDA_CACHE_MAXSIZE": os.environ.get("CUDA_CACHE_MAXSIZE") or str(4 * 2**30 - 1),
+    }
+
+
 def _site_dirs():
     dirs = []
     try:
@@ -481,6 +513,10 @@ def log(msg, file=None):
 
 
 def main(argv):
+    if len(argv) >= 1 and argv[0] == "prepare":
+        for n in prepare_llama(argv[2] if len(argv) >= 3 and argv[1] == "--llama-dir" else None):
+            print(n)
+        return 0
     if len(argv) >= 1 and argv[0] == "env":
         ldir = argv[2] if len(argv) >= 3 and argv[1] == "--llama-dir" else None
         env, notes = library_env(ldir)

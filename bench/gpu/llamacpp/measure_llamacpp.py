@@ -340,7 +340,9 @@ def run_one(e, ctx):
     rec.update({"llama_cpp_commit": ctx["build"].get("llama_cpp_commit"), "build_flags": ctx["build"].get("build_flags"),
                 "build_info_text": ctx["build"].get("build_info_text"),
                 "command": cmd, "llmem_command": None if ctx["no_llmem"] else full[:full.index("--")],
-                "env_ld_library_path": ctx["env"].get("LD_LIBRARY_PATH"), "ok": False,
+                "env_ld_library_path": ctx["env"].get("LD_LIBRARY_PATH"),
+                "cuda_cache_path": ctx["env"].get("CUDA_CACHE_PATH"),
+                "cuda_module_loading": ctx["env"].get("CUDA_MODULE_LOADING"), "ok": False,
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
                 "concurrent_workers": ctx["workers"]})
     t0 = time.time()
@@ -414,6 +416,114 @@ def run_one(e, ctx):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# JIT warm-up
+# ----------------------------------------------------------------------------------------------------------------
+def backend_identity(ldir):
+    """What the driver's JIT cache depends on: the CUDA backend file(s)."""
+    ids = []
+    for p in sorted(list((ldir / "bin").glob("libggml-cuda*.so*")) + list((ldir / "lib").glob("libggml-cuda*.so*"))):
+        if p.suffix != ".xz":
+            ids.append(f"{p.name}:{p.stat().st_size}")   # no mtime: the .so is decompressed anew on each call
+    return ";".join(ids) or "none"
+
+
+def warmup(todo, ctx, args):
+    """A CUDA backend that carries PTX only is compiled for the GPU by the driver when its kernels are first used
+    (minutes for ggml-cuda). Before measuring, one llama-bench per model runs each of its GGUFs briefly
+    (-pg 508,4) with every flash-attention / KV-type combination of the matrix, so the kernels are compiled once,
+    into the cache (CUDA_CACHE_PATH in the work dir), and the measured runs neither wait for the compiler nor
+    compile the same kernels four times at once. Not measured, not recorded (the log has the times)."""
+    dl = ctx["deadline"]
+    state = ctx["work"].state("jit_warmup.json")
+    try:
+        done = json.loads(state.read_text())
+    except (OSError, ValueError):
+        done = {}
+    key = backend_identity(ctx["ldir"]) + "|" + ctx["env"].get("CUDA_CACHE_PATH", "")
+    done_models = set(done.get(key, {}))
+    plan = {}
+    for e in todo:
+        p = plan.setdefault(e["model"], {"files": [], "fa": set(), "kv": set()})
+        if e["facts"]["gguf_file"] not in [Path(f).name for f in p["files"]]:
+            p["files"].append(str(ctx["work"].gguf(e["model"], e["scheme"])))
+        if e["cache_type_k"] == "f16" and e["cache_type_v"] == "f16":
+            p["fa"].add(e["flash_attn"])
+        else:
+            p["kv"].add((e["cache_type_k"], e["cache_type_v"], e["flash_attn"]))
+    jobs = []
+    bench = str(ctx["ldir"] / "bin" / "llama-bench")
+    for model, p in plan.items():
+        if model in done_models:
+            continue
+        base = [bench, "-m", ",".join(p["files"]), "-p", "0", "-n", "0", "-pg", "508,4", "-d", "0", "-r", "1",
+                "--no-warmup", "-ngl", "999", "-t", str(args.threads), "-o", "jsonl"]
+        cmds = []
+        if p["fa"]:
+            cmds.append(base + ["-fa", ",".join(sorted(p["fa"], reverse=True)), "-ctk", "f16", "-ctv", "f16"])
+        for k, v, fa in sorted(p["kv"]):
+            cmds.append(base + ["-fa", fa, "-ctk", k, "-ctv", v])
+        jobs.append((model, cmds))
+    if not jobs:
+        return
+    common.log(f"measure: JIT warm-up for {len(jobs)} model(s): the first alone, then {args.warmup_workers} at once "
+               f"(cache {ctx['env'].get('CUDA_CACHE_PATH')})")
+    lock = threading.Lock()
+    t_all = time.time()
+
+    def run(model, cmds):
+        t0 = time.time()
+        rcs = []
+        for cmd in cmds:
+            limit = min(args.warmup_timeout, dl.left())
+            if limit <= 5:
+                rcs.append("deadline")
+                break
+            logf = ctx["work"].log(f"warmup-{safe_name(model)}.log")
+            with open(logf, "a") as lf:
+                lf.write("$ " + " ".join(cmd) + "\n")
+                lf.flush()
+                proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=ctx["env"],
+                                        start_new_session=True)
+                try:
+                    proc.wait(timeout=limit)
+                    rcs.append(proc.returncode)
+                except subprocess.TimeoutExpired:
+                    kill_tree(proc, signal.SIGKILL)
+                    proc.wait()
+                    rcs.append("timeout")
+        secs = time.time() - t0
+        ok = all(rc == 0 for rc in rcs)
+        with lock:
+            if ok:
+                done.setdefault(key, {})[model] = round(secs, 1)
+                state.write_text(json.dumps(done))
+        common.log(f"measure: warm-up {model}: {'ok' if ok else 'exit ' + str(rcs)} in {secs:.1f} s"
+                   + ("" if ok else f" (see {ctx['work'].log('warmup-' + safe_name(model) + '.log')})"))
+
+    # the first model alone: it compiles the kernels every model shares (the quant types' matrix kernels, norms,
+    # rope, ...) once; then the others, whose extra kernels (head sizes, MoE) differ, side by side
+    run(*jobs[0])
+    q = queue.Queue()
+    for j in jobs[1:]:
+        q.put(j)
+
+    def worker():
+        while not dl.passed():
+            try:
+                model, cmds = q.get_nowait()
+            except queue.Empty:
+                return
+            run(model, cmds)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, args.warmup_workers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    common.log(f"measure: JIT warm-up finished in {time.time() - t_all:.1f} s")
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # driver
 # ----------------------------------------------------------------------------------------------------------------
 def main(argv):
@@ -441,6 +551,10 @@ def main(argv):
     ap.add_argument("--retry-failed", action="store_true")
     ap.add_argument("--keep-logs", action="store_true", help="keep every run's stdout/stderr under WORK/runs")
     ap.add_argument("--no-llmem", action="store_true", help="run llama-bench without llmem (tests)")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the JIT warm-up before the matrix")
+    ap.add_argument("--warmup-only", action="store_true", help="only the JIT warm-up (fills the driver's cache)")
+    ap.add_argument("--warmup-workers", type=int, default=3, help="models warmed up at once (default 3)")
+    ap.add_argument("--warmup-timeout", type=float, default=480, help="seconds per warm-up command (default 480)")
     ap.add_argument("--list", action="store_true", help="print the matrix with commands and exit")
     ap.add_argument("--limit", type=int, default=None, help="run at most N entries")
     common.add_deadline_args(ap)
@@ -472,12 +586,21 @@ def main(argv):
     env_add, notes = common.library_env(ldir)
     for n in notes:
         common.log("measure: " + n)
+    for n in common.prepare_llama(ldir):
+        common.log("measure: " + n)
+    env = dict(os.environ, **env_add)
+    env.update(common.cuda_cache_env(work.root))
+    os.makedirs(env["CUDA_CACHE_PATH"], exist_ok=True)
     ctx = {
-        "work": work, "ldir": ldir, "llmem": common.llmem_bin(), "env": dict(os.environ, **env_add),
+        "work": work, "ldir": ldir, "llmem": common.llmem_bin(), "env": env,
         "build": common.build_info(ldir), "timeout": args.timeout, "deadline": dl, "lock": threading.Lock(),
         "procs": set(), "no_llmem": args.no_llmem, "keep_logs": args.keep_logs, "workers": args.workers,
         "interval": args.interval,
     }
+    if todo and not args.no_warmup:
+        warmup(todo, ctx, args)
+    if args.warmup_only:
+        return 0
     q = queue.Queue()
     for e in todo:
         q.put(e)

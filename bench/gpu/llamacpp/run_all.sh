@@ -4,6 +4,9 @@
 #   2 quantize_all.py   llama-quantize into each scheme (+ the dumps of stage 3 as each file is made; files not
 #                       kept for measuring are deleted once dumped)
 #   3 dump_gguf.py      any finished GGUF not yet dumped -> $OUT/llamacpp_gguf_tensors.jsonl
+#   J measure_llamacpp.py --warmup-only: the CUDA JIT warm-up alone (stage 4 starts with it anyway): a PTX-only
+#                       CUDA backend is compiled by the driver on first use, into $WORK/cuda-cache; stage J lets a
+#                       call that does not measure fill that cache
 #   4 measure_llamacpp.py  llmem measure -- llama-bench over the matrix -> $OUT/llamacpp_memory.jsonl
 # Results are JSON lines flushed as they come; the work dir (ignored build-llamacpp/ in the repo by default) keeps
 # GGUFs and cumulative records, so a second call on the same machine continues where the first stopped and its
@@ -13,7 +16,7 @@
 #     --deadline SEC        start nothing new after SEC seconds (default 540); running work is killed SEC+grace
 #     --grace SEC           (default 25)
 #     --prep-deadline SEC   stages 1-3 start nothing new after SEC seconds (default: --deadline)
-#     --stages 1234         which stages (default 1234)
+#     --stages 1234         which stages, in the order 1 2 3 J 4 (default 1234)
 #     --models SPECS        'default' (6 models), names, or NAME=CATALOG_ID[,key=value...] separated by ';' or space
 #     --schemes LIST        stage 2 schemes (default all 13: F32 F16 BF16 Q8_0 Q6_K Q5_K_M Q5_K_S Q4_K_M Q4_K_S
 #                           Q4_0 Q3_K_M Q2_K IQ4_XS); 'measure' = Q4_K_M Q8_0 Q2_K
@@ -58,7 +61,7 @@ while [ $# -gt 0 ]; do
     --keep-hf) KEEP_HF=--keep-hf; shift;;
     --keep-base) DEL_BASE=""; shift;;
     --delete-base) DEL_BASE=--delete-base; shift;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0;;
+    -h|--help) sed -n '2,/^set -uo/{/^set -uo/!p}' "$0"; exit 0;;
     *) echo "run_all.sh: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -84,6 +87,10 @@ date -u; uname -r; nproc; free -g | head -2; df -h "$WORK" | tail -1
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=index,name,driver_version,memory.total,memory.used --format=csv
 $PY -c 'import sys; print("python", sys.version.split()[0])'
 $PY -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)' 2>/dev/null || echo "torch/transformers: not importable"
+$PY $H/common.py prepare
+export CUDA_CACHE_PATH=${CUDA_CACHE_PATH:-$WORK/cuda-cache} CUDA_CACHE_MAXSIZE=${CUDA_CACHE_MAXSIZE:-4294967295}
+mkdir -p "$CUDA_CACHE_PATH"
+echo "CUDA JIT cache: $CUDA_CACHE_PATH ($(du -sh "$CUDA_CACHE_PATH" 2>/dev/null | cut -f1)), max $CUDA_CACHE_MAXSIZE bytes"
 eval "$($PY $H/common.py env)"
 export LD_LIBRARY_PATH PYTHONPATH
 $PY $H/common.py env | grep '^#' || true
@@ -135,11 +142,14 @@ stage 2 "quantise" $PY $H/quantize_all.py --models "$MODELS" --schemes "$SCHEMES
 stage 3 "dump GGUFs" $PY $H/dump_gguf.py --work "$WORK" --models "$MODELS" \
   --out "$OUTDIR/llamacpp_gguf_tensors.jsonl" --deadline-at "$PREP_END"
 # shellcheck disable=SC2086
+stage J "CUDA JIT warm-up" $PY $H/measure_llamacpp.py --warmup-only --models "$MODELS" --schemes "$MSCHEMES" --ctx "$CTX" \
+  --fa "$FA" --work "$WORK" --deadline-at "$END" --hard-at "$HARD" $MARGS
+# shellcheck disable=SC2086
 stage 4 "measure" $PY $H/measure_llamacpp.py --models "$MODELS" --schemes "$MSCHEMES" --ctx "$CTX" --fa "$FA" \
   --workers "$WORKERS" --work "$WORK" --out "$OUTDIR/llamacpp_memory.jsonl" --deadline-at "$END" --hard-at "$HARD" $MARGS
 
 sec "summary"
-for n in 1 2 3 4; do [ -n "${TIMES[$n]:-}" ] && echo "stage $n: ${TIMES[$n]} s"; done
+for n in 1 2 3 J 4; do [ -n "${TIMES[$n]:-}" ] && echo "stage $n: ${TIMES[$n]} s"; done
 for f in llamacpp_models llamacpp_quant llamacpp_gguf_tensors llamacpp_memory; do
   [ -f "$OUTDIR/$f.jsonl" ] && echo "$f.jsonl: $(wc -l < "$OUTDIR/$f.jsonl") record(s), $(du -h "$OUTDIR/$f.jsonl" | cut -f1)"
 done

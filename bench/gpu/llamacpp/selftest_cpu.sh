@@ -30,7 +30,7 @@ llmem=${LLMEM_BIN:-}
 [ -n "$llmem" ] || { echo "no llmem binary"; exit 1; }
 export LLMEM_BIN=$llmem LLMEM_NVML_LIBRARY=$fake FAKE_NVML_STATE_DIR=$T/nvml LLAMA_DIR=$T/llama PYTHON=$PY
 
-bash "$here/run_all.sh" --deadline 400 --stages 1234 --models "tiny-llama=@tiny;tiny-wide=@tiny,n_embd=512,n_ff=1024,n_vocab=1000" \
+bash "$here/run_all.sh" --deadline 400 --stages 123J4 --models "tiny-llama=@tiny;tiny-wide=@tiny,n_embd=512,n_ff=1024,n_vocab=1000" \
   --schemes "F32 F16 BF16 Q8_0 Q6_K Q4_K_M Q4_0 Q2_K IQ4_XS" --keep "Q4_K_M Q8_0" --measure-schemes Q4_K_M,Q8_0 \
   --ctx 512,1024 --fa on,off --jobs 3 --qthreads 2 --workers 2 --work "$T/work" --out "$T/out" \
   --measure-args "--timeout 120 --kv-ctx 1024 --partial-ctx 1024"
@@ -103,6 +103,8 @@ check(all(len(r["llama_log"]["kv_cache"]) == 1 and r["llama_log"]["contexts_crea
 check(all(r["llama_log"]["compute_buffer_at_free"] and r["llama_log"]["compute_buffer_at_free"][0]["matches"]
           for r in mem), "compute buffer at free parsed")
 check(max(len(json.dumps(r)) for r in mem) < 60000, f"record size {max(len(json.dumps(r)) for r in mem)} bytes")
+warm = json.load(open(f"{T}/work/state/jit_warmup.json"))
+check(any(set(v) == {"tiny-llama", "tiny-wide"} for v in warm.values()), f"JIT warm-up recorded {warm}")
 second = open(f"{T}/second.txt").read()
 check("0 job(s)" in second and "24 already done, 0 to run" in second, "second call skipped everything")
 print(f"{len(fails)} failed" if fails else "selftest: all checks passed")
