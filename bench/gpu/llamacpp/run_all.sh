@@ -61,7 +61,7 @@ while [ $# -gt 0 ]; do
     --keep-hf) KEEP_HF=--keep-hf; shift;;
     --keep-base) DEL_BASE=""; shift;;
     --delete-base) DEL_BASE=--delete-base; shift;;
-    -h|--help) sed -n '2,/^set -uo/{/^set -uo/!p}' "$0"; exit 0;;
+    -h|--help) sed -n '2,/^set -uo/{/^set -uo/!p}' "$here/$(basename "$0")"; exit 0;;
     *) echo "run_all.sh: unknown option $1" >&2; exit 2;;
   esac
 done
