@@ -11,6 +11,8 @@
 #include "llmem/plan.hpp"
 #include "llmem/units.hpp"
 #include "source_options.hpp"
+#include "estimate_options.hpp"
+#include "llmem/llamacpp.hpp"
 
 namespace llmem::cli {
 namespace {
@@ -32,7 +34,60 @@ struct FitCliOptions {
   int64_t prompt = 6;
   int64_t new_tokens = 14;
   int64_t seq = 512;
+  std::string engine = "transformers";
+  int64_t ctx = 4096;
+  std::string quant;  // one scheme, or all of kFitSchemes
+  std::string flash_attn = "auto";
+  std::string cache_type = "f16";
 };
+
+double gib(uint64_t b) { return static_cast<double>(b) / kGiB; }
+
+// The schemes `fit --engine llamacpp` tries, most bits first (the list).
+const std::vector<std::string> kFitSchemes = {"F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S",
+                                              "Q4_0", "IQ4_XS", "Q3_K_M", "Q2_K"};
+
+llamacpp::RunOptions llama_run(const FitCliOptions& o) {
+  EstimateOptions e;
+  e.ctx = o.ctx;
+  e.flash_attn = o.flash_attn;
+  e.cache_type_k = e.cache_type_v = o.cache_type;
+  return llamacpp_run_from(e);
+}
+
+json llama_option_json(const LlamaFitOption& o) {
+  return {{"quant", o.scheme},
+          {"quant_predicted", o.predicted},
+          {"weight_bytes", o.weight_bytes},
+          {"process_peak_bytes", o.process_peak_bytes},
+          {"all_layers_fit", o.all_layers_fit},
+          {"max_ngl", o.max_ngl},
+          {"n_layer", o.n_layer},
+          {"max_context", o.max_context},
+          {"context_cap", o.context_cap},
+          {"context_capped", o.context_capped}};
+}
+
+std::string ngl_cell(const LlamaFitOption& o) {
+  if (o.all_layers_fit) return "all";
+  if (o.max_ngl < 0) return "none";
+  return fmt::format("{} of {}", o.max_ngl, o.n_layer + 1);
+}
+
+void print_llama_options(const std::string& name, const std::vector<LlamaFitOption>& opts, const FitRequest& req,
+                         const FitCliOptions& o) {
+  fmt::print("{} under llama.cpp on {} ({:.1f} GiB), n_ctx {}, flash attention {}, KV {}\n\n", name,
+             req.gpu.display_name, gib(req.gpu.memory_bytes), o.ctx, o.flash_attn, o.cache_type);
+  fmt::print("{:<8} {:>11} {:>13} {:>6} {:>12} {:>14}\n", "quant", "file GiB", "GPU peak GiB", "fits", "-ngl", "max context");
+  for (const auto& x : opts)
+    fmt::print("{:<8} {:>11.2f} {:>13.2f} {:>6} {:>12} {:>14}\n", x.scheme, gib(x.weight_bytes), gib(x.process_peak_bytes),
+               x.all_layers_fit ? "yes" : "no", ngl_cell(x),
+               x.max_context ? format_thousands(x.max_context) + (x.context_capped ? "*" : "") : "—");
+  fmt::print("\nfile GiB: tensor data of the GGUF{}; GPU peak: every layer on the GPU at n_ctx {}; -ngl: layers that fit "
+             "(the output layer counts as one); max context: every layer on the GPU, multiples of 256 (* = the model's "
+             "training context)\n",
+             opts.empty() || opts[0].predicted ? " llama-quantize would write (predicted)" : "", o.ctx);
+}
 
 uint64_t positive(int64_t v, const char* name) {
   if (v <= 0) throw Error(ErrorKind::kUsage, "", std::string(name) + " must be a positive integer, got " + std::to_string(v));
@@ -85,7 +140,6 @@ FitRequest request_from(const FitCliOptions& o) {
   return r;
 }
 
-double gib(uint64_t b) { return static_cast<double>(b) / kGiB; }
 double gib_signed(int64_t b) { return static_cast<double>(b) / kGiB; }
 
 json gpu_json(const FitRequest& r) {
@@ -216,6 +270,11 @@ const bool registered = register_command(25, [](CLI::App& root, int& exit_code) 
   cmd->add_option("--new-tokens", opts->new_tokens, "Tokens generated after the prompt")->capture_default_str();
   cmd->add_option("--seq", opts->seq, "Training sequence length")->capture_default_str();
   cmd->add_flag("--json", *as_json, "Machine-readable output (options[]: precision, mode, fits, max_context, ...)");
+  cmd->add_option("--engine", opts->engine, "transformers or llamacpp (quantised GGUF)")->capture_default_str();
+  cmd->add_option("--ctx", opts->ctx, "llama.cpp: context n_ctx")->capture_default_str();
+  cmd->add_option("--quant", opts->quant, "llama.cpp: one scheme only (default: F16 Q8_0 Q6_K Q5_K_M Q5_K_S Q4_K_M Q4_K_S Q4_0 IQ4_XS Q3_K_M Q2_K)");
+  cmd->add_option("--flash-attn", opts->flash_attn, "llama.cpp: on, off or auto")->capture_default_str();
+  cmd->add_option("--cache-type", opts->cache_type, "llama.cpp: K and V cache type (f16, q8_0, q4_0)")->capture_default_str();
   cmd->add_flag("--list-gpus", *list_gpus, "List the GPU catalog and exit");
   add_source_options(cmd, *src_opts);
   cmd->footer(
@@ -224,6 +283,8 @@ const bool registered = register_command(25, [](CLI::App& root, int& exit_code) 
       "  llmem fit mistralai/Mistral-7B-v0.1 --vram 24GiB --prompt 4096 --json\n"
       "  llmem fit meta-llama/Llama-3.1-70B --gpu A100-80GB --gpus 4\n"
       "  llmem fit --vram 24GiB                            what in the embedded catalog runs on a 24 GiB card\n"
+      "  llmem fit mistralai/Mistral-7B-v0.1 --engine llamacpp --vram 8GiB   per quantisation: fits, -ngl, max context\n"
+      "  llmem fit --engine llamacpp --vram 8GiB           the catalog at the best quantisation that fits\n"
       "--vram wins over --gpu's memory size (the GPU still gives the CUDA context overhead). Several GPUs are\n"
       "approximated by splitting the footprint evenly, not modelled.");
   cmd->callback([=, &exit_code] {
@@ -236,6 +297,59 @@ const bool registered = register_command(25, [](CLI::App& root, int& exit_code) 
     }
     opts->vram_given = vram_opt->count() > 0;
     const FitRequest req = request_from(*opts);
+    if (opts->engine == "llamacpp" || opts->engine == "llama.cpp") {
+      const llamacpp::RunOptions run = llama_run(*opts);
+      std::vector<std::string> schemes = kFitSchemes;
+      if (!opts->quant.empty()) schemes = {llamacpp::find_scheme(opts->quant).name};
+      const uint64_t budget = req.gpu.memory_bytes;
+      if (source->empty()) {
+        const LlamaCatalogRanking rk = rank_catalog_llamacpp(schemes, run, req.gpu, budget);
+        if (*as_json) {
+          json fits = json::array(), not_fit = json::array();
+          for (const auto& m : rk.fits) { json j = llama_option_json(m.best); j["model"] = m.id; j["params"] = m.params; fits.push_back(j); }
+          for (const auto& m : rk.does_not_fit) { json j = llama_option_json(m.best); j["model"] = m.id; j["params"] = m.params; not_fit.push_back(j); }
+          fmt::print("{}\n", json{{"schema_version", 1}, {"engine", "llama.cpp"}, {"gpu", gpu_json(req)}, {"n_ctx", opts->ctx},
+                                  {"models", fits}, {"does_not_fit", not_fit}, {"skipped", rk.skipped}}.dump(2));
+        } else {
+          fmt::print("The embedded catalog under llama.cpp on {} ({:.1f} GiB), n_ctx {}: the best quantisation with every layer on the GPU\n\n",
+                     req.gpu.display_name, gib(budget), opts->ctx);
+          fmt::print("{:<44} {:>9} {:>8} {:>10} {:>13} {:>14}\n", "model", "params B", "quant", "file GiB", "GPU peak GiB", "max context");
+          for (const auto& m : rk.fits)
+            fmt::print("{:<44} {:>9.2f} {:>8} {:>10.2f} {:>13.2f} {:>14}\n", m.id, m.params / 1e9, m.best.scheme,
+                       gib(m.best.weight_bytes), gib(m.best.process_peak_bytes), format_thousands(m.best.max_context));
+          if (!rk.does_not_fit.empty()) {
+            fmt::print("\ndoes not fit even at {} (layers that fit with -ngl):\n", schemes.back());
+            for (const auto& m : rk.does_not_fit)
+              fmt::print("  {:<44} {:>9.2f} B  {:.2f} GiB needed, -ngl {}\n", m.id, m.params / 1e9, gib(m.best.process_peak_bytes), ngl_cell(m.best));
+          }
+          for (const auto& s : rk.skipped) fmt::print("skipped: {}\n", s);
+        }
+        exit_code = 0;
+        return;
+      }
+      ModelSource src = open_source(*source, src_opts->to_options());
+      print_source_verbose(src, *src_opts);
+      llamacpp::Model base;
+      if (src.gguf) {
+        base = llamacpp::from_gguf(*src.gguf);
+      } else {
+        ParamsReport r = count_params(src);
+        if (!r.model) throw Error(ErrorKind::kUnsupported, src.spec, "fit needs a config.json of a known architecture or a GGUF");
+        base = llamacpp::from_config(*r.model, src.display_name());
+      }
+      const auto options = fit_llamacpp(base, schemes, run, req.gpu, budget);
+      if (*as_json) {
+        json arr = json::array();
+        for (const auto& x : options) arr.push_back(llama_option_json(x));
+        fmt::print("{}\n", json{{"schema_version", 1}, {"engine", "llama.cpp"}, {"source", source_json(src)},
+                                {"architecture", base.hp.arch}, {"gpu", gpu_json(req)}, {"n_ctx", opts->ctx}, {"options", arr}}.dump(2));
+      } else {
+        print_llama_options(src.display_name(), options, req, *opts);
+      }
+      exit_code = 0;
+      return;
+    }
+    if (opts->engine != "transformers") throw Error(ErrorKind::kUsage, "", "unknown --engine '" + opts->engine + "' (transformers or llamacpp)");
     if (source->empty()) {
       const CatalogRanking rk = rank_catalog(req);
       if (*as_json) {

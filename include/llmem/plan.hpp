@@ -89,3 +89,44 @@ struct CatalogRanking {
 CatalogRanking rank_catalog(const FitRequest& req);
 
 }  // namespace llmem
+
+// ---- llama.cpp ----------------------------------------------------------------------------------------------
+#include "llmem/llamacpp.hpp"
+
+namespace llmem {
+
+struct LlamaFitOption {
+  std::string scheme;                // "Q4_K_M"
+  bool predicted = true;             // tensor types predicted (false: the GGUF's own)
+  uint64_t weight_bytes = 0;         // tensor data of the file
+  uint64_t process_peak_bytes = 0;   // GPU process peak with every layer on the GPU at the requested context
+  bool all_layers_fit = false;
+  int64_t max_ngl = -1;              // largest -ngl that fits at the requested context (n_layer + 1 = all); -1: none
+  uint64_t n_layer = 0;
+  uint64_t max_context = 0;          // largest n_ctx (multiple of 256) with every layer on the GPU; 0: none
+  uint64_t context_cap = 0;
+  bool context_capped = false;
+};
+
+// Per scheme (for a GGUF source: its own types only), what fits in `budget` bytes of GPU memory.
+std::vector<LlamaFitOption> fit_llamacpp(const llamacpp::Model& model, const std::vector<std::string>& schemes,
+                                         const llamacpp::RunOptions& run, const GpuProfile& gpu, uint64_t budget);
+
+struct LlamaRankedModel {
+  std::string id;
+  uint64_t params = 0;
+  std::string family;
+  LlamaFitOption best;               // the scheme with the most bits per weight whose layers all fit
+};
+
+struct LlamaCatalogRanking {
+  std::vector<LlamaRankedModel> fits;          // largest model first
+  std::vector<LlamaRankedModel> does_not_fit;  // best = the smallest scheme, for the numbers
+  std::vector<std::string> skipped;
+};
+
+// The catalog under llama.cpp: each model at the best of `schemes` (ordered most bits first) that fits.
+LlamaCatalogRanking rank_catalog_llamacpp(const std::vector<std::string>& schemes, const llamacpp::RunOptions& run,
+                                          const GpuProfile& gpu, uint64_t budget);
+
+}  // namespace llmem

@@ -446,22 +446,29 @@ uint64_t host_compute_buffer(const Model& m, const GraphShape& s) {
   b += cache(s.n_kv);
   if (s.n_kv_swa) b += cache(s.n_kv_swa);
   b += a(4 * std::min(s.outputs, T));
+  // a quantised KV cache rotates Q/K (and V) with Hadamard matrices when head_dim is a multiple of 64
+  // (llama-kv-cache.cpp attn_rot_k/v): nrot x nrot and 64 x 64 f32 inputs per cache
+  const uint64_t hd = hp.n_embd_head_k;
+  if (dtype_info(s.type_k).block_elems > 1 && hd % 64 == 0) {
+    uint64_t nrot = 64;
+    while (hd % (nrot * 2) == 0) nrot *= 2;
+    const uint64_t per_cache = a(4 * nrot * nrot) + a(4 * 64 * 64);
+    b += per_cache * (s.n_kv_swa ? 2 : 1);
+  }
   b += a(4 * E * T);                                  // get_rows(token_embd) result
   if (hp.arch == "gpt2") b += a(4 * T) + a(4 * E * T);  // positions and get_rows(position_embd)
   return b;
 }
 
-uint64_t cuda_tensor_bytes(const GgufTensor& t) {
-  uint64_t b = t.bytes();
-  const DTypeInfo& info = dtype_info(t.type);
-  const bool quantized = info.block_elems > 1;
-  if (quantized && !t.ne.empty() && t.ne[0] % kMatrixRowPadding != 0) {
-    // one extra row's worth of padding columns, as ggml_backend_cuda_buffer_type_get_alloc_size adds
-    const uint64_t extra_cols = kMatrixRowPadding - t.ne[0] % kMatrixRowPadding;
-    b += *dtype_bytes(t.type, extra_cols - extra_cols % info.block_elems + (extra_cols % info.block_elems ? info.block_elems : 0));
-  }
-  return pad(b, kCudaAlignment);
+// ggml_backend_cuda_buffer_type_get_alloc_size: a quantised tensor whose rows are not a multiple of
+// MATRIX_ROW_PADDING gets that many extra columns of one row, once; then the buffer's 128-byte alignment.
+uint64_t cuda_alloc_bytes(DType type, uint64_t ne0, uint64_t bytes) {
+  const DTypeInfo& info = dtype_info(type);
+  if (info.block_elems > 1 && ne0 % kMatrixRowPadding != 0) bytes += *dtype_bytes(type, kMatrixRowPadding - ne0 % kMatrixRowPadding);
+  return pad(bytes, kCudaAlignment);
 }
+
+uint64_t cuda_tensor_bytes(const GgufTensor& t) { return cuda_alloc_bytes(t.type, t.ne.empty() ? 0 : t.ne[0], t.bytes()); }
 
 struct Overheads {
   uint64_t cuda_context = 0;
@@ -535,14 +542,21 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
   for (uint64_t il = 0; il < L; ++il) {
     const bool swa = any_swa && hp.swa_layers[il];
     const uint64_t cells = swa ? swa_cells : n_ctx;
-    const uint64_t k = *dtype_bytes(run.type_k, hp.n_head_kv[il] * hp.n_embd_head_k) * cells;
-    const uint64_t v = *dtype_bytes(run.type_v, hp.n_head_kv[il] * hp.n_embd_head_v) * cells;
-    (il >= gpu_start ? kv_gpu : kv_host) += k + v;
+    // one tensor per layer for K and one for V; on CUDA each gets the quantised-row padding and 128-byte alignment
+    const uint64_t ek = hp.n_head_kv[il] * hp.n_embd_head_k, ev = hp.n_head_kv[il] * hp.n_embd_head_v;
+    const uint64_t k = *dtype_bytes(run.type_k, ek) * cells;
+    const uint64_t v = *dtype_bytes(run.type_v, ev) * cells;
+    if (il >= gpu_start) {
+      kv_gpu += cuda_alloc_bytes(run.type_k, ek, k) + cuda_alloc_bytes(run.type_v, ev, v);
+    } else {
+      kv_host += k + v;
+    }
   }
 
   // ---- compute buffers
   GraphShape s;
-  s.T = std::min(n_ctx, run.n_ubatch);
+  // n_batch and n_ubatch are clamped to the requested context before it is padded (llama-context.cpp)
+  s.T = std::min({run.n_ctx, run.n_batch, run.n_ubatch});
   s.outputs = s.T;
   s.n_kv = n_ctx;
   s.n_kv_swa = swa_cells;
