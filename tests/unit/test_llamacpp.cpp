@@ -1,0 +1,232 @@
+// The llama.cpp engine against llama.cpp itself: tensor types of real quantised files (made on an H200 machine
+// with llama.cpp 80fb11ac's own converter and llama-quantize, bench/data/llamacpp_gguf_tensors.jsonl) and the
+// buffer sizes llama.cpp logged when it loaded them (bench/data/llamacpp_buffers_h200.jsonl). Expected values are
+// llama.cpp's, never llmem's earlier output.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "fixtures/gguf_writer.hpp"
+#include "llmem/catalog.hpp"
+#include "llmem/error.hpp"
+#include "llmem/gguf.hpp"
+#include "llmem/hf_config.hpp"
+#include "llmem/llamacpp.hpp"
+#include "llmem/plan.hpp"
+
+namespace {
+
+using nlohmann::json;
+using namespace llmem;
+
+// The harness's model names (bench/gpu/llamacpp/common.py) -> catalog id and config overrides.
+struct HarnessModel {
+  std::string catalog_id;
+  int layers = 0;  // num_hidden_layers override, 0 = none
+};
+const std::map<std::string, HarnessModel>& harness_models() {
+  static const std::map<std::string, HarnessModel> m = {
+      {"TinyLlama-1.1B", {"TinyLlama/TinyLlama-1.1B-Chat-v1.0"}},
+      {"Qwen2.5-0.5B", {"Qwen/Qwen2.5-0.5B"}},
+      {"gemma-2-2b", {"google/gemma-2-2b"}},
+      {"Phi-3-mini-4k", {"microsoft/Phi-3-mini-4k-instruct"}},
+      {"Qwen3-30B-A3B-2L", {"Qwen/Qwen3-30B-A3B", 2}},
+      {"gpt2", {"openai-community/gpt2"}},
+  };
+  return m;
+}
+
+llamacpp::Model predicted(const std::string& harness_name) {
+  const HarnessModel& hm = harness_models().at(harness_name);
+  auto entry = find_in_catalog(hm.catalog_id);
+  if (!entry) throw std::runtime_error("not in the catalog: " + hm.catalog_id);
+  json cfg = json::parse(entry->config_json);
+  if (hm.layers) cfg["num_hidden_layers"] = hm.layers;
+  ArchModel am = model_from_config(HfConfig::parse(cfg.dump(), hm.catalog_id));
+  return llamacpp::from_config(am, hm.catalog_id);
+}
+
+std::vector<json> read_jsonl(const std::string& rel) {
+  std::ifstream in(std::string(LLMEM_SOURCE_DIR) + "/" + rel);
+  std::vector<json> rows;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(json::parse(line));
+  return rows;
+}
+
+TEST(LlamaCppQuant, PredictedFilesEqualRealOnesTensorByTensor) {
+  const auto rows = read_jsonl("bench/data/llamacpp_gguf_tensors.jsonl");
+  ASSERT_GE(rows.size(), 40u);
+  std::map<std::string, int> per_arch;
+  for (const auto& r : rows) {
+    const std::string model = r.at("model"), scheme = r.at("scheme");
+    llamacpp::Model m = predicted(model);
+    // "base" is the converter's output with --outtype bf16 (the harness's choice): every tensor the converter
+    // does not force to F32 in BF16, the same types a BF16 "quantisation" of the prediction gives
+    llamacpp::quantize(m, llamacpp::find_scheme(scheme == "base" ? "BF16" : scheme));
+    std::map<std::string, std::pair<std::string, json>> real;
+    for (const auto& t : r.at("tensors")) real[t[0]] = {t[1], t[2]};
+    EXPECT_EQ(m.tensors.size(), real.size()) << model << " " << scheme;
+    for (const auto& t : m.tensors) {
+      auto it = real.find(t.name);
+      ASSERT_NE(it, real.end()) << model << " " << scheme << ": predicted " << t.name << " is not in the file";
+      EXPECT_EQ(std::string(dtype_name(t.type)), it->second.first) << model << " " << scheme << " " << t.name;
+      EXPECT_EQ(json(t.ne), it->second.second) << model << " " << scheme << " " << t.name;
+    }
+    EXPECT_EQ(m.weight_bytes(), r.at("tensor_data_bytes").get<uint64_t>()) << model << " " << scheme;
+    per_arch[r.at("architecture")] += 1;
+  }
+  // the bar: every scheme on at least five architectures where the data has them
+  EXPECT_GE(per_arch.size(), 4u);
+}
+
+TEST(LlamaCppQuant, SchemeNamesAndErrors) {
+  EXPECT_EQ(llamacpp::find_scheme("q4_k_m").name, "Q4_K_M");
+  EXPECT_EQ(llamacpp::find_scheme("Q4_K").name, "Q4_K_M");
+  try {
+    llamacpp::find_scheme("Q4_KM");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("closest: Q4_K_M"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LlamaCppBuffers, MatchWhatLlamaCppLogged) {
+  const auto rows = read_jsonl("bench/data/llamacpp_buffers_h200.jsonl");
+  int checked = 0;
+  for (const auto& r : rows) {
+    const json& lg = r.value("llama_log", json::object());
+    if (!lg.contains("model_buffer_mib") || !lg["model_buffer_mib"].contains("CUDA0")) continue;
+    if (!harness_models().count(r.at("model"))) continue;
+    llamacpp::Model m = predicted(r.at("model"));
+    llamacpp::quantize(m, llamacpp::find_scheme(r.at("scheme")));
+    llamacpp::RunOptions run;
+    run.n_ctx = r.at("n_ctx");
+    run.flash_attn = r.at("flash_attn") == "on" ? llamacpp::FlashAttn::kOn : llamacpp::FlashAttn::kOff;
+    run.type_k = *dtype_from_name(r.at("cache_type_k").get<std::string>());
+    run.type_v = *dtype_from_name(r.at("cache_type_v").get<std::string>());
+    const int64_t ngl = r.at("n_gpu_layers");
+    run.n_gpu_layers = ngl >= 900 ? -1 : ngl;
+    const Estimate e = llamacpp::estimate(m, run, default_gpu());
+    std::map<std::string, double> c;
+    for (const auto& x : e.components) c[x.name] += static_cast<double>(x.bytes) / (1 << 20);
+    const std::string what = r.at("id");
+    // llama.cpp prints MiB with two decimals
+    EXPECT_NEAR(c["weights"] + c["output (tied)"], lg["model_buffer_mib"]["CUDA0"].get<double>(), 0.006) << what;
+    EXPECT_NEAR(c["kv_cache"], lg["kv_buffer_mib"]["CUDA0"].get<double>(), 0.006) << what;
+    const double compute = lg["compute_buffer_mib"]["CUDA0"];
+    // the graph replay is exact at the model's usual shapes; where the ubatch is the whole context or the peak
+    // falls inside a layer at long context it is off by one or two [n_embd x n_ubatch] f32 tensors (see
+    // docs/memory-model.md)
+    EXPECT_NEAR(c["compute"], compute, std::max(10.0, 0.01 * compute)) << what;
+    EXPECT_NEAR(c["compute (host)"], lg["compute_buffer_mib"]["CUDA_Host"].get<double>(), 0.2) << what;
+    ++checked;
+  }
+  EXPECT_GE(checked, 60);
+}
+
+std::string run_cli(const std::string& args, int* code) {
+  std::string cmd = std::string(LLMEM_CLI_PATH) + " " + args + " 2>&1";
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  *code = WEXITSTATUS(::pclose(p));
+  return out;
+}
+
+TEST(LlamaCppCli, EstimateJsonHasTheKeysScriptsUse) {
+  int code = 0;
+  std::string out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_K_M --ctx 4096 --json", &code);
+  ASSERT_EQ(code, 0) << out;
+  json j = json::parse(out);
+  EXPECT_EQ(j["weight_bytes"], 667078656u);  // the real Q4_K_M file's tensor data (bench/data)
+  EXPECT_GT(j["process_peak_bytes"].get<uint64_t>(), j["weight_bytes"].get<uint64_t>());
+  bool gpu = false, host = false;
+  for (const auto& c : j["components"]) {
+    gpu = gpu || c["device"] == "gpu";
+    host = host || c["device"] == "host";
+  }
+  EXPECT_TRUE(gpu && host);
+}
+
+TEST(LlamaCppCli, BadInputIsOneLineAndExit2) {
+  int code = 0;
+  std::string out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_KM", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("closest: Q4_K_M"), std::string::npos) << out;
+  out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("--quant"), std::string::npos) << out;
+  out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --cache-type-v q8_0 --flash-attn off", &code);
+  EXPECT_EQ(code, 2) << out;
+  out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --ctx 0", &code);
+  EXPECT_EQ(code, 2) << out;
+  out = run_cli("estimate facebook/opt-1.3b --engine llamacpp --quant Q4_0", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("opt"), std::string::npos) << out;
+}
+
+TEST(LlamaCppCli, NglBeyondTheLayersIsClampedAndSaid) {
+  int code = 0;
+  std::string out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --ngl 500 --json", &code);
+  ASSERT_EQ(code, 0) << out;
+  json j = json::parse(out);
+  EXPECT_EQ(j["workload"]["n_gpu_layers"], 500);
+  bool said = false;
+  for (const auto& n : j["notes"]) said = said || n.get<std::string>().find("--ngl 500") != std::string::npos;
+  EXPECT_TRUE(said) << out;
+  // and it is the same estimate as all layers
+  std::string all = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --json", &code);
+  EXPECT_EQ(json::parse(all)["process_peak_bytes"], j["process_peak_bytes"]);
+}
+
+TEST(LlamaCppGguf, UnknownArchitectureIsAClearError) {
+  const std::string dir = std::string(std::getenv("LLMEM_TEST_TMP") ? std::getenv("LLMEM_TEST_TMP") : "/tmp");
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/mamba.gguf";
+  fixtures::GgufWriter w;
+  w.kv("general.architecture", fixtures::GgufValue::string("mamba"));
+  w.tensor("token_embd.weight", {64, 32}, fixtures::ggml::F32);
+  w.write_file(path);
+  try {
+    llamacpp::from_gguf(read_gguf_file(path));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("mamba"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LlamaCppFit, MoreBitsNeedMoreMemory) {
+  llamacpp::Model m = predicted("TinyLlama-1.1B");
+  llamacpp::RunOptions run;
+  GpuProfile gpu = default_gpu();
+  const uint64_t budget = uint64_t{2} << 30;
+  auto opts = fit_llamacpp(m, {"F16", "Q8_0", "Q4_K_M", "Q2_K"}, run, gpu, budget);
+  ASSERT_EQ(opts.size(), 4u);
+  for (size_t i = 1; i < opts.size(); ++i) {
+    EXPECT_LT(opts[i].weight_bytes, opts[i - 1].weight_bytes);
+    EXPECT_GE(opts[i].max_context, opts[i - 1].max_context);
+  }
+  // F16 (2.05 GiB of weights) cannot fit every layer in 2 GiB; the ngl it reports does fit, one more does not
+  EXPECT_FALSE(opts[0].all_layers_fit);
+  llamacpp::RunOptions r = run;
+  llamacpp::Model f16 = m;
+  llamacpp::quantize(f16, llamacpp::find_scheme("F16"));
+  r.n_gpu_layers = opts[0].max_ngl;
+  EXPECT_LE(llamacpp::estimate(f16, r, gpu).process_peak_bytes, budget);
+  r.n_gpu_layers = opts[0].max_ngl + 1;
+  EXPECT_GT(llamacpp::estimate(f16, r, gpu).process_peak_bytes, budget);
+}
+
+}  // namespace
