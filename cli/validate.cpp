@@ -16,6 +16,8 @@
 #include "estimate_options.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
+#include "llmem/hf_config.hpp"
+#include "llmem/llamacpp.hpp"
 #include "llmem/params.hpp"
 #include "llmem/units.hpp"
 
@@ -61,7 +63,50 @@ T field(const json& rec, const char* key, T fallback) {
   return it == rec.end() || it->is_null() ? fallback : it->get<T>();
 }
 
+// A llama.cpp run (bench/gpu/llamacpp/measure_llamacpp.py): the buffers llama.cpp itself logged (model, KV,
+// compute on CUDA0) against the engine's, and the NVML process peak where the run completed.
+std::optional<Row> evaluate_llamacpp(const json& rec, const std::string& gpu_override) {
+  const json& lg = rec.at("llama_log");
+  if (!lg.is_object() || !lg.contains("model_buffer_mib") || !lg["model_buffer_mib"].contains("CUDA0")) return std::nullopt;
+  const std::string id = model_id(rec.at("catalog_id"));
+  auto entry = find_in_catalog(id);
+  if (!entry) return std::nullopt;
+  json cfg = json::parse(entry->config_json);
+  for (const auto& [k, v] : field<json>(rec, "overrides", json::object()).items()) cfg[k] = v;
+  const ArchModel am = model_from_config(HfConfig::parse(cfg.dump(), id));
+  llamacpp::Model m = llamacpp::from_config(am, id);
+  llamacpp::quantize(m, llamacpp::find_scheme(rec.at("scheme")));
+  EstimateOptions o;
+  o.ctx = rec.at("n_ctx");
+  o.batch = rec.at("n_batch");
+  o.batch_given = true;
+  o.ubatch = rec.at("n_ubatch");
+  const int64_t ngl = rec.at("n_gpu_layers");
+  o.ngl = ngl >= 900 ? -1 : ngl;
+  o.flash_attn = rec.at("flash_attn");
+  o.cache_type_k = rec.at("cache_type_k");
+  o.cache_type_v = rec.at("cache_type_v");
+  const GpuProfile& gpu = gpu_override.empty() ? default_gpu() : find_gpu(gpu_override);
+  const Estimate e = llamacpp::estimate(m, llamacpp_run_from(o), gpu);
+  Row r;
+  r.group = "llama.cpp";
+  r.label = fmt::format("{} {} c{} fa-{} {} ngl{}", rec.at("model").get<std::string>(), rec.at("scheme").get<std::string>(),
+                        o.ctx, o.flash_attn, o.cache_type_k, ngl >= 900 ? std::string("all") : std::to_string(ngl));
+  double logged = 0;
+  for (const char* k : {"model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib"})
+    if (lg.contains(k) && lg[k].contains("CUDA0")) logged += lg[k]["CUDA0"].get<double>() * kMiB;
+  r.est_alloc = r.est_reserved = static_cast<double>(e.framework_peak_bytes);
+  r.meas_alloc = r.meas_reserved = logged;
+  r.est_process = static_cast<double>(e.process_peak_bytes);
+  if (field<bool>(rec, "ok", false) && field<double>(rec, "peak_tree_bytes", 0) > 0) {
+    r.meas_process = rec["peak_tree_bytes"].get<double>();
+    r.has_process = true;
+  }
+  return r;
+}
+
 std::optional<Row> evaluate(const json& rec, const std::string& gpu_override) {
+  if (rec.contains("llama_log")) return evaluate_llamacpp(rec, gpu_override);
   if (!field<bool>(rec, "ok", false)) return std::nullopt;
   const std::string mode = rec.at("mode");
   EstimateOptions o;
@@ -187,9 +232,20 @@ const bool registered = register_command(30, [](CLI::App& root, int& exit_code) 
       fmt::print("| workload | cases | framework peak: median / max abs error | reserved: median / max | process (NVML): median / max |\n");
       fmt::print("|---|---:|---:|---:|---:|\n");
     }
-    for (const char* g : {"inference", "training"}) {
+    for (const char* g : {"inference", "training", "llama.cpp"}) {
       auto a = summarize(alloc_err[g]), rs = summarize(reserved_err[g]), p = summarize(process_err[g]);
       if (a.n == 0) continue;
+      if (std::string(g) == "llama.cpp") {
+        // llama.cpp has no caching allocator: its "framework peak" is the sum of the GPU buffers it logs
+        if (*markdown)
+          fmt::print("| llama.cpp (GPU buffers as llama.cpp logs them: model + KV + compute) | {} | {:.2f} % / {:.2f} % | — | {} |\n", a.n,
+                     100 * a.median, 100 * a.max, p.n ? fmt::format("{:.1f} % / {:.1f} %", 100 * p.median, 100 * p.max) : "not measured");
+        else
+          fmt::print("{:<10} {:>4} cases   GPU buffers vs llama.cpp's log |err| median {:.2f} %, max {:.2f} %   process {}\n", g, a.n,
+                     100 * a.median, 100 * a.max,
+                     p.n ? fmt::format("median {:.1f} %, max {:.1f} % ({} runs)", 100 * p.median, 100 * p.max, p.n) : "not measured");
+        continue;
+      }
       if (*markdown)
         fmt::print("| {} | {} | {:.1f} % / {:.1f} % | {:.1f} % / {:.1f} % | {:.1f} % / {:.1f} % |\n", g, a.n, 100 * a.median,
                    100 * a.max, 100 * rs.median, 100 * rs.max, 100 * p.median, 100 * p.max);
