@@ -24,10 +24,10 @@ std::string opt_fixed(bool present, double v, int decimals) {
 void print_table(const std::vector<StudyRow>& rows) {
   fmt::print("The seed study (fp16, transformers, \"Hello, world!\" and 20 tokens of generation), reproduced.\n");
   fmt::print("Params: exact PyTorch counts from each model's config.json. B = 10^9 params. Memory in GiB = 2^30 bytes.\n\n");
-  fmt::print("{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9}\n", "Model", "Exact params", "B", "Study B",
-             "fp16 wts", "2×B rule", "Study", "llmem est", "measured");
-  fmt::print("{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9}\n", "", "", "", "", "GiB", "GiB", "GiB", "GiB", "GiB");
-  fmt::print("{}\n", std::string(116, '-'));
+  fmt::print("{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "Model", "Exact params", "B", "Study B",
+             "fp16 wts", "2×B rule", "Study", "llmem est", "measured", "Q4_K_M");
+  fmt::print("{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "", "", "", "", "GiB", "GiB", "GiB", "GiB", "GiB", "GiB");
+  fmt::print("{}\n", std::string(126, '-'));
   bool any_tied_diff = false, any_impossible = false, any_missing = false;
   for (const auto& r : rows) {
     std::string mark;
@@ -44,7 +44,7 @@ void print_table(const std::vector<StudyRow>& rows) {
       mark += "*";
       any_missing = true;
     }
-    fmt::print("{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {}\n", r.model.substr(0, 36),
+    fmt::print("{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {}\n", r.model.substr(0, 36),
                r.in_catalog ? format_thousands(r.params) : "—", opt_fixed(r.in_catalog, static_cast<double>(r.params) / 1e9, 2),
                opt_fixed(r.measured.has_value(), r.measured ? r.measured->params_billion : 0, 2),
                opt_fixed(r.in_catalog, static_cast<double>(r.fp16_weight_bytes) / kGiB, 2),
@@ -52,14 +52,17 @@ void print_table(const std::vector<StudyRow>& rows) {
                opt_fixed(r.measured.has_value(), r.measured ? r.measured->memory_gib : 0, 2),
                opt_fixed(r.in_catalog, static_cast<double>(r.estimate_process_bytes) / kGiB, 2),
                opt_fixed(r.measured_process_bytes.has_value(), static_cast<double>(r.measured_process_bytes.value_or(0)) / kGiB, 2),
+               opt_fixed(r.llamacpp_q4km_process_bytes.has_value(), static_cast<double>(r.llamacpp_q4km_process_bytes.value_or(0)) / kGiB, 2),
                mark);
   }
-  fmt::print("{}\n", std::string(116, '-'));
+  fmt::print("{}\n", std::string(126, '-'));
   fmt::print("2×B rule: the study's \"2 × billions of params\", read in GiB as its chart did. llmem est: the process peak\n"
              "llmem expects for the study's scenario on an H200 (weights, KV cache, activations, caching allocator, CUDA\n"
              "context). measured: NVML per-process peak of the same scenario on an H200 (bench/data, models built with\n"
              "from_config, so tied models also briefly hold an untied LM head); GPUtil's device-wide reading counts the\n"
-             "same things, plus whatever else was running.\n");
+             "same things, plus whatever else was running. Q4_K_M: the GPU process peak llmem expects under llama.cpp\n"
+             "(CUDA, every layer on the GPU, n_ctx 4096, flash attention) with the file llama-quantize writes at Q4_K_M;\n"
+             "— where llama.cpp's layout for the architecture is not modelled (llmem estimate --engine llamacpp says which).\n");
   if (any_tied_diff)
     fmt::print("† the study's torchinfo counted the tied LM head a second time (torchinfo issues #322/#377); the weights\n"
                "  are stored once, so memory follows the unique count.\n");
@@ -86,6 +89,8 @@ json rows_json(const std::vector<StudyRow>& rows) {
     j["estimate_process_peak_bytes"] = r.in_catalog ? json(r.estimate_process_bytes) : json(nullptr);
     j["measured_process_peak_bytes"] = r.measured_process_bytes ? json(*r.measured_process_bytes) : json(nullptr);
     j["measured_gpu"] = r.measured_process_bytes ? json(r.measured_gpu) : json(nullptr);
+    j["llamacpp_q4_k_m_ctx4096_process_peak_bytes"] =
+        r.llamacpp_q4km_process_bytes ? json(*r.llamacpp_q4km_process_bytes) : json(nullptr);
     out.push_back(j);
   }
   return out;

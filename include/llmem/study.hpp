@@ -36,6 +36,10 @@ struct StudyRow {
   uint64_t estimate_process_bytes = 0;
   std::optional<uint64_t> measured_process_bytes;
   std::string measured_gpu;
+  // llama.cpp (CUDA, every layer on the GPU) with the file llama-quantize would write at Q4_K_M, n_ctx 4096:
+  // the GPU process peak; nullopt where llmem cannot map the architecture to llama.cpp's (llamacpp_note says why).
+  std::optional<uint64_t> llamacpp_q4km_process_bytes;
+  std::string llamacpp_note;
 };
 
 // One row per model in the study's CSV (in its order), then the rest of the catalog when `whole_catalog`.

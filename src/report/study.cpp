@@ -1,4 +1,6 @@
 #include "llmem/study.hpp"
+#include "llmem/llamacpp.hpp"
+#include "llmem/error.hpp"
 
 #include <sstream>
 
@@ -88,6 +90,14 @@ StudyRow row_for(const std::string& id) {
     Estimate e = estimate_transformers(m, w, default_gpu());
     row.estimate_framework_bytes = e.framework_peak_bytes;
     row.estimate_process_bytes = e.process_peak_bytes;
+    try {
+      llamacpp::Model lm = llamacpp::from_config(m, entry->id);
+      llamacpp::quantize(lm, llamacpp::find_scheme("Q4_K_M"));
+      llamacpp::RunOptions run;  // n_ctx 4096, llama.cpp's defaults otherwise
+      row.llamacpp_q4km_process_bytes = llamacpp::estimate(lm, run, default_gpu()).process_peak_bytes;
+    } catch (const Error& e) {
+      row.llamacpp_note = e.what();
+    }
     for (const auto& mr : measured_rows())
       if (mr.model == row.model) {
         row.measured_process_bytes = mr.nvml_peak_bytes;
