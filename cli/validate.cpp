@@ -72,7 +72,8 @@ std::optional<Row> evaluate_llamacpp(const json& rec, const std::string& gpu_ove
   auto entry = find_in_catalog(id);
   if (!entry) return std::nullopt;
   json cfg = json::parse(entry->config_json);
-  for (const auto& [k, v] : field<json>(rec, "overrides", json::object()).items()) cfg[k] = v;
+  const json overrides = field<json>(rec, "overrides", json::object());  // a named copy: items() does not own it
+  for (const auto& [k, v] : overrides.items()) cfg[k] = v;
   const ArchModel am = model_from_config(HfConfig::parse(cfg.dump(), id));
   llamacpp::Model m = llamacpp::from_config(am, id);
   llamacpp::quantize(m, llamacpp::find_scheme(rec.at("scheme")));

@@ -7,7 +7,7 @@ if [ ! -x "$LLMEM" ]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build --target llmem_cli >/dev/null
 fi
-table=$("$LLMEM" validate bench/data/transformers_memory.jsonl bench/data/llamacpp_buffers_h200.jsonl --markdown)
+table=$("$LLMEM" validate bench/data/transformers_memory.jsonl bench/data/llamacpp_memory_h200.jsonl --markdown)
 python3 - "$table" <<'PY'
 import re, sys
 table = sys.argv[1].strip()

@@ -471,21 +471,20 @@ uint64_t cuda_alloc_bytes(DType type, uint64_t ne0, uint64_t bytes) {
 uint64_t cuda_tensor_bytes(const GgufTensor& t) { return cuda_alloc_bytes(t.type, t.ne.empty() ? 0 : t.ne[0], t.bytes()); }
 
 struct Overheads {
-  uint64_t cuda_context = 0;
+  uint64_t base = 0;          // CUDA context, loaded kernels, graphs: what a run with no cuBLAS use adds
+  uint64_t cublas = 0;        // cuBLAS handle, its 32 MiB workspace and kernels, when cuBLAS runs at all
+  uint64_t granularity = 0;   // the VMM pool maps physical memory in these steps
   std::string source;
 };
 
-Overheads llamacpp_overheads(const GpuProfile& gpu) {
+Overheads llamacpp_overheads() {
   Overheads o;
   const auto j = nlohmann::json::parse(embedded_file("runtime_overheads.json"));
-  if (j.contains("llamacpp")) {
-    const auto& l = j["llamacpp"];
-    o.cuda_context = l.at("process_overhead_bytes").get<uint64_t>();
-    o.source = l.at("source").get<std::string>();
-  } else {
-    o.cuda_context = gpu.cuda_context_bytes;
-    o.source = gpu.context_source + " (PyTorch's context; llama.cpp's not measured yet)";
-  }
+  const auto& l = j.at("llamacpp");
+  o.base = l.at("base_bytes").get<uint64_t>();
+  o.cublas = l.at("cublas_bytes").get<uint64_t>();
+  o.granularity = l.at("pool_granularity_bytes").get<uint64_t>();
+  o.source = l.at("source").get<std::string>();
   return o;
 }
 
@@ -583,8 +582,37 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
                   dtype_name(run.type_k), dtype_name(run.type_v)));
   add("compute", compute_gpu, "gpu",
       fmt::format("worst-case graph: {} tokens, flash attention {}", s.T, flash ? "on" : "off"));
-  const Overheads oh = llamacpp_overheads(gpu);
-  add("cuda_runtime", oh.cuda_context, "gpu", oh.source);
+  // ---- outside the buffers: the CUDA runtime, cuBLAS when anything runs through it, and ggml-cuda's memory
+  // pool, which grows to the largest temporary any single op needs and never shrinks (ggml-cuda.cu, mmq.cu)
+  const Overheads oh = llamacpp_overheads();
+  bool cublas = !flash;  // KQ and KQV without flash attention are cuBLAS batched GEMMs
+  uint64_t max_k = 0;
+  for (const auto& t : m.tensors) {
+    if (t.ne.size() < 2 || t.name.find("weight") == std::string::npos) continue;
+    // matmul weights: the layers' and the output's (token_embd and position_embd feed get_rows on the host).
+    // Those left on the host run on the GPU too for batches of 32 or more (op offload, ggml-backend.cpp).
+    const bool on_gpu_t = t.layer >= 0 ? static_cast<uint64_t>(t.layer) >= gpu_start : output_on_gpu && t.name == "output.weight";
+    if (!on_gpu_t && !(s.T >= 32 && (t.layer >= 0 || t.name == "output.weight"))) continue;
+    if (t.type == DType::F32 || t.type == DType::F16 || t.type == DType::BF16) {
+      if (s.T > 16) cublas = true;  // float weights (and MoE routers) multiply through cuBLAS for batches > 16
+    } else if (t.name != "token_embd.weight") {
+      max_k = std::max(max_k, t.ne[0]);
+    }
+  }
+  uint64_t pool = 0;
+  // MMQ: the activations quantised to q8_1 (144 bytes per 128 values, rows padded to 512)
+  const uint64_t used = hp.n_expert > 1 ? std::max<uint64_t>(1, hp.n_expert_used) : 1;
+  pool = std::max(pool, s.T * used * pad(max_k, 512) * 144 / 128);
+  if (!flash) {
+    // KQV = mul_mat(V, softmax(KQ)) in f16: the [n_kv x T x n_head] probabilities converted to f16
+    uint64_t nh = 0;
+    for (uint64_t il = 0; il < L; ++il) nh = std::max(nh, hp.n_head[il]);
+    pool = std::max(pool, 2 * s.n_kv * s.T * nh);
+  }
+  pool = pad(pool, oh.granularity);
+  add("cuda_runtime", oh.base, "gpu", "CUDA context, kernels and graphs (" + oh.source + ")");
+  if (cublas) add("cublas", oh.cublas, "gpu", "cuBLAS handle, workspace and kernels (used without flash attention, for float weights and MoE routers)");
+  add("cuda_pool", pool, "gpu", "ggml-cuda's memory pool: the largest per-op temporary (quantised activations, f16 attention probabilities)");
   add("weights (mmap)", host_weights, "host", "token_embd and layers left on the host, mapped from the file");
   add("kv_cache (host)", kv_host, "host", "KV cache of the layers left on the host");
   add("compute (host)", compute_host, "host", "host compute buffer");
@@ -592,7 +620,7 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
 
   e.framework_peak_bytes = gpu_weights + dup_output + kv_gpu + compute_gpu;
   e.reserved_peak_bytes = e.framework_peak_bytes;
-  e.process_peak_bytes = e.framework_peak_bytes + oh.cuda_context;
+  e.process_peak_bytes = e.framework_peak_bytes + oh.base + (cublas ? oh.cublas : 0) + pool;
   e.host_bytes = host_weights + kv_host + compute_host + output_buf;
   e.peak_phase = "context creation (buffers are reserved up front)";
   if (m.predicted)
