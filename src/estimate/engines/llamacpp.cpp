@@ -610,7 +610,9 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
     pool = std::max(pool, 2 * s.n_kv * s.T * nh);
   }
   pool = pad(pool, oh.granularity);
-  add("cuda_runtime", oh.base, "gpu", "CUDA context, kernels and graphs (" + oh.source + ")");
+  add("cuda_runtime", oh.base, "gpu",
+      fmt::format("CUDA context, kernels and graphs: {:.0f} MiB measured on an NVIDIA H200 with llama.cpp {} "
+                  "(data/runtime_overheads.json)", static_cast<double>(oh.base) / kMiB, kPinnedCommit));
   if (cublas) add("cublas", oh.cublas, "gpu", "cuBLAS handle, workspace and kernels (used without flash attention, for float weights and MoE routers)");
   add("cuda_pool", pool, "gpu", "ggml-cuda's memory pool: the largest per-op temporary (quantised activations, f16 attention probabilities)");
   add("weights (mmap)", host_weights, "host", "token_embd and layers left on the host, mapped from the file");
