@@ -32,21 +32,14 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 FATBIN_MAGIC = 0xBA55ED50
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from trim_fatbin import section  # noqa: E402  (the ELF section reader both scripts need)
+
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 KEEP = 90
 TARGET = (9, 0)
 VERSION_RE = re.compile(rb"^\.version\s+(\d+)\.(\d+)\s*$", re.M)
 TARGET_RE = re.compile(rb"^\.target\s+(.+?)\s*$", re.M)
-
-
-def section(path, name):
-    out = subprocess.run(["readelf", "-S", "-W", path], capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        parts = line.replace("[ ", "[").split()
-        if name in parts:
-            i = parts.index(name)
-            return int(parts[i + 3], 16), int(parts[i + 4], 16)  # file offset, size
-    raise SystemExit(f"{path}: no {name} section")
 
 
 def fatbins(data, off, size):
