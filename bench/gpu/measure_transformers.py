@@ -273,6 +273,10 @@ def run_scenario(sc, rec, sampler):
 
     # CUDA context + the allocator's first block
     torch.cuda.init()
+    trace_dir = os.environ.get("LLMEM_TRACE_DIR")
+    if trace_dir:  # every allocator event from here on (see write_trace)
+        torch.cuda.memory._record_memory_history(enabled="all", context="alloc", stacks="python",
+                                                 max_entries=8_000_000)
     x = torch.zeros(1, device="cuda")
     torch.cuda.synchronize()
     rec["gpu_name"] = torch.cuda.get_device_name(0)
@@ -319,6 +323,48 @@ def run_scenario(sc, rec, sampler):
             rec.setdefault("error", f"stats: {e}")
         rec["max_allocated_bytes"] = st.max_allocated
         rec["max_reserved_bytes"] = st.max_reserved
+        if trace_dir:
+            aux(rec, "trace_file", lambda: write_trace(torch, trace_dir, sc["id"]))
+
+
+# Python frames of an allocation worth keeping in a trace: the innermost ones in model/library code.
+TRACE_FRAME_KEYS = ("transformers/", "peft/", "torch/optim", "torch/nn/", "torch/utils/checkpoint",
+                    "torch/autograd", "measure_transformers")
+
+
+def write_trace(torch, trace_dir, sc_id):
+    """Writes the caching allocator's event history (torch.cuda.memory._snapshot()) as xz-compressed JSON lines:
+    line 1 a header, then one event per line: [action, address, size, frame_id], where frame_id indexes the
+    header's "frames" list written last (a line {"frames": [...]}), the innermost 3 frames in model/library code
+    ("file:line:function" joined by " < "). Actions as PyTorch names them: alloc, free_requested, free_completed,
+    segment_alloc, segment_free, segment_map, segment_unmap, snapshot, oom."""
+    import lzma
+    snap = torch.cuda.memory._snapshot()
+    torch.cuda.memory._record_memory_history(enabled=None)
+    events = snap.get("device_traces", [[]])[0]
+    frames, frame_ids = [], {}
+    path = os.path.join(trace_dir, sc_id + ".trace.jsonl.xz")
+    os.makedirs(trace_dir, exist_ok=True)
+    with lzma.open(path, "wt") as f:
+        f.write(json.dumps({"id": sc_id, "events": len(events),
+                            "segments_at_end": [[sg.get("address"), sg.get("total_size"), sg.get("segment_type")]
+                                                for sg in snap.get("segments", [])]}) + "\n")
+        for e in events:
+            keep = []
+            for fr in e.get("frames") or []:
+                fn = fr.get("filename", "")
+                if any(k in fn for k in TRACE_FRAME_KEYS):
+                    short = fn.split("site-packages/")[-1]
+                    keep.append(f"{short}:{fr.get('line')}:{fr.get('name')}")
+                    if len(keep) == 3:
+                        break
+            key = " < ".join(keep)
+            fid = frame_ids.setdefault(key, len(frames))
+            if fid == len(frames):
+                frames.append(key)
+            f.write(json.dumps([e.get("action"), e.get("addr"), e.get("size"), fid]) + "\n")
+        f.write(json.dumps({"frames": frames}) + "\n")
+    return os.path.basename(path)
 
 
 def _run_body(sc, rec, sampler, torch, transformers, st):
