@@ -307,10 +307,10 @@ uint64_t gpu_compute_buffer(const Model& m, const GraphShape& s, bool with_outpu
         q = g.op(dk * nh * T, 4, {g.view(f)}, false, shp({dk, nh, T}));
         k = g.op(dk * nkv * T, 4, {g.view(f)}, false, shp({dk, nkv, T}));
         v = g.op(dv * nkv * T, 4, {g.view(f)}, false, shp({dv * nkv, T}));
-      } else {  // phi3: strided views; rope allocates; V is stored from the view (contiguous copy without FA)
+      } else {  // phi3 (llama-graph.cpp build_qkv): strided views of the fused result; rope allocates
         q = g.view(f);
         k = g.view(f);
-        v = s.flash ? g.view(f) : g.op(dv * nkv * T, 4, {g.view(f)}, false, shp({dv * nkv, T}));
+        v = g.view(f);
       }
     } else {
       q = g.op(dk * nh * T, 4, {W, x}, false, shp({dk * nh, T}));
@@ -333,9 +333,12 @@ uint64_t gpu_compute_buffer(const Model& m, const GraphShape& s, bool with_outpu
       k = g.op(dk * nkv * T, 4, {k, pos, W}, true, shp({dk, nkv, T}));
     }
     if (gemma || phi3) q = g.op(dk * nh * T, 4, {q}, true, shp({dk, nh, T}));  // scale
-    // store into the cache: set_rows results are views of the cache (no allocation)
-    g.view(KV, {g.view(v), vidx});
+    // store into the cache (build_attn: cpy_k, then cpy_v): set_rows results are views of the cache (no
+    // allocation). Without flash attention the V cache is transposed and a strided V (a view of a fused QKV) is
+    // first made contiguous (llama-kv-cache.cpp cpy_v: ggml_cont_2d), after K's store has freed K.
     g.view(KV, {g.view(k), kidx});
+    if (phi3 && !s.flash) v = g.op(dv * nkv * T, 4, {g.view(v)}, false, shp({dv * nkv, T}));
+    g.view(KV, {g.view(v), vidx});
     int attn;
     if (s.flash) {
       uint64_t bytes = pad(4 * dv * nh * T, kCudaAlignment);
@@ -414,7 +417,8 @@ uint64_t gpu_compute_buffer(const Model& m, const GraphShape& s, bool with_outpu
       x = g.op(E * rows, 4, {x}, true, shp({E, rows}));
       x = g.op(E * rows, 4, {x, W}, true, shp({E, rows}));
     }
-    cur = g.op(E * rows, 4, {x, ffn_inp}, true, shp({E, rows}));
+    // the residual add; Phi-3 writes it as add(residual, cur), so the residual is the parent reused in place
+    cur = phi3 ? g.op(E * rows, 4, {ffn_inp, x}, true, shp({E, rows})) : g.op(E * rows, 4, {x, ffn_inp}, true, shp({E, rows}));
   }
   if (with_output) {
     int x = g.op(E * O, 4, {cur}, !gpt2, shp({E, O}));
