@@ -1,5 +1,7 @@
 #include "estimate/alloc_sim.hpp"
 
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace llmem::sim {
@@ -82,6 +84,8 @@ void CachingAllocator::free(uint64_t handle) {
   pool.insert({size, b.segment, offset});
 }
 
+Tracker::Tracker(bool simulate_allocator) : simulate_(simulate_allocator), debug_(std::getenv("LLMEM_DEBUG_TRACE") != nullptr) {}
+
 void Tracker::alloc(const std::string& name, uint64_t bytes) {
   if (bytes == 0) return;
   if (tensors_.count(name)) throw std::logic_error("estimator: tensor allocated twice: " + name);
@@ -90,6 +94,9 @@ void Tracker::alloc(const std::string& name, uint64_t bytes) {
   tensors_[name] = Live{size, handle};
   allocated_ += size;
   by_category_[category(name)] += size;
+  if (debug_)
+    std::fprintf(stderr, "a %s %llu %llu\n", name.c_str(), static_cast<unsigned long long>(size),
+                 static_cast<unsigned long long>(allocator_.reserved()));
   note_peak();
 }
 
@@ -99,6 +106,9 @@ void Tracker::free(const std::string& name) {
   allocated_ -= it->second.bytes;
   by_category_[category(name)] -= it->second.bytes;
   if (simulate_) allocator_.free(it->second.handle);
+  if (debug_)
+    std::fprintf(stderr, "f %s %llu %llu\n", name.c_str(), static_cast<unsigned long long>(it->second.bytes),
+                 static_cast<unsigned long long>(allocator_.reserved()));
   tensors_.erase(it);
 }
 

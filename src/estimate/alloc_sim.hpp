@@ -53,7 +53,9 @@ class CachingAllocator {
 // Live tensors by name; tracks the framework's allocated bytes and replays them through the allocator.
 class Tracker {
  public:
-  explicit Tracker(bool simulate_allocator = true) : simulate_(simulate_allocator) {}
+  // LLMEM_DEBUG_TRACE=1 prints every event (a/f, name, bytes, reserved after it) to stderr, for comparing the
+  // replayed sequence with a real allocator trace (bench/gpu/trace_cases.sh).
+  explicit Tracker(bool simulate_allocator = true);
   // Allocates `bytes` under `name` (names must be unique among live tensors).
   void alloc(const std::string& name, uint64_t bytes);
   void free(const std::string& name);
@@ -75,6 +77,7 @@ class Tracker {
   };
   void note_peak();
   bool simulate_;
+  bool debug_ = false;
   CachingAllocator allocator_;
   std::map<std::string, Live> tensors_;
   uint64_t allocated_ = 0, peak_allocated_ = 0;

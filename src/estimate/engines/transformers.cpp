@@ -21,6 +21,7 @@
 //  - the process total NVML sees: reserved memory plus the per-process CUDA context and library workspaces,
 //    measured per GPU (data/runtime_overheads.json).
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <string>
 
@@ -459,35 +460,38 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
   return v;
 }
 
+// The decoder layer a parameter belongs to ("model.layers.3.mlp.up_proj.weight", "transformer.h.3.attn..."),
+// or -1 for the embeddings, final norm and head.
+int64_t tensor_layer(const std::string& name) {
+  for (const char* key : {".layers.", ".h."}) {
+    const auto at = name.find(key);
+    if (at == std::string::npos) continue;
+    const auto start = at + std::strlen(key);
+    const auto end = name.find('.', start);
+    if (end == std::string::npos || end == start) continue;
+    int64_t n = 0;
+    for (auto i = start; i < end; ++i) {
+      if (name[i] < '0' || name[i] > '9') return -1;
+      n = n * 10 + (name[i] - '0');
+    }
+    return n;
+  }
+  return -1;
+}
+
+// One trainable parameter as the optimizer sees it: a name and its bytes in the trained dtype.
+struct Param {
+  std::string name;
+  uint64_t bytes;
+  int64_t layer;
+};
+
 uint64_t layer_param_bytes(const ArchModel& m, uint64_t layer, uint64_t bytes_per) {
   const std::string a = ".layers." + std::to_string(layer) + ".", b = ".h." + std::to_string(layer) + ".";
   uint64_t n = 0;
   for (const auto& t : m.tensors)
     if (t.name.find(a) != std::string::npos || t.name.find(b) != std::string::npos) n += t.numel();
   return mul(n, bytes_per);
-}
-
-struct LoraShape {
-  uint64_t params_per_layer = 0, largest = 0;
-};
-
-LoraShape lora_shape(const TrainCtx& c) {
-  const auto& g = c.g;
-  LoraShape s;
-  auto add = [&](const char* mod, uint64_t in, uint64_t out) {
-    if (!targets(c, mod)) return;
-    const uint64_t n = c.w.lora_r * (in + out);
-    s.params_per_layer += n;
-    s.largest = std::max({s.largest, c.w.lora_r * in, c.w.lora_r * out});
-  };
-  add("q_proj", g.hidden, g.q_dim);
-  add("k_proj", g.hidden, g.k_dim);
-  add("v_proj", g.hidden, g.v_dim);
-  add("o_proj", g.q_dim, g.hidden);
-  add("gate_proj", g.hidden, g.ffn);
-  add("up_proj", g.hidden, g.ffn);
-  add("down_proj", g.ffn, g.hidden);
-  return s;
 }
 
 void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w) {
@@ -501,18 +505,31 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     t.alloc("weights/untied_head", mul(V, H, c.p));
     t.free("weights/untied_head");
   }
-  uint64_t trainable = 0, largest = 0;
-  const LoraShape ls = lora_shape(c);
+  // The trainable parameters in model.parameters() order, which is the order of the optimizer's loops and of
+  // its lazily created states. Each is its own allocation (its weight, its .grad, its exp_avg and exp_avg_sq):
+  // one block per tensor, not one per layer, is what the caching allocator sees and splits.
+  std::vector<Param> params;
   if (c.lora) {
-    trainable = mul(ls.params_per_layer, g.layers, 4);  // peft keeps adapters in fp32
-    largest = ls.largest * 4;
-    t.alloc("lora/adapters", trainable);
+    // peft keeps adapters in fp32: lora_A [r, in] then lora_B [out, r] per targeted module, in module order
+    const std::pair<const char*, std::pair<uint64_t, uint64_t>> mods[] = {
+        {"q_proj", {g.hidden, g.q_dim}},   {"k_proj", {g.hidden, g.k_dim}}, {"v_proj", {g.hidden, g.v_dim}},
+        {"o_proj", {g.q_dim, g.hidden}},   {"gate_proj", {g.hidden, g.ffn}}, {"up_proj", {g.hidden, g.ffn}},
+        {"down_proj", {g.ffn, g.hidden}}};
+    for (uint64_t layer = 0; layer < g.layers; ++layer)
+      for (const auto& [mod, io] : mods) {
+        if (!targets(c, mod)) continue;
+        params.push_back({fmt::format("{}.{}.lora_A", layer, mod), mul(w.lora_r, io.first, 4), static_cast<int64_t>(layer)});
+        params.push_back({fmt::format("{}.{}.lora_B", layer, mod), mul(w.lora_r, io.second, 4), static_cast<int64_t>(layer)});
+      }
+    for (const auto& prm : params) t.alloc("lora/" + prm.name, prm.bytes);
   } else {
-    for (const auto& tt : m.tensors) {
-      trainable += tt.numel() * c.p;
-      largest = std::max(largest, tt.numel() * c.p);
-    }
+    for (const auto& tt : m.tensors) params.push_back({tt.name, mul(tt.numel(), c.p), tensor_layer(tt.name)});
   }
+  auto is_head_or_embedding = [&](const Param& prm) {
+    return prm.layer < 0 && (prm.name.find("embed_tokens") != std::string::npos || prm.name.find("wte") != std::string::npos ||
+                             prm.name.find("word_embeddings") != std::string::npos || prm.name.find("lm_head") != std::string::npos ||
+                             prm.name.find("embed_out") != std::string::npos);
+  };
   // autocast keeps a bf16 copy of every fp32 weight a matmul saves for backward
   uint64_t linear_params = 0;
   for (const auto& tt : m.tensors)
@@ -588,8 +605,9 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
       }
       // the MLP's backward holds gradients of its intermediates while they are consumed
       t.alloc(fmt::format("activations/{}/grad_mlp", i), mul(T, g.ffn, 2 * 2));
-      if (c.lora) t.alloc(fmt::format("gradients/{}", i), mul(ls.params_per_layer, 4));
-      else t.alloc(fmt::format("gradients/{}", i), layer_param_bytes(m, i, c.p));
+      // AccumulateGrad creates each .grad as its layer's backward reaches it (last parameter first)
+      for (auto it = params.rbegin(); it != params.rend(); ++it)
+        if (it->layer == static_cast<int64_t>(i)) t.alloc("gradients/" + it->name, it->bytes);
       t.free(fmt::format("activations/{}/grad_mlp", i));
       for (const auto& [n, b] : saved[i]) t.free(fmt::format("saved_activations/{}/{}", i, n));
       t.free(fmt::format("saved_activations/{}/bf16_weights", i));
@@ -604,7 +622,9 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
         t.free("gradients/embedding_new");
         t.free("gradients/embedding");
       }
-      // other small parameters (norms, positions) are within the layer and final-norm gradients
+      // the other parameters outside the layers (final norm, position embeddings)
+      for (const auto& prm : params)
+        if (prm.layer < 0 && !is_head_or_embedding(prm)) t.alloc("gradients/" + prm.name, prm.bytes);
     }
     t.free("activations/grad_hidden");
     t.free("inputs/ids");
@@ -612,15 +632,23 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     // optimizer step
     t.set_phase(fmt::format("step {} optimizer", step));
     if (w.optimizer == OptimizerKind::kAdamW) {
-      if (step == 1) t.alloc("optimizer_states/adamw", mul(trainable, 2));
-      // torch.optim.AdamW(fused=False): the single-tensor loop; exp_avg_sq.sqrt() / bias_correction per tensor
-      t.alloc("optimizer_temp/sqrt", largest);
-      t.alloc("optimizer_temp/denom", largest);
-      t.free("optimizer_temp/sqrt");
-      t.free("optimizer_temp/denom");
+      // torch/optim/adam.py: _init_group creates exp_avg then exp_avg_sq (zeros_like) for each parameter on the
+      // first step; AdamW(fused=False) on bf16/fp32 parameters runs _single_tensor_adam, where
+      // (exp_avg_sq.sqrt() / bias_correction2_sqrt) allocates two temporaries per parameter, freed at once
+      if (step == 1)
+        for (const auto& prm : params) {
+          t.alloc("optimizer_states/" + prm.name + "/exp_avg", prm.bytes);
+          t.alloc("optimizer_states/" + prm.name + "/exp_avg_sq", prm.bytes);
+        }
+      for (const auto& prm : params) {
+        t.alloc("optimizer_temp/sqrt", prm.bytes);
+        t.alloc("optimizer_temp/denom", prm.bytes);
+        t.free("optimizer_temp/sqrt");
+        t.free("optimizer_temp/denom");
+      }
     }
     // zero_grad(set_to_none=True)
-    for (uint64_t i = 0; i < g.layers; ++i) t.free(fmt::format("gradients/{}", i));
+    for (const auto& prm : params) t.free("gradients/" + prm.name);
     for (const char* n : {"gradients/lm_head", "gradients/embedding", "gradients/embedding_new", "gradients/embedding_sum"}) t.free(n);
   }
 }
@@ -656,7 +684,7 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
       {"workspace", "cuBLAS workspaces from the caching allocator (32 MiB per handle and stream)"},
       {"gradients", "parameter gradients, in the parameters' dtype"},
       {"optimizer_states", "AdamW exp_avg and exp_avg_sq, in the parameters' dtype"},
-      {"optimizer_temp", "AdamW's per-tensor temporaries (sqrt and division of the largest tensor)"},
+      {"optimizer_temp", "AdamW's per-tensor temporaries (sqrt and division of one parameter at a time)"},
       {"lora", "LoRA adapter weights (fp32, as peft keeps them)"},
       {"saved_activations", "tensors autograd keeps for backward"},
       {"loss", "cross-entropy's fp32 log-softmax and its gradient"},
