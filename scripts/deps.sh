@@ -4,7 +4,7 @@ set -euo pipefail
 PACKAGES=(
   cmake ninja-build g++ pkg-config git
   nlohmann-json3-dev libcli11-dev libfmt-dev libcurl4-openssl-dev libcairo2-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev liblzma-dev
   clang libclang-rt-dev python3 fonts-dejavu-core util-linux
 )
 missing=()

@@ -30,7 +30,9 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
   auto it = pool.lower_bound({size, 0, 0});
   uint64_t seg_id, offset, block_size;
   if (it != pool.end()) {
-    std::tie(block_size, seg_id, offset) = *it;
+    uint64_t rank;
+    std::tie(block_size, rank, offset) = *it;
+    seg_id = segment_of_rank(rank);
     pool.erase(it);
     segments_[seg_id].free_blocks.erase(offset);
   } else {
@@ -48,7 +50,7 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
   uint64_t used = split ? size : block_size;
   if (split) {
     segments_[seg_id].free_blocks[offset + size] = remaining;
-    pool.insert({remaining, seg_id, offset + size});
+    pool.insert({remaining, rank_of_segment(seg_id), offset + size});
   }
   const uint64_t h = next_handle_++;
   live_[h] = Block{seg_id, offset, used, small};
@@ -65,7 +67,7 @@ void CachingAllocator::free(uint64_t handle) {
   uint64_t offset = b.offset, size = b.size;
   // merge with the following free block
   if (auto next = seg.free_blocks.find(offset + size); next != seg.free_blocks.end()) {
-    pool.erase({next->second, b.segment, next->first});
+    pool.erase({next->second, rank_of_segment(b.segment), next->first});
     size += next->second;
     seg.free_blocks.erase(next);
   }
@@ -74,14 +76,14 @@ void CachingAllocator::free(uint64_t handle) {
   if (prev != seg.free_blocks.begin()) {
     --prev;
     if (prev->first + prev->second == offset) {
-      pool.erase({prev->second, b.segment, prev->first});
+      pool.erase({prev->second, rank_of_segment(b.segment), prev->first});
       offset = prev->first;
       size += prev->second;
       seg.free_blocks.erase(prev);
     }
   }
   seg.free_blocks[offset] = size;
-  pool.insert({size, b.segment, offset});
+  pool.insert({size, rank_of_segment(b.segment), offset});
 }
 
 Tracker::Tracker(bool simulate_allocator) : simulate_(simulate_allocator), debug_(std::getenv("LLMEM_DEBUG_TRACE") != nullptr) {}

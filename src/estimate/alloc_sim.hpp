@@ -45,7 +45,11 @@ class CachingAllocator {
   uint64_t next_handle_ = 1, next_segment_ = 1;
   std::map<uint64_t, Block> live_;
   std::map<uint64_t, Segment> segments_;
-  // (size, segment, offset) of free blocks, per pool, for best fit
+  // (size, address rank, offset) of free blocks, per pool, for best fit. PyTorch orders free blocks by size and
+  // then address; the driver hands out each new segment below the previous one (bench/data/traces: 95 % of
+  // the large segments in 40 real traces), so among equal sizes the newest segment has the lowest address.
+  static uint64_t rank_of_segment(uint64_t segment) { return ~segment; }
+  static uint64_t segment_of_rank(uint64_t rank) { return ~rank; }
   std::set<std::tuple<uint64_t, uint64_t, uint64_t>> free_small_, free_large_;
   uint64_t reserved_ = 0, peak_reserved_ = 0;
 };

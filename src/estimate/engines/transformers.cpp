@@ -580,16 +580,17 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     t.free("logits/logits");
     // backward
     t.set_phase(fmt::format("step {} backward", step));
-    if (!workspace_bwd) {
-      t.alloc("workspace/cublas_bwd", kCublasWorkspace);  // the autograd thread's own cuBLAS handle
-      workspace_bwd = true;
-    }
     t.alloc("loss/grad_log_softmax", mul(T, V, 4));
     t.alloc("loss/grad_logits_f32", mul(T, V, 4));
     t.free("loss/grad_log_softmax");
     t.free("loss/log_softmax");
     t.alloc("loss/grad_logits", mul(T, V, 2));
     t.free("loss/grad_logits_f32");
+    if (!workspace_bwd) {
+      // the autograd thread's own cuBLAS handle takes its workspace at its first matmul: the LM head's
+      t.alloc("workspace/cublas_bwd", kCublasWorkspace);
+      workspace_bwd = true;
+    }
     t.free("saved_activations/softcap_tanh");
     if (!c.lora && m.tied.empty()) t.alloc("gradients/lm_head", mul(V, H, c.p));
     if (!c.lora && !m.tied.empty()) t.alloc("gradients/embedding", mul(V, H, c.p));
