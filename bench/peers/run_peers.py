@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""For every llama.cpp run in bench/data/llamacpp_buffers_h200.jsonl that logged buffer sizes, run
+"""For every llama.cpp run that logged buffer sizes (peer_runs.py: bench/data/llamacpp_buffers_h200.jsonl and
+bench/data/llamacpp_memory_h200.jsonl, one record per run id), run
 node-llama-cpp's estimate (bench/peers/node_llama_cpp_estimate.mjs) and llmem's estimate on the
 rebuilt GGUF (bench/peers/rebuild_gguf_headers.py -> /tmp/peer-ggufs) with the same options, and
 write bench/peers/node_llama_cpp_estimates.jsonl (one line per run id).
@@ -10,7 +11,8 @@ import argparse, json, os, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, '..', '..'))
-RUNS = os.path.join(ROOT, 'bench', 'data', 'llamacpp_buffers_h200.jsonl')
+sys.path.insert(0, HERE)
+from peer_runs import load_runs  # noqa: E402
 
 
 def main():
@@ -20,13 +22,8 @@ def main():
     ap.add_argument('--node', default='node')
     ap.add_argument('--out', default=os.path.join(HERE, 'node_llama_cpp_estimates.jsonl'))
     a = ap.parse_args()
-    runs = []
-    for line in open(RUNS):
-        r = json.loads(line)
-        ll = r.get('llama_log') or {}
-        if not ll.get('model_buffer_mib'):
-            continue  # Phi-3 runs logged no buffers
-        runs.append(r)
+    runs_by_id, source = load_runs()
+    runs = list(runs_by_id.values())
     cases = []
     for r in runs:
         ngl = -1 if r['n_gpu_layers'] >= 999 else r['n_gpu_layers']
@@ -48,9 +45,10 @@ def main():
         for r, c in zip(runs, cases):
             cmd = [a.llmem, 'estimate', c['file'], '--engine', 'llamacpp', '--ctx', str(c['n_ctx']),
                    '--flash-attn', r['flash_attn'], '--cache-type-k', r['cache_type_k'],
-                   '--cache-type-v', r['cache_type_v'], '--ngl', str(c['ngl']), '--json']
+                   '--cache-type-v', r['cache_type_v'], '--ngl', str(c['ngl']),
+                   '--batch', str(r['n_batch']), '--ubatch', str(r['n_ubatch']), '--json']
             e = subprocess.run(cmd, capture_output=True, text=True)
-            rec = {'id': r['id'], 'model': r['model'], 'scheme': r['scheme'], 'n_ctx': r['n_ctx'],
+            rec = {'id': r['id'], 'run_record_from': source[r['id']], 'model': r['model'], 'scheme': r['scheme'], 'n_ctx': r['n_ctx'],
                    'flash_attn': r['flash_attn'], 'cache_type_k': r['cache_type_k'],
                    'cache_type_v': r['cache_type_v'], 'n_gpu_layers': r['n_gpu_layers'],
                    'n_ubatch': r['n_ubatch'], 'n_batch': r['n_batch'], 'gguf_file': r['gguf_file'],
