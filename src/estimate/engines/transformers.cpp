@@ -97,6 +97,7 @@ struct Ctx {
   uint64_t s;        // bytes per activation element
   uint64_t batch;
   bool eager;
+  bool bf16 = false;  // activations in bfloat16 (F.softmax's fused half->float path exists for float16 only)
 };
 
 // A norm over `rows` rows of width `width`: the transient of computing it, then its output `out`.
@@ -172,16 +173,25 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
       c.t.alloc(L(layer, "k_rep"), mul(c.batch, kv_len, g.heads * g.head_dim, c.s));
       c.t.alloc(L(layer, "v_rep"), mul(c.batch, kv_len, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), c.s));
     }
+    // bloom (BloomAttention.forward) keeps its scores and masked scores in locals until it returns
+    const bool bloom = g.family == "bloom";
     const uint64_t scores = mul(c.batch, g.heads, q_len, kv_len);
     c.t.alloc(L(layer, "scores"), mul(scores, c.s));
     c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
-    c.t.free(L(layer, "scores"));
+    if (!bloom) c.t.free(L(layer, "scores"));
+    // F.softmax(x, dtype=float32): for a float16 x on CUDA one fused kernel writes the fp32 result
+    // (at::_softmax with half_to_float); a bfloat16 x is cast to fp32 first, so both fp32 tensors exist
+    if (c.bf16) c.t.alloc(L(layer, "softmax_in_f32"), mul(scores, 4));
     c.t.alloc(L(layer, "softmax_f32"), mul(scores, 4));
-    if (c.s < 4) c.t.alloc(L(layer, "probs"), mul(scores, c.s));
-    c.t.free(L(layer, "softmax_f32"));
-    c.t.free(L(layer, "scores_masked"));
+    c.t.free(L(layer, "softmax_in_f32"));
+    if (c.s < 4) {
+      c.t.alloc(L(layer, "probs"), mul(scores, c.s));
+      c.t.free(L(layer, "softmax_f32"));
+    }
+    if (!bloom) c.t.free(L(layer, "scores_masked"));
     c.t.alloc(L(layer, "attn"), mul(T, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), c.s));
-    c.t.free(L(layer, "probs"));
+    // the probabilities (probs, or softmax_f32 itself in fp32) are returned as attn_weights: the decoder layer
+    // holds them until it returns (see decoder_layer)
     c.t.free(L(layer, "k_rep"));
     c.t.free(L(layer, "v_rep"));
   } else {
@@ -195,6 +205,8 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
   c.t.free(L(layer, "attn"));
   c.t.alloc(out, mul(T, g.hidden, c.s));  // o_proj
   c.t.free(L(layer, "attn_contig"));
+  c.t.free(L(layer, "scores"));
+  c.t.free(L(layer, "scores_masked"));
   (void)in;
 }
 
@@ -237,9 +249,22 @@ void mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
 
 // One decoder layer: hidden state `in` -> `out`. The caller's loop variable keeps `in` alive for the whole call
 // (`hidden_states = layer(hidden_states, ...)`), and the model keeps `inputs_embeds` until its forward returns.
+// Eager attention's weights (attn_weights) live as long as the decoder layer's call (`hidden_states, _ =
+// self.self_attn(...)`); bloom's block returns them in its outputs tuple, which the model's loop variable holds
+// until the next block returns, so there they outlive one more layer.
+void free_attn_weights(Ctx& c, uint64_t layer) {
+  c.t.free(L(layer, "probs"));
+  c.t.free(L(layer, "softmax_f32"));
+}
+
 void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const std::string& in, const std::string& out,
                    const std::function<void()>& update_cache) {
   (void)in;  // alive for the whole call; the caller frees it
+  const bool bloom = c.g.family == "bloom";
+  auto end_of_layer = [&] {
+    if (!bloom) free_attn_weights(c, layer);
+    else if (layer > 0) free_attn_weights(c, layer - 1);
+  };
   const uint64_t T = mul(c.batch, q_len);
   c.t.set_phase(fmt::format("layer {} ({} tokens)", layer, q_len));
   norm(c, L(layer, "norm1"), T, c.g.hidden, L(layer, "norm1_tmp"));
@@ -253,6 +278,7 @@ void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, cons
     c.t.free(L(layer, "mlp_out"));
     c.t.alloc(out, mul(T, c.g.hidden, c.s));
     c.t.free(L(layer, "sum"));
+    end_of_layer();
     return;
   }
   c.t.free(L(layer, "norm1"));
@@ -264,6 +290,7 @@ void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, cons
   c.t.alloc(out, mul(T, c.g.hidden, c.s));
   c.t.free(L(layer, "mlp_out"));
   c.t.free(L(layer, "resid1"));
+  end_of_layer();
 }
 
 uint64_t weight_bytes_in(const ArchModel& m, DType dtype) {
@@ -290,7 +317,7 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
   const uint64_t s = dtype_info(w.dtype).block_bytes;
   const std::string attn = w.attn.empty() ? default_attention(g) : w.attn;
   attn_used = attn;
-  Ctx c{t, g, s, w.batch, attn == "eager" || materialises_scores(g)};
+  Ctx c{t, g, s, w.batch, attn == "eager" || materialises_scores(g), w.dtype == DType::BF16};
   load_weights(t, m, w.dtype);
   if (!m.tied.empty() && w.from_config) {
     // from_config builds lm_head, then ties it to the embedding: one untied copy lives until the tie
@@ -327,6 +354,7 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
   t.set_phase("final norm and LM head");
   const uint64_t logit_rows = generate ? B : mul(B, P);
   norm(c, "activations/final_norm", generate ? mul(B, P) : mul(B, P), g.hidden, "activations/final_norm_tmp");
+  free_attn_weights(c, g.layers - 1);  // bloom: the last block's outputs, released when the base model returns
   t.alloc("logits/logits", mul(logit_rows, g.vocab, s));
   t.free("activations/final_norm");
   t.free(h);
