@@ -44,11 +44,13 @@ struct Geometry {
   uint64_t experts = 0, top_k = 0, moe_ffn = 0;
   std::vector<uint64_t> window;  // per layer: sliding window in tokens, 0 = full
   std::string family;
+  std::string activation;
 };
 
 Geometry geometry(const ModelFacts& f) {
   Geometry g{};
   g.family = f.family;
+  g.activation = f.activation;
   g.layers = f.n_layers;
   g.hidden = f.hidden;
   g.heads = f.n_heads;
@@ -176,6 +178,18 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
     // bloom (BloomAttention.forward) keeps its scores and masked scores in locals until it returns
     const bool bloom = g.family == "bloom";
     const uint64_t scores = mul(c.batch, g.heads, q_len, kv_len);
+    if (g.family == "gpt2") {
+      // GPT-2's own eager path (modeling_gpt2.py): scores / sqrt(d) and torch.where(causal, ...) each make a new
+      // tensor, and the softmax runs in the model dtype (no fp32 upcast)
+      c.t.alloc(L(layer, "scores"), mul(scores, c.s));
+      c.t.alloc(L(layer, "scores_scaled"), mul(scores, c.s));
+      c.t.free(L(layer, "scores"));
+      c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
+      c.t.free(L(layer, "scores_scaled"));
+      c.t.alloc(L(layer, "probs"), mul(scores, c.s));
+      c.t.free(L(layer, "scores_masked"));
+      c.t.alloc(L(layer, "attn"), mul(T, g.q_dim, c.s));
+    } else {
     c.t.alloc(L(layer, "scores"), mul(scores, c.s));
     c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
     if (!bloom) c.t.free(L(layer, "scores"));
@@ -190,6 +204,7 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
     }
     if (!bloom) c.t.free(L(layer, "scores_masked"));
     c.t.alloc(L(layer, "attn"), mul(T, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), c.s));
+    }
     // the probabilities (probs, or softmax_f32 itself in fp32) are returned as attn_weights: the decoder layer
     // holds them until it returns (see decoder_layer)
     c.t.free(L(layer, "k_rep"));
@@ -240,7 +255,28 @@ void mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
   } else {
     // fc2(act(fc1(x)))
     c.t.alloc(L(layer, "fc1"), n);
-    c.t.alloc(L(layer, "act"), n);
+    const std::string& a = g.activation;
+    if (a == "gelu_new" || a == "gelu_fast" || a == "gelu_pytorch_tanh_python") {
+      // NewGELUActivation in Python (activations.py), evaluated left to right, each op a new tensor:
+      // 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
+      c.t.alloc(L(layer, "gelu_half"), n);   // 0.5 * x
+      c.t.alloc(L(layer, "gelu_cube"), n);   // x^3
+      c.t.alloc(L(layer, "gelu_cube_s"), n); // 0.044715 * x^3
+      c.t.free(L(layer, "gelu_cube"));
+      c.t.alloc(L(layer, "gelu_inner"), n);  // x + ...
+      c.t.free(L(layer, "gelu_cube_s"));
+      c.t.alloc(L(layer, "gelu_scaled"), n); // sqrt(2/pi) * (...)
+      c.t.free(L(layer, "gelu_inner"));
+      c.t.alloc(L(layer, "gelu_tanh"), n);
+      c.t.free(L(layer, "gelu_scaled"));
+      c.t.alloc(L(layer, "gelu_onep"), n);   // 1 + tanh
+      c.t.free(L(layer, "gelu_tanh"));
+      c.t.alloc(L(layer, "act"), n);
+      c.t.free(L(layer, "gelu_half"));
+      c.t.free(L(layer, "gelu_onep"));
+    } else {
+      c.t.alloc(L(layer, "act"), n);
+    }
     c.t.free(L(layer, "fc1"));
     c.t.alloc(out, mul(T, g.hidden, c.s));
     c.t.free(L(layer, "act"));
