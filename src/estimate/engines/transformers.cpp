@@ -100,6 +100,7 @@ struct Ctx {
   uint64_t batch;
   bool eager;
   bool bf16 = false;  // activations in bfloat16 (F.softmax's fused half->float path exists for float16 only)
+  bool math_sdpa = false;  // SDPA dispatches to PyTorch's math backend (see attention)
 };
 
 // A norm over `rows` rows of width `width`: the transient of computing it, then its output `out`.
@@ -155,7 +156,37 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
   const std::string q = g.rope ? L(layer, "q_emb") : L(layer, "q");
   const uint64_t rep = g.heads / std::max<uint64_t>(1, g.kv_heads);
   const bool math_sdpa = !c.eager && c.s == 4 && rep > 1;
-  if (math_sdpa) {
+  if (c.math_sdpa) {
+    // PyTorch's math SDPA (aten _scaled_dot_product_attention_math) on 16-bit inputs: it upcasts q, k and v to
+    // fp32 (k and v expanded to every head), scales q, computes fp32 scores, a safe softmax (its all-masked-row
+    // check is a bool tensor), returns the weights cast back and the output through an fp32 matmul. The order and
+    // lifetimes follow a recorded allocator trace of falcon-7b (bench/data/traces).
+    const uint64_t eh = mul(c.batch, g.heads, q_len, g.head_dim), ekv = mul(c.batch, g.heads, kv_len, g.head_dim);
+    const uint64_t es = mul(c.batch, g.heads, q_len, kv_len);
+    c.t.alloc(L(layer, "sdpa_mask"), mul(c.batch, q_len, kv_len, c.s));
+    c.t.alloc(L(layer, "q32"), mul(eh, 4));
+    c.t.alloc(L(layer, "k32"), mul(ekv, 4));
+    c.t.alloc(L(layer, "v32"), mul(ekv, 4));
+    c.t.alloc(L(layer, "q32_scaled"), mul(eh, 4));
+    c.t.alloc(L(layer, "scores32"), mul(es, 4));
+    c.t.free(L(layer, "q32_scaled"));
+    c.t.free(L(layer, "k32"));
+    c.t.alloc(L(layer, "softmax32"), mul(es, 4));
+    c.t.alloc(L(layer, "all_masked"), es);
+    c.t.free(L(layer, "all_masked"));
+    c.t.free(L(layer, "scores32"));
+    c.t.alloc(L(layer, "weights_cast"), mul(es, c.s));
+    c.t.alloc(L(layer, "out32"), mul(eh, 4));
+    c.t.alloc(L(layer, "out32_b"), mul(eh, 4));
+    c.t.free(L(layer, "out32"));
+    c.t.alloc(L(layer, "attn"), mul(T, g.q_dim, c.s));
+    c.t.free(L(layer, "out32_b"));
+    c.t.free(L(layer, "softmax32"));
+    c.t.free(L(layer, "q32"));
+    c.t.free(L(layer, "v32"));
+    c.t.free(L(layer, "weights_cast"));
+    c.t.free(L(layer, "sdpa_mask"));
+  } else if (math_sdpa) {
     // torch's math backend: K/V repeated for GQA, scores, causal bias added, softmax, each a new tensor
     c.t.alloc(L(layer, "k_rep"), mul(c.batch, kv_len, g.heads * g.head_dim, c.s));
     c.t.alloc(L(layer, "v_rep"), mul(c.batch, kv_len, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), c.s));
@@ -353,7 +384,9 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
   const uint64_t s = dtype_info(w.dtype).block_bytes;
   const std::string attn = w.attn.empty() ? default_attention(g) : w.attn;
   attn_used = attn;
-  Ctx c{t, g, s, w.batch, attn == "eager" || materialises_scores(g), w.dtype == DType::BF16};
+  // falcon under "sdpa": the allocator traces show PyTorch's math backend (bench/data/traces, falcon-7b)
+  const bool falcon_math = g.family == "falcon" && attn == "sdpa" && s < 4;
+  Ctx c{t, g, s, w.batch, !falcon_math && (attn == "eager" || materialises_scores(g)), w.dtype == DType::BF16, falcon_math};
   load_weights(t, m, w.dtype);
   if (!m.tied.empty() && w.from_config) {
     // from_config builds lm_head, then ties it to the embedding: one untied copy lives until the tie
