@@ -267,6 +267,43 @@ def build_scenarios():
         _train(PHI2, "bf16", 1, 1024, False, train="lora", lora_r=16, tier=2),
     ]
 
+    return _checked(s)
+
+
+def build_holdout():
+    """Held-out scenarios (tier 3): shapes and model/mode combinations that are not in build_scenarios(), measured
+    once, after the estimator's mechanisms were set, to show how it does on runs it was not developed against
+    (bench/data/transformers_holdout.jsonl). They are not used to develop the estimator."""
+    s = [
+        _gen(Q3, "bf16", 2, 2048, 64, tier=3),
+        _gen(G2, "bf16", 8, 512, 64, tier=3),
+        _gen(TL, "fp32", 2, 1536, 64, tier=3),
+        _gen(MIS, "bf16", 8, 1024, 64, tier=3),
+        _gen(FAL, "bf16", 2, 2048, 32, tier=3),
+        _gen(Q7, "fp16", 2, 1024, 64, tier=3),
+        _fwd(PHI3, "bf16", 2, 4096, tier=3),
+        _fwd(PY, "bf16", 8, 1024, tier=3),
+        _fwd(OPT, "fp16", 8, 2048, tier=3),
+        _fwd(BLOOM, "bf16", 8, 1024, tier=3),
+        _fwd(YI, "bf16", 2, 2048, tier=3),
+        _train(Q05, "bf16", 2, 1024, False, tier=3),
+        _train(PY, "bf16", 2, 1024, False, tier=3),
+        _train(PHI2, "bf16", 2, 1024, False, optimizer="sgd", tier=3),
+        _train(G2, "amp-bf16", 2, 1024, True, tier=3),
+        _train(GPT2M, "amp-bf16", 2, 1024, False, tier=3),
+        _train(TL, "bf16", 8, 1024, True, tier=3),
+        _train(L31, "bf16", 2, 2048, True, train="lora", lora_r=16, tier=3),
+        _train(Q7, "bf16", 1, 2048, False, train="lora", lora_r=8, tier=3),
+        _train(PHI3, "amp-bf16", 1, 1024, True, tier=3),
+    ]
+    main_ids = {sc["id"] for sc in build_scenarios()}
+    for sc in s:
+        if sc["id"] in main_ids:
+            raise ValueError(f"held-out scenario {sc['id']} is also in the main set")
+    return _checked(s)
+
+
+def _checked(s):
     # sanity: positions, unique ids, estimates
     seen = set()
     for sc in s:

@@ -6,10 +6,11 @@
 # must give the measured max_memory_reserved.
 #
 #   bash bench/gpu/trace_cases.sh OUTDIR [measure_transformers.py options...]
+#   TRACE_LIST=bench/gpu/trace_cases_2.txt bash bench/gpu/trace_cases.sh OUTDIR ...   (another list)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: trace_cases.sh OUTDIR [options]}; shift
 mkdir -p "$out/traces"
-only=$(grep -v '^#' "$here/trace_cases.txt" | paste -sd, -)
+only=$(grep -v '^#' "${TRACE_LIST:-$here/trace_cases.txt}" | paste -sd, -)
 LLMEM_TRACE_DIR="$out/traces" exec python3 "$here/measure_transformers.py" --out "$out/transformers_traces.jsonl" \
   --only "$only" --no-retry "$@"
