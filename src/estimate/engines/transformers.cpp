@@ -548,9 +548,18 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
   } else {
     const std::string& a = c.f.activation;
     const bool python_gelu = a == "gelu_new" || a == "gelu_fast" || a == "gelu_pytorch_tanh_python";
-    add("mlp_fc1_out", mul(is, 2));                       // the activation keeps its input
-    if (python_gelu)  // NewGELU in Python keeps tanh, 0.5*x and 1+tanh
-      for (const char* part : {"mlp_gelu_tanh", "mlp_gelu_half", "mlp_gelu_onep"}) add(part, mul(is, 2));
+    if (python_gelu && c.amp) {
+      // NewGELU under autocast: pow is an fp32 op, so x is cast to fp32 and pow keeps that cast (not x); the
+      // chain after it runs in fp32, so tanh's output and 1 + tanh are fp32; 0.5 * x stays bf16
+      add("mlp_fc1_out_f32", mul(is, 4));
+      add("mlp_gelu_tanh", mul(is, 4));
+      add("mlp_gelu_onep", mul(is, 4));
+      add("mlp_gelu_half", mul(is, 2));
+    } else {
+      add("mlp_fc1_out", mul(is, 2));                     // the activation keeps its input
+      if (python_gelu)  // NewGELU in Python keeps tanh, 0.5*x and 1+tanh
+        for (const char* part : {"mlp_gelu_tanh", "mlp_gelu_half", "mlp_gelu_onep"}) add(part, mul(is, 2));
+    }
     if (full || python_gelu) add("mlp_act_out", mul(is, 2));  // fc2 keeps its input
   }
   if (c.f.resid_dropout) add("dropout_mask2", hs);
