@@ -45,12 +45,15 @@ struct Geometry {
   std::vector<uint64_t> window;  // per layer: sliding window in tokens, 0 = full
   std::string family;
   std::string activation;
+  uint64_t rot_dims = 0;  // rotated part of each head (partial rotary: phi, gpt-neox)
 };
 
 Geometry geometry(const ModelFacts& f) {
   Geometry g{};
   g.family = f.family;
   g.activation = f.activation;
+  g.rot_dims = static_cast<uint64_t>(static_cast<double>(f.head_dim) * f.partial_rotary);
+  if (g.rot_dims == 0 || g.rot_dims > f.head_dim) g.rot_dims = f.head_dim;
   g.layers = f.n_layers;
   g.hidden = f.hidden;
   g.heads = f.n_heads;
@@ -134,24 +137,34 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
   c.t.alloc(L(layer, "q"), mul(T, g.q_dim, c.s));
   c.t.alloc(L(layer, "k"), mul(T, g.k_dim, c.s));
   c.t.alloc(L(layer, "v"), mul(T, g.v_dim, c.s));
+  const bool partial_rope = g.rope && g.rot_dims < g.head_dim;
   if (g.rope) {
-    // q_embed = q * cos + rotate_half(q) * sin, then the same for k
+    // q_embed = q * cos + rotate_half(q) * sin, then the same for k; rotate_half = cat(-x2, x1). With partial
+    // rotary (phi, gpt-neox) only the first rot_dims of each head are rotated, then cat((rot, pass)) rebuilds the
+    // full tensor; the pass view keeps the projection's output alive until the attention returns.
     for (const char* which : {"q", "k"}) {
-      const uint64_t n = mul(T, which[0] == 'q' ? g.q_dim : g.k_dim, c.s);
+      const uint64_t heads = which[0] == 'q' ? g.heads : (g.k_dim / std::max<uint64_t>(1, g.head_dim));
+      const uint64_t n = mul(T, heads, g.rot_dims, c.s);
       const std::string base = L(layer, which);
       c.t.alloc(base + "_cos", n);
+      c.t.alloc(base + "_neg", n / 2);
       c.t.alloc(base + "_rot", n);
+      c.t.free(base + "_neg");
       c.t.alloc(base + "_rotsin", n);
       c.t.free(base + "_rot");
-      c.t.alloc(base + "_emb", n);
+      c.t.alloc(base + (partial_rope ? "_emb_rot" : "_emb"), n);
       c.t.free(base + "_cos");
       c.t.free(base + "_rotsin");
-      c.t.free(base);
+      if (!partial_rope) c.t.free(base);
+    }
+    if (partial_rope) {
+      c.t.alloc(L(layer, "q_emb"), mul(T, g.q_dim, c.s));
+      c.t.alloc(L(layer, "k_emb"), mul(T, g.k_dim, c.s));
     }
   }
   update_cache();  // cache.update(k, v): the cat copies now; the caller frees the uncached k and v
   c.t.free(L(layer, "k_emb"));
-  c.t.free(L(layer, "k"));
+  if (!partial_rope) c.t.free(L(layer, "k"));
   c.t.free(L(layer, "v"));
   const std::string q = g.rope ? L(layer, "q_emb") : L(layer, "q");
   const uint64_t rep = g.heads / std::max<uint64_t>(1, g.kv_heads);
@@ -222,8 +235,15 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
       c.t.alloc(L(layer, "attn"), mul(T, g.q_dim, c.s));
     } else {
     c.t.alloc(L(layer, "scores"), mul(scores, c.s));
-    c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
-    if (!bloom) c.t.free(L(layer, "scores"));
+    if (!bloom) {
+      // eager_attention_forward: torch.matmul(q, k^T) * scaling, then + mask: each a new tensor
+      c.t.alloc(L(layer, "scores_scaled"), mul(scores, c.s));
+      c.t.free(L(layer, "scores"));
+      c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
+      c.t.free(L(layer, "scores_scaled"));
+    } else {
+      c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
+    }
     // F.softmax(x, dtype=float32): for a float16 x on CUDA one fused kernel writes the fp32 result
     // (at::_softmax with half_to_float); a bfloat16 x is cast to fp32 first, so both fp32 tensors exist
     if (c.bf16) c.t.alloc(L(layer, "softmax_in_f32"), mul(scores, 4));
@@ -253,6 +273,8 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
   c.t.free(L(layer, "attn_contig"));
   c.t.free(L(layer, "scores"));
   c.t.free(L(layer, "scores_masked"));
+  // partial rotary: the locals holding the projections (pass views) and the rotated parts, until return
+  for (const char* n : {"q", "k", "q_emb_rot", "k_emb_rot"}) c.t.free(L(layer, n));
   (void)in;
 }
 
