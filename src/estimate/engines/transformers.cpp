@@ -104,6 +104,7 @@ struct Ctx {
   bool eager;
   bool bf16 = false;  // activations in bfloat16 (F.softmax's fused half->float path exists for float16 only)
   bool math_sdpa = false;  // SDPA dispatches to PyTorch's math backend (see attention)
+  bool cache = false;      // a KV cache is updated (generate); without one the layer's own K/V stay in locals
 };
 
 // A norm over `rows` rows of width `width`: the transient of computing it, then its output `out`.
@@ -163,9 +164,12 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
     }
   }
   update_cache();  // cache.update(k, v): the cat copies now; the caller frees the uncached k and v
-  c.t.free(L(layer, "k_emb"));
-  if (!partial_rope) c.t.free(L(layer, "k"));
-  c.t.free(L(layer, "v"));
+  if (c.cache) {
+    // key_states/value_states now name the cache's tensors; the layer's own are garbage
+    c.t.free(L(layer, "k_emb"));
+    if (!partial_rope) c.t.free(L(layer, "k"));
+    c.t.free(L(layer, "v"));
+  }
   const std::string q = g.rope ? L(layer, "q_emb") : L(layer, "q");
   const uint64_t rep = g.heads / std::max<uint64_t>(1, g.kv_heads);
   const bool math_sdpa = !c.eager && c.s == 4 && rep > 1;
@@ -273,8 +277,9 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
   c.t.free(L(layer, "attn_contig"));
   c.t.free(L(layer, "scores"));
   c.t.free(L(layer, "scores_masked"));
-  // partial rotary: the locals holding the projections (pass views) and the rotated parts, until return
-  for (const char* n : {"q", "k", "q_emb_rot", "k_emb_rot"}) c.t.free(L(layer, n));
+  // locals released when the attention returns: without a cache the layer's K and V; with partial rotary the
+  // projections (held by the pass views) and the rotated parts
+  for (const char* n : {"k_emb", "v", "q", "k", "q_emb_rot", "k_emb_rot"}) c.t.free(L(layer, n));
   (void)in;
 }
 
@@ -408,7 +413,8 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
   attn_used = attn;
   // falcon under "sdpa": the allocator traces show PyTorch's math backend (bench/data/traces, falcon-7b)
   const bool falcon_math = g.family == "falcon" && attn == "sdpa" && s < 4;
-  Ctx c{t, g, s, w.batch, !falcon_math && (attn == "eager" || materialises_scores(g)), w.dtype == DType::BF16, falcon_math};
+  Ctx c{t, g, s, w.batch, !falcon_math && (attn == "eager" || materialises_scores(g)), w.dtype == DType::BF16, falcon_math,
+        w.mode == RunMode::kGenerate};
   load_weights(t, m, w.dtype);
   if (!m.tied.empty() && w.from_config) {
     // from_config builds lm_head, then ties it to the embedding: one untied copy lives until the tie
