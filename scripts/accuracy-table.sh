@@ -8,12 +8,13 @@ if [ ! -x "$LLMEM" ]; then
   cmake --build build --target llmem_cli >/dev/null
 fi
 table=$("$LLMEM" validate bench/data/transformers_memory.jsonl bench/data/llamacpp_memory_h200.jsonl --markdown)
-python3 - "$table" <<'PY'
+holdout=$("$LLMEM" validate bench/data/transformers_holdout.jsonl --markdown)
+python3 - "$table" "$holdout" <<'PY'
 import re, sys
-table = sys.argv[1].strip()
 text = open("README.md").read()
-new = re.sub(r"(<!-- accuracy-table:begin -->\n).*?(<!-- accuracy-table:end -->)",
-             lambda m: m.group(1) + table + "\n" + m.group(2), text, flags=re.S)
-open("README.md", "w").write(new)
+for marker, table in (("accuracy-table", sys.argv[1].strip()), ("accuracy-holdout", sys.argv[2].strip())):
+    text = re.sub(r"(<!-- %s:begin -->\n).*?(<!-- %s:end -->)" % (marker, marker),
+                  lambda m: m.group(1) + table + "\n" + m.group(2), text, flags=re.S)
+open("README.md", "w").write(text)
 PY
 echo "README.md accuracy table updated"
