@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstring>
 #include <cmath>
+#include <set>
 #include <string>
 
 #include <fmt/core.h>
@@ -738,11 +739,48 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
         if (amp) t.alloc(fmt::format("saved_activations/{}/bf16_weights", i), mul(layer_param_bytes(m, i, 1), 2));
         for (const auto& [n, b] : saved[i]) t.alloc(fmt::format("saved_activations/{}/{}", i, n), b);
       }
-      // the MLP's backward holds gradients of its intermediates while they are consumed
-      t.alloc(fmt::format("activations/{}/grad_mlp", i), mul(T, g.ffn, 2 * 2));
+      std::set<std::string> have_grad;
+      auto grads_of = [&](const char* module) {  // AccumulateGrad: a parameter's .grad when its op's backward ran
+        for (auto it = params.rbegin(); it != params.rend(); ++it)
+          if (it->layer == static_cast<int64_t>(i) && it->name.find(module) != std::string::npos &&
+              have_grad.insert(it->name).second)
+            t.alloc("gradients/" + it->name, it->bytes);
+      };
+      if (g.gated && g.experts == 0) {
+        // down_proj(act(gate) * up) backward, op by op (bf16 gradients): the product's gradient, then up's and
+        // act's, each input freed once its consumers' backward ran; then silu's backward and the two
+        // projections' input gradients, summed
+        auto A = [&](const char* n, uint64_t b) { t.alloc(fmt::format("activations/{}/{}", i, n), b); };
+        auto F = [&](const char* n) { t.free(fmt::format("activations/{}/{}", i, n)); };
+        auto FS = [&](const char* n) { t.free(fmt::format("saved_activations/{}/{}", i, n)); };
+        const uint64_t is2 = mul(T, g.ffn, 2), hs2 = mul(T, H, 2);
+        A("g_prod", is2);
+        grads_of("down_proj");
+        A("g_up", is2);
+        A("g_act", is2);
+        F("g_prod");
+        FS("mlp_prod");
+        FS("mlp_up");
+        A("g_x_up", hs2);
+        grads_of("up_proj");
+        F("g_up");
+        A("g_gate", is2);
+        F("g_act");
+        FS("mlp_act");
+        FS("mlp_gate");
+        A("g_x_gate", hs2);
+        grads_of("gate_proj");
+        F("g_gate");
+        A("g_x_mlp", hs2);
+        F("g_x_up");
+        F("g_x_gate");
+        F("g_x_mlp");
+      } else {
+        // the MLP's backward holds gradients of its intermediates while they are consumed
+        t.alloc(fmt::format("activations/{}/grad_mlp", i), mul(T, g.ffn, 2 * 2));
+      }
       // AccumulateGrad creates each .grad as its layer's backward reaches it (last parameter first)
-      for (auto it = params.rbegin(); it != params.rend(); ++it)
-        if (it->layer == static_cast<int64_t>(i)) t.alloc("gradients/" + it->name, it->bytes);
+      grads_of("");
       t.free(fmt::format("activations/{}/grad_mlp", i));
       for (const auto& [n, b] : saved[i]) t.free(fmt::format("saved_activations/{}/{}", i, n));
       t.free(fmt::format("saved_activations/{}/bf16_weights", i));
