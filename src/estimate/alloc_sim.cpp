@@ -57,6 +57,12 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
   return h;
 }
 
+std::tuple<uint64_t, uint64_t, uint64_t> CachingAllocator::where(uint64_t handle) const {
+  auto it = live_.find(handle);
+  if (it == live_.end()) return {0, 0, 0};
+  return {it->second.segment, it->second.offset, segments_.at(it->second.segment).size};
+}
+
 void CachingAllocator::free(uint64_t handle) {
   auto it = live_.find(handle);
   if (it == live_.end()) throw std::logic_error("allocator simulation: double free");
@@ -96,9 +102,12 @@ void Tracker::alloc(const std::string& name, uint64_t bytes) {
   tensors_[name] = Live{size, handle};
   allocated_ += size;
   by_category_[category(name)] += size;
-  if (debug_)
-    std::fprintf(stderr, "a %s %llu %llu\n", name.c_str(), static_cast<unsigned long long>(size),
-                 static_cast<unsigned long long>(allocator_.reserved()));
+  if (debug_) {
+    const auto [seg, off, seg_size] = allocator_.where(handle);
+    std::fprintf(stderr, "a %s %llu %llu seg#%llu(%llu MiB)+%.1f\n", name.c_str(), static_cast<unsigned long long>(size),
+                 static_cast<unsigned long long>(allocator_.reserved()), static_cast<unsigned long long>(seg),
+                 static_cast<unsigned long long>(seg_size >> 20), static_cast<double>(off) / 1048576.0);
+  }
   note_peak();
 }
 

@@ -29,6 +29,8 @@ class CachingAllocator {
   uint64_t reserved() const { return reserved_; }
   uint64_t peak_reserved() const { return peak_reserved_; }
   static uint64_t round_size(uint64_t bytes);
+  // Where a live block sits: {segment number, offset, segment size} (for LLMEM_DEBUG_TRACE).
+  std::tuple<uint64_t, uint64_t, uint64_t> where(uint64_t handle) const;
 
  private:
   struct Block {
