@@ -245,6 +245,42 @@ TEST(LlamaCppGguf, UnknownArchitectureIsAClearError) {
   }
 }
 
+// --parallel N: llama.cpp (a CPU build of the same commit, bench/gpu/llamacpp/parallel_cpu.sh) gives each sequence a
+// stream of n_ctx/N cells. The KV cache is backend-independent and must match exactly; the CPU compute buffer is
+// not the CUDA one llmem replays, but its change with N is the same graph's and must match to the logged 0.01 MiB.
+TEST(LlamaCppParallel, StreamsAsLlamaCppSplitsThem) {
+  const auto rows = read_jsonl("bench/data/llamacpp_parallel_cpu.jsonl");
+  ASSERT_EQ(rows.size(), 8u);
+  const json cfg = {{"model_type", "llama"}, {"architectures", {"LlamaForCausalLM"}}, {"hidden_size", 512},
+                    {"num_hidden_layers", 4}, {"num_attention_heads", 8}, {"num_key_value_heads", 4},
+                    {"intermediate_size", 1024}, {"vocab_size", 1000}, {"max_position_embeddings", 8192},
+                    {"rms_norm_eps", 1e-5}, {"torch_dtype", "float16"}, {"tie_word_embeddings", false}};
+  llamacpp::Model m = llamacpp::from_config(model_from_config(HfConfig::parse(cfg.dump(), "tiny")), "tiny");
+  llamacpp::quantize(m, llamacpp::find_scheme("F16"));
+  std::map<std::string, double> base_real, base_est;  // by flash attention, at N = 1
+  for (const auto& r : rows) {
+    llamacpp::RunOptions run;
+    run.n_ctx = r.at("n_ctx");
+    run.n_parallel = r.at("n_parallel");
+    const std::string fa = r.at("flash_attn");
+    run.flash_attn = fa == "on" ? llamacpp::FlashAttn::kOn : llamacpp::FlashAttn::kOff;
+    const Estimate e = llamacpp::estimate(m, run, default_gpu());
+    std::map<std::string, double> c;
+    for (const auto& x : e.components) c[x.name] += static_cast<double>(x.bytes) / (1 << 20);
+    const std::string what = "np " + std::to_string(run.n_parallel) + " fa " + fa;
+    EXPECT_NEAR(c["kv_cache"], r.at("kv_mib").get<double>(), 0.006) << what;
+    EXPECT_NEAR(c["output"], r.at("output_mib").get<double>(), 0.006) << what;
+    const double real = r.at("cpu_compute_mib"), est = c["compute"];
+    if (run.n_parallel == 1) {
+      base_real[fa] = real;
+      base_est[fa] = est;
+    } else {
+      ASSERT_TRUE(base_real.count(fa));
+      EXPECT_NEAR(est - base_est[fa], real - base_real[fa], 0.011) << what;
+    }
+  }
+}
+
 TEST(LlamaCppFit, MoreBitsNeedMoreMemory) {
   llamacpp::Model m = predicted("TinyLlama-1.1B");
   llamacpp::RunOptions run;

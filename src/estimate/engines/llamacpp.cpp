@@ -537,14 +537,20 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
   if (!has_output && token_embd && output_on_gpu) dup_output = cuda_tensor_bytes(*token_embd);
 
   // ---- KV cache
-  const uint64_t n_ctx = pad(run.n_ctx, 256);
-  const uint64_t n_seq = run.n_parallel;
+  // llama-context.cpp: n_ctx is padded to 256; with --parallel N and no unified KV cache (llama.cpp's default)
+  // each sequence gets its own stream of n_ctx_seq = pad(n_ctx / N, 256) cells, and n_ctx becomes n_ctx_seq * N
+  const uint64_t n_seq = std::max<uint64_t>(1, run.n_parallel);
+  const uint64_t n_ctx_seq = pad(pad(run.n_ctx, 256) / n_seq, 256);
+  if (n_ctx_seq == 0)
+    throw Error(ErrorKind::kUsage, "", fmt::format("--ctx {} split over --parallel {} leaves no cells per sequence", run.n_ctx, n_seq));
+  const uint64_t n_ctx = n_ctx_seq * n_seq;
   const bool any_swa = std::any_of(hp.swa_layers.begin(), hp.swa_layers.end(), [](bool b) { return b; });
-  const uint64_t swa_cells = any_swa ? std::min(n_ctx, pad(hp.n_swa * n_seq + run.n_ubatch, 256)) : 0;
+  // sliding-window layers: per stream min(n_ctx_seq, n_swa + n_ubatch) cells, padded (llama-kv-cache-iswa.cpp)
+  const uint64_t swa_cells = any_swa ? std::min(n_ctx_seq, pad(hp.n_swa + run.n_ubatch, 256)) : 0;
   uint64_t kv_gpu = 0, kv_host = 0;
   for (uint64_t il = 0; il < L; ++il) {
     const bool swa = any_swa && hp.swa_layers[il];
-    const uint64_t cells = swa ? swa_cells : n_ctx;
+    const uint64_t cells = (swa ? swa_cells : n_ctx_seq) * n_seq;
     // one tensor per layer for K and one for V; on CUDA each gets the quantised-row padding and 128-byte alignment
     const uint64_t ek = hp.n_head_kv[il] * hp.n_embd_head_k, ev = hp.n_head_kv[il] * hp.n_embd_head_v;
     const uint64_t k = *dtype_bytes(run.type_k, ek) * cells;
@@ -560,8 +566,9 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
   GraphShape s;
   // n_batch and n_ubatch are clamped to the requested context before it is padded (llama-context.cpp)
   s.T = std::min({run.n_ctx, run.n_batch, run.n_ubatch});
+  s.T = (s.T + n_seq - 1) / n_seq * n_seq;  // graph_reserve: a whole number of tokens per sequence
   s.outputs = s.T;
-  s.n_kv = n_ctx;
+  s.n_kv = n_ctx_seq;  // each sequence's stream: the attention of one stream spans its own cells
   s.n_kv_swa = swa_cells;
   s.flash = flash;
   s.type_k = run.type_k;
@@ -581,8 +588,9 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
       fmt::format("{} of {} layers{} (CUDA model buffer)", gpu_layers, L, output_on_gpu ? " + output layer" : ""));
   add("output (tied)", dup_output, "gpu", "token_embd duplicated as the output matrix");
   add("kv_cache", kv_gpu, "gpu",
-      fmt::format("{} cells (n_ctx padded to 256){} × {} layers, K {} V {}", n_ctx,
-                  any_swa ? fmt::format(", {} for sliding-window layers", swa_cells) : "", gpu_layers,
+      fmt::format("{} cells (n_ctx padded to 256{}){} × {} layers, K {} V {}", n_ctx,
+                  n_seq > 1 ? fmt::format("; {} streams of {}", n_seq, n_ctx_seq) : "",
+                  any_swa ? fmt::format(", {} per stream for sliding-window layers", swa_cells) : "", gpu_layers,
                   dtype_name(run.type_k), dtype_name(run.type_v)));
   add("compute", compute_gpu, "gpu",
       fmt::format("worst-case graph: {} tokens, flash attention {}", s.T, flash ? "on" : "off"));
