@@ -93,7 +93,9 @@ uint64_t mul(uint64_t a, uint64_t b) {
 uint64_t mul(uint64_t a, uint64_t b, uint64_t c) { return mul(mul(a, b), c); }
 uint64_t mul(uint64_t a, uint64_t b, uint64_t c, uint64_t d) { return mul(mul(a, b, c), d); }
 
-constexpr uint64_t kCublasWorkspace = (32u << 20) + 512;  // per cuBLAS handle and stream, from the caching allocator
+// per cuBLAS handle and stream, from the caching allocator: exactly 32 MiB (33,554,432-byte blocks in every
+// recorded allocator trace, bench/data/traces)
+constexpr uint64_t kCublasWorkspace = 32u << 20;
 
 std::string L(uint64_t layer, const char* what) { return fmt::format("activations/{}/{}", layer, what); }
 
@@ -106,7 +108,14 @@ struct Ctx {
   bool bf16 = false;  // activations in bfloat16 (F.softmax's fused half->float path exists for float16 only)
   bool math_sdpa = false;  // SDPA dispatches to PyTorch's math backend (see attention)
   bool cache = false;      // a KV cache is updated (generate); without one the layer's own K/V stay in locals
+  bool cublas_pending = true;  // cuBLAS takes its workspace from the allocator at the first matmul
 };
+
+void first_matmul(Ctx& c) {
+  if (!c.cublas_pending) return;
+  c.t.alloc("workspace/cublas", kCublasWorkspace);
+  c.cublas_pending = false;
+}
 
 // A norm over `rows` rows of width `width`: the transient of computing it, then its output `out`.
 void norm(Ctx& c, const std::string& out, uint64_t rows, uint64_t width, const std::string& scratch) {
@@ -136,6 +145,7 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
                const std::function<void()>& update_cache) {
   const auto& g = c.g;
   const uint64_t T = mul(c.batch, q_len);
+  first_matmul(c);
   c.t.alloc(L(layer, "q"), mul(T, g.q_dim, c.s));
   c.t.alloc(L(layer, "k"), mul(T, g.k_dim, c.s));
   c.t.alloc(L(layer, "v"), mul(T, g.v_dim, c.s));
@@ -422,18 +432,25 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
     t.alloc("weights/untied_head", mul(g.vocab, g.hidden, s));
     t.free("weights/untied_head");
   }
-  t.alloc("workspace/cublas", kCublasWorkspace);
   const uint64_t P = w.prompt_tokens, B = w.batch;
   const bool generate = w.mode == RunMode::kGenerate;
   t.set_phase("inputs");
   t.alloc("inputs/input_ids", mul(B, P, 8));
   if (generate) t.alloc("inputs/attention_mask", mul(B, P, 8));
-  if (c.eager) t.alloc("activations/causal_mask", mul(B, P, P, s));
+  // the model's forward: embeddings, the mask, then the rotary tables (whose inv_freq @ positions is the first
+  // matmul, so cuBLAS's workspace comes here; without rotary it comes at the first projection)
+  t.alloc("activations/embed", mul(B, P, g.hidden, s));
+  if (c.eager) {
+    // masking_utils.eager_mask: sdpa_mask builds a boolean [B, 1, P, P] mask, turned into the additive one
+    t.alloc("activations/causal_mask_bool", mul(B, P, P));
+    t.alloc("activations/causal_mask", mul(B, P, P, s));
+    t.free("activations/causal_mask_bool");
+  }
   if (g.rope) {
+    first_matmul(c);
     t.alloc("activations/cos", mul(B, P, g.head_dim, s));
     t.alloc("activations/sin", mul(B, P, g.head_dim, s));
   }
-  t.alloc("activations/embed", mul(B, P, g.hidden, s));
   KvState kv;
   kv.len.assign(g.layers, 0);
   std::string h = "activations/embed";
