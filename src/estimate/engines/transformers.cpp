@@ -693,13 +693,14 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
   for (uint64_t step = 1; step <= steps; ++step) {
     // forward
     t.set_phase(fmt::format("step {} forward", step));
-    if (!workspace_fwd) {
-      t.alloc("workspace/cublas_fwd", kCublasWorkspace);
-      workspace_fwd = true;
-    }
     t.alloc("inputs/ids", mul(T, 8));
     t.alloc("inputs/labels", mul(T, 8));
     if (c.f.embd_dropout) t.alloc("saved_activations/embd_dropout", mul(T, H));
+    if (!workspace_fwd) {
+      // cuBLAS's workspace at the first matmul: the rotary tables', else layer 0's first projection
+      t.alloc("workspace/cublas_fwd", kCublasWorkspace);
+      workspace_fwd = true;
+    }
     std::vector<std::vector<std::pair<std::string, uint64_t>>> saved(g.layers);
     for (uint64_t layer = 0; layer < g.layers; ++layer) {
       t.set_phase(fmt::format("step {} forward, layer {}", step, layer));
