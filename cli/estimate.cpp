@@ -43,7 +43,7 @@ void add_estimate_options(CLI::App* cmd, EstimateOptions& o) {
   cmd->add_option("--cache-type-k", o.cache_type_k, "llama.cpp: K cache type: f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl")->capture_default_str();
   cmd->add_option("--cache-type-v", o.cache_type_v, "llama.cpp: V cache type (quantised V needs flash attention)")->capture_default_str();
   cmd->add_option("--flash-attn", o.flash_attn, "llama.cpp: flash attention on, off or auto")->capture_default_str();
-  cmd->add_option("--parallel", o.parallel, "llama.cpp: sequences n_parallel (n_seq_max)")->capture_default_str();
+  cmd->add_option("--parallel", o.parallel, "llama.cpp: parallel sequences (-np); each gets its own n_ctx/N slice of the KV cache (llama.cpp's default, non-unified)")->capture_default_str();
   cmd->add_flag("--tensors", o.tensors, "llama.cpp: list every tensor with the type it has (or would have) in the file");
 }
 
