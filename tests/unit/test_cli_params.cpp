@@ -8,37 +8,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fixtures/cli_run.hpp"
 #include "fixtures/safetensors_writer.hpp"
 
 using nlohmann::json;
 using namespace llmem::fixtures;
 
 namespace {
-
-struct CliRun {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-CliRun run_llmem(const std::string& args, const std::string& env = "") {
-  TempDir tmp;
-  std::string cmd = env + " " + quote(LLMEM_CLI_PATH) + " " + args + " >" + quote(tmp.file("out")) + " 2>" + quote(tmp.file("err"));
-  int status = std::system(cmd.c_str());
-  return {WEXITSTATUS(status), slurp(tmp.file("out")), slurp(tmp.file("err"))};
-}
 
 // A two-layer Llama, hidden 64, 4 heads (2 KV heads), MLP 128, vocab 100.
 const char* kTinyLlamaConfig = R"({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64,
@@ -120,7 +96,7 @@ TEST(CliParams, DirectoryWithConfigAndShardsCountsBothAndAgrees) {
   TempDir tmp;
   write_file(tmp.file("config.json"), std::string(kTinyLlamaConfig));
   write_sharded_checkpoint(tmp.path(), split_into_shards(tiny_llama_tensors(true), 3), true);
-  CliRun r = run_llmem("params " + quote(tmp.path()) + " --json");
+  CliRun r = run_llmem("params " + shell_quote(tmp.path()) + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["total_params"].get<uint64_t>(), kTinyLlamaParams);
@@ -139,7 +115,7 @@ TEST(CliParams, MismatchNamesTheTensorsTheArchitectureDoesNotExplain) {
   tensors.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq", "F32", {8}});
   tensors.push_back({"model.layers.1.self_attn.rotary_emb.inv_freq", "F32", {8}});
   write_safetensors(tmp.file("model.safetensors"), tensors);
-  CliRun r = run_llmem("params " + quote(tmp.path()));
+  CliRun r = run_llmem("params " + shell_quote(tmp.path()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("model.layers.{0-1}.self_attn.rotary_emb.inv_freq"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("in the architecture but not in the weights (6,400 params)"), std::string::npos) << r.out;
@@ -149,7 +125,7 @@ TEST(CliParams, MismatchNamesTheTensorsTheArchitectureDoesNotExplain) {
 TEST(CliParams, SingleSafetensorsFileWithoutConfig) {
   TempDir tmp;
   write_safetensors(tmp.file("m.safetensors"), tiny_llama_tensors(true));
-  CliRun r = run_llmem("params " + quote(tmp.file("m.safetensors")) + " --json");
+  CliRun r = run_llmem("params " + shell_quote(tmp.file("m.safetensors")) + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["total_params"].get<uint64_t>(), kTinyLlamaParams);
@@ -161,7 +137,7 @@ TEST(CliParams, UnknownArchitectureWithWeightsStillCounts) {
   TempDir tmp;
   write_file(tmp.file("config.json"), std::string(R"({"model_type": "mamba9"})"));
   write_safetensors(tmp.file("model.safetensors"), tiny_llama_tensors(true));
-  CliRun r = run_llmem("params " + quote(tmp.path()) + " --json");
+  CliRun r = run_llmem("params " + shell_quote(tmp.path()) + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["total_params"].get<uint64_t>(), kTinyLlamaParams);
@@ -179,7 +155,7 @@ TEST(CliParams, HuggingFaceCacheSnapshotByRefAndRevision) {
   std::string other = kTinyLlamaConfig;
   other.replace(other.find("\"num_hidden_layers\": 2"), 22, "\"num_hidden_layers\": 1");
   write_file(base + "/snapshots/99ff/config.json", other);
-  const std::string env = "HF_HOME=" + quote(tmp.path()) + " HF_HUB_CACHE= HOME=/nonexistent";
+  const std::string env = "HF_HOME=" + shell_quote(tmp.path()) + " HF_HUB_CACHE= HOME=/nonexistent";
   CliRun r = run_llmem("params acme/tiny --json", env);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
@@ -196,18 +172,18 @@ TEST(CliParams, BadInputIsOneLineAndExitTwo) {
   // Offline: an unknown org/name would otherwise be asked of the Hub, and no test touches the internet.
   expect_one_line_error(run_llmem("params no/such-model", "HF_HUB_OFFLINE=1"), "not in the embedded catalog");
   write_file(tmp.file("bad.json"), std::string("{\"model_type\": \"llama\", \"hidden_size\": "));
-  expect_one_line_error(run_llmem("params " + quote(tmp.file("bad.json"))), "invalid JSON");
+  expect_one_line_error(run_llmem("params " + shell_quote(tmp.file("bad.json"))), "invalid JSON");
   write_file(tmp.file("unknown.json"), std::string(R"({"model_type": "mamba9"})"));
-  expect_one_line_error(run_llmem("params " + quote(tmp.file("unknown.json"))), "unknown architecture");
+  expect_one_line_error(run_llmem("params " + shell_quote(tmp.file("unknown.json"))), "unknown architecture");
   write_file(tmp.file("typed.json"), std::string(R"({"model_type": "gpt2", "vocab_size": "many"})"));
-  expect_one_line_error(run_llmem("params " + quote(tmp.file("typed.json"))), "vocab_size");
+  expect_one_line_error(run_llmem("params " + shell_quote(tmp.file("typed.json"))), "vocab_size");
   // A safetensors file cut short in its header.
   auto bytes = safetensors_bytes(tiny_llama_tensors(true));
   bytes.resize(40);
   write_file(tmp.file("cut.safetensors"), bytes);
-  expect_one_line_error(run_llmem("params " + quote(tmp.file("cut.safetensors"))), "cut.safetensors");
+  expect_one_line_error(run_llmem("params " + shell_quote(tmp.file("cut.safetensors"))), "cut.safetensors");
   write_file(tmp.file("noise.bin"), std::string("\x01\x02\x03garbage"));
-  expect_one_line_error(run_llmem("params " + quote(tmp.file("noise.bin"))), "not a config.json, safetensors or GGUF file");
+  expect_one_line_error(run_llmem("params " + shell_quote(tmp.file("noise.bin"))), "not a config.json, safetensors or GGUF file");
   CliRun usage = run_llmem("params");
   EXPECT_EQ(usage.exit_code, 2);
 }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "estimate/alloc_sim.hpp"
+#include "fixtures/cli_run.hpp"
 #include "llmem/arch.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
@@ -33,17 +34,6 @@ uint64_t component(const Estimate& e, const std::string& name) {
   return 0;
 }
 
-std::string run(const std::string& args) {
-  std::string cmd = std::string(LLMEM_CLI_PATH) + " " + args + " 2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  out += "\nexit=" + std::to_string(WEXITSTATUS(status));
-  return out;
-}
 
 }  // namespace
 
@@ -146,9 +136,9 @@ TEST(Estimate, BadWorkloadsAreClearErrors) {
 }
 
 TEST(CliEstimate, JsonHasTheStableKeysAndBadInputFailsCleanly) {
-  std::string out = run("estimate microsoft/phi-2 --json");
-  ASSERT_NE(out.find("exit=0"), std::string::npos) << out;
-  json j = json::parse(out.substr(0, out.rfind("\nexit=")));
+  const fixtures::CliRun run = fixtures::run_llmem("estimate microsoft/phi-2 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  json j = json::parse(run.out);
   EXPECT_GT(j["framework_peak_bytes"].get<uint64_t>(), 2ull * 2'779'683'840ull);
   EXPECT_GT(j["process_peak_bytes"].get<uint64_t>(), j["framework_peak_bytes"].get<uint64_t>());
   ASSERT_TRUE(j["components"].is_array());
@@ -156,9 +146,9 @@ TEST(CliEstimate, JsonHasTheStableKeysAndBadInputFailsCleanly) {
   EXPECT_EQ(j["components"][0]["bytes"].get<uint64_t>(), 2ull * 2'779'683'840ull);
   for (const char* bad : {"--batch 0", "--batch -3", "--prompt 99999999999999999", "--dtype int3", "--gpu RTX-9999",
                           "--train sometimes", "--attn flash"}) {
-    std::string r = run(std::string("estimate microsoft/phi-2 ") + bad);
-    EXPECT_NE(r.find("exit=2"), std::string::npos) << bad << ": " << r;
-    EXPECT_NE(r.find("llmem: "), std::string::npos) << bad << ": " << r;
+    const fixtures::CliRun r = fixtures::run_llmem(std::string("estimate microsoft/phi-2 ") + bad);
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("llmem: "), std::string::npos) << bad << ": " << r.err;
   }
 }
 
@@ -167,9 +157,9 @@ TEST(CliEstimate, JsonHasTheStableKeysAndBadInputFailsCleanly) {
 // accuracy table for what is still off, and why).
 TEST(Validation, EstimatesMatchTheGpuMeasurements) {
   const std::string data = std::string(LLMEM_SOURCE_DIR) + "/bench/data/transformers_memory.jsonl";
-  std::string out = run("validate " + data + " --json");
-  ASSERT_NE(out.find("exit=0"), std::string::npos) << out;
-  json j = json::parse(out.substr(0, out.rfind("\nexit=")));
+  const fixtures::CliRun run = fixtures::run_llmem("validate " + data + " --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  json j = json::parse(run.out);
   const json& inf = j["summary"]["inference"];
   const json& tr = j["summary"]["training"];
   EXPECT_GE(inf["cases"].get<int>(), 100);

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fixtures/cli_run.hpp"
 #include "fixtures/safetensors_writer.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
@@ -17,30 +18,12 @@
 
 using nlohmann::json;
 using namespace llmem;
+using llmem::fixtures::CliRun;
+using llmem::fixtures::run_llmem;
+using llmem::fixtures::slurp;
 using llmem::fixtures::TempDir;
 
 namespace {
-
-struct CliRun {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-CliRun run_llmem_env(const std::string& env, const std::string& args) {
-  TempDir tmp;
-  std::string cmd = env + std::string("'") + LLMEM_CLI_PATH + "' " + args + " >'" + tmp.file("out") + "' 2>'" + tmp.file("err") + "'";
-  int status = std::system(cmd.c_str());
-  return {WEXITSTATUS(status), slurp(tmp.file("out")), slurp(tmp.file("err"))};
-}
-
-CliRun run_llmem(const std::string& args) { return run_llmem_env("", args); }
 
 ArchModel catalog_model(const std::string& id) {
   auto e = find_in_catalog(id);
@@ -234,13 +217,13 @@ TEST(CliFit, GpuAutoReadsTheCardThroughNvml) {
   std::filesystem::create_directories(tmp.file("state"));
   const std::string env = std::string("LLMEM_NVML_LIBRARY='") + FAKE_NVML_LIBRARY + "' FAKE_NVML_SCRIPT='" +
                           tmp.file("script.json") + "' FAKE_NVML_STATE_DIR='" + tmp.file("state") + "' ";
-  CliRun r = run_llmem_env(env, "fit microsoft/phi-2 --gpu auto --json");
+  CliRun r = run_llmem("fit microsoft/phi-2 --gpu auto --json", env);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["gpu"]["memory_bytes"].get<uint64_t>(), 24564ull << 20);
   EXPECT_NE(j["gpu"]["display_name"].get<std::string>().find("RTX 4090"), std::string::npos);
   // Without a driver: one clear line, exit 1 (the environment failed, not the input).
-  CliRun none = run_llmem_env("LLMEM_NVML_LIBRARY=/nonexistent/libnvidia-ml.so.1 ", "fit microsoft/phi-2 --gpu auto");
+  CliRun none = run_llmem("fit microsoft/phi-2 --gpu auto", "LLMEM_NVML_LIBRARY=/nonexistent/libnvidia-ml.so.1");
   EXPECT_EQ(none.exit_code, 1) << none.err;
   EXPECT_NE(none.err.find("no NVIDIA driver"), std::string::npos) << none.err;
 }

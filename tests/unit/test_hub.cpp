@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fixtures/cli_run.hpp"
 #include "fixtures/fake_hub.hpp"
 #include "fixtures/gguf_writer.hpp"
 #include "fixtures/safetensors_writer.hpp"
@@ -60,12 +61,6 @@ std::vector<FakeTensor> tiny_llama_tensors(int layers = 2) {
 // By hand: 2·100·64 (embedding, head) + 64 (norm) + per layer 64·64·2 + 32·64·2 + 128·64·3 + 64·2.
 constexpr uint64_t kTinyLlamaParams = 2 * 6400 + 64 + 2 * (8192 + 4096 + 24576 + 128);
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A checkpoint directory: config.json, model.safetensors.index.json and three shards.
 struct ShardedRepo {
@@ -673,27 +668,9 @@ TEST(HubSettings, ComeFromTheEnvironmentAsHuggingfaceHubReadsIt) {
 
 // --- the CLI end to end --------------------------------------------------------------------------------------
 
-struct CliRun {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-CliRun run_llmem(const std::string& args, const std::string& env) {
-  TempDir tmp;
-  std::string cmd = "env " + env + " " + quote(LLMEM_CLI_PATH) + " " + args + " >" + quote(tmp.file("out")) + " 2>" + quote(tmp.file("err"));
-  int status = std::system(cmd.c_str());
-  return {WEXITSTATUS(status), slurp(tmp.file("out")), slurp(tmp.file("err"))};
-}
-
 // A clean environment: the fake Hub, a private HF_HOME, no token, no other cache.
 std::string cli_env(const FakeHub& hub, const std::string& hf_home, const std::string& extra = "") {
-  return "HF_ENDPOINT=" + quote(hub.endpoint()) + " HF_HOME=" + quote(hf_home) +
+  return "HF_ENDPOINT=" + shell_quote(hub.endpoint()) + " HF_HOME=" + shell_quote(hf_home) +
          " HF_HUB_CACHE= HUGGINGFACE_HUB_CACHE= XDG_CACHE_HOME= HOME=/nonexistent HF_TOKEN= HF_TOKEN_PATH= HF_HUB_OFFLINE= "
          "LLMEM_HEADER_CACHE= LLMEM_HTTP_BACKOFF_MS=1 " + extra;
 }
@@ -705,7 +682,7 @@ TEST(HubCli, RemoteJsonEqualsTheLocalCountAndASecondRunIsOffline) {
   hub.add_dir("acme/tiny", kCommit1, repo.dir);
   TempDir home;
   const std::string env = cli_env(hub, home.path());
-  CliRun local = run_llmem("params " + quote(repo.dir) + " --json", env);
+  CliRun local = run_llmem("params " + shell_quote(repo.dir) + " --json", env);
   ASSERT_EQ(local.exit_code, 0) << local.err;
   CliRun remote = run_llmem("params acme/tiny --remote --json", env);
   ASSERT_EQ(remote.exit_code, 0) << remote.err;

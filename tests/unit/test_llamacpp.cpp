@@ -4,11 +4,9 @@
 // llama.cpp's, never llmem's earlier output.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fixtures/cli_run.hpp"
 #include "fixtures/gguf_writer.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
@@ -171,22 +170,10 @@ TEST(LlamaCppBuffers, MatchWhatLlamaCppLogged) {
   EXPECT_LE(process_err.back(), 0.08);
 }
 
-std::string run_cli(const std::string& args, int* code) {
-  std::string cmd = std::string(LLMEM_CLI_PATH) + " " + args + " 2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  *code = WEXITSTATUS(::pclose(p));
-  return out;
-}
-
 TEST(LlamaCppCli, EstimateJsonHasTheKeysScriptsUse) {
-  int code = 0;
-  std::string out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_K_M --ctx 4096 --json", &code);
-  ASSERT_EQ(code, 0) << out;
-  json j = json::parse(out);
+  const fixtures::CliRun r = fixtures::run_llmem("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_K_M --ctx 4096 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
   EXPECT_EQ(j["weight_bytes"], 667078656u);  // the real Q4_K_M file's tensor data (bench/data)
   EXPECT_GT(j["process_peak_bytes"].get<uint64_t>(), j["weight_bytes"].get<uint64_t>());
   bool gpu = false, host = false;
@@ -198,34 +185,33 @@ TEST(LlamaCppCli, EstimateJsonHasTheKeysScriptsUse) {
 }
 
 TEST(LlamaCppCli, BadInputIsOneLineAndExit2) {
-  int code = 0;
-  std::string out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_KM", &code);
-  EXPECT_EQ(code, 2) << out;
-  EXPECT_NE(out.find("closest: Q4_K_M"), std::string::npos) << out;
-  out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp", &code);
-  EXPECT_EQ(code, 2) << out;
-  EXPECT_NE(out.find("--quant"), std::string::npos) << out;
-  out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --cache-type-v q8_0 --flash-attn off", &code);
-  EXPECT_EQ(code, 2) << out;
-  out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --ctx 0", &code);
-  EXPECT_EQ(code, 2) << out;
-  out = run_cli("estimate facebook/opt-1.3b --engine llamacpp --quant Q4_0", &code);
-  EXPECT_EQ(code, 2) << out;
-  EXPECT_NE(out.find("opt"), std::string::npos) << out;
+  fixtures::CliRun r = fixtures::run_llmem("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_KM");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("closest: Q4_K_M"), std::string::npos) << r.err;
+  r = fixtures::run_llmem("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--quant"), std::string::npos) << r.err;
+  r = fixtures::run_llmem("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --cache-type-v q8_0 --flash-attn off");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = fixtures::run_llmem("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --ctx 0");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = fixtures::run_llmem("estimate facebook/opt-1.3b --engine llamacpp --quant Q4_0");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("opt"), std::string::npos) << r.err;
 }
 
 TEST(LlamaCppCli, NglBeyondTheLayersIsClampedAndSaid) {
-  int code = 0;
-  std::string out = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --ngl 500 --json", &code);
-  ASSERT_EQ(code, 0) << out;
-  json j = json::parse(out);
+  const fixtures::CliRun r = fixtures::run_llmem("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --ngl 500 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
   EXPECT_EQ(j["workload"]["n_gpu_layers"], 500);
   bool said = false;
   for (const auto& n : j["notes"]) said = said || n.get<std::string>().find("--ngl 500") != std::string::npos;
-  EXPECT_TRUE(said) << out;
+  EXPECT_TRUE(said) << r.out;
   // and it is the same estimate as all layers
-  std::string all = run_cli("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --json", &code);
-  EXPECT_EQ(json::parse(all)["process_peak_bytes"], j["process_peak_bytes"]);
+  const fixtures::CliRun all = fixtures::run_llmem("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --json");
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(json::parse(all.out)["process_peak_bytes"], j["process_peak_bytes"]);
 }
 
 TEST(LlamaCppGguf, UnknownArchitectureIsAClearError) {
