@@ -9,6 +9,7 @@
 #include "llmem/error.hpp"
 #include "llmem/hf_config.hpp"
 #include "llmem/params.hpp"
+#include "plan/ranking.hpp"
 
 namespace llmem {
 
@@ -178,27 +179,11 @@ std::vector<FitOption> fit_options(const ArchModel& model, const FitRequest& req
 
 CatalogRanking rank_catalog(const FitRequest& req) {
   check_request(req);
-  CatalogRanking out;
-  for (const auto& entry : catalog()) {
-    try {
-      ArchModel m = model_from_config(HfConfig::parse(std::string(entry.config_json), "catalog:" + entry.id));
-      RankedModel r;
-      r.id = entry.id;
-      r.params = count_from_model(m).total_params;
-      r.family = m.facts.family;
-      const DType half = m.facts.config_dtype == DType::BF16 ? DType::BF16 : DType::F16;
-      r.best = run_option(m, req, FitMode::kInference, precision_name(half), inference_workload(half, req));
-      (r.best.fits ? out.fits : out.does_not_fit).push_back(std::move(r));
-    } catch (const Error& e) {
-      out.skipped.push_back(entry.id + ": " + e.what());
-    }
-  }
-  auto by_params = [](const RankedModel& a, const RankedModel& b) {
-    return a.params != b.params ? a.params > b.params : a.id < b.id;
-  };
-  std::sort(out.fits.begin(), out.fits.end(), by_params);
-  std::sort(out.does_not_fit.begin(), out.does_not_fit.end(), by_params);
-  return out;
+  return rank_catalog_models<CatalogRanking>([&](const ArchModel& m, const CatalogEntry&, RankedModel& r) {
+    const DType half = m.facts.config_dtype == DType::BF16 ? DType::BF16 : DType::F16;
+    r.best = run_option(m, req, FitMode::kInference, precision_name(half), inference_workload(half, req));
+    return r.best.fits;
+  });
 }
 
 }  // namespace llmem

@@ -7,6 +7,7 @@
 #include "llmem/hf_config.hpp"
 #include "llmem/params.hpp"
 #include "llmem/plan.hpp"
+#include "plan/ranking.hpp"
 
 namespace llmem {
 
@@ -72,43 +73,23 @@ std::vector<LlamaFitOption> fit_llamacpp(const llamacpp::Model& model, const std
 
 LlamaCatalogRanking rank_catalog_llamacpp(const std::vector<std::string>& schemes, const llamacpp::RunOptions& run,
                                           const GpuProfile& gpu, uint64_t budget) {
-  LlamaCatalogRanking out;
-  for (const auto& entry : catalog()) {
-    try {
-      ArchModel am = model_from_config(HfConfig::parse(std::string(entry.config_json), "catalog:" + entry.id));
-      const llamacpp::Model base = llamacpp::from_config(am, entry.id);
-      LlamaRankedModel r;
-      r.id = entry.id;
-      r.params = count_from_model(am).total_params;
-      r.family = am.facts.family;
-      bool found = false;
-      for (const auto& name : schemes) {
-        llamacpp::Model m = base;
-        llamacpp::quantize(m, llamacpp::find_scheme(name));
-        llamacpp::RunOptions all = run;
-        all.n_gpu_layers = -1;
-        if (llamacpp::estimate(m, all, gpu).process_peak_bytes <= budget) {
-          r.best = fit_one(m, run, gpu, budget);
-          found = true;
-          break;
-        }
-      }
-      if (!found) {
-        llamacpp::Model m = base;
-        llamacpp::quantize(m, llamacpp::find_scheme(schemes.back()));
+  return rank_catalog_models<LlamaCatalogRanking>([&](const ArchModel& am, const CatalogEntry& entry, LlamaRankedModel& r) {
+    const llamacpp::Model base = llamacpp::from_config(am, entry.id);
+    for (const auto& name : schemes) {
+      llamacpp::Model m = base;
+      llamacpp::quantize(m, llamacpp::find_scheme(name));
+      llamacpp::RunOptions all = run;
+      all.n_gpu_layers = -1;
+      if (llamacpp::estimate(m, all, gpu).process_peak_bytes <= budget) {
         r.best = fit_one(m, run, gpu, budget);
+        return true;
       }
-      (found ? out.fits : out.does_not_fit).push_back(std::move(r));
-    } catch (const Error& e) {
-      out.skipped.push_back(entry.id + ": " + e.what());
     }
-  }
-  auto by_params = [](const LlamaRankedModel& a, const LlamaRankedModel& b) {
-    return a.params != b.params ? a.params > b.params : a.id < b.id;
-  };
-  std::sort(out.fits.begin(), out.fits.end(), by_params);
-  std::sort(out.does_not_fit.begin(), out.does_not_fit.end(), by_params);
-  return out;
+    llamacpp::Model m = base;
+    llamacpp::quantize(m, llamacpp::find_scheme(schemes.back()));
+    r.best = fit_one(m, run, gpu, budget);
+    return false;
+  });
 }
 
 }  // namespace llmem
