@@ -99,6 +99,11 @@ constexpr uint64_t kCublasWorkspace = 32u << 20;
 
 std::string L(uint64_t layer, const char* what) { return fmt::format("activations/{}/{}", layer, what); }
 
+// Activations transformers implements in Python (NewGELUActivation and kin): each op makes its own tensor.
+bool is_python_gelu(const std::string& activation) {
+  return activation == "gelu_new" || activation == "gelu_fast" || activation == "gelu_pytorch_tanh_python";
+}
+
 struct Ctx {
   Tracker& t;
   const Geometry& g;
@@ -106,7 +111,7 @@ struct Ctx {
   uint64_t batch;
   bool eager;
   bool bf16 = false;  // activations in bfloat16 (F.softmax's fused half->float path exists for float16 only)
-  bool math_sdpa = false;  // SDPA dispatches to PyTorch's math backend (see attention)
+  bool math_sdpa_upcast = false;  // SDPA runs PyTorch's math backend with its fp32 upcast (falcon, see attention)
   bool cache = false;      // a KV cache is updated (generate); without one the layer's own K/V stay in locals
   bool cublas_pending = true;  // cuBLAS takes its workspace from the allocator at the first matmul
 };
@@ -183,8 +188,8 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
   }
   const std::string q = g.rope ? L(layer, "q_emb") : L(layer, "q");
   const uint64_t rep = g.heads / std::max<uint64_t>(1, g.kv_heads);
-  const bool math_sdpa = !c.eager && c.s == 4 && rep > 1;
-  if (c.math_sdpa) {
+  const bool fp32_gqa_math = !c.eager && c.s == 4 && rep > 1;
+  if (c.math_sdpa_upcast) {
     // PyTorch's math SDPA (aten _scaled_dot_product_attention_math) on 16-bit inputs: it upcasts q, k and v to
     // fp32 (k and v expanded to every head), scales q, computes fp32 scores, a safe softmax (its all-masked-row
     // check is a bool tensor), returns the weights cast back and the output through an fp32 matmul. The order and
@@ -214,7 +219,7 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
     c.t.free(L(layer, "v32"));
     c.t.free(L(layer, "weights_cast"));
     c.t.free(L(layer, "sdpa_mask"));
-  } else if (math_sdpa) {
+  } else if (fp32_gqa_math) {
     // torch's math backend: K/V repeated for GQA, scores, causal bias added, softmax, each a new tensor
     c.t.alloc(L(layer, "k_rep"), mul(c.batch, kv_len, g.heads * g.head_dim, c.s));
     c.t.alloc(L(layer, "v_rep"), mul(c.batch, kv_len, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), c.s));
@@ -237,21 +242,10 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
     // bloom (BloomAttention.forward) keeps its scores and masked scores in locals until it returns
     const bool bloom = g.family == "bloom";
     const uint64_t scores = mul(c.batch, g.heads, q_len, kv_len);
-    if (g.family == "gpt2") {
-      // GPT-2's own eager path (modeling_gpt2.py): scores / sqrt(d) and torch.where(causal, ...) each make a new
-      // tensor, and the softmax runs in the model dtype (no fp32 upcast)
-      c.t.alloc(L(layer, "scores"), mul(scores, c.s));
-      c.t.alloc(L(layer, "scores_scaled"), mul(scores, c.s));
-      c.t.free(L(layer, "scores"));
-      c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
-      c.t.free(L(layer, "scores_scaled"));
-      c.t.alloc(L(layer, "probs"), mul(scores, c.s));
-      c.t.free(L(layer, "scores_masked"));
-      c.t.alloc(L(layer, "attn"), mul(T, g.q_dim, c.s));
-    } else {
     c.t.alloc(L(layer, "scores"), mul(scores, c.s));
     if (!bloom) {
-      // eager_attention_forward: torch.matmul(q, k^T) * scaling, then + mask: each a new tensor
+      // eager_attention_forward: torch.matmul(q, k^T) * scaling, then + mask (GPT-2's own path: / sqrt(d), then
+      // torch.where(causal, ...)): each a new tensor
       c.t.alloc(L(layer, "scores_scaled"), mul(scores, c.s));
       c.t.free(L(layer, "scores"));
       c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
@@ -259,18 +253,22 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
     } else {
       c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
     }
-    // F.softmax(x, dtype=float32): for a float16 x on CUDA one fused kernel writes the fp32 result
-    // (at::_softmax with half_to_float); a bfloat16 x is cast to fp32 first, so both fp32 tensors exist
-    if (c.bf16) c.t.alloc(L(layer, "softmax_in_f32"), mul(scores, 4));
-    c.t.alloc(L(layer, "softmax_f32"), mul(scores, 4));
-    c.t.free(L(layer, "softmax_in_f32"));
-    if (c.s < 4) {
+    if (g.family == "gpt2") {
+      // GPT-2's softmax runs in the model dtype (no fp32 upcast)
       c.t.alloc(L(layer, "probs"), mul(scores, c.s));
-      c.t.free(L(layer, "softmax_f32"));
+    } else {
+      // F.softmax(x, dtype=float32): for a float16 x on CUDA one fused kernel writes the fp32 result
+      // (at::_softmax with half_to_float); a bfloat16 x is cast to fp32 first, so both fp32 tensors exist
+      if (c.bf16) c.t.alloc(L(layer, "softmax_in_f32"), mul(scores, 4));
+      c.t.alloc(L(layer, "softmax_f32"), mul(scores, 4));
+      c.t.free(L(layer, "softmax_in_f32"));
+      if (c.s < 4) {
+        c.t.alloc(L(layer, "probs"), mul(scores, c.s));
+        c.t.free(L(layer, "softmax_f32"));
+      }
     }
     if (!bloom) c.t.free(L(layer, "scores_masked"));
     c.t.alloc(L(layer, "attn"), mul(T, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), c.s));
-    }
     // the probabilities (probs, or softmax_f32 itself in fp32) are returned as attn_weights: the decoder layer
     // holds them until it returns (see decoder_layer)
     c.t.free(L(layer, "k_rep"));
@@ -324,8 +322,7 @@ void mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
   } else {
     // fc2(act(fc1(x)))
     c.t.alloc(L(layer, "fc1"), n);
-    const std::string& a = g.activation;
-    if (a == "gelu_new" || a == "gelu_fast" || a == "gelu_pytorch_tanh_python") {
+    if (is_python_gelu(g.activation)) {
       // NewGELUActivation in Python (activations.py), evaluated left to right, each op a new tensor:
       // 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
       c.t.alloc(L(layer, "gelu_half"), n);   // 0.5 * x
@@ -592,8 +589,7 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
     add("mlp_up", mul(is, 2));
     if (full) add("mlp_prod", mul(is, 2));   // down_proj keeps its input
   } else {
-    const std::string& a = c.f.activation;
-    const bool python_gelu = a == "gelu_new" || a == "gelu_fast" || a == "gelu_pytorch_tanh_python";
+    const bool python_gelu = is_python_gelu(c.f.activation);
     if (python_gelu && c.amp) {
       // NewGELU under autocast: pow is an fp32 op, so x is cast to fp32 and pow keeps that cast (not x); the
       // chain after it runs in fp32, so tanh's output and 1 + tanh are fp32; 0.5 * x stays bf16
@@ -639,10 +635,9 @@ struct Param {
 };
 
 uint64_t layer_param_bytes(const ArchModel& m, uint64_t layer, uint64_t bytes_per) {
-  const std::string a = ".layers." + std::to_string(layer) + ".", b = ".h." + std::to_string(layer) + ".";
   uint64_t n = 0;
   for (const auto& t : m.tensors)
-    if (t.name.find(a) != std::string::npos || t.name.find(b) != std::string::npos) n += t.numel();
+    if (tensor_layer(t.name) == static_cast<int64_t>(layer)) n += t.numel();
   return mul(n, bytes_per);
 }
 
