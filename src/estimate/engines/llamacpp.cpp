@@ -418,7 +418,7 @@ uint64_t gpu_compute_buffer(const Model& m, const GraphShape& s, bool with_outpu
       x = g.op(E * rows, 4, {x, W}, true, shp({E, rows}));
     }
     // the residual add; Phi-3 writes it as add(residual, cur), so the residual is the parent reused in place
-    cur = phi3 ? g.op(E * rows, 4, {ffn_inp, x}, true, shp({E, rows})) : g.op(E * rows, 4, {x, ffn_inp}, true, shp({E, rows}));
+    cur = g.op(E * rows, 4, phi3 ? std::vector<int>{ffn_inp, x} : std::vector<int>{x, ffn_inp}, true, shp({E, rows}));
   }
   if (with_output) {
     int x = g.op(E * O, 4, {cur}, !gpt2, shp({E, O}));
@@ -478,7 +478,6 @@ struct Overheads {
   uint64_t base = 0;          // CUDA context, loaded kernels, graphs: what a run with no cuBLAS use adds
   uint64_t cublas = 0;        // cuBLAS handle, its 32 MiB workspace and kernels, when cuBLAS runs at all
   uint64_t granularity = 0;   // the VMM pool maps physical memory in these steps
-  std::string source;
 };
 
 Overheads llamacpp_overheads() {
@@ -488,7 +487,6 @@ Overheads llamacpp_overheads() {
   o.base = l.at("base_bytes").get<uint64_t>();
   o.cublas = l.at("cublas_bytes").get<uint64_t>();
   o.granularity = l.at("pool_granularity_bytes").get<uint64_t>();
-  o.source = l.at("source").get<std::string>();
   return o;
 }
 
@@ -611,10 +609,9 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
       max_k = std::max(max_k, t.ne[0]);
     }
   }
-  uint64_t pool = 0;
   // MMQ: the activations quantised to q8_1 (144 bytes per 128 values, rows padded to 512)
   const uint64_t used = hp.n_expert > 1 ? std::max<uint64_t>(1, hp.n_expert_used) : 1;
-  pool = std::max(pool, s.T * used * pad(max_k, 512) * 144 / 128);
+  uint64_t pool = s.T * used * pad(max_k, 512) * 144 / 128;
   if (!flash) {
     // KQV = mul_mat(V, softmax(KQ)) in f16: the [n_kv x T x n_head] probabilities converted to f16
     uint64_t nh = 0;
