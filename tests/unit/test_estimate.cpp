@@ -164,9 +164,35 @@ TEST(Validation, EstimatesMatchTheGpuMeasurements) {
   const json& tr = j["summary"]["training"];
   EXPECT_GE(inf["cases"].get<int>(), 100);
   EXPECT_GE(tr["cases"].get<int>(), 60);
+  // the issue's targets, all met on these runs but the training process maximum
   EXPECT_LE(inf["framework_median_abs_error"].get<double>(), 0.02);
+  EXPECT_LE(inf["framework_max_abs_error"].get<double>(), 0.05);
   EXPECT_LE(tr["framework_median_abs_error"].get<double>(), 0.05);
+  EXPECT_LE(tr["framework_max_abs_error"].get<double>(), 0.10);
   EXPECT_LE(inf["process_median_abs_error"].get<double>(), 0.03);
-  EXPECT_LE(inf["framework_max_abs_error"].get<double>(), 0.16);
-  EXPECT_LE(tr["framework_max_abs_error"].get<double>(), 0.11);
+  EXPECT_LE(inf["process_max_abs_error"].get<double>(), 0.08);
+  EXPECT_LE(tr["process_median_abs_error"].get<double>(), 0.03);
+  // one LoRA run is at 13.5 % (docs/memory-model.md, "still off"): guarded at that level
+  EXPECT_LE(tr["process_max_abs_error"].get<double>(), 0.14);
+}
+
+// The held-out runs (bench/data/transformers_holdout.jsonl: shapes and model/mode pairs in none of the main set,
+// never used to develop the estimator): every target of the issue.
+TEST(Validation, HeldOutRunsMeetEveryTarget) {
+  const std::string data = std::string(LLMEM_SOURCE_DIR) + "/bench/data/transformers_holdout.jsonl";
+  const fixtures::CliRun run = fixtures::run_llmem("validate " + data + " --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json j = json::parse(run.out);
+  const json& inf = j["summary"]["inference"];
+  const json& tr = j["summary"]["training"];
+  EXPECT_GE(inf["cases"].get<int>(), 10);
+  EXPECT_GE(tr["cases"].get<int>(), 9);
+  EXPECT_LE(inf["framework_median_abs_error"].get<double>(), 0.02);
+  EXPECT_LE(inf["framework_max_abs_error"].get<double>(), 0.05);
+  EXPECT_LE(tr["framework_median_abs_error"].get<double>(), 0.05);
+  EXPECT_LE(tr["framework_max_abs_error"].get<double>(), 0.10);
+  for (const json* g : {&inf, &tr}) {
+    EXPECT_LE((*g)["process_median_abs_error"].get<double>(), 0.03);
+    EXPECT_LE((*g)["process_max_abs_error"].get<double>(), 0.08);
+  }
 }
