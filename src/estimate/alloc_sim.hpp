@@ -48,8 +48,9 @@ class CachingAllocator {
   std::map<uint64_t, Block> live_;
   std::map<uint64_t, Segment> segments_;
   // (size, address rank, offset) of free blocks, per pool, for best fit. PyTorch orders free blocks by size and
-  // then address; the driver hands out each new segment below the previous one (bench/data/traces: 95 % of
-  // the large segments in 40 real traces), so among equal sizes the newest segment has the lowest address.
+  // then address; the driver hands out each new segment below the previous one (bench/data/traces: 7,295 of
+  // 7,709 consecutive segments over 20 MiB in the 53 traces, 94.6 %), so among equal sizes the newest segment
+  // has the lowest address.
   static uint64_t rank_of_segment(uint64_t segment) { return ~segment; }
   static uint64_t segment_of_rank(uint64_t rank) { return ~rank; }
   std::set<std::tuple<uint64_t, uint64_t, uint64_t>> free_small_, free_large_;
