@@ -608,6 +608,124 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
   return v;
 }
 
+// LoRA on a llama-style decoder layer (RMSNorm, rotary, gated MLP, sequential residual) with frozen bf16 base
+// weights, replayed op by op as PyTorch runs it: every temporary is allocated and freed where the forward makes
+// and drops it, and what autograd keeps for backward stays (named saved_activations/<layer>/...). Which
+// temporaries exist matters beyond the peak: the blocks they leave free in the caching allocator are where the
+// backward's first small tensors land (bench/data/traces, train-lora-Qwen2.5-0.5B b4 × 1024: the forward's
+// 38 MiB MLP products and 14 MiB peft casts leave free blocks the backward's workspace and gradients reuse).
+// `grad` false is a checkpointed layer's first forward under no_grad: the same ops, nothing kept.
+// Order and sizes follow modeling_llama.py / modeling_qwen2.py (LlamaRMSNorm, apply_rotary_pos_emb, LlamaMLP)
+// and peft's lora Linear.forward (tuners/lora/layer.py: result = base(x); x = x.to(lora_A.dtype);
+// result = result + lora_B(lora_A(x)) * scaling; result.to(result_dtype)), as the recorded trace shows them.
+bool lora_oplevel(const TrainCtx& c, const ArchModel& m) {
+  const auto& g = c.g;
+  return c.lora && !c.amp && g.rms_norm && g.gated && !g.parallel && g.rope && g.experts == 0 &&
+         g.rot_dims == g.head_dim && m.facts.family != "gemma2" && !c.f.resid_dropout;
+}
+
+std::vector<std::pair<std::string, uint64_t>> lora_layer_forward(TrainCtx& c, uint64_t layer, bool grad,
+                                                                  const std::string& out) {
+  auto& t = c.t;
+  const auto& g = c.g;
+  const uint64_t T = c.T;
+  std::vector<std::pair<std::string, uint64_t>> saved;
+  auto A = [&](const std::string& n, uint64_t b, bool keep = false) {
+    if (keep && grad) {
+      t.alloc(fmt::format("saved_activations/{}/{}", layer, n), b);
+      saved.emplace_back(n, b);
+    } else {
+      t.alloc(L(layer, n.c_str()), b);
+    }
+  };
+  auto F = [&](const std::string& n) { t.free(L(layer, n.c_str())); };
+  // LlamaRMSNorm: x.to(fp32) (kept by pow and the rsqrt product when x needs a gradient), pow, h * rsqrt,
+  // h.to(bf16), w * that (frozen w: the cast is not kept)
+  auto rms = [&](const std::string& p, bool input_needs_grad) {
+    A(p + "_f32", mul(T, g.hidden, 4), input_needs_grad);
+    A(p + "_pow", mul(T, g.hidden, 4));
+    F(p + "_pow");
+    A(p + "_h", mul(T, g.hidden, 4));
+    F(p + "_f32");
+    A(p + "_cast", mul(T, g.hidden, 2));
+    A(p + "_out", mul(T, g.hidden, 2));
+    F(p + "_cast");
+    F(p + "_h");
+  };
+  // a frozen bf16 linear `mod` of width in -> outw, with an fp32 adapter when targeted; its result is `res`
+  auto linear = [&](const char* mod, uint64_t in, uint64_t outw, const std::string& res, bool keep_res) {
+    const std::string m = mod;
+    if (!targets(c, mod)) {
+      A(res, mul(T, outw, 2), keep_res);
+      return;
+    }
+    A(m + "_base", mul(T, outw, 2));
+    A(m + "_x32", mul(T, in, 4), true);            // kept for lora_A's weight gradient
+    A(m + "_a", mul(T, c.w.lora_r, 4), true);      // kept for lora_B's weight gradient
+    A(m + "_b", mul(T, outw, 4));
+    F(m + "_a");
+    A(m + "_scaled", mul(T, outw, 4));
+    F(m + "_b");
+    A(m + "_sum", mul(T, outw, 4));                // bf16 result + fp32 update promotes to fp32
+    F(m + "_scaled");
+    F(m + "_base");
+    A(res, mul(T, outw, 2), keep_res);             // result.to(torch_result_dtype)
+    F(m + "_sum");
+    F(m + "_x32");
+  };
+  rms("n1", layer > 0);  // the frozen embedding's output needs no gradient
+  linear("q_proj", g.hidden, g.q_dim, "q", false);
+  linear("k_proj", g.hidden, g.k_dim, "k", false);
+  linear("v_proj", g.hidden, g.v_dim, "v", true);  // SDPA's v
+  // q * cos + rotate_half(q) * sin; the same for k. The embedded q and k are SDPA's inputs (kept); the
+  // projections are not (the products with cos and sin keep only cos and sin)
+  for (const auto& [which, dim] : {std::pair<const char*, uint64_t>{"q", g.q_dim}, {"k", g.k_dim}}) {
+    const std::string b = which;
+    const uint64_t n = mul(T, dim, 2);
+    A(b + "_cos", n);
+    A(b + "_neg", n / 2);
+    A(b + "_cat", n);
+    F(b + "_neg");
+    A(b + "_rotsin", n);
+    F(b + "_cat");
+    A(b + "_emb", n, true);
+    F(b + "_cos");
+    F(b + "_rotsin");
+  }
+  F("q");
+  F("k");
+  // SDPA (memory-efficient kernel under autograd): output and logsumexp, both kept with q, k, v; the output's
+  // transpose + reshape is a view here
+  A("attn", mul(T, g.q_dim, 2), true);
+  A("lse", mul(c.w.batch, g.heads, c.w.prompt_tokens, 4), true);
+  F("lse");
+  F("q_emb");
+  F("k_emb");
+  F("v");
+  linear("o_proj", g.q_dim, g.hidden, "o", false);
+  F("attn");
+  F("n1_out");
+  A("resid1", mul(T, g.hidden, 2));
+  F("o");
+  rms("n2", true);
+  // act_fn(gate_proj(x)) * up_proj(x): silu keeps its input, the product keeps both operands; down_proj keeps its
+  // input only through an adapter (its x32)
+  linear("gate_proj", g.hidden, g.ffn, "mlp_gate", true);
+  A("mlp_act", mul(T, g.ffn, 2), true);
+  F("mlp_gate");
+  linear("up_proj", g.hidden, g.ffn, "mlp_up", true);
+  A("mlp_prod", mul(T, g.ffn, 2));
+  F("mlp_act");
+  F("mlp_up");
+  linear("down_proj", g.ffn, g.hidden, "down", false);
+  F("mlp_prod");
+  F("n2_out");
+  t.alloc(out, mul(T, g.hidden, 2));
+  F("down");
+  F("resid1");
+  return saved;
+}
+
 // The decoder layer a parameter belongs to ("model.layers.3.mlp.up_proj.weight", "transformer.h.3.attn..."),
 // or -1 for the embeddings, final norm and head.
 int64_t tensor_layer(const std::string& name) {
@@ -683,6 +801,8 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     if (tt.shape.size() == 2 && tt.name.find("embed") == std::string::npos && tt.name.find("wte") == std::string::npos &&
         tt.name.find("wpe") == std::string::npos && tt.name.find("word_embeddings") == std::string::npos)
       linear_params += tt.numel();
+  const bool oplevel = lora_oplevel(c, m);
+  auto hidden_name = [](uint64_t layer) { return fmt::format("activations/hidden{}", layer); };
   bool workspace_fwd = false, workspace_bwd = false;
   const uint64_t steps = 2;
   for (uint64_t step = 1; step <= steps; ++step) {
@@ -691,13 +811,21 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     t.alloc("inputs/ids", mul(T, 8));
     t.alloc("inputs/labels", mul(T, 8));
     if (c.f.embd_dropout) t.alloc("saved_activations/embd_dropout", mul(T, H));
+    if (oplevel) t.alloc("activations/embed", mul(T, H, 2));  // inputs_embeds, alive until the model returns
     if (!workspace_fwd) {
       // cuBLAS's workspace at the first matmul: the rotary tables', else layer 0's first projection
       t.alloc("workspace/cublas_fwd", kCublasWorkspace);
       workspace_fwd = true;
     }
     std::vector<std::vector<std::pair<std::string, uint64_t>>> saved(g.layers);
-    for (uint64_t layer = 0; layer < g.layers; ++layer) {
+    for (uint64_t layer = 0; layer < g.layers && oplevel; ++layer) {
+      t.set_phase(fmt::format("step {} forward, layer {}", step, layer));
+      saved[layer] = lora_layer_forward(c, layer, !w.grad_ckpt, hidden_name(layer));
+      // the model's loop variable drops the previous hidden state when the layer returns, unless checkpointing
+      // keeps it as the layer's saved input (the embedding output stays either way: inputs_embeds)
+      if (!w.grad_ckpt && layer > 0) t.free(hidden_name(layer - 1));
+    }
+    for (uint64_t layer = 0; layer < g.layers && !oplevel; ++layer) {
       t.set_phase(fmt::format("step {} forward, layer {}", step, layer));
       if (amp) t.alloc(fmt::format("saved_activations/{}/bf16_weights", layer), mul(layer_param_bytes(m, layer, 1), 2));
       saved[layer] = saved_for_layer(c, layer);
@@ -713,7 +841,22 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     }
     // final norm, LM head, loss: logits in bf16, their fp32 copy, cross_entropy's log-softmax (kept)
     t.set_phase(fmt::format("step {} loss", step));
-    t.alloc("saved_activations/final_norm", mul(T, H, amp ? 8 : 6));
+    if (oplevel) {
+      // the final RMSNorm keeps its fp32 input (frozen weight: not the cast); the last hidden state and
+      // inputs_embeds go when the base model returns (inputs_embeds stays as layer 0's checkpointed input)
+      t.alloc("saved_activations/final_f32", mul(T, H, 4));
+      t.alloc("activations/final_pow", mul(T, H, 4));
+      t.free("activations/final_pow");
+      t.alloc("activations/final_h", mul(T, H, 4));
+      t.alloc("activations/final_cast", mul(T, H, 2));
+      t.alloc("activations/final_out", mul(T, H, 2));
+      t.free("activations/final_cast");
+      t.free("activations/final_h");
+      t.free(hidden_name(g.layers - 1));
+      if (!w.grad_ckpt) t.free("activations/embed");
+    } else {
+      t.alloc("saved_activations/final_norm", mul(T, H, amp ? 8 : 6));
+    }
     if (amp) t.alloc("saved_activations/lm_head_bf16_weight", mul(V, H, 2));
     t.alloc("logits/logits", mul(T, V, 2));
     if (c.f.final_logit_softcap) {
@@ -724,6 +867,7 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     t.alloc("logits/logits_f32", mul(T, V, 4));
     t.alloc("loss/log_softmax", mul(T, V, 4));
     t.free("logits/logits_f32");
+    t.free("activations/final_out");  // the frozen head keeps no input
     t.free("logits/softcapped");
     t.free("logits/logits");
     // backward
@@ -746,9 +890,13 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     t.free("loss/grad_logits");
     t.free("saved_activations/lm_head_bf16_weight");
     t.free("saved_activations/final_norm");
+    t.free("saved_activations/final_f32");
     for (uint64_t i = g.layers; i-- > 0;) {
       t.set_phase(fmt::format("step {} backward, layer {}", step, i));
-      if (w.grad_ckpt) {
+      if (w.grad_ckpt && oplevel) {
+        // checkpoint's backward reruns the layer from its saved input with autograd on
+        saved[i] = lora_layer_forward(c, i, true, "activations/recomputed");
+      } else if (w.grad_ckpt) {
         if (amp) t.alloc(fmt::format("saved_activations/{}/bf16_weights", i), mul(layer_param_bytes(m, i, 1), 2));
         for (const auto& [n, b] : saved[i]) t.alloc(fmt::format("saved_activations/{}/{}", i, n), b);
       }
@@ -798,6 +946,10 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
       for (const auto& [n, b] : saved[i]) t.free(fmt::format("saved_activations/{}/{}", i, n));
       t.free(fmt::format("saved_activations/{}/bf16_weights", i));
       t.free(fmt::format("saved_activations/{}/ckpt_input", i));
+      if (oplevel && w.grad_ckpt) {
+        t.free("activations/recomputed");
+        t.free(i > 0 ? hidden_name(i - 1) : std::string("activations/embed"));
+      }
     }
     t.free("saved_activations/embd_dropout");
     if (!c.lora) {
