@@ -155,13 +155,13 @@ def _fwd(model, dtype, batch, prompt, attn=None, tier=1):
             "new_tokens": None, "attn_requested": attn, "tier": tier}
 
 
-def _train(model, precision, batch, seq, ckpt, optimizer="adamw", train="full", lora_r=None, tier=1):
+def _train(model, precision, batch, seq, ckpt, optimizer="adamw", train="full", lora_r=None, tier=1, targets=None):
     dtype = "bf16" if precision == "bf16" else "fp32"
-    targets = None
-    if train == "lora":
+    default_targets = train == "lora" and targets is None
+    if default_targets:
         targets = LORA_TARGETS[dims(model)["model_type"]]
     sid = (f"train-{train}-{model}-{precision}-{optimizer}-b{batch}-s{seq}" + ("-ckpt" if ckpt else "")
-           + (f"-r{lora_r}" if lora_r else ""))
+           + (f"-r{lora_r}" if lora_r else "") + ("" if default_targets or train != "lora" else "-" + "+".join(targets)))
     return {"id": sid, "model": model, "mode": "train", "dtype": dtype, "batch": batch, "prompt": None,
             "new_tokens": None, "attn_requested": None, "train": train, "precision": precision,
             "optimizer": optimizer, "seq": seq, "grad_ckpt": bool(ckpt), "lora_r": lora_r,
@@ -300,6 +300,43 @@ def build_holdout():
     for sc in s:
         if sc["id"] in main_ids:
             raise ValueError(f"held-out scenario {sc['id']} is also in the main set")
+    return _checked(s)
+
+
+def build_holdout2():
+    """The second held-out set (tier 4), chosen after the LoRA op-by-op replay (commit eec42c2) and measured once,
+    for the same purpose as build_holdout(): shapes and model/mode pairs in neither earlier set; LoRA with other
+    ranks, sequence lengths, checkpointing, autocast, MLP targets and Qwen3's q/k norms; full training and
+    inference in new shapes (bench/data/transformers_holdout2.jsonl)."""
+    all7 = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    s = [
+        _gen(TL, "bf16", 8, 2000, 32, tier=4),
+        _gen(Q05, "fp16", 32, 512, 64, tier=4),
+        _gen(L31, "bf16", 2, 8000, 16, tier=4),
+        _gen(GPT2M, "fp32", 8, 512, 32, tier=4),
+        _gen(PY, "bf16", 4, 2000, 32, tier=4),
+        _fwd(MIS, "bf16", 4, 4096, tier=4),
+        _fwd(Q3, "bf16", 4, 2048, tier=4),
+        _fwd(G2, "fp32", 2, 2048, tier=4),
+        _train(Q05, "bf16", 8, 512, False, train="lora", lora_r=32, tier=4),
+        _train(TL, "bf16", 2, 2048, False, train="lora", lora_r=8, tier=4),
+        _train(MIS, "bf16", 2, 2048, True, train="lora", lora_r=16, tier=4),
+        _train(Q3, "bf16", 1, 2048, False, train="lora", lora_r=16, tier=4),
+        _train(TL, "amp-bf16", 2, 1024, False, train="lora", lora_r=16, tier=4),
+        _train(Q05, "bf16", 4, 1024, False, train="lora", lora_r=16, tier=4, targets=all7),
+        _train(L31, "bf16", 1, 4096, True, train="lora", lora_r=64, tier=4),
+        _train(Q05, "bf16", 8, 512, False, tier=4),
+        _train(TL, "amp-bf16", 2, 1024, True, tier=4),
+        _train(G2, "bf16", 2, 1024, False, tier=4),
+        _train(PY, "amp-bf16", 2, 1024, False, tier=4),
+        _train(GPT2M, "bf16", 8, 512, True, tier=4),
+        _train(PHI2, "amp-bf16", 1, 1024, False, optimizer="sgd", tier=4),
+        _train(Q05, "amp-bf16", 2, 2048, False, tier=4),
+    ]
+    earlier = {sc["id"] for sc in build_scenarios()} | {sc["id"] for sc in build_holdout()}
+    for sc in s:
+        if sc["id"] in earlier:
+            raise ValueError(f"held-out scenario {sc['id']} is in an earlier set")
     return _checked(s)
 
 

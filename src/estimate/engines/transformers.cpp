@@ -517,6 +517,7 @@ struct TrainCtx {
   uint64_t p;   // bytes per parameter (bf16: 2, amp: fp32 master weights, 4)
   uint64_t T;   // tokens in the batch
   bool amp, lora;
+  bool qk_norm = false;  // per-head RMSNorm on q and k (Qwen3's q_norm / k_norm)
 };
 
 bool targets(const TrainCtx& c, const char* module) {
@@ -641,14 +642,14 @@ std::vector<std::pair<std::string, uint64_t>> lora_layer_forward(TrainCtx& c, ui
   auto F = [&](const std::string& n) { t.free(L(layer, n.c_str())); };
   // LlamaRMSNorm: x.to(fp32) (kept by pow and the rsqrt product when x needs a gradient), pow, h * rsqrt,
   // h.to(bf16), w * that (frozen w: the cast is not kept)
-  auto rms = [&](const std::string& p, bool input_needs_grad) {
-    A(p + "_f32", mul(T, g.hidden, 4), input_needs_grad);
-    A(p + "_pow", mul(T, g.hidden, 4));
+  auto rms = [&](const std::string& p, uint64_t width, bool input_needs_grad) {
+    A(p + "_f32", mul(T, width, 4), input_needs_grad);
+    A(p + "_pow", mul(T, width, 4));
     F(p + "_pow");
-    A(p + "_h", mul(T, g.hidden, 4));
+    A(p + "_h", mul(T, width, 4));
     F(p + "_f32");
-    A(p + "_cast", mul(T, g.hidden, 2));
-    A(p + "_out", mul(T, g.hidden, 2));
+    A(p + "_cast", mul(T, width, 2));
+    A(p + "_out", mul(T, width, 2));
     F(p + "_cast");
     F(p + "_h");
   };
@@ -673,9 +674,19 @@ std::vector<std::pair<std::string, uint64_t>> lora_layer_forward(TrainCtx& c, ui
     F(m + "_sum");
     F(m + "_x32");
   };
-  rms("n1", layer > 0);  // the frozen embedding's output needs no gradient
-  linear("q_proj", g.hidden, g.q_dim, "q", false);
-  linear("k_proj", g.hidden, g.k_dim, "k", false);
+  rms("n1", g.hidden, layer > 0);  // the frozen embedding's output needs no gradient
+  // Qwen3 and kin: q_norm(q_proj(x).view(...)), k_norm likewise, per head; the projection's output goes when its
+  // norm returns (the norm keeps its own fp32 copy)
+  linear("q_proj", g.hidden, g.q_dim, "q_lin", false);
+  if (c.qk_norm) {
+    rms("qn", g.q_dim, true);
+    F("q_lin");
+  }
+  linear("k_proj", g.hidden, g.k_dim, "k_lin", false);
+  if (c.qk_norm) {
+    rms("kn", g.k_dim, true);
+    F("k_lin");
+  }
   linear("v_proj", g.hidden, g.v_dim, "v", true);  // SDPA's v
   // q * cos + rotate_half(q) * sin; the same for k. The embedded q and k are SDPA's inputs (kept); the
   // projections are not (the products with cos and sin keep only cos and sin)
@@ -692,8 +703,10 @@ std::vector<std::pair<std::string, uint64_t>> lora_layer_forward(TrainCtx& c, ui
     F(b + "_cos");
     F(b + "_rotsin");
   }
-  F("q");
-  F("k");
+  F("q_lin");
+  F("k_lin");
+  F("qn_out");
+  F("kn_out");
   // SDPA (memory-efficient kernel under autograd): output and logsumexp, both kept with q, k, v; the output's
   // transpose + reshape is a view here
   A("attn", mul(T, g.q_dim, 2), true);
@@ -707,7 +720,7 @@ std::vector<std::pair<std::string, uint64_t>> lora_layer_forward(TrainCtx& c, ui
   F("n1_out");
   A("resid1", mul(T, g.hidden, 2));
   F("o");
-  rms("n2", true);
+  rms("n2", g.hidden, true);
   // act_fn(gate_proj(x)) * up_proj(x): silu keeps its input, the product keeps both operands; down_proj keeps its
   // input only through an adapter (its x32)
   linear("gate_proj", g.hidden, g.ffn, "mlp_gate", true);
@@ -762,6 +775,8 @@ uint64_t layer_param_bytes(const ArchModel& m, uint64_t layer, uint64_t bytes_pe
 void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w) {
   const bool amp = w.precision == TrainPrecision::kAmpBf16;
   TrainCtx c{t, g, m.facts, w, amp ? 4u : 2u, mul(w.batch, w.prompt_tokens), amp, w.train == TrainMethod::kLora};
+  for (const auto& tt : m.tensors)
+    if (tt.name.find("self_attn.q_norm.") != std::string::npos) c.qk_norm = true;
   const uint64_t T = c.T, V = g.vocab, H = g.hidden;
   // weights (and the tied head's transient copy when built from a config: transformers creates lm_head, then ties)
   t.set_phase("loading weights");
