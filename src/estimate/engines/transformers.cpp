@@ -765,11 +765,22 @@ struct Param {
   int64_t layer;
 };
 
-uint64_t layer_param_bytes(const ArchModel& m, uint64_t layer, uint64_t bytes_per) {
-  uint64_t n = 0;
-  for (const auto& t : m.tensors)
-    if (tensor_layer(t.name) == static_cast<int64_t>(layer)) n += t.numel();
-  return mul(n, bytes_per);
+// Under autocast every linear casts its fp32 weight and bias to bf16; autocast caches the copies for the forward
+// and the matmul keeps them for backward. One allocation per tensor (the allocator sees a 12.5 MiB q weight and a
+// 50 MiB MLP weight, not one block per layer), in module order.
+void amp_weight_casts(Tracker& t, const ArchModel& m, uint64_t layer, bool alloc) {
+  std::set<std::string> linear_weights;
+  for (const auto& tt : m.tensors)
+    if (tensor_layer(tt.name) == static_cast<int64_t>(layer) && tt.shape.size() == 2) linear_weights.insert(tt.name);
+  for (const auto& tt : m.tensors) {
+    if (tensor_layer(tt.name) != static_cast<int64_t>(layer)) continue;
+    const bool bias = tt.name.size() > 5 && tt.name.ends_with(".bias") &&
+                      linear_weights.count(tt.name.substr(0, tt.name.size() - 5) + ".weight");
+    if (tt.shape.size() != 2 && !bias) continue;
+    const std::string n = fmt::format("saved_activations/{}/bf16/{}", layer, tt.name);
+    if (alloc) t.alloc(n, mul(tt.numel(), 2));
+    else t.free(n);
+  }
 }
 
 void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w) {
@@ -842,14 +853,14 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     }
     for (uint64_t layer = 0; layer < g.layers && !oplevel; ++layer) {
       t.set_phase(fmt::format("step {} forward, layer {}", step, layer));
-      if (amp) t.alloc(fmt::format("saved_activations/{}/bf16_weights", layer), mul(layer_param_bytes(m, layer, 1), 2));
+      if (amp) amp_weight_casts(t, m, layer, true);
       saved[layer] = saved_for_layer(c, layer);
       if (w.grad_ckpt) {
         // checkpointed: the layer's input is kept; the inside runs and is dropped
         t.alloc(fmt::format("saved_activations/{}/ckpt_input", layer), mul(T, H, amp ? 4 : 2));
         for (const auto& [n, b] : saved[layer]) t.alloc(fmt::format("activations/{}/{}", layer, n), b);
         for (const auto& [n, b] : saved[layer]) t.free(fmt::format("activations/{}/{}", layer, n));
-        if (amp) t.free(fmt::format("saved_activations/{}/bf16_weights", layer));
+        if (amp) amp_weight_casts(t, m, layer, false);
       } else {
         for (const auto& [n, b] : saved[layer]) t.alloc(fmt::format("saved_activations/{}/{}", layer, n), b);
       }
@@ -912,7 +923,7 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
         // checkpoint's backward reruns the layer from its saved input with autograd on
         saved[i] = lora_layer_forward(c, i, true, "activations/recomputed");
       } else if (w.grad_ckpt) {
-        if (amp) t.alloc(fmt::format("saved_activations/{}/bf16_weights", i), mul(layer_param_bytes(m, i, 1), 2));
+        if (amp) amp_weight_casts(t, m, i, true);
         for (const auto& [n, b] : saved[i]) t.alloc(fmt::format("saved_activations/{}/{}", i, n), b);
       }
       std::set<std::string> have_grad;
@@ -959,7 +970,7 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
       grads_of("");
       t.free(fmt::format("activations/{}/grad_mlp", i));
       for (const auto& [n, b] : saved[i]) t.free(fmt::format("saved_activations/{}/{}", i, n));
-      t.free(fmt::format("saved_activations/{}/bf16_weights", i));
+      if (amp) amp_weight_casts(t, m, i, false);
       t.free(fmt::format("saved_activations/{}/ckpt_input", i));
       if (oplevel && w.grad_ckpt) {
         t.free("activations/recomputed");
