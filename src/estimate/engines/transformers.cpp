@@ -518,6 +518,7 @@ struct TrainCtx {
   uint64_t T;   // tokens in the batch
   bool amp, lora;
   bool qk_norm = false;  // per-head RMSNorm on q and k (Qwen3's q_norm / k_norm)
+  bool sandwich_norms = false;  // a norm after attention and after the MLP too (Gemma 2/3's four norms per layer)
 };
 
 bool targets(const TrainCtx& c, const char* module) {
@@ -536,9 +537,15 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
   std::vector<std::pair<std::string, uint64_t>> v;
   auto add = [&](const std::string& n, uint64_t b) { v.emplace_back(n, b); };
   const uint64_t resid = c.amp ? 4 : 2;  // the residual stream is fp32 under autocast (fp32 + bf16 -> fp32)
-  // norms
+  // norms. Gemma's RMSNorm (modeling_gemma2.py Gemma2RMSNorm) multiplies in fp32 before its cast, so with a
+  // trainable weight it keeps x.float() and the fp32 normalised x, not a bf16 cast; Gemma 2 and 3 wrap attention
+  // and MLP in a norm before and after each (four per layer)
+  const bool gemma_norm = g.family.rfind("gemma", 0) == 0;
   auto norm_saved = [&](const char* tag) {
-    if (g.rms_norm) {
+    if (gemma_norm && g.rms_norm) {
+      if (input_needs_grad) add(tag, mul(hs, 4));
+      if (full) add(std::string(tag) + "_normed", mul(hs, 4));
+    } else if (g.rms_norm) {
       if (input_needs_grad) add(tag, mul(hs, 4));         // x.to(float32), kept by pow and the rsqrt product
       if (c.amp && full) add(std::string(tag) + "_h32", mul(hs, 4));  // w * h: h kept for w's gradient (fp32 path)
       else if (full) add(std::string(tag) + "_cast", mul(hs, 2));     // w * h.to(bf16): the cast kept for w's gradient
@@ -576,6 +583,7 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
   add("attn_out", mul(qs, 2));
   add("lse", mul(c.w.batch, g.heads, c.w.prompt_tokens, 4));
   if (full || targets(c, "o_proj")) add("o_in", mul(qs, full ? 2 : 4));
+  if (c.sandwich_norms) norm_saved("post_attn_norm_in");
   if (c.f.resid_dropout) add("dropout_mask1", hs);
   // MLP
   if (g.parallel) {
@@ -605,6 +613,7 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
     }
     if (full || python_gelu) add("mlp_act_out", mul(is, 2));  // fc2 keeps its input
   }
+  if (c.sandwich_norms) norm_saved("post_mlp_norm_in");
   if (c.f.resid_dropout) add("dropout_mask2", hs);
   return v;
 }
@@ -788,6 +797,7 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
   TrainCtx c{t, g, m.facts, w, amp ? 4u : 2u, mul(w.batch, w.prompt_tokens), amp, w.train == TrainMethod::kLora};
   for (const auto& tt : m.tensors)
     if (tt.name.find("self_attn.q_norm.") != std::string::npos) c.qk_norm = true;
+    else if (tt.name.find("post_feedforward_layernorm.") != std::string::npos) c.sandwich_norms = true;
   const uint64_t T = c.T, V = g.vocab, H = g.hidden;
   // weights (and the tied head's transient copy when built from a config: transformers creates lm_head, then ties)
   t.set_phase("loading weights");
@@ -886,9 +896,13 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     if (amp) t.alloc("saved_activations/lm_head_bf16_weight", mul(V, H, 2));
     t.alloc("logits/logits", mul(T, V, 2));
     if (c.f.final_logit_softcap) {
-      t.alloc("saved_activations/softcap_tanh", mul(T, V, 2));
-      t.alloc("logits/softcapped", mul(T, V, 2));
+      // Gemma2ForCausalLM.forward: logits / cap, tanh (keeps its output), * cap; each a new tensor, the previous
+      // one dropped as the name is rebound
+      t.alloc("logits/softcap_div", mul(T, V, 2));
       t.free("logits/logits");
+      t.alloc("saved_activations/softcap_tanh", mul(T, V, 2));
+      t.free("logits/softcap_div");
+      t.alloc("logits/softcapped", mul(T, V, 2));
     }
     t.alloc("logits/logits_f32", mul(T, V, 4));
     t.alloc("loss/log_softmax", mul(T, V, 4));
@@ -904,6 +918,16 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     t.free("loss/log_softmax");
     t.alloc("loss/grad_logits", mul(T, V, 2));
     t.free("loss/grad_logits_f32");
+    if (c.f.final_logit_softcap) {
+      // the backward of * cap, tanh and / cap: one new gradient each
+      t.alloc("loss/grad_softcap_mul", mul(T, V, 2));
+      t.free("loss/grad_logits");
+      t.alloc("loss/grad_tanh", mul(T, V, 2));
+      t.free("loss/grad_softcap_mul");
+      t.free("saved_activations/softcap_tanh");
+      t.alloc("loss/grad_logits", mul(T, V, 2));
+      t.free("loss/grad_tanh");
+    }
     if (!workspace_bwd) {
       // the autograd thread's own cuBLAS handle takes its workspace at its first matmul: the LM head's
       t.alloc("workspace/cublas_bwd", kCublasWorkspace);
