@@ -838,6 +838,10 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
         tt.name.find("wpe") == std::string::npos && tt.name.find("word_embeddings") == std::string::npos)
       linear_params += tt.numel();
   const bool oplevel = lora_oplevel(c, m);
+  auto ckpt_input = [](uint64_t layer) { return fmt::format("saved_activations/{}/ckpt_input", layer); };
+  // a checkpointed bf16 layer's first forward is the inference op sequence (no_grad, no cache)
+  Ctx nograd{t, g, 2, w.batch, materialises_scores(g) || default_attention(g) == "eager", true, false, false};
+  nograd.cublas_pending = false;  // the training forward took cuBLAS's workspace already
   auto hidden_name = [](uint64_t layer) { return fmt::format("activations/hidden{}", layer); };
   bool workspace_fwd = false, workspace_bwd = false;
   const uint64_t steps = 2;
@@ -865,9 +869,16 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
       t.set_phase(fmt::format("step {} forward, layer {}", step, layer));
       if (amp) amp_weight_casts(t, m, layer, true);
       saved[layer] = saved_for_layer(c, layer);
-      if (w.grad_ckpt) {
+      if (w.grad_ckpt && !amp) {
+        // checkpointed: the layer runs under no_grad, op by op as in inference without a cache; its input is
+        // kept by the checkpoint, and its output is the next layer's kept input
+        if (layer == 0) t.alloc(ckpt_input(0), mul(T, H, 2));
+        t.set_phase(fmt::format("step {} forward, layer {}", step, layer));
+        decoder_layer(nograd, layer, w.prompt_tokens, w.prompt_tokens, ckpt_input(layer),
+                      layer + 1 < g.layers ? ckpt_input(layer + 1) : std::string("activations/last_hidden"), [] {});
+      } else if (w.grad_ckpt) {
         // checkpointed: the layer's input is kept; the inside runs and is dropped
-        t.alloc(fmt::format("saved_activations/{}/ckpt_input", layer), mul(T, H, amp ? 4 : 2));
+        t.alloc(ckpt_input(layer), mul(T, H, amp ? 4 : 2));
         for (const auto& [n, b] : saved[layer]) t.alloc(fmt::format("activations/{}/{}", layer, n), b);
         for (const auto& [n, b] : saved[layer]) t.free(fmt::format("activations/{}/{}", layer, n));
       } else {
@@ -891,6 +902,7 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
       if (!w.grad_ckpt) t.free("activations/embed");
     } else {
       t.alloc("saved_activations/final_norm", mul(T, H, amp ? 8 : 6));
+      t.free("activations/last_hidden");
     }
     if (amp) t.alloc("saved_activations/lm_head_bf16_weight", mul(V, H, 2));
     t.alloc("logits/logits", mul(T, V, 2));
