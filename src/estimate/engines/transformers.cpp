@@ -582,7 +582,8 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
   }
   add("attn_out", mul(qs, 2));
   add("lse", mul(c.w.batch, g.heads, c.w.prompt_tokens, 4));
-  if (full || targets(c, "o_proj")) add("o_in", mul(qs, full ? 2 : 4));
+  // the output projection (o_proj; phi's dense) keeps its input, or its adapter an fp32 copy of it
+  if (full || targets(c, "o_proj") || targets(c, "dense")) add("o_in", mul(qs, full ? 2 : 4));
   if (c.sandwich_norms) norm_saved("post_attn_norm_in");
   if (c.f.resid_dropout) add("dropout_mask1", hs);
   // MLP
@@ -611,7 +612,8 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
       if (python_gelu)  // NewGELU in Python keeps tanh, 0.5*x and 1+tanh
         for (const char* part : {"mlp_gelu_tanh", "mlp_gelu_half", "mlp_gelu_onep"}) add(part, mul(is, 2));
     }
-    if (full || python_gelu) add("mlp_act_out", mul(is, 2));  // fc2 keeps its input
+    // fc2 keeps its input when trained; a frozen fc2 with an adapter, the adapter's fp32 copy of it
+    if (full || targets(c, "fc2")) add("mlp_act_out", mul(is, full ? 2 : 4));
   }
   if (c.sandwich_norms) norm_saved("post_mlp_norm_in");
   if (c.f.resid_dropout) add("dropout_mask2", hs);
@@ -811,17 +813,17 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
   // one block per tensor, not one per layer, is what the caching allocator sees and splits.
   std::vector<Param> params;
   if (c.lora) {
-    // peft keeps adapters in fp32: lora_A [r, in] then lora_B [out, r] per targeted module, in module order
-    const std::pair<const char*, std::pair<uint64_t, uint64_t>> mods[] = {
-        {"q_proj", {g.hidden, g.q_dim}},   {"k_proj", {g.hidden, g.k_dim}}, {"v_proj", {g.hidden, g.v_dim}},
-        {"o_proj", {g.q_dim, g.hidden}},   {"gate_proj", {g.hidden, g.ffn}}, {"up_proj", {g.hidden, g.ffn}},
-        {"down_proj", {g.ffn, g.hidden}}};
-    for (uint64_t layer = 0; layer < g.layers; ++layer)
-      for (const auto& [mod, io] : mods) {
-        if (!targets(c, mod)) continue;
-        params.push_back({fmt::format("{}.{}.lora_A", layer, mod), mul(w.lora_r, io.first, 4), static_cast<int64_t>(layer)});
-        params.push_back({fmt::format("{}.{}.lora_B", layer, mod), mul(w.lora_r, io.second, 4), static_cast<int64_t>(layer)});
-      }
+    // peft keeps adapters in fp32: lora_A [r, in] then lora_B [out, r] for every linear whose module name is a
+    // target (q_proj, dense, fc1, ...), in module order; a Linear weight is [out, in]
+    for (const auto& tt : m.tensors) {
+      const int64_t layer = tensor_layer(tt.name);
+      if (layer < 0 || tt.shape.size() != 2 || !tt.name.ends_with(".weight")) continue;
+      const std::string path = tt.name.substr(0, tt.name.size() - 7);
+      const std::string mod = path.substr(path.rfind('.') + 1);
+      if (!targets(c, mod.c_str())) continue;
+      params.push_back({fmt::format("{}.{}.lora_A", layer, mod), mul(w.lora_r, tt.shape[1], 4), layer});
+      params.push_back({fmt::format("{}.{}.lora_B", layer, mod), mul(w.lora_r, tt.shape[0], 4), layer});
+    }
     for (const auto& prm : params) t.alloc("lora/" + prm.name, prm.bytes);
   } else {
     for (const auto& tt : m.tensors) params.push_back({tt.name, mul(tt.numel(), c.p), tensor_layer(tt.name)});
