@@ -340,6 +340,43 @@ def build_holdout2():
     return _checked(s)
 
 
+def build_holdout3():
+    """The third held-out set (tier 5), chosen after the training replay was reworked (LoRA op by op, autocast
+    weight copies per tensor, Gemma's norms, checkpointed layers as no_grad op sequences, LoRA on any linear) and
+    measured once at 70205ea, blind, like the others (bench/data/transformers_holdout3.jsonl)."""
+    all7 = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    s = [
+        _gen(MIS, "bf16", 4, 2048, 32, tier=5),
+        _gen(G2, "fp16", 2, 2048, 32, tier=5),
+        _fwd(TL, "fp32", 8, 512, tier=5),
+        _fwd(PHI2, "bf16", 8, 1024, tier=5),
+        _gen(Q3, "bf16", 8, 1024, 16, tier=5),
+        _fwd(GPT2M, "bf16", 16, 512, tier=5),
+        _train(L31, "bf16", 2, 1024, False, train="lora", lora_r=32, tier=5),
+        _train(MIS, "bf16", 1, 4096, False, train="lora", lora_r=8, tier=5),
+        _train(Q05, "bf16", 2, 4096, True, train="lora", lora_r=16, tier=5),
+        _train(TL, "bf16", 4, 2048, True, train="lora", lora_r=64, tier=5),
+        _train(Q3, "bf16", 2, 1024, True, train="lora", lora_r=8, tier=5),
+        _train(Q7, "bf16", 2, 1024, False, train="lora", lora_r=16, tier=5, targets=all7),
+        _train(PHI2, "bf16", 2, 512, False, train="lora", lora_r=16, tier=5),
+        _train(G2, "bf16", 1, 1024, True, tier=5),
+        _train(G2, "amp-bf16", 1, 1024, False, tier=5),
+        _train(PHI2, "bf16", 2, 1024, True, tier=5),
+        _train(PY, "bf16", 4, 1024, True, tier=5),
+        _train(TL, "amp-bf16", 4, 1024, True, tier=5),
+        _train(Q05, "bf16", 2, 4096, True, tier=5),
+        _train(GPT2M, "amp-bf16", 2, 1024, True, tier=5),
+        _train(PY, "amp-bf16", 1, 1024, True, optimizer="sgd", tier=5),
+        _train(Q05, "amp-bf16", 4, 1024, False, tier=5),
+    ]
+    earlier = ({sc["id"] for sc in build_scenarios()} | {sc["id"] for sc in build_holdout()}
+               | {sc["id"] for sc in build_holdout2()})
+    for sc in s:
+        if sc["id"] in earlier:
+            raise ValueError(f"held-out scenario {sc['id']} is in an earlier set")
+    return _checked(s)
+
+
 def _checked(s):
     # sanity: positions, unique ids, estimates
     seen = set()
