@@ -521,6 +521,17 @@ struct TrainCtx {
   bool sandwich_norms = false;  // a norm after attention and after the MLP too (Gemma 2/3's four norms per layer)
 };
 
+// transformers' sdpa_attention_forward passes GQA to SDPA (enable_gqa) only without a mask; with one it expands
+// K and V to every head (repeat_kv), and SDPA keeps the expanded copies. masking_utils skips the mask for a plain
+// causal prefill unless a sliding window is not longer than the sequence (_ignore_causal_mask_sdpa:
+// kv_length < local_attention_size), so a model with a window (Mistral) gets a mask from seq >= window on.
+bool sdpa_mask_needed(const Geometry& g, uint64_t layer, uint64_t seq) {
+  return layer < g.window.size() && g.window[layer] > 0 && seq >= g.window[layer];
+}
+bool sdpa_repeats_kv(const Geometry& g, uint64_t layer, uint64_t seq) {
+  return sdpa_mask_needed(g, layer, seq) && g.kv_heads > 0 && g.heads > g.kv_heads;
+}
+
 bool targets(const TrainCtx& c, const char* module) {
   return std::find(c.w.lora_targets.begin(), c.w.lora_targets.end(), module) != c.w.lora_targets.end();
 }
@@ -575,7 +586,14 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
     add("q_rotated", mul(qs, 2));
     add("k_rotated", mul(ks, 2));
   }
-  if (!fused) {
+  // SDPA turns a boolean mask into an additive one in the query's dtype (convert_boolean_attn_mask), per call,
+  // and the memory-efficient kernel keeps it as its bias
+  if (sdpa_mask_needed(g, layer, c.w.prompt_tokens)) add("sdpa_bias", mul(c.w.batch, c.w.prompt_tokens, c.w.prompt_tokens, 2));
+  if (!fused && sdpa_repeats_kv(g, layer, c.w.prompt_tokens)) {
+    add("q", mul(qs, 2));
+    add("k_rep", mul(T, g.heads * g.head_dim, 2));
+    add("v_rep", mul(T, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), 2));
+  } else if (!fused) {
     add("q", mul(qs, 2));
     add("k", mul(ks, 2));
     add("v", mul(vs, 2));
@@ -698,7 +716,8 @@ std::vector<std::pair<std::string, uint64_t>> lora_layer_forward(TrainCtx& c, ui
     rms("kn", g.k_dim, true);
     F("k_lin");
   }
-  linear("v_proj", g.hidden, g.v_dim, "v", true);  // SDPA's v
+  const bool repeat_kv = sdpa_repeats_kv(g, layer, c.w.prompt_tokens);
+  linear("v_proj", g.hidden, g.v_dim, "v", !repeat_kv);  // SDPA's v, unless it gets an expanded copy
   // q * cos + rotate_half(q) * sin; the same for k. The embedded q and k are SDPA's inputs (kept); the
   // projections are not (the products with cos and sin keep only cos and sin)
   for (const auto& [which, dim] : {std::pair<const char*, uint64_t>{"q", g.q_dim}, {"k", g.k_dim}}) {
@@ -710,7 +729,7 @@ std::vector<std::pair<std::string, uint64_t>> lora_layer_forward(TrainCtx& c, ui
     F(b + "_neg");
     A(b + "_rotsin", n);
     F(b + "_cat");
-    A(b + "_emb", n, true);
+    A(b + "_emb", n, b == "q" || !repeat_kv);
     F(b + "_cos");
     F(b + "_rotsin");
   }
@@ -720,9 +739,19 @@ std::vector<std::pair<std::string, uint64_t>> lora_layer_forward(TrainCtx& c, ui
   F("kn_out");
   // SDPA (memory-efficient kernel under autograd): output and logsumexp, both kept with q, k, v; the output's
   // transpose + reshape is a view here
+  if (repeat_kv) {
+    A("k_rep", mul(T, g.heads * g.head_dim, 2), true);
+    A("v_rep", mul(T, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), 2), true);
+  }
+  // a boolean mask becomes an additive bf16 bias inside SDPA, kept for backward (see saved_for_layer)
+  if (sdpa_mask_needed(g, layer, c.w.prompt_tokens))
+    A("sdpa_bias", mul(c.w.batch, c.w.prompt_tokens, c.w.prompt_tokens, 2), true);
   A("attn", mul(T, g.q_dim, 2), true);
   A("lse", mul(c.w.batch, g.heads, c.w.prompt_tokens, 4), true);
   F("lse");
+  F("sdpa_bias");
+  F("k_rep");
+  F("v_rep");
   F("q_emb");
   F("k_emb");
   F("v");
@@ -854,6 +883,8 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     t.alloc("inputs/labels", mul(T, 8));
     if (c.f.embd_dropout) t.alloc("saved_activations/embd_dropout", mul(T, H));
     if (oplevel) t.alloc("activations/embed", mul(T, H, 2));  // inputs_embeds, alive until the model returns
+    // a sliding-window mask (see sdpa_mask_needed): one boolean [B, 1, S, S], kept by every layer's SDPA
+    if (sdpa_mask_needed(g, 0, w.prompt_tokens)) t.alloc("activations/sdpa_mask", mul(w.batch, w.prompt_tokens, w.prompt_tokens));
     if (!workspace_fwd) {
       // cuBLAS's workspace at the first matmul: the rotary tables', else layer 0's first projection
       t.alloc("workspace/cublas_fwd", kCublasWorkspace);
@@ -1034,6 +1065,7 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
         if (prm.layer < 0 && !is_head_or_embedding(prm)) t.alloc("gradients/" + prm.name, prm.bytes);
     }
     t.free("activations/grad_hidden");
+    t.free("activations/sdpa_mask");
     t.free("inputs/ids");
     t.free("inputs/labels");
     // optimizer step
