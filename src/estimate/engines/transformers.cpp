@@ -144,6 +144,17 @@ void norm(Ctx& c, const std::string& out, uint64_t rows, uint64_t width, const s
   }
 }
 
+// transformers' sdpa_attention_forward passes GQA to SDPA (enable_gqa) only without a mask; with one it expands
+// K and V to every head (repeat_kv), and SDPA keeps the expanded copies. masking_utils skips the mask for a plain
+// causal prefill unless a sliding window is not longer than the sequence (_ignore_causal_mask_sdpa:
+// kv_length < local_attention_size), so a model with a window (Mistral) gets a mask from seq >= window on.
+bool sdpa_mask_needed(const Geometry& g, uint64_t layer, uint64_t seq) {
+  return layer < g.window.size() && g.window[layer] > 0 && seq >= g.window[layer];
+}
+bool sdpa_repeats_kv(const Geometry& g, uint64_t layer, uint64_t seq) {
+  return sdpa_mask_needed(g, layer, seq) && g.kv_heads > 0 && g.heads > g.kv_heads;
+}
+
 // Self-attention of one layer for `q_len` new tokens attending to `kv_len` cached ones (prefill: equal).
 // Leaves the attention output projection in `out`; the layer's K/V cache tensors are updated by the caller.
 void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const std::string& in, const std::string& out,
@@ -274,10 +285,21 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
     c.t.free(L(layer, "k_rep"));
     c.t.free(L(layer, "v_rep"));
   } else {
-    // F.scaled_dot_product_attention (flash or memory-efficient): output, plus its logsumexp
+    // F.scaled_dot_product_attention (flash or memory-efficient): output, plus its logsumexp. With a mask
+    // (sliding window, see sdpa_mask_needed) K and V are expanded to every head first and SDPA converts the
+    // boolean mask into an additive one in the model dtype; all three go when sdpa_attention_forward returns
+    const bool masked = q_len > 1 && sdpa_mask_needed(g, layer, kv_len);
+    if (masked && rep > 1) {
+      c.t.alloc(L(layer, "k_rep"), mul(c.batch, kv_len, g.heads * g.head_dim, c.s));
+      c.t.alloc(L(layer, "v_rep"), mul(c.batch, kv_len, g.heads * (g.v_dim / std::max<uint64_t>(1, g.kv_heads)), c.s));
+    }
+    if (masked) c.t.alloc(L(layer, "sdpa_bias"), mul(c.batch, q_len, kv_len, c.s));
     c.t.alloc(L(layer, "lse"), mul(c.batch, g.heads, q_len, 4));
     c.t.alloc(L(layer, "attn"), mul(T, g.q_dim, c.s));
     c.t.free(L(layer, "lse"));
+    c.t.free(L(layer, "sdpa_bias"));
+    c.t.free(L(layer, "k_rep"));
+    c.t.free(L(layer, "v_rep"));
   }
   c.t.free(q);
   c.t.alloc(L(layer, "attn_contig"), mul(T, g.q_dim, c.s));  // transpose(1, 2).contiguous()
@@ -443,6 +465,7 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
     t.alloc("activations/causal_mask", mul(B, P, P, s));
     t.free("activations/causal_mask_bool");
   }
+  if (!c.eager && sdpa_mask_needed(g, 0, P)) t.alloc("activations/sdpa_mask", mul(B, P, P));  // boolean [B, 1, P, P]
   if (g.rope) {
     first_matmul(c);
     t.alloc("activations/cos", mul(B, P, g.head_dim, s));
@@ -485,6 +508,7 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
   t.free("activations/cos");
   t.free("activations/sin");
   t.free("activations/causal_mask");
+  t.free("activations/sdpa_mask");
   t.free("activations/embed");
   // Decode: each of the remaining new_tokens - 1 forward passes appends one token to every layer's cache.
   for (uint64_t step = 1; step < w.new_tokens; ++step) {
@@ -520,17 +544,6 @@ struct TrainCtx {
   bool qk_norm = false;  // per-head RMSNorm on q and k (Qwen3's q_norm / k_norm)
   bool sandwich_norms = false;  // a norm after attention and after the MLP too (Gemma 2/3's four norms per layer)
 };
-
-// transformers' sdpa_attention_forward passes GQA to SDPA (enable_gqa) only without a mask; with one it expands
-// K and V to every head (repeat_kv), and SDPA keeps the expanded copies. masking_utils skips the mask for a plain
-// causal prefill unless a sliding window is not longer than the sequence (_ignore_causal_mask_sdpa:
-// kv_length < local_attention_size), so a model with a window (Mistral) gets a mask from seq >= window on.
-bool sdpa_mask_needed(const Geometry& g, uint64_t layer, uint64_t seq) {
-  return layer < g.window.size() && g.window[layer] > 0 && seq >= g.window[layer];
-}
-bool sdpa_repeats_kv(const Geometry& g, uint64_t layer, uint64_t seq) {
-  return sdpa_mask_needed(g, layer, seq) && g.kv_heads > 0 && g.heads > g.kv_heads;
-}
 
 bool targets(const TrainCtx& c, const char* module) {
   return std::find(c.w.lora_targets.begin(), c.w.lora_targets.end(), module) != c.w.lora_targets.end();
