@@ -377,6 +377,31 @@ def build_holdout3():
     return _checked(s)
 
 
+def build_holdout4():
+    """The fourth held-out set (tier 6): the sliding-window mask path (K/V expanded per head, the mask's additive
+    copy per layer) was added after the third set showed it missing (Mistral LoRA at seq = window); these runs
+    check it on shapes past a window that no earlier set has (Mistral, Phi-3, Gemma-2), measured once at 7abd512
+    (bench/data/transformers_holdout4.jsonl)."""
+    s = [
+        _train(MIS, "bf16", 2, 4096, True, train="lora", lora_r=16, tier=6),
+        _train(MIS, "bf16", 1, 8192, True, train="lora", lora_r=8, tier=6),
+        _train(MIS, "bf16", 1, 4096, True, tier=6),
+        _train(PHI3, "bf16", 1, 2048, True, tier=6),
+        _train(G2, "bf16", 1, 4096, True, tier=6),
+        _gen(MIS, "bf16", 2, 6000, 16, tier=6),
+        _fwd(MIS, "bf16", 1, 16384, tier=6),
+        _fwd(PHI3, "bf16", 4, 3000, tier=6),
+        _fwd(G2, "bf16", 2, 6000, tier=6),
+        _gen(PHI3, "fp16", 2, 2500, 16, tier=6),
+    ]
+    earlier = ({sc["id"] for sc in build_scenarios()} | {sc["id"] for sc in build_holdout()}
+               | {sc["id"] for sc in build_holdout2()} | {sc["id"] for sc in build_holdout3()})
+    for sc in s:
+        if sc["id"] in earlier:
+            raise ValueError(f"held-out scenario {sc['id']} is in an earlier set")
+    return _checked(s)
+
+
 def _checked(s):
     # sanity: positions, unique ids, estimates
     seen = set()
