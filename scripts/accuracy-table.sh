@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates the README's accuracy table from the measurements in bench/data (llmem validate --markdown).
+# Regenerates the README's accuracy tables from the measurements in bench/data (llmem validate --markdown), and
+# the table of each held-out set's blind result from the validate output saved when the set was measured
+# (bench/data/transformers_holdout*_validate_<commit>.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LLMEM=${LLMEM:-build/llmem}
@@ -7,14 +9,36 @@ if [ ! -x "$LLMEM" ]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build --target llmem_cli >/dev/null
 fi
+holdout_files=(bench/data/transformers_holdout.jsonl bench/data/transformers_holdout2.jsonl
+               bench/data/transformers_holdout3.jsonl bench/data/transformers_holdout4.jsonl)
 table=$("$LLMEM" validate bench/data/transformers_memory.jsonl bench/data/llamacpp_memory_h200.jsonl --markdown)
-holdout=$("$LLMEM" validate bench/data/transformers_holdout.jsonl --markdown)
-python3 - "$table" "$holdout" <<'PY'
-import re, sys
+holdout=$("$LLMEM" validate "${holdout_files[@]}" --markdown)
+python3 - "$table" "$holdout" "${holdout_files[@]}" <<'PY'
+import glob, os, re, sys
+table, holdout, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+# the blind results: the summary lines of the validate output saved with each held-out set
+rows = ["| set | measured at | workload | cases | framework peak: median / max abs error | process (NVML): median / max |",
+        "|---|---|---|---:|---:|---:|"]
+line_re = re.compile(r"^(inference|training)\s+(\d+) cases\s+framework peak \|err\| median ([\d.]+) %, max ([\d.]+) %"
+                     r".*process median ([\d.]+) %, max ([\d.]+) %")
+for n, f in enumerate(files, 1):
+    saved = sorted(glob.glob(f[:-len(".jsonl")] + "_validate_*.txt"))
+    if len(saved) != 1:
+        sys.exit(f"{f}: expected one saved validate output, found {len(saved)}")
+    commit = os.path.basename(saved[0]).rsplit("_", 1)[1][:-len(".txt")]
+    for line in open(saved[0]):
+        m = line_re.match(line.strip())
+        if m:
+            w, c, fm, fx, pm, px = m.groups()
+            rows.append(f"| {n} (`{os.path.basename(f)}`) | {commit} | {w} | {c} | {fm} % / {fx} % | {pm} % / {px} % |")
+blind = "\n".join(rows)
 text = open("README.md").read()
-for marker, table in (("accuracy-table", sys.argv[1].strip()), ("accuracy-holdout", sys.argv[2].strip())):
-    text = re.sub(r"(<!-- %s:begin -->\n).*?(<!-- %s:end -->)" % (marker, marker),
-                  lambda m: m.group(1) + table + "\n" + m.group(2), text, flags=re.S)
+for marker, t in (("accuracy-table", table.strip()), ("accuracy-holdout", holdout.strip()),
+                  ("accuracy-holdout-blind", blind)):
+    text, k = re.subn(r"(<!-- %s:begin -->\n).*?(<!-- %s:end -->)" % (marker, marker),
+                      lambda m: m.group(1) + t + "\n" + m.group(2), text, flags=re.S)
+    if k != 1:
+        sys.exit(f"README.md: marker {marker} not found once")
 open("README.md", "w").write(text)
 PY
-echo "README.md accuracy table updated"
+echo "README.md accuracy tables updated"
