@@ -333,11 +333,7 @@ def build_holdout2():
         _train(PHI2, "amp-bf16", 1, 1024, False, optimizer="sgd", tier=4),
         _train(Q05, "amp-bf16", 2, 2048, False, tier=4),
     ]
-    earlier = {sc["id"] for sc in build_scenarios()} | {sc["id"] for sc in build_holdout()}
-    for sc in s:
-        if sc["id"] in earlier:
-            raise ValueError(f"held-out scenario {sc['id']} is in an earlier set")
-    return _checked(s)
+    return _held_out(s, build_scenarios, build_holdout)
 
 
 def build_holdout3():
@@ -369,12 +365,7 @@ def build_holdout3():
         _train(PY, "amp-bf16", 1, 1024, True, optimizer="sgd", tier=5),
         _train(Q05, "amp-bf16", 4, 1024, False, tier=5),
     ]
-    earlier = ({sc["id"] for sc in build_scenarios()} | {sc["id"] for sc in build_holdout()}
-               | {sc["id"] for sc in build_holdout2()})
-    for sc in s:
-        if sc["id"] in earlier:
-            raise ValueError(f"held-out scenario {sc['id']} is in an earlier set")
-    return _checked(s)
+    return _held_out(s, build_scenarios, build_holdout, build_holdout2)
 
 
 def build_holdout4():
@@ -394,8 +385,12 @@ def build_holdout4():
         _fwd(G2, "bf16", 2, 6000, tier=6),
         _gen(PHI3, "fp16", 2, 2500, 16, tier=6),
     ]
-    earlier = ({sc["id"] for sc in build_scenarios()} | {sc["id"] for sc in build_holdout()}
-               | {sc["id"] for sc in build_holdout2()} | {sc["id"] for sc in build_holdout3()})
+    return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3)
+
+
+def _held_out(s, *earlier_sets):
+    """A held-out set: refuses any scenario id of the earlier sets, then the usual checks."""
+    earlier = {sc["id"] for build in earlier_sets for sc in build()}
     for sc in s:
         if sc["id"] in earlier:
             raise ValueError(f"held-out scenario {sc['id']} is in an earlier set")

@@ -661,6 +661,22 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
 // Order and sizes follow modeling_llama.py / modeling_qwen2.py (LlamaRMSNorm, apply_rotary_pos_emb, LlamaMLP)
 // and peft's lora Linear.forward (tuners/lora/layer.py: result = base(x); x = x.to(lora_A.dtype);
 // result = result + lora_B(lora_A(x)) * scaling; result.to(result_dtype)), as the recorded trace shows them.
+// LlamaRMSNorm over n elements with a frozen weight, under autograd: x.to(fp32) as `f32` (kept by pow and the
+// rsqrt product when x needs a gradient: `keep_f32`), pow, h * rsqrt, h.to(bf16), w * that as `out` (the cast is
+// not kept: only w's gradient would need it)
+void frozen_rms_norm(Tracker& t, uint64_t n, const std::string& f32, bool keep_f32, const std::string& tmp,
+                     const std::string& out) {
+  t.alloc(f32, mul(n, 4));
+  t.alloc(tmp + "_pow", mul(n, 4));
+  t.free(tmp + "_pow");
+  t.alloc(tmp + "_h", mul(n, 4));
+  if (!keep_f32) t.free(f32);
+  t.alloc(tmp + "_cast", mul(n, 2));
+  t.alloc(out, mul(n, 2));
+  t.free(tmp + "_cast");
+  t.free(tmp + "_h");
+}
+
 bool lora_oplevel(const TrainCtx& c, const ArchModel& m) {
   const auto& g = c.g;
   return c.lora && !c.amp && g.rms_norm && g.gated && !g.parallel && g.rope && g.experts == 0 &&
@@ -682,18 +698,11 @@ std::vector<std::pair<std::string, uint64_t>> lora_layer_forward(TrainCtx& c, ui
     }
   };
   auto F = [&](const std::string& n) { t.free(L(layer, n.c_str())); };
-  // LlamaRMSNorm: x.to(fp32) (kept by pow and the rsqrt product when x needs a gradient), pow, h * rsqrt,
-  // h.to(bf16), w * that (frozen w: the cast is not kept)
   auto rms = [&](const std::string& p, uint64_t width, bool input_needs_grad) {
-    A(p + "_f32", mul(T, width, 4), input_needs_grad);
-    A(p + "_pow", mul(T, width, 4));
-    F(p + "_pow");
-    A(p + "_h", mul(T, width, 4));
-    F(p + "_f32");
-    A(p + "_cast", mul(T, width, 2));
-    A(p + "_out", mul(T, width, 2));
-    F(p + "_cast");
-    F(p + "_h");
+    const bool keep = input_needs_grad && grad;
+    const std::string f32 = keep ? fmt::format("saved_activations/{}/{}_f32", layer, p) : L(layer, (p + "_f32").c_str());
+    if (keep) saved.emplace_back(p + "_f32", mul(T, width, 4));
+    frozen_rms_norm(t, mul(T, width), f32, keep, L(layer, p.c_str()), L(layer, (p + "_out").c_str()));
   };
   // a frozen bf16 linear `mod` of width in -> outw, with an fp32 adapter when targeted; its result is `res`
   auto linear = [&](const char* mod, uint64_t in, uint64_t outw, const std::string& res, bool keep_res) {
@@ -936,14 +945,7 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     if (oplevel) {
       // the final RMSNorm keeps its fp32 input (frozen weight: not the cast); the last hidden state and
       // inputs_embeds go when the base model returns (inputs_embeds stays as layer 0's checkpointed input)
-      t.alloc("saved_activations/final_f32", mul(T, H, 4));
-      t.alloc("activations/final_pow", mul(T, H, 4));
-      t.free("activations/final_pow");
-      t.alloc("activations/final_h", mul(T, H, 4));
-      t.alloc("activations/final_cast", mul(T, H, 2));
-      t.alloc("activations/final_out", mul(T, H, 2));
-      t.free("activations/final_cast");
-      t.free("activations/final_h");
+      frozen_rms_norm(t, mul(T, H), "saved_activations/final_f32", true, "activations/final", "activations/final_out");
       t.free(hidden_name(g.layers - 1));
       if (!w.grad_ckpt) t.free("activations/embed");
     } else {
