@@ -152,6 +152,33 @@ TEST(CliEstimate, JsonHasTheStableKeysAndBadInputFailsCleanly) {
   }
 }
 
+// LoRA targets are module names, as peft matches them: a list naming no linear layer of the model is an error that
+// lists the model's linear layers; a name missing beside others that match is skipped and said (phi-2 calls its
+// attention output "dense"), and an adapter on it is counted (its fp32 A and B matrices change the estimate).
+TEST(CliEstimate, LoraTargetsAreTheModelsModuleNames) {
+  const fixtures::CliRun none = fixtures::run_llmem("estimate Qwen/Qwen2.5-0.5B --train lora --lora-targets foo_proj");
+  EXPECT_EQ(none.exit_code, 2) << none.err;
+  EXPECT_NE(none.err.find("--lora-targets: none of foo_proj"), std::string::npos) << none.err;
+  EXPECT_NE(none.err.find("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"), std::string::npos) << none.err;
+
+  const fixtures::CliRun phi = fixtures::run_llmem("estimate microsoft/phi-2 --train lora --json");
+  ASSERT_EQ(phi.exit_code, 0) << phi.err;
+  const json j = json::parse(phi.out);
+  bool said = false;
+  for (const auto& n : j["notes"]) said |= n.get<std::string>().find("skipped as peft skips them: o_proj") != std::string::npos;
+  EXPECT_TRUE(said) << j["notes"].dump();
+  auto lora_bytes = [](const json& est) {
+    for (const auto& c : est["components"])
+      if (c["name"] == "lora") return c["bytes"].get<uint64_t>();
+    return uint64_t{0};
+  };
+  const fixtures::CliRun dense =
+      fixtures::run_llmem("estimate microsoft/phi-2 --train lora --lora-targets q_proj,k_proj,v_proj,dense --json");
+  ASSERT_EQ(dense.exit_code, 0) << dense.err;
+  // rank 16, 32 layers, fp32: q, k, v and dense are 2560 -> 2560 each, so each adds 16 * (2560 + 2560) * 4 bytes
+  EXPECT_EQ(lora_bytes(json::parse(dense.out)) - lora_bytes(j), 32ull * 16 * (2560 + 2560) * 4);
+}
+
 // Accuracy against the measurements (bench/data/transformers_memory.jsonl, 167 runs on an H200): every target of
 // the issue (see the README's accuracy table for the figures).
 TEST(Validation, EstimatesMatchTheGpuMeasurements) {

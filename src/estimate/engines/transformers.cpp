@@ -27,6 +27,7 @@
 #include <string>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "estimate/alloc_sim.hpp"
 #include "llmem/checked.hpp"
@@ -1118,6 +1119,25 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.gpu = gpu;
   Tracker t;
   std::string attn_used;
+  if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) {
+    // peft matches target names against module names and refuses a list that matches none; a name that matches
+    // nothing beside others that do is skipped (phi's attention output is "dense", not "o_proj")
+    std::vector<std::string> modules;
+    for (const auto& tt : model.tensors) {
+      if (tensor_layer(tt.name) < 0 || tt.shape.size() != 2 || !tt.name.ends_with(".weight")) continue;
+      const std::string path = tt.name.substr(0, tt.name.size() - 7);
+      const std::string mod = path.substr(path.rfind('.') + 1);
+      if (std::find(modules.begin(), modules.end(), mod) == modules.end()) modules.push_back(mod);
+    }
+    std::vector<std::string> missing;
+    for (const auto& target : w.lora_targets)
+      if (std::find(modules.begin(), modules.end(), target) == modules.end()) missing.push_back(target);
+    if (missing.size() == w.lora_targets.size())
+      throw Error(ErrorKind::kUsage, "", fmt::format("--lora-targets: none of {} is a linear layer of this model (its linear layers: {})",
+                                                     fmt::join(w.lora_targets, ","), fmt::join(modules, ",")));
+    if (!missing.empty())
+      e.notes.push_back(fmt::format("LoRA targets not in this model, skipped as peft skips them: {}", fmt::join(missing, ",")));
+  }
   if (w.mode == RunMode::kTrain) {
     run_training(t, model, g, w);
     attn_used = "sdpa";
