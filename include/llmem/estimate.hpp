@@ -83,4 +83,11 @@ struct Estimate {
 // Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic).
 Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu);
 
+// The names of the model's linear layers inside its decoder layers, as LoRA targets name them ("q_proj", "dense",
+// "c_attn", ...), in module order.
+std::vector<std::string> linear_module_names(const ArchModel& model);
+// LoRA targets on the attention projections the model has: q/k/v/o_proj where it has them, else its fused
+// QKV projection (query_key_value, c_attn, qkv_proj, Wqkv). Empty when it has neither.
+std::vector<std::string> attention_lora_targets(const ArchModel& model);
+
 }  // namespace llmem

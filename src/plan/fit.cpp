@@ -171,9 +171,13 @@ std::vector<FitOption> fit_options(const ArchModel& model, const FitRequest& req
   for (DType d : {DType::F32, DType::BF16, DType::F16})
     out.push_back(run_option(model, req, FitMode::kInference, precision_name(d), inference_workload(d, req)));
   for (TrainMethod m : {TrainMethod::kFull, TrainMethod::kLora})
-    for (TrainPrecision p : {TrainPrecision::kBf16, TrainPrecision::kAmpBf16})
+    for (TrainPrecision p : {TrainPrecision::kBf16, TrainPrecision::kAmpBf16}) {
+      Workload w = training_workload(m, p, req);
+      // LoRA on the attention projections this model has (its fused QKV where it has no q/k/v/o_proj)
+      if (m == TrainMethod::kLora) w.lora_targets = attention_lora_targets(model);
       out.push_back(run_option(model, req, m == TrainMethod::kFull ? FitMode::kFull : FitMode::kLora,
-                               p == TrainPrecision::kBf16 ? "bf16" : "amp-bf16", training_workload(m, p, req)));
+                               p == TrainPrecision::kBf16 ? "bf16" : "amp-bf16", w));
+    }
   return out;
 }
 

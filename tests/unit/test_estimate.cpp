@@ -179,6 +179,17 @@ TEST(CliEstimate, LoraTargetsAreTheModelsModuleNames) {
   EXPECT_EQ(lora_bytes(json::parse(dense.out)) - lora_bytes(j), 32ull * 16 * (2560 + 2560) * 4);
 }
 
+// The LoRA targets `llmem fit` uses: the attention projections each model has, named as peft matches them.
+TEST(Estimate, AttentionLoraTargetsAreTheModelsOwnProjections) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(attention_lora_targets(catalog_model("TinyLlama/TinyLlama-1.1B-Chat-v1.0")), (V{"q_proj", "k_proj", "v_proj", "o_proj"}));
+  EXPECT_EQ(attention_lora_targets(catalog_model("microsoft/phi-2")), (V{"q_proj", "k_proj", "v_proj"}));
+  EXPECT_EQ(attention_lora_targets(catalog_model("gpt2")), (V{"c_attn"}));
+  EXPECT_EQ(attention_lora_targets(catalog_model("bigscience/bloom-560m")), (V{"query_key_value"}));
+  const V phi = linear_module_names(catalog_model("microsoft/phi-2"));
+  EXPECT_EQ(phi, (V{"q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"}));
+}
+
 // Accuracy against the measurements (bench/data/transformers_memory.jsonl, 167 runs on an H200): every target of
 // the issue (see the README's accuracy table for the figures).
 TEST(Validation, EstimatesMatchTheGpuMeasurements) {

@@ -821,6 +821,14 @@ int64_t tensor_layer(const std::string& name) {
   return -1;
 }
 
+// The module name of a linear layer's weight ("model.layers.3.self_attn.q_proj.weight" -> "q_proj"), or "" for
+// any other tensor.
+std::string linear_module(const TensorInfo& tt) {
+  if (tt.shape.size() != 2 || !tt.name.ends_with(".weight")) return "";
+  const std::string path = tt.name.substr(0, tt.name.size() - 7);
+  return path.substr(path.rfind('.') + 1);
+}
+
 // One trainable parameter as the optimizer sees it: a name and its bytes in the trained dtype.
 struct Param {
   std::string name;
@@ -869,10 +877,8 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     // target (q_proj, dense, fc1, ...), in module order; a Linear weight is [out, in]
     for (const auto& tt : m.tensors) {
       const int64_t layer = tensor_layer(tt.name);
-      if (layer < 0 || tt.shape.size() != 2 || !tt.name.ends_with(".weight")) continue;
-      const std::string path = tt.name.substr(0, tt.name.size() - 7);
-      const std::string mod = path.substr(path.rfind('.') + 1);
-      if (!targets(c, mod.c_str())) continue;
+      const std::string mod = layer < 0 ? std::string() : linear_module(tt);
+      if (mod.empty() || !targets(c, mod.c_str())) continue;
       params.push_back({fmt::format("{}.{}.lora_A", layer, mod), mul(w.lora_r, tt.shape[1], 4), layer});
       params.push_back({fmt::format("{}.{}.lora_B", layer, mod), mul(w.lora_r, tt.shape[0], 4), layer});
     }
@@ -1110,6 +1116,27 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
 
 }  // namespace
 
+std::vector<std::string> linear_module_names(const ArchModel& model) {
+  std::vector<std::string> modules;
+  for (const auto& tt : model.tensors) {
+    const std::string mod = tensor_layer(tt.name) < 0 ? std::string() : linear_module(tt);
+    if (!mod.empty() && std::find(modules.begin(), modules.end(), mod) == modules.end()) modules.push_back(mod);
+  }
+  return modules;
+}
+
+std::vector<std::string> attention_lora_targets(const ArchModel& model) {
+  const std::vector<std::string> modules = linear_module_names(model);
+  auto present = [&](std::initializer_list<const char*> names) {
+    std::vector<std::string> v;
+    for (const char* n : names)
+      if (std::find(modules.begin(), modules.end(), n) != modules.end()) v.emplace_back(n);
+    return v;
+  };
+  auto v = present({"q_proj", "k_proj", "v_proj", "o_proj"});
+  return v.empty() ? present({"query_key_value", "c_attn", "qkv_proj", "Wqkv"}) : v;
+}
+
 Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu) {
   validate_workload(w);
   Geometry g = geometry(model.facts);
@@ -1122,13 +1149,7 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) {
     // peft matches target names against module names and refuses a list that matches none; a name that matches
     // nothing beside others that do is skipped (phi's attention output is "dense", not "o_proj")
-    std::vector<std::string> modules;
-    for (const auto& tt : model.tensors) {
-      if (tensor_layer(tt.name) < 0 || tt.shape.size() != 2 || !tt.name.ends_with(".weight")) continue;
-      const std::string path = tt.name.substr(0, tt.name.size() - 7);
-      const std::string mod = path.substr(path.rfind('.') + 1);
-      if (std::find(modules.begin(), modules.end(), mod) == modules.end()) modules.push_back(mod);
-    }
+    const std::vector<std::string> modules = linear_module_names(model);
     std::vector<std::string> missing;
     for (const auto& target : w.lora_targets)
       if (std::find(modules.begin(), modules.end(), target) == modules.end()) missing.push_back(target);
