@@ -491,9 +491,15 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
   const uint64_t logit_rows = generate ? B : mul(B, P);
   norm(c, "activations/final_norm", generate ? mul(B, P) : mul(B, P), g.hidden, "activations/final_norm_tmp");
   free_attn_weights(c, g.layers - 1);  // bloom: the last block's outputs, released when the base model returns
+  // the base model returns: its locals go (the last layer's output, inputs_embeds, the rotary tables, the masks);
+  // only the normed hidden state, in its outputs, reaches the LM head
+  t.free(h);
+  if (!generate)
+    for (const char* n : {"activations/embed", "activations/cos", "activations/sin", "activations/causal_mask",
+                          "activations/sdpa_mask"})
+      t.free(n);
   t.alloc("logits/logits", mul(logit_rows, g.vocab, s));
   t.free("activations/final_norm");
-  t.free(h);
   if (m.facts.final_logit_softcap) {
     // logits = tanh(logits / cap) * cap, one new tensor per step (Gemma2ForCausalLM.forward)
     t.alloc("logits/div", mul(logit_rows, g.vocab, s));
