@@ -156,6 +156,10 @@ bool sdpa_repeats_kv(const Geometry& g, uint64_t layer, uint64_t seq) {
   return sdpa_mask_needed(g, layer, seq) && g.kv_heads > 0 && g.heads > g.kv_heads;
 }
 
+bool fused_qkv_family(const Geometry& g) {
+  return g.family == "gpt2" || g.family == "gpt_neox" || g.family == "bloom" || g.family == "falcon" || g.family == "phi3";
+}
+
 // Self-attention of one layer for `q_len` new tokens attending to `kv_len` cached ones (prefill: equal).
 // Leaves the attention output projection in `out`; the layer's K/V cache tensors are updated by the caller.
 void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const std::string& in, const std::string& out,
@@ -163,9 +167,16 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
   const auto& g = c.g;
   const uint64_t T = mul(c.batch, q_len);
   first_matmul(c);
-  c.t.alloc(L(layer, "q"), mul(T, g.q_dim, c.s));
-  c.t.alloc(L(layer, "k"), mul(T, g.k_dim, c.s));
-  c.t.alloc(L(layer, "v"), mul(T, g.v_dim, c.s));
+  // One fused projection (GPT-2's c_attn, query_key_value, Phi-3's qkv_proj) makes one tensor; q, k and v are
+  // views of it, so it lives until the attention returns (allocator trace of pythia-1.4b: one 384 MiB block)
+  const bool fused_qkv = fused_qkv_family(g);
+  if (fused_qkv) {
+    c.t.alloc(L(layer, "qkv"), mul(T, g.q_dim + g.k_dim + g.v_dim, c.s));
+  } else {
+    c.t.alloc(L(layer, "q"), mul(T, g.q_dim, c.s));
+    c.t.alloc(L(layer, "k"), mul(T, g.k_dim, c.s));
+    c.t.alloc(L(layer, "v"), mul(T, g.v_dim, c.s));
+  }
   const bool partial_rope = g.rope && g.rot_dims < g.head_dim;
   if (g.rope) {
     // q_embed = q * cos + rotate_half(q) * sin, then the same for k; rotate_half = cat(-x2, x1). With partial
@@ -302,7 +313,8 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
     c.t.free(L(layer, "k_rep"));
     c.t.free(L(layer, "v_rep"));
   }
-  c.t.free(q);
+  // GPT-NeoX keeps the rotated q until the attention returns (allocator trace of pythia-1.4b)
+  if (g.family != "gpt_neox") c.t.free(q);
   c.t.alloc(L(layer, "attn_contig"), mul(T, g.q_dim, c.s));  // transpose(1, 2).contiguous()
   c.t.free(L(layer, "attn"));
   c.t.alloc(out, mul(T, g.hidden, c.s));  // o_proj
@@ -311,7 +323,7 @@ void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const st
   c.t.free(L(layer, "scores_masked"));
   // locals released when the attention returns: without a cache the layer's K and V; with partial rotary the
   // projections (held by the pass views) and the rotated parts
-  for (const char* n : {"k_emb", "v", "q", "k", "q_emb_rot", "k_emb_rot"}) c.t.free(L(layer, n));
+  for (const char* n : {"q_emb", "k_emb", "v", "q", "k", "q_emb_rot", "k_emb_rot", "qkv"}) c.t.free(L(layer, n));
   (void)in;
 }
 
@@ -394,6 +406,21 @@ void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, cons
   c.t.set_phase(fmt::format("layer {} ({} tokens)", layer, q_len));
   norm(c, L(layer, "norm1"), T, c.g.hidden, L(layer, "norm1_tmp"));
   attention(c, layer, q_len, kv_len, L(layer, "norm1"), L(layer, "attn_out"), update_cache);
+  if (c.g.family == "gpt_neox") {
+    // GPT-NeoX's parallel residual has its own norm for the MLP, taken after the attention returns:
+    // out = mlp(ln2(x)) + attn(ln1(x)) + x (allocator trace of pythia-1.4b)
+    c.t.free(L(layer, "norm1"));
+    norm(c, L(layer, "norm2"), T, c.g.hidden, L(layer, "norm2_tmp"));
+    mlp(c, layer, q_len, L(layer, "mlp_out"));
+    c.t.free(L(layer, "norm2"));
+    c.t.alloc(L(layer, "sum"), mul(T, c.g.hidden, c.s));
+    c.t.alloc(out, mul(T, c.g.hidden, c.s));
+    c.t.free(L(layer, "sum"));
+    c.t.free(L(layer, "attn_out"));
+    c.t.free(L(layer, "mlp_out"));
+    end_of_layer();
+    return;
+  }
   if (c.g.parallel) {
     // attention and MLP read the same normed input; out = residual + attn + mlp
     mlp(c, layer, q_len, L(layer, "mlp_out"));
