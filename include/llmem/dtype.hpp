@@ -16,7 +16,7 @@ namespace llmem {
 
 enum class DType : uint8_t {
   // plain types, shared by both formats
-  F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL,
+  F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, C64,
   // safetensors-only low-precision floats
   F8_E4M3, F8_E5M2, F8_E8M0, F6_E2M3, F6_E3M2, F4,
   // ggml quantised types

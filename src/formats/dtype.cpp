@@ -25,6 +25,7 @@ const std::vector<DTypeInfo> kTypes = {
     {DType::U16, "U16", 1, 2, -1, true},
     {DType::U8, "U8", 1, 1, -1, true},
     {DType::BOOL, "BOOL", 1, 1, -1, true},
+    {DType::C64, "C64", 1, 8, -1, true},  // complex64: two F32 (safetensors' Dtype::C64)
     {DType::F8_E4M3, "F8_E4M3", 1, 1, -1, true},
     {DType::F8_E5M2, "F8_E5M2", 1, 1, -1, true},
     {DType::F8_E8M0, "F8_E8M0", 1, 1, -1, true},

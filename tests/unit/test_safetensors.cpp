@@ -113,14 +113,15 @@ GroundTruth ground_truth(const std::string& config) {
 
 TEST(SafetensorsRead, SeveralDtypesHaveTheSpecsByteSizes) {
   // Bytes by hand: F32 [2,3] 24; F16 [4] 8; BF16 [3,5] 30; F8_E4M3 [7] 7; I64 [2] 16; BOOL [5] 5;
-  // F4 [2,3] 6 elements at 2 per byte = 3; F6_E2M3 [4] 4 × 6 bits = 3.
+  // F4 [2,3] 6 elements at 2 per byte = 3; F6_E2M3 [4] 4 × 6 bits = 3; C64 [3] 3 × (2 × 4) = 24.
   std::vector<FakeTensor> ts = {
       {"w.f32", "F32", {2, 3}}, {"w.f16", "F16", {4}},    {"w.bf16", "BF16", {3, 5}}, {"w.f8", "F8_E4M3", {7}},
       {"w.i64", "I64", {2}},    {"w.bool", "BOOL", {5}}, {"w.f4", "F4", {2, 3}},     {"w.f6", "F6_E2M3", {4}},
+      {"w.c64", "C64", {3}},
   };
-  const uint64_t bytes[] = {24, 8, 30, 7, 16, 5, 3, 3};
+  const uint64_t bytes[] = {24, 8, 30, 7, 16, 5, 3, 3, 24};
   const DType dtypes[] = {DType::F32, DType::F16, DType::BF16, DType::F8_E4M3,
-                          DType::I64, DType::BOOL, DType::F4, DType::F6_E2M3};
+                          DType::I64, DType::BOOL, DType::F4, DType::F6_E2M3, DType::C64};
   TempDir tmp;
   auto path = write_safetensors(tmp.file("model.safetensors"), ts);
   auto h = read_safetensors_file(path);
@@ -137,8 +138,8 @@ TEST(SafetensorsRead, SeveralDtypesHaveTheSpecsByteSizes) {
     EXPECT_EQ(h.tensors[i].file, path);
     offset += bytes[i];
   }
-  EXPECT_EQ(h.data_bytes, 96u);
-  EXPECT_EQ(total_numel(h.tensors), 6u + 4 + 15 + 7 + 2 + 5 + 6 + 4);
+  EXPECT_EQ(h.data_bytes, 120u);
+  EXPECT_EQ(total_numel(h.tensors), 6u + 4 + 15 + 7 + 2 + 5 + 6 + 4 + 3);
   EXPECT_EQ(h.header_bytes % 8, 0u);  // the writer pads with spaces as the reference does; JSON allows it
   EXPECT_EQ(8 + h.header_bytes + h.data_bytes, std::filesystem::file_size(path));
   EXPECT_TRUE(h.metadata.empty());
