@@ -521,10 +521,12 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
   // the base model returns: its locals go (the last layer's output, inputs_embeds, the rotary tables, the masks);
   // only the normed hidden state, in its outputs, reaches the LM head
   t.free(h);
-  if (!generate)
+  const auto free_base_model_locals = [&t] {
     for (const char* n : {"activations/embed", "activations/cos", "activations/sin", "activations/causal_mask",
                           "activations/sdpa_mask"})
       t.free(n);
+  };
+  if (!generate) free_base_model_locals();
   t.alloc("logits/logits", mul(logit_rows, g.vocab, s));
   t.free("activations/final_norm");
   if (m.facts.final_logit_softcap) {
@@ -539,11 +541,9 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
   if (!generate) return;
   t.alloc("logits/next_token_f32", mul(B, g.vocab, 4));  // outputs.logits[:, -1, :].to(float32, copy=True)
   t.free("logits/logits");
-  t.free("activations/cos");
-  t.free("activations/sin");
-  t.free("activations/causal_mask");
-  t.free("activations/sdpa_mask");
-  t.free("activations/embed");
+  // generation: freed here, after the first token's fp32 copy, as before the single-forward change (its logits are
+  // one position per sequence, so this order moves little; not re-checked on a trace)
+  free_base_model_locals();
   // Decode: each of the remaining new_tokens - 1 forward passes appends one token to every layer's cache.
   for (uint64_t step = 1; step < w.new_tokens; ++step) {
     t.set_phase(fmt::format("decode step {}", step));
@@ -612,10 +612,13 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
     }
   };
   norm_saved("norm1_in");
+  // Fused-QKV families keep the whole projection. Phi-3's qkv_proj is fused too, but its training saved set is
+  // still the separate q/k/v one (no Phi-3 training trace was recorded to check the fused one against).
+  const bool fused = fused_qkv_family(g) && g.family != "phi3";
   // attention inputs kept by the q/k/v projections
   if (full) {
     // under autocast each projection casts its fp32 input to bf16 itself (fused-qkv families: one projection)
-    const int casts = g.family == "gpt2" || g.family == "gpt_neox" || g.family == "falcon" || g.family == "bloom" ? 1 : 3;
+    const int casts = fused ? 1 : 3;
     if (c.amp)
       for (int i = 0; i < casts; ++i) add("qkv_in_cast" + std::to_string(i), mul(hs, 2));
     else add("norm1_out", mul(hs, 2));
@@ -627,7 +630,6 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
       for (uint64_t i = 0; i < adapters; ++i) add("lora_in_f32_" + std::to_string(i), mul(hs, 4));
   }
   // attention: SDPA keeps q, k, v, its output and logsumexp; fused-qkv families keep the whole projection
-  const bool fused = g.family == "gpt2" || g.family == "gpt_neox" || g.family == "bloom" || g.family == "falcon";
   if (fused) add("qkv", mul(qs + ks + vs, 2));
   if (fused && g.rope) {
     add("q_rotated", mul(qs, 2));
@@ -685,16 +687,6 @@ std::vector<std::pair<std::string, uint64_t>> saved_for_layer(const TrainCtx& c,
   return v;
 }
 
-// LoRA on a llama-style decoder layer (RMSNorm, rotary, gated MLP, sequential residual) with frozen bf16 base
-// weights, replayed op by op as PyTorch runs it: every temporary is allocated and freed where the forward makes
-// and drops it, and what autograd keeps for backward stays (named saved_activations/<layer>/...). Which
-// temporaries exist matters beyond the peak: the blocks they leave free in the caching allocator are where the
-// backward's first small tensors land (bench/data/traces, train-lora-Qwen2.5-0.5B b4 × 1024: the forward's
-// 38 MiB MLP products and 14 MiB peft casts leave free blocks the backward's workspace and gradients reuse).
-// `grad` false is a checkpointed layer's first forward under no_grad: the same ops, nothing kept.
-// Order and sizes follow modeling_llama.py / modeling_qwen2.py (LlamaRMSNorm, apply_rotary_pos_emb, LlamaMLP)
-// and peft's lora Linear.forward (tuners/lora/layer.py: result = base(x); x = x.to(lora_A.dtype);
-// result = result + lora_B(lora_A(x)) * scaling; result.to(result_dtype)), as the recorded trace shows them.
 // LlamaRMSNorm over n elements with a frozen weight, under autograd: x.to(fp32) as `f32` (kept by pow and the
 // rsqrt product when x needs a gradient: `keep_f32`), pow, h * rsqrt, h.to(bf16), w * that as `out` (the cast is
 // not kept: only w's gradient would need it)
@@ -711,6 +703,16 @@ void frozen_rms_norm(Tracker& t, uint64_t n, const std::string& f32, bool keep_f
   t.free(tmp + "_h");
 }
 
+// LoRA on a llama-style decoder layer (RMSNorm, rotary, gated MLP, sequential residual) with frozen bf16 base
+// weights, replayed op by op as PyTorch runs it: every temporary is allocated and freed where the forward makes
+// and drops it, and what autograd keeps for backward stays (named saved_activations/<layer>/...). Which
+// temporaries exist matters beyond the peak: the blocks they leave free in the caching allocator are where the
+// backward's first small tensors land (bench/data/traces, train-lora-Qwen2.5-0.5B b4 × 1024: the forward's
+// 38 MiB MLP products and 14 MiB peft casts leave free blocks the backward's workspace and gradients reuse).
+// `grad` false is a checkpointed layer's first forward under no_grad: the same ops, nothing kept.
+// Order and sizes follow modeling_llama.py / modeling_qwen2.py (LlamaRMSNorm, apply_rotary_pos_emb, LlamaMLP)
+// and peft's lora Linear.forward (tuners/lora/layer.py: result = base(x); x = x.to(lora_A.dtype);
+// result = result + lora_B(lora_A(x)) * scaling; result.to(result_dtype)), as the recorded trace shows them.
 bool lora_oplevel(const TrainCtx& c, const ArchModel& m) {
   const auto& g = c.g;
   return c.lora && !c.amp && g.rms_norm && g.gated && !g.parallel && g.rope && g.experts == 0 &&
@@ -924,12 +926,6 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
                              prm.name.find("word_embeddings") != std::string::npos || prm.name.find("lm_head") != std::string::npos ||
                              prm.name.find("embed_out") != std::string::npos);
   };
-  // autocast keeps a bf16 copy of every fp32 weight a matmul saves for backward
-  uint64_t linear_params = 0;
-  for (const auto& tt : m.tensors)
-    if (tt.shape.size() == 2 && tt.name.find("embed") == std::string::npos && tt.name.find("wte") == std::string::npos &&
-        tt.name.find("wpe") == std::string::npos && tt.name.find("word_embeddings") == std::string::npos)
-      linear_params += tt.numel();
   const bool oplevel = lora_oplevel(c, m);
   auto ckpt_input = [](uint64_t layer) { return fmt::format("saved_activations/{}/ckpt_input", layer); };
   // a checkpointed bf16 layer's first forward is the inference op sequence (no_grad, no cache)
