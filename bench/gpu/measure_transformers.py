@@ -721,7 +721,8 @@ def driver(args):
     scs = scenario_mod.ordered({"main": scenario_mod.build_scenarios, "holdout": scenario_mod.build_holdout,
                                 "holdout2": scenario_mod.build_holdout2,
                                 "holdout3": scenario_mod.build_holdout3,
-                                "holdout4": scenario_mod.build_holdout4}[args.set]())
+                                "holdout4": scenario_mod.build_holdout4,
+                                "gemma_lora": scenario_mod.build_gemma_lora}[args.set]())
     if args.only:
         scs = [s for s in scs if any(o in s["id"] for o in args.only.split(","))]
     if args.max_tier is not None:
@@ -991,8 +992,10 @@ def main():
     ap.add_argument("--big-gib", type=float, default=40.0,
                     help="scenarios with est_gib at least this are 'big': at most 2 run at once, and they get "
                          "their memory before small ones")
-    ap.add_argument("--set", choices=("main", "holdout", "holdout2", "holdout3", "holdout4"), default="main",
-                    help="scenario set: the main list, or a held-out list (scenarios.build_holdout .. build_holdout4)")
+    ap.add_argument("--set", choices=("main", "holdout", "holdout2", "holdout3", "holdout4", "gemma_lora"),
+                    default="main",
+                    help="scenario set: the main list, or a held-out list (scenarios.build_holdout .. build_holdout4, "
+                         "build_gemma_lora)")
     ap.add_argument("--only", help="comma-separated substrings of scenario ids to keep")
     ap.add_argument("--max-tier", type=int, help="keep scenarios of this tier or lower")
     ap.add_argument("--limit", type=int, help="keep the first N scenarios of the run order")

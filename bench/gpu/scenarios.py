@@ -40,6 +40,8 @@ OPT = "facebook__opt-1.3b"
 BLOOM = "bigscience__bloom-560m"
 FAL = "tiiuae__falcon-7b"
 PHI3 = "microsoft__Phi-3-mini-4k-instruct"
+G3 = "google__gemma-3-1b-it"
+G1 = "google__gemma-2b"
 Q3 = "Qwen__Qwen3-8B"
 L31 = "meta-llama__Llama-3.1-8B"
 
@@ -52,6 +54,7 @@ PARAMS = {
     XGLM: 4552511488, YI: 6061035520, YOURI: 6738415616, Q05: 494032768, Q7: 7615616512,
     G2: 2614341888, GPT2M: 354823168, PY: 1414647808, OPT: 1315758080, BLOOM: 559214592,
     FAL: 6921720704, PHI3: 3821079552, Q3: 8190735360, L31: 8030261248,
+    G3: 999885952, G1: 2506172416,
 }
 
 # LoRA target module names per model_type (attention projections).
@@ -61,6 +64,9 @@ LORA_TARGETS = {
     "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "phi": ["q_proj", "k_proj", "v_proj", "dense"],
+    "gemma": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "gemma2": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "gemma3_text": ["q_proj", "k_proj", "v_proj", "o_proj"],
 }
 
 DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
@@ -386,6 +392,24 @@ def build_holdout4():
         _gen(PHI3, "fp16", 2, 2500, 16, tier=6),
     ]
     return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3)
+
+
+def build_gemma_lora():
+    """LoRA on the Gemma family (tier 7): no earlier set has a Gemma LoRA run, so the LoRA replay of Gemma's layers
+    (its extra norms; Gemma-3's q/k norms) was never measured. bf16 base, r 16 on the attention projections, AdamW;
+    Gemma-2 2B, Gemma-3 1B and Gemma 1 2B, with and without gradient checkpointing
+    (bench/data/transformers_gemma_lora.jsonl)."""
+    s = [
+        _train(G2, "bf16", 1, 1024, False, train="lora", lora_r=16, tier=7),
+        _train(G2, "bf16", 2, 2048, False, train="lora", lora_r=16, tier=7),
+        _train(G2, "bf16", 1, 2048, True, train="lora", lora_r=16, tier=7),
+        _train(G2, "bf16", 4, 1024, True, train="lora", lora_r=16, tier=7),
+        _train(G3, "bf16", 1, 1024, False, train="lora", lora_r=16, tier=7),
+        _train(G3, "bf16", 4, 2048, True, train="lora", lora_r=16, tier=7),
+        _train(G1, "bf16", 1, 1024, False, train="lora", lora_r=16, tier=7),
+        _train(G1, "bf16", 2, 2048, True, train="lora", lora_r=16, tier=7),
+    ]
+    return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3, build_holdout4)
 
 
 def _held_out(s, *earlier_sets):

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <string>
 
-#include "arch/table.hpp"
+#include "table.hpp"
 #include "llmem/error.hpp"
 
 namespace llmem::arch {

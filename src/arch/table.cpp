@@ -1,4 +1,4 @@
-#include "arch/table.hpp"
+#include "table.hpp"
 
 #include <algorithm>
 #include <cctype>

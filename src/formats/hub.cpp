@@ -19,7 +19,7 @@
 
 #include "llmem/error.hpp"
 #include "llmem/version.hpp"
-#include "util/dynlib.hpp"
+#include "llmem/dynlib.hpp"
 
 namespace llmem {
 namespace {

@@ -16,7 +16,7 @@
 
 #include <fmt/core.h>
 
-#include "gpu/sampler.hpp"
+#include "sampler.hpp"
 #include "llmem/error.hpp"
 #include "llmem/units.hpp"
 

@@ -1,5 +1,5 @@
 // The sampler thread and the /proc helpers it needs.
-#include "gpu/sampler.hpp"
+#include "sampler.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

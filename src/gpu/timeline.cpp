@@ -8,7 +8,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include "gpu/sampler.hpp"
+#include "sampler.hpp"
 #include "llmem/error.hpp"
 
 namespace llmem {

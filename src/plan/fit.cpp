@@ -9,7 +9,7 @@
 #include "llmem/error.hpp"
 #include "llmem/hf_config.hpp"
 #include "llmem/params.hpp"
-#include "plan/ranking.hpp"
+#include "ranking.hpp"
 
 namespace llmem {
 

@@ -7,7 +7,7 @@
 #include "llmem/hf_config.hpp"
 #include "llmem/params.hpp"
 #include "llmem/plan.hpp"
-#include "plan/ranking.hpp"
+#include "ranking.hpp"
 
 namespace llmem {
 

@@ -13,7 +13,7 @@
 #include <fmt/core.h>
 
 #include "llmem/error.hpp"
-#include "util/dynlib.hpp"
+#include "llmem/dynlib.hpp"
 
 // fontconfig (through cairo's toy font API) keeps a few hundred bytes it never frees; LeakSanitizer builds of llmem
 // would fail every run that draws a chart. This hook is read only by sanitizer runtimes.

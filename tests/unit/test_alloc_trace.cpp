@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "estimate/alloc_sim.hpp"
+#include "alloc_sim.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

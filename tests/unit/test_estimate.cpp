@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "estimate/alloc_sim.hpp"
+#include "alloc_sim.hpp"
 #include "fixtures/cli_run.hpp"
 #include "llmem/arch.hpp"
 #include "llmem/catalog.hpp"

@@ -11,7 +11,7 @@
 #include "llmem/estimate.hpp"
 #include "llmem/llamacpp.hpp"
 #include "llmem/source.hpp"
-#include "source_options.hpp"
+#include "source_flags.hpp"
 
 namespace llmem::cli {
 

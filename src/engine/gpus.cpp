@@ -5,7 +5,7 @@
 
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
-#include "llmem/estimate.hpp"
+#include "llmem/engine.hpp"
 
 namespace llmem {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "command.hpp"
 #include "llmem/params.hpp"
-#include "source_options.hpp"
+#include "source_flags.hpp"
 #include "llmem/units.hpp"
 
 namespace llmem::cli {

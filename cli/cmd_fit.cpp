@@ -10,8 +10,8 @@
 #include "llmem/params.hpp"
 #include "llmem/plan.hpp"
 #include "llmem/units.hpp"
-#include "source_options.hpp"
-#include "estimate_options.hpp"
+#include "source_flags.hpp"
+#include "request_options.hpp"
 #include "llmem/llamacpp.hpp"
 
 namespace llmem::cli {

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
-#include "estimate_options.hpp"
+#include "request_options.hpp"
 #include "llmem/chart.hpp"
 #include "llmem/error.hpp"
 #include "llmem/measure.hpp"

@@ -29,10 +29,10 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
-#include "estimate/alloc_sim.hpp"
+#include "alloc_sim.hpp"
 #include "llmem/checked.hpp"
 #include "llmem/error.hpp"
-#include "llmem/estimate.hpp"
+#include "llmem/transformers.hpp"
 #include "llmem/units.hpp"
 
 namespace llmem {

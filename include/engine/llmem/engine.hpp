@@ -1,9 +1,9 @@
-// Memory estimates: an itemised breakdown of what an engine allocates for a workload, with the peaks a user can
+// The contract every engine implements: a workload in, an Estimate out. Memory estimates: an itemised breakdown of what an engine allocates for a workload, with the peaks a user can
 // check against a measurement: the framework's own peak (torch.cuda.max_memory_allocated), what its caching
 // allocator reserves (max_memory_reserved), and what NVML shows for the process (reserved + CUDA context and
 // library workspaces outside the allocator).
 //
-// Engines are modules (src/estimate/engines/*.cpp) that turn (model facts, workload, GPU) into one Estimate;
+// Engines are modules (src/engines/<name>/) that turn (model facts, workload, GPU) into one Estimate;
 // `fit` and the reports know estimates, not engines.
 #pragma once
 
@@ -41,9 +41,6 @@ struct Workload {
   std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
 };
 
-// Validates sizes (zero, negative-as-huge, products overflowing 64 bits): throws Error(kUsage) naming the option.
-void validate_workload(const Workload& w);
-
 struct GpuProfile {
   std::string name;               // catalog name, e.g. "H100-80GB-HBM3"
   std::string display_name;       // "NVIDIA H100 80GB HBM3"
@@ -79,15 +76,5 @@ struct Estimate {
   GpuProfile gpu;
   std::vector<std::string> notes;
 };
-
-// Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic).
-Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu);
-
-// The names of the model's linear layers inside its decoder layers, as LoRA targets name them ("q_proj", "dense",
-// "c_attn", ...), in module order.
-std::vector<std::string> linear_module_names(const ArchModel& model);
-// LoRA targets on the attention projections the model has: q/k/v/o_proj where it has them, else its fused
-// QKV projection (query_key_value, c_attn, qkv_proj, Wqkv). Empty when it has neither.
-std::vector<std::string> attention_lora_targets(const ArchModel& model);
 
 }  // namespace llmem

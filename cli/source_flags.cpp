@@ -1,4 +1,4 @@
-#include "source_options.hpp"
+#include "source_flags.hpp"
 
 #include <fmt/core.h>
 

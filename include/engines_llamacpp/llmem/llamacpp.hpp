@@ -15,7 +15,7 @@
 
 #include "llmem/arch.hpp"
 #include "llmem/dtype.hpp"
-#include "llmem/estimate.hpp"
+#include "llmem/engine.hpp"
 #include "llmem/gguf.hpp"
 
 namespace llmem::llamacpp {

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
-#include "estimate_options.hpp"
+#include "request_options.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
 #include "llmem/hf_config.hpp"

@@ -1,4 +1,4 @@
-#include "estimate/alloc_sim.hpp"
+#include "alloc_sim.hpp"
 
 #include <cstdio>
 #include <cstdlib>

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
-#include "estimate_options.hpp"
-#include "source_options.hpp"
+#include "request_options.hpp"
+#include "source_flags.hpp"
 #include "llmem/error.hpp"
 #include "llmem/estimate.hpp"
 #include "llmem/llamacpp.hpp"
@@ -173,12 +173,6 @@ void add_estimate_request(CLI::App* cmd, EstimateRequest& r) {
 
 namespace {
 
-std::string engine_name(const std::string& e) {
-  if (e == "transformers" || e == "hf") return "transformers";
-  if (e == "llamacpp" || e == "llama.cpp" || e == "llama-cpp") return "llamacpp";
-  throw Error(ErrorKind::kUsage, "", "unknown --engine '" + e + "' (transformers or llamacpp)");
-}
-
 const char* flash_name(llamacpp::FlashAttn f) {
   return f == llamacpp::FlashAttn::kOn ? "on" : f == llamacpp::FlashAttn::kOff ? "off" : "auto";
 }
@@ -259,7 +253,7 @@ EstimateOutcome run_llamacpp(const EstimateRequest& r, const GpuProfile& gpu) {
 
 EstimateOutcome run_estimate(const EstimateRequest& r, const GpuProfile* gpu_override) {
   if (r.source.empty()) throw Error(ErrorKind::kUsage, "", "an estimate needs a SOURCE");
-  const std::string engine = engine_name(r.engine);
+  const std::string engine = canonical_engine_name(r.engine);
   const GpuProfile& gpu = gpu_override ? *gpu_override : r.opts.gpu.empty() ? default_gpu() : find_gpu(r.opts.gpu);
   if (engine == "llamacpp") return run_llamacpp(r, gpu);
   EstimateOutcome out;

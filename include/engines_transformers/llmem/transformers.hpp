@@ -1,0 +1,26 @@
+// The Hugging Face transformers (PyTorch) engine: what transformers 5.17 on PyTorch 2.11 allocates for a workload,
+// replayed allocation by allocation through a model of PyTorch's caching allocator (src/engines/transformers/).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "llmem/arch.hpp"
+#include "llmem/engine.hpp"
+
+namespace llmem {
+
+// Validates sizes (zero, negative-as-huge, products overflowing 64 bits): throws Error(kUsage) naming the option.
+void validate_workload(const Workload& w);
+
+// Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic).
+Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu);
+
+// The names of the model's linear layers inside its decoder layers, as LoRA targets name them ("q_proj", "dense",
+// "c_attn", ...), in module order.
+std::vector<std::string> linear_module_names(const ArchModel& model);
+// LoRA targets on the attention projections the model has: q/k/v/o_proj where it has them, else its fused
+// QKV projection (query_key_value, c_attn, qkv_proj, Wqkv). Empty when it has neither.
+std::vector<std::string> attention_lora_targets(const ArchModel& model);
+
+}  // namespace llmem
