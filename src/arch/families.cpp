@@ -721,15 +721,16 @@ void llama_moe_experts(const HfConfig& c, const Dims& d, std::vector<TensorInfo>
   // Insert each layer's experts after that layer's gate, keeping module order.
   std::vector<TensorInfo> result;
   result.reserve(out.size() + layers * experts * 3);
+  uint64_t layer = 0;
   auto add = [&](std::string name, std::vector<uint64_t> shape) {
     TensorInfo t;
     t.name = std::move(name);
     t.shape = std::move(shape);
     t.dtype = dtype;
     t.data_bytes = dtype_bytes(dtype, t.numel()).value_or(0);
+    t.layer = static_cast<int64_t>(layer);
     result.push_back(std::move(t));
   };
-  uint64_t layer = 0;
   for (size_t i = 0; i < out.size(); ++i) {
     result.push_back(out[i]);
     const std::string prefix = "model.layers." + std::to_string(layer) + ".mlp.gate.";

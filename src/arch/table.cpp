@@ -98,7 +98,7 @@ void expand_name(const Family& f, const Dims& dims, const HfConfig& cfg, const s
 }
 
 void emit(const Family& f, const Row& r, const Dims& dims, const HfConfig& cfg, DType dtype, const std::string& name,
-          ArchModel& out) {
+          int64_t layer, ArchModel& out) {
   std::vector<std::string> names;
   expand_name(f, dims, cfg, name, names);
   auto shape = eval_shape(f, dims, cfg, r.shape);
@@ -116,6 +116,7 @@ void emit(const Family& f, const Row& r, const Dims& dims, const HfConfig& cfg, 
     t.name = std::move(n);
     t.shape = shape;
     t.dtype = dtype;
+    t.layer = layer;
     auto bytes = dtype_bytes(dtype, *numel);
     if (!bytes) throw Error(ErrorKind::kInvalidInput, cfg.origin(), "tensor " + t.name + " is too large");
     t.data_bytes = *bytes;
@@ -140,7 +141,7 @@ void expand(const Family& f, const Dims& dims, const HfConfig& cfg, DType dtype,
   const auto& rows = f.rows;
   for (size_t i = 0; i < rows.size();) {
     if (!has_layers(rows[i])) {
-      if (row_enabled(rows[i], dims)) emit(f, rows[i], dims, cfg, dtype, rows[i].name, out);
+      if (row_enabled(rows[i], dims)) emit(f, rows[i], dims, cfg, dtype, rows[i].name, -1, out);
       ++i;
       continue;
     }
@@ -152,7 +153,7 @@ void expand(const Family& f, const Dims& dims, const HfConfig& cfg, DType dtype,
         if (!row_enabled(rows[r], dims) || !layer_selected(rows[r].layers, dims, layer)) continue;
         std::string name = rows[r].name;
         name.replace(name.find("{layers}"), 8, std::to_string(layer));
-        emit(f, rows[r], dims, cfg, dtype, name, out);
+        emit(f, rows[r], dims, cfg, dtype, name, static_cast<int64_t>(layer), out);
       }
     }
     i = end;

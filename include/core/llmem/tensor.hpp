@@ -16,6 +16,7 @@ struct TensorInfo {
   uint64_t offset_bytes = 0;    // from the start of the file's tensor data section
   uint64_t data_bytes = 0;      // bytes of tensor data (dtype_bytes(dtype, numel))
   std::string file;             // the shard or file that holds it ("" for tensors derived from a config)
+  int64_t layer = -1;           // decoder layer of a tensor derived from a config (its {layers} row), else -1
 
   uint64_t numel() const;       // product of shape; callers have validated it does not overflow
 };
