@@ -64,6 +64,11 @@ int LlmGraph::build_inputs() {
   return embd;
 }
 
+int LlmGraph::position_embeddings() const {
+  if (pos_embd_ < 0) throw std::logic_error("llama.cpp graph: position embeddings in a builder whose architecture has none");
+  return pos_embd_;
+}
+
 // ---- elementwise and norms (llama-graph.cpp build_norm) ----------------------------------------------------------
 
 int LlmGraph::add(int a, int b, uint64_t rows) { return f32(hp().n_embd * rows, {a, b}, true, {hp().n_embd, rows}); }

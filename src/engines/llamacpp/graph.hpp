@@ -85,7 +85,7 @@ class LlmGraph {
   // build_inp_embd, build_inp_pos, build_attn_inp_kv(_iswa), build_inp_out_ids: the inputs, in the order the
   // scheduler copies them in. Returns the embeddings; position_embeddings() holds the learned positions' rows.
   int build_inputs();
-  int position_embeddings() const { return pos_embd_; }
+  int position_embeddings() const;
 
   // Elementwise ops on [n_embd x rows] f32 activations, which may run in place.
   int add(int a, int b, uint64_t rows);
