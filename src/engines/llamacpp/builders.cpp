@@ -50,7 +50,8 @@ struct GemmaVariant {
   bool logit_softcaps = false;     // attention and final logit soft-capping (Gemma 2)
 };
 
-// Embeddings scaled by sqrt(n_embd), Q scaled by query_pre_attn_scalar^-1/2 before attention, GeGLU.
+// Embeddings scaled by sqrt(n_embd), Q scaled before attention (1/sqrt(head_dim) in gemma.cpp,
+// f_attention_scale in gemma2/3), GeGLU.
 void gemma_decoder(LlmGraph& g, const GemmaVariant& v) {
   AttentionParams attn;
   attn.qk_norm = v.qk_norm;

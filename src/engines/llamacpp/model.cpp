@@ -49,6 +49,8 @@ uint64_t Model::weight_bytes() const {
 
 namespace {
 
+// A GGUF names the tensors of block N "blk.N.<name>" (llama-arch.cpp LLM_TENSOR_NAMES): the name is the only source
+// of a read tensor's layer.
 int layer_of_name(const std::string& name) {
   int layer = -1;
   if (std::sscanf(name.c_str(), "blk.%d.", &layer) != 1) return -1;

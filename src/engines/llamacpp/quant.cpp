@@ -8,7 +8,6 @@
 // layout converts a config to it); an entry for it in architectures.cpp would bring them as its quant traits.
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 
 #include "architectures.hpp"
 #include "llmem/catalog.hpp"  // edit_distance
@@ -89,13 +88,13 @@ bool use_more_bits(int i_layer, int n_layers) {
   return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 || (i_layer - n_layers / 8) % 3 == 2;
 }
 
-// For MoE models the layer comes from the name ("experts are not consecutive"), otherwise from the counter.
+// For MoE models the layer comes from the tensor's block ("experts are not consecutive"; llama-quant.cpp reads
+// blk.N from the name, which is GgufTensor::layer), otherwise from the counter.
 int layer_of(const State& s, int counter, const GgufTensor& t) {
   if (s.n_expert > 1) {
-    int layer = -1;
-    if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) != 1 || layer < 0 || layer >= s.n_ffn)
+    if (t.layer < 0 || t.layer >= s.n_ffn)
       throw Error(ErrorKind::kInvalidInput, s.model.source, "cannot tell the layer of tensor " + t.name);
-    return layer;
+    return t.layer;
   }
   return counter;
 }
