@@ -22,7 +22,6 @@
 #include "llmem/gguf_names.hpp"
 #include "llmem/hf_config.hpp"
 #include "llmem/llamacpp.hpp"
-#include "llmem/plan.hpp"
 
 namespace {
 
@@ -442,28 +441,6 @@ TEST(LlamaCppParallel, StreamsAsLlamaCppSplitsThem) {
       EXPECT_NEAR(est - base_est[fa], real - base_real[fa], 0.011) << what;
     }
   }
-}
-
-TEST(LlamaCppFit, MoreBitsNeedMoreMemory) {
-  llamacpp::Model m = predicted("TinyLlama-1.1B");
-  llamacpp::RunOptions run;
-  GpuProfile gpu = default_gpu();
-  const uint64_t budget = uint64_t{2} << 30;
-  auto opts = fit_llamacpp(m, {"F16", "Q8_0", "Q4_K_M", "Q2_K"}, run, gpu, budget);
-  ASSERT_EQ(opts.size(), 4u);
-  for (size_t i = 1; i < opts.size(); ++i) {
-    EXPECT_LT(opts[i].weight_bytes, opts[i - 1].weight_bytes);
-    EXPECT_GE(opts[i].max_context, opts[i - 1].max_context);
-  }
-  // F16 (2.05 GiB of weights) cannot fit every layer in 2 GiB; the ngl it reports does fit, one more does not
-  EXPECT_FALSE(opts[0].all_layers_fit);
-  llamacpp::RunOptions r = run;
-  llamacpp::Model f16 = m;
-  llamacpp::quantize(f16, llamacpp::find_scheme("F16"));
-  r.n_gpu_layers = opts[0].max_ngl;
-  EXPECT_LE(llamacpp::estimate(f16, r, gpu).process_peak_bytes, budget);
-  r.n_gpu_layers = opts[0].max_ngl + 1;
-  EXPECT_GT(llamacpp::estimate(f16, r, gpu).process_peak_bytes, budget);
 }
 
 }  // namespace
