@@ -30,6 +30,7 @@
 #include "graph.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
+#include "llmem/field_error.hpp"
 #include "llmem/llamacpp.hpp"
 #include "llmem/units.hpp"
 
@@ -52,7 +53,7 @@ Placement place_layers(uint64_t n_layer, int64_t n_gpu_layers, std::vector<std::
   const auto top = static_cast<int64_t>(n_layer) + 1;
   int64_t ngl = n_gpu_layers < 0 ? top : n_gpu_layers;
   if (ngl > top) {
-    notes.push_back(fmt::format("--ngl {} is more than the model's {} layers + output layer: all are offloaded", ngl, n_layer));
+    notes.push_back(fmt::format("{} GPU layers asked for, more than the model's {} layers + output layer: all are offloaded", ngl, n_layer));
     ngl = top;
   }
   Placement p;
@@ -117,7 +118,7 @@ KvCache kv_cache(const Hparams& hp, const RunOptions& run, const Placement& p) {
   kv.n_seq = std::max<uint64_t>(1, run.n_parallel);
   kv.n_ctx_seq = pad_to(pad_to(run.n_ctx, 256) / kv.n_seq, 256);
   if (kv.n_ctx_seq == 0)
-    throw Error(ErrorKind::kUsage, "", fmt::format("--ctx {} split over --parallel {} leaves no cells per sequence", run.n_ctx, kv.n_seq));
+    throw usage_error("n_ctx", fmt::format("{{field}} {} split over {} parallel sequences leaves no cells per sequence", run.n_ctx, kv.n_seq));
   kv.n_ctx = kv.n_ctx_seq * kv.n_seq;
   kv.any_swa = std::any_of(hp.swa_layers.begin(), hp.swa_layers.end(), [](bool b) { return b; });
   // sliding-window layers: per stream min(n_ctx_seq, n_swa + n_ubatch) cells, padded (llama-kv-cache-iswa.cpp)
@@ -251,7 +252,7 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
   // backend does for these architectures; a quantised V cache requires it.
   const bool flash = run.flash_attn != FlashAttn::kOff;
   if (!flash && quantised(run.type_v))
-    throw Error(ErrorKind::kUsage, "", "a quantised V cache (--cache-type-v) needs flash attention (llama.cpp refuses it without)");
+    throw usage_error("cache_type_v", "a quantised V cache ({field}) needs flash attention (llama.cpp refuses it without)");
 
   const WeightBytes weights = weights_by_placement(m, place);
   const KvCache kv = kv_cache(hp, run, place);
