@@ -37,16 +37,6 @@ SourceFacts read_source_facts(ModelSource source) {
   return facts;
 }
 
-ModelSource catalog_source(const CatalogEntry& entry) {
-  // as open_source resolves a catalog name (source.cpp, step 3)
-  ModelSource src;
-  src.spec = entry.id;
-  src.kind = SourceKind::kCatalog;
-  src.location = entry.id;
-  src.config = HfConfig::parse(std::string(entry.config_json), "catalog:" + entry.id);
-  return src;
-}
-
 EstimateResult estimate(const EstimateRequest& request) {
   if (!request.source_facts && request.source.empty()) throw usage_error("source", "an estimate needs a {field}");
   const Engine& engine = find_engine(request.engine);

@@ -176,8 +176,6 @@ const Engine& find_engine(const std::string& name);
 // config is taken as it is (an engine that loads GGUFs reads it itself; one that needs a config says so).
 SourceFacts read_source_facts(ModelSource source);
 
-// A catalog entry as a source, without resolving its name (a Hugging Face cache holding the same id is not used).
-ModelSource catalog_source(const CatalogEntry& entry);
 
 // ---- the GPU ----------------------------------------------------------------------------------------------
 
