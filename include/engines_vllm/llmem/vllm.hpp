@@ -85,6 +85,10 @@ struct VllmOptions {
 struct VllmResult {
   std::string version;
   uint64_t total_memory_bytes = 0;     // what torch reports (cudaMemGetInfo total)
+  // Where that total comes from: "torch" (the total public logs print for the card), "given" (set by the
+  // caller: VllmOptions::total_memory_bytes or a size that replaced the card's), or "nominal" (the card's
+  // catalog or NVML size, a few hundred MiB above torch's; figures that hang on the budget are then approximate).
+  std::string total_memory_basis;
   uint64_t requested_memory_bytes = 0; // total x gpu_memory_utilization
   uint64_t weight_bytes = 0;           // "Model loading took X GiB"
   uint64_t activation_peak_bytes = 0;  // torch peak increase during the profile run
@@ -110,6 +114,8 @@ struct VllmResult {
 // model, Error(kUsage) for a max_model_len beyond the model's limit (without allow_long_max_model_len), a tensor
 // parallel size that does not divide the attention heads, or a bad option — each as vLLM words it, in one line.
 VllmResult simulate(const ArchModel& model, const VllmOptions& options, const GpuProfile& gpu);
+// The Estimate of the seam, with Estimate::serving filled. When vLLM would not start, process_peak_bytes is the GPU
+// memory it would need to (its budget rule solved for the total), so "fits the GPU" means "starts on it".
 Estimate estimate(const ArchModel& model, const VllmOptions& options, const GpuProfile& gpu);
 
 // ---- fit ----------------------------------------------------------------------------------------------------
@@ -121,6 +127,13 @@ struct VllmFit {
 };
 VllmFit fit(const ArchModel& model, const VllmOptions& options, const GpuProfile& gpu, uint64_t target_len,
             uint64_t target_concurrency);
+// The two answers of fit for `target_concurrency` requests of options.max_model_len tokens: the smallest
+// --gpu-memory-utilization (to 0.001) that gives the KV cache that many tokens and starts (nullopt: not even 1.0),
+// and the --kv-cache-memory value (bytes) that holds them.
+std::optional<double> min_gpu_memory_utilization(const ArchModel& model, const VllmOptions& options,
+                                                 const GpuProfile& gpu, uint64_t target_concurrency);
+uint64_t kv_cache_memory_for(const ArchModel& model, const VllmOptions& options, const GpuProfile& gpu,
+                             uint64_t target_concurrency);
 
 // The total memory torch reports for a catalog GPU where a public vLLM log printed it; nullopt otherwise.
 std::optional<uint64_t> torch_total_memory(const GpuProfile& gpu);

@@ -21,6 +21,7 @@
 #include <algorithm>
 
 #include "llmem/error.hpp"
+#include "llmem/field_error.hpp"
 #include "vllm_internal.hpp"
 
 namespace llmem::vllm::detail {
@@ -36,7 +37,7 @@ KvLayout kv_layout(const ArchModel& model, const Checkpoint& ckpt, const Version
   KvLayout kv;
   kv.mla = f.attention_kind == "mla";
   kv.block_size = block_size_flag.value_or(kv.mla ? rules.mla_block_size : 16);
-  if (kv.block_size == 0) throw Error(ErrorKind::kUsage, "", "--block-size must be positive");
+  if (kv.block_size == 0) throw usage_error("block_size", "{field} must be positive");
   uint64_t per_token_layer = 0;
   for (const auto& a : f.attention) {
     if (!a.caches_kv) continue;

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "llmem/error.hpp"
+#include "llmem/field_error.hpp"
 #include "vllm_internal.hpp"
 
 namespace llmem::vllm {
@@ -126,9 +127,8 @@ std::string resolve_version(const std::string& version) {
   }
   std::ostringstream pins;
   for (size_t i = 0; i < pinned_versions().size(); ++i) pins << (i ? ", " : "") << pinned_versions()[i];
-  throw Error(ErrorKind::kUsage, "",
-              "--vllm-version " + version + " is not modelled; the pinned versions are " + pins.str() +
-                  " (other versions' start-up arithmetic differs and has not been read)");
+  throw usage_error("vllm_version", "{field} " + version + " is not modelled; the pinned versions are " + pins.str() +
+                                        " (other versions' start-up arithmetic differs and has not been read)");
 }
 
 }  // namespace llmem::vllm

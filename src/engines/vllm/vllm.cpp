@@ -11,7 +11,10 @@
 #include <cmath>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "llmem/error.hpp"
+#include "llmem/field_error.hpp"
 #include "llmem/units.hpp"
 #include "vllm_internal.hpp"
 
@@ -80,9 +83,9 @@ void check_arguments(const ArchModel& model, const VllmOptions& opt, const Versi
     throw Error(ErrorKind::kUnsupported, "",
                 "vLLM " + rules.name + ": Model architectures ['" + arch + "'] are not supported for now.");
   if (opt.gpu_memory_utilization <= 0 || opt.gpu_memory_utilization > 1)
-    throw Error(ErrorKind::kUsage, "", "gpu_memory_utilization must be in (0, 1], got " +
-                                           std::to_string(opt.gpu_memory_utilization));
-  if (opt.tensor_parallel_size == 0) throw Error(ErrorKind::kUsage, "", "--tensor-parallel-size must be positive");
+    throw usage_error("gpu_memory_utilization",
+                      fmt::format("{{field}} must be in (0, 1], got {}", opt.gpu_memory_utilization));
+  if (opt.tensor_parallel_size == 0) throw usage_error("tensor_parallel_size", "{field} must be positive");
   // config/model.py verify_with_parallel_config.
   if (f.n_heads % opt.tensor_parallel_size != 0)
     throw Error(ErrorKind::kUsage, "", "Total number of attention heads (" + std::to_string(f.n_heads) +
@@ -90,10 +93,10 @@ void check_arguments(const ArchModel& model, const VllmOptions& opt, const Versi
                                            std::to_string(opt.tensor_parallel_size) + ").");
   const std::string& kvd = opt.kv_cache_dtype;
   if (kvd != "auto" && kvd != "fp8" && kvd != "fp8_e4m3" && kvd != "fp8_e5m2")
-    throw Error(ErrorKind::kUsage, "", "argument --kv-cache-dtype: invalid choice: '" + kvd +
-                                           "' (choose from 'auto', 'fp8', 'fp8_e4m3', 'fp8_e5m2')");
+    throw usage_error("kv_cache_dtype", "argument {field}: invalid choice: '" + kvd +
+                                            "' (choose from 'auto', 'fp8', 'fp8_e4m3', 'fp8_e5m2')");
   if (opt.kv_cache_memory_bytes && !rules.v1)
-    throw Error(ErrorKind::kUsage, "", "--kv-cache-memory does not exist in vLLM " + rules.name);
+    throw usage_error("kv_cache_memory", "{field} does not exist in vLLM " + rules.name);
   // config/model.py _get_and_verify_max_len.
   const uint64_t derived = opt.checkpoint.derived_max_model_len;
   if (opt.max_model_len && derived && *opt.max_model_len > derived && !opt.allow_long_max_model_len)
@@ -211,6 +214,15 @@ int compute_capability(const GpuProfile& gpu) {
 }
 }  // namespace detail
 
+namespace {
+// The card exactly as the GPU catalog lists it (its own size, not one a caller put in its place).
+bool card_as_catalogued(const GpuProfile& gpu) {
+  for (const auto& g : gpu_catalog())
+    if (g.name == gpu.name && g.memory_bytes == gpu.memory_bytes && g.memory_source == gpu.memory_source) return true;
+  return false;
+}
+}  // namespace
+
 std::optional<uint64_t> torch_total_memory(const GpuProfile& gpu) {
   // torch.cuda.mem_get_info()[1] as vLLM printed it (total_gpu_memory, GiB with two decimals). Sources:
   // H100 80GB HBM3 79.22 GiB (vllm-project/vllm#10511, #12126), RTX 3090 23.58 GiB (#10517, #14447),
@@ -219,8 +231,12 @@ std::optional<uint64_t> torch_total_memory(const GpuProfile& gpu) {
   struct Known { const char* name; double gib; };
   static const Known known[] = {{"H100-80GB-HBM3", 79.22}, {"RTX-3090", 23.58}, {"A100-40GB", 39.38},
                                 {"A100-80GB", 79.15}, {"RTX-4060", 8.00}};
-  for (const auto& k : known)
-    if (gpu.name == k.name) return static_cast<uint64_t>(std::llround(k.gib * static_cast<double>(kGiB)));
+  for (const auto& k : known) {
+    if (gpu.name != k.name) continue;
+    // A size given for the card (--vram) is the total to budget against; the table is for the card as it is.
+    if (!card_as_catalogued(gpu)) return std::nullopt;
+    return static_cast<uint64_t>(std::llround(k.gib * static_cast<double>(kGiB)));
+  }
   return std::nullopt;
 }
 
@@ -236,16 +252,22 @@ VllmResult simulate(const ArchModel& model, const VllmOptions& opt_in, const Gpu
   r.version = rules.name;
   r.max_model_len = opt.max_model_len.value_or(opt.checkpoint.derived_max_model_len);
   if (r.max_model_len == 0)
-    throw Error(ErrorKind::kUsage, "", "the model's config states no maximum length; pass --max-model-len");
+    throw usage_error("max_model_len", "the model's config states no maximum length; {field} is needed");
   if (auto t = opt.total_memory_bytes) {
     r.total_memory_bytes = *t;
+    r.total_memory_basis = "given";
   } else if (auto k = torch_total_memory(gpu)) {
     r.total_memory_bytes = *k;
+    r.total_memory_basis = "torch";
+  } else if (!card_as_catalogued(gpu) && gpu.memory_source != "NVML") {
+    r.total_memory_bytes = gpu.memory_bytes;  // a size the caller set in place of the card's
+    r.total_memory_basis = "given";
   } else {
     r.total_memory_bytes = gpu.memory_bytes;
-    r.notes.push_back("the total torch reports for " + gpu.name + " is not known; the catalog's " +
-                      format_bytes(gpu.memory_bytes) + " is used (vLLM budgets against cudaMemGetInfo's total, "
-                      "usually a few hundred MiB less; --vram sets it)");
+    r.total_memory_basis = "nominal";
+    r.notes.push_back("total memory: " + format_bytes(gpu.memory_bytes) + " (" + gpu.memory_source +
+                      "); vLLM budgets against the total torch reports (cudaMemGetInfo), for most cards a few hundred "
+                      "MiB less: set the GPU's memory to that figure");
   }
   r.requested_memory_bytes = static_cast<uint64_t>(static_cast<double>(r.total_memory_bytes) * opt.gpu_memory_utilization);
 
@@ -253,7 +275,7 @@ VllmResult simulate(const ArchModel& model, const VllmOptions& opt_in, const Gpu
   if (!opt.quantization.empty() && (!q || q->method != opt.quantization)) {
     if (opt.quantization == "fp8") q = Quantization{"fp8", 8, 0, 0, 0};  // online dynamic FP8 (per-tensor scales)
     else if (opt.quantization == "bitsandbytes") q = Quantization{"bitsandbytes", 4, 0, 0, 0};
-    else throw Error(ErrorKind::kUnsupported, "", "--quantization " + opt.quantization + " needs the checkpoint's "
+    else throw Error(ErrorKind::kUnsupported, "", "quantization " + opt.quantization + " needs the checkpoint's "
                                                   "quantization_config; llmem models fp8 (online) only as a flag");
   }
   const DType dtype = model_dtype(model, opt.dtype);
@@ -312,7 +334,7 @@ Estimate estimate(const ArchModel& model, const VllmOptions& options, const GpuP
   const VllmResult r = simulate(model, options, gpu);
   Estimate e;
   e.engine = "vllm";
-  e.engine_version = r.version;
+  e.engine_version = "vLLM " + r.version;
   e.peak_phase = "serving: weights, KV cache and the activation pool the profile run sized";
   e.components = r.components;
   e.weight_bytes = r.weight_bytes;
@@ -320,12 +342,71 @@ Estimate estimate(const ArchModel& model, const VllmOptions& options, const GpuP
   e.reserved_peak_bytes = e.framework_peak_bytes + r.cuda_graph_bytes;
   e.process_peak_bytes = r.process_peak_bytes;
   e.gpu = gpu;
+  e.layers = model.facts.n_layers;
+  e.architecture = model.facts.architecture;
   e.notes = r.notes;
-  e.notes.push_back("KV cache: " + format_thousands(r.kv_cache_tokens) + " tokens in " + format_thousands(r.kv_blocks) +
-                    " blocks; maximum concurrency " + std::to_string(r.max_concurrency).substr(0, 6) + "x at " +
-                    format_thousands(r.max_model_len) + " tokens per request");
-  if (!r.refusal.empty()) e.notes.push_back("vLLM would not start: " + r.refusal);
+  if (!r.refusal.empty()) {
+    // The total for which budget - (weights + activations + non-torch) holds one max_model_len request, plus what
+    // the process holds outside that budget.
+    const double util = options.gpu_memory_utilization;
+    const double need = static_cast<double>(r.weight_bytes + r.activation_peak_bytes + r.non_torch_bytes +
+                                            std::max<uint64_t>(r.kv_needed_bytes, r.kv_bytes_per_block)) / util;
+    const uint64_t outside = r.process_peak_bytes - std::min(r.process_peak_bytes, r.weight_bytes + r.kv_cache_bytes +
+                                                             r.activation_peak_bytes + r.non_torch_bytes);
+    e.process_peak_bytes = std::max(r.process_peak_bytes, static_cast<uint64_t>(std::ceil(need)) + outside);
+    e.notes.push_back("vLLM would not start: " + r.refusal);
+    e.notes.push_back("process peak: the GPU memory it would need to start (" + format_bytes(e.process_peak_bytes) + ")");
+  }
+  ServingFigures s;
+  s.total_memory_bytes = r.total_memory_bytes;
+  s.total_memory_basis = r.total_memory_basis;
+  s.gpu_memory_utilization = options.gpu_memory_utilization;
+  s.requested_memory_bytes = r.requested_memory_bytes;
+  s.activation_peak_bytes = r.activation_peak_bytes;
+  s.non_torch_bytes = r.non_torch_bytes;
+  s.cuda_graph_bytes = r.cuda_graph_bytes;
+  s.available_kv_bytes = r.available_kv_bytes;
+  s.kv_cache_bytes = r.kv_cache_bytes;
+  s.kv_blocks = r.kv_blocks;
+  s.block_size = r.block_size;
+  s.kv_cache_tokens = r.kv_cache_tokens;
+  s.max_concurrency = r.max_concurrency;
+  s.kv_needed_bytes = r.kv_needed_bytes;
+  s.estimated_max_model_len = r.estimated_max_model_len;
+  s.max_model_len = r.max_model_len;
+  s.max_num_seqs = r.max_num_seqs;
+  s.max_num_batched_tokens = r.max_num_batched_tokens;
+  s.tensor_parallel_size = options.tensor_parallel_size;
+  s.refusal = r.refusal;
+  e.serving = s;
   return e;
+}
+
+std::optional<double> min_gpu_memory_utilization(const ArchModel& model, const VllmOptions& options,
+                                                 const GpuProfile& gpu, uint64_t target_concurrency) {
+  VllmOptions o = options;
+  const uint64_t len = simulate(model, options, gpu).max_model_len;
+  auto enough = [&](double util) {
+    o.gpu_memory_utilization = util;
+    const VllmResult r = simulate(model, o, gpu);
+    return r.refusal.empty() && r.kv_cache_tokens >= len * target_concurrency;
+  };
+  if (!enough(1.0)) return std::nullopt;
+  double lo = 0.0, hi = 1.0;
+  while (hi - lo > 0.0005) {
+    const double mid = (lo + hi) / 2;
+    (enough(mid) ? hi : lo) = mid;
+  }
+  const double rounded = std::ceil(hi * 1000) / 1000;
+  return std::min(1.0, rounded);
+}
+
+uint64_t kv_cache_memory_for(const ArchModel& model, const VllmOptions& options, const GpuProfile& gpu,
+                             uint64_t target_concurrency) {
+  // Whole blocks for every request (V1 allocates per group; one block of every group per block index).
+  const VllmResult r = simulate(model, options, gpu);
+  const uint64_t per_request_blocks = (r.kv_needed_bytes + r.kv_bytes_per_block - 1) / std::max<uint64_t>(r.kv_bytes_per_block, 1);
+  return per_request_blocks * target_concurrency * r.kv_bytes_per_block;
 }
 
 VllmFit fit(const ArchModel& model, const VllmOptions& options, const GpuProfile& gpu, uint64_t target_len,
@@ -358,23 +439,8 @@ VllmFit fit(const ArchModel& model, const VllmOptions& options, const GpuProfile
   if (target_len && target_concurrency) {
     VllmOptions o = options;
     o.max_model_len = target_len;
-    auto enough = [&](double util) {
-      o.gpu_memory_utilization = util;
-      const VllmResult r = simulate(model, o, gpu);
-      return r.refusal.empty() && r.kv_cache_tokens >= target_len * target_concurrency;
-    };
-    if (enough(1.0)) {
-      double lo = 0.01, hi = 1.0;
-      for (int i = 0; i < 40; ++i) {
-        const double mid = (lo + hi) / 2;
-        (enough(mid) ? hi : lo) = mid;
-      }
-      out.min_gpu_memory_utilization = std::ceil(hi * 1000) / 1000;
-    }
-    o.gpu_memory_utilization = options.gpu_memory_utilization;
-    const VllmResult r = simulate(model, o, gpu);
-    const uint64_t blocks_per_request = (target_len + r.block_size - 1) / r.block_size;
-    out.kv_cache_memory_bytes = blocks_per_request * target_concurrency * r.kv_bytes_per_block;
+    out.min_gpu_memory_utilization = min_gpu_memory_utilization(model, o, gpu, target_concurrency);
+    out.kv_cache_memory_bytes = kv_cache_memory_for(model, o, gpu, target_concurrency);
   }
   return out;
 }

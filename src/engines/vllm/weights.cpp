@@ -16,6 +16,7 @@
 #include <cctype>
 
 #include "llmem/error.hpp"
+#include "llmem/field_error.hpp"
 #include "vllm_internal.hpp"
 
 namespace llmem::vllm::detail {
@@ -137,8 +138,8 @@ DType model_dtype(const ArchModel& model, const std::string& dtype_flag) {
   if (dtype_flag == "half" || dtype_flag == "float16" || dtype_flag == "fp16") return DType::F16;
   if (dtype_flag == "bfloat16" || dtype_flag == "bf16") return DType::BF16;
   if (dtype_flag == "float" || dtype_flag == "float32" || dtype_flag == "fp32") return DType::F32;
-  throw Error(ErrorKind::kUsage, "", "argument --dtype: invalid choice: '" + dtype_flag +
-                                         "' (choose from 'auto', 'half', 'float16', 'bfloat16', 'float', 'float32')");
+  throw usage_error("vllm_dtype", "argument {field}: invalid choice: '" + dtype_flag +
+                                     "' (choose from 'auto', 'half', 'float16', 'bfloat16', 'float', 'float32')");
 }
 
 WeightBreakdown weight_bytes(const ArchModel& model, const Checkpoint& ckpt, const std::optional<Quantization>& q,
