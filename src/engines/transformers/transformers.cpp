@@ -529,7 +529,7 @@ void run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Work
   if (!generate) free_base_model_locals();
   t.alloc("logits/logits", mul(logit_rows, g.vocab, s));
   t.free("activations/final_norm");
-  if (m.facts.final_logit_softcap) {
+  if (m.facts.traits.final_logit_softcap) {
     // logits = tanh(logits / cap) * cap, one new tensor per step (Gemma2ForCausalLM.forward)
     t.alloc("logits/div", mul(logit_rows, g.vocab, s));
     t.free("logits/logits");
@@ -990,7 +990,7 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     }
     if (amp) t.alloc("saved_activations/lm_head_bf16_weight", mul(V, H, 2));
     t.alloc("logits/logits", mul(T, V, 2));
-    if (c.f.final_logit_softcap) {
+    if (c.f.traits.final_logit_softcap) {
       // Gemma2ForCausalLM.forward: logits / cap, tanh (keeps its output), * cap; each a new tensor, the previous
       // one dropped as the name is rebound
       t.alloc("logits/softcap_div", mul(T, V, 2));
@@ -1019,7 +1019,7 @@ void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workl
     t.free("loss/log_softmax");
     t.alloc("loss/grad_logits", mul(T, V, 2));
     t.free("loss/grad_logits_f32");
-    if (c.f.final_logit_softcap) {
+    if (c.f.traits.final_logit_softcap) {
       // the backward of * cap, tanh and / cap: one new gradient each
       t.alloc("loss/grad_softcap_mul", mul(T, V, 2));
       t.free("loss/grad_logits");
