@@ -150,9 +150,9 @@ bool adapts(const TrainCtx& c, TensorRole role);
 // The tensors autograd keeps for one decoder layer's backward (the layer-level model: every family).
 SavedSet saved_for_layer(const TrainCtx& c, uint64_t layer);
 
-// LlamaRMSNorm over n elements with a frozen weight, under autograd (see lora.cpp).
-void frozen_rms_norm(Tracker& t, uint64_t n, const std::string& f32, bool keep_f32, const std::string& tmp,
-                     const std::string& out);
+// An RMSNorm of `kind` over n elements with a frozen weight, under autograd (see lora.cpp).
+void frozen_rms_norm(Tracker& t, NormKind kind, uint64_t n, const std::string& f32, bool keep_f32,
+                     const std::string& tmp, const std::string& out);
 // Whether LoRA training is replayed op by op (lora_layer_forward) rather than by the layer-level model.
 bool lora_oplevel(const TrainCtx& c);
 // One decoder layer's forward under LoRA, op by op; returns what it leaves saved for backward (none when !grad).

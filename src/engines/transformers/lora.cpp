@@ -1,5 +1,5 @@
-// LoRA on a llama-style decoder layer (RMSNorm, rotary, gated MLP, sequential residual) with frozen bf16 base
-// weights, replayed op by op as PyTorch runs it: every temporary is allocated and freed where the forward makes
+// LoRA on a llama-style decoder layer (RMSNorm, rotary, gated MLP, sequential residual; Gemma's norms too) with
+// frozen bf16 base weights, replayed op by op as PyTorch runs it: every temporary is allocated and freed where the forward makes
 // and drops it, and what autograd keeps for backward stays (named saved_activations/<layer>/...). Which
 // temporaries exist matters beyond the peak: the blocks they leave free in the caching allocator are where the
 // backward's first small tensors land (bench/data/traces, train-lora-Qwen2.5-0.5B b4 × 1024: the forward's
@@ -11,24 +11,36 @@
 
 namespace llmem::transformers {
 
-// LlamaRMSNorm over n elements with a frozen weight, under autograd: x.to(fp32) as `f32` (kept by pow and the
-// rsqrt product when x needs a gradient: `keep_f32`), pow, h * rsqrt, h.to(bf16), w * that as `out` (the cast is
-// not kept: only w's gradient would need it)
-void frozen_rms_norm(Tracker& t, uint64_t n, const std::string& f32, bool keep_f32, const std::string& tmp,
-                     const std::string& out) {
+// An RMSNorm over n elements with a frozen weight, under autograd: x.to(fp32) as `f32` (kept by pow and the rsqrt
+// product when x needs a gradient: `keep_f32`), pow, h = x * rsqrt(mean + eps); then
+//  - LlamaRMSNorm: h.to(bf16), w * that as `out` (the cast is not kept: only w's gradient would need it);
+//  - GemmaRMSNorm (kRmsNormFp32Scale, modeling_gemma.py): h * (1.0 + w.float()) in fp32, h dropped as the name is
+//    rebound, then .type_as(x) as `out` (nothing more kept: the frozen scale needs no gradient, and the product's
+//    backward needs only the scale).
+// The per-row statistics and the scale's fp32 copy are a few KiB, left out.
+void frozen_rms_norm(Tracker& t, NormKind kind, uint64_t n, const std::string& f32, bool keep_f32,
+                     const std::string& tmp, const std::string& out) {
   t.alloc(f32, mul(n, 4));
   t.alloc(tmp + "_pow", mul(n, 4));
   t.free(tmp + "_pow");
   t.alloc(tmp + "_h", mul(n, 4));
   if (!keep_f32) t.free(f32);
+  if (kind == NormKind::kRmsNormFp32Scale) {
+    t.alloc(tmp + "_scaled", mul(n, 4));
+    t.free(tmp + "_h");
+    t.alloc(out, mul(n, 2));
+    t.free(tmp + "_scaled");
+    return;
+  }
   t.alloc(tmp + "_cast", mul(n, 2));
   t.alloc(out, mul(n, 2));
   t.free(tmp + "_cast");
   t.free(tmp + "_h");
 }
 
-// The replay below holds where its assumptions do: bf16 without autocast, separate q/k/v projections, rotary on
-// whole heads, a dense gated MLP, a sequential residual without dropout, and LlamaRMSNorm.
+// The replay below holds where its assumptions do: bf16 without autocast, an RMSNorm (Llama's or Gemma's),
+// separate q/k/v projections, rotary on whole heads, a dense gated MLP, a sequential residual (with or without
+// sandwich norms) without dropout.
 bool lora_oplevel(const TrainCtx& c) {
   const auto& g = c.g;
   return c.lora && !c.amp && g.rms_norm() && g.traits.qkv == QkvLayout::kSeparate && g.gated &&
@@ -78,7 +90,7 @@ void LoraLayer::rms(const std::string& p, uint64_t width, bool input_needs_grad)
   const bool keep = input_needs_grad && grad_;
   const std::string f32 = keep ? fmt::format("saved_activations/{}/{}_f32", layer_, p) : L(layer_, p + "_f32");
   if (keep) saved_.emplace_back(p + "_f32", mul(c_.T, width, 4));
-  frozen_rms_norm(t_, mul(c_.T, width), f32, keep, L(layer_, p), L(layer_, p + "_out"));
+  frozen_rms_norm(t_, g_.traits.norm, mul(c_.T, width), f32, keep, L(layer_, p), L(layer_, p + "_out"));
 }
 
 // A frozen bf16 linear of width in -> outw (the layer's module of `role`; `mod` names its temporaries), with an
@@ -106,7 +118,9 @@ void LoraLayer::linear(TensorRole role, const std::string& mod, uint64_t in, uin
 }
 
 // q, k, v (Qwen3 and kin: q_norm(q_proj(x).view(...)), k_norm likewise, per head; the projection's output goes
-// when its norm returns, the norm keeping its own fp32 copy), rotary, SDPA, o_proj and the first residual.
+// when its norm returns, the norm keeping its own fp32 copy), rotary, SDPA, o_proj and the first residual. With
+// sandwich norms (Gemma2DecoderLayer) the attention's output is normed before the residual add: its fp32 input is
+// kept (the adapters make it need a gradient) and o_proj's output goes when the norm returns.
 void LoraLayer::attention() {
   const uint64_t T = c_.T, seq = c_.w.prompt_tokens;
   const bool qk_norm = g_.traits.qk_norm;
@@ -167,12 +181,20 @@ void LoraLayer::attention() {
   linear(TensorRole::kAttnOutput, "o_proj", g_.q_dim, g_.hidden, "o", false);
   drop("attn", true);
   drop("n1_out");
+  std::string branch = "o";
+  if (g_.traits.sandwich_norms) {
+    rms("post_attn", g_.hidden, true);  // post_attention_layernorm(o)
+    drop("o");
+    branch = "post_attn_out";
+  }
   make("resid1", mul(T, g_.hidden, 2));
-  drop("o");
+  drop(branch);
 }
 
-// act_fn(gate_proj(x)) * up_proj(x): silu keeps its input, the product keeps both operands; down_proj keeps its
-// input only through an adapter (its x32); then the second residual.
+// act_fn(gate_proj(x)) * up_proj(x): the activation keeps its input, the product keeps both operands; down_proj
+// keeps its input only through an adapter (its x32); then the second residual. The MLP's norm is the layer's second
+// (post_attention_layernorm; Gemma 2/3: pre_feedforward_layernorm), and with sandwich norms the MLP's output is
+// normed too (post_feedforward_layernorm) before the residual add.
 void LoraLayer::mlp_and_residual(const std::string& out) {
   const uint64_t T = c_.T;
   rms("n2", g_.hidden, true);
@@ -186,8 +208,14 @@ void LoraLayer::mlp_and_residual(const std::string& out) {
   linear(TensorRole::kMlpDown, "down_proj", g_.ffn, g_.hidden, "down", false);
   drop("mlp_prod");
   drop("n2_out");
+  std::string branch = "down";
+  if (g_.traits.sandwich_norms) {
+    rms("post_mlp", g_.hidden, true);  // post_feedforward_layernorm(down)
+    drop("down");
+    branch = "post_mlp_out";
+  }
   t_.alloc(out, mul(T, g_.hidden, 2));
-  drop("down");
+  drop(branch);
   drop("resid1");
 }
 

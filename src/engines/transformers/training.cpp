@@ -155,7 +155,8 @@ void TrainingRun::loss(uint64_t step) {
   if (oplevel_) {
     // the final RMSNorm keeps its fp32 input (frozen weight: not the cast); the last hidden state and
     // inputs_embeds go when the base model returns (inputs_embeds stays as layer 0's checkpointed input)
-    frozen_rms_norm(t_, mul(T, H), "saved_activations/final_f32", true, "activations/final", "activations/final_out");
+    frozen_rms_norm(t_, g_.traits.norm, mul(T, H), "saved_activations/final_f32", true, "activations/final",
+                    "activations/final_out");
     t_.free(hidden_name(g_.layers - 1));
     if (!w_.grad_ckpt) t_.free("activations/embed");
   } else {
