@@ -107,14 +107,14 @@ void norm(Ctx& c, const std::string& out, uint64_t rows, uint64_t width, const s
 void attention(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const std::string& out,
                const std::function<void()>& update_cache);
 
-// The eager attention's weights (attn_weights) that outlive the attention call (see decoder_layer): their name
-// for this context, and whether this context makes them.
+// The eager attention's weights (attn_weights) outlive the attention call (see decoder_layer): whether this
+// context's kernel makes them, and their release (probs, or the fp32 softmax itself when nothing casts it back).
 bool keeps_attn_weights(const Ctx& c);
 void free_attn_weights(Ctx& c, uint64_t layer);
 
 void mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out);
 
-// One decoder layer: hidden state `in` -> `out` (`in` stays alive; the caller frees it).
+// One decoder layer: the hidden state -> `out` (its input stays alive; the caller frees it).
 void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const std::string& out,
                    const std::function<void()>& update_cache);
 
@@ -142,9 +142,9 @@ struct TrainCtx {
   std::vector<TensorRole> adapted_roles = {};
 };
 
-// Whether the LoRA target list names this module ("q_proj", "dense", ...), as peft matches targets.
+// Whether the LoRA target list names this module ("q_proj", "dense", ...), as peft matches targets (optimizer.cpp).
 bool targets(const TrainCtx& c, const std::string& module_name);
-// Whether the decoder layers' linear module of this role carries a LoRA adapter.
+// Whether the decoder layers' linear module of this role carries a LoRA adapter (saved_activations.cpp).
 bool adapts(const TrainCtx& c, TensorRole role);
 
 // The tensors autograd keeps for one decoder layer's backward (the layer-level model: every family).
