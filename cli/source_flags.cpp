@@ -2,7 +2,7 @@
 
 #include <fmt/core.h>
 
-#include "llmem/units.hpp"
+#include "llmem/estimate_report.hpp"
 
 namespace llmem::cli {
 
@@ -26,45 +26,7 @@ void add_source_options(CLI::App* cmd, SourceCliOptions& opts) {
 }
 
 void print_source_verbose(const ModelSource& src, const SourceCliOptions& opts) {
-  if (!opts.verbose) return;
-  if (!src.remote) {
-    fmt::print(stderr, "llmem: {} ({}): {} of headers from {} file(s)\n", src.display_name(), source_kind_name(src.kind),
-               format_bytes(src.header_bytes_read), src.files_read.size());
-    return;
-  }
-  const RemoteReadReport& r = *src.remote;
-  fmt::print(stderr, "llmem: hub {} {}@{} -> commit {}\n", r.endpoint, r.repo, r.requested_revision,
-             r.commit.empty() ? "(not reported)" : r.commit);
-  for (const auto& line : r.request_log) fmt::print(stderr, "llmem:   {}\n", line);
-  fmt::print(stderr, "llmem: {} request(s), {} transferred ({} bytes), {} retr{}; {} file(s) from the header cache{}\n", r.requests,
-             format_bytes(r.bytes_transferred), r.bytes_transferred, r.retries, r.retries == 1 ? "y" : "ies", r.cached_files,
-             r.cache_dir.empty() ? "" : " (" + r.cache_dir + ")");
-  if (!r.cache_note.empty()) fmt::print(stderr, "llmem: {}\n", r.cache_note);
-}
-
-nlohmann::json source_json(const ModelSource& src) {
-  nlohmann::json j = {{"spec", src.spec},
-                      {"kind", source_kind_name(src.kind)},
-                      {"location", src.location},
-                      {"revision", src.revision},
-                      {"files_read", src.files_read},
-                      {"header_bytes_read", src.header_bytes_read}};
-  if (src.remote) {
-    const RemoteReadReport& r = *src.remote;
-    j["remote"] = {{"endpoint", r.endpoint},
-                   {"repo", r.repo},
-                   {"requested_revision", r.requested_revision},
-                   {"commit", r.commit},
-                   {"network_used", r.network_used},
-                   {"requests", r.requests},
-                   {"bytes_transferred", r.bytes_transferred},
-                   {"retries", r.retries},
-                   {"cached_files", r.cached_files},
-                   {"cache_dir", r.cache_dir}};
-  } else {
-    j["remote"] = nullptr;
-  }
-  return j;
+  if (opts.verbose) fmt::print(stderr, "{}", report::source_read_text(src));
 }
 
 }  // namespace llmem::cli

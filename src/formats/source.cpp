@@ -234,13 +234,7 @@ ModelSource open_source(const std::string& spec_in, const SourceOptions& options
 
   // 3. The embedded catalog (it holds one revision of each config: a pinned revision cannot be honoured).
   if (!options.remote && file.empty()) {
-    if (auto entry = find_in_catalog(spec); entry && revision.empty()) {
-      src.kind = SourceKind::kCatalog;
-      src.location = entry->id;
-      src.spec = entry->id;
-      src.config = HfConfig::parse(std::string(entry->config_json), "catalog:" + entry->id);
-      return src;
-    }
+    if (auto entry = find_in_catalog(spec); entry && revision.empty()) return catalog_source(*entry);
   }
 
   std::string hint;
@@ -277,6 +271,15 @@ ModelSource open_source(const std::string& spec_in, const SourceOptions& options
                                    : "the Hub could not be asked: " + cause;
     throw Error(e.kind() == ErrorKind::kRuntime ? ErrorKind::kRuntime : ErrorKind::kNotFound, spec_in, nowhere + "; " + why);
   }
+}
+
+ModelSource catalog_source(const CatalogEntry& entry) {
+  ModelSource src;
+  src.spec = entry.id;
+  src.kind = SourceKind::kCatalog;
+  src.location = entry.id;
+  src.config = HfConfig::parse(std::string(entry.config_json), "catalog:" + entry.id);
+  return src;
 }
 
 }  // namespace llmem

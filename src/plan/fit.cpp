@@ -1,15 +1,11 @@
-// Fit planning by search over the estimator (see plan.hpp).
+// Fit planning by search over any engine's estimates (see plan.hpp).
 #include "llmem/plan.hpp"
 
 #include <algorithm>
 #include <optional>
 #include <string>
 
-#include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
-#include "llmem/hf_config.hpp"
-#include "llmem/params.hpp"
-#include "ranking.hpp"
 
 namespace llmem {
 
@@ -30,99 +26,121 @@ uint64_t overhead(const Estimate& e, bool training) {
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 
-std::string precision_name(DType d) { return d == DType::F32 ? "fp32" : d == DType::BF16 ? "bf16" : "fp16"; }
+FitMode mode_of(const Workload& w) {
+  if (w.mode != RunMode::kTrain) return FitMode::kInference;
+  return w.train == TrainMethod::kFull ? FitMode::kFull : FitMode::kLora;
+}
 
 void check_request(const FitRequest& r) {
-  auto positive = [](uint64_t v, const char* name) {
-    if (v == 0) throw Error(ErrorKind::kUsage, "", std::string(name) + " must be at least 1");
+  auto positive = [](int64_t v, const char* field) {
+    if (v <= 0) throw usage_error(field, "{field} must be a positive integer, got " + std::to_string(v));
   };
-  positive(r.gpus, "--gpus");
-  positive(r.prompt_tokens, "--prompt");
-  positive(r.new_tokens, "--new-tokens");
-  positive(r.seq, "--seq");
-  positive(r.gpu.memory_bytes, "the GPU memory budget");
-  if (r.gpus > 4096) throw Error(ErrorKind::kUsage, "", "--gpus " + std::to_string(r.gpus) + " is beyond any plausible machine (max 4096)");
+  positive(r.gpus, "gpus");
+  positive(r.workload.prompt_tokens, "prompt_tokens");
+  positive(r.workload.new_tokens, "new_tokens");
+  positive(r.workload.seq_tokens, "seq_tokens");
+  if (r.gpu.memory_bytes == 0) throw Error(ErrorKind::kUsage, "", "the GPU memory budget must be at least 1");
+  if (r.gpus > 4096) throw usage_error("gpus", "{field} " + std::to_string(r.gpus) + " is beyond any plausible machine (max 4096)");
 }
 
-// The estimate of `w`, or nullopt when the workload is beyond the engine's arithmetic (surely too large).
-std::optional<Estimate> try_estimate(const ArchModel& m, const Workload& w, const GpuProfile& gpu) {
-  try {
-    validate_workload(w);
-    return estimate_transformers(m, w, gpu);
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::kUsage) return std::nullopt;
-    throw;
-  }
-}
-
+// One candidate's estimates: whether a workload fits the budget on the GPUs the engine is planned for.
 struct Searcher {
-  const ArchModel& model;
+  const Engine& engine;
+  const EngineModel& model;
   const FitRequest& req;
   bool training;
+  uint64_t gpus;
+
+  bool fits(const Estimate& e) const { return per_gpu_bytes(e, training, gpus) <= req.gpu.memory_bytes; }
 
   bool fits(const Workload& w) const {
-    auto e = try_estimate(model, w, req.gpu);
-    return e && per_gpu_bytes(*e, training, req.gpus) <= req.gpu.memory_bytes;
+    try {
+      return fits(engine.estimate(model, w, req.gpu));
+    } catch (const Error& e) {
+      // a search point the engine refuses is beyond its arithmetic (64-bit sizes, a plausible run): surely too large
+      if (e.kind() == ErrorKind::kUsage) return false;
+      throw;
+    }
   }
 };
 
-FitOption run_option(const ArchModel& model, const FitRequest& req, FitMode mode, std::string precision, Workload w) {
-  FitOption o;
-  o.precision = std::move(precision);
-  o.mode = mode;
-  w.batch = 1;
-  o.workload = w;
-  const bool training = mode != FitMode::kInference;
-  Searcher s{model, req, training};
+Searcher searcher_for(const Engine& engine, const EngineModel& model, const FitRequest& req, const Workload& w) {
+  return {engine, model, req, mode_of(w) != FitMode::kInference, engine.splits_over_gpus() ? static_cast<uint64_t>(req.gpus) : 1};
+}
 
-  if (auto e = try_estimate(model, w, req.gpu)) {
-    o.process_peak_bytes = e->process_peak_bytes;
-    o.per_gpu_bytes = per_gpu_bytes(*e, training, req.gpus);
-    o.headroom_bytes = static_cast<int64_t>(req.gpu.memory_bytes) - static_cast<int64_t>(o.per_gpu_bytes);
-    o.fits = o.per_gpu_bytes <= req.gpu.memory_bytes;
-    o.gpus_needed = gpus_needed(*e, training, req.gpu.memory_bytes);
+// The largest count of `knob` that fits, the other knobs held at the candidate's own values. Where the candidate's
+// own workload sits on a count, monotonicity answers without a search: fitting at the cap's count or beyond means
+// the cap; not fitting at count 1 means none.
+uint64_t search_knob(const Searcher& s, const Workload& base, bool base_fits, Knob knob, const KnobRange& range, uint64_t cap_count) {
+  if (base_fits && range.base_count >= cap_count) return cap_count;
+  if (!base_fits && range.base_count == 1) return 0;
+  return largest_fitting(cap_count, s.req.max_iterations, [&](uint64_t n) { return s.fits(s.engine.with_knob(base, knob, n)); });
+}
+
+void record_knob(FitOption& o, Knob knob, uint64_t answer, uint64_t cap_count, uint64_t unit) {
+  switch (knob) {
+    case Knob::kContext:
+      o.context_cap = cap_count * unit;
+      o.max_context = answer * unit;
+      o.context_capped = answer != 0 && answer == cap_count;
+      break;
+    case Knob::kBatch:
+      o.max_batch = answer;
+      o.batch_capped = answer == cap_count;
+      break;
+    case Knob::kGpuLayers:
+      o.max_gpu_layers = static_cast<int64_t>(answer) - 1;
+      break;
   }
+}
 
-  const uint64_t maxpos = model.facts.max_positions;
-  if (maxpos == 0) o.context_cap = req.context_cap_unknown;
-  else if (training) o.context_cap = maxpos;
-  else o.context_cap = maxpos > w.new_tokens ? maxpos - w.new_tokens : 1;
-  o.max_context = largest_fitting(o.context_cap, req.max_iterations, [&](uint64_t n) {
-    Workload x = w;
-    x.prompt_tokens = n;
-    return s.fits(x);
-  });
-  o.context_capped = o.max_context != 0 && o.max_context == o.context_cap;
-
-  if (o.fits) {
-    o.max_batch = largest_fitting(req.batch_cap, req.max_iterations, [&](uint64_t b) {
-      Workload x = w;
-      x.batch = b;
-      return s.fits(x);
-    });
-    o.batch_capped = o.max_batch == req.batch_cap;
+// A candidate with its searches, given the estimate of its own workload.
+FitOption run_candidate(const Engine& engine, const EngineModel& model, const FitCandidate& c, const FitRequest& req,
+                        const Estimate& base) {
+  FitOption o;
+  o.precision = base.weights_scheme.empty() ? c.precision : base.weights_scheme;
+  o.mode = mode_of(c.workload);
+  o.workload = c.workload;
+  const Searcher s = searcher_for(engine, model, req, c.workload);
+  o.process_peak_bytes = base.process_peak_bytes;
+  o.per_gpu_bytes = per_gpu_bytes(base, s.training, s.gpus);
+  o.headroom_bytes = static_cast<int64_t>(req.gpu.memory_bytes) - static_cast<int64_t>(o.per_gpu_bytes);
+  o.fits = s.fits(base);
+  // more GPUs help only where the even split applies
+  o.gpus_needed = engine.splits_over_gpus() ? gpus_needed(base, s.training, req.gpu.memory_bytes) : 0;
+  o.weight_bytes = base.weight_bytes;
+  o.weights_predicted = base.weights_predicted;
+  o.layers = base.layers;
+  for (Knob knob : engine.fit_knobs()) {
+    const KnobRange range = engine.knob_range(model, c.workload, knob);
+    const uint64_t unknown_cap = knob == Knob::kBatch ? req.batch_cap : req.context_cap_unknown / range.unit;
+    const uint64_t cap_count = range.max_count ? range.max_count : unknown_cap;
+    record_knob(o, knob, search_knob(s, c.workload, o.fits, knob, range, cap_count), cap_count, range.unit);
   }
   return o;
 }
 
-Workload inference_workload(DType dtype, const FitRequest& req) {
-  Workload w;
-  w.mode = RunMode::kGenerate;
-  w.dtype = dtype;
-  w.prompt_tokens = req.prompt_tokens;
-  w.new_tokens = req.new_tokens;
-  return w;
+// The engine's own fields are checked with the fit's before any file is read.
+const Engine& checked_engine(const FitRequest& req) {
+  check_request(req);
+  const Engine& engine = find_engine(req.engine);
+  engine.resolve(req.workload);
+  return engine;
 }
 
-Workload training_workload(TrainMethod method, TrainPrecision precision, const FitRequest& req) {
-  Workload w;
-  w.mode = RunMode::kTrain;
-  w.train = method;
-  w.precision = precision;
-  w.optimizer = OptimizerKind::kAdamW;
-  w.dtype = precision == TrainPrecision::kBf16 ? DType::BF16 : DType::F32;  // as `llmem estimate --train` sets it
-  w.prompt_tokens = req.seq;
-  return w;
+// Ranks one catalog model at the first ranking candidate that fits (else the last); says whether one fit.
+bool rank_model(const Engine& engine, const SourceFacts& facts, const FitRequest& req, FitOption& best) {
+  const std::vector<FitCandidate> candidates = engine.ranking_candidates(facts, req.workload);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const FitCandidate& c = candidates[i];
+    const auto model = engine.prepare(facts, c.workload);
+    const Estimate base = engine.estimate(*model, c.workload, req.gpu);
+    if (i + 1 == candidates.size() || searcher_for(engine, *model, req, c.workload).fits(base)) {
+      best = run_candidate(engine, *model, c, req, base);
+      return best.fits;
+    }
+  }
+  throw Error(ErrorKind::kUnsupported, facts.source.spec, "the " + engine.name() + " engine has no option to rank");
 }
 
 }  // namespace
@@ -160,34 +178,62 @@ uint64_t largest_fitting(uint64_t cap, int max_iterations, const std::function<b
   return good;
 }
 
-FitOption fit_inference(const ArchModel& model, DType dtype, const FitRequest& req) {
-  check_request(req);
-  return run_option(model, req, FitMode::kInference, precision_name(dtype), inference_workload(dtype, req));
+FitResult fit(const FitRequest& req, const std::string& source, const SourceOptions& source_options,
+              const std::function<void(const ModelSource&)>& source_opened) {
+  checked_engine(req);
+  ModelSource src = open_source(source, source_options);
+  if (source_opened) source_opened(src);
+  return fit(req, read_source_facts(std::move(src)));
 }
 
-std::vector<FitOption> fit_options(const ArchModel& model, const FitRequest& req) {
-  check_request(req);
-  std::vector<FitOption> out;
-  for (DType d : {DType::F32, DType::BF16, DType::F16})
-    out.push_back(run_option(model, req, FitMode::kInference, precision_name(d), inference_workload(d, req)));
-  for (TrainMethod m : {TrainMethod::kFull, TrainMethod::kLora})
-    for (TrainPrecision p : {TrainPrecision::kBf16, TrainPrecision::kAmpBf16}) {
-      Workload w = training_workload(m, p, req);
-      // LoRA on the attention projections this model has (its fused QKV where it has no q/k/v/o_proj)
-      if (m == TrainMethod::kLora) w.lora_targets = attention_lora_targets(model);
-      out.push_back(run_option(model, req, m == TrainMethod::kFull ? FitMode::kFull : FitMode::kLora,
-                               p == TrainPrecision::kBf16 ? "bf16" : "amp-bf16", w));
-    }
+FitResult fit(const FitRequest& req, const SourceFacts& facts) {
+  const Engine& engine = checked_engine(req);
+  FitResult out;
+  out.engine = engine.name();
+  out.source = facts.source;
+  out.params = facts.params ? facts.params->total_params : 0;
+  out.max_positions = facts.arch ? facts.arch->facts.max_positions : 0;
+  for (const FitCandidate& c : engine.fit_candidates(facts, req.workload)) {
+    const auto model = engine.prepare(facts, c.workload);
+    const Estimate base = engine.estimate(*model, c.workload, req.gpu);
+    if (out.architecture.empty()) out.architecture = base.architecture;
+    out.options.push_back(run_candidate(engine, *model, c, req, base));
+  }
   return out;
 }
 
-CatalogRanking rank_catalog(const FitRequest& req) {
-  check_request(req);
-  return rank_catalog_models<CatalogRanking>([&](const ArchModel& m, const CatalogEntry&, RankedModel& r) {
-    const DType half = m.facts.config_dtype == DType::BF16 ? DType::BF16 : DType::F16;
-    r.best = run_option(m, req, FitMode::kInference, precision_name(half), inference_workload(half, req));
-    return r.best.fits;
-  });
+FitRanking rank_catalog(const FitRequest& req) {
+  const Engine& engine = checked_engine(req);
+  FitRanking out;
+  out.engine = engine.name();
+  for (const auto& entry : catalog()) {
+    try {
+      const SourceFacts facts = read_source_facts(catalog_source(entry));
+      RankedModel r;
+      r.id = entry.id;
+      r.params = facts.params ? facts.params->total_params : 0;
+      r.family = facts.arch ? facts.arch->facts.family : "";
+      const bool fits = rank_model(engine, facts, req, r.best);
+      (fits ? out.fits : out.does_not_fit).push_back(std::move(r));
+    } catch (const Error& e) {
+      out.skipped.push_back(entry.id + ": " + e.what());
+    }
+  }
+  auto by_params = [](const RankedModel& a, const RankedModel& b) { return a.params != b.params ? a.params > b.params : a.id < b.id; };
+  std::sort(out.fits.begin(), out.fits.end(), by_params);
+  std::sort(out.does_not_fit.begin(), out.does_not_fit.end(), by_params);
+  return out;
+}
+
+std::vector<CatalogModel> catalog_models() {
+  std::vector<CatalogModel> out;
+  for (const auto& entry : catalog()) {
+    const SourceFacts facts = read_source_facts(catalog_source(entry));
+    // a catalog entry is a config alone, so reading it either knows its architecture or throws
+    if (!facts.arch || !facts.params) throw Error(ErrorKind::kUnsupported, entry.id, "no architecture to count");
+    out.push_back({entry.id, facts.arch->facts.family, facts.arch->facts.model_type, facts.params->total_params});
+  }
+  return out;
 }
 
 }  // namespace llmem

@@ -1,14 +1,10 @@
 #include "llmem/study.hpp"
-#include "llmem/llamacpp.hpp"
-#include "llmem/error.hpp"
 
 #include <sstream>
 
-#include "llmem/arch.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
 #include "llmem/estimate.hpp"
-#include "llmem/params.hpp"
 #include "llmem/units.hpp"
 
 namespace llmem {
@@ -74,27 +70,35 @@ const std::vector<StudyMeasured>& measured_rows() {
   return rows;
 }
 
+// The study's scenario (fp16, "Hello, world!" = 6 tokens, max_length 20, from_pretrained) on the reference GPU,
+// under `engine`, through the seam; `quant` for engines that predict a quantised file.
+EstimateRequest study_request(const std::shared_ptr<const SourceFacts>& facts, const std::string& engine, const std::string& quant) {
+  EstimateRequest r;
+  r.source_facts = facts;
+  r.engine = engine;
+  r.workload.quant = quant;  // llama.cpp's run: n_ctx 4096 and its defaults otherwise
+  r.gpu_profile = default_gpu();
+  return r;
+}
+
 StudyRow row_for(const std::string& id) {
   StudyRow row;
   row.model = id;
   if (auto entry = find_in_catalog(id)) {
     row.in_catalog = true;
     row.model = entry->id;
-    ArchModel m = model_from_config(HfConfig::parse(std::string(entry->config_json), "catalog:" + entry->id));
-    ParamCount c = count_from_model(m);
-    row.family = m.facts.family;
+    const auto facts = std::make_shared<const SourceFacts>(read_source_facts(catalog_source(*entry)));
+    if (!facts->arch || !facts->params) throw Error(ErrorKind::kUnsupported, entry->id, "no architecture to count");
+    const ParamCount& c = *facts->params;
+    row.family = facts->arch->facts.family;
     row.params = c.total_params;
     row.params_with_tied = c.params_with_tied();
     row.fp16_weight_bytes = c.total_params * 2;
-    Workload w;  // the study's scenario: fp16, "Hello, world!" (6 tokens), max_length 20
-    Estimate e = estimate_transformers(m, w, default_gpu());
-    row.estimate_framework_bytes = e.framework_peak_bytes;
-    row.estimate_process_bytes = e.process_peak_bytes;
+    const Estimate transformers = estimate(study_request(facts, "transformers", "")).estimate;
+    row.estimate_framework_bytes = transformers.framework_peak_bytes;
+    row.estimate_process_bytes = transformers.process_peak_bytes;
     try {
-      llamacpp::Model lm = llamacpp::from_config(m, entry->id);
-      llamacpp::quantize(lm, llamacpp::find_scheme("Q4_K_M"));
-      llamacpp::RunOptions run;  // n_ctx 4096, llama.cpp's defaults otherwise
-      row.llamacpp_q4km_process_bytes = llamacpp::estimate(lm, run, default_gpu()).process_peak_bytes;
+      row.llamacpp_q4km_process_bytes = estimate(study_request(facts, "llamacpp", "Q4_K_M")).estimate.process_peak_bytes;
     } catch (const Error& e) {
       row.llamacpp_note = e.what();
     }

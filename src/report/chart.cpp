@@ -248,13 +248,16 @@ std::vector<Point> thin(const std::vector<Point>& pts, const Scale& xs, double p
   return out;
 }
 
-void draw(cairo_t* cr, const Chart& chart, double width, double height) {
-  const double base = std::clamp(height / 48.0, 9.0, 20.0);   // body font size
-  cairo().cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo().cairo_paint(cr);
+// Where a chart is drawn: the surface, its size, the body font size and the plot area's scales (pixels).
+struct Canvas {
+  cairo_t* cr;
+  double width, height;
+  double base;        // body font size
+  Scale xs, ys;
+  double px0, px1, py0, py1;  // plot area: left, right, bottom, top
+};
 
-  // ---- data ranges ----
-  Range xr, yr;
+void data_ranges(const Chart& chart, Range& xr, Range& yr) {
   for (const auto& s : chart.series)
     for (const auto& p : s.points) {
       if (std::isfinite(p.x) && std::isfinite(p.y) && (!chart.x_log || p.x > 0) && (!chart.y_log || p.y > 0)) {
@@ -270,30 +273,41 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
     if (r.axis == Axis::kY && (!chart.y_log || r.value > 0)) yr.add(r.value);
     if (r.axis == Axis::kX && (!chart.x_log || r.value > 0)) xr.add(r.value);
   }
+}
 
-  // ---- layout ----
+// The plot area: room above for the titles, left for the y tick labels and title, below for the x ones.
+Canvas lay_out(cairo_t* cr, const Chart& chart, double width, double height) {
+  Canvas c{cr, width, height, std::clamp(height / 48.0, 9.0, 20.0), {}, {}, 0, 0, 0, 0};
+  const double base = c.base;
+  Range xr, yr;
+  data_ranges(chart, xr, yr);
   double top = base * 1.2;
   if (!chart.title.empty()) top += base * 1.6;
   if (!chart.subtitle.empty()) top += base * 1.3;
   top += base * 0.6;
-  Scale xs, ys;
-  set_up_scale(ys, yr, chart.y_log, chart.y_min, chart.y_max, true, true);
-  set_up_scale(xs, xr, chart.x_log, chart.x_min, chart.x_max, false, false);
+  set_up_scale(c.ys, yr, chart.y_log, chart.y_min, chart.y_max, true, true);
+  set_up_scale(c.xs, xr, chart.x_log, chart.x_min, chart.x_max, false, false);
 
   font(cr, base * 0.9);
   double y_label_w = 0;
-  for (double t : ys.ticks) y_label_w = std::max(y_label_w, measure(cr, tick_label(ys, t)).w);
+  for (double t : c.ys.ticks) y_label_w = std::max(y_label_w, measure(cr, tick_label(c.ys, t)).w);
   double left = base * 1.0 + (chart.y_label.empty() ? 0 : base * 1.8) + y_label_w + base * 0.6;
   double bottom = base * 0.8 + base * 1.4 + (chart.x_label.empty() ? 0 : base * 1.8);
   double right = base * 1.6;
-  double px0 = left, px1 = width - right, py0 = height - bottom, py1 = top;
-  xs.p0 = px0;
-  xs.p1 = px1;
-  ys.p0 = py0;
-  ys.p1 = py1;
-  const double plot_w = px1 - px0;
+  c.px0 = left;
+  c.px1 = width - right;
+  c.py0 = height - bottom;
+  c.py1 = top;
+  c.xs.p0 = c.px0;
+  c.xs.p1 = c.px1;
+  c.ys.p0 = c.py0;
+  c.ys.p1 = c.py1;
+  return c;
+}
 
-  // ---- title ----
+void draw_titles(const Canvas& c, const Chart& chart) {
+  cairo_t* cr = c.cr;
+  const double base = c.base, width = c.width;
   cairo().cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
   double ty = base * 1.2;
   if (!chart.title.empty()) {
@@ -311,8 +325,13 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
     cairo().cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
     text_at(cr, chart.subtitle, width / 2, ty, 0.5, 0);
   }
+}
 
-  // ---- grid ----
+void draw_grid(const Canvas& c) {
+  cairo_t* cr = c.cr;
+  const Scale& xs = c.xs;
+  const Scale& ys = c.ys;
+  const double px0 = c.px0, px1 = c.px1, py0 = c.py0, py1 = c.py1;
   cairo().cairo_set_line_width(cr, 1.0);
   cairo().cairo_set_source_rgb(cr, 0.93, 0.93, 0.93);
   for (double m : xs.minor) {
@@ -338,8 +357,13 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
     cairo().cairo_line_to(cr, px1, y);
   }
   cairo().cairo_stroke(cr);
+}
 
-  // ---- tick labels and axis titles ----
+void draw_axis_labels(const Canvas& c, const Chart& chart) {
+  cairo_t* cr = c.cr;
+  const Scale& xs = c.xs;
+  const Scale& ys = c.ys;
+  const double base = c.base, height = c.height, px0 = c.px0, px1 = c.px1, py0 = c.py0, py1 = c.py1;
   cairo().cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
   font(cr, base * 0.9);
   for (double t : xs.ticks) text_at(cr, tick_label(xs, t), xs.px(t), py0 + base * 0.5, 0.5, 0);
@@ -358,24 +382,17 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
     text_at(cr, chart.y_label, 0, 0, 0.5, 0);
     cairo().cairo_restore(cr);
   }
+}
 
-  // ---- clipped plot area ----
-  cairo().cairo_save(cr);
-  cairo().cairo_rectangle(cr, px0, py1, px1 - px0, py0 - py1);
-  cairo().cairo_clip(cr);
-
-  // Reference lines under the data.
-  size_t color_index = 0;
-  auto next_color = [&](const std::optional<Color>& c) {
-    if (c) return *c;
-    return palette()[color_index++ % palette().size()];
-  };
-  std::vector<Color> series_colors;
-  for (const auto& s : chart.series) series_colors.push_back(next_color(s.color));
-
+// Reference lines, under the data.
+void draw_reference_lines(const Canvas& c, const Chart& chart) {
+  cairo_t* cr = c.cr;
+  const Scale& xs = c.xs;
+  const Scale& ys = c.ys;
+  const double base = c.base, px0 = c.px0, px1 = c.px1, py0 = c.py0, py1 = c.py1;
   for (const auto& r : chart.reference_lines) {
-    Color c = r.color.value_or(Color{0.45, 0.45, 0.45});
-    set_color(cr, c);
+    Color color = r.color.value_or(Color{0.45, 0.45, 0.45});
+    set_color(cr, color);
     cairo().cairo_set_line_width(cr, 1.5);
     if (r.dashed) {
       double dash[] = {6.0, 4.0};
@@ -404,14 +421,46 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
     }
     cairo().cairo_set_dash(cr, nullptr, 0, 0);
   }
+}
 
-  // Series.
+// A line or a step series, thinned to the plot's width; a point off the scale lifts the pen.
+void draw_line_series(const Canvas& c, const Series& s) {
+  cairo_t* cr = c.cr;
+  const Scale& xs = c.xs;
+  const Scale& ys = c.ys;
+  std::vector<Point> pts = thin(s.points, xs, c.px1 - c.px0);
+  bool pen_down = false;
+  double last_y = 0;
+  for (const auto& p : pts) {
+    if (!xs.valid(p.x) || !ys.valid(p.y)) {
+      pen_down = false;
+      continue;
+    }
+    double x = xs.px(p.x), y = ys.px(p.y);
+    if (!pen_down) {
+      cairo().cairo_move_to(cr, x, y);
+      pen_down = true;
+    } else if (s.kind == SeriesKind::kStep) {
+      cairo().cairo_line_to(cr, x, last_y);
+      cairo().cairo_line_to(cr, x, y);
+    } else {
+      cairo().cairo_line_to(cr, x, y);
+    }
+    last_y = y;
+  }
+  cairo().cairo_stroke(cr);
+}
+
+void draw_series(const Canvas& c, const Chart& chart, const std::vector<Color>& series_colors) {
+  cairo_t* cr = c.cr;
+  const Scale& xs = c.xs;
+  const Scale& ys = c.ys;
   cairo().cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
   cairo().cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
   for (size_t si = 0; si < chart.series.size(); ++si) {
     const Series& s = chart.series[si];
-    const Color c = series_colors[si];
-    set_color(cr, c);
+    const Color color = series_colors[si];
+    set_color(cr, color);
     cairo().cairo_set_line_width(cr, s.line_width);
     if (s.dashed) {
       double dash[] = {s.line_width * 4, s.line_width * 3};
@@ -424,44 +473,30 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
         cairo().cairo_new_sub_path(cr);
         cairo().cairo_arc(cr, xs.px(p.x), ys.px(p.y), s.marker_radius, 0, 2 * M_PI);
       }
-      set_color(cr, c, 0.85);
+      set_color(cr, color, 0.85);
       cairo().cairo_fill_preserve(cr);
       cairo().cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
       cairo().cairo_set_line_width(cr, 1.0);
       cairo().cairo_stroke(cr);
     } else {
-      std::vector<Point> pts = thin(s.points, xs, plot_w);
-      bool pen_down = false;
-      double last_y = 0;
-      for (const auto& p : pts) {
-        if (!xs.valid(p.x) || !ys.valid(p.y)) {
-          pen_down = false;
-          continue;
-        }
-        double x = xs.px(p.x), y = ys.px(p.y);
-        if (!pen_down) {
-          cairo().cairo_move_to(cr, x, y);
-          pen_down = true;
-        } else if (s.kind == SeriesKind::kStep) {
-          cairo().cairo_line_to(cr, x, last_y);
-          cairo().cairo_line_to(cr, x, y);
-        } else {
-          cairo().cairo_line_to(cr, x, y);
-        }
-        last_y = y;
-      }
-      cairo().cairo_stroke(cr);
+      draw_line_series(c, s);
     }
     cairo().cairo_set_dash(cr, nullptr, 0, 0);
   }
+}
 
-  // Point labels above every series, so that no later line hides them.
+// Point labels above every series, so that no later line hides them.
+void draw_point_labels(const Canvas& c, const Chart& chart, const std::vector<Color>& series_colors) {
+  cairo_t* cr = c.cr;
+  const Scale& xs = c.xs;
+  const Scale& ys = c.ys;
+  const double base = c.base;
   for (size_t si = 0; si < chart.series.size(); ++si) {
     const Series& s = chart.series[si];
-    const Color c = series_colors[si];
+    const Color color = series_colors[si];
     if (s.kind != SeriesKind::kScatter) continue;
     font(cr, base * 0.8);
-    set_color(cr, c);
+    set_color(cr, color);
     for (size_t i = 0; i < s.points.size() && i < s.point_labels.size(); ++i) {
       const Point& p = s.points[i];
       if (s.point_labels[i].empty() || !xs.valid(p.x) || !ys.valid(p.y)) continue;
@@ -471,18 +506,24 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
       cairo().cairo_set_source_rgba(cr, 1, 1, 1, 0.8);
       cairo().cairo_rectangle(cr, lx - 2, ly - 2, ts.w + 4, base * 0.8 + 5);
       cairo().cairo_fill(cr);
-      set_color(cr, c);
+      set_color(cr, color);
       text_at(cr, s.point_labels[i], lx, ly, 0, 0);
     }
   }
+}
 
-  // Annotations on top.
+// Annotations on top.
+void draw_annotations(const Canvas& c, const Chart& chart) {
+  cairo_t* cr = c.cr;
+  const Scale& xs = c.xs;
+  const Scale& ys = c.ys;
+  const double base = c.base, px1 = c.px1, py1 = c.py1;
   for (const auto& a : chart.annotations) {
     if (!xs.valid(a.x) || !ys.valid(a.y)) continue;
-    Color c = a.color.value_or(Color{0.15, 0.15, 0.15});
+    Color color = a.color.value_or(Color{0.15, 0.15, 0.15});
     double x = xs.px(a.x), y = ys.px(a.y);
     if (a.marker) {
-      set_color(cr, c);
+      set_color(cr, color);
       cairo().cairo_arc(cr, x, y, base * 0.32, 0, 2 * M_PI);
       cairo().cairo_fill(cr);
     }
@@ -496,18 +537,14 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
     cairo().cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
     cairo().cairo_rectangle(cr, (flip_x ? tx - ts.w : tx) - 3, tyy - 3, ts.w + 6, base * 0.9 + 8);
     cairo().cairo_fill(cr);
-    set_color(cr, c);
+    set_color(cr, color);
     text_at(cr, a.text, tx, tyy, flip_x ? 1 : 0, 0);
   }
-  cairo().cairo_restore(cr);
+}
 
-  // ---- frame ----
-  cairo().cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
-  cairo().cairo_set_line_width(cr, 1.0);
-  cairo().cairo_rectangle(cr, std::round(px0) + 0.5, std::round(py1) + 0.5, std::round(px1 - px0), std::round(py0 - py1));
-  cairo().cairo_stroke(cr);
-
-  // ---- legend ----
+void draw_legend(const Canvas& c, const Chart& chart, const std::vector<Color>& series_colors) {
+  cairo_t* cr = c.cr;
+  const double base = c.base, px0 = c.px0, px1 = c.px1, py0 = c.py0, py1 = c.py1;
   std::vector<size_t> entries;
   for (size_t i = 0; i < chart.series.size(); ++i)
     if (!chart.series[i].name.empty()) entries.push_back(i);
@@ -554,6 +591,36 @@ void draw(cairo_t* cr, const Chart& chart, double width, double height) {
       ry += row_h;
     }
   }
+}
+
+void draw(cairo_t* cr, const Chart& chart, double width, double height) {
+  cairo().cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo().cairo_paint(cr);
+  const Canvas c = lay_out(cr, chart, width, height);
+  draw_titles(c, chart);
+  draw_grid(c);
+  draw_axis_labels(c, chart);
+
+  // ---- clipped plot area ----
+  cairo().cairo_save(cr);
+  cairo().cairo_rectangle(cr, c.px0, c.py1, c.px1 - c.px0, c.py0 - c.py1);
+  cairo().cairo_clip(cr);
+  size_t color_index = 0;
+  std::vector<Color> series_colors;
+  for (const auto& s : chart.series) series_colors.push_back(s.color ? *s.color : palette()[color_index++ % palette().size()]);
+  draw_reference_lines(c, chart);
+  draw_series(c, chart, series_colors);
+  draw_point_labels(c, chart, series_colors);
+  draw_annotations(c, chart);
+  cairo().cairo_restore(cr);
+
+  // ---- frame ----
+  cairo().cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
+  cairo().cairo_set_line_width(cr, 1.0);
+  cairo().cairo_rectangle(cr, std::round(c.px0) + 0.5, std::round(c.py1) + 0.5, std::round(c.px1 - c.px0), std::round(c.py0 - c.py1));
+  cairo().cairo_stroke(cr);
+
+  draw_legend(c, chart, series_colors);
 }
 
 void check_drawable(const Chart& chart) {

@@ -18,6 +18,7 @@
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
 #include "llmem/estimate.hpp"
+#include "llmem/transformers.hpp"
 
 using namespace llmem;
 using nlohmann::json;

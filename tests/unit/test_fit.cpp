@@ -12,7 +12,8 @@
 #include "fixtures/safetensors_writer.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
-#include "llmem/hf_config.hpp"
+#include "llmem/estimate.hpp"
+#include "llmem/field_error.hpp"
 #include "llmem/plan.hpp"
 #include "llmem/units.hpp"
 
@@ -25,14 +26,15 @@ using llmem::fixtures::TempDir;
 
 namespace {
 
-ArchModel catalog_model(const std::string& id) {
+SourceFacts catalog_facts(const std::string& id) {
   auto e = find_in_catalog(id);
   if (!e) throw std::runtime_error("not in the catalog: " + id);
-  return model_from_config(HfConfig::parse(std::string(e->config_json), id));
+  return read_source_facts(catalog_source(*e));
 }
 
-FitRequest request_with(uint64_t budget) {
+FitRequest request_with(uint64_t budget, const std::string& engine = "transformers") {
   FitRequest r;
+  r.engine = engine;
   r.gpu = default_gpu();
   r.gpu.memory_bytes = budget;
   return r;
@@ -49,6 +51,17 @@ void expect_one_line_error(const CliRun& r, const std::string& needle) {
   EXPECT_TRUE(r.out.empty()) << r.out;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+// The process peak the seam estimates for a llama.cpp run of TinyLlama at `quant` with `n_gpu_layers` layers.
+uint64_t llamacpp_peak(const std::string& quant, int64_t n_gpu_layers) {
+  EstimateRequest r;
+  r.source_facts = std::make_shared<const SourceFacts>(catalog_facts("TinyLlama/TinyLlama-1.1B-Chat-v1.0"));
+  r.engine = "llamacpp";
+  r.workload.quant = quant;
+  r.workload.n_gpu_layers = n_gpu_layers;
+  r.gpu_profile = default_gpu();
+  return estimate(r).estimate.process_peak_bytes;
 }
 
 }  // namespace
@@ -69,9 +82,9 @@ TEST(LargestFitting, FindsTheLastTrueValueOfAMonotonePredicate) {
 }
 
 TEST(FitPlan, SmallBudgetVersusLargeBudget) {
-  const ArchModel m = catalog_model("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
+  const SourceFacts tiny = catalog_facts("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
   // 2 GiB: the fp16 weights alone are 2.05 GiB.
-  auto small = fit_options(m, request_with(uint64_t{2} << 30));
+  auto small = fit(request_with(uint64_t{2} << 30), tiny).options;
   ASSERT_EQ(small.size(), 7u);
   for (const auto& o : small) {
     EXPECT_FALSE(o.fits) << o.precision << " " << fit_mode_name(o.mode);
@@ -81,7 +94,7 @@ TEST(FitPlan, SmallBudgetVersusLargeBudget) {
     EXPECT_LT(o.headroom_bytes, 0);
   }
   // 141 GB (an H200): everything fits, inference up to the model's 2048 positions.
-  auto large = fit_options(m, request_with(default_gpu().memory_bytes));
+  auto large = fit(request_with(default_gpu().memory_bytes), tiny).options;
   for (const auto& o : large) {
     EXPECT_TRUE(o.fits) << o.precision << " " << fit_mode_name(o.mode);
     EXPECT_EQ(o.gpus_needed, 1u);
@@ -98,18 +111,47 @@ TEST(FitPlan, SmallBudgetVersusLargeBudget) {
 }
 
 TEST(FitPlan, SeveralGpusSplitTheFootprint) {
-  const ArchModel m = catalog_model("meta-llama/Llama-3.1-70B");
+  const SourceFacts llama70b = catalog_facts("meta-llama/Llama-3.1-70B");
   FitRequest r = request_with(uint64_t{80} << 30);
-  FitOption one = fit_inference(m, DType::F16, r);
+  const FitOption one = find_option(fit(r, llama70b).options, "fp16", FitMode::kInference);
   EXPECT_FALSE(one.fits);
   EXPECT_EQ(one.gpus_needed, 2u);
-  r.gpus = one.gpus_needed;
-  FitOption two = fit_inference(m, DType::F16, r);
+  r.gpus = static_cast<int64_t>(one.gpus_needed);
+  const FitOption two = find_option(fit(r, llama70b).options, "fp16", FitMode::kInference);
   EXPECT_TRUE(two.fits);
   EXPECT_EQ(two.process_peak_bytes, one.process_peak_bytes);
   EXPECT_LT(two.per_gpu_bytes, one.per_gpu_bytes);
   r.gpus = 0;
-  EXPECT_THROW(fit_inference(m, DType::F16, r), Error);
+  try {
+    fit(r, llama70b);
+    FAIL() << "no error for 0 GPUs";
+  } catch (const FieldError& e) {
+    EXPECT_EQ(e.field(), "gpus");
+    EXPECT_EQ(e.kind(), ErrorKind::kUsage);
+  }
+}
+
+// The same search for llama.cpp's knobs: per scheme, fewer bits need less memory and leave more context; the -ngl
+// it reports fits and one more layer does not, as the seam's own estimate says.
+TEST(FitPlan, LlamaCppMoreBitsNeedMoreMemory) {
+  const uint64_t budget = uint64_t{2} << 30;
+  const FitResult r = fit(request_with(budget, "llamacpp"), catalog_facts("TinyLlama/TinyLlama-1.1B-Chat-v1.0"));
+  EXPECT_EQ(r.architecture, "llama");
+  std::vector<FitOption> opts;
+  for (const char* scheme : {"F16", "Q8_0", "Q4_K_M", "Q2_K"}) opts.push_back(find_option(r.options, scheme, FitMode::kInference));
+  for (size_t i = 1; i < opts.size(); ++i) {
+    EXPECT_LT(opts[i].weight_bytes, opts[i - 1].weight_bytes);
+    EXPECT_GE(opts[i].max_context, opts[i - 1].max_context);
+    EXPECT_TRUE(opts[i].weights_predicted);
+  }
+  // F16 (2.05 GiB of weights) cannot fit every layer in 2 GiB
+  EXPECT_FALSE(opts[0].fits);
+  ASSERT_GE(opts[0].max_gpu_layers, 0);
+  EXPECT_LE(llamacpp_peak("F16", opts[0].max_gpu_layers), budget);
+  EXPECT_GT(llamacpp_peak("F16", opts[0].max_gpu_layers + 1), budget);
+  // Q4_K_M fits whole, so every layer is the answer
+  EXPECT_TRUE(opts[2].fits);
+  EXPECT_EQ(opts[2].max_gpu_layers, static_cast<int64_t>(opts[2].layers) + 1);
 }
 
 // max_context agrees with `llmem estimate`: the estimate at max_context fits, at max_context + 1 it does not.

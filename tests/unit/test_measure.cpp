@@ -10,6 +10,7 @@
 
 #include "fake_nvml/fake_run.hpp"
 #include "llmem/estimate.hpp"
+#include "llmem/transformers.hpp"
 #include "llmem/params.hpp"
 
 namespace {

@@ -21,6 +21,12 @@ enum class RunMode { kGenerate, kForward, kTrain };
 enum class TrainMethod { kFull, kLora };
 enum class TrainPrecision { kBf16, kAmpBf16 };  // bf16: everything bf16; amp-bf16: fp32 master weights + autocast
 enum class OptimizerKind { kAdamW, kSgd };
+enum class FlashAttention { kAuto, kOn, kOff };  // llama.cpp's -fa: auto lets it decide per model and device
+const char* flash_attention_name(FlashAttention f);  // "auto", "on", "off"
+
+// One workload for every engine: each engine reads the fields it has knobs for and ignores the others (the
+// transformers engine the first block, llama.cpp the second). The estimate seam (estimate.hpp) fills it from a
+// request in a user's words, checking each field for the engine that runs it.
 
 struct Workload {
   RunMode mode = RunMode::kGenerate;
@@ -39,6 +45,16 @@ struct Workload {
   bool grad_ckpt = false;
   uint64_t lora_r = 16;
   std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  // llama.cpp (names as llama.cpp's own: n_ctx in KV cells = tokens, n_batch/n_ubatch in tokens)
+  std::string quant;                 // scheme the predicted file has ("Q4_K_M"); "" = a GGUF's own tensor types
+  uint64_t n_ctx = 4096;
+  uint64_t n_batch = 2048;           // logical batch
+  uint64_t n_ubatch = 512;           // physical batch, already min(n_batch, n_ubatch) as llama_context makes it
+  int64_t n_gpu_layers = -1;         // -1: all (llama.cpp's default), else 0..n_layer+1 (larger is clamped)
+  DType cache_type_k = DType::F16;
+  DType cache_type_v = DType::F16;
+  FlashAttention flash_attn = FlashAttention::kAuto;
+  uint64_t n_parallel = 1;           // sequences, each with its own n_ctx / n_parallel slice of the KV cache
 };
 
 struct GpuProfile {
@@ -63,6 +79,14 @@ struct MemoryComponent {
   std::string device = "gpu";  // "gpu" or "host" (engines that keep part of the model in host memory)
 };
 
+// A weight tensor as an engine stores it (llama.cpp: as the GGUF holds it, or as llama-quantize would write it).
+struct WeightTensor {
+  std::string name;                  // "blk.3.attn_v.weight"
+  std::string type;                  // "Q4_K"
+  std::vector<uint64_t> ne;          // the engine's shape order (ggml: ne[0] is the row length)
+  uint64_t bytes = 0;
+};
+
 struct Estimate {
   std::string engine;                 // "transformers"
   std::string engine_version;         // the version whose mechanisms were modelled
@@ -75,6 +99,13 @@ struct Estimate {
   uint64_t host_bytes = 0;            // host memory the engine uses for the model (llama.cpp: mmap'd weights, CPU buffers)
   GpuProfile gpu;
   std::vector<std::string> notes;
+  // The model as the engine loads it, where the engine reads a file format of its own (llama.cpp); empty or zero
+  // for engines that do not (transformers).
+  std::string architecture;           // llama.cpp's general.architecture: "llama", "gemma2", ...
+  uint64_t layers = 0;                // decoder layers (llama.cpp's n_layer)
+  std::string weights_scheme;         // the file's quantisation scheme ("Q4_K_M") or a GGUF's file type
+  bool weights_predicted = false;     // tensor types predicted from a config rather than read from a GGUF
+  std::vector<WeightTensor> weight_tensors;  // filled on request only (EstimateRequest::list_tensors)
 };
 
 }  // namespace llmem

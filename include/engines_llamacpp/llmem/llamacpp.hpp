@@ -59,6 +59,10 @@ struct Model {
   uint64_t weight_bytes() const;
 };
 
+// The general.architecture names llmem has a graph builder for (src/engines/llamacpp/architectures.cpp), in the
+// order of that table.
+std::vector<std::string> sized_architectures();
+
 // A GGUF as llama.cpp would load it. Throws Error(kUnsupported, file, ...) for an architecture llama.cpp would
 // reject (or llmem cannot size), Error(kInvalidInput, ...) for missing hyper-parameters.
 Model from_gguf(const GgufFile& gguf);
@@ -96,7 +100,8 @@ struct RunOptions {
 };
 
 // GPU and host memory of a llama.cpp process (CUDA build, one GPU) for the run. Components carry device "gpu" or
-// "host"; process_peak_bytes is the GPU process peak NVML shows.
+// "host"; process_peak_bytes is the GPU process peak NVML shows. Throws Error(kUnsupported) for a model whose
+// architecture is not one of sized_architectures().
 Estimate estimate(const Model& model, const RunOptions& run, const GpuProfile& gpu);
 
 }  // namespace llmem::llamacpp

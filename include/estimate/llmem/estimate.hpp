@@ -1,16 +1,199 @@
-// The estimate seam: one request (source, engine, workload, GPU) -> the engine registry -> one Estimate.
+// The estimate seam: one request (a source, an engine, a workload, a GPU) -> the engine registry -> one Estimate.
+//
+// `llmem estimate`, `fit`, `validate`, `study` and `measure --estimate` all go through here, and only this module
+// knows the engines: each is an adapter (src/estimate/engine_<name>.cpp) behind the Engine interface below,
+// registered in registry.cpp. Modules above (plan, report, the CLI) see requests, Engine and Estimate, never an
+// engine's own types, and the build enforces it (the engines are private to llmem_estimate).
+//
+// A request is in a user's words (strings, signed counts as typed); the engine that runs it checks and resolves it
+// into a Workload, and every bad value is a FieldError naming the request's field (WorkloadSpec's names), which a
+// face maps to its own option names.
 #pragma once
 
-#include "llmem/engine.hpp"
-#include "llmem/llamacpp.hpp"
-#include "llmem/transformers.hpp"
-
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "llmem/arch.hpp"
+#include "llmem/catalog.hpp"
+#include "llmem/engine.hpp"
+#include "llmem/field_error.hpp"
+#include "llmem/nvml.hpp"
+#include "llmem/params.hpp"
+#include "llmem/source.hpp"
 
 namespace llmem {
 
-// The engine a user's name stands for: "transformers" (also "hf") or "llamacpp" (also "llama.cpp",
-// "llama-cpp"). Throws Error(kUsage) naming the known engines.
-std::string canonical_engine_name(const std::string& name);
+// ---- a request, in a user's words --------------------------------------------------------------------------
+
+// Both engines' knobs. Defaults are the seed study's scenario (transformers) and llama.cpp's own defaults.
+struct WorkloadSpec {
+  // transformers
+  std::string dtype = "fp16";             // fp32, fp16, bf16 (inference)
+  std::optional<int64_t> batch;           // transformers: sequences (default 1); llama.cpp: n_batch tokens (2048)
+  int64_t prompt_tokens = 6;              // the study's "Hello, world!" prompt
+  int64_t new_tokens = 14;                // the study's max_length 20
+  bool use_cache = true;                  // false: one forward pass without KV cache
+  std::string attn;                       // "sdpa", "eager", "" = transformers' choice for the architecture
+  std::string train;                      // "" (inference), "full" or "lora"
+  std::string precision = "bf16";         // training: bf16 or amp-bf16
+  std::string optimizer = "adamw";        // training: adamw or sgd
+  int64_t seq_tokens = 512;               // training sequence length
+  bool grad_ckpt = false;
+  int64_t lora_r = 16;
+  std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  bool from_config = false;               // weights built with from_config (the measurement harness), not loaded
+  // llama.cpp
+  std::string quant;                      // scheme of the predicted file ("Q4_K_M"); a GGUF source has its own
+  int64_t n_ctx = 4096;
+  int64_t n_ubatch = 512;
+  int64_t n_gpu_layers = -1;              // -1: all
+  std::string cache_type_k = "f16";
+  std::string cache_type_v = "f16";
+  std::string flash_attn = "auto";        // on, off, auto
+  int64_t n_parallel = 1;
+};
+
+// The GPU of a request.
+struct GpuSpec {
+  std::string name;           // a catalog name; "" = the reference GPU; "auto" = GPU 0 as NVML finds it
+  std::string memory;         // "" or a size ("24GiB", "80GB") replacing the card's, keeping its runtime overhead
+  std::string memory_origin;  // how reports name where that size came from ("--vram 24GiB"); "" = the size itself
+};
+
+struct SourceFacts;
+
+struct EstimateRequest {
+  std::string source;                     // a path, org/name[@rev], a catalog name (see source.hpp)
+  SourceOptions source_options;
+  // A source already read (a catalog entry, an edited config, one model under several engines): wins over
+  // `source`, and is read once however many estimates share it.
+  std::shared_ptr<const SourceFacts> source_facts;
+  std::string engine = "transformers";    // a registered engine's name or alias
+  WorkloadSpec workload;
+  GpuSpec gpu;
+  std::optional<GpuProfile> gpu_profile;  // a resolved GPU (e.g. the one `measure` samples); wins over `gpu`
+  bool list_tensors = false;              // fill Estimate::weight_tensors (engines that read a file format)
+  // Called once the source is open, before any engine work (the CLI prints --verbose there, so a failing
+  // estimate still says what it read).
+  std::function<void(const ModelSource&)> source_opened;
+};
+
+// ---- the result --------------------------------------------------------------------------------------------
+
+struct EstimateResult {
+  std::string engine;    // the registered engine's name ("transformers", "llamacpp")
+  Estimate estimate;     // the engine's itemised figures and what it loaded
+  ModelSource source;    // where the model came from
+  Workload workload;     // the request as the engine resolved it
+};
+
+// Opens the source (unless already open), runs the engine, returns its Estimate. Throws FieldError for a bad
+// field ("source", "engine", "gpu", a WorkloadSpec field), the source's and the engine's own errors otherwise.
+EstimateResult estimate(const EstimateRequest& request);
+
+// ---- the engines -------------------------------------------------------------------------------------------
+
+// What a source yields, read once for any number of estimates (fit's searches).
+struct SourceFacts {
+  ModelSource source;
+  std::shared_ptr<const ArchModel> arch;  // from a config.json of a known architecture; null otherwise
+  std::optional<ParamCount> params;  // the exact count (the config's, else the weights'); none for a GGUF used as-is
+};
+
+// A model as one engine sees it (transformers: the architecture; llama.cpp: the GGUF it loads), prepared once and
+// estimated many times. Each engine defines its own.
+class EngineModel {
+ public:
+  virtual ~EngineModel() = default;
+};
+
+// A size `fit` can search, as a count of units: the largest count whose estimate fits is the answer.
+enum class Knob {
+  kContext,    // prompt tokens (transformers inference), sequence tokens (training), KV cells (llama.cpp)
+  kBatch,      // sequences per batch
+  kGpuLayers,  // llama.cpp's -ngl, as count = layers + 1 (count 0: not even 0 layers fit)
+};
+
+struct KnobRange {
+  uint64_t max_count = 0;    // the model's limit; 0 = the model does not say (the plan's cap applies)
+  uint64_t unit = 1;         // knob value of one count (llama.cpp's context: 256 cells)
+  uint64_t base_count = 0;   // the count the candidate's own workload stands at
+};
+
+// A workload `fit` tries, with the label it shows.
+struct FitCandidate {
+  std::string precision;     // "fp16", "amp-bf16", a quantisation scheme; "" = the file's own (the estimate says)
+  Workload workload;
+};
+
+// A quantisation scheme an engine can predict a file for.
+struct WeightScheme {
+  std::string name;          // "Q4_K_M"
+  std::string default_type;  // the scheme's base tensor type ("Q4_K")
+  std::string description;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual std::string name() const = 0;                  // "transformers", "llamacpp"
+  virtual std::vector<std::string> aliases() const = 0;  // other spellings a user may give ("hf", "llama.cpp")
+  virtual std::string version() const = 0;               // the engine version whose mechanisms are modelled
+  virtual std::string source_needs() const = 0;          // what it needs from a source, in words
+  virtual std::vector<WeightScheme> weight_schemes() const = 0;
+
+  // The spec's fields this engine reads, checked and resolved (FieldError for a bad one).
+  virtual Workload resolve(const WorkloadSpec& spec) const = 0;
+  // Throws Error(kUnsupported, source) when the source lacks what the engine needs, FieldError for a workload
+  // that does not suit the source (e.g. a quant for a GGUF that has its own).
+  virtual std::unique_ptr<EngineModel> prepare(const SourceFacts& facts, const Workload& workload) const = 0;
+  virtual Estimate estimate(const EngineModel& model, const Workload& workload, const GpuProfile& gpu) const = 0;
+  virtual std::vector<WeightTensor> weight_tensors(const EngineModel& model) const = 0;
+
+  // ---- what `fit` searches
+  // Every option fit lists for a model (each prepared on its own: a llama.cpp scheme is a different file).
+  virtual std::vector<FitCandidate> fit_candidates(const SourceFacts& facts, const WorkloadSpec& base) const = 0;
+  // The options a catalog ranking tries, in order of preference: a model is ranked at the first that fits.
+  virtual std::vector<FitCandidate> ranking_candidates(const SourceFacts& facts, const WorkloadSpec& base) const = 0;
+  virtual std::vector<Knob> fit_knobs() const = 0;       // searched in this order
+  virtual KnobRange knob_range(const EngineModel& model, const Workload& workload, Knob knob) const = 0;
+  virtual Workload with_knob(Workload workload, Knob knob, uint64_t count) const = 0;
+  // Whether fit's several-GPU approximation (an even split of the footprint) applies; false where the engine's
+  // own multi-GPU placement is not modelled and fit considers one GPU.
+  virtual bool splits_over_gpus() const = 0;
+};
+
+// The registry: every engine, in a stable order.
+const std::vector<const Engine*>& engines();
+// By name or alias; FieldError("engine") naming the registered engines when unknown.
+const Engine& find_engine(const std::string& name);
+
+// Reads an open source once for every engine: its config's architecture and the exact count. A GGUF without a
+// config is taken as it is (an engine that loads GGUFs reads it itself; one that needs a config says so).
+SourceFacts read_source_facts(ModelSource source);
+
+
+// ---- the GPU ----------------------------------------------------------------------------------------------
+
+// The catalog card (or the reference GPU), with `memory` replacing its size. FieldError "gpu" for an unknown
+// card or no GPU found by NVML, "memory" for a size that is not one.
+GpuProfile resolve_gpu(const GpuSpec& spec);
+
+// The profile of the GPU NVML describes at `index`: the catalog's entry where the catalog knows its NVML name,
+// else the reference GPU's runtime overhead under the real name; the memory size NVML reports. Throws
+// Error(kRuntime) when NVML has no such GPU or cannot read its memory.
+GpuProfile gpu_profile_from_nvml(nvml::Library& nvml, unsigned index);
+
+// An estimate beside a measurement of the same run.
+struct MeasuredComparison {
+  uint64_t estimated_bytes = 0;       // the estimate's process peak
+  uint64_t measured_bytes = 0;        // the measured process peak (0: nothing was measured)
+  std::optional<double> error_percent;  // (estimated - measured) / measured, where something was measured
+};
+MeasuredComparison compare_with_measurement(const Estimate& estimate, uint64_t measured_process_peak_bytes);
 
 }  // namespace llmem

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "llmem/catalog.hpp"
 #include "llmem/gguf.hpp"
 #include "llmem/hf_config.hpp"
 #include "llmem/safetensors.hpp"
@@ -69,5 +70,9 @@ ModelSource open_source(const std::string& spec, const SourceOptions& options = 
 
 // The Hugging Face hub cache directories llmem searches, in order (existing or not).
 std::vector<std::string> hf_cache_roots();
+
+// A catalog entry as a source, without resolving its name (a Hugging Face cache holding the same id is not used):
+// what open_source returns for a catalog name.
+ModelSource catalog_source(const CatalogEntry& entry);
 
 }  // namespace llmem

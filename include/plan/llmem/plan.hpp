@@ -1,18 +1,22 @@
-// Fit planning: "will it run on my GPU?", answered by searching over the estimator (estimate.hpp), never by a
-// separate rule of thumb. For a model and a per-GPU memory budget, each option (precision × mode) gets:
-//   - fits: the process peak at the requested context and batch 1 is within the budget;
-//   - max_context: the largest context at batch 1 that fits (prompt tokens for inference, with the requested
-//     new tokens generated after it; sequence length for training), found by exponential search then bisection
-//     between 1 and the model's max_position_embeddings (inference: minus the new tokens), or 2^20 when the
-//     config does not say; 0 when not even 1 token fits;
-//   - max_batch: the largest batch at the requested context that fits (same search, capped at 2^20);
+// Fit planning: "will it run on my GPU?", answered by searching over an engine's estimates through the seam
+// (estimate.hpp), never by a separate rule of thumb, and with one search for every engine. For a model and a
+// per-GPU memory budget, each option the engine lists (transformers: precision × inference/full/LoRA; llama.cpp:
+// the quantisation schemes) gets:
+//   - fits: the process peak of the option's own workload (the requested context, batch 1, every layer on the
+//     GPU) is within the budget;
+//   - one answer per knob the engine has (Engine::fit_knobs): the largest value that fits, the others held at the
+//     option's own. The context (prompt tokens for inference, with the requested new tokens generated after it;
+//     sequence length for training; llama.cpp's KV cells in steps of 256) up to the model's limit, or 2^20 when
+//     it does not say; the batch at the requested context, up to 2^20; llama.cpp's -ngl. 0 (for -ngl, -1) when
+//     not even the smallest value fits;
 //   - gpus_needed: the fewest GPUs of this budget.
-// The estimator is deterministic and monotone in context and batch, which the searches rely on: the answer n is
-// exactly the last value whose estimate fits (estimate at n fits, at n + 1 does not, unless n is the cap).
+// Estimates are deterministic and monotone in each knob, which the searches rely on: the answer n is exactly the
+// last value whose estimate fits (estimate at n fits, at n + 1 does not, unless n is the cap).
 //
 // Several GPUs are an APPROXIMATION, not a model of any sharding scheme: the process footprint minus the
 // per-process overhead (CUDA context, and the training thread's handle) is split evenly over the GPUs, and each
 // GPU pays the overhead once. Real tensor/pipeline parallelism adds communication buffers and uneven layers.
+// Engines whose own multi-GPU placement is not modelled (llama.cpp) are planned for one GPU.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +24,6 @@
 #include <string>
 #include <vector>
 
-#include "llmem/arch.hpp"
 #include "llmem/estimate.hpp"
 
 namespace llmem {
@@ -29,30 +32,37 @@ enum class FitMode { kInference, kFull, kLora };
 const char* fit_mode_name(FitMode m);  // "inference", "full", "lora"
 
 struct FitRequest {
+  std::string engine = "transformers";
   GpuProfile gpu;                // its memory_bytes is the per-GPU budget; its overheads apply per GPU
-  uint64_t gpus = 1;             // GPUs of that budget (see the approximation above)
-  uint64_t prompt_tokens = 6;    // inference context (the study's prompt)
-  uint64_t new_tokens = 14;      // tokens generated after the prompt
-  uint64_t seq = 512;            // training sequence length
+  int64_t gpus = 1;              // GPUs of that budget (see the approximation above)
+  // transformers: prompt_tokens, new_tokens (inference), seq_tokens (training); llama.cpp: n_ctx, quant (one
+  // scheme; "" = every scheme fit tries), flash_attn, cache types. Fit sets batch, precision and mode itself.
+  WorkloadSpec workload;
   uint64_t batch_cap = uint64_t{1} << 20;
-  uint64_t context_cap_unknown = uint64_t{1} << 20;  // when the config has no max_position_embeddings
+  uint64_t context_cap_unknown = uint64_t{1} << 20;  // tokens (cells), when the model does not say its limit
   int max_iterations = 64;       // per search (each search needs about 2·log2(cap) estimates)
 };
 
 struct FitOption {
-  std::string precision;          // "fp32", "bf16", "fp16" (inference); "bf16", "amp-bf16" (training)
+  std::string precision;          // "fp32", "bf16", "fp16" (inference), "bf16", "amp-bf16" (training); llama.cpp:
+                                  // the quantisation scheme
   FitMode mode = FitMode::kInference;
-  Workload workload;              // at the requested context, batch 1
-  bool fits = false;              // at the requested context, batch 1, on req.gpus GPUs
-  uint64_t process_peak_bytes = 0;   // the single-process estimate at the requested context, batch 1
-  uint64_t per_gpu_bytes = 0;        // that footprint split over req.gpus GPUs (== process_peak_bytes for 1)
+  Workload workload;              // at the requested context, batch 1, every layer on the GPU
+  bool fits = false;              // that workload, on req.gpus GPUs
+  uint64_t process_peak_bytes = 0;   // the single-process estimate of that workload
+  uint64_t per_gpu_bytes = 0;        // that footprint split over the GPUs (== process_peak_bytes for 1)
   int64_t headroom_bytes = 0;        // budget − per_gpu_bytes (negative: short by that much)
-  uint64_t max_context = 0;          // tokens at batch 1; 0 where 1 token does not fit
+  uint64_t gpus_needed = 0;          // 0: no number of GPUs helps (below the per-GPU overhead, or not modelled)
+  uint64_t weight_bytes = 0;         // the weights the estimate holds (llama.cpp: the file's tensor data)
+  bool weights_predicted = false;    // llama.cpp: tensor types predicted from a config, not read from a GGUF
+  uint64_t layers = 0;               // llama.cpp: n_layer
+  // knob answers (where the engine has the knob)
+  uint64_t max_context = 0;          // tokens (cells) at batch 1; 0 where the smallest does not fit
   uint64_t context_cap = 0;          // the search's upper bound
   bool context_capped = false;       // max_context == context_cap: the model's limit, not memory's
   uint64_t max_batch = 0;            // at the requested context; 0 where batch 1 does not fit
   bool batch_capped = false;
-  uint64_t gpus_needed = 0;          // 0: no number of GPUs helps (the budget is below the per-GPU overhead)
+  int64_t max_gpu_layers = -1;       // llama.cpp: largest -ngl that fits (layers + 1 = all); -1: none
 };
 
 // Bytes per GPU when a process footprint is split over `gpus` GPUs (see the approximation above).
@@ -64,69 +74,48 @@ uint64_t gpus_needed(const Estimate& e, bool training, uint64_t budget);
 // Exponential search then bisection; never more than max_iterations calls of pred beyond the first.
 uint64_t largest_fitting(uint64_t cap, int max_iterations, const std::function<bool(uint64_t)>& pred);
 
-// Every option the transformers engine supports: inference fp32, bf16, fp16; full fine-tuning (AdamW) and LoRA
-// (r 16 on q/k/v/o) in bf16 and amp-bf16. Throws Error(kUsage) for a request with zero sizes.
-std::vector<FitOption> fit_options(const ArchModel& model, const FitRequest& req);
+struct FitResult {
+  std::string engine;             // the registered engine's name
+  ModelSource source;
+  uint64_t params = 0;            // exact count (0 for a GGUF read as it is)
+  uint64_t max_positions = 0;     // the config's max_position_embeddings (0: not given, or no config)
+  std::string architecture;       // the engine's own name for it (llama.cpp's general.architecture)
+  std::vector<FitOption> options;
+};
 
-// One inference option (dtype fp32, bf16 or fp16) with all its searches.
-FitOption fit_inference(const ArchModel& model, DType dtype, const FitRequest& req);
+// Every option the engine lists for the model, with its searches. FieldError for a bad request field ("gpus",
+// "prompt_tokens", "new_tokens", "seq_tokens", "engine", the engine's own); `source_opened` is called as soon as
+// the source is open.
+FitResult fit(const FitRequest& request, const std::string& source, const SourceOptions& source_options = {},
+              const std::function<void(const ModelSource&)>& source_opened = {});
+// The same for a source already read.
+FitResult fit(const FitRequest& request, const SourceFacts& facts);
 
 struct RankedModel {
   std::string id;                 // catalog id
   uint64_t params = 0;            // exact PyTorch count
   std::string family;
-  FitOption best;                 // the half-precision inference option (the config's bf16, else fp16)
+  FitOption best;                 // the first of the engine's ranking options that fits, else its last
 };
 
-struct CatalogRanking {
+struct FitRanking {
+  std::string engine;
   std::vector<RankedModel> fits;          // largest model first (params descending)
-  std::vector<RankedModel> does_not_fit;  // largest model first; best.gpus_needed says how many GPUs would do
-  std::vector<std::string> skipped;       // "id: why" for catalog entries the estimator cannot handle
+  std::vector<RankedModel> does_not_fit;  // largest model first; best says by how much
+  std::vector<std::string> skipped;       // "id: why" for catalog entries the engine cannot handle
 };
 
-// What of the embedded catalog runs for inference on the request's GPU(s) at its context: fp16/bf16 is tried
-// (fp32 needs twice the weights, so it fits only where half precision already does).
-CatalogRanking rank_catalog(const FitRequest& req);
+// What of the embedded catalog runs on the request's GPU(s): each model at the engine's preferred option that
+// fits (transformers: half-precision inference; llama.cpp: the scheme with the most bits).
+FitRanking rank_catalog(const FitRequest& request);
 
-}  // namespace llmem
-
-// ---- llama.cpp ----------------------------------------------------------------------------------------------
-#include "llmem/llamacpp.hpp"
-
-namespace llmem {
-
-struct LlamaFitOption {
-  std::string scheme;                // "Q4_K_M"
-  bool predicted = true;             // tensor types predicted (false: the GGUF's own)
-  uint64_t weight_bytes = 0;         // tensor data of the file
-  uint64_t process_peak_bytes = 0;   // GPU process peak with every layer on the GPU at the requested context
-  bool all_layers_fit = false;
-  int64_t max_ngl = -1;              // largest -ngl that fits at the requested context (n_layer + 1 = all); -1: none
-  uint64_t n_layer = 0;
-  uint64_t max_context = 0;          // largest n_ctx (multiple of 256) with every layer on the GPU; 0: none
-  uint64_t context_cap = 0;
-  bool context_capped = false;
-};
-
-// Per scheme (for a GGUF source: its own types only), what fits in `budget` bytes of GPU memory.
-std::vector<LlamaFitOption> fit_llamacpp(const llamacpp::Model& model, const std::vector<std::string>& schemes,
-                                         const llamacpp::RunOptions& run, const GpuProfile& gpu, uint64_t budget);
-
-struct LlamaRankedModel {
+// What the embedded catalog holds, counted: one line of `llmem catalog`.
+struct CatalogModel {
   std::string id;
-  uint64_t params = 0;
   std::string family;
-  LlamaFitOption best;               // the scheme with the most bits per weight whose layers all fit
+  std::string model_type;
+  uint64_t params = 0;            // exact PyTorch count
 };
-
-struct LlamaCatalogRanking {
-  std::vector<LlamaRankedModel> fits;          // largest model first
-  std::vector<LlamaRankedModel> does_not_fit;  // best = the smallest scheme, for the numbers
-  std::vector<std::string> skipped;
-};
-
-// The catalog under llama.cpp: each model at the best of `schemes` (ordered most bits first) that fits.
-LlamaCatalogRanking rank_catalog_llamacpp(const std::vector<std::string>& schemes, const llamacpp::RunOptions& run,
-                                          const GpuProfile& gpu, uint64_t budget);
+std::vector<CatalogModel> catalog_models();
 
 }  // namespace llmem

@@ -8,8 +8,10 @@
 
 #include <fmt/core.h>
 
+#include "architectures.hpp"
 #include "llmem/checked.hpp"
 #include "llmem/error.hpp"
+#include "llmem/gguf_names.hpp"
 #include "llmem/llamacpp.hpp"
 
 namespace llmem::llamacpp {
@@ -47,17 +49,12 @@ uint64_t Model::weight_bytes() const {
 
 namespace {
 
+// A GGUF names the tensors of block N "blk.N.<name>" (llama-arch.cpp LLM_TENSOR_NAMES): the name is the only source
+// of a read tensor's layer.
 int layer_of_name(const std::string& name) {
   int layer = -1;
   if (std::sscanf(name.c_str(), "blk.%d.", &layer) != 1) return -1;
   return layer;
-}
-
-// Architectures llmem can size (the graph builders whose buffers it models). Others are refused with a clear error.
-const std::vector<std::string>& sized_architectures() {
-  static const std::vector<std::string> a = {"llama", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3",
-                                             "phi3", "gpt2", "mistral3"};
-  return a;
 }
 
 std::vector<uint64_t> per_layer(const GgufFile& g, const std::string& key, uint64_t n_layer, std::optional<uint64_t> dflt) {
@@ -79,24 +76,34 @@ std::vector<uint64_t> per_layer(const GgufFile& g, const std::string& key, uint6
   return std::vector<uint64_t>(n_layer, g.require_uint(key));
 }
 
+// llama_hparams::set_swa_pattern: every pattern-th layer attends globally, the others slide (0: all slide).
 void set_swa(Hparams& hp, uint64_t pattern) {
   hp.swa_layers.assign(hp.n_layer, false);
   for (uint64_t il = 0; il < hp.n_layer; ++il) hp.swa_layers[il] = pattern == 0 || (il % pattern < pattern - 1);
 }
 
-}  // namespace
-
-Model from_gguf(const GgufFile& g) {
-  Model m;
-  m.source = g.file;
-  Hparams& hp = m.hp;
-  hp.arch = g.architecture();
-  if (hp.arch.empty()) throw Error(ErrorKind::kInvalidInput, g.file, "no general.architecture: not a llama.cpp model file");
-  if (std::find(sized_architectures().begin(), sized_architectures().end(), hp.arch) == sized_architectures().end()) {
+const Architecture& sized_architecture(const GgufFile& g, const std::string& arch) {
+  if (arch.empty()) throw Error(ErrorKind::kInvalidInput, g.file, "no general.architecture: not a llama.cpp model file");
+  const Architecture* a = find_architecture(arch);
+  if (!a) {
     std::string known;
-    for (const auto& a : sized_architectures()) known += (known.empty() ? "" : ", ") + a;
-    throw Error(ErrorKind::kUnsupported, g.file, "llmem cannot size llama.cpp's buffers for architecture '" + hp.arch + "' yet (known: " + known + ")");
+    for (const auto& name : architecture_names()) known += (known.empty() ? "" : ", ") + name;
+    throw Error(ErrorKind::kUnsupported, g.file, "llmem cannot size llama.cpp's buffers for architecture '" + arch + "' yet (known: " + known + ")");
   }
+  return *a;
+}
+
+// llama-model.cpp load_hparams: expert_used_count is at most expert_count and set exactly when experts are; an
+// architecture whose graph always routes through experts needs them.
+void check_experts(const GgufFile& g, const Architecture& arch, const Hparams& hp) {
+  const std::string p = hp.arch + ".";
+  if (hp.n_expert_used > hp.n_expert || (hp.n_expert > 0) != (hp.n_expert_used > 0))
+    throw Error(ErrorKind::kInvalidInput, g.file, fmt::format("{}expert_used_count {} does not fit {}expert_count {}", p, hp.n_expert_used, p, hp.n_expert));
+  if (arch.needs_experts && hp.n_expert < 2)
+    throw Error(ErrorKind::kInvalidInput, g.file, fmt::format("{}expert_count is {}: a {} model routes through experts", p, hp.n_expert, hp.arch));
+}
+
+void read_hparams(const GgufFile& g, const Architecture& arch, Hparams& hp) {
   const std::string p = hp.arch + ".";
   hp.n_layer = g.require_uint(p + "block_count");
   if (hp.n_layer == 0 || hp.n_layer > 100000) throw Error(ErrorKind::kInvalidInput, g.file, p + "block_count is " + std::to_string(hp.n_layer));
@@ -112,14 +119,25 @@ Model from_gguf(const GgufFile& g) {
   hp.n_embd_head_v = g.get_uint(p + "attention.value_length").value_or(hp.n_embd / hp.n_head[0]);
   hp.n_expert = g.get_uint(p + "expert_count").value_or(0);
   hp.n_expert_used = g.get_uint(p + "expert_used_count").value_or(0);
+  check_experts(g, arch, hp);
   hp.swa_layers.assign(hp.n_layer, false);
-  if (hp.arch == "gemma2") {
-    hp.n_swa = g.get_uint(p + "attention.sliding_window").value_or(4096);
-    set_swa(hp, g.get_uint(p + "attention.sliding_window_pattern").value_or(2));
-  } else if (hp.arch == "gemma3") {
-    hp.n_swa = g.get_uint(p + "attention.sliding_window").value_or(0);
-    set_swa(hp, g.get_uint(p + "attention.sliding_window_pattern").value_or(6));
+  if (arch.sliding_window.own_cache) {
+    hp.n_swa = g.get_uint(p + "attention.sliding_window").value_or(arch.sliding_window.default_window_tokens);
+    set_swa(hp, g.get_uint(p + "attention.sliding_window_pattern").value_or(arch.sliding_window.default_pattern));
   }
+}
+
+}  // namespace
+
+std::vector<std::string> sized_architectures() { return architecture_names(); }
+
+Model from_gguf(const GgufFile& g) {
+  Model m;
+  m.source = g.file;
+  Hparams& hp = m.hp;
+  hp.arch = g.architecture();
+  const Architecture& arch = sized_architecture(g, hp.arch);
+  read_hparams(g, arch, hp);
   for (const auto& t : g.tensors) {
     GgufTensor gt;
     gt.name = t.name;
@@ -141,83 +159,6 @@ Model from_gguf(const GgufFile& g) {
 
 namespace {
 
-struct FamilyMap {
-  std::string arch;                         // llama.cpp architecture
-  std::vector<std::string> layer_prefixes;  // HF prefix of a layer, before its index
-  std::map<std::string, std::string> global;  // HF name -> GGUF name
-  std::map<std::string, std::string> layer;   // HF suffix inside a layer -> GGUF suffix (without "blk.N.")
-  bool conv1d = false;                      // GPT-2 style Conv1D weights, [in, out]
-  bool skip_lm_head = false;                // the converter drops lm_head (Gemma 2)
-};
-
-std::map<std::string, std::string> llama_layer_map() {
-  return {
-      {"self_attn.q_proj.weight", "attn_q.weight"},   {"self_attn.q_proj.bias", "attn_q.bias"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},   {"self_attn.k_proj.bias", "attn_k.bias"},
-      {"self_attn.v_proj.weight", "attn_v.weight"},   {"self_attn.v_proj.bias", "attn_v.bias"},
-      {"self_attn.o_proj.weight", "attn_output.weight"}, {"self_attn.o_proj.bias", "attn_output.bias"},
-      {"self_attn.qkv_proj.weight", "attn_qkv.weight"},
-      {"self_attn.q_norm.weight", "attn_q_norm.weight"}, {"self_attn.k_norm.weight", "attn_k_norm.weight"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},   {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"},   {"mlp.gate_up_proj.weight", "ffn_up.weight"},
-      {"input_layernorm.weight", "attn_norm.weight"}, {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"mlp.gate.weight", "ffn_gate_inp.weight"},    {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},
-      {"mlp.experts.gate_proj.weight", "ffn_gate_exps.weight"}, {"mlp.experts.up_proj.weight", "ffn_up_exps.weight"},
-      {"mlp.experts.down_proj.weight", "ffn_down_exps.weight"},
-      {"block_sparse_moe.experts.w1.weight", "ffn_gate_exps.weight"},
-      {"block_sparse_moe.experts.w3.weight", "ffn_up_exps.weight"},
-      {"block_sparse_moe.experts.w2.weight", "ffn_down_exps.weight"},
-  };
-}
-
-const FamilyMap* family_map(const ModelFacts& f) {
-  static const std::map<std::string, std::string> kGlobal = {
-      {"model.embed_tokens.weight", "token_embd.weight"}, {"model.norm.weight", "output_norm.weight"},
-      {"lm_head.weight", "output.weight"}};
-  static const std::map<std::string, FamilyMap> maps = [] {
-    std::map<std::string, FamilyMap> m;
-    auto llama_like = [&](const std::string& arch) {
-      FamilyMap fm;
-      fm.arch = arch;
-      fm.layer_prefixes = {"model.layers."};
-      fm.global = kGlobal;
-      fm.layer = llama_layer_map();
-      return fm;
-    };
-    for (const char* t : {"llama", "mistral", "mixtral"}) m[t] = llama_like("llama");
-    m["qwen2"] = llama_like("qwen2");
-    m["qwen3"] = llama_like("qwen3");
-    m["qwen3_moe"] = llama_like("qwen3moe");
-    m["gemma"] = llama_like("gemma");
-    m["phi3"] = llama_like("phi3");
-    for (const char* t : {"gemma2", "gemma3_text", "gemma3"}) {
-      FamilyMap fm = llama_like(std::string(t) == "gemma2" ? "gemma2" : "gemma3");
-      fm.layer["post_attention_layernorm.weight"] = "post_attention_norm.weight";
-      fm.layer["pre_feedforward_layernorm.weight"] = "ffn_norm.weight";
-      fm.layer["post_feedforward_layernorm.weight"] = "post_ffw_norm.weight";
-      fm.skip_lm_head = true;
-      m[t] = fm;
-    }
-    FamilyMap gpt2;
-    gpt2.arch = "gpt2";
-    gpt2.layer_prefixes = {"transformer.h."};
-    gpt2.global = {{"transformer.wte.weight", "token_embd.weight"}, {"transformer.wpe.weight", "position_embd.weight"},
-                   {"transformer.ln_f.weight", "output_norm.weight"}, {"transformer.ln_f.bias", "output_norm.bias"},
-                   {"lm_head.weight", "output.weight"}};
-    gpt2.layer = {{"ln_1.weight", "attn_norm.weight"}, {"ln_1.bias", "attn_norm.bias"},
-                  {"attn.c_attn.weight", "attn_qkv.weight"}, {"attn.c_attn.bias", "attn_qkv.bias"},
-                  {"attn.c_proj.weight", "attn_output.weight"}, {"attn.c_proj.bias", "attn_output.bias"},
-                  {"ln_2.weight", "ffn_norm.weight"}, {"ln_2.bias", "ffn_norm.bias"},
-                  {"mlp.c_fc.weight", "ffn_up.weight"}, {"mlp.c_fc.bias", "ffn_up.bias"},
-                  {"mlp.c_proj.weight", "ffn_down.weight"}, {"mlp.c_proj.bias", "ffn_down.bias"}};
-    gpt2.conv1d = true;
-    m["gpt2"] = gpt2;
-    return m;
-  }();
-  auto it = maps.find(f.model_type);
-  return it == maps.end() ? nullptr : &it->second;
-}
-
 // The converter's type for a tensor of the base (16-bit) file.
 DType converted_type(const std::string& gguf_name, size_t dims, DType base) {
   if (dims <= 1) return DType::F32;
@@ -227,20 +168,9 @@ DType converted_type(const std::string& gguf_name, size_t dims, DType base) {
   return base;
 }
 
-}  // namespace
-
-Model from_config(const ArchModel& am, const std::string& source) {
-  const ModelFacts& f = am.facts;
-  const FamilyMap* fm = family_map(f);
-  if (!fm)
-    throw Error(ErrorKind::kUnsupported, source,
-                "llmem cannot predict llama.cpp's GGUF for model_type '" + f.model_type +
-                    "' yet; convert it with llama.cpp's convert_hf_to_gguf.py and point llmem at the .gguf");
-  Model m;
-  m.source = source;
-  m.predicted = true;
-  Hparams& hp = m.hp;
-  hp.arch = fm->arch;
+Hparams hparams_from_facts(const ModelFacts& f, const GgufLayout& layout, const Architecture& arch) {
+  Hparams hp;
+  hp.arch = layout.architecture;
   hp.n_layer = f.n_layers;
   hp.n_embd = f.hidden;
   hp.n_vocab = f.vocab;
@@ -253,75 +183,99 @@ Model from_config(const ArchModel& am, const std::string& source) {
   hp.n_embd_head_k = f.head_dim;
   hp.n_embd_head_v = f.head_dim;
   hp.swa_layers.assign(hp.n_layer, false);
+  // Only architectures with a sliding-window cache use the config's windows; llama.cpp ignores Mistral's and
+  // disables Phi-3's (architectures.hpp): full attention and a full KV cache.
+  if (!arch.sliding_window.own_cache) return hp;
   for (size_t il = 0; il < f.attention.size() && il < hp.n_layer; ++il) {
     if (f.attention[il].sliding_window > 0) {
       hp.swa_layers[il] = true;
       hp.n_swa = f.attention[il].sliding_window;
     }
   }
-  if (hp.arch != "gemma2" && hp.arch != "gemma3") {
-    // Only the Gemma 2/3 graphs use a sliding-window cache; llama.cpp ignores the window of Mistral and disables
-    // Phi-3's (src/models/phi3.cpp): full attention and a full KV cache.
-    hp.swa_layers.assign(hp.n_layer, false);
-    hp.n_swa = 0;
+  return hp;
+}
+
+// A config tensor's place in the GGUF: its name there, its layer, and its expert index (-1 for none).
+struct GgufPlace {
+  std::string name;
+  int layer = -1;
+  int expert = -1;
+};
+
+// Returns false for a tensor the converter drops.
+bool gguf_place(const TensorInfo& t, const GgufLayout& layout, const std::string& model_type, const std::string& source,
+                GgufPlace& place) {
+  const std::string& n = t.name;
+  auto unknown = [&] { return Error(ErrorKind::kUnsupported, source, "no llama.cpp name known for tensor " + n + " (" + model_type + ")"); };
+  if (t.layer < 0) {
+    auto g = layout.global_tensors.find(n);
+    if (g == layout.global_tensors.end()) throw unknown();
+    if (layout.drops_lm_head && n == "lm_head.weight") return false;
+    place = {g->second, -1, -1};
+    return true;
   }
+  // the arch table tells the layer; the layout tells how the name continues after "<prefix>N."
+  const std::string prefix = layout.layer_prefix + std::to_string(t.layer) + ".";
+  if (n.compare(0, prefix.size(), prefix) != 0) throw unknown();
+  std::string rest = n.substr(prefix.size());
+  place.layer = static_cast<int>(t.layer);
+  // experts: "<...>.experts.E.<w>" -> "<...>.experts.<w>", stacked over E
+  if (size_t e = rest.find("experts."); e != std::string::npos) {
+    size_t dot = rest.find('.', e + 8);
+    if (dot != std::string::npos && rest.find_first_not_of("0123456789", e + 8) == dot) {
+      place.expert = std::stoi(rest.substr(e + 8, dot - e - 8));
+      rest = rest.substr(0, e + 8) + rest.substr(dot + 1);
+    }
+  }
+  auto l = layout.layer_tensors.find(rest);
+  if (l == layout.layer_tensors.end()) throw unknown();
+  place.name = "blk." + std::to_string(place.layer) + "." + l->second;
+  return true;
+}
+
+// ggml's ne: a Linear [out, in] becomes ne = [in, out]; Conv1D [in, out] is transposed by the converter first.
+std::vector<uint64_t> gguf_ne(const TensorInfo& t, const GgufLayout& layout, const std::string& gguf_name) {
+  if (layout.conv1d_weights && t.shape.size() == 2 && gguf_name.find("weight") != std::string::npos &&
+      gguf_name != "token_embd.weight" && gguf_name != "position_embd.weight" && gguf_name != "output.weight")
+    return {t.shape.begin(), t.shape.end()};
+  return {t.shape.rbegin(), t.shape.rend()};
+}
+
+}  // namespace
+
+Model from_config(const ArchModel& am, const std::string& source) {
+  const ModelFacts& f = am.facts;
+  const GgufLayout* layout = gguf_layout(f.model_type);
+  const Architecture* arch = layout ? find_architecture(layout->architecture) : nullptr;
+  if (!arch)
+    throw Error(ErrorKind::kUnsupported, source,
+                "llmem cannot predict llama.cpp's GGUF for model_type '" + f.model_type +
+                    "' yet; convert it with llama.cpp's convert_hf_to_gguf.py and point llmem at the .gguf");
+  Model m;
+  m.source = source;
+  m.predicted = true;
+  m.hp = hparams_from_facts(f, *layout, *arch);
   // The converter's --outtype auto: bf16 when the checkpoint is bf16, else f16.
   const DType base = f.config_dtype == DType::BF16 ? DType::BF16 : DType::F16;
 
   std::map<std::string, size_t> stacked;  // GGUF name -> index, for experts
   for (const auto& t : am.tensors) {
-    const std::string& n = t.name;
-    std::string gname;
-    int layer = -1;
-    int expert = -1;
-    if (auto g = fm->global.find(n); g != fm->global.end()) {
-      if (fm->skip_lm_head && n == "lm_head.weight") continue;
-      gname = g->second;
-    } else {
-      std::string rest;
-      for (const auto& pre : fm->layer_prefixes) {
-        if (n.compare(0, pre.size(), pre) != 0) continue;
-        size_t dot = n.find('.', pre.size());
-        if (dot == std::string::npos) break;
-        layer = std::stoi(n.substr(pre.size(), dot - pre.size()));
-        rest = n.substr(dot + 1);
-      }
-      // experts: "<...>.experts.E.<w>" -> "<...>.experts.<w>" stacked over E
-      if (size_t e = rest.find("experts."); e != std::string::npos) {
-        size_t dot = rest.find('.', e + 8);
-        if (dot != std::string::npos && rest.find_first_not_of("0123456789", e + 8) == dot) {
-          expert = std::stoi(rest.substr(e + 8, dot - e - 8));
-          rest = rest.substr(0, e + 8) + rest.substr(dot + 1);
-        }
-      }
-      auto l = fm->layer.find(rest);
-      if (layer < 0 || l == fm->layer.end())
-        throw Error(ErrorKind::kUnsupported, source, "no llama.cpp name known for tensor " + n + " (" + f.model_type + ")");
-      gname = "blk." + std::to_string(layer) + "." + l->second;
-    }
-    // ggml's ne: a Linear [out, in] becomes ne = [in, out]; Conv1D [in, out] is transposed by the converter first.
-    std::vector<uint64_t> ne(t.shape.rbegin(), t.shape.rend());
-    if (fm->conv1d && t.shape.size() == 2 && gname.find("weight") != std::string::npos && gname != "token_embd.weight" &&
-        gname != "position_embd.weight" && gname != "output.weight")
-      ne.assign(t.shape.begin(), t.shape.end());
-    if (expert >= 0) {
-      auto it = stacked.find(gname);
+    GgufPlace place;
+    if (!gguf_place(t, *layout, f.model_type, source, place)) continue;
+    std::vector<uint64_t> ne = gguf_ne(t, *layout, place.name);
+    if (place.expert >= 0) {
+      auto it = stacked.find(place.name);
       if (it == stacked.end()) {
         ne.push_back(1);
-        GgufTensor gt{gname, converted_type(gname, 3, base), ne, layer};
-        stacked[gname] = m.tensors.size();
-        m.tensors.push_back(std::move(gt));
+        stacked[place.name] = m.tensors.size();
+        m.tensors.push_back({place.name, converted_type(place.name, 3, base), ne, place.layer});
       } else {
         m.tensors[it->second].ne.back() += 1;
       }
       continue;
     }
-    GgufTensor gt;
-    gt.name = gname;
-    gt.ne = ne;
-    gt.layer = layer;
-    gt.type = converted_type(gname, ne.size(), base);
-    m.tensors.push_back(std::move(gt));
+    const DType type = converted_type(place.name, ne.size(), base);
+    m.tensors.push_back({place.name, type, std::move(ne), place.layer});
   }
   m.scheme = base == DType::BF16 ? "BF16" : "F16";
   return m;

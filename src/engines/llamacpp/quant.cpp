@@ -2,10 +2,14 @@
 // quantises at all, the scheme's default type, the mixture rules that move some tensors to more (or fewer) bits
 // by role, layer and model shape, and the fallback when a row is not a whole number of blocks. Without an
 // importance matrix and without --pure or per-tensor overrides, as a plain `llama-quantize IN OUT SCHEME` runs.
+//
+// llama-quant.cpp also has choices for LLM_ARCH_FALCON alone (Q8_0 output, its own ffn_down and attn_output
+// mixtures). They are not re-stated: Falcon is not an architecture llmem sizes (from_gguf refuses it and no
+// layout converts a config to it); an entry for it in architectures.cpp would bring them as its quant traits.
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 
+#include "architectures.hpp"
 #include "llmem/catalog.hpp"  // edit_distance
 #include "llmem/error.hpp"
 #include "llmem/llamacpp.hpp"
@@ -84,15 +88,22 @@ bool use_more_bits(int i_layer, int n_layers) {
   return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 || (i_layer - n_layers / 8) % 3 == 2;
 }
 
-// For MoE models the layer comes from the name ("experts are not consecutive"), otherwise from the counter.
+// For MoE models the layer comes from the tensor's block ("experts are not consecutive"; llama-quant.cpp reads
+// blk.N from the name, which is GgufTensor::layer), otherwise from the counter.
 int layer_of(const State& s, int counter, const GgufTensor& t) {
   if (s.n_expert > 1) {
-    int layer = -1;
-    if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) != 1 || layer < 0 || layer >= s.n_ffn)
+    if (t.layer < 0 || t.layer >= s.n_ffn)
       throw Error(ErrorKind::kInvalidInput, s.model.source, "cannot tell the layer of tensor " + t.name);
-    return layer;
+    return t.layer;
   }
   return counter;
+}
+
+// llama-model.cpp load_hparams' LLM_TYPE_70B, by the architecture's rule (architectures.cpp).
+bool is_type_70b(const Hparams& hp) {
+  const Architecture* arch = find_architecture(hp.arch);
+  if (!arch || arch->type_70b.n_layer == 0 || hp.n_layer != arch->type_70b.n_layer) return false;
+  return !arch->type_70b.needs_gqa || hp.n_gqa() != 1;
 }
 
 uint32_t block_elems(DType t) { return dtype_info(t).block_elems; }
@@ -102,7 +113,7 @@ DType mixture_type(State& s, DType new_type, const GgufTensor& t, Category cat) 
   const bool iq_low = f == kIQ2_XXS || f == kIQ2_XS || f == kIQ1_S || f == kIQ2_S || f == kIQ2_M || f == kIQ1_M;
   if (cat == Category::kOutput || (s.tied && cat == Category::kTokenEmbd)) {
     const uint64_t nx = t.ne[0];
-    if (s.model.hp.arch == "falcon" || nx % block_elems(new_type) != 0) new_type = DType::Q8_0;
+    if (nx % block_elems(new_type) != 0) new_type = DType::Q8_0;
     else if (f == kIQ2_XXS || f == kIQ2_XS || f == kIQ3_XXS || f == kIQ1_S || f == kIQ2_S || f == kIQ2_M || f == kIQ1_M)
       new_type = DType::Q5_K;
     else if (new_type != DType::Q8_0) new_type = DType::Q6_K;
@@ -147,36 +158,28 @@ DType mixture_type(State& s, DType new_type, const GgufTensor& t, Category cat) 
     else if (f == kIQ3_XXS) new_type = DType::IQ2_S;
   } else if (cat == Category::kFfnDown) {
     const int i_layer = layer_of(s, s.i_ffn_down, t), n_layer = s.n_ffn;
-    const bool falcon = s.model.hp.arch == "falcon";
     if (f == kQ2_K) new_type = DType::Q3_K;
     else if (f == kQ2_K_S) { if (i_layer < n_layer / 8) new_type = DType::Q4_K; }
     else if (f == kIQ3_XXS) new_type = i_layer < n_layer / 8 ? DType::Q4_K : DType::Q3_K;  // no imatrix
-    else if (f == kQ3_K_M)
-      new_type = i_layer < n_layer / 16 ? DType::Q5_K : !falcon || use_more_bits(i_layer, n_layer) ? DType::Q4_K : DType::Q3_K;
+    else if (f == kQ3_K_M) new_type = i_layer < n_layer / 16 ? DType::Q5_K : DType::Q4_K;
     else if (f == kIQ3_M && (i_layer < n_layer / 8 || (s.n_expert == 8 && use_more_bits(i_layer, n_layer)))) new_type = DType::Q4_K;
-    else if (f == kQ3_K_L) new_type = falcon ? DType::Q4_K : DType::Q5_K;
-    else if (f == kQ4_K_M) {
-      if (falcon) new_type = i_layer < n_layer / 16 ? DType::Q6_K : use_more_bits(i_layer, n_layer) ? DType::Q5_K : DType::Q4_K;
-      else if (use_more_bits(i_layer, n_layer)) new_type = DType::Q6_K;
-    } else if (i_layer < n_layer / 8 && (f == kIQ4_NL || f == kIQ4_XS)) new_type = DType::Q5_K;  // no imatrix
+    else if (f == kQ3_K_L) new_type = DType::Q5_K;
+    else if (f == kQ4_K_M) { if (use_more_bits(i_layer, n_layer)) new_type = DType::Q6_K; }
+    else if (i_layer < n_layer / 8 && (f == kIQ4_NL || f == kIQ4_XS)) new_type = DType::Q5_K;  // no imatrix
     else if (f == kQ5_K_M && use_more_bits(i_layer, n_layer)) new_type = DType::Q6_K;
-    else if (f == kQ4_K_S && !falcon && i_layer < n_layer / 8) new_type = DType::Q5_K;
+    else if (f == kQ4_K_S && i_layer < n_layer / 8) new_type = DType::Q5_K;
     ++s.i_ffn_down;
   } else if (cat == Category::kAttnOutput) {
-    if (s.model.hp.arch != "falcon") {
-      if (s.n_expert == 8) {
-        if (f == kQ2_K || f == kIQ3_XS || f == kIQ3_XXS || f == kQ3_K_S || f == kQ3_K_M || f == kIQ4_NL || f == kQ4_K_S ||
-            f == kQ4_K_M || f == kIQ3_S || f == kIQ3_M || f == kIQ4_XS)
-          new_type = DType::Q5_K;
-      } else {
-        if (f == kQ2_K) new_type = DType::Q3_K;
-        else if (f == kIQ3_XXS) new_type = DType::IQ3_S;
-        else if (f == kQ3_K_M) new_type = DType::Q4_K;
-        else if (f == kQ3_K_L) new_type = DType::Q5_K;
-        else if (f == kIQ3_M) new_type = DType::Q4_K;
-      }
-    } else if (f == kQ3_K_L) {
-      new_type = DType::Q4_K;
+    if (s.n_expert == 8) {
+      if (f == kQ2_K || f == kIQ3_XS || f == kIQ3_XXS || f == kQ3_K_S || f == kQ3_K_M || f == kIQ4_NL || f == kQ4_K_S ||
+          f == kQ4_K_M || f == kIQ3_S || f == kIQ3_M || f == kIQ4_XS)
+        new_type = DType::Q5_K;
+    } else {
+      if (f == kQ2_K) new_type = DType::Q3_K;
+      else if (f == kIQ3_XXS) new_type = DType::IQ3_S;
+      else if (f == kQ3_K_M) new_type = DType::Q4_K;
+      else if (f == kQ3_K_L) new_type = DType::Q5_K;
+      else if (f == kIQ3_M) new_type = DType::Q4_K;
     }
   } else if (cat == Category::kAttnQkv) {
     // unreachable: attn_qkv is attn-v-like and handled above (as in llama.cpp, where this branch is dead too)
@@ -269,8 +272,7 @@ void quantize(Model& model, const QuantScheme& scheme) {
   s.n_expert = model.hp.n_expert;
   s.n_gqa = model.hp.n_gqa();
   s.n_ffn = static_cast<int>(model.hp.n_layer);
-  s.is_70b = model.hp.n_layer == 80 && (model.hp.arch == "qwen2" ||
-                                       (model.hp.arch == "llama" && model.hp.n_gqa() != 1));
+  s.is_70b = is_type_70b(model.hp);
   for (const auto& t : model.tensors) {
     const Category c = category_of(t.name);
     if (is_attn_v_like(c)) ++s.n_attention_wv;

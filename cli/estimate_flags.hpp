@@ -1,0 +1,45 @@
+// The flags of one estimate request, shared by `estimate` and `measure --estimate` (which parses the same flags
+// from one string, so both accept exactly the same options), and the names the CLI gives the library's fields.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "llmem/estimate.hpp"
+#include "llmem/field_error.hpp"
+#include "source_flags.hpp"
+
+namespace llmem::cli {
+
+struct EstimateFlags {
+  EstimateRequest request;
+  std::string lora_targets = "q_proj,k_proj,v_proj,o_proj";  // comma-separated, as --lora-targets takes them
+  SourceCliOptions source;
+};
+
+// SOURCE, the workload, the GPU, --engine and the source options. `flags` must outlive parsing.
+void add_estimate_flags(CLI::App* cmd, EstimateFlags& flags);
+// The library request the flags stand for (with --verbose printed as soon as the source is open).
+EstimateRequest estimate_request(const EstimateFlags& flags);
+
+// Library field -> the flag that sets it.
+using FlagNames = std::vector<std::pair<std::string, std::string>>;
+const FlagNames& estimate_flag_names();
+
+// Runs `call`, rewording a FieldError with the flag that sets its field (unnamed fields keep their own name).
+template <typename Call>
+auto with_flag_names(const FlagNames& names, Call&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const FieldError& e) {
+    std::string flag = e.field();
+    for (const auto& [field, name] : names)
+      if (field == e.field()) flag = name;
+    throw Error(e.kind(), e.where(), e.message_for(flag));
+  }
+}
+
+}  // namespace llmem::cli

@@ -1,0 +1,126 @@
+// The converter's layouts (convert_hf_to_gguf.py and conversion/*.py at llama.cpp 80fb11ac; the names themselves
+// are gguf-py/gguf/tensor_mapping.py's), one entry per Hugging Face model_type.
+#include "llmem/gguf_names.hpp"
+
+namespace llmem {
+namespace {
+
+// Tensors outside the layers, for checkpoints that follow LlamaForCausalLM's module names.
+const std::map<std::string, std::string>& llama_global_tensors() {
+  static const std::map<std::string, std::string> names = {
+      {"model.embed_tokens.weight", "token_embd.weight"},
+      {"model.norm.weight", "output_norm.weight"},
+      {"lm_head.weight", "output.weight"},
+  };
+  return names;
+}
+
+// A layer of LlamaForCausalLM and of the families that reuse its module names (Qwen, Gemma, Phi-3, Mixtral's
+// block_sparse_moe, Qwen-MoE's mlp.experts); a family uses the subset its checkpoint has.
+const std::map<std::string, std::string>& llama_layer_tensors() {
+  static const std::map<std::string, std::string> names = {
+      {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.q_proj.bias", "attn_q.bias"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.k_proj.bias", "attn_k.bias"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.v_proj.bias", "attn_v.bias"},
+      {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"self_attn.o_proj.bias", "attn_output.bias"},
+      {"self_attn.qkv_proj.weight", "attn_qkv.weight"},
+      {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+      {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},
+      {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.down_proj.weight", "ffn_down.weight"},
+      // Phi-3's fused gate and up projections stay one tensor; llama.cpp splits the halves at run time
+      {"mlp.gate_up_proj.weight", "ffn_up.weight"},
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"mlp.gate.weight", "ffn_gate_inp.weight"},
+      {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},
+      {"mlp.experts.gate_proj.weight", "ffn_gate_exps.weight"},
+      {"mlp.experts.up_proj.weight", "ffn_up_exps.weight"},
+      {"mlp.experts.down_proj.weight", "ffn_down_exps.weight"},
+      {"block_sparse_moe.experts.w1.weight", "ffn_gate_exps.weight"},
+      {"block_sparse_moe.experts.w3.weight", "ffn_up_exps.weight"},
+      {"block_sparse_moe.experts.w2.weight", "ffn_down_exps.weight"},
+  };
+  return names;
+}
+
+GgufLayout llama_like(const std::string& architecture) {
+  GgufLayout layout;
+  layout.architecture = architecture;
+  layout.layer_prefix = "model.layers.";
+  layout.global_tensors = llama_global_tensors();
+  layout.layer_tensors = llama_layer_tensors();
+  return layout;
+}
+
+// Gemma 2 and 3 wrap both sub-blocks in norms ("sandwich" norms): HF's post_attention_layernorm is the norm after
+// attention, not the FFN's input norm as in Llama (tensor_mapping.py MODEL_TENSOR.ATTN_POST_NORM, FFN_POST_NORM).
+GgufLayout gemma_sandwich(const std::string& architecture) {
+  GgufLayout layout = llama_like(architecture);
+  layout.layer_tensors["post_attention_layernorm.weight"] = "post_attention_norm.weight";
+  layout.layer_tensors["pre_feedforward_layernorm.weight"] = "ffn_norm.weight";
+  layout.layer_tensors["post_feedforward_layernorm.weight"] = "post_ffw_norm.weight";
+  layout.drops_lm_head = true;
+  return layout;
+}
+
+GgufLayout gpt2() {
+  GgufLayout layout;
+  layout.architecture = "gpt2";
+  layout.layer_prefix = "transformer.h.";
+  layout.global_tensors = {
+      {"transformer.wte.weight", "token_embd.weight"},   {"transformer.wpe.weight", "position_embd.weight"},
+      {"transformer.ln_f.weight", "output_norm.weight"}, {"transformer.ln_f.bias", "output_norm.bias"},
+      {"lm_head.weight", "output.weight"},
+  };
+  layout.layer_tensors = {
+      {"ln_1.weight", "attn_norm.weight"},        {"ln_1.bias", "attn_norm.bias"},
+      {"attn.c_attn.weight", "attn_qkv.weight"},  {"attn.c_attn.bias", "attn_qkv.bias"},
+      {"attn.c_proj.weight", "attn_output.weight"}, {"attn.c_proj.bias", "attn_output.bias"},
+      {"ln_2.weight", "ffn_norm.weight"},         {"ln_2.bias", "ffn_norm.bias"},
+      {"mlp.c_fc.weight", "ffn_up.weight"},       {"mlp.c_fc.bias", "ffn_up.bias"},
+      {"mlp.c_proj.weight", "ffn_down.weight"},   {"mlp.c_proj.bias", "ffn_down.bias"},
+  };
+  layout.conv1d_weights = true;
+  return layout;
+}
+
+const std::map<std::string, GgufLayout>& layouts() {
+  static const std::map<std::string, GgufLayout> table = {
+      // Mistral and Mixtral convert to the llama architecture (conversion: LlamaModel registers
+      // MistralForCausalLM and MixtralForCausalLM)
+      {"llama", llama_like("llama")},
+      {"mistral", llama_like("llama")},
+      {"mixtral", llama_like("llama")},
+      {"qwen2", llama_like("qwen2")},
+      {"qwen3", llama_like("qwen3")},
+      {"qwen3_moe", llama_like("qwen3moe")},
+      {"gemma", llama_like("gemma")},
+      {"phi3", llama_like("phi3")},
+      {"gemma2", gemma_sandwich("gemma2")},
+      {"gemma3", gemma_sandwich("gemma3")},
+      {"gemma3_text", gemma_sandwich("gemma3")},
+      {"gpt2", gpt2()},
+  };
+  return table;
+}
+
+}  // namespace
+
+const GgufLayout* gguf_layout(const std::string& model_type) {
+  auto it = layouts().find(model_type);
+  return it == layouts().end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> gguf_layout_model_types() {
+  std::vector<std::string> types;
+  for (const auto& [model_type, layout] : layouts()) types.push_back(model_type);
+  return types;  // std::map keeps them sorted
+}
+
+}  // namespace llmem

@@ -1,0 +1,52 @@
+// The architectures llmem sizes for llama.cpp, as a table keyed by the GGUF's general.architecture, like
+// llama.cpp's own (src/llama-arch.cpp LLM_ARCH_NAMES, the builder switch of llama-model.cpp build_graph): each
+// entry names its graph builder (builders.cpp, one per src/models/<arch>.cpp) and what else differs between
+// architectures as data. Nothing outside this table compares architecture names.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmem::llamacpp {
+
+class LlmGraph;
+using GraphBuilder = void (*)(LlmGraph&);
+
+// How llama-model.cpp load_hparams sets up sliding-window attention for an architecture.
+struct SlidingWindowTraits {
+  // Layers with a window get their own, smaller cache (llama-kv-cache-iswa.cpp). Architectures without this
+  // attend over the full cache even when the config names a window (Mistral's is ignored; Phi-3's is disabled
+  // in src/models/phi3.cpp).
+  bool own_cache = false;
+  uint64_t default_window_tokens = 0;  // when the GGUF has no <arch>.attention.sliding_window
+  uint64_t default_pattern = 0;        // when it has no sliding_window_pattern: every pattern-th layer is global
+};
+
+// llama-model.cpp load_hparams names a model LLM_TYPE_70B from its layer count, and llama-quant.cpp gives a 70B
+// model's attn_v more bits.
+struct Type70BRule {
+  uint64_t n_layer = 0;       // 0: the architecture has no 70B type
+  bool needs_gqa = false;     // llama: 80 layers without grouped-query attention is LLaMA-65B
+};
+
+struct Architecture {
+  std::string_view name;      // general.architecture
+  GraphBuilder build_graph;   // records the worst-case graph of the GPU split
+  SlidingWindowTraits sliding_window;
+  // Absolute position embeddings (GPT-2): the host gathers position_embd rows next to the token embeddings and
+  // the graph has no rope positions input.
+  bool learned_positions = false;
+  // The builder always routes through experts: llama.cpp refuses such a file without expert_count/used_count.
+  bool needs_experts = false;
+  Type70BRule type_70b;
+};
+
+// nullptr when llmem has no builder for the architecture.
+const Architecture* find_architecture(std::string_view name);
+
+// The sized architectures' names, in the table's order.
+std::vector<std::string> architecture_names();
+
+}  // namespace llmem::llamacpp

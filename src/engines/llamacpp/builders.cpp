@@ -1,0 +1,158 @@
+// The graph builders. llama.cpp's src/models/llama.cpp, mistral3.cpp, qwen2.cpp, qwen3.cpp and qwen3moe.cpp are
+// near copies of one pre-norm decoder, as are gemma.cpp, gemma2-iswa.cpp and gemma3.cpp of one Gemma decoder;
+// here each group is one skeleton and each builder says what its file does differently, as parameters.
+// Phi-3 and GPT-2 differ in their structure and have loops of their own.
+#include "builders.hpp"
+
+#include "graph.hpp"
+
+namespace llmem::llamacpp {
+namespace {
+
+enum class Experts {
+  kNever,       // dense FFN in every layer
+  kWhenRouted,  // routed experts where the layer has a router (model.layers[il].ffn_gate_inp != nullptr)
+  kAlways,      // routed experts in every layer
+};
+
+int ffn_or_experts(LlmGraph& g, int x, uint64_t rows, Experts experts, const FfnParams& dense) {
+  const bool routed = experts == Experts::kAlways || (experts == Experts::kWhenRouted && g.has_experts());
+  return routed ? g.moe_ffn(x, rows) : g.ffn(x, rows, dense);
+}
+
+// RMS norm, attention, residual; RMS norm, SwiGLU (or experts), residual; the output norm and head.
+void prenorm_decoder(LlmGraph& g, const AttentionParams& attn, Experts experts) {
+  int cur = g.build_inputs();
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    const int inp_sa = cur;
+    int x = g.norm(cur, Norm::kRms, g.n_tokens());
+    x = g.self_attention(il, x, attn);
+    const LayerRows r = g.layer_rows(il, x, inp_sa);
+    const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
+    x = g.norm(ffn_inp, Norm::kRms, r.rows);
+    x = ffn_or_experts(g, x, r.rows, experts, {});
+    cur = g.add(x, ffn_inp, r.rows);
+  }
+  g.build_output(cur, Norm::kRms, false);
+}
+
+// Attention of the llama-like files: biases where the file has them (build_attn with model.layers[il].bq / bo).
+AttentionParams llama_attention(const LlmGraph& g) {
+  AttentionParams attn;
+  attn.qkv_bias = g.has_qkv_bias();
+  attn.o_bias = g.has_tensor("blk.0.attn_output.bias");
+  return attn;
+}
+
+struct GemmaVariant {
+  bool sandwich_norms = false;     // attn_post_norm and ffn_post_norm around each sub-block (Gemma 2, 3)
+  bool qk_norm = false;            // Gemma 3
+  bool logit_softcaps = false;     // attention and final logit soft-capping (Gemma 2)
+};
+
+// Embeddings scaled by sqrt(n_embd), Q scaled before attention (1/sqrt(head_dim) in gemma.cpp,
+// f_attention_scale in gemma2/3), GeGLU.
+void gemma_decoder(LlmGraph& g, const GemmaVariant& v) {
+  AttentionParams attn;
+  attn.qk_norm = v.qk_norm;
+  attn.scale_q = true;
+  attn.kq_softcap = v.logit_softcaps;
+  int cur = g.scale(g.build_inputs(), g.n_tokens());
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    int x = g.norm(cur, Norm::kRms, g.n_tokens());
+    x = g.self_attention(il, x, attn);
+    const LayerRows r = g.layer_rows(il, x, cur);
+    x = r.attn_out;
+    if (v.sandwich_norms) x = g.norm(x, Norm::kRms, r.rows);
+    const int sa_out = g.add(x, r.residual, r.rows);
+    x = g.norm(sa_out, Norm::kRms, r.rows);
+    x = g.ffn(x, r.rows, {});
+    if (v.sandwich_norms) x = g.norm(x, Norm::kRms, r.rows);
+    cur = g.add(x, sa_out, r.rows);
+  }
+  g.build_output(cur, Norm::kRms, v.logit_softcaps);
+}
+
+}  // namespace
+
+// src/models/llama.cpp: dense SwiGLU, or routed experts for Mixtral-style files.
+void build_llama(LlmGraph& g) { prenorm_decoder(g, llama_attention(g), Experts::kWhenRouted); }
+
+// src/models/mistral3.cpp: llama's graph. Its optional attention temperature input (llama 4 style, when the file
+// sets attention.temperature_scale) is not modelled.
+void build_mistral3(LlmGraph& g) { prenorm_decoder(g, llama_attention(g), Experts::kWhenRouted); }
+
+// src/models/qwen2.cpp: biases on Q, K and V (required tensors of the architecture).
+void build_qwen2(LlmGraph& g) { prenorm_decoder(g, llama_attention(g), Experts::kNever); }
+
+// src/models/qwen3.cpp: RMS norms of the Q and K heads before rope, no biases.
+void build_qwen3(LlmGraph& g) {
+  AttentionParams attn = llama_attention(g);
+  attn.qk_norm = true;
+  prenorm_decoder(g, attn, Experts::kNever);
+}
+
+// src/models/qwen3moe.cpp: Qwen3's attention, routed experts with normalised top-k weights in every layer.
+void build_qwen3moe(LlmGraph& g) {
+  AttentionParams attn = llama_attention(g);
+  attn.qk_norm = true;
+  prenorm_decoder(g, attn, Experts::kAlways);
+}
+
+// src/models/gemma.cpp
+void build_gemma(LlmGraph& g) { gemma_decoder(g, {}); }
+
+// src/models/gemma2-iswa.cpp: sandwich norms, soft-capped attention logits (without flash attention; the kernel
+// takes the cap as a parameter) and final logits; sliding-window layers (architectures.cpp).
+void build_gemma2(LlmGraph& g) { gemma_decoder(g, {.sandwich_norms = true, .qk_norm = false, .logit_softcaps = true}); }
+
+// src/models/gemma3.cpp (the iswa instance): sandwich norms and Q/K norms, no soft-capping.
+void build_gemma3(LlmGraph& g) { gemma_decoder(g, {.sandwich_norms = true, .qk_norm = true, .logit_softcaps = false}); }
+
+// src/models/phi3.cpp: a fused QKV projection whose Q, K, V are strided views, Q scaled by 1/sqrt(head_dim), a
+// fused gate/up projection, and the second residual written add(residual, cur), which makes the residual the
+// parent ggml-alloc reuses in place.
+void build_phi3(LlmGraph& g) {
+  AttentionParams attn;
+  attn.qkv = QkvLayout::kFusedViews;
+  attn.qkv_bias = g.has_qkv_bias();
+  attn.scale_q = true;
+  attn.o_bias = g.has_tensor("blk.0.attn_output.bias");
+  const FfnParams ffn{.kind = FfnKind::kGatedFused, .biases = false};
+  int cur = g.build_inputs();
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    int x = g.norm(cur, Norm::kRms, g.n_tokens());
+    x = g.self_attention(il, x, attn);
+    const LayerRows r = g.layer_rows(il, x, cur);
+    const int residual = g.add(r.attn_out, r.residual, r.rows);
+    x = g.norm(residual, Norm::kRms, r.rows);
+    x = ffn_or_experts(g, x, r.rows, Experts::kWhenRouted, ffn);
+    cur = g.add(residual, x, r.rows);
+  }
+  g.build_output(cur, Norm::kRms, false);
+}
+
+// src/models/gpt2.cpp: learned positions added to the embeddings (no rope), LayerNorms with biases, a fused QKV
+// whose views are copied contiguous, biases on every projection, a GELU MLP.
+void build_gpt2(LlmGraph& g) {
+  AttentionParams attn;
+  attn.qkv = QkvLayout::kFusedCopies;
+  attn.qkv_bias = g.has_qkv_bias();
+  attn.rope = false;
+  attn.o_bias = true;
+  const FfnParams ffn{.kind = FfnKind::kPlain, .biases = true};
+  const int embd = g.build_inputs();
+  int cur = g.add(embd, g.position_embeddings(), g.n_tokens());
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    int x = g.norm(cur, Norm::kLayer, g.n_tokens());
+    x = g.self_attention(il, x, attn);
+    const LayerRows r = g.layer_rows(il, x, cur);
+    const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
+    x = g.norm(ffn_inp, Norm::kLayer, r.rows);
+    x = g.ffn(x, r.rows, ffn);
+    cur = g.add(x, ffn_inp, r.rows);
+  }
+  g.build_output(cur, Norm::kLayer, false);
+}
+
+}  // namespace llmem::llamacpp

@@ -1,0 +1,20 @@
+// One graph builder per llama.cpp architecture, each the re-statement of its src/models/<arch>.cpp at 80fb11ac in
+// the shared blocks of graph.hpp. architectures.cpp registers them under their general.architecture names.
+#pragma once
+
+namespace llmem::llamacpp {
+
+class LlmGraph;
+
+void build_llama(LlmGraph& g);
+void build_mistral3(LlmGraph& g);
+void build_qwen2(LlmGraph& g);
+void build_qwen3(LlmGraph& g);
+void build_qwen3moe(LlmGraph& g);
+void build_gemma(LlmGraph& g);
+void build_gemma2(LlmGraph& g);
+void build_gemma3(LlmGraph& g);
+void build_phi3(LlmGraph& g);
+void build_gpt2(LlmGraph& g);
+
+}  // namespace llmem::llamacpp

@@ -1,0 +1,215 @@
+#include "galloc.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+
+namespace llmem::llamacpp {
+
+uint64_t pad_to(uint64_t bytes, uint64_t multiple) { return (bytes + multiple - 1) / multiple * multiple; }
+
+// ---- the recorded graph -------------------------------------------------------------------------------------
+
+int Graph::external(const std::string& what) {
+  GraphTensor t;
+  t.external = true;
+  t.layout = what;
+  return push(std::move(t));
+}
+
+int Graph::input(uint64_t bytes, const std::string& layout) {
+  GraphTensor t;
+  t.bytes = bytes;
+  t.input = true;
+  t.layout = layout;
+  return push(std::move(t));
+}
+
+int Graph::op(uint64_t elems, uint64_t elem_bytes, std::vector<int> src, bool inplace, const std::string& shape) {
+  GraphTensor t;
+  t.bytes = elems * elem_bytes;
+  t.src = std::move(src);
+  t.inplace = inplace;
+  t.layout = std::to_string(elem_bytes) + ":" + shape;
+  return push(std::move(t));
+}
+
+int Graph::view(int of, std::vector<int> extra_src) {
+  GraphTensor t;
+  // ggml's view_src is always the root tensor, also for a view of a view (ggml.c ggml_view_impl)
+  const int parent_root = tensors_[static_cast<size_t>(of)].view_src;
+  t.view_src = parent_root >= 0 ? parent_root : of;
+  t.src = {of};
+  t.src.insert(t.src.end(), extra_src.begin(), extra_src.end());
+  return push(std::move(t));
+}
+
+void Graph::mark_output(int tensor) { tensors_[static_cast<size_t>(tensor)].output = true; }
+
+int Graph::push(GraphTensor t) {
+  tensors_.push_back(std::move(t));
+  return static_cast<int>(tensors_.size()) - 1;
+}
+
+namespace {
+
+// ggml_dyn_tallocr: best-fit over a free list kept in address order, adjacent blocks merged on free; the last
+// block is the unbounded tail of the buffer, taken only when no other block fits.
+class DynAllocator {
+ public:
+  explicit DynAllocator(uint64_t alignment_bytes) : alignment_bytes_(alignment_bytes) {
+    blocks_.push_back({0, std::numeric_limits<uint64_t>::max() / 2});
+  }
+
+  uint64_t alloc(uint64_t bytes) {
+    bytes = pad_to(bytes, alignment_bytes_);
+    int best = -1;
+    uint64_t best_bytes = std::numeric_limits<uint64_t>::max();
+    for (size_t i = 0; i + 1 < blocks_.size(); ++i) {
+      if (blocks_[i].bytes >= bytes && blocks_[i].bytes <= best_bytes) {
+        best = static_cast<int>(i);
+        best_bytes = blocks_[i].bytes;
+      }
+    }
+    if (best < 0) best = static_cast<int>(blocks_.size()) - 1;
+    Block& b = blocks_[static_cast<size_t>(best)];
+    const uint64_t offset = b.offset;
+    b.offset += bytes;
+    b.bytes -= bytes;
+    if (b.bytes == 0) blocks_.erase(blocks_.begin() + best);
+    high_water_bytes_ = std::max(high_water_bytes_, offset + bytes);
+    return offset;
+  }
+
+  void free(uint64_t offset, uint64_t bytes) {
+    bytes = pad_to(bytes, alignment_bytes_);
+    // merge with an adjacent block, else insert in address order
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      Block& b = blocks_[i];
+      if (b.offset + b.bytes == offset) {
+        b.bytes += bytes;
+        if (i + 1 < blocks_.size() && blocks_[i + 1].offset == b.offset + b.bytes) {
+          b.bytes += blocks_[i + 1].bytes;
+          blocks_.erase(blocks_.begin() + static_cast<long>(i) + 1);
+        }
+        return;
+      }
+      if (offset + bytes == b.offset) {
+        b.offset = offset;
+        b.bytes += bytes;
+        return;
+      }
+    }
+    auto it = std::lower_bound(blocks_.begin(), blocks_.end(), offset,
+                               [](const Block& b, uint64_t o) { return b.offset < o; });
+    blocks_.insert(it, {offset, bytes});
+  }
+
+  uint64_t high_water_bytes() const { return high_water_bytes_; }
+
+ private:
+  struct Block {
+    uint64_t offset, bytes;
+  };
+  uint64_t alignment_bytes_;
+  std::vector<Block> blocks_;
+  uint64_t high_water_bytes_ = 0;
+};
+
+// One pass of ggml_gallocr_alloc_graph_impl over the recorded graph.
+class GallocReplay {
+ public:
+  GallocReplay(const Graph& graph, uint64_t alignment_bytes)
+      : ts_(graph.tensors()), children_(ts_.size(), 0), views_(ts_.size(), 0), allocated_(ts_.size(), false),
+        offset_(ts_.size(), 0), allocator_(alignment_bytes), debug_(std::getenv("LLMEM_DEBUG_GALLOC") != nullptr) {}
+
+  uint64_t run() {
+    // ggml_gallocr_alloc_graph_impl: count consumers and views, allocate the inputs up front
+    for (size_t i = 0; i < ts_.size(); ++i) {
+      if (is_view(i)) views_[static_cast<size_t>(ts_[i].view_src)] += 1;
+      if (ts_[i].input) allocate(i);
+      for (int p : ts_[i].src) children_[static_cast<size_t>(p)] += 1;
+    }
+    for (size_t i = 0; i < ts_.size(); ++i) {
+      if (ts_[i].external || ts_[i].input) continue;
+      if (ts_[i].src.empty() && !is_view(i)) continue;
+      allocate(i);
+      for (int p : ts_[i].src) consumed(static_cast<size_t>(p));
+    }
+    return allocator_.high_water_bytes();
+  }
+
+ private:
+  bool is_view(size_t i) const { return ts_[i].view_src >= 0; }
+
+  void allocate(size_t i) {
+    if (allocated_[i] || is_view(i) || ts_[i].external) return;
+    allocated_[i] = true;
+    if (ts_[i].inplace && reuse_parent(i)) return;
+    offset_[i] = allocator_.alloc(ts_[i].bytes);
+    if (debug_) trace_high_water(i);
+  }
+
+  // The first parent that this allocator owns (never a view), not an output, of the same layout and with no other
+  // consumer gives its memory to the node.
+  bool reuse_parent(size_t i) {
+    for (int p : ts_[i].src) {
+      const auto pi = static_cast<size_t>(p);
+      if (ts_[pi].external || is_view(pi) || ts_[pi].output || ts_[pi].layout != ts_[i].layout) continue;
+      if (children_[pi] == 1 && views_[pi] == 0 && allocated_[pi]) {
+        offset_[i] = offset_[pi];
+        allocated_[pi] = false;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // A consumer of `p` has run: free `p` (or, for a view, its root) once nothing needs it any more.
+  void consumed(size_t p) {
+    children_[p] -= 1;
+    if (children_[p] != 0 || views_[p] != 0) return;
+    if (is_view(p)) {
+      const auto root = static_cast<size_t>(ts_[p].view_src);
+      views_[root] -= 1;
+      if (views_[root] == 0 && children_[root] == 0) release(root);
+    } else {
+      release(p);
+    }
+  }
+
+  void release(size_t i) {
+    if (!allocated_[i] || ts_[i].output) return;
+    allocator_.free(offset_[i], ts_[i].bytes);
+    allocated_[i] = false;
+  }
+
+  void trace_high_water(size_t i) {
+    if (allocator_.high_water_bytes() <= last_traced_bytes_) return;
+    last_traced_bytes_ = allocator_.high_water_bytes();
+    std::fprintf(stderr, "galloc: high-water %.2f MiB at tensor %zu (%s, %.2f MiB); live:",
+                 static_cast<double>(last_traced_bytes_) / 1048576.0, i, ts_[i].layout.c_str(),
+                 static_cast<double>(ts_[i].bytes) / 1048576.0);
+    for (size_t j = 0; j < ts_.size(); ++j)
+      if (allocated_[j] && ts_[j].bytes > (1u << 20))
+        std::fprintf(stderr, " #%zu %s %.1f", j, ts_[j].layout.c_str(), static_cast<double>(ts_[j].bytes) / 1048576.0);
+    std::fprintf(stderr, "\n");
+  }
+
+  const std::vector<GraphTensor>& ts_;
+  std::vector<int> children_, views_;
+  std::vector<bool> allocated_;
+  std::vector<uint64_t> offset_;
+  DynAllocator allocator_;
+  bool debug_;
+  uint64_t last_traced_bytes_ = 0;
+};
+
+}  // namespace
+
+uint64_t simulate_gallocr(const Graph& graph, uint64_t alignment_bytes) {
+  return GallocReplay(graph, alignment_bytes).run();
+}
+
+}  // namespace llmem::llamacpp

@@ -1,0 +1,262 @@
+// The shared blocks of the builders (graph.hpp), each following the llama.cpp function it names.
+//
+// Shapes are ggml's (ne[0] first); every activation is f32. A block creates its tensors in the order
+// ggml_build_forward_expand's depth-first walk visits them, which is what ggml-alloc replays; where that order is
+// not the order of the source lines (Q, then V, then K in build_qkv), the block says so.
+#include "graph.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace llmem::llamacpp {
+namespace {
+
+std::string shape_key(std::initializer_list<uint64_t> dims) {
+  std::string key;
+  for (uint64_t d : dims) key += std::to_string(d) + ",";
+  return key;
+}
+
+bool quantised(DType type) { return dtype_info(type).block_elems > 1; }
+
+}  // namespace
+
+LlmGraph::LlmGraph(const Model& model, const GraphShape& shape, const Architecture& arch, bool with_output)
+    : model_(model), shape_(shape), arch_(arch), with_output_(with_output) {}
+
+bool LlmGraph::has_tensor(const std::string& gguf_name) const {
+  return std::any_of(model_.tensors.begin(), model_.tensors.end(),
+                     [&](const GgufTensor& t) { return t.name == gguf_name; });
+}
+
+bool LlmGraph::has_qkv_bias() const { return has_tensor("blk.0.attn_q.bias") || has_tensor("blk.0.attn_qkv.bias"); }
+
+int LlmGraph::f32(uint64_t elems, std::vector<int> src, bool inplace, std::initializer_list<uint64_t> shape) {
+  return g_.op(elems, 4, std::move(src), inplace, shape_key(shape));
+}
+
+// ---- inputs (llama-graph.cpp build_inp_*) ------------------------------------------------------------------------
+
+LlmGraph::KvInputs LlmGraph::kv_inputs(uint64_t n_kv_cells, const std::string& suffix) {
+  const uint64_t n_tokens = shape_.n_tokens;
+  const uint64_t n_embd_k_gqa = hp().n_head_kv[0] * hp().n_embd_head_k;
+  KvInputs in;
+  // set_rows indices into the cache (i64); without flash attention the V cache is transposed and V is stored
+  // element by element, one index per element
+  in.k_idx = g_.input(8 * n_tokens, "kidx" + suffix);
+  in.v_idx = g_.input(shape_.flash_attn ? 8 * n_tokens : 8 * n_tokens * n_embd_k_gqa, "vidx" + suffix);
+  // the KQ mask: f16 for the flash-attention kernel, f32 for soft_max_ext
+  in.mask = g_.input((shape_.flash_attn ? 2 : 4) * n_kv_cells * n_tokens, "mask" + suffix);
+  return in;
+}
+
+int LlmGraph::build_inputs() {
+  const uint64_t n_tokens = shape_.n_tokens, n_embd = hp().n_embd;
+  weights_ = g_.external("weights");
+  kv_cache_ = g_.external("kv");
+  // token_embd stays on the host (the input layer): its rows arrive as a copy
+  const int embd = g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
+  if (arch_.learned_positions) pos_embd_ = g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
+  else pos_ = g_.input(4 * n_tokens, "pos");
+  kv_ = kv_inputs(shape_.n_kv_cells, "");
+  if (shape_.n_kv_cells_swa > 0) kv_swa_ = kv_inputs(shape_.n_kv_cells_swa, "_swa");
+  out_ids_ = g_.input(4 * std::min(shape_.n_outputs, n_tokens), "out_ids");
+  return embd;
+}
+
+int LlmGraph::position_embeddings() const {
+  if (pos_embd_ < 0) throw std::logic_error("llama.cpp graph: position embeddings in a builder whose architecture has none");
+  return pos_embd_;
+}
+
+// ---- elementwise and norms (llama-graph.cpp build_norm) ----------------------------------------------------------
+
+int LlmGraph::add(int a, int b, uint64_t rows) { return f32(hp().n_embd * rows, {a, b}, true, {hp().n_embd, rows}); }
+
+int LlmGraph::scale(int x, uint64_t rows) { return f32(hp().n_embd * rows, {x}, true, {hp().n_embd, rows}); }
+
+int LlmGraph::norm(int x, Norm kind, uint64_t rows) {
+  const uint64_t n_embd = hp().n_embd;
+  // rms_norm may run in place, ggml_norm may not (ggml-alloc.c ggml_op_can_inplace); either makes a new tensor
+  // where the residual still needs its input
+  x = f32(n_embd * rows, {x}, kind == Norm::kRms, {n_embd, rows});
+  x = f32(n_embd * rows, {x, weights_}, true, {n_embd, rows});
+  if (kind == Norm::kLayer) x = f32(n_embd * rows, {x, weights_}, true, {n_embd, rows});
+  return x;
+}
+
+int LlmGraph::rms_norm_heads(int x, uint64_t n_heads) {
+  const uint64_t d = hp().n_embd_head_k, n_tokens = shape_.n_tokens;
+  x = f32(d * n_heads * n_tokens, {x}, true, {d, n_heads, n_tokens});
+  return f32(d * n_heads * n_tokens, {x, weights_}, true, {d, n_heads, n_tokens});
+}
+
+// ---- attention (llama-graph.cpp build_qkv, build_attn; llama-kv-cache.cpp cpy_k/cpy_v) ---------------------------
+
+LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p) {
+  const uint64_t nh = hp().n_head[il], nkv = hp().n_head_kv[il], dk = hp().n_embd_head_k, dv = hp().n_embd_head_v;
+  const uint64_t T = shape_.n_tokens;
+  Qkv r{};
+  if (p.qkv == QkvLayout::kSeparate) {
+    r.q = f32(dk * nh * T, {weights_, x}, false, {dk * nh, T});
+    if (p.qkv_bias) r.q = f32(dk * nh * T, {r.q, weights_}, true, {dk * nh, T});
+    r.v = f32(dv * nkv * T, {weights_, x}, false, {dv * nkv, T});
+    if (p.qkv_bias) r.v = f32(dv * nkv * T, {r.v, weights_}, true, {dv * nkv, T});
+    r.k = f32(dk * nkv * T, {weights_, x}, false, {dk * nkv, T});
+    if (p.qkv_bias) r.k = f32(dk * nkv * T, {r.k, weights_}, true, {dk * nkv, T});
+    r.q = g_.view(r.q);  // reshape to heads
+    r.k = g_.view(r.k);
+  } else {
+    const uint64_t qkv = dk * nh + 2 * dk * nkv;
+    int fused = f32(qkv * T, {weights_, x}, false, {qkv, T});
+    if (p.qkv_bias) fused = f32(qkv * T, {fused, weights_}, true, {qkv, T});
+    if (p.qkv == QkvLayout::kFusedCopies) {
+      r.q = f32(dk * nh * T, {g_.view(fused)}, false, {dk, nh, T});
+      r.k = f32(dk * nkv * T, {g_.view(fused)}, false, {dk, nkv, T});
+      r.v = f32(dv * nkv * T, {g_.view(fused)}, false, {dv * nkv, T});
+    } else {  // strided views of the fused result; rope then allocates
+      r.q = g_.view(fused);
+      r.k = g_.view(fused);
+      r.v = g_.view(fused);
+    }
+  }
+  // rms_norm of the reshaped view is a new tensor, its mul runs in place; rope then runs in place
+  if (p.qk_norm) {
+    r.q = rms_norm_heads(r.q, nh);
+    r.k = rms_norm_heads(r.k, nkv);
+  }
+  if (p.rope) {
+    if (pos_ < 0) throw std::logic_error("llama.cpp graph: rope in a builder whose architecture has learned positions");
+    r.q = f32(dk * nh * T, {r.q, pos_, weights_}, true, {dk, nh, T});  // of a view: a new tensor
+    r.k = f32(dk * nkv * T, {r.k, pos_, weights_}, true, {dk, nkv, T});
+  }
+  if (p.scale_q) r.q = f32(dk * nh * T, {r.q}, true, {dk, nh, T});
+  return r;
+}
+
+// Stores K and V into the cache (build_attn: cpy_k, then cpy_v; set_rows results are views of the cache and
+// allocate nothing) and attends over the cache's cells.
+int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
+  const uint64_t nh = hp().n_head[il], nkv = hp().n_head_kv[il], dk = hp().n_embd_head_k, dv = hp().n_embd_head_v;
+  const uint64_t T = shape_.n_tokens;
+  const bool swa = shape_.n_kv_cells_swa > 0 && !hp().swa_layers.empty() && hp().swa_layers[il];
+  const uint64_t n_kv = swa ? shape_.n_kv_cells_swa : shape_.n_kv_cells;
+  const KvInputs& in = swa ? kv_swa_ : kv_;
+  g_.view(kv_cache_, {g_.view(qkv.k), in.k_idx});
+  // without flash attention the V cache is transposed, and a strided V (a view of a fused QKV) is first made
+  // contiguous (llama-kv-cache.cpp cpy_v: ggml_cont_2d), after K's store has freed K
+  if (p.qkv == QkvLayout::kFusedViews && !shape_.flash_attn)
+    qkv.v = f32(dv * nkv * T, {g_.view(qkv.v)}, false, {dv * nkv, T});
+  g_.view(kv_cache_, {g_.view(qkv.v), in.v_idx});
+  if (shape_.flash_attn) {
+    uint64_t bytes = pad_to(4 * dv * nh * T, kCudaAlignmentBytes);
+    // quantised K/V: the MMA kernel converts them to f16 inside the node's allocation (fattn-common.cuh)
+    if (quantised(shape_.type_k)) bytes = pad_to(bytes + 2 * dk * n_kv * nkv, kCudaAlignmentBytes);
+    if (quantised(shape_.type_v)) bytes = pad_to(bytes + 2 * dv * n_kv * nkv, kCudaAlignmentBytes);
+    return g_.op(bytes, 1, {g_.view(qkv.q), g_.view(kv_cache_), g_.view(kv_cache_), in.mask}, false,
+                 shape_key({dv, nh, T}));
+  }
+  int kq = f32(n_kv * T * nh, {g_.view(kv_cache_), qkv.q}, false, {n_kv, T, nh});
+  if (p.kq_softcap)  // scale, tanh, scale, in place
+    for (int step = 0; step < 3; ++step) kq = f32(n_kv * T * nh, {kq}, true, {n_kv, T, nh});
+  kq = f32(n_kv * T * nh, {kq, in.mask}, true, {n_kv, T, nh});  // soft_max_ext
+  const int kqv = f32(dv * T * nh, {g_.view(kv_cache_), kq}, false, {dv, T, nh});
+  return f32(dv * nh * T, {g_.view(kqv)}, false, {dv * nh, T});  // cont(permute)
+}
+
+int LlmGraph::self_attention(uint64_t il, int x, const AttentionParams& p) {
+  const uint64_t n_embd = hp().n_embd, T = shape_.n_tokens;
+  const int attn = attend(il, project_qkv(il, x, p), p);
+  x = f32(n_embd * T, {weights_, g_.view(attn)}, false, {n_embd, T});  // wo
+  if (p.o_bias) x = f32(n_embd * T, {x, weights_}, true, {n_embd, T});
+  return x;
+}
+
+LayerRows LlmGraph::layer_rows(uint64_t il, int attn_out, int residual) {
+  if (il + 1 != hp().n_layer) return {attn_out, residual, shape_.n_tokens};
+  const uint64_t n_embd = hp().n_embd, n_outputs = std::min(shape_.n_outputs, shape_.n_tokens);
+  const int x = f32(n_embd * n_outputs, {attn_out, out_ids_}, false, {n_embd, n_outputs});
+  const int res = f32(n_embd * n_outputs, {residual, out_ids_}, false, {n_embd, n_outputs});
+  return {x, res, n_outputs};
+}
+
+// ---- feed-forward (llama-graph.cpp build_ffn, build_moe_ffn) -----------------------------------------------------
+
+int LlmGraph::ffn(int x, uint64_t rows, const FfnParams& p) {
+  const uint64_t n_ff = hp().n_ff, n_embd = hp().n_embd;
+  // the gated activation's result has its own layout (ggml_glu keeps the split's parents alive)
+  auto glu = [&](std::vector<int> src) { return g_.op(n_ff * rows, 4, std::move(src), false, shape_key({n_ff, rows, 7})); };
+  switch (p.kind) {
+    case FfnKind::kGated: {  // act(gate) * up: the DFS visits the gate first
+      const int gate = f32(n_ff * rows, {weights_, x}, false, {n_ff, rows});
+      int up = f32(n_ff * rows, {weights_, x}, false, {n_ff, rows});
+      if (p.biases) up = f32(n_ff * rows, {up, weights_}, true, {n_ff, rows});
+      x = glu({gate, up});
+      break;
+    }
+    case FfnKind::kGatedFused: {
+      int up = f32(2 * n_ff * rows, {weights_, x}, false, {2 * n_ff, rows});
+      if (p.biases) up = f32(2 * n_ff * rows, {up, weights_}, true, {2 * n_ff, rows});
+      x = glu({up});  // swiglu of the two halves
+      break;
+    }
+    case FfnKind::kPlain:
+      x = f32(n_ff * rows, {weights_, x}, false, {n_ff, rows});
+      if (p.biases) x = f32(n_ff * rows, {x, weights_}, true, {n_ff, rows});
+      x = f32(n_ff * rows, {x}, true, {n_ff, rows});  // gelu, in place
+      break;
+  }
+  x = f32(n_embd * rows, {weights_, x}, false, {n_embd, rows});
+  if (p.biases) x = f32(n_embd * rows, {x, weights_}, true, {n_embd, rows});
+  return x;
+}
+
+int LlmGraph::moe_ffn(int x, uint64_t rows) {
+  const uint64_t n_expert = hp().n_expert, k_used = hp().n_expert_used, n_ff = hp().n_ff, n_embd = hp().n_embd;
+  const int logits = f32(n_expert * rows, {weights_, x}, false, {n_expert, rows});
+  const int probs = f32(n_expert * rows, {logits}, true, {n_expert, rows});  // soft_max
+  const int sorted = g_.op(n_expert * rows, 4, {probs}, false, "i32:" + shape_key({n_expert, rows}));  // argsort
+  const int top = g_.view(sorted);
+  int weights = f32(k_used * rows, {g_.view(probs), top}, false, {1, k_used, rows});  // get_rows
+  int weight_sum = f32(rows, {g_.view(weights)}, false, {1, rows});                   // sum_rows
+  weight_sum = f32(rows, {weight_sum}, true, {1, rows});                               // clamp
+  weights = f32(k_used * rows, {g_.view(weights), weight_sum}, true, {k_used, rows});  // div
+  const int x_rows = g_.view(x);
+  const int up = f32(n_ff * k_used * rows, {weights_, x_rows, top}, false, {n_ff, k_used, rows});
+  const int gate = f32(n_ff * k_used * rows, {weights_, x_rows, top}, false, {n_ff, k_used, rows});
+  const int act = g_.op(n_ff * k_used * rows, 4, {gate, up}, false, shape_key({n_ff, k_used, rows, 7}));  // swiglu
+  const int down = f32(n_embd * k_used * rows, {weights_, act, top}, false, {n_embd, k_used, rows});
+  // CUDA keeps the experts' outputs and the weights alive until the weighted reduction ends, so the
+  // multiplication by the routing weights cannot run in place
+  const int experts = f32(n_embd * k_used * rows, {down, g_.view(weights)}, false, {n_embd, k_used, rows});
+  int sum = f32(n_embd * rows, {g_.view(experts), g_.view(experts)}, false, {n_embd, rows});
+  for (uint64_t e = 2; e < k_used; ++e) sum = f32(n_embd * rows, {sum, g_.view(experts)}, true, {n_embd, rows});
+  g_.op(0, 1, {down, sum, weights}, false, "dep");  // the dependency that keeps them alive (a NONE node)
+  return sum;
+}
+
+// ---- output (llama-graph.cpp: result_norm, result_output) --------------------------------------------------------
+
+void LlmGraph::build_output(int cur, Norm kind, bool final_logit_softcap) {
+  if (!with_output_) {  // the output layer stays on the host: the split ends with the last hidden state
+    g_.mark_output(cur);
+    return;
+  }
+  const uint64_t n_vocab = hp().n_vocab, n_outputs = std::min(shape_.n_outputs, shape_.n_tokens);
+  const int x = norm(cur, kind, n_outputs);
+  g_.mark_output(x);
+  int logits = f32(n_vocab * n_outputs, {weights_, x}, false, {n_vocab, n_outputs});
+  if (final_logit_softcap)  // scale, tanh, scale, in place
+    for (int step = 0; step < 3; ++step) logits = f32(n_vocab * n_outputs, {logits}, true, {n_vocab, n_outputs});
+  g_.mark_output(logits);
+}
+
+uint64_t LlmGraph::compute_buffer_bytes() const { return simulate_gallocr(g_, kCudaAlignmentBytes); }
+
+uint64_t gpu_compute_buffer(const Model& model, const Architecture& arch, const GraphShape& shape, bool with_output) {
+  LlmGraph graph(model, shape, arch, with_output);
+  arch.build_graph(graph);
+  return graph.compute_buffer_bytes();
+}
+
+}  // namespace llmem::llamacpp

@@ -1,0 +1,133 @@
+// The graph toolkit the builders share: llama.cpp's llm_graph_context (src/llama-graph.cpp) re-stated for sizes.
+// A builder (builders.cpp) calls the same blocks, in the same order, as its src/models/<arch>.cpp: the inputs,
+// norms, self-attention with the KV-cache store, the FFN or the routed experts, the output. Each block records
+// the ggml tensors it creates, with their types, shapes and whether their op may run in place, in the order
+// ggml_build_forward_expand visits them; galloc.hpp replays ggml's allocator over the result.
+//
+// What differs between architectures is a parameter of a block (fused QKV, Q/K norms, attention soft-cap, ...),
+// never a test of the architecture's name.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include "architectures.hpp"
+#include "galloc.hpp"
+#include "llmem/llamacpp.hpp"
+
+namespace llmem::llamacpp {
+
+// CUDA buffers align every allocation to 128 bytes (ggml-cuda.cu ggml_backend_cuda_buffer_type_get_alignment).
+inline constexpr uint64_t kCudaAlignmentBytes = 128;
+
+// The worst-case ubatch llama.cpp reserves the compute buffer for (llama-context.cpp graph_reserve).
+struct GraphShape {
+  uint64_t n_tokens = 512;       // tokens in the ubatch
+  uint64_t n_outputs = 512;      // rows of logits
+  uint64_t n_kv_cells = 4096;    // cells of the (full-attention) cache the graph attends over
+  uint64_t n_kv_cells_swa = 0;   // cells of the sliding-window cache, 0 when there is none
+  bool flash_attn = true;
+  DType type_k = DType::F16, type_v = DType::F16;
+};
+
+enum class Norm {
+  kRms,    // rms_norm (may run in place), mul by the weight
+  kLayer,  // norm (never in place), mul by the weight, add the bias
+};
+
+enum class QkvLayout {
+  kSeparate,      // wq, wk, wv (build_qkv: three mul_mats, issued Q, V, K in the DFS order of the graph)
+  kFusedViews,    // one wqkv; Q, K, V are strided views of its result (Phi-3)
+  kFusedCopies,   // one wqkv; Q, K, V are made contiguous copies of its views (GPT-2: ggml_cont of each view)
+};
+
+struct AttentionParams {
+  QkvLayout qkv = QkvLayout::kSeparate;
+  bool qkv_bias = false;   // biases on the projections (or on the fused projection)
+  bool qk_norm = false;    // rms_norm of the Q and K heads before rope (Qwen3, Gemma 3)
+  bool rope = true;        // false where the model adds learned positions to the embeddings
+  bool scale_q = false;    // ggml_scale of Q before attention (Gemma's query_pre_attn_scalar, Phi-3's 1/sqrt(d))
+  bool kq_softcap = false; // scale, tanh, scale of the KQ logits (Gemma 2); a kernel parameter with flash attention
+  bool o_bias = false;     // bias after the output projection
+};
+
+enum class FfnKind {
+  kGated,       // act(gate(x)) * up(x), then down (SwiGLU/GeGLU, build_ffn LLM_FFN_PAR)
+  kGatedFused,  // one up projection of 2 * n_ff whose halves are gate and up (Phi-3's gate_up_proj)
+  kPlain,       // act(up(x)), then down (GPT-2's MLP)
+};
+
+struct FfnParams {
+  FfnKind kind = FfnKind::kGated;
+  bool biases = false;     // on the up and down projections
+};
+
+// The rows a layer carries on: the last layer keeps only the rows that produce outputs (ggml_get_rows with
+// inp_out_ids on the attention output and the residual).
+struct LayerRows {
+  int attn_out;
+  int residual;
+  uint64_t rows;
+};
+
+class LlmGraph {
+ public:
+  LlmGraph(const Model& model, const GraphShape& shape, const Architecture& arch, bool with_output);
+
+  const Hparams& hp() const { return model_.hp; }
+  uint64_t n_tokens() const { return shape_.n_tokens; }
+  bool has_tensor(const std::string& gguf_name) const;
+  // Biases on Q/K/V (or the fused QKV) of the first layer, as llama.cpp's builders test model.layers[il].bq.
+  bool has_qkv_bias() const;
+  bool has_experts() const { return model_.hp.n_expert > 1; }
+
+  // build_inp_embd, build_inp_pos, build_attn_inp_kv(_iswa), build_inp_out_ids: the inputs, in the order the
+  // scheduler copies them in. Returns the embeddings; position_embeddings() holds the learned positions' rows.
+  int build_inputs();
+  int position_embeddings() const;
+
+  // Elementwise ops on [n_embd x rows] f32 activations, which may run in place.
+  int add(int a, int b, uint64_t rows);
+  int scale(int x, uint64_t rows);
+  int norm(int x, Norm kind, uint64_t rows);
+
+  // The attention sub-block after the input norm: projections, rope, cache store, attention, output projection.
+  int self_attention(uint64_t il, int x, const AttentionParams& p);
+  LayerRows layer_rows(uint64_t il, int attn_out, int residual);
+  int ffn(int x, uint64_t rows, const FfnParams& p);
+  // build_moe_ffn with softmax gating and normalised top-k weights (Qwen3-MoE, Mixtral).
+  int moe_ffn(int x, uint64_t rows);
+  // The output norm and the LM head (with_output), or the last hidden state as the split's output.
+  void build_output(int cur, Norm kind, bool final_logit_softcap);
+
+  // ggml_gallocr's buffer for what was recorded.
+  uint64_t compute_buffer_bytes() const;
+
+ private:
+  struct KvInputs {
+    int k_idx = -1, v_idx = -1, mask = -1;
+  };
+  struct Qkv {
+    int q, k, v;
+  };
+  int f32(uint64_t elems, std::vector<int> src, bool inplace, std::initializer_list<uint64_t> shape);
+  KvInputs kv_inputs(uint64_t n_kv_cells, const std::string& suffix);
+  Qkv project_qkv(uint64_t il, int x, const AttentionParams& p);
+  int attend(uint64_t il, Qkv qkv, const AttentionParams& p);
+  int rms_norm_heads(int x, uint64_t n_heads);
+
+  const Model& model_;
+  const GraphShape& shape_;
+  const Architecture& arch_;
+  bool with_output_;
+  Graph g_;
+  int weights_ = -1, kv_cache_ = -1;
+  int pos_ = -1, pos_embd_ = -1, out_ids_ = -1;
+  KvInputs kv_, kv_swa_;
+};
+
+// The size of the GPU split's compute buffer for a model whose architecture is `arch`.
+uint64_t gpu_compute_buffer(const Model& model, const Architecture& arch, const GraphShape& shape, bool with_output);
+
+}  // namespace llmem::llamacpp

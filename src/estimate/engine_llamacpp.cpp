@@ -1,0 +1,179 @@
+// The llama.cpp engine behind the seam: resolves a request's llama.cpp fields with llama.cpp's own option rules
+// (llamacpp_options.hpp), loads a GGUF or predicts the file a config would become, and says what `fit` tries (the
+// quantisation schemes) and searches (-ngl, then the context with every layer on the GPU).
+#include <algorithm>
+#include <memory>
+
+#include "adapters.hpp"
+#include "llmem/error.hpp"
+#include "llmem/llamacpp.hpp"
+#include "llmem/llamacpp_options.hpp"
+
+namespace llmem::adapters {
+namespace {
+
+// llama.cpp sizes its KV cache in 256-cell steps (llama-context.cpp pads n_ctx to 256), so fit searches in them.
+constexpr uint64_t kContextStepCells = 256;
+
+struct LlamaCppModel final : EngineModel {
+  llamacpp::Model model;
+};
+
+const llamacpp::Model& model_of(const EngineModel& model) { return static_cast<const LlamaCppModel&>(model).model; }
+
+llamacpp::FlashAttn engine_flash_attn(FlashAttention f) {
+  return f == FlashAttention::kOn ? llamacpp::FlashAttn::kOn : f == FlashAttention::kOff ? llamacpp::FlashAttn::kOff
+                                                                                          : llamacpp::FlashAttn::kAuto;
+}
+
+FlashAttention workload_flash_attn(llamacpp::FlashAttn f) {
+  return f == llamacpp::FlashAttn::kOn ? FlashAttention::kOn : f == llamacpp::FlashAttn::kOff ? FlashAttention::kOff
+                                                                                              : FlashAttention::kAuto;
+}
+
+llamacpp::RunOptions run_options(const Workload& w) {
+  llamacpp::RunOptions run;
+  run.n_ctx = w.n_ctx;
+  run.n_batch = w.n_batch;
+  run.n_ubatch = w.n_ubatch;
+  run.n_gpu_layers = w.n_gpu_layers;
+  run.type_k = w.cache_type_k;
+  run.type_v = w.cache_type_v;
+  run.flash_attn = engine_flash_attn(w.flash_attn);
+  run.n_parallel = w.n_parallel;
+  return run;
+}
+
+DType cache_type(const std::string& name, const char* field) {
+  if (auto type = llamacpp::cache_type_from_name(name)) return *type;
+  throw usage_error(field, "{field} '" + name + "' is not a llama.cpp cache type (" + llamacpp::cache_type_names() + ")");
+}
+
+class LlamaCppEngine final : public Engine {
+ public:
+  std::string name() const override { return "llamacpp"; }
+  std::vector<std::string> aliases() const override { return {"llama.cpp", "llama-cpp"}; }
+  std::string version() const override { return std::string("llama.cpp ") + llamacpp::kPinnedCommit + " (CUDA)"; }
+  std::string source_needs() const override {
+    return "a GGUF file, or a config.json of a known architecture and a quantisation scheme to predict its GGUF";
+  }
+
+  std::vector<WeightScheme> weight_schemes() const override {
+    std::vector<WeightScheme> out;
+    for (const auto& q : llamacpp::quant_schemes()) out.push_back({q.name, std::string(dtype_name(q.base)), q.description});
+    return out;
+  }
+
+  Workload resolve(const WorkloadSpec& spec) const override {
+    Workload w;
+    w.quant = spec.quant.empty() ? "" : llamacpp::find_scheme(spec.quant).name;
+    w.n_ctx = positive_count(spec.n_ctx, "n_ctx");
+    w.n_batch = spec.batch ? positive_count(*spec.batch, "batch") : llamacpp::RunOptions{}.n_batch;
+    w.n_ubatch = llamacpp::effective_n_ubatch(w.n_batch, positive_count(spec.n_ubatch, "n_ubatch"));
+    if (spec.n_gpu_layers < -1)
+      throw usage_error("n_gpu_layers", "{field} must be -1 (all) or a layer count, got " + std::to_string(spec.n_gpu_layers));
+    w.n_gpu_layers = spec.n_gpu_layers;
+    w.n_parallel = positive_count(spec.n_parallel, "n_parallel");
+    w.cache_type_k = cache_type(spec.cache_type_k, "cache_type_k");
+    w.cache_type_v = cache_type(spec.cache_type_v, "cache_type_v");
+    auto flash = llamacpp::flash_attn_from_name(spec.flash_attn);
+    if (!flash) throw usage_error("flash_attn", "{field} must be on, off or auto, got '" + spec.flash_attn + "'");
+    w.flash_attn = workload_flash_attn(*flash);
+    return w;
+  }
+
+  std::unique_ptr<EngineModel> prepare(const SourceFacts& facts, const Workload& w) const override {
+    auto out = std::make_unique<LlamaCppModel>();
+    const ModelSource& src = facts.source;
+    if (src.gguf) {
+      out->model = llamacpp::from_gguf(*src.gguf);
+      if (!w.quant.empty() && w.quant != out->model.scheme)
+        throw FieldError(ErrorKind::kUsage, src.spec, "quant",
+                         "is a GGUF file already quantised (" + out->model.scheme +
+                             "); {field} predicts the file for config and safetensors sources");
+      return out;
+    }
+    if (w.quant.empty())
+      throw usage_error("quant", "llama.cpp needs {field} SCHEME for a source that is not a .gguf file (e.g. {field} Q4_K_M)");
+    if (!facts.arch) throw Error(ErrorKind::kUnsupported, src.spec, "predicting a GGUF needs a config.json of a known architecture");
+    out->model = llamacpp::from_config(*facts.arch, src.display_name());
+    llamacpp::quantize(out->model, llamacpp::find_scheme(w.quant));
+    return out;
+  }
+
+  Estimate estimate(const EngineModel& model, const Workload& w, const GpuProfile& gpu) const override {
+    const llamacpp::Model& m = model_of(model);
+    Estimate e = llamacpp::estimate(m, run_options(w), gpu);
+    e.architecture = m.hp.arch;
+    e.layers = m.hp.n_layer;
+    e.weights_scheme = m.scheme;
+    e.weights_predicted = m.predicted;
+    return e;
+  }
+
+  std::vector<WeightTensor> weight_tensors(const EngineModel& model) const override {
+    std::vector<WeightTensor> out;
+    for (const auto& t : model_of(model).tensors) out.push_back({t.name, std::string(dtype_name(t.type)), t.ne, t.bytes()});
+    return out;
+  }
+
+  // A GGUF has its own types: one option. A config: each scheme (or the one asked for), most bits first.
+  std::vector<FitCandidate> fit_candidates(const SourceFacts& facts, const WorkloadSpec& base) const override {
+    WorkloadSpec spec = base;
+    spec.n_gpu_layers = -1;  // fit's base: every layer on the GPU
+    if (facts.source.gguf) {
+      spec.quant.clear();
+      return {{"", resolve(spec)}};
+    }
+    std::vector<std::string> schemes = llamacpp::fit_schemes();
+    if (!base.quant.empty()) schemes = {llamacpp::find_scheme(base.quant).name};
+    std::vector<FitCandidate> out;
+    for (const auto& scheme : schemes) {
+      spec.quant = scheme;
+      out.push_back({scheme, resolve(spec)});
+    }
+    return out;
+  }
+
+  std::vector<FitCandidate> ranking_candidates(const SourceFacts& facts, const WorkloadSpec& base) const override {
+    return fit_candidates(facts, base);
+  }
+
+  std::vector<Knob> fit_knobs() const override { return {Knob::kGpuLayers, Knob::kContext}; }
+
+  KnobRange knob_range(const EngineModel& model, const Workload& w, Knob knob) const override {
+    const llamacpp::Hparams& hp = model_of(model).hp;
+    KnobRange r;
+    if (knob == Knob::kGpuLayers) {
+      // counts 1 .. n_layer + 2 stand for -ngl 0 .. n_layer + 1 (the output layer counts as one)
+      const uint64_t all = hp.n_layer + 2;
+      r.max_count = all;
+      r.base_count = w.n_gpu_layers < 0 ? all : std::min<uint64_t>(static_cast<uint64_t>(w.n_gpu_layers) + 1, all);
+      return r;
+    }
+    // context: up to the training context (rounded down to whole steps, at least one), when the file says
+    r.unit = kContextStepCells;
+    r.max_count = hp.n_ctx_train ? std::max<uint64_t>(1, hp.n_ctx_train / kContextStepCells) : 0;
+    r.base_count = w.n_ctx % kContextStepCells == 0 ? w.n_ctx / kContextStepCells : 0;
+    return r;
+  }
+
+  Workload with_knob(Workload w, Knob knob, uint64_t count) const override {
+    if (knob == Knob::kGpuLayers) w.n_gpu_layers = static_cast<int64_t>(count) - 1;
+    else w.n_ctx = count * kContextStepCells;
+    return w;
+  }
+
+  // llama.cpp splits layers over GPUs itself (--split-mode); that placement is not modelled, so fit answers for
+  // one GPU.
+  bool splits_over_gpus() const override { return false; }
+};
+
+}  // namespace
+
+const Engine& llamacpp_engine() {
+  static const LlamaCppEngine engine;
+  return engine;
+}
+
+}  // namespace llmem::adapters

@@ -1,0 +1,151 @@
+// The transformers engine behind the seam: resolves a request's transformers fields into a Workload, and says
+// what `fit` tries (every precision for inference, full fine-tuning and LoRA) and searches (context, batch).
+#include <memory>
+
+#include "adapters.hpp"
+#include "llmem/error.hpp"
+#include "llmem/transformers.hpp"
+
+namespace llmem::adapters {
+namespace {
+
+struct TransformersModel final : EngineModel {
+  std::shared_ptr<const ArchModel> arch;
+};
+
+const ArchModel& arch_of(const EngineModel& model) { return *static_cast<const TransformersModel&>(model).arch; }
+
+void resolve_training(const WorkloadSpec& spec, Workload& w) {
+  w.mode = RunMode::kTrain;
+  if (spec.train == "full") w.train = TrainMethod::kFull;
+  else if (spec.train == "lora") w.train = TrainMethod::kLora;
+  else throw usage_error("train", "{field} must be full or lora, got '" + spec.train + "'");
+  if (spec.precision == "bf16") w.precision = TrainPrecision::kBf16;
+  else if (spec.precision == "amp-bf16") w.precision = TrainPrecision::kAmpBf16;
+  else throw usage_error("precision", "{field} must be bf16 or amp-bf16, got '" + spec.precision + "'");
+  if (spec.optimizer == "adamw") w.optimizer = OptimizerKind::kAdamW;
+  else if (spec.optimizer == "sgd") w.optimizer = OptimizerKind::kSgd;
+  else throw usage_error("optimizer", "{field} must be adamw or sgd, got '" + spec.optimizer + "'");
+  w.prompt_tokens = positive_count(spec.seq_tokens, "seq_tokens");
+  w.grad_ckpt = spec.grad_ckpt;
+  w.lora_r = positive_count(spec.lora_r, "lora_r");
+  w.lora_targets.clear();
+  for (const auto& t : spec.lora_targets)
+    if (!t.empty()) w.lora_targets.push_back(t);
+  if (w.lora_targets.empty()) throw usage_error("lora_targets", "{field} names no module");
+  // training runs in bf16, or keeps fp32 master weights under amp
+  w.dtype = w.precision == TrainPrecision::kBf16 ? DType::BF16 : DType::F32;
+}
+
+class TransformersEngine final : public Engine {
+ public:
+  std::string name() const override { return "transformers"; }
+  std::vector<std::string> aliases() const override { return {"hf"}; }
+  // What estimate_transformers reports as Estimate::engine_version (a unit test holds the two together).
+  std::string version() const override { return "transformers 5.17, PyTorch 2.11"; }
+  std::string source_needs() const override { return "a config.json of a known architecture"; }
+  std::vector<WeightScheme> weight_schemes() const override { return {}; }
+
+  Workload resolve(const WorkloadSpec& spec) const override {
+    Workload w;
+    auto dtype = dtype_from_name(spec.dtype);
+    if (!dtype) throw usage_error("dtype", "unknown {field} '" + spec.dtype + "' (fp32, fp16, bf16)");
+    w.dtype = *dtype;
+    w.batch = positive_count(spec.batch.value_or(1), "batch");
+    w.attn = spec.attn;
+    w.from_config = spec.from_config;
+    if (!spec.train.empty()) {
+      resolve_training(spec, w);
+    } else {
+      w.mode = spec.use_cache ? RunMode::kGenerate : RunMode::kForward;
+      w.prompt_tokens = positive_count(spec.prompt_tokens, "prompt_tokens");
+      w.new_tokens = positive_count(spec.new_tokens, "new_tokens");
+    }
+    return w;
+  }
+
+  std::unique_ptr<EngineModel> prepare(const SourceFacts& facts, const Workload&) const override {
+    if (!facts.arch) throw Error(ErrorKind::kUnsupported, facts.source.spec, "estimates need a config.json of a known architecture");
+    auto model = std::make_unique<TransformersModel>();
+    model->arch = facts.arch;
+    return model;
+  }
+
+  Estimate estimate(const EngineModel& model, const Workload& workload, const GpuProfile& gpu) const override {
+    return estimate_transformers(arch_of(model), workload, gpu);
+  }
+
+  std::vector<WeightTensor> weight_tensors(const EngineModel&) const override { return {}; }
+
+  // fp32, bf16 and fp16 inference; full fine-tuning (AdamW) and LoRA (r 16 on the attention projections the model
+  // has) in bf16 and amp-bf16; all at batch 1.
+  std::vector<FitCandidate> fit_candidates(const SourceFacts& facts, const WorkloadSpec& base) const override {
+    std::vector<FitCandidate> out;
+    for (const char* dtype : {"fp32", "bf16", "fp16"}) out.push_back(inference_candidate(base, dtype));
+    for (const char* method : {"full", "lora"})
+      for (const char* precision : {"bf16", "amp-bf16"}) {
+        WorkloadSpec spec = base;
+        spec.batch = 1;
+        spec.train = method;
+        spec.precision = precision;
+        spec.optimizer = "adamw";
+        FitCandidate c{precision, resolve(spec)};
+        // LoRA on the attention projections this model has (its fused QKV where it has no q/k/v/o_proj); an empty
+        // list is left to the engine, which says no linear layer matches
+        if (c.workload.train == TrainMethod::kLora && facts.arch) c.workload.lora_targets = attention_lora_targets(*facts.arch);
+        out.push_back(std::move(c));
+      }
+    return out;
+  }
+
+  // Half-precision inference in the config's own dtype (bf16 where it says so, else fp16): fp32 needs twice the
+  // weights, so it fits only where half precision already does.
+  std::vector<FitCandidate> ranking_candidates(const SourceFacts& facts, const WorkloadSpec& base) const override {
+    const bool bf16 = facts.arch && facts.arch->facts.config_dtype == DType::BF16;
+    return {inference_candidate(base, bf16 ? "bf16" : "fp16")};
+  }
+
+  std::vector<Knob> fit_knobs() const override { return {Knob::kContext, Knob::kBatch}; }
+
+  KnobRange knob_range(const EngineModel& model, const Workload& w, Knob knob) const override {
+    KnobRange r;
+    if (knob == Knob::kBatch) {
+      r.base_count = w.batch;
+      return r;
+    }
+    // context: the model's max_position_embeddings bounds the sequence, less the generated tokens for inference
+    const uint64_t max_positions = arch_of(model).facts.max_positions;
+    if (max_positions == 0) r.max_count = 0;
+    else if (w.mode == RunMode::kTrain) r.max_count = max_positions;
+    else r.max_count = max_positions > w.new_tokens ? max_positions - w.new_tokens : 1;
+    r.base_count = w.prompt_tokens;
+    return r;
+  }
+
+  Workload with_knob(Workload w, Knob knob, uint64_t count) const override {
+    if (knob == Knob::kBatch) w.batch = count;
+    else w.prompt_tokens = count;  // the prompt for inference, the sequence for training
+    return w;
+  }
+
+  bool splits_over_gpus() const override { return true; }
+
+ private:
+  FitCandidate inference_candidate(const WorkloadSpec& base, const char* dtype) const {
+    WorkloadSpec spec = base;
+    spec.batch = 1;
+    spec.train.clear();
+    spec.use_cache = true;
+    spec.dtype = dtype;
+    return {dtype, resolve(spec)};
+  }
+};
+
+}  // namespace
+
+const Engine& transformers_engine() {
+  static const TransformersEngine engine;
+  return engine;
+}
+
+}  // namespace llmem::adapters

@@ -1,0 +1,259 @@
+// Estimates rendered (estimate_report.hpp).
+#include "llmem/estimate_report.hpp"
+
+#include <algorithm>
+
+#include "llmem/units.hpp"
+#include "text.hpp"
+
+namespace llmem::report {
+
+using nlohmann::json;
+
+namespace {
+
+// The engine whose estimates carry a file's facts (architecture, scheme, tensors) and per-device components.
+bool is_llamacpp(const EstimateResult& r) { return r.engine == "llamacpp"; }
+
+json gpu_json(const GpuProfile& gpu) {
+  return {{"name", gpu.name},
+          {"memory_bytes", gpu.memory_bytes},
+          {"cuda_context_bytes", gpu.cuda_context_bytes},
+          {"cuda_context_source", gpu.context_source}};
+}
+
+// -ngl as llama.cpp applies it: -1 is every layer and the output layer.
+int64_t gpu_layers(const EstimateResult& r) {
+  return r.workload.n_gpu_layers < 0 ? static_cast<int64_t>(r.estimate.layers) + 1 : r.workload.n_gpu_layers;
+}
+
+json transformers_json(const EstimateResult& r) {
+  const Estimate& e = r.estimate;
+  const Workload& w = r.workload;
+  json comps = json::array();
+  for (const auto& c : e.components) comps.push_back({{"name", c.name}, {"bytes", c.bytes}, {"detail", c.detail}});
+  const char* mode = w.mode == RunMode::kGenerate ? "generate" : w.mode == RunMode::kForward ? "forward" : "train";
+  json wl = {{"mode", mode}, {"dtype", dtype_name(w.dtype)}, {"batch", w.batch}};
+  if (w.mode == RunMode::kTrain) {
+    wl["seq"] = w.prompt_tokens;
+    wl["train"] = w.train == TrainMethod::kFull ? "full" : "lora";
+    wl["precision"] = w.precision == TrainPrecision::kBf16 ? "bf16" : "amp-bf16";
+    wl["optimizer"] = w.optimizer == OptimizerKind::kAdamW ? "adamw" : "sgd";
+    wl["grad_ckpt"] = w.grad_ckpt;
+  } else {
+    wl["prompt"] = w.prompt_tokens;
+    if (w.mode == RunMode::kGenerate) wl["new_tokens"] = w.new_tokens;
+  }
+  return {{"schema_version", 1},
+          {"source", r.source.spec},
+          {"engine", e.engine},
+          {"engine_version", e.engine_version},
+          {"gpu", gpu_json(e.gpu)},
+          {"workload", wl},
+          {"framework_peak_bytes", e.framework_peak_bytes},
+          {"reserved_peak_bytes", e.reserved_peak_bytes},
+          {"process_peak_bytes", e.process_peak_bytes},
+          {"weight_bytes", e.weight_bytes},
+          {"peak_phase", e.peak_phase},
+          {"fits", e.process_peak_bytes <= e.gpu.memory_bytes},
+          {"components", comps},
+          {"notes", e.notes}};
+}
+
+json llamacpp_json(const EstimateResult& r) {
+  const Estimate& e = r.estimate;
+  const Workload& w = r.workload;
+  json comps = json::array();
+  for (const auto& c : e.components)
+    comps.push_back({{"name", c.name}, {"bytes", c.bytes}, {"device", c.device}, {"detail", c.detail}});
+  json wl = {{"quant", e.weights_scheme},
+             {"quant_predicted", e.weights_predicted},
+             {"n_ctx", w.n_ctx},
+             {"n_batch", w.n_batch},
+             {"n_ubatch", w.n_ubatch},
+             {"n_gpu_layers", gpu_layers(r)},
+             {"cache_type_k", dtype_name(w.cache_type_k)},
+             {"cache_type_v", dtype_name(w.cache_type_v)},
+             {"flash_attn", flash_attention_name(w.flash_attn)},
+             {"n_parallel", w.n_parallel}};
+  json j = {{"schema_version", 1},
+            {"source", r.source.spec},
+            {"engine", e.engine},
+            {"engine_version", e.engine_version},
+            {"architecture", e.architecture},
+            {"gpu", gpu_json(e.gpu)},
+            {"workload", wl},
+            {"weight_bytes", e.weight_bytes},
+            {"framework_peak_bytes", e.framework_peak_bytes},
+            {"process_peak_bytes", e.process_peak_bytes},
+            {"host_bytes", e.host_bytes},
+            {"fits", e.process_peak_bytes <= e.gpu.memory_bytes},
+            {"components", comps},
+            {"notes", e.notes}};
+  if (!e.weight_tensors.empty()) {
+    json ts = json::array();
+    for (const auto& t : e.weight_tensors) ts.push_back({{"name", t.name}, {"type", t.type}, {"ne", t.ne}, {"bytes", t.bytes}});
+    j["tensors"] = ts;
+  }
+  return j;
+}
+
+std::string transformers_description(const Workload& w) {
+  if (w.mode == RunMode::kTrain)
+    return fmt::format("{} fine-tuning, {}, {}, batch {} × {} tokens{}", w.train == TrainMethod::kFull ? "full" : "LoRA",
+                       w.precision == TrainPrecision::kBf16 ? "bf16" : "amp-bf16",
+                       w.optimizer == OptimizerKind::kAdamW ? "AdamW" : "SGD", w.batch, w.prompt_tokens,
+                       w.grad_ckpt ? ", gradient checkpointing" : "");
+  if (w.mode == RunMode::kGenerate)
+    return fmt::format("generate {} tokens from a {}-token prompt, batch {}, {}", w.new_tokens, w.prompt_tokens, w.batch,
+                       dtype_name(w.dtype));
+  return fmt::format("one forward pass of {} tokens, batch {}, {}, no KV cache", w.prompt_tokens, w.batch, dtype_name(w.dtype));
+}
+
+std::string llamacpp_description(const EstimateResult& r) {
+  const Estimate& e = r.estimate;
+  const Workload& w = r.workload;
+  const int64_t all_layers = static_cast<int64_t>(e.layers) + 1;
+  return fmt::format("llama.cpp, {}{}, n_ctx {}, n_ubatch {}, {} of {} layers on the GPU{}, KV {}/{}, flash attention {}",
+                     e.weights_scheme, e.weights_predicted ? " (predicted file)" : "", w.n_ctx, w.n_ubatch,
+                     std::min<int64_t>(gpu_layers(r), all_layers), all_layers, " (+1 = output layer)",
+                     dtype_name(w.cache_type_k), dtype_name(w.cache_type_v), flash_attention_name(w.flash_attn));
+}
+
+void append_fit_line(std::string& out, const Estimate& e) {
+  const double free_gib = (static_cast<double>(e.gpu.memory_bytes) - static_cast<double>(e.process_peak_bytes)) / kGiB;
+  append(out, "\n{} on {} ({:.1f} GiB): {}\n", e.process_peak_bytes <= e.gpu.memory_bytes ? "Fits" : "Does NOT fit",
+         e.gpu.display_name, static_cast<double>(e.gpu.memory_bytes) / kGiB,
+         free_gib >= 0 ? fmt::format("{:.2f} GiB to spare", free_gib) : fmt::format("{:.2f} GiB short", -free_gib));
+  for (const auto& n : e.notes) append(out, "note: {}\n", n);
+}
+
+std::string transformers_text(const EstimateResult& r) {
+  const Estimate& e = r.estimate;
+  std::string out;
+  append(out, "{} on {} with {}\n{}\n\n", r.source.display_name(), e.gpu.display_name, e.engine_version,
+         transformers_description(r.workload));
+  append(out, "{:<20}{:>14}  {}\n", "Component", "GiB", "what");
+  append(out, "{}\n", std::string(90, '-'));
+  for (const auto& c : e.components) append(out, "{:<20}{:>14.3f}  {}\n", c.name, static_cast<double>(c.bytes) / kGiB, c.detail);
+  append(out, "{}\n", std::string(90, '-'));
+  append(out, "{:<20}{:>14.3f}  torch.cuda.max_memory_allocated() (peak: {})\n", "Framework peak",
+         static_cast<double>(e.framework_peak_bytes) / kGiB, e.peak_phase);
+  append(out, "{:<20}{:>14.3f}  torch.cuda.max_memory_reserved()\n", "Reserved peak", static_cast<double>(e.reserved_peak_bytes) / kGiB);
+  append(out, "{:<20}{:>14.3f}  what nvidia-smi / NVML shows for the process\n", "Process peak",
+         static_cast<double>(e.process_peak_bytes) / kGiB);
+  append_fit_line(out, e);
+  return out;
+}
+
+void append_tensor_table(std::string& out, const std::vector<WeightTensor>& tensors) {
+  append(out, "{:<36} {:>8} {:>26} {:>14}\n", "Tensor", "type", "ne", "bytes");
+  for (const auto& t : tensors) {
+    std::string ne;
+    for (size_t i = 0; i < t.ne.size(); ++i) ne += (i ? " x " : "") + std::to_string(t.ne[i]);
+    append(out, "{:<36} {:>8} {:>26} {:>14}\n", t.name, t.type, ne, format_thousands(t.bytes));
+  }
+  append(out, "\n");
+}
+
+std::string llamacpp_text(const EstimateResult& r) {
+  const Estimate& e = r.estimate;
+  std::string out;
+  append(out, "{} ({}) on {} with {}\n{}\n\n", r.source.display_name(), e.architecture, e.gpu.display_name, e.engine_version,
+         llamacpp_description(r));
+  if (!e.weight_tensors.empty()) append_tensor_table(out, e.weight_tensors);
+  append(out, "{:<22}{:>6}{:>12}  {}\n", "Component", "where", "GiB", "what");
+  append(out, "{}\n", std::string(100, '-'));
+  for (const auto& c : e.components)
+    append(out, "{:<22}{:>6}{:>12.3f}  {}\n", c.name, c.device, static_cast<double>(c.bytes) / kGiB, c.detail);
+  append(out, "{}\n", std::string(100, '-'));
+  append(out, "{:<28}{:>12.3f}  tensor data of the {} file ({} bytes)\n", "Weights (file)", static_cast<double>(e.weight_bytes) / kGiB,
+         e.weights_scheme, format_thousands(e.weight_bytes));
+  append(out, "{:<28}{:>12.3f}  llama.cpp's GPU buffers (model, KV cache, compute)\n", "GPU buffers",
+         static_cast<double>(e.framework_peak_bytes) / kGiB);
+  append(out, "{:<28}{:>12.3f}  what nvidia-smi / NVML shows for the process\n", "GPU process peak",
+         static_cast<double>(e.process_peak_bytes) / kGiB);
+  append(out, "{:<28}{:>12.3f}  host memory: mmap'd weights not on the GPU, CPU buffers\n", "Host",
+         static_cast<double>(e.host_bytes) / kGiB);
+  append_fit_line(out, e);
+  return out;
+}
+
+}  // namespace
+
+json estimate_json(const EstimateResult& result) { return is_llamacpp(result) ? llamacpp_json(result) : transformers_json(result); }
+
+std::string estimate_text(const EstimateResult& result) {
+  return is_llamacpp(result) ? llamacpp_text(result) : transformers_text(result);
+}
+
+std::string workload_description(const EstimateResult& result) {
+  return is_llamacpp(result) ? llamacpp_description(result) : transformers_description(result.workload);
+}
+
+std::string gpu_catalog_text(bool with_overheads) {
+  std::string out;
+  if (with_overheads) {
+    append(out, "{:<20} {:<36} {:>10}  {}\n", "Name", "GPU", "GiB", "CUDA context (MiB) and its source");
+    for (const auto& g : gpu_catalog())
+      append(out, "{:<20} {:<36} {:>10.1f}  {:.0f}: {}\n", g.name, g.display_name, static_cast<double>(g.memory_bytes) / kGiB,
+             static_cast<double>(g.cuda_context_bytes) / kMiB, g.context_source);
+    return out;
+  }
+  append(out, "{:<20} {:<36} {:>10}\n", "Name", "GPU", "GiB");
+  for (const auto& g : gpu_catalog())
+    append(out, "{:<20} {:<36} {:>10.1f}\n", g.name, g.display_name, static_cast<double>(g.memory_bytes) / kGiB);
+  return out;
+}
+
+std::string weight_schemes_text(const std::vector<WeightScheme>& schemes) {
+  std::string out;
+  append(out, "{:<8} {:<8} {}\n", "Scheme", "default", "what (llama-quantize's mixture, no imatrix)");
+  for (const auto& q : schemes) append(out, "{:<8} {:<8} {}\n", q.name, q.default_type, q.description);
+  return out;
+}
+
+json source_json(const ModelSource& src) {
+  json j = {{"spec", src.spec},
+            {"kind", source_kind_name(src.kind)},
+            {"location", src.location},
+            {"revision", src.revision},
+            {"files_read", src.files_read},
+            {"header_bytes_read", src.header_bytes_read}};
+  if (src.remote) {
+    const RemoteReadReport& r = *src.remote;
+    j["remote"] = {{"endpoint", r.endpoint},
+                   {"repo", r.repo},
+                   {"requested_revision", r.requested_revision},
+                   {"commit", r.commit},
+                   {"network_used", r.network_used},
+                   {"requests", r.requests},
+                   {"bytes_transferred", r.bytes_transferred},
+                   {"retries", r.retries},
+                   {"cached_files", r.cached_files},
+                   {"cache_dir", r.cache_dir}};
+  } else {
+    j["remote"] = nullptr;
+  }
+  return j;
+}
+
+std::string source_read_text(const ModelSource& src) {
+  std::string out;
+  if (!src.remote) {
+    append(out, "llmem: {} ({}): {} of headers from {} file(s)\n", src.display_name(), source_kind_name(src.kind),
+           format_bytes(src.header_bytes_read), src.files_read.size());
+    return out;
+  }
+  const RemoteReadReport& r = *src.remote;
+  append(out, "llmem: hub {} {}@{} -> commit {}\n", r.endpoint, r.repo, r.requested_revision,
+         r.commit.empty() ? "(not reported)" : r.commit);
+  for (const auto& line : r.request_log) append(out, "llmem:   {}\n", line);
+  append(out, "llmem: {} request(s), {} transferred ({} bytes), {} retr{}; {} file(s) from the header cache{}\n", r.requests,
+         format_bytes(r.bytes_transferred), r.bytes_transferred, r.retries, r.retries == 1 ? "y" : "ies", r.cached_files,
+         r.cache_dir.empty() ? "" : " (" + r.cache_dir + ")");
+  if (!r.cache_note.empty()) append(out, "llmem: {}\n", r.cache_note);
+  return out;
+}
+
+}  // namespace llmem::report

@@ -1,0 +1,258 @@
+// Fit results rendered (fit_report.hpp).
+#include "llmem/fit_report.hpp"
+
+#include "llmem/estimate_report.hpp"
+#include "llmem/units.hpp"
+#include "text.hpp"
+
+namespace llmem::report {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kMultiGpuText =
+    "several GPUs are approximated by splitting the process footprint evenly (each GPU also\n"
+    "pays the CUDA context), not modelled: real tensor/pipeline parallelism adds communication buffers and uneven layers";
+constexpr const char* kMultiGpuNote =
+    "several GPUs are approximated by splitting the process footprint evenly (each GPU also pays the CUDA "
+    "context), not modelled: real tensor/pipeline parallelism adds communication buffers and uneven layers";
+
+// llama.cpp's results have their own shape: per scheme, the file, -ngl and the context.
+bool is_llamacpp(const std::string& engine) { return engine == "llamacpp"; }
+
+double gib(uint64_t b) { return static_cast<double>(b) / kGiB; }
+double gib_signed(int64_t b) { return static_cast<double>(b) / kGiB; }
+
+json gpu_json(const FitRequest& r) {
+  return {{"name", r.gpu.name},
+          {"display_name", r.gpu.display_name},
+          {"memory_bytes", r.gpu.memory_bytes},
+          {"memory_source", r.gpu.memory_source},
+          {"cuda_context_bytes", r.gpu.cuda_context_bytes},
+          {"count", r.gpus}};
+}
+
+// ---- transformers
+
+json option_json(const FitOption& o) {
+  json j = {{"precision", o.precision},
+            {"mode", fit_mode_name(o.mode)},
+            {"fits", o.fits},
+            {"max_context", o.max_context},
+            {"context_cap", o.context_cap},
+            {"context_capped", o.context_capped},
+            {"max_batch", o.max_batch},
+            {"batch_capped", o.batch_capped},
+            {"gpus_needed", o.gpus_needed},
+            {"process_peak_bytes", o.process_peak_bytes},
+            {"per_gpu_bytes", o.per_gpu_bytes},
+            {"headroom_bytes", o.headroom_bytes}};
+  if (o.mode != FitMode::kInference) {
+    j["seq"] = o.workload.prompt_tokens;
+    j["optimizer"] = "adamw";
+    if (o.mode == FitMode::kLora) j["lora_r"] = o.workload.lora_r;
+  } else {
+    j["prompt"] = o.workload.prompt_tokens;
+    j["new_tokens"] = o.workload.new_tokens;
+  }
+  return j;
+}
+
+std::string context_cell(const FitOption& o) {
+  if (o.max_context == 0) return "—";
+  return format_thousands(o.max_context) + (o.context_capped ? "*" : "");
+}
+
+std::string gpus_cell(const FitOption& o) { return o.gpus_needed == 0 ? "none" : std::to_string(o.gpus_needed); }
+
+void append_nothing_fits(std::string& out, const FitResult& r, const FitRequest& req) {
+  const FitOption* best = nullptr;
+  for (const auto& o : r.options)
+    if (o.gpus_needed && (!best || o.gpus_needed < best->gpus_needed)) best = &o;
+  if (best)
+    append(out, "\nNothing fits on one {:.2f} GiB GPU{}: the smallest option ({} {}) needs {} such GPUs.\n", gib(req.gpu.memory_bytes),
+           req.gpus > 1 ? fmt::format(" × {}", req.gpus) : "", fit_mode_name(best->mode), best->precision, best->gpus_needed);
+  else
+    append(out, "\nNothing fits: {:.2f} GiB is below the per-process overhead of {:.2f} GiB.\n", gib(req.gpu.memory_bytes),
+           gib(req.gpu.cuda_context_bytes));
+}
+
+std::string transformers_fit_text(const FitResult& r, const FitRequest& req) {
+  std::string out;
+  append(out, "{} ({} params{}) on {}, {:.2f} GiB{}\n", r.source.display_name(), format_params_short(r.params),
+         r.max_positions ? fmt::format(", max context {}", format_thousands(r.max_positions)) : "", req.gpu.display_name,
+         gib(req.gpu.memory_bytes), req.gpus > 1 ? fmt::format(" × {} GPUs", req.gpus) : "");
+  append(out, "inference: generate {} tokens after a {}-token prompt; training: {}-token sequences, AdamW, LoRA r 16 on q/k/v/o\n\n",
+         req.workload.new_tokens, req.workload.prompt_tokens, req.workload.seq_tokens);
+  append(out, "{:<10} {:<9} {:>5} {:>9} {:>9} {:>12} {:>10} {:>6}\n", "Mode", "Precision", "Fits", "Peak", "Headroom",
+         "Max context", "Max batch", "GPUs");
+  append(out, "{:<10} {:<9} {:>5} {:>9} {:>9} {:>12} {:>10} {:>6}\n", "", "", "", "GiB", "GiB", "tokens", "", "needed");
+  append(out, "{}\n", std::string(77, '-'));
+  for (const auto& o : r.options)
+    append(out, "{:<10} {:<9} {:>5} {:>9.2f} {:>9.2f} {:>12} {:>10} {:>6}\n", fit_mode_name(o.mode), o.precision, o.fits ? "yes" : "no",
+           gib(o.per_gpu_bytes), gib_signed(o.headroom_bytes), context_cell(o),
+           o.max_batch ? format_thousands(o.max_batch) + (o.batch_capped ? "*" : "") : "—", gpus_cell(o));
+  append(out, "{}\n", std::string(77, '-'));
+  append(out, "Peak and headroom at the given context and batch 1{}; max context at batch 1 (prompt tokens for inference,\n"
+              "sequence length for training); max batch at the given context. All from llmem's estimate (llmem estimate).\n",
+         req.gpus > 1 ? ", per GPU" : "");
+  bool capped = false, any = false;
+  for (const auto& o : r.options) {
+    capped = capped || o.context_capped || o.batch_capped;
+    any = any || o.fits;
+  }
+  if (capped) append(out, "* the search's limit (the model's max_position_embeddings, or 2^20), not memory's.\n");
+  append(out, "GPUs needed: {}.\n", kMultiGpuText);
+  if (!any) append_nothing_fits(out, r, req);
+  return out;
+}
+
+json ranked_json(const RankedModel& m) {
+  json j = option_json(m.best);
+  j["model"] = m.id;
+  j["params"] = m.params;
+  j["family"] = m.family;
+  return j;
+}
+
+std::string transformers_ranking_text(const FitRanking& rk, const FitRequest& req) {
+  std::string out;
+  append(out, "What the embedded catalog runs on {}, {:.2f} GiB{}: inference, {}-token prompt + {} new tokens, batch 1\n\n",
+         req.gpu.display_name, gib(req.gpu.memory_bytes), req.gpus > 1 ? fmt::format(" × {} GPUs", req.gpus) : "",
+         req.workload.prompt_tokens, req.workload.new_tokens);
+  append(out, "{:<44} {:>8} {:<9} {:>9} {:>9} {:>12}\n", "Model", "Params", "Precision", "Peak", "Headroom", "Max context");
+  append(out, "{:<44} {:>8} {:<9} {:>9} {:>9} {:>12}\n", "", "B", "", "GiB", "GiB", "tokens");
+  append(out, "{}\n", std::string(96, '-'));
+  for (const auto& m : rk.fits)
+    append(out, "{:<44} {:>8.2f} {:<9} {:>9.2f} {:>9.2f} {:>12}\n", m.id.substr(0, 44), static_cast<double>(m.params) / 1e9,
+           m.best.precision, gib(m.best.per_gpu_bytes), gib_signed(m.best.headroom_bytes), context_cell(m.best));
+  append(out, "{}\n", std::string(96, '-'));
+  append(out, "{} of {} catalog models fit (fp16/bf16; fp32 needs twice the weights). Largest first.\n", rk.fits.size(),
+         rk.fits.size() + rk.does_not_fit.size());
+  if (!rk.does_not_fit.empty()) {
+    append(out, "Does not fit:");
+    for (size_t i = 0; i < rk.does_not_fit.size(); ++i) {
+      const auto& m = rk.does_not_fit[i];
+      append(out, "{} {} ({:.1f} GiB, {} GPUs)", i ? "," : "", m.id, gib(m.best.process_peak_bytes), gpus_cell(m.best));
+    }
+    append(out, "\n");
+  }
+  for (const auto& s : rk.skipped) append(out, "skipped: {}\n", s);
+  if (rk.fits.empty()) append(out, "Nothing in the catalog fits on {:.2f} GiB.\n", gib(req.gpu.memory_bytes));
+  if (req.gpus > 1 || !rk.does_not_fit.empty()) append(out, "GPUs: {}.\n", kMultiGpuText);
+  return out;
+}
+
+// ---- llama.cpp
+
+json llama_option_json(const FitOption& o) {
+  return {{"quant", o.precision},
+          {"quant_predicted", o.weights_predicted},
+          {"weight_bytes", o.weight_bytes},
+          {"process_peak_bytes", o.process_peak_bytes},
+          {"all_layers_fit", o.fits},
+          {"max_ngl", o.max_gpu_layers},
+          {"n_layer", o.layers},
+          {"max_context", o.max_context},
+          {"context_cap", o.context_cap},
+          {"context_capped", o.context_capped}};
+}
+
+json llama_ranked_json(const RankedModel& m) {
+  json j = llama_option_json(m.best);
+  j["model"] = m.id;
+  j["params"] = m.params;
+  return j;
+}
+
+std::string ngl_cell(const FitOption& o) {
+  if (o.fits) return "all";
+  if (o.max_gpu_layers < 0) return "none";
+  return fmt::format("{} of {}", o.max_gpu_layers, o.layers + 1);
+}
+
+std::string llama_fit_text(const FitResult& r, const FitRequest& req) {
+  const WorkloadSpec& w = req.workload;
+  std::string out;
+  append(out, "{} under llama.cpp on {} ({:.1f} GiB), n_ctx {}, flash attention {}, KV {}\n\n", r.source.display_name(),
+         req.gpu.display_name, gib(req.gpu.memory_bytes), w.n_ctx, w.flash_attn, w.cache_type_k);
+  append(out, "{:<8} {:>11} {:>13} {:>6} {:>12} {:>14}\n", "quant", "file GiB", "GPU peak GiB", "fits", "-ngl", "max context");
+  for (const auto& x : r.options)
+    append(out, "{:<8} {:>11.2f} {:>13.2f} {:>6} {:>12} {:>14}\n", x.precision, gib(x.weight_bytes), gib(x.process_peak_bytes),
+           x.fits ? "yes" : "no", ngl_cell(x), x.max_context ? format_thousands(x.max_context) + (x.context_capped ? "*" : "") : "—");
+  append(out, "\nfile GiB: tensor data of the GGUF{}; GPU peak: every layer on the GPU at n_ctx {}; -ngl: layers that fit "
+              "(the output layer counts as one); max context: every layer on the GPU, multiples of 256 (* = the model's "
+              "training context)\n",
+         r.options.empty() || r.options[0].weights_predicted ? " llama-quantize would write (predicted)" : "", w.n_ctx);
+  return out;
+}
+
+std::string llama_ranking_text(const FitRanking& rk, const FitRequest& req) {
+  std::string out;
+  append(out, "The embedded catalog under llama.cpp on {} ({:.1f} GiB), n_ctx {}: the best quantisation with every layer on the GPU\n\n",
+         req.gpu.display_name, gib(req.gpu.memory_bytes), req.workload.n_ctx);
+  append(out, "{:<44} {:>9} {:>8} {:>10} {:>13} {:>14}\n", "model", "params B", "quant", "file GiB", "GPU peak GiB", "max context");
+  for (const auto& m : rk.fits)
+    append(out, "{:<44} {:>9.2f} {:>8} {:>10.2f} {:>13.2f} {:>14}\n", m.id, static_cast<double>(m.params) / 1e9, m.best.precision,
+           gib(m.best.weight_bytes), gib(m.best.process_peak_bytes), format_thousands(m.best.max_context));
+  if (!rk.does_not_fit.empty()) {
+    // a model that fits at no scheme is shown at the last one tried, the smallest
+    append(out, "\ndoes not fit even at {} (layers that fit with -ngl):\n", rk.does_not_fit.front().best.precision);
+    for (const auto& m : rk.does_not_fit)
+      append(out, "  {:<44} {:>9.2f} B  {:.2f} GiB needed, -ngl {}\n", m.id, static_cast<double>(m.params) / 1e9,
+             gib(m.best.process_peak_bytes), ngl_cell(m.best));
+  }
+  for (const auto& s : rk.skipped) append(out, "skipped: {}\n", s);
+  return out;
+}
+
+}  // namespace
+
+json fit_json(const FitResult& r, const FitRequest& req) {
+  json options = json::array();
+  if (is_llamacpp(r.engine)) {
+    for (const auto& o : r.options) options.push_back(llama_option_json(o));
+    return {{"schema_version", 1}, {"engine", "llama.cpp"}, {"source", source_json(r.source)}, {"architecture", r.architecture},
+            {"gpu", gpu_json(req)},  {"n_ctx", req.workload.n_ctx}, {"options", options}};
+  }
+  for (const auto& o : r.options) options.push_back(option_json(o));
+  return {{"schema_version", 1},
+          {"source", source_json(r.source)},
+          {"params", r.params},
+          {"max_positions", r.max_positions},
+          {"gpu", gpu_json(req)},
+          {"prompt", req.workload.prompt_tokens},
+          {"new_tokens", req.workload.new_tokens},
+          {"seq", req.workload.seq_tokens},
+          {"options", options},
+          {"multi_gpu", kMultiGpuNote}};
+}
+
+std::string fit_text(const FitResult& r, const FitRequest& req) {
+  return is_llamacpp(r.engine) ? llama_fit_text(r, req) : transformers_fit_text(r, req);
+}
+
+json ranking_json(const FitRanking& rk, const FitRequest& req) {
+  json fits = json::array(), not_fit = json::array();
+  const bool llama = is_llamacpp(rk.engine);
+  for (const auto& m : rk.fits) fits.push_back(llama ? llama_ranked_json(m) : ranked_json(m));
+  for (const auto& m : rk.does_not_fit) not_fit.push_back(llama ? llama_ranked_json(m) : ranked_json(m));
+  if (llama)
+    return {{"schema_version", 1}, {"engine", "llama.cpp"}, {"gpu", gpu_json(req)},         {"n_ctx", req.workload.n_ctx},
+            {"models", fits},      {"does_not_fit", not_fit}, {"skipped", rk.skipped}};
+  return {{"schema_version", 1},
+          {"gpu", gpu_json(req)},
+          {"prompt", req.workload.prompt_tokens},
+          {"new_tokens", req.workload.new_tokens},
+          {"models", fits},
+          {"does_not_fit", not_fit},
+          {"skipped", rk.skipped},
+          {"multi_gpu", kMultiGpuNote}};
+}
+
+std::string ranking_text(const FitRanking& rk, const FitRequest& req) {
+  return is_llamacpp(rk.engine) ? llama_ranking_text(rk, req) : transformers_ranking_text(rk, req);
+}
+
+}  // namespace llmem::report

@@ -1,0 +1,99 @@
+// Validation rendered (validate_report.hpp).
+#include "llmem/validate_report.hpp"
+
+#include "llmem/units.hpp"
+#include "text.hpp"
+
+namespace llmem::report {
+
+using nlohmann::json;
+
+namespace {
+
+void append_rows(std::string& out, const ValidationReport& report) {
+  append(out, "{:<52}{:>10}{:>10}{:>8}{:>10}{:>10}{:>8}\n", "Case (GiB)", "est", "alloc", "err", "est", "NVML", "err");
+  for (const auto& r : report.rows)
+    append(out, "{:<52}{:>10.3f}{:>10.3f}{:>+7.1f}%{:>10.3f}{:>10}{:>8}\n", r.label.substr(0, 51), r.estimated_framework_bytes / kGiB,
+           r.measured_framework_bytes / kGiB, 100 * relative_error(r.estimated_framework_bytes, r.measured_framework_bytes),
+           r.estimated_process_bytes / kGiB, r.process_measured ? fmt::format("{:.3f}", r.measured_process_bytes / kGiB) : "—",
+           r.process_measured ? fmt::format("{:+.1f}%", 100 * relative_error(r.estimated_process_bytes, r.measured_process_bytes))
+                              : "—");
+  append(out, "\n");
+}
+
+// llama.cpp has no caching allocator: its "framework peak" is the sum of the GPU buffers it logs.
+void append_llamacpp_summary(std::string& out, const ValidationGroup& g, bool markdown) {
+  const ErrorSummary& a = g.framework;
+  const ErrorSummary& p = g.process;
+  if (markdown)
+    append(out, "| llama.cpp (GPU buffers as llama.cpp logs them: model + KV + compute) | {} | {:.2f} % / {:.2f} % | — | {} |\n", a.cases,
+           100 * a.median_abs_error, 100 * a.max_abs_error,
+           p.cases ? fmt::format("{:.1f} % / {:.1f} %", 100 * p.median_abs_error, 100 * p.max_abs_error) : "not measured");
+  else
+    append(out, "{:<10} {:>4} cases   GPU buffers vs llama.cpp's log |err| median {:.2f} %, max {:.2f} %   process {}\n", g.name,
+           a.cases, 100 * a.median_abs_error, 100 * a.max_abs_error,
+           p.cases ? fmt::format("median {:.1f} %, max {:.1f} % ({} runs)", 100 * p.median_abs_error, 100 * p.max_abs_error, p.cases)
+                   : "not measured");
+}
+
+void append_summary(std::string& out, const ValidationGroup& g, bool markdown) {
+  const ErrorSummary& a = g.framework;
+  const ErrorSummary& rs = g.reserved;
+  const ErrorSummary& p = g.process;
+  if (markdown)
+    append(out, "| {} | {} | {:.1f} % / {:.1f} % | {:.1f} % / {:.1f} % | {:.1f} % / {:.1f} % |\n", g.name, a.cases,
+           100 * a.median_abs_error, 100 * a.max_abs_error, 100 * rs.median_abs_error, 100 * rs.max_abs_error,
+           100 * p.median_abs_error, 100 * p.max_abs_error);
+  else
+    append(out,
+           "{:<10} {:>4} cases   framework peak |err| median {:.1f} %, max {:.1f} %   reserved median {:.1f} %, max {:.1f} %"
+           "   process median {:.1f} %, max {:.1f} %\n",
+           g.name, a.cases, 100 * a.median_abs_error, 100 * a.max_abs_error, 100 * rs.median_abs_error, 100 * rs.max_abs_error,
+           100 * p.median_abs_error, 100 * p.max_abs_error);
+}
+
+}  // namespace
+
+json validation_json(const ValidationReport& report) {
+  json rows = json::array();
+  for (const auto& r : report.rows)
+    rows.push_back({{"case", r.label},
+                    {"group", r.group},
+                    {"estimated_framework_peak_bytes", r.estimated_framework_bytes},
+                    {"measured_framework_peak_bytes", r.measured_framework_bytes},
+                    {"estimated_reserved_peak_bytes", r.estimated_reserved_bytes},
+                    {"measured_reserved_peak_bytes", r.measured_reserved_bytes},
+                    {"estimated_process_peak_bytes", r.estimated_process_bytes},
+                    {"measured_process_peak_bytes", r.process_measured ? json(r.measured_process_bytes) : json(nullptr)}});
+  json summary = json::object();
+  // the JSON summary keeps its two transformers groups (llama.cpp rows are in `rows`)
+  for (const char* name : {"inference", "training"}) {
+    const ValidationGroup& g = report.group(name);
+    summary[name] = {{"cases", g.framework.cases},
+                     {"framework_median_abs_error", g.framework.median_abs_error},
+                     {"framework_max_abs_error", g.framework.max_abs_error},
+                     {"process_median_abs_error", g.process.median_abs_error},
+                     {"process_max_abs_error", g.process.max_abs_error}};
+  }
+  return {{"rows", rows}, {"summary", summary}, {"skipped_failed_runs", report.skipped_failed_runs}};
+}
+
+std::string validation_text(const ValidationReport& report, ValidationView view) {
+  const bool markdown = view == ValidationView::kMarkdown;
+  std::string out;
+  if (view == ValidationView::kTable) append_rows(out, report);
+  if (markdown) {
+    append(out, "| workload | cases | framework peak: median / max abs error | reserved: median / max | process (NVML): median / max |\n");
+    append(out, "|---|---:|---:|---:|---:|\n");
+  }
+  for (const auto& g : report.groups) {
+    if (g.framework.cases == 0) continue;
+    if (g.name == "llama.cpp") append_llamacpp_summary(out, g, markdown);
+    else append_summary(out, g, markdown);
+  }
+  if (report.skipped_failed_runs && !markdown)
+    append(out, "({} measured runs that failed, e.g. out of memory, are not compared)\n", report.skipped_failed_runs);
+  return out;
+}
+
+}  // namespace llmem::report

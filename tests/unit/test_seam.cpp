@@ -1,0 +1,199 @@
+// The estimate seam (estimate.hpp): the engine registry, requests in a user's words resolved with errors that name
+// their field, the GPU of a request, and the CLI as a thin face over the same library call.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "fixtures/cli_run.hpp"
+#include "llmem/catalog.hpp"
+#include "llmem/estimate.hpp"
+#include "llmem/estimate_report.hpp"
+#include "llmem/field_error.hpp"
+#include "llmem/llamacpp.hpp"
+#include "llmem/llamacpp_options.hpp"
+#include "llmem/units.hpp"
+
+using nlohmann::json;
+using namespace llmem;
+using llmem::fixtures::CliRun;
+using llmem::fixtures::run_llmem;
+
+namespace {
+
+std::shared_ptr<const SourceFacts> catalog_facts(const std::string& id) {
+  auto e = find_in_catalog(id);
+  if (!e) throw std::runtime_error("not in the catalog: " + id);
+  return std::make_shared<const SourceFacts>(read_source_facts(catalog_source(*e)));
+}
+
+// The FieldError `call` throws (failing the test when it throws none).
+template <typename Call>
+FieldError field_error_of(Call call) {
+  try {
+    call();
+  } catch (const FieldError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no FieldError";
+  return FieldError(ErrorKind::kUsage, "", "", "");
+}
+
+}  // namespace
+
+TEST(EngineRegistry, ListsBothEnginesAndFindsThemByAlias) {
+  std::vector<std::string> names;
+  for (const Engine* e : engines()) names.push_back(e->name());
+  EXPECT_EQ(names, (std::vector<std::string>{"transformers", "llamacpp"}));
+  EXPECT_EQ(find_engine("hf").name(), "transformers");
+  EXPECT_EQ(find_engine("llama.cpp").name(), "llamacpp");
+  EXPECT_EQ(find_engine("llama-cpp").name(), "llamacpp");
+  EXPECT_TRUE(find_engine("transformers").weight_schemes().empty());
+  // llama.cpp predicts files for llama-quantize's schemes
+  bool q4km = false;
+  for (const auto& s : find_engine("llamacpp").weight_schemes()) q4km = q4km || s.name == "Q4_K_M";
+  EXPECT_TRUE(q4km);
+}
+
+TEST(EngineRegistry, UnknownEngineIsAUsageErrorNamingTheKnownOnes) {
+  const FieldError e = field_error_of([] { find_engine("vllm"); });
+  EXPECT_EQ(e.kind(), ErrorKind::kUsage);
+  EXPECT_EQ(e.field(), "engine");
+  EXPECT_EQ(std::string(e.what()), "unknown engine 'vllm' (transformers or llamacpp)");
+  EXPECT_EQ(e.message_for("--engine"), "unknown --engine 'vllm' (transformers or llamacpp)");
+  // the CLI words the same error with its flag
+  const CliRun r = run_llmem("estimate microsoft/phi-2 --engine vllm");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "llmem: unknown --engine 'vllm' (transformers or llamacpp)\n");
+}
+
+// Each engine states the version its mechanisms were read from; its estimates say the same.
+TEST(EngineRegistry, VersionIsWhatTheEstimatesSay) {
+  for (const Engine* engine : engines()) {
+    EstimateRequest r;
+    r.source_facts = catalog_facts("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
+    r.engine = engine->name();
+    r.workload.quant = "Q4_K_M";  // read by llama.cpp only
+    const EstimateResult result = estimate(r);
+    EXPECT_EQ(result.engine, engine->name());
+    EXPECT_EQ(result.estimate.engine_version, engine->version()) << engine->name();
+  }
+}
+
+// The request's llama.cpp defaults are llama.cpp's own (llamacpp::RunOptions, read from its source).
+TEST(EstimateRequest, LlamaCppDefaultsAreLlamaCpps) {
+  const Workload w = find_engine("llamacpp").resolve(WorkloadSpec{});
+  const llamacpp::RunOptions run;
+  EXPECT_EQ(w.n_ctx, run.n_ctx);
+  EXPECT_EQ(w.n_batch, run.n_batch);
+  EXPECT_EQ(w.n_ubatch, run.n_ubatch);
+  EXPECT_EQ(w.n_gpu_layers, run.n_gpu_layers);
+  EXPECT_EQ(w.cache_type_k, run.type_k);
+  EXPECT_EQ(w.cache_type_v, run.type_v);
+  EXPECT_EQ(w.n_parallel, run.n_parallel);
+  EXPECT_EQ(w.flash_attn, FlashAttention::kAuto);
+}
+
+TEST(EstimateRequest, BadFieldsAreNamedByTheLibraryAndByTheCliFlag) {
+  WorkloadSpec spec;
+  spec.n_ctx = 0;
+  FieldError e = field_error_of([&] { find_engine("llamacpp").resolve(spec); });
+  EXPECT_EQ(e.field(), "n_ctx");
+  EXPECT_EQ(std::string(e.what()), "n_ctx must be a positive integer, got 0");
+  CliRun r = run_llmem("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_0 --ctx 0");
+  EXPECT_EQ(r.err, "llmem: --ctx must be a positive integer, got 0\n");
+
+  spec = WorkloadSpec{};
+  spec.cache_type_v = "q3_k";
+  e = field_error_of([&] { find_engine("llamacpp").resolve(spec); });
+  EXPECT_EQ(e.field(), "cache_type_v");
+  r = run_llmem("fit microsoft/phi-2 --engine llamacpp --cache-type q3_k");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("llmem: --cache-type 'q3_k' is not a llama.cpp cache type", 0), 0u) << r.err;
+
+  spec = WorkloadSpec{};
+  spec.train = "sometimes";
+  e = field_error_of([&] { find_engine("transformers").resolve(spec); });
+  EXPECT_EQ(e.field(), "train");
+  // a request with no source at all
+  e = field_error_of([] { estimate(EstimateRequest{}); });
+  EXPECT_EQ(e.field(), "source");
+}
+
+// llama.cpp's option rules (common/arg.cpp, llama-context.cpp at the pinned commit).
+TEST(LlamaCppOptions, CacheTypesFlashAttentionAndTheBatchClamp) {
+  EXPECT_EQ(llamacpp::cache_type_from_name("Q8_0"), DType::Q8_0);
+  EXPECT_EQ(llamacpp::cache_type_from_name("iq4_nl"), DType::IQ4_NL);
+  EXPECT_FALSE(llamacpp::cache_type_from_name("q4_k").has_value());
+  EXPECT_EQ(llamacpp::cache_type_names(), "f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1");
+  EXPECT_EQ(llamacpp::flash_attn_from_name("1"), llamacpp::FlashAttn::kOn);
+  EXPECT_EQ(llamacpp::flash_attn_from_name("false"), llamacpp::FlashAttn::kOff);
+  EXPECT_FALSE(llamacpp::flash_attn_from_name("yes").has_value());
+  EXPECT_EQ(llamacpp::effective_n_ubatch(256, 512), 256u);
+  EXPECT_EQ(llamacpp::effective_n_ubatch(2048, 512), 512u);
+  // --batch 256 caps the physical batch of a request too
+  WorkloadSpec spec;
+  spec.batch = 256;
+  EXPECT_EQ(find_engine("llamacpp").resolve(spec).n_ubatch, 256u);
+  EXPECT_EQ(llamacpp::fit_schemes().front(), "F16");
+  EXPECT_EQ(llamacpp::fit_schemes().back(), "Q2_K");
+}
+
+TEST(GpuSpec, MemorySizeWinsAndSaysWhereItCameFrom) {
+  GpuSpec spec;
+  spec.memory = "24GiB";
+  spec.memory_origin = "--vram 24GiB";
+  GpuProfile g = resolve_gpu(spec);
+  EXPECT_EQ(g.memory_bytes, uint64_t{24} << 30);
+  EXPECT_EQ(g.name, "custom");
+  EXPECT_EQ(g.display_name, "a GPU of --vram 24GiB");
+  EXPECT_EQ(g.cuda_context_bytes, default_gpu().cuda_context_bytes);  // the reference GPU's overhead
+  spec.name = "RTX-4090";
+  g = resolve_gpu(spec);
+  EXPECT_EQ(g.name, "RTX-4090");
+  EXPECT_EQ(g.cuda_context_bytes, find_gpu("RTX-4090").cuda_context_bytes);
+  EXPECT_EQ(g.memory_bytes, uint64_t{24} << 30);
+  spec.memory = "lots";
+  EXPECT_EQ(field_error_of([&] { resolve_gpu(spec); }).field(), "memory");
+}
+
+TEST(MeasuredComparison, ErrorIsRelativeToTheMeasurement) {
+  Estimate e;
+  e.process_peak_bytes = 110 * kMiB;
+  const MeasuredComparison c = compare_with_measurement(e, 100 * kMiB);
+  ASSERT_TRUE(c.error_percent.has_value());
+  EXPECT_DOUBLE_EQ(*c.error_percent, 10.0);
+  EXPECT_FALSE(compare_with_measurement(e, 0).error_percent.has_value());
+}
+
+// The CLI is a face over the library: the same request through the library and through `llmem estimate --json`
+// gives the same document, for each engine.
+TEST(EstimateSeam, LibraryAndCliGiveTheSameEstimate) {
+  EstimateRequest hf;
+  hf.source = "mistralai/Mistral-7B-v0.1";
+  hf.workload.prompt_tokens = 8192;
+  hf.workload.batch = 4;
+  hf.gpu.name = "A100-80GB";
+  CliRun cli = run_llmem("estimate mistralai/Mistral-7B-v0.1 --prompt 8192 --batch 4 --gpu A100-80GB --json", "HF_HUB_OFFLINE=1");
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(report::estimate_json(estimate(hf)), json::parse(cli.out));
+
+  EstimateRequest llama;
+  llama.source = "TinyLlama/TinyLlama-1.1B-Chat-v1.0";
+  llama.engine = "llama.cpp";
+  llama.workload.quant = "q8_0";
+  llama.workload.n_ctx = 32768;
+  llama.workload.n_gpu_layers = 10;
+  llama.workload.cache_type_k = llama.workload.cache_type_v = "q8_0";
+  llama.workload.flash_attn = "on";
+  llama.list_tensors = true;
+  cli = run_llmem(
+      "estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llama.cpp --quant q8_0 --ctx 32768 --ngl 10 --cache-type-k q8_0 "
+      "--cache-type-v q8_0 --flash-attn on --tensors --json",
+      "HF_HUB_OFFLINE=1");
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  const EstimateResult result = estimate(llama);
+  EXPECT_EQ(report::estimate_json(result), json::parse(cli.out));
+  EXPECT_EQ(result.estimate.weights_scheme, "Q8_0");
+  EXPECT_EQ(result.estimate.architecture, "llama");
+  EXPECT_FALSE(result.estimate.weight_tensors.empty());
+}
