@@ -11,7 +11,7 @@ namespace llmem::cli {
 namespace {
 
 const bool registered = register_command(20, [](CLI::App& root, int& exit_code) {
-  auto* cmd = root.add_subcommand("estimate", "Itemised GPU memory estimate for inference or fine-tuning (transformers)");
+  auto* cmd = root.add_subcommand("estimate", "Itemised GPU memory estimate for inference or fine-tuning (transformers), llama.cpp or vLLM serving");
   auto flags = std::make_shared<EstimateFlags>();
   auto as_json = std::make_shared<bool>(false);
   auto list_gpus = std::make_shared<bool>(false);
@@ -28,7 +28,10 @@ const bool registered = register_command(20, [](CLI::App& root, int& exit_code) 
       "  llmem estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --train full --precision amp-bf16 --seq 2048 --grad-ckpt\n"
       "  llmem estimate meta-llama/Llama-3.1-8B --train lora --lora-r 16 --json | jq .process_peak_bytes\n"
       "  llmem estimate mistralai/Mistral-7B-v0.1 --engine llamacpp --quant Q4_K_M --ctx 8192\n"
-      "  llmem estimate model-Q4_K_M.gguf --engine llamacpp --ctx 32768 --ngl 20 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on");
+      "  llmem estimate model-Q4_K_M.gguf --engine llamacpp --ctx 32768 --ngl 20 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on\n"
+      "  llmem estimate meta-llama/Llama-3.1-8B --engine vllm --gpu RTX-3090 --max-model-len 16384 --json\n"
+      "  llmem estimate Qwen/Qwen3-30B-A3B --engine vllm --gpu H100-80GB-HBM3 --tensor-parallel-size 2 --kv-cache-dtype fp8\n"
+      "  llmem estimate openai/gpt-oss-20b --engine vllm --vram 79.15GiB --gpu-memory-utilization 0.65 --vllm-version 0.11");
   cmd->callback([=, &exit_code] {
     exit_code = 0;
     if (*list_quants) {

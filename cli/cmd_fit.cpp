@@ -26,7 +26,12 @@ const FlagNames& fit_flag_names() {
       {"engine", "--engine"},         {"gpu", "--gpu"},           {"memory", "--vram"},
       {"gpus", "--gpus"},             {"prompt_tokens", "--prompt"}, {"new_tokens", "--new-tokens"},
       {"seq_tokens", "--seq"},        {"n_ctx", "--ctx"},         {"quant", "--quant"},
-      {"flash_attn", "--flash-attn"}, {"cache_type_k", "--cache-type"}, {"cache_type_v", "--cache-type"}};
+      {"flash_attn", "--flash-attn"}, {"cache_type_k", "--cache-type"}, {"cache_type_v", "--cache-type"},
+      {"vllm_version", "--vllm-version"}, {"vllm_dtype", "--dtype"}, {"gpu_memory_utilization", "--gpu-memory-utilization"},
+      {"max_model_len", "--max-model-len"}, {"max_num_seqs", "--max-num-seqs"},
+      {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},
+      {"block_size", "--block-size"}, {"tensor_parallel_size", "--tensor-parallel-size"},
+      {"kv_cache_memory", "--kv-cache-memory"}, {"serving_concurrency", "--concurrency"}};
   return names;
 }
 
@@ -42,12 +47,15 @@ void add_fit_flags(CLI::App* cmd, FitFlags& f) {
   cmd->add_option("--new-tokens", w.new_tokens, "Tokens generated after the prompt")->capture_default_str();
   cmd->add_option("--seq", w.seq_tokens, "Training sequence length")->capture_default_str();
   cmd->add_flag("--json", f.json, "Machine-readable output (options[]: precision, mode, fits, max_context, ...)");
-  cmd->add_option("--engine", f.request.engine, "transformers or llamacpp (quantised GGUF)")->capture_default_str();
+  cmd->add_option("--engine", f.request.engine, "transformers, llamacpp (quantised GGUF) or vllm")->capture_default_str();
   cmd->add_option("--ctx", w.n_ctx, "llama.cpp: context n_ctx")->capture_default_str();
   cmd->add_option("--quant", w.quant, "llama.cpp: one scheme only (default: F16 Q8_0 Q6_K Q5_K_M Q5_K_S Q4_K_M Q4_K_S Q4_0 IQ4_XS Q3_K_M Q2_K)");
   cmd->add_option("--flash-attn", w.flash_attn, "llama.cpp: on, off or auto")->capture_default_str();
   cmd->add_option("--cache-type", f.cache_type, "llama.cpp: K and V cache type (f16, q8_0, q4_0)")->capture_default_str();
   cmd->add_flag("--list-gpus", f.list_gpus, "List the GPU catalog and exit");
+  add_vllm_flags(cmd, w);
+  cmd->add_option_function<std::string>(
+      "--dtype", [&w](const std::string& v) { w.vllm_dtype = v; }, "vLLM: auto, float16, bfloat16, float32 (default auto)");
   add_source_options(cmd, f.source_options);
 }
 
@@ -79,6 +87,8 @@ const bool registered = register_command(25, [](CLI::App& root, int& exit_code) 
       "  llmem fit --vram 24GiB                            what in the embedded catalog runs on a 24 GiB card\n"
       "  llmem fit mistralai/Mistral-7B-v0.1 --engine llamacpp --vram 8GiB   per quantisation: fits, -ngl, max context\n"
       "  llmem fit --engine llamacpp --vram 8GiB           the catalog at the best quantisation that fits\n"
+      "  llmem fit meta-llama/Llama-3.1-8B --engine vllm --gpu L4   the largest --max-model-len vLLM starts with\n"
+      "  llmem fit Qwen/Qwen3-8B --engine vllm --gpu A100-80GB --max-model-len 32768 --concurrency 16\n"
       "--vram wins over --gpu's memory size (the GPU still gives the CUDA context overhead). Several GPUs are\n"
       "approximated by splitting the footprint evenly, not modelled.");
   cmd->callback([=, &exit_code] {

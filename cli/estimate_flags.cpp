@@ -4,11 +4,32 @@
 
 namespace llmem::cli {
 
+void add_vllm_flags(CLI::App* cmd, WorkloadSpec& w) {
+  // vLLM's own flag names (`vllm serve --help`) and defaults.
+  cmd->add_option("--vllm-version", w.vllm_version, "vLLM: the version whose start-up arithmetic applies (0.11.0, 0.7.3, 0.6.4; default the newest)");
+  cmd->add_option("--gpu-memory-utilization", w.gpu_memory_utilization, "vLLM: fraction of the GPU's total it budgets")->capture_default_str();
+  cmd->add_option_function<int64_t>("--max-model-len", [&w](const int64_t& v) { w.max_model_len = v; }, "vLLM: context length (default: the model's)");
+  cmd->add_option_function<int64_t>("--max-num-seqs", [&w](const int64_t& v) { w.max_num_seqs = v; }, "vLLM: sequences per step (default: vLLM's for the version and GPU)");
+  cmd->add_option_function<int64_t>("--max-num-batched-tokens", [&w](const int64_t& v) { w.max_num_batched_tokens = v; }, "vLLM: tokens per step (default: vLLM's)");
+  cmd->add_option("--kv-cache-dtype", w.kv_cache_dtype, "vLLM: auto, fp8, fp8_e4m3, fp8_e5m2")->capture_default_str();
+  cmd->add_option_function<int64_t>("--block-size", [&w](const int64_t& v) { w.block_size = v; }, "vLLM: tokens per KV block (default 16; 64 for MLA on 0.11)");
+  cmd->add_flag("--enforce-eager", w.enforce_eager, "vLLM: no CUDA graphs");
+  cmd->add_option("--tensor-parallel-size", w.tensor_parallel_size, "vLLM: GPUs the model is split over (figures are per GPU)")->capture_default_str();
+  cmd->add_option("--kv-cache-memory", w.kv_cache_memory, "vLLM 0.11: KV cache size (e.g. 20GiB) instead of the utilisation budget");
+  cmd->add_flag("--llm-class", w.vllm_llm_class, "vLLM: the LLM class's defaults instead of vllm serve's");
+  cmd->add_flag("--allow-long-max-model-len", w.allow_long_max_model_len, "vLLM: as VLLM_ALLOW_LONG_MAX_MODEL_LEN=1");
+  cmd->add_option("--concurrency", w.serving_concurrency,
+                  "vLLM: requests of --max-model-len tokens to hold at once: the --gpu-memory-utilization and "
+                  "--kv-cache-memory that do");
+}
+
 void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   EstimateRequest& r = f.request;
   WorkloadSpec& w = r.workload;
   cmd->add_option("SOURCE", r.source, "Model: config.json, weights, a directory, org/name (cache or catalog)");
-  cmd->add_option("--dtype", w.dtype, "Inference dtype: fp32, fp16, bf16")->capture_default_str();
+  cmd->add_option_function<std::string>(
+      "--dtype", [&w](const std::string& v) { w.dtype = v; w.vllm_dtype = v; },
+      "Inference dtype: fp32, fp16, bf16 (transformers, default fp16); vLLM: auto, float16, bfloat16, float32 (default auto)");
   cmd->add_option_function<int64_t>(
       "--batch", [&w](const int64_t& v) { w.batch = v; },
       "Batch size (transformers, default 1); llama.cpp: logical batch n_batch (default 2048)");
@@ -34,8 +55,12 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--flash-attn", w.flash_attn, "llama.cpp: flash attention on, off or auto")->capture_default_str();
   cmd->add_option("--parallel", w.n_parallel, "llama.cpp: parallel sequences (-np); each gets its own n_ctx/N slice of the KV cache (llama.cpp's default, non-unified)")->capture_default_str();
   cmd->add_flag("--tensors", r.list_tensors, "llama.cpp: list every tensor with the type it has (or would have) in the file");
+  cmd->add_option_function<std::string>(
+      "--vram", [&r](const std::string& v) { r.gpu.memory = v; r.gpu.memory_origin = "--vram " + v; },
+      "Memory per GPU, e.g. 24GiB (wins over --gpu's size); vLLM: the total torch reports, which it budgets against");
+  add_vllm_flags(cmd, w);
   add_source_options(cmd, f.source);
-  cmd->add_option("--engine", r.engine, "Inference engine: transformers or llamacpp")->capture_default_str();
+  cmd->add_option("--engine", r.engine, "Inference engine: transformers, llamacpp or vllm")->capture_default_str();
 }
 
 EstimateRequest estimate_request(const EstimateFlags& f) {
@@ -58,7 +83,12 @@ const FlagNames& estimate_flag_names() {
       {"lora_r", "--lora-r"},         {"lora_targets", "--lora-targets"}, {"quant", "--quant"},
       {"n_ctx", "--ctx"},             {"n_ubatch", "--ubatch"},         {"n_gpu_layers", "--ngl"},
       {"cache_type_k", "--cache-type-k"}, {"cache_type_v", "--cache-type-v"}, {"flash_attn", "--flash-attn"},
-      {"n_parallel", "--parallel"}};
+      {"n_parallel", "--parallel"},   {"memory", "--vram"},
+      {"vllm_version", "--vllm-version"}, {"vllm_dtype", "--dtype"}, {"gpu_memory_utilization", "--gpu-memory-utilization"},
+      {"max_model_len", "--max-model-len"}, {"max_num_seqs", "--max-num-seqs"},
+      {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},
+      {"block_size", "--block-size"}, {"tensor_parallel_size", "--tensor-parallel-size"},
+      {"kv_cache_memory", "--kv-cache-memory"}, {"serving_concurrency", "--concurrency"}};
   return names;
 }
 

@@ -20,6 +20,8 @@ struct EstimateFlags {
   SourceCliOptions source;
 };
 
+// vLLM's flags (names as `vllm serve`'s), shared by `estimate` and `fit`.
+void add_vllm_flags(CLI::App* cmd, WorkloadSpec& workload);
 // SOURCE, the workload, the GPU, --engine and the source options. `flags` must outlive parsing.
 void add_estimate_flags(CLI::App* cmd, EstimateFlags& flags);
 // The library request the flags stand for (with --verbose printed as soon as the source is open).

@@ -11,6 +11,7 @@ namespace llmem::adapters {
 
 const Engine& transformers_engine();
 const Engine& llamacpp_engine();
+const Engine& vllm_engine();
 
 // A count a user typed: positive, or a FieldError naming the field.
 inline uint64_t positive_count(int64_t value, const char* field) {

@@ -8,7 +8,8 @@
 namespace llmem {
 
 const std::vector<const Engine*>& engines() {
-  static const std::vector<const Engine*> all = {&adapters::transformers_engine(), &adapters::llamacpp_engine()};
+  static const std::vector<const Engine*> all = {&adapters::transformers_engine(), &adapters::llamacpp_engine(),
+                                                 &adapters::vllm_engine()};
   return all;
 }
 

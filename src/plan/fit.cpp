@@ -111,6 +111,7 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   o.weight_bytes = base.weight_bytes;
   o.weights_predicted = base.weights_predicted;
   o.layers = base.layers;
+  o.serving = base.serving;
   for (Knob knob : engine.fit_knobs()) {
     const KnobRange range = engine.knob_range(model, c.workload, knob);
     const uint64_t unknown_cap = knob == Knob::kBatch ? req.batch_cap : req.context_cap_unknown / range.unit;

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
+#include <sstream>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -159,6 +161,39 @@ ErrorSummary summarize(std::vector<double> errors) {
   return s;
 }
 
+// The configs of the models the catalog lacks, from the file beside a vLLM log file ("" when there is none).
+std::string configs_beside(const std::string& file) {
+  const auto path = std::filesystem::path(file).parent_path() / "vllm_public_logs_configs.jsonl";
+  std::ifstream in(path);
+  if (!in) return "";
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A published vLLM start-up log: every figure it prints that can be compared becomes a row.
+void add_startup_log(ValidationReport& out, const std::string& line, const std::string& configs) {
+  const StartupLogCheck c = check_startup_log(line, configs);
+  if (!c.not_modelled.empty()) {
+    out.serving_not_compared.push_back(c.id + ": " + c.not_modelled);
+    return;
+  }
+  for (const auto& f : c.compared) out.serving_rows.push_back({c.id, c.version_used, f.item, f.unit, f.logged, f.estimated});
+  for (const auto& s : c.skipped) out.serving_not_compared.push_back(c.id + ": " + s);
+}
+
+std::vector<ServingItemSummary> summarize_serving(const std::vector<ServingLogRow>& rows) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<double>> errors;
+  for (const auto& r : rows) {
+    if (!errors.count(r.item)) order.push_back(r.item);
+    errors[r.item].push_back(relative_error(r.estimated, r.logged));
+  }
+  std::vector<ServingItemSummary> out;
+  for (const auto& item : order) out.push_back({item, summarize(errors[item])});
+  return out;
+}
+
 std::vector<ValidationGroup> summarize_groups(const std::vector<ValidationRow>& rows) {
   std::map<std::string, std::vector<double>> framework, reserved, process;
   for (const auto& r : rows) {
@@ -190,6 +225,7 @@ ValidationReport validate_measurements(const std::vector<std::string>& files, co
   for (const auto& f : files) {
     std::ifstream in(f);
     if (!in) throw Error(ErrorKind::kNotFound, f, "cannot be read");
+    std::optional<std::string> configs;  // read when the file holds vLLM logs
     std::string line;
     size_t line_no = 0;
     while (std::getline(in, line)) {
@@ -201,6 +237,17 @@ ValidationReport validate_measurements(const std::vector<std::string>& files, co
       } catch (const json::exception&) {
         throw Error(ErrorKind::kInvalidInput, f, fmt::format("line {}: invalid JSON", line_no));
       }
+      // a vLLM start-up log, or a config its logs name (the configs file given along with them)
+      if (rec.contains("printed")) {
+        if (!configs) configs = configs_beside(f);
+        try {
+          add_startup_log(out, line, *configs);
+        } catch (const Error& e) {
+          throw Error(e.kind(), f, fmt::format("line {}: {}", line_no, e.what()));
+        }
+        continue;
+      }
+      if (rec.contains("config") && rec.contains("model") && !rec.contains("mode")) continue;
       try {
         if (auto r = evaluate(rec, gpu)) out.rows.push_back(std::move(*r));
         else ++out.skipped_failed_runs;
@@ -210,6 +257,7 @@ ValidationReport validate_measurements(const std::vector<std::string>& files, co
     }
   }
   out.groups = summarize_groups(out.rows);
+  out.serving_summary = summarize_serving(out.serving_rows);
   return out;
 }
 

@@ -14,6 +14,8 @@ namespace {
 
 // The engine whose estimates carry a file's facts (architecture, scheme, tensors) and per-device components.
 bool is_llamacpp(const EstimateResult& r) { return r.engine == "llamacpp"; }
+// Serving engines (vLLM) carry their start-up figures.
+bool is_serving(const EstimateResult& r) { return r.estimate.serving.has_value(); }
 
 json gpu_json(const GpuProfile& gpu) {
   return {{"name", gpu.name},
@@ -96,6 +98,108 @@ json llamacpp_json(const EstimateResult& r) {
     j["tensors"] = ts;
   }
   return j;
+}
+
+// vLLM: the keys of issue 17 (integers, bytes) at the top level, per GPU, and the settings they are for.
+json vllm_json(const EstimateResult& r) {
+  const Estimate& e = r.estimate;
+  const ServingFigures& s = *e.serving;
+  const Workload& w = r.workload;
+  json comps = json::array();
+  for (const auto& c : e.components) comps.push_back({{"name", c.name}, {"bytes", c.bytes}, {"detail", c.detail}});
+  json wl = {{"gpu_memory_utilization", s.gpu_memory_utilization},
+             {"max_model_len", s.max_model_len},
+             {"max_num_seqs", s.max_num_seqs},
+             {"max_num_batched_tokens", s.max_num_batched_tokens},
+             {"block_size", s.block_size},
+             {"dtype", w.vllm_dtype},
+             {"kv_cache_dtype", w.kv_cache_dtype},
+             {"enforce_eager", w.enforce_eager},
+             {"tensor_parallel_size", s.tensor_parallel_size},
+             {"entrypoint", w.vllm_llm_class ? "LLM" : "vllm serve"}};
+  if (w.kv_cache_memory_bytes) wl["kv_cache_memory_bytes"] = w.kv_cache_memory_bytes;
+  json j = {{"schema_version", 1},
+            {"source", r.source.spec},
+            {"engine", e.engine},
+            {"engine_version", e.engine_version},
+            {"architecture", e.architecture},
+            {"gpu", gpu_json(e.gpu)},
+            {"workload", wl},
+            {"total_memory_bytes", s.total_memory_bytes},
+            {"total_memory_basis", s.total_memory_basis},
+            {"requested_memory_bytes", s.requested_memory_bytes},
+            {"weight_bytes", e.weight_bytes},
+            {"activation_peak_bytes", s.activation_peak_bytes},
+            {"non_torch_bytes", s.non_torch_bytes},
+            {"cuda_graph_bytes", s.cuda_graph_bytes},
+            {"available_kv_cache_bytes", s.available_kv_bytes},
+            {"kv_cache_bytes", s.kv_cache_bytes},
+            {"kv_cache_blocks", s.kv_blocks},
+            {"kv_cache_tokens", s.kv_cache_tokens},
+            {"max_concurrency", s.max_concurrency},
+            {"kv_needed_bytes", s.kv_needed_bytes},
+            {"process_peak_bytes", e.process_peak_bytes},
+            {"starts", s.refusal.empty()},
+            {"refusal", s.refusal},
+            {"components", comps},
+            {"notes", e.notes}};
+  if (s.estimated_max_model_len) j["estimated_max_model_len"] = s.estimated_max_model_len;
+  if (w.serving_concurrency) {
+    j["target_concurrency"] = w.serving_concurrency;
+    j["min_gpu_memory_utilization"] = s.min_gpu_memory_utilization ? json(*s.min_gpu_memory_utilization) : json(nullptr);
+    j["kv_cache_memory_bytes_for_target"] = s.kv_cache_memory_bytes;
+  }
+  return j;
+}
+
+std::string vllm_description(const EstimateResult& r) {
+  const ServingFigures& s = *r.estimate.serving;
+  const Workload& w = r.workload;
+  return fmt::format("{}, gpu_memory_utilization {:.2f}, max_model_len {}, max_num_seqs {}, max_num_batched_tokens {}, "
+                     "KV {}{}{}",
+                     w.vllm_llm_class ? "LLM()" : "vllm serve", s.gpu_memory_utilization, s.max_model_len, s.max_num_seqs,
+                     s.max_num_batched_tokens, w.kv_cache_dtype == "auto" ? "in the model dtype" : w.kv_cache_dtype,
+                     s.tensor_parallel_size > 1 ? fmt::format(", tensor parallel {} (figures per GPU)", s.tensor_parallel_size) : "",
+                     w.enforce_eager ? ", eager" : "");
+}
+
+std::string vllm_text(const EstimateResult& r) {
+  const Estimate& e = r.estimate;
+  const ServingFigures& s = *e.serving;
+  std::string out;
+  append(out, "{} on {} with {}\n{}\n\n", r.source.display_name(), e.gpu.display_name, e.engine_version, vllm_description(r));
+  auto gib = [](double b) { return b / kGiB; };
+  append(out, "What vLLM's start-up log will say (per GPU):\n");
+  const std::string total_label = s.total_memory_basis == "torch"   ? "total (torch) x utilisation"
+                                  : s.total_memory_basis == "given" ? "total (given) x utilisation"
+                                                                    : "total (card size) x utilisation";
+  append(out, "  {:<34}{:>10.2f} GiB x {:.2f} = {:.2f} GiB\n", total_label, gib(s.total_memory_bytes),
+         s.gpu_memory_utilization, gib(s.requested_memory_bytes));
+  append(out, "  {:<34}{:>10.4f} GiB\n", "Model loading took", gib(e.weight_bytes));
+  append(out, "  {:<34}{:>10.2f} GiB\n", "activation peak (profile run)", gib(s.activation_peak_bytes));
+  append(out, "  {:<34}{:>10.2f} GiB\n", "non-torch memory", gib(s.non_torch_bytes));
+  append(out, "  {:<34}{:>10.2f} GiB\n", "Available KV cache memory", static_cast<double>(s.available_kv_bytes) / kGiB);
+  append(out, "  {:<34}{:>10} tokens ({} blocks of {})\n", "GPU KV cache size", format_thousands(s.kv_cache_tokens),
+         format_thousands(s.kv_blocks), s.block_size);
+  append(out, "  {:<34}{:>10.2f}x for {} tokens per request\n", "Maximum concurrency", s.max_concurrency,
+         format_thousands(s.max_model_len));
+  if (s.cuda_graph_bytes) append(out, "  {:<34}{:>10.2f} GiB (after the KV cache; not in the budget)\n", "CUDA graphs", gib(s.cuda_graph_bytes));
+  append(out, "\n{:<20}{:>14}  {}\n", "Component", "GiB", "what");
+  append(out, "{}\n", std::string(90, '-'));
+  for (const auto& c : e.components) append(out, "{:<20}{:>14.3f}  {}\n", c.name, gib(c.bytes), c.detail);
+  append(out, "{}\n", std::string(90, '-'));
+  append(out, "{:<20}{:>14.3f}  {}\n", "Process peak", gib(e.process_peak_bytes),
+         s.refusal.empty() ? "what nvidia-smi / NVML shows for the process, per GPU" : "the GPU memory it would need to start");
+  if (r.workload.serving_concurrency) {
+    append(out, "\nFor {} requests of {} tokens at once: ", r.workload.serving_concurrency, format_thousands(s.max_model_len));
+    if (s.min_gpu_memory_utilization) append(out, "--gpu-memory-utilization {:.3f}", *s.min_gpu_memory_utilization);
+    else append(out, "no --gpu-memory-utilization is enough");
+    append(out, ", or --kv-cache-memory {} ({:.2f} GiB)\n", s.kv_cache_memory_bytes, gib(s.kv_cache_memory_bytes));
+  }
+  append(out, "\n{}\n", s.refusal.empty() ? "vLLM starts." : "vLLM would not start: " + s.refusal);
+  for (const auto& n : e.notes)
+    if (n.rfind("vLLM would not start", 0) != 0) append(out, "note: {}\n", n);
+  return out;
 }
 
 std::string transformers_description(const Workload& w) {
@@ -181,13 +285,18 @@ std::string llamacpp_text(const EstimateResult& r) {
 
 }  // namespace
 
-json estimate_json(const EstimateResult& result) { return is_llamacpp(result) ? llamacpp_json(result) : transformers_json(result); }
+json estimate_json(const EstimateResult& result) {
+  if (is_serving(result)) return vllm_json(result);
+  return is_llamacpp(result) ? llamacpp_json(result) : transformers_json(result);
+}
 
 std::string estimate_text(const EstimateResult& result) {
+  if (is_serving(result)) return vllm_text(result);
   return is_llamacpp(result) ? llamacpp_text(result) : transformers_text(result);
 }
 
 std::string workload_description(const EstimateResult& result) {
+  if (is_serving(result)) return vllm_description(result);
   return is_llamacpp(result) ? llamacpp_description(result) : transformers_description(result.workload);
 }
 

@@ -207,10 +207,87 @@ std::string llama_ranking_text(const FitRanking& rk, const FitRequest& req) {
   return out;
 }
 
+// ---- vLLM: the largest --max-model-len that starts, the concurrency at the requested one, and for --concurrency
+// the utilisation and --kv-cache-memory that hold it
+
+bool is_vllm(const std::string& engine) { return engine == "vllm"; }
+
+json vllm_option_json(const FitOption& o) {
+  json j = {{"starts", o.fits},
+            {"largest_max_model_len", o.max_context},
+            {"model_max_len", o.context_cap},
+            {"weight_bytes", o.weight_bytes},
+            {"process_peak_bytes", o.process_peak_bytes}};
+  if (o.serving) {
+    const ServingFigures& s = *o.serving;
+    j["max_model_len"] = s.max_model_len;
+    j["total_memory_bytes"] = s.total_memory_bytes;
+    j["total_memory_basis"] = s.total_memory_basis;
+    j["gpu_memory_utilization"] = s.gpu_memory_utilization;
+    j["available_kv_cache_bytes"] = s.available_kv_bytes;
+    j["kv_cache_tokens"] = s.kv_cache_tokens;
+    j["max_concurrency"] = s.max_concurrency;
+    if (o.workload.serving_concurrency) {
+      j["target_concurrency"] = o.workload.serving_concurrency;
+      j["min_gpu_memory_utilization"] = s.min_gpu_memory_utilization ? json(*s.min_gpu_memory_utilization) : json(nullptr);
+      j["kv_cache_memory_bytes"] = s.kv_cache_memory_bytes;
+    }
+  }
+  return j;
+}
+
+std::string vllm_fit_text(const FitResult& r, const FitRequest& req) {
+  std::string out;
+  append(out, "{} under vLLM {} on {} ({:.1f} GiB)\n\n", r.source.display_name(),
+         r.options.empty() ? std::string() : r.options.front().workload.vllm_version, req.gpu.display_name, gib(req.gpu.memory_bytes));
+  for (const auto& o : r.options) {
+    if (!o.serving) continue;
+    const ServingFigures& s = *o.serving;
+    append(out, "At --max-model-len {} and --gpu-memory-utilization {:.2f}: {}; KV cache {} tokens, {:.2f}x concurrency.\n",
+           format_thousands(s.max_model_len), s.gpu_memory_utilization, o.fits ? "starts" : "does not start",
+           format_thousands(s.kv_cache_tokens), s.max_concurrency);
+    append(out, "Largest --max-model-len that starts: {}\n",
+           o.max_context ? format_thousands(o.max_context) + (o.context_capped ? " (the model's maximum)" : "") : "none");
+    if (o.workload.serving_concurrency) {
+      append(out, "For {} requests of {} tokens at once: ", o.workload.serving_concurrency, format_thousands(s.max_model_len));
+      if (s.min_gpu_memory_utilization) append(out, "--gpu-memory-utilization {:.3f}", *s.min_gpu_memory_utilization);
+      else append(out, "no --gpu-memory-utilization is enough");
+      append(out, ", or --kv-cache-memory {} ({:.2f} GiB)\n", s.kv_cache_memory_bytes, gib(s.kv_cache_memory_bytes));
+    }
+    // vLLM budgets against the total torch reports; only some cards' totals are known from public logs
+    if (s.total_memory_basis == "nominal")
+      append(out, "note: budgeted against the card's size ({:.2f} GiB); torch reports a few hundred MiB less "
+                  "(give that as the GPU's memory)\n", gib(s.total_memory_bytes));
+  }
+  return out;
+}
+
+std::string vllm_ranking_text(const FitRanking& rk, const FitRequest& req) {
+  std::string out;
+  append(out, "The embedded catalog under vLLM on {} ({:.1f} GiB): the largest --max-model-len that starts\n\n",
+         req.gpu.display_name, gib(req.gpu.memory_bytes));
+  append(out, "{:<44} {:>9} {:>12} {:>16}\n", "model", "params B", "weights GiB", "max-model-len");
+  for (const auto& m : rk.fits)
+    append(out, "{:<44} {:>9.2f} {:>12.2f} {:>16}\n", m.id, static_cast<double>(m.params) / 1e9, gib(m.best.weight_bytes),
+           format_thousands(m.best.max_context));
+  if (!rk.does_not_fit.empty()) {
+    append(out, "\ndoes not start:\n");
+    for (const auto& m : rk.does_not_fit)
+      append(out, "  {:<44} {:>9.2f} B  {:.2f} GiB needed\n", m.id, static_cast<double>(m.params) / 1e9, gib(m.best.process_peak_bytes));
+  }
+  for (const auto& s : rk.skipped) append(out, "skipped: {}\n", s);
+  return out;
+}
+
 }  // namespace
 
 json fit_json(const FitResult& r, const FitRequest& req) {
   json options = json::array();
+  if (is_vllm(r.engine)) {
+    for (const auto& o : r.options) options.push_back(vllm_option_json(o));
+    return {{"schema_version", 1}, {"engine", "vllm"}, {"source", source_json(r.source)}, {"params", r.params},
+            {"gpu", gpu_json(req)}, {"options", options}};
+  }
   if (is_llamacpp(r.engine)) {
     for (const auto& o : r.options) options.push_back(llama_option_json(o));
     return {{"schema_version", 1}, {"engine", "llama.cpp"}, {"source", source_json(r.source)}, {"architecture", r.architecture},
@@ -230,11 +307,24 @@ json fit_json(const FitResult& r, const FitRequest& req) {
 }
 
 std::string fit_text(const FitResult& r, const FitRequest& req) {
+  if (is_vllm(r.engine)) return vllm_fit_text(r, req);
   return is_llamacpp(r.engine) ? llama_fit_text(r, req) : transformers_fit_text(r, req);
 }
 
 json ranking_json(const FitRanking& rk, const FitRequest& req) {
   json fits = json::array(), not_fit = json::array();
+  if (is_vllm(rk.engine)) {
+    auto ranked = [](const RankedModel& m) {
+      json j = vllm_option_json(m.best);
+      j["model"] = m.id;
+      j["params"] = m.params;
+      return j;
+    };
+    for (const auto& m : rk.fits) fits.push_back(ranked(m));
+    for (const auto& m : rk.does_not_fit) not_fit.push_back(ranked(m));
+    return {{"schema_version", 1}, {"engine", "vllm"}, {"gpu", gpu_json(req)}, {"models", fits},
+            {"does_not_fit", not_fit}, {"skipped", rk.skipped}};
+  }
   const bool llama = is_llamacpp(rk.engine);
   for (const auto& m : rk.fits) fits.push_back(llama ? llama_ranked_json(m) : ranked_json(m));
   for (const auto& m : rk.does_not_fit) not_fit.push_back(llama ? llama_ranked_json(m) : ranked_json(m));
@@ -252,6 +342,7 @@ json ranking_json(const FitRanking& rk, const FitRequest& req) {
 }
 
 std::string ranking_text(const FitRanking& rk, const FitRequest& req) {
+  if (is_vllm(rk.engine)) return vllm_ranking_text(rk, req);
   return is_llamacpp(rk.engine) ? llama_ranking_text(rk, req) : transformers_ranking_text(rk, req);
 }
 

@@ -52,6 +52,52 @@ void append_summary(std::string& out, const ValidationGroup& g, bool markdown) {
            100 * p.median_abs_error, 100 * p.max_abs_error);
 }
 
+// A figure in its log's unit: GiB to the hundredth (as vLLM prints them), counts whole, ratios as printed.
+std::string serving_figure(double v, const std::string& unit) {
+  if (unit == "GiB") return fmt::format("{:.2f}", v);
+  if (unit == "x") return fmt::format("{:.2f}", v);
+  return fmt::format("{:.0f}", v);
+}
+
+// vLLM start-up logs: each printed figure beside llmem's, in the log's unit.
+void append_serving_rows(std::string& out, const ValidationReport& report) {
+  append(out, "{:<38}{:<64}{:>10}{:>10}{:>9}\n", "vLLM start-up log", "figure", "logged", "llmem", "err");
+  for (const auto& r : report.serving_rows)
+    append(out, "{:<38}{:<64}{:>10}{:>10}{:>+8.2f}%\n", r.id.substr(0, 37), (r.item + " (" + r.unit + ")").substr(0, 63),
+           serving_figure(r.logged, r.unit), serving_figure(r.estimated, r.unit), 100 * relative_error(r.estimated, r.logged));
+  append(out, "\n");
+}
+
+void append_serving_summary(std::string& out, const ValidationReport& report, bool markdown) {
+  if (markdown) {
+    append(out, "\n| vLLM start-up logs: figure | cases | median / max abs error |\n|---|---:|---:|\n");
+    for (const auto& s : report.serving_summary)
+      append(out, "| {} | {} | {:.2f} % / {:.2f} % |\n", s.item, s.error.cases, 100 * s.error.median_abs_error,
+             100 * s.error.max_abs_error);
+    return;
+  }
+  for (const auto& s : report.serving_summary)
+    append(out, "vLLM {:<62}{:>3} logs   |err| median {:.2f} %, max {:.2f} %\n", s.item, s.error.cases,
+           100 * s.error.median_abs_error, 100 * s.error.max_abs_error);
+  if (!report.serving_not_compared.empty()) {
+    append(out, "not compared:\n");
+    for (const auto& n : report.serving_not_compared) append(out, "  {}\n", n);
+  }
+}
+
+json serving_json(const ValidationReport& report) {
+  json rows = json::array();
+  for (const auto& r : report.serving_rows)
+    rows.push_back({{"id", r.id}, {"version_used", r.version_used}, {"figure", r.item}, {"unit", r.unit},
+                    {"logged", r.logged}, {"estimated", r.estimated}, {"relative_error", relative_error(r.estimated, r.logged)}});
+  json summary = json::object();
+  for (const auto& s : report.serving_summary)
+    summary[s.item] = {{"cases", s.error.cases},
+                       {"median_abs_error", s.error.median_abs_error},
+                       {"max_abs_error", s.error.max_abs_error}};
+  return {{"rows", rows}, {"summary", summary}, {"not_compared", report.serving_not_compared}};
+}
+
 }  // namespace
 
 json validation_json(const ValidationReport& report) {
@@ -75,14 +121,20 @@ json validation_json(const ValidationReport& report) {
                      {"process_median_abs_error", g.process.median_abs_error},
                      {"process_max_abs_error", g.process.max_abs_error}};
   }
-  return {{"rows", rows}, {"summary", summary}, {"skipped_failed_runs", report.skipped_failed_runs}};
+  json j = {{"rows", rows}, {"summary", summary}, {"skipped_failed_runs", report.skipped_failed_runs}};
+  // present only when vLLM logs were read, so the other files' output stays as it was
+  if (!report.serving_rows.empty() || !report.serving_not_compared.empty()) j["vllm"] = serving_json(report);
+  return j;
 }
 
 std::string validation_text(const ValidationReport& report, ValidationView view) {
   const bool markdown = view == ValidationView::kMarkdown;
   std::string out;
-  if (view == ValidationView::kTable) append_rows(out, report);
-  if (markdown) {
+  const bool serving = !report.serving_rows.empty() || !report.serving_not_compared.empty();
+  const bool transformers_or_llamacpp = !serving || !report.rows.empty() || report.skipped_failed_runs;
+  if (view == ValidationView::kTable && transformers_or_llamacpp) append_rows(out, report);
+  if (view == ValidationView::kTable && !report.serving_rows.empty()) append_serving_rows(out, report);
+  if (markdown && transformers_or_llamacpp) {
     append(out, "| workload | cases | framework peak: median / max abs error | reserved: median / max | process (NVML): median / max |\n");
     append(out, "|---|---:|---:|---:|---:|\n");
   }
@@ -93,6 +145,7 @@ std::string validation_text(const ValidationReport& report, ValidationView view)
   }
   if (report.skipped_failed_runs && !markdown)
     append(out, "({} measured runs that failed, e.g. out of memory, are not compared)\n", report.skipped_failed_runs);
+  if (serving) append_serving_summary(out, report, markdown);
   return out;
 }
 

@@ -40,10 +40,11 @@ FieldError field_error_of(Call call) {
 
 }  // namespace
 
-TEST(EngineRegistry, ListsBothEnginesAndFindsThemByAlias) {
+TEST(EngineRegistry, ListsTheEnginesAndFindsThemByAlias) {
   std::vector<std::string> names;
   for (const Engine* e : engines()) names.push_back(e->name());
-  EXPECT_EQ(names, (std::vector<std::string>{"transformers", "llamacpp"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"transformers", "llamacpp", "vllm"}));
+  EXPECT_EQ(find_engine("vLLM").name(), "vllm");
   EXPECT_EQ(find_engine("hf").name(), "transformers");
   EXPECT_EQ(find_engine("llama.cpp").name(), "llamacpp");
   EXPECT_EQ(find_engine("llama-cpp").name(), "llamacpp");
@@ -55,15 +56,15 @@ TEST(EngineRegistry, ListsBothEnginesAndFindsThemByAlias) {
 }
 
 TEST(EngineRegistry, UnknownEngineIsAUsageErrorNamingTheKnownOnes) {
-  const FieldError e = field_error_of([] { find_engine("vllm"); });
+  const FieldError e = field_error_of([] { find_engine("sglang"); });
   EXPECT_EQ(e.kind(), ErrorKind::kUsage);
   EXPECT_EQ(e.field(), "engine");
-  EXPECT_EQ(std::string(e.what()), "unknown engine 'vllm' (transformers or llamacpp)");
-  EXPECT_EQ(e.message_for("--engine"), "unknown --engine 'vllm' (transformers or llamacpp)");
+  EXPECT_EQ(std::string(e.what()), "unknown engine 'sglang' (transformers, llamacpp or vllm)");
+  EXPECT_EQ(e.message_for("--engine"), "unknown --engine 'sglang' (transformers, llamacpp or vllm)");
   // the CLI words the same error with its flag
-  const CliRun r = run_llmem("estimate microsoft/phi-2 --engine vllm");
+  const CliRun r = run_llmem("estimate microsoft/phi-2 --engine sglang");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "llmem: unknown --engine 'vllm' (transformers or llamacpp)\n");
+  EXPECT_EQ(r.err, "llmem: unknown --engine 'sglang' (transformers, llamacpp or vllm)\n");
 }
 
 // Each engine states the version its mechanisms were read from; its estimates say the same.
@@ -117,6 +118,37 @@ TEST(EstimateRequest, BadFieldsAreNamedByTheLibraryAndByTheCliFlag) {
   // a request with no source at all
   e = field_error_of([] { estimate(EstimateRequest{}); });
   EXPECT_EQ(e.field(), "source");
+}
+
+// vLLM behind the seam: the request's fields reach the engine, its start-up figures come back in
+// Estimate::serving, and its bad values are FieldErrors the CLI words with vLLM's flag names.
+TEST(EstimateRequest, VllmFiguresAndFieldErrors) {
+  EstimateRequest r;
+  r.source_facts = catalog_facts("meta-llama/Llama-3.1-8B");
+  r.engine = "vllm";
+  r.gpu.name = "RTX-3090";
+  r.workload.vllm_version = "0.6.4";
+  r.workload.max_model_len = 20000;
+  const Estimate e = estimate(r).estimate;
+  ASSERT_TRUE(e.serving.has_value());
+  // vllm-project/vllm#10517 (0.6.4, RTX 3090, max_model_len 20000): "total_gpu_memory=23.58GiB",
+  // "Loading model weights took 14.9888 GB" (GiB by its arithmetic)
+  EXPECT_NEAR(static_cast<double>(e.serving->total_memory_bytes) / (1ull << 30), 23.58, 0.005);
+  EXPECT_EQ(e.serving->total_memory_basis, "torch");
+  EXPECT_NEAR(static_cast<double>(e.weight_bytes) / (1ull << 30), 14.9888, 0.0001);
+  EXPECT_TRUE(e.serving->refusal.empty());
+  EXPECT_EQ(e.engine_version, "vLLM 0.6.4");
+
+  WorkloadSpec spec;
+  spec.vllm_version = "0.9";
+  FieldError fe = field_error_of([&] { find_engine("vllm").resolve(spec); });
+  EXPECT_EQ(fe.field(), "vllm_version");
+  CliRun cli = run_llmem("estimate meta-llama/Llama-3.1-8B --engine vllm --gpu-memory-utilization 1.5", "HF_HUB_OFFLINE=1");
+  EXPECT_EQ(cli.exit_code, 2);
+  EXPECT_EQ(cli.err, "llmem: --gpu-memory-utilization must be in (0, 1], got 1.5\n");
+  cli = run_llmem("estimate meta-llama/Llama-3.1-8B --engine vllm --kv-cache-dtype int4", "HF_HUB_OFFLINE=1");
+  EXPECT_EQ(cli.exit_code, 2);
+  EXPECT_EQ(cli.err.rfind("llmem: --kv-cache-dtype must be auto, fp8", 0), 0u) << cli.err;
 }
 
 // llama.cpp's option rules (common/arg.cpp, llama-context.cpp at the pinned commit).

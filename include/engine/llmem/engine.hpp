@@ -55,6 +55,21 @@ struct Workload {
   DType cache_type_v = DType::F16;
   FlashAttention flash_attn = FlashAttention::kAuto;
   uint64_t n_parallel = 1;           // sequences, each with its own n_ctx / n_parallel slice of the KV cache
+  // vLLM (names as `vllm serve`'s flags; 0 or "" = vLLM's default for the version and GPU)
+  std::string vllm_version;          // a pinned version ("0.11.0")
+  std::string vllm_dtype = "auto";   // --dtype: auto, float16, bfloat16, float32
+  double gpu_memory_utilization = 0.9;
+  uint64_t max_model_len = 0;        // 0: the model's own maximum
+  uint64_t max_num_seqs = 0;
+  uint64_t max_num_batched_tokens = 0;
+  uint64_t block_size = 0;
+  std::string kv_cache_dtype = "auto";  // auto, fp8, fp8_e4m3, fp8_e5m2
+  bool enforce_eager = false;
+  uint64_t tensor_parallel_size = 1;
+  uint64_t kv_cache_memory_bytes = 0;   // --kv-cache-memory (0: budget by gpu_memory_utilization)
+  bool vllm_llm_class = false;          // the LLM class's defaults rather than `vllm serve`'s
+  uint64_t serving_concurrency = 0;     // fit: requests of max_model_len tokens to hold at once (0: none asked)
+  bool allow_long_max_model_len = false;  // VLLM_ALLOW_LONG_MAX_MODEL_LEN=1
 };
 
 struct GpuProfile {
@@ -87,6 +102,30 @@ struct WeightTensor {
   uint64_t bytes = 0;
 };
 
+// A serving engine's start-up figures (vLLM), per GPU, as its start-up log reports them; see docs/json.md.
+struct ServingFigures {
+  uint64_t total_memory_bytes = 0;      // what the framework sees as the GPU's total (torch's cudaMemGetInfo)
+  std::string total_memory_basis;       // "torch" (as logs print it for the card), "given", or "nominal" (card size)
+  double gpu_memory_utilization = 0;
+  uint64_t requested_memory_bytes = 0;  // total x utilisation: the budget
+  uint64_t activation_peak_bytes = 0;   // the profile run's peak over the weights
+  uint64_t non_torch_bytes = 0;         // memory outside torch that the budget counts
+  uint64_t cuda_graph_bytes = 0;        // CUDA graph pool
+  int64_t available_kv_bytes = 0;       // budget left for the KV cache (negative: it does not start)
+  uint64_t kv_cache_bytes = 0;          // allocated: blocks x bytes per block
+  uint64_t kv_blocks = 0;
+  uint64_t block_size = 0;              // tokens per block
+  uint64_t kv_cache_tokens = 0;
+  double max_concurrency = 0;           // requests of max_model_len tokens the cache holds at once
+  uint64_t kv_needed_bytes = 0;         // one request of max_model_len tokens
+  uint64_t estimated_max_model_len = 0; // the engine's own suggestion when it refuses (0: it starts)
+  uint64_t max_model_len = 0, max_num_seqs = 0, max_num_batched_tokens = 0, tensor_parallel_size = 1;
+  std::string refusal;                  // the engine's error at start-up, "" when it starts
+  // fit's answers for Workload::serving_concurrency requests of max_model_len tokens
+  std::optional<double> min_gpu_memory_utilization;
+  uint64_t kv_cache_memory_bytes = 0;   // the --kv-cache-memory value that holds them
+};
+
 struct Estimate {
   std::string engine;                 // "transformers"
   std::string engine_version;         // the version whose mechanisms were modelled
@@ -106,6 +145,7 @@ struct Estimate {
   std::string weights_scheme;         // the file's quantisation scheme ("Q4_K_M") or a GGUF's file type
   bool weights_predicted = false;     // tensor types predicted from a config rather than read from a GGUF
   std::vector<WeightTensor> weight_tensors;  // filled on request only (EstimateRequest::list_tensors)
+  std::optional<ServingFigures> serving;     // serving engines (vLLM) only
 };
 
 }  // namespace llmem

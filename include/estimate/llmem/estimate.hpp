@@ -55,6 +55,21 @@ struct WorkloadSpec {
   std::string cache_type_v = "f16";
   std::string flash_attn = "auto";        // on, off, auto
   int64_t n_parallel = 1;
+  // vLLM (flag names as `vllm serve`'s)
+  std::string vllm_version;               // "" = the newest pinned version
+  std::string vllm_dtype = "auto";        // auto, float16, bfloat16, float32 (also fp16, bf16, fp32)
+  double gpu_memory_utilization = 0.9;
+  std::optional<int64_t> max_model_len;   // default: the model's maximum
+  std::optional<int64_t> max_num_seqs;    // default: vLLM's for the version, entry point and GPU
+  std::optional<int64_t> max_num_batched_tokens;
+  std::optional<int64_t> block_size;
+  std::string kv_cache_dtype = "auto";
+  bool enforce_eager = false;
+  int64_t tensor_parallel_size = 1;
+  std::string kv_cache_memory;            // a size, e.g. "20GiB"; "" = budget by gpu_memory_utilization
+  bool vllm_llm_class = false;            // the LLM class's defaults instead of `vllm serve`'s
+  int64_t serving_concurrency = 0;        // fit: requests of max_model_len tokens to hold at once
+  bool allow_long_max_model_len = false;  // VLLM_ALLOW_LONG_MAX_MODEL_LEN=1
 };
 
 // The GPU of a request.
@@ -195,5 +210,27 @@ struct MeasuredComparison {
   std::optional<double> error_percent;  // (estimated - measured) / measured, where something was measured
 };
 MeasuredComparison compare_with_measurement(const Estimate& estimate, uint64_t measured_process_peak_bytes);
+
+// ---- a serving engine's published start-up log ------------------------------------------------------------
+// One start-up log users posted (bench/data/vllm_public_logs*.jsonl, fields in bench/vllm/README.md), each figure it
+// prints beside the engine's: end to end (from the model, the settings and the GPU) and, where the log prints the
+// available KV memory, the KV layout alone (blocks, tokens, concurrency from that memory).
+struct LoggedFigure {
+  std::string item;          // "weights", "available_kv", "gpu_blocks from the logged available memory", ...
+  std::string unit;          // "GiB", "blocks", "tokens", "x"
+  double logged = 0, estimated = 0;
+};
+struct StartupLogCheck {
+  std::string id;
+  std::string engine;                 // "vllm"
+  std::string version_used;           // the pinned version whose rules were applied (and why, when not the log's)
+  std::vector<LoggedFigure> compared;
+  std::vector<std::string> skipped;   // printed figures that cannot be compared, with the reason
+  std::string not_modelled;           // non-empty when nothing could be compared (and why)
+};
+// `record` is one line of such a file; `configs_jsonl` the text of the configs file beside it (the configs of models
+// the catalog lacks). Throws Error(kInvalidInput) for a record that lacks a field, kNotFound for a config it names
+// that neither holds.
+StartupLogCheck check_startup_log(const std::string& record, const std::string& configs_jsonl);
 
 }  // namespace llmem

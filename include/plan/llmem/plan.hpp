@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,9 @@ struct FitOption {
   uint64_t max_batch = 0;            // at the requested context; 0 where batch 1 does not fit
   bool batch_capped = false;
   int64_t max_gpu_layers = -1;       // llama.cpp: largest -ngl that fits (layers + 1 = all); -1: none
+  // serving engines (vLLM): the start-up figures at the requested settings (max_context is then the largest
+  // --max-model-len that starts, and the utilisation/--kv-cache-memory answers are for --concurrency)
+  std::optional<ServingFigures> serving;
 };
 
 // Bytes per GPU when a process footprint is split over `gpus` GPUs (see the approximation above).
