@@ -97,6 +97,14 @@ void expand_name(const Family& f, const Dims& dims, const HfConfig& cfg, const s
     expand_name(f, dims, cfg, name.substr(0, open) + std::to_string(i) + name.substr(close + 1), out);
 }
 
+// A linear layer's 2-D weight "<path>.<module>.weight" is named by its module, as peft's target_modules match it.
+std::string linear_module_name(const TensorInfo& t) {
+  constexpr std::string_view kWeight = ".weight";
+  if (!is_linear_role(t.role) || t.shape.size() != 2 || !t.name.ends_with(kWeight)) return "";
+  const std::string path = t.name.substr(0, t.name.size() - kWeight.size());
+  return path.substr(path.rfind('.') + 1);
+}
+
 void emit(const Family& f, const Row& r, const Dims& dims, const HfConfig& cfg, DType dtype, const std::string& name,
           int64_t layer, ArchModel& out) {
   std::vector<std::string> names;
@@ -117,6 +125,8 @@ void emit(const Family& f, const Row& r, const Dims& dims, const HfConfig& cfg, 
     t.shape = shape;
     t.dtype = dtype;
     t.layer = layer;
+    t.role = r.role;
+    t.module_name = linear_module_name(t);
     auto bytes = dtype_bytes(dtype, *numel);
     if (!bytes) throw Error(ErrorKind::kInvalidInput, cfg.origin(), "tensor " + t.name + " is too large");
     t.data_bytes = *bytes;
@@ -193,6 +203,7 @@ ArchModel model_from_config(const HfConfig& cfg) {
   }
   ArchModel out;
   out.facts.family = f->name;
+  out.facts.traits = f->traits;  // the reader refines what depends on the config
   out.facts.model_type = cfg.model_type();
   auto archs = cfg.architectures();
   if (!archs.empty()) out.facts.architecture = archs.front();
@@ -231,7 +242,11 @@ ArchModel model_from_config(const HfConfig& cfg) {
   out.facts.attn_dropout = positive({"attn_pdrop", "attention_dropout", "attention_probs_dropout_prob"}) ||
                            (gpt2_like && !cfg.has("attn_pdrop"));
   out.facts.embd_dropout = positive({"embd_pdrop"}) || (gpt2_like && !cfg.has("embd_pdrop"));
-  out.facts.final_logit_softcap = cfg.has("final_logit_softcapping") && cfg.json().at("final_logit_softcapping").is_number();
+  // Soft-caps where the config sets one (Gemma 2: final_logit_softcapping 30, attn_logit_softcapping 50; null
+  // turns them off, as in Gemma 3).
+  auto number = [&](const char* key) { return cfg.has(key) && cfg.json().at(key).is_number(); };
+  out.facts.traits.final_logit_softcap = number("final_logit_softcapping");
+  out.facts.traits.attn_logit_softcap = number("attn_logit_softcapping");
   out.facts.partial_rotary = cfg.number_or("partial_rotary_factor", cfg.number_or("rotary_pct", 1.0));
   return out;
 }

@@ -16,6 +16,7 @@ enum class Layers { kAll, kDense, kMoe };
 
 struct Row {
   const char* name;         // "model.layers.{layers}.mlp.experts.{experts}.up_proj.weight"
+  TensorRole role;          // what the tensor is in the forward pass (engines read it, never the name)
   const char* shape;        // "moe_ffn, hidden" — comma-separated products/quotients of dims and integers
   const char* when = "";    // "" always; "flag" when set; "!flag" when not set
   Layers layers = Layers::kAll;
@@ -40,6 +41,9 @@ struct Family {
   const char* name;
   std::vector<std::string> model_types;
   std::vector<std::string> architectures;
+  // The family's forward-pass mechanisms; its reader refines those that depend on the config (a model_type of
+  // the family, a config switch) in ModelFacts::traits, which starts as a copy of these.
+  ArchTraits traits;
   // Reads the config into dims and flags (and the normalised facts). Must set "layers" (decoder layer count).
   std::function<void(const HfConfig&, Dims&, ModelFacts&)> read;
   std::vector<Row> rows;

@@ -6,8 +6,11 @@
 // against published counts.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
+#include <stdexcept>
 #include <numeric>
 #include <sstream>
 
@@ -161,4 +164,218 @@ TEST(Arch, BadFieldsAreOneLineErrorsNamingTheKey) {
   // Dimensions each plausible alone whose product overflows 64 bits.
   expect_error(R"({"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 1, "hidden_size": 1099511627776,
                   "intermediate_size": 1099511627776, "vocab_size": 1099511627776})", "overflow");
+}
+
+// --- typed traits and tensor roles --------------------------------------------------------------------------------
+// Each expectation is a fact read from the family's modeling file in transformers 5.17 (or the model's remote code),
+// cited beside it; none is read back from llmem's own tables.
+
+namespace {
+
+const TensorInfo& tensor_named(const ArchModel& m, const std::string& name) {
+  for (const auto& t : m.tensors)
+    if (t.name == name) return t;
+  throw std::runtime_error("no tensor " + name);
+}
+
+size_t count_role(const ArchModel& m, TensorRole role, int64_t layer) {
+  size_t n = 0;
+  for (const auto& t : m.tensors) n += t.role == role && t.layer == layer;
+  return n;
+}
+
+}  // namespace
+
+// modeling_bloom.py: BloomBlock uses nn.LayerNorm; BloomAttention has one query_key_value Linear whose output is
+// viewed as [.., heads, 3, head_dim], builds scores with alibi.baddbmm and has no SDPA path; BloomModel applies
+// word_embeddings_layernorm to the embeddings; positions are ALiBi biases, not parameters.
+TEST(ArchTraits, BloomIsLayerNormFusedQkvAlibiEagerOnly) {
+  const ArchModel m = from_catalog_file("bigscience__bloom-560m.json");
+  const ArchTraits& tr = m.facts.traits;
+  EXPECT_EQ(tr.norm, NormKind::kLayerNorm);
+  EXPECT_EQ(tr.residual, ResidualKind::kSequential);
+  EXPECT_EQ(tr.qkv, QkvLayout::kFused);
+  EXPECT_EQ(m.facts.position_kind, "alibi");
+  EXPECT_EQ(tr.default_attention, AttentionImpl::kEager);
+  EXPECT_TRUE(tr.materialises_scores);
+  EXPECT_TRUE(tr.scores_from_baddbmm);
+  EXPECT_TRUE(tr.block_returns_attn_weights);
+  EXPECT_FALSE(tr.conv1d_weights);
+  const TensorInfo& qkv = tensor_named(m, "transformer.h.3.self_attention.query_key_value.weight");
+  EXPECT_EQ(qkv.role, TensorRole::kAttnQkv);
+  EXPECT_EQ(qkv.layer, 3);
+  EXPECT_EQ(qkv.module_name, "query_key_value");
+  EXPECT_EQ(qkv.shape, (std::vector<uint64_t>{3 * 1024, 1024}));
+  EXPECT_EQ(tensor_named(m, "transformer.h.3.self_attention.query_key_value.bias").module_name, "");  // a bias
+  EXPECT_EQ(tensor_named(m, "transformer.word_embeddings.weight").role, TensorRole::kTokenEmbedding);
+  EXPECT_EQ(tensor_named(m, "transformer.word_embeddings_layernorm.weight").role, TensorRole::kNorm);
+  EXPECT_EQ(tensor_named(m, "transformer.h.0.mlp.dense_h_to_4h.weight").role, TensorRole::kMlpIn);
+  EXPECT_EQ(tensor_named(m, "transformer.h.0.mlp.dense_4h_to_h.weight").role, TensorRole::kMlpOut);
+  EXPECT_EQ(count_role(m, TensorRole::kPositionEmbedding, -1), 0u);
+}
+
+// modeling_gemma2.py: Gemma2RMSNorm computes (x.float() normalised) * (1.0 + weight.float()) before type_as(x);
+// Gemma2DecoderLayer has input, post_attention, pre_feedforward and post_feedforward norms; the config's
+// final_logit_softcapping (30) and attn_logit_softcapping (50) cap logits and scores. Gemma 3 (modeling_gemma3.py)
+// keeps the four norms, adds q_norm / k_norm, and its configs set both soft-caps to null; Gemma 1 has two norms.
+TEST(ArchTraits, GemmaNormsAndSoftcapsByModelType) {
+  const ArchModel g2 = from_catalog_file("google__gemma-2-2b.json");
+  EXPECT_EQ(g2.facts.family, "gemma");
+  EXPECT_EQ(g2.facts.traits.norm, NormKind::kRmsNormFp32Scale);
+  EXPECT_TRUE(g2.facts.traits.sandwich_norms);
+  EXPECT_FALSE(g2.facts.traits.qk_norm);
+  EXPECT_TRUE(g2.facts.traits.final_logit_softcap);
+  EXPECT_TRUE(g2.facts.traits.attn_logit_softcap);
+  EXPECT_EQ(count_role(g2, TensorRole::kNorm, 5), 4u);
+
+  const ArchModel g3 = from_catalog_file("google__gemma-3-1b-it.json");
+  EXPECT_EQ(g3.facts.traits.norm, NormKind::kRmsNormFp32Scale);
+  EXPECT_TRUE(g3.facts.traits.sandwich_norms);
+  EXPECT_TRUE(g3.facts.traits.qk_norm);
+  EXPECT_FALSE(g3.facts.traits.final_logit_softcap);
+  EXPECT_FALSE(g3.facts.traits.attn_logit_softcap);
+  EXPECT_EQ(count_role(g3, TensorRole::kQkNorm, 0), 2u);
+
+  const ArchModel g1 = from_catalog_file("google__gemma-2b.json");
+  EXPECT_EQ(g1.facts.traits.norm, NormKind::kRmsNormFp32Scale);
+  EXPECT_FALSE(g1.facts.traits.sandwich_norms);
+  EXPECT_FALSE(g1.facts.traits.final_logit_softcap);
+  EXPECT_EQ(count_role(g1, TensorRole::kNorm, 5), 2u);
+}
+
+// modeling_gpt2.py: GPT2Attention's c_attn and c_proj and GPT2MLP's c_fc and c_proj are Conv1D (weight [in, out]);
+// c_attn's output is split into q, k, v; eager_attention_forward takes softmax without a dtype; wpe is a learned
+// position embedding.
+TEST(ArchTraits, Gpt2IsConv1dWithFusedQkv) {
+  const ArchModel m = from_catalog_file("openai-community__gpt2.json");
+  const ArchTraits& tr = m.facts.traits;
+  EXPECT_EQ(tr.norm, NormKind::kLayerNorm);
+  EXPECT_EQ(tr.qkv, QkvLayout::kFused);
+  EXPECT_TRUE(tr.conv1d_weights);
+  EXPECT_TRUE(tr.softmax_in_model_dtype);
+  EXPECT_EQ(tr.default_attention, AttentionImpl::kSdpa);
+  const TensorInfo& c_attn = tensor_named(m, "transformer.h.0.attn.c_attn.weight");
+  EXPECT_EQ(c_attn.role, TensorRole::kAttnQkv);
+  EXPECT_EQ(c_attn.shape, (std::vector<uint64_t>{768, 3 * 768}));  // [in, out]
+  EXPECT_EQ(tensor_named(m, "transformer.h.0.attn.c_proj.weight").role, TensorRole::kAttnOutput);
+  EXPECT_EQ(tensor_named(m, "transformer.h.0.mlp.c_proj.weight").role, TensorRole::kMlpOut);
+  EXPECT_EQ(tensor_named(m, "transformer.h.0.mlp.c_proj.weight").module_name, "c_proj");
+  EXPECT_EQ(tensor_named(m, "transformer.wpe.weight").role, TensorRole::kPositionEmbedding);
+}
+
+// modeling_gpt_neox.py: GPTNeoXLayer with use_parallel_residual computes mlp(post_attention_layernorm(x)) beside
+// attention(input_layernorm(x)); query_key_value is one Linear; embed_in and embed_out are not tied in pythia.
+// Without use_parallel_residual the layer is sequential.
+TEST(ArchTraits, GptNeoxParallelResidualWithTwoNorms) {
+  const ArchModel m = from_catalog_file("EleutherAI__pythia-1.4b.json");
+  EXPECT_EQ(m.facts.traits.residual, ResidualKind::kParallelTwoNorms);
+  EXPECT_EQ(m.facts.traits.qkv, QkvLayout::kFused);
+  EXPECT_EQ(tensor_named(m, "gpt_neox.embed_in.weight").role, TensorRole::kTokenEmbedding);
+  EXPECT_EQ(tensor_named(m, "embed_out.weight").role, TensorRole::kLmHead);
+  EXPECT_EQ(tensor_named(m, "gpt_neox.layers.7.attention.dense.weight").role, TensorRole::kAttnOutput);
+
+  const std::string sequential = R"({"model_type": "gpt_neox", "hidden_size": 64, "num_hidden_layers": 2,
+      "num_attention_heads": 4, "intermediate_size": 256, "vocab_size": 100, "use_parallel_residual": false})";
+  EXPECT_EQ(model_from_config(HfConfig::parse(sequential, "cfg.json")).facts.traits.residual, ResidualKind::kSequential);
+}
+
+// modeling_falcon.py: with parallel_attn (the default) one input_layernorm feeds attention and MLP; the old
+// architecture without it runs post_attention_layernorm before the MLP (and has that norm's parameters).
+TEST(ArchTraits, FalconResidualFollowsParallelAttn) {
+  const ArchModel f7 = from_catalog_file("tiiuae__falcon-7b.json");
+  EXPECT_EQ(f7.facts.traits.residual, ResidualKind::kParallelSharedNorm);
+  EXPECT_EQ(f7.facts.traits.qkv, QkvLayout::kFused);
+  EXPECT_TRUE(f7.facts.traits.materialises_scores);
+  EXPECT_TRUE(f7.facts.traits.sdpa_math_backend);
+
+  const std::string sequential = R"({"model_type": "falcon", "hidden_size": 64, "num_hidden_layers": 2,
+      "num_attention_heads": 4, "vocab_size": 100, "parallel_attn": false, "new_decoder_architecture": false})";
+  const ArchModel seq = model_from_config(HfConfig::parse(sequential, "cfg.json"));
+  EXPECT_EQ(seq.facts.traits.residual, ResidualKind::kSequential);
+  EXPECT_EQ(tensor_named(seq, "transformer.h.1.post_attention_layernorm.weight").role, TensorRole::kNorm);
+}
+
+// modeling_phi.py: PhiDecoderLayer feeds one input_layernorm output to both self_attn and mlp; q_proj, k_proj,
+// v_proj and dense are separate Linears; the MLP is fc1 -> act -> fc2.
+TEST(ArchTraits, PhiParallelSharedNormSeparateProjections) {
+  const ArchModel m = from_catalog_file("microsoft__phi-2.json");
+  EXPECT_EQ(m.facts.traits.norm, NormKind::kLayerNorm);
+  EXPECT_EQ(m.facts.traits.residual, ResidualKind::kParallelSharedNorm);
+  EXPECT_EQ(m.facts.traits.qkv, QkvLayout::kSeparate);
+  EXPECT_FALSE(m.facts.traits.qk_norm);  // phi-2's qk_layernorm is false
+  const TensorInfo& dense = tensor_named(m, "model.layers.31.self_attn.dense.weight");
+  EXPECT_EQ(dense.role, TensorRole::kAttnOutput);
+  EXPECT_EQ(dense.module_name, "dense");
+  EXPECT_EQ(dense.layer, 31);
+  EXPECT_EQ(tensor_named(m, "model.layers.0.mlp.fc1.weight").role, TensorRole::kMlpIn);
+  EXPECT_EQ(tensor_named(m, "model.layers.0.mlp.fc2.weight").role, TensorRole::kMlpOut);
+}
+
+// modeling_llama.py: LlamaRMSNorm, separate q/k/v/o projections, gated MLP, SDPA. modeling_qwen3.py adds q_norm and
+// k_norm. modeling_phi3.py fuses qkv_proj and gate_up_proj. modeling_deepseek_v2.py: latent attention.
+TEST(ArchTraits, LlamaQwen3Phi3AndDeepseekLayouts) {
+  const ArchModel llama = from_catalog_file("TinyLlama__TinyLlama-1.1B-Chat-v1.0.json");
+  const ArchTraits& tr = llama.facts.traits;
+  EXPECT_EQ(tr.norm, NormKind::kRmsNorm);
+  EXPECT_EQ(tr.residual, ResidualKind::kSequential);
+  EXPECT_EQ(tr.qkv, QkvLayout::kSeparate);
+  EXPECT_FALSE(tr.qk_norm || tr.sandwich_norms || tr.materialises_scores || tr.final_logit_softcap);
+  const TensorInfo& q = tensor_named(llama, "model.layers.21.self_attn.q_proj.weight");
+  EXPECT_EQ(q.role, TensorRole::kAttnQuery);
+  EXPECT_EQ(q.module_name, "q_proj");
+  EXPECT_EQ(q.layer, 21);
+  EXPECT_EQ(tensor_named(llama, "model.layers.0.mlp.gate_proj.weight").role, TensorRole::kMlpGate);
+  EXPECT_EQ(tensor_named(llama, "model.layers.0.mlp.up_proj.weight").role, TensorRole::kMlpUp);
+  EXPECT_EQ(tensor_named(llama, "model.layers.0.mlp.down_proj.weight").role, TensorRole::kMlpDown);
+  EXPECT_EQ(tensor_named(llama, "lm_head.weight").role, TensorRole::kLmHead);
+  EXPECT_EQ(tensor_named(llama, "model.norm.weight").layer, -1);
+
+  EXPECT_TRUE(from_catalog_file("Qwen__Qwen3-8B.json").facts.traits.qk_norm);
+  EXPECT_TRUE(from_catalog_file("Qwen__Qwen3-30B-A3B.json").facts.traits.qk_norm);
+  EXPECT_FALSE(from_catalog_file("Qwen__Qwen2.5-7B-Instruct.json").facts.traits.qk_norm);
+
+  const ArchModel phi3 = from_catalog_file("microsoft__Phi-3-mini-4k-instruct.json");
+  EXPECT_EQ(phi3.facts.traits.qkv, QkvLayout::kFused);
+  EXPECT_EQ(tensor_named(phi3, "model.layers.0.self_attn.qkv_proj.weight").role, TensorRole::kAttnQkv);
+  EXPECT_EQ(tensor_named(phi3, "model.layers.0.mlp.gate_up_proj.weight").role, TensorRole::kMlpGateUp);
+
+  const ArchModel ds = from_catalog_file("deepseek-ai__DeepSeek-V2-Lite.json");
+  EXPECT_EQ(ds.facts.traits.qkv, QkvLayout::kLatent);
+  EXPECT_EQ(tensor_named(ds, "model.layers.1.self_attn.kv_a_proj_with_mqa.weight").role, TensorRole::kAttnKvLatent);
+  EXPECT_EQ(tensor_named(ds, "model.layers.1.mlp.gate.weight").role, TensorRole::kRouter);
+  EXPECT_EQ(tensor_named(ds, "model.layers.1.mlp.experts.5.up_proj.weight").role, TensorRole::kExpert);
+  EXPECT_EQ(tensor_named(ds, "model.layers.1.mlp.shared_experts.up_proj.weight").role, TensorRole::kSharedExpert);
+}
+
+// Every config-derived tensor of every catalog model has a role; a tensor has a decoder layer exactly when its row
+// repeats over the decoder layers; the traits agree with the tensors the rows produce: a fused QKV layout has fused
+// projections in every layer (Qwen-1's c_attn excepted, see kQwen1Traits), qk_norm has per-head norms, sandwich
+// norms four norms per layer. IDEFICS' vision tower is not a decoder layer.
+TEST(ArchTraits, RolesAndTraitsAgreeWithTheTablesForEveryCatalogModel) {
+  int checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(LLMEM_SOURCE_DIR) + "/data/catalog")) {
+    if (entry.path().extension() != ".json") continue;
+    const ArchModel m = from_catalog_file(entry.path().filename().string());
+    SCOPED_TRACE(entry.path().filename().string());
+    for (const auto& t : m.tensors) {
+      EXPECT_NE(t.role, TensorRole::kUnknown) << t.name;
+      EXPECT_LT(t.layer, static_cast<int64_t>(m.facts.n_layers)) << t.name;
+      if (!t.module_name.empty()) {
+        EXPECT_TRUE(is_linear_role(t.role)) << t.name;
+      }
+      if (t.role == TensorRole::kVisionTower || t.role == TensorRole::kCrossAttention) {
+        EXPECT_EQ(t.layer, -1) << t.name;
+      }
+    }
+    const bool fused_tensors = count_role(m, TensorRole::kAttnQkv, 0) > 0;
+    if (m.facts.family != "qwen") {
+      EXPECT_EQ(m.facts.traits.qkv == QkvLayout::kFused, fused_tensors);
+    }
+    EXPECT_EQ(m.facts.traits.qk_norm, count_role(m, TensorRole::kQkNorm, 0) > 0);
+    if (m.facts.traits.sandwich_norms) {
+      EXPECT_EQ(count_role(m, TensorRole::kNorm, 0), 4u);
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 33);
 }

@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
+#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "alloc_sim.hpp"
@@ -57,6 +59,90 @@ TEST(AllocSim, RoundsAndPoolsLikeTheCachingAllocator) {
   a.free(h5);
   EXPECT_EQ(sim::CachingAllocator::round_size(1), 512u);
   EXPECT_EQ(sim::CachingAllocator::round_size(513), 1024u);
+}
+
+// A replay that frees a tensor it never allocated (or no longer holds) has lost track of its tensors: an internal
+// Error naming the tensor, never silently ignored. A zero-byte tensor takes no block but is live all the same.
+TEST(AllocSim, FreeOfAnUnknownBlockIsAnInternalErrorNamingIt) {
+  auto expect_internal = [](const std::function<void()>& f, const std::string& needle) {
+    try {
+      f();
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kRuntime);
+      EXPECT_NE(std::string(e.what()).find("internal error"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  sim::Tracker t;
+  t.alloc("activations/0/q", 4096);
+  EXPECT_EQ(t.allocated(), 4096u);
+  t.free("activations/0/q");
+  EXPECT_EQ(t.allocated(), 0u);
+  expect_internal([&] { t.free("activations/0/q"); }, "activations/0/q");      // freed twice
+  expect_internal([&] { t.free("activations/never"); }, "activations/never");  // never allocated
+  t.alloc("activations/0/empty", 0);
+  EXPECT_TRUE(t.live("activations/0/empty"));
+  expect_internal([&] { t.alloc("activations/0/empty", 0); }, "activations/0/empty");  // allocated twice
+  t.free("activations/0/empty");
+  EXPECT_FALSE(t.live("activations/0/empty"));
+  sim::CachingAllocator a;
+  const uint64_t h = a.malloc(1000);
+  a.free(h);
+  expect_internal([&] { a.free(h); }, std::to_string(h));
+}
+
+// Every catalog model (every family) through every kind of run the engine replays: each free matches an allocation
+// (the Tracker throws otherwise) and the peak holds at least the weights.
+TEST(Estimate, EveryFamilyReplaysWithoutLosingATensor) {
+  std::vector<Workload> workloads;
+  auto add = [&](RunMode mode, DType dtype, uint64_t batch, uint64_t tokens, auto&& tweak) {
+    Workload w;
+    w.mode = mode;
+    w.dtype = dtype;
+    w.batch = batch;
+    w.prompt_tokens = tokens;
+    tweak(w);
+    workloads.push_back(w);
+  };
+  auto none = [](Workload&) {};
+  add(RunMode::kGenerate, DType::F16, 2, 300, [](Workload& w) { w.new_tokens = 5; });
+  add(RunMode::kForward, DType::BF16, 1, 2048, [](Workload& w) { w.attn = "eager"; });
+  add(RunMode::kForward, DType::F32, 2, 1024, none);
+  add(RunMode::kForward, DType::BF16, 1, 8192, none);  // past the sliding windows
+  for (TrainMethod method : {TrainMethod::kFull, TrainMethod::kLora})
+    for (TrainPrecision precision : {TrainPrecision::kBf16, TrainPrecision::kAmpBf16})
+      for (bool ckpt : {false, true})
+        add(RunMode::kTrain, DType::BF16, 2, 512, [&](Workload& w) {
+          w.train = method;
+          w.precision = precision;
+          w.grad_ckpt = ckpt;
+        });
+  // LoRA on every kind of projection a family names, attention and MLP (peft skips the names a model lacks)
+  add(RunMode::kTrain, DType::BF16, 1, 1024, [](Workload& w) {
+    w.train = TrainMethod::kLora;
+    w.lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "query_key_value", "qkv_proj", "dense",
+                      "gate_proj", "up_proj", "down_proj", "fc1", "fc2", "c_fc", "c_proj", "w1", "w2"};
+  });
+  int runs = 0;
+  for (const auto& entry : catalog()) {
+    const ArchModel m = model_from_config(HfConfig::parse(std::string(entry.config_json), entry.id));
+    for (const Workload& w : workloads) {
+      SCOPED_TRACE(entry.id + " " + std::to_string(static_cast<int>(w.mode)) + " lora=" +
+                   std::to_string(w.train == TrainMethod::kLora));
+      const std::vector<std::string> modules = linear_module_names(m);
+      const bool names_a_module = std::any_of(w.lora_targets.begin(), w.lora_targets.end(), [&](const std::string& n) {
+        return std::find(modules.begin(), modules.end(), n) != modules.end();
+      });
+      if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora && !names_a_module)
+        continue;  // the default q/k/v/o targets name no module of a fused-QKV family: a usage error, tested below
+      Estimate e;
+      ASSERT_NO_THROW(e = estimate_transformers(m, w, default_gpu()));
+      EXPECT_GE(e.framework_peak_bytes, e.weight_bytes);
+      ++runs;
+    }
+  }
+  EXPECT_GE(runs, 33 * 10);
 }
 
 // The study's own scenario for TinyLlama: fp16 weights are exactly 2 bytes per parameter, and the KV cache after
@@ -191,17 +277,20 @@ TEST(Estimate, AttentionLoraTargetsAreTheModelsOwnProjections) {
   EXPECT_EQ(phi, (V{"q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"}));
 }
 
-// The issue's targets on a `llmem validate --json` summary: framework peak median / max |error| 2 % / 5 % for
+// The issue's targets on a `llmem validate --json` summary group: framework peak median / max |error| 2 % / 5 % for
 // inference and 5 % / 10 % for training; process peak 3 % / 8 % for both.
+void expect_training_targets(const json& tr) {
+  EXPECT_LE(tr["framework_median_abs_error"].get<double>(), 0.05);
+  EXPECT_LE(tr["framework_max_abs_error"].get<double>(), 0.10);
+  EXPECT_LE(tr["process_median_abs_error"].get<double>(), 0.03);
+  EXPECT_LE(tr["process_max_abs_error"].get<double>(), 0.08);
+}
 void expect_issue_targets(const json& inf, const json& tr) {
   EXPECT_LE(inf["framework_median_abs_error"].get<double>(), 0.02);
   EXPECT_LE(inf["framework_max_abs_error"].get<double>(), 0.05);
-  EXPECT_LE(tr["framework_median_abs_error"].get<double>(), 0.05);
-  EXPECT_LE(tr["framework_max_abs_error"].get<double>(), 0.10);
-  for (const json* g : {&inf, &tr}) {
-    EXPECT_LE((*g)["process_median_abs_error"].get<double>(), 0.03);
-    EXPECT_LE((*g)["process_max_abs_error"].get<double>(), 0.08);
-  }
+  EXPECT_LE(inf["process_median_abs_error"].get<double>(), 0.03);
+  EXPECT_LE(inf["process_max_abs_error"].get<double>(), 0.08);
+  expect_training_targets(tr);
 }
 
 // Accuracy against the measurements (bench/data/transformers_memory.jsonl, 167 runs on an H200): every target of
@@ -223,7 +312,7 @@ TEST(Validation, EstimatesMatchTheGpuMeasurements) {
 TEST(Validation, HeldOutRunsMeetEveryTarget) {
   std::string files;
   for (const char* f : {"transformers_holdout", "transformers_holdout2", "transformers_holdout3", "transformers_holdout4"})
-    files += " " + std::string(LLMEM_SOURCE_DIR) + "/bench/data/" + f + ".jsonl";
+    files += fmt::format(" {}/bench/data/{}.jsonl", LLMEM_SOURCE_DIR, f);
   const fixtures::CliRun run = fixtures::run_llmem("validate" + files + " --json");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json j = json::parse(run.out);
@@ -232,4 +321,30 @@ TEST(Validation, HeldOutRunsMeetEveryTarget) {
   EXPECT_EQ(inf["cases"].get<int>(), 30);
   EXPECT_EQ(tr["cases"].get<int>(), 44);
   expect_issue_targets(inf, tr);
+}
+
+// The Gemma LoRA runs (bench/data/transformers_gemma_lora.jsonl: gemma-2b, gemma-2-2b and gemma-3-1b-it, bf16 base,
+// r 16 on q/k/v/o, AdamW, with and without checkpointing; 8 runs on an H200): the issue's training targets, and every
+// run's framework and process peak within 2 %, the op-by-op LoRA replay's accuracy on the other families (every
+// LoRA run of transformers_memory.jsonl is within 1.5 %). Gemma's RMSNorm scales in fp32 before its cast and Gemma
+// 2/3 norm the attention's and the MLP's outputs too (sandwich norms): before the replay knew either, it took the
+// llama op sequence for Gemma (a check compared the family with the model_type "gemma2"), and the runs without
+// checkpointing were 3.5-5.6 % under the framework peak (transformers_gemma_lora_validate_7973989.txt on main).
+TEST(Validation, GemmaLoraRunsMatchTheMeasurements) {
+  const std::string data = std::string(LLMEM_SOURCE_DIR) + "/bench/data/transformers_gemma_lora.jsonl";
+  const fixtures::CliRun run = fixtures::run_llmem("validate " + data + " --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json j = json::parse(run.out);
+  const json& tr = j["summary"]["training"];
+  EXPECT_EQ(tr["cases"].get<int>(), 8);
+  expect_training_targets(tr);
+  int rows = 0;
+  for (const json& r : j["rows"]) {
+    const double framework = r["estimated_framework_peak_bytes"].get<double>() / r["measured_framework_peak_bytes"].get<double>() - 1;
+    const double process = r["estimated_process_peak_bytes"].get<double>() / r["measured_process_peak_bytes"].get<double>() - 1;
+    EXPECT_LE(std::fabs(framework), 0.02) << r["case"];
+    EXPECT_LE(std::fabs(process), 0.02) << r["case"];
+    ++rows;
+  }
+  EXPECT_EQ(rows, 8);
 }

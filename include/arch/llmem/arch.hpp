@@ -4,7 +4,9 @@
 // a row names a tensor with placeholders for its repeats ({layers}, {experts}, ...), gives its shape as
 // expressions of named dimensions, and may depend on a flag (a bias, a norm, tied embeddings). A family's reader
 // turns the config into those dimensions and flags, applying the config class defaults of transformers exactly
-// as transformers would. Adding a family is one reader and one table.
+// as transformers would. Every row carries its tensor's role (TensorRole), and every family its typed traits
+// (ArchTraits): what an engine needs to know about the forward pass, so that no engine compares family names or
+// searches tensor names. Adding a family is one reader, one table with its traits, and a test.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,71 @@ struct LayerAttention {
   uint64_t v_head_dim = 0;
   uint64_t sliding_window = 0;  // tokens; 0 = attends to the whole context
   bool caches_kv = true;        // false for layers without self-attention KV (e.g. cross-attention only)
+};
+
+// How a decoder layer normalises its input (the norm module of the family's modeling file in transformers).
+enum class NormKind : uint8_t {
+  kLayerNorm,  // F.layer_norm: one fused kernel, weight and bias, output in the input dtype
+  // LlamaRMSNorm: h = x.to(float32); h = h * rsqrt(h.pow(2).mean(-1) + eps); weight * h.to(input dtype)
+  kRmsNorm,
+  // GemmaRMSNorm (modeling_gemma.py, gemma2, gemma3): the scale multiplies in fp32 before the cast,
+  // out = (normed(x.float()) * (1.0 + weight.float())).type_as(x), so autograd keeps fp32 tensors, not a cast
+  kRmsNormFp32Scale,
+};
+
+// How a decoder layer combines attention, MLP and the residual stream.
+enum class ResidualKind : uint8_t {
+  kSequential,          // h = x + attn(norm1(x)); out = h + mlp(norm2(h))
+  kParallelSharedNorm,  // out = x + attn(ln(x)) + mlp(ln(x)): one norm output feeds both (PhiDecoderLayer, Falcon)
+  // out = x + attn(ln1(x)) + mlp(ln2(x)), ln2 taken after the attention returns (GPTNeoXLayer with
+  // use_parallel_residual)
+  kParallelTwoNorms,
+};
+
+// How queries, keys and values are projected.
+enum class QkvLayout : uint8_t {
+  kSeparate,  // three projections (q_proj, k_proj, v_proj): three tensors
+  kFused,     // one projection (c_attn, query_key_value, qkv_proj); q, k and v are views of its one output tensor
+  kLatent,    // multi-head latent attention: compressed query and joint key/value projections (DeepSeek-V2/V3)
+};
+
+// The attention implementation transformers picks when the caller names none.
+enum class AttentionImpl : uint8_t { kSdpa, kEager };
+
+// What an engine needs to know about a family's forward pass beyond the shapes, as typed data set in the family's
+// table (src/arch/families.cpp) and refined by its config reader. Each field names a mechanism, not a family;
+// the comment says where it is read from.
+struct ArchTraits {
+  NormKind norm = NormKind::kRmsNorm;
+  ResidualKind residual = ResidualKind::kSequential;
+  QkvLayout qkv = QkvLayout::kSeparate;
+  bool qk_norm = false;         // a per-head norm of q and k before the rotary embedding (Qwen3, Gemma 3)
+  bool sandwich_norms = false;  // a norm after the attention and after the MLP as well (Gemma 2/3: four per layer)
+  bool conv1d_weights = false;  // linear weights stored [in, out] (GPT-2's Conv1D), not nn.Linear's [out, in]
+  bool final_logit_softcap = false;  // logits = cap * tanh(logits / cap) (config final_logit_softcapping)
+  bool attn_logit_softcap = false;   // scores = cap * tanh(scores / cap) (config attn_logit_softcapping)
+  // --- attention as transformers runs it ---
+  AttentionImpl default_attention = AttentionImpl::kSdpa;  // BloomForCausalLM has no SDPA path: eager
+  // Scores, their softmax and its cast are materialised whatever implementation is asked for: BloomAttention has
+  // only its own baddbmm + softmax path; for Falcon the measurements show the same footprint under "sdpa"
+  // (bench/data/transformers_memory.jsonl: scores, fp32 softmax and its cast per layer)
+  bool materialises_scores = false;
+  // On 16-bit inputs SDPA runs PyTorch's math backend, which upcasts q, k and v to fp32 (allocator trace of
+  // falcon-7b, bench/data/traces)
+  bool sdpa_math_backend = false;
+  // The scaled scores come from one op (alibi.baddbmm(q, k^T, beta, alpha), BloomAttention) and stay in the
+  // attention's locals, with the masked scores, until it returns
+  bool scores_from_baddbmm = false;
+  // The decoder block returns the attention weights in its outputs tuple, which the model's loop variable holds
+  // until the next block returns (BloomBlock), so they outlive their layer by one
+  bool block_returns_attn_weights = false;
+  bool softmax_in_model_dtype = false;  // eager softmax without the fp32 upcast (GPT-2's eager_attention_forward)
+  // The rotated query stays alive until the attention returns (allocator trace of pythia-1.4b, GPT-NeoX)
+  bool rotated_query_kept = false;
+  // Training: autograd keeps the fused projection's whole output (SDPA keeps v, a view of it) and the rotated q
+  // and k. Read off the fused-QKV training traces (GPT-2 medium, pythia); false leaves the saved set of separate
+  // q, k and v even for a fused projection (see Phi-3 in families.cpp)
+  bool fused_qkv_saved_whole = false;
 };
 
 // Normalised facts about a model, whatever its family, for estimators and reports.
@@ -57,8 +124,8 @@ struct ModelFacts {
   bool resid_dropout = false;      // dropout on residual branches in training (resid_pdrop, dropout, hidden_dropout)
   bool attn_dropout = false;       // dropout on attention probabilities in training
   bool embd_dropout = false;       // dropout after the embeddings in training
-  bool final_logit_softcap = false;  // logits = cap * tanh(logits / cap) (Gemma 2)
   double partial_rotary = 1.0;     // fraction of head_dim that is rotated (phi, gpt-neox)
+  ArchTraits traits;               // the forward pass's mechanisms, typed (see ArchTraits)
 };
 
 struct TiedAlias {

@@ -2,7 +2,8 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <stdexcept>
+
+#include "llmem/error.hpp"
 
 namespace llmem::sim {
 namespace {
@@ -15,6 +16,12 @@ constexpr uint64_t kMinLargeAlloc = 10 << 20;
 constexpr uint64_t kRoundLarge = 2 << 20;       // bigger segments round up to 2 MiB
 
 std::string category(const std::string& name) { return name.substr(0, name.find('/')); }
+
+// A replay that frees what it never allocated, or allocates a live name again, has lost track of its tensors: an
+// error in llmem, not in the user's input.
+[[noreturn]] void internal_error(const std::string& what) {
+  throw Error(ErrorKind::kRuntime, "", "internal error: estimator: " + what);
+}
 
 }  // namespace
 
@@ -65,7 +72,7 @@ std::tuple<uint64_t, uint64_t, uint64_t> CachingAllocator::where(uint64_t handle
 
 void CachingAllocator::free(uint64_t handle) {
   auto it = live_.find(handle);
-  if (it == live_.end()) throw std::logic_error("allocator simulation: double free");
+  if (it == live_.end()) internal_error("allocator simulation: free of an unknown block handle " + std::to_string(handle));
   Block b = it->second;
   live_.erase(it);
   Segment& seg = segments_[b.segment];
@@ -95,10 +102,11 @@ void CachingAllocator::free(uint64_t handle) {
 Tracker::Tracker(bool simulate_allocator) : simulate_(simulate_allocator), debug_(std::getenv("LLMEM_DEBUG_TRACE") != nullptr) {}
 
 void Tracker::alloc(const std::string& name, uint64_t bytes) {
-  if (bytes == 0) return;
-  if (tensors_.count(name)) throw std::logic_error("estimator: tensor allocated twice: " + name);
-  const uint64_t size = CachingAllocator::round_size(bytes);
-  uint64_t handle = simulate_ ? allocator_.malloc(bytes) : 0;
+  if (tensors_.count(name)) internal_error("tensor allocated twice: " + name);
+  // A tensor of no elements takes no memory from the caching allocator (no block), but it is live all the same:
+  // its free must match.
+  const uint64_t size = bytes == 0 ? 0 : CachingAllocator::round_size(bytes);
+  const uint64_t handle = simulate_ && bytes > 0 ? allocator_.malloc(bytes) : 0;
   tensors_[name] = Live{size, handle};
   allocated_ += size;
   by_category_[category(name)] += size;
@@ -113,10 +121,10 @@ void Tracker::alloc(const std::string& name, uint64_t bytes) {
 
 void Tracker::free(const std::string& name) {
   auto it = tensors_.find(name);
-  if (it == tensors_.end()) return;  // zero-byte tensors are never recorded
+  if (it == tensors_.end()) internal_error("free of a tensor that is not allocated: " + name);
   allocated_ -= it->second.bytes;
   by_category_[category(name)] -= it->second.bytes;
-  if (simulate_) allocator_.free(it->second.handle);
+  if (simulate_ && it->second.handle != 0) allocator_.free(it->second.handle);
   if (debug_)
     std::fprintf(stderr, "f %s %llu %llu\n", name.c_str(), static_cast<unsigned long long>(it->second.bytes),
                  static_cast<unsigned long long>(allocator_.reserved()));

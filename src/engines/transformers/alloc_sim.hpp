@@ -23,8 +23,9 @@ namespace llmem::sim {
 
 class CachingAllocator {
  public:
-  // Returns a handle.
+  // Returns a handle (never 0).
   uint64_t malloc(uint64_t bytes);
+  // Throws an internal Error for a handle that is not live.
   void free(uint64_t handle);
   uint64_t reserved() const { return reserved_; }
   uint64_t peak_reserved() const { return peak_reserved_; }
@@ -63,8 +64,10 @@ class Tracker {
   // LLMEM_DEBUG_TRACE=1 prints every event (a/f, name, bytes, reserved after it) to stderr, for comparing the
   // replayed sequence with a real allocator trace (bench/gpu/trace_cases.sh).
   explicit Tracker(bool simulate_allocator = true);
-  // Allocates `bytes` under `name` (names must be unique among live tensors).
+  // Allocates `bytes` under `name`. Throws an internal Error when `name` is live already.
   void alloc(const std::string& name, uint64_t bytes);
+  // Frees the live tensor `name`. Throws an internal Error (naming it) when no such tensor is live: every free must
+  // match an allocation.
   void free(const std::string& name);
   bool live(const std::string& name) const { return tensors_.count(name) != 0; }
   uint64_t bytes_of(const std::string& name) const;

@@ -1,0 +1,48 @@
+// The model's shapes and traits as the replay reads them, and the rules that decide whether SDPA gets a mask.
+#include "engine.hpp"
+
+namespace llmem::transformers {
+
+Geometry geometry(const ModelFacts& f) {
+  Geometry g;
+  g.traits = f.traits;
+  g.activation = f.activation;
+  g.rot_dims = static_cast<uint64_t>(static_cast<double>(f.head_dim) * f.partial_rotary);
+  if (g.rot_dims == 0 || g.rot_dims > f.head_dim) g.rot_dims = f.head_dim;
+  g.layers = f.n_layers;
+  g.hidden = f.hidden;
+  g.heads = f.n_heads;
+  g.kv_heads = f.n_kv_heads;
+  g.head_dim = f.head_dim;
+  g.q_dim = f.n_heads * f.head_dim;
+  g.k_dim = f.attention.empty() ? g.q_dim : f.attention[0].kv_heads * f.attention[0].k_head_dim;
+  g.v_dim = f.attention.empty() ? g.q_dim : f.attention[0].kv_heads * f.attention[0].v_head_dim;
+  g.ffn = f.intermediate ? f.intermediate : 4 * f.hidden;
+  g.vocab = f.vocab;
+  g.gated = f.gated_mlp;
+  g.rope = f.position_kind == "rope";
+  g.experts = f.n_experts;
+  g.top_k = f.n_experts_active;
+  g.moe_ffn = f.moe_intermediate;
+  for (const auto& a : f.attention) g.window.push_back(a.sliding_window);
+  g.window.resize(g.layers, 0);
+  return g;
+}
+
+std::string default_attention(const Geometry& g) {
+  return g.traits.default_attention == AttentionImpl::kEager ? "eager" : "sdpa";
+}
+
+bool is_python_gelu(const std::string& activation) {
+  return activation == "gelu_new" || activation == "gelu_fast" || activation == "gelu_pytorch_tanh_python";
+}
+
+bool sdpa_mask_needed(const Geometry& g, uint64_t layer, uint64_t seq_tokens) {
+  return layer < g.window.size() && g.window[layer] > 0 && seq_tokens >= g.window[layer];
+}
+
+bool sdpa_repeats_kv(const Geometry& g, uint64_t layer, uint64_t seq_tokens) {
+  return sdpa_mask_needed(g, layer, seq_tokens) && g.kv_heads > 0 && g.heads > g.kv_heads;
+}
+
+}  // namespace llmem::transformers

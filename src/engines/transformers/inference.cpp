@@ -1,0 +1,167 @@
+// Inference: the weights, then a forward pass over the prompt (all positions' logits) or a generate (prefill, then
+// one forward per new token through DynamicCache).
+#include "engine.hpp"
+
+namespace llmem::transformers {
+
+uint64_t weight_bytes_in(const ArchModel& m, DType dtype) {
+  uint64_t total = 0;
+  for (const auto& t : m.tensors) total += dtype_bytes(dtype, t.numel()).value_or(0);
+  return total;
+}
+
+void load_weights(Tracker& t, const ArchModel& m, DType dtype) {
+  t.set_phase("loading weights");
+  for (const auto& w : m.tensors) t.alloc("weights/" + w.name, dtype_bytes(dtype, w.numel()).value_or(0));
+}
+
+namespace {
+
+struct KvState {
+  std::vector<uint64_t> len;  // tokens held per layer (storage)
+};
+
+std::string kv_name(uint64_t layer, const char* which, uint64_t step) {
+  return fmt::format("kv_cache/{}/{}/{}", layer, which, step);
+}
+
+// What the base model's forward holds beside the layers: inputs_embeds, the mask, the rotary tables.
+struct BaseLocals {
+  bool causal_mask = false;  // eager: the additive [B, 1, P, P] mask
+  bool sdpa_mask = false;    // SDPA with a sliding window: a boolean [B, 1, P, P] mask
+  bool rotary = false;       // cos and sin
+};
+
+// The model's forward up to the first layer: embeddings, the mask, then the rotary tables (whose inv_freq @
+// positions is the first matmul, so cuBLAS's workspace comes here; without rotary it comes at the first
+// projection).
+BaseLocals embed_and_mask(Ctx& c, uint64_t prompt_tokens) {
+  const auto& g = c.g;
+  const uint64_t B = c.batch, P = prompt_tokens, s = c.s;
+  BaseLocals locals;
+  c.t.alloc("activations/embed", mul(B, P, g.hidden, s));
+  if (c.eager) {
+    // masking_utils.eager_mask: sdpa_mask builds a boolean [B, 1, P, P] mask, turned into the additive one
+    c.t.alloc("activations/causal_mask_bool", mul(B, P, P));
+    c.t.alloc("activations/causal_mask", mul(B, P, P, s));
+    c.t.free("activations/causal_mask_bool");
+    locals.causal_mask = true;
+  }
+  if (!c.eager && sdpa_mask_needed(g, 0, P)) {
+    c.t.alloc("activations/sdpa_mask", mul(B, P, P));  // boolean [B, 1, P, P]
+    locals.sdpa_mask = true;
+  }
+  if (g.rope) {
+    first_matmul(c);
+    c.t.alloc("activations/cos", mul(B, P, g.head_dim, s));
+    c.t.alloc("activations/sin", mul(B, P, g.head_dim, s));
+    locals.rotary = true;
+  }
+  return locals;
+}
+
+void free_base_locals(Tracker& t, const BaseLocals& locals) {
+  t.free("activations/embed");
+  if (locals.rotary) {
+    t.free("activations/cos");
+    t.free("activations/sin");
+  }
+  if (locals.causal_mask) t.free("activations/causal_mask");
+  if (locals.sdpa_mask) t.free("activations/sdpa_mask");
+}
+
+// The final norm and the LM head on the last layer's output `last_hidden`: logits for the last position when
+// generating (logits_to_keep=1), for every position otherwise, in the model dtype.
+void final_norm_and_head(Ctx& c, const ArchModel& m, const std::string& last_hidden, const BaseLocals& locals,
+                         uint64_t prompt_tokens, bool generate) {
+  const auto& g = c.g;
+  const uint64_t rows = mul(c.batch, prompt_tokens), logit_rows = generate ? c.batch : rows;
+  c.t.set_phase("final norm and LM head");
+  norm(c, "activations/final_norm", rows, g.hidden, "activations/final_norm_tmp");
+  // the last block's outputs, released when the base model returns (block_returns_attn_weights)
+  if (keeps_attn_weights(c) && g.traits.block_returns_attn_weights) free_attn_weights(c, g.layers - 1);
+  // the base model returns: its locals go (the last layer's output, inputs_embeds, the rotary tables, the masks);
+  // only the normed hidden state, in its outputs, reaches the LM head
+  c.t.free(last_hidden);
+  if (!generate) free_base_locals(c.t, locals);
+  c.t.alloc("logits/logits", mul(logit_rows, g.vocab, c.s));
+  c.t.free("activations/final_norm");
+  if (m.facts.traits.final_logit_softcap) {
+    // logits = tanh(logits / cap) * cap, one new tensor per step (Gemma2ForCausalLM.forward)
+    c.t.alloc("logits/div", mul(logit_rows, g.vocab, c.s));
+    c.t.free("logits/logits");
+    c.t.alloc("logits/tanh", mul(logit_rows, g.vocab, c.s));
+    c.t.free("logits/div");
+    c.t.alloc("logits/logits", mul(logit_rows, g.vocab, c.s));
+    c.t.free("logits/tanh");
+  }
+}
+
+// Decode: each of the remaining new_tokens - 1 forward passes appends one token to every layer's cache
+// (DynamicLayer.update: torch.cat allocates the grown tensor before the old one goes); a sliding layer's stored
+// view keeps the whole cat result alive, so the next cat starts from the window.
+void decode(Tracker& t, const Geometry& g, const Workload& w, uint64_t s, KvState& kv) {
+  for (uint64_t step = 1; step < w.new_tokens; ++step) {
+    t.set_phase(fmt::format("decode step {}", step));
+    for (uint64_t layer = 0; layer < g.layers; ++layer) {
+      const uint64_t new_len = kv.len[layer] + 1;
+      for (const char* which : {"k", "v"}) {
+        const uint64_t dim = which[0] == 'k' ? g.k_dim : g.v_dim;
+        t.alloc(kv_name(layer, which, step), mul(w.batch, new_len, dim, s));  // torch.cat([cache, new], dim=-2)
+        t.free(kv_name(layer, which, step - 1));
+      }
+      kv.len[layer] = g.window[layer] ? std::min(new_len, g.window[layer] - 1) : new_len;
+    }
+    t.free("logits/next_token_f32");
+    t.alloc("logits/next_token_f32", mul(w.batch, g.vocab, 4));
+  }
+}
+
+}  // namespace
+
+std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w) {
+  const uint64_t s = dtype_info(w.dtype).block_bytes;
+  const std::string attn = w.attn.empty() ? default_attention(g) : w.attn;
+  // sdpa_math_backend (falcon) under "sdpa": the allocator traces show PyTorch's math backend (bench/data/traces)
+  const bool math_upcast = g.traits.sdpa_math_backend && attn == "sdpa" && s < 4;
+  Ctx c{t, g, s, w.batch, !math_upcast && (attn == "eager" || g.traits.materialises_scores), w.dtype == DType::BF16,
+        math_upcast, w.mode == RunMode::kGenerate};
+  load_weights(t, m, w.dtype);
+  if (!m.tied.empty() && w.from_config) {
+    // from_config builds lm_head, then ties it to the embedding: one untied copy lives until the tie
+    t.alloc("weights/untied_head", mul(g.vocab, g.hidden, s));
+    t.free("weights/untied_head");
+  }
+  const uint64_t P = w.prompt_tokens, B = w.batch;
+  const bool generate = w.mode == RunMode::kGenerate;
+  t.set_phase("inputs");
+  t.alloc("inputs/input_ids", mul(B, P, 8));
+  if (generate) t.alloc("inputs/attention_mask", mul(B, P, 8));
+  const BaseLocals locals = embed_and_mask(c, P);
+  KvState kv;
+  kv.len.assign(g.layers, 0);
+  std::string h = "activations/embed";
+  for (uint64_t layer = 0; layer < g.layers; ++layer) {
+    auto update = [&] {
+      if (!generate) return;  // use_cache=False: nothing is kept
+      t.alloc(kv_name(layer, "k", 0), mul(B, P, g.k_dim, s));
+      t.alloc(kv_name(layer, "v", 0), mul(B, P, g.v_dim, s));
+      kv.len[layer] = P;
+    };
+    const std::string out = fmt::format("activations/hidden{}", layer);
+    decoder_layer(c, layer, P, P, out, update);
+    if (h != "activations/embed") t.free(h);  // inputs_embeds stays: a local of the base model
+    h = out;
+  }
+  final_norm_and_head(c, m, h, locals, P, generate);
+  if (!generate) return attn;
+  t.alloc("logits/next_token_f32", mul(B, g.vocab, 4));  // outputs.logits[:, -1, :].to(float32, copy=True)
+  t.free("logits/logits");
+  // generation: freed here, after the first token's fp32 copy, as before the single-forward change (its logits are
+  // one position per sequence, so this order moves little; not re-checked on a trace)
+  free_base_locals(t, locals);
+  decode(t, g, w, s, kv);
+  return attn;
+}
+
+}  // namespace llmem::transformers

@@ -1,0 +1,151 @@
+// One decoder layer's forward without autograd, op by op: norms, the MLP and the residual stream around the
+// attention (attention.cpp). Inference runs it; so does a checkpointed layer's first forward in training.
+#include "engine.hpp"
+
+namespace llmem::transformers {
+
+void norm(Ctx& c, const std::string& out, uint64_t rows, uint64_t width, const std::string& scratch) {
+  const uint64_t n = mul(rows, width);
+  if (!c.g.rms_norm()) {
+    c.t.alloc(out, mul(n, c.s));  // F.layer_norm: one fused kernel, output in the input dtype
+    return;
+  }
+  // LlamaRMSNorm: h = x.to(fp32); var = h.pow(2).mean(-1); h = h * rsqrt(var + eps); w * h.to(dtype)
+  const bool upcast = c.s < 4;
+  if (upcast) c.t.alloc(scratch + "/f32", mul(n, 4));
+  c.t.alloc(scratch + "/pow", mul(n, 4));
+  c.t.alloc(scratch + "/var", mul(rows, 4));
+  c.t.free(scratch + "/pow");
+  c.t.alloc(scratch + "/normed", mul(n, 4));
+  if (upcast) c.t.free(scratch + "/f32");
+  c.t.free(scratch + "/var");
+  if (upcast) c.t.alloc(scratch + "/cast", mul(n, c.s));
+  c.t.alloc(out, mul(n, c.s));
+  if (upcast) c.t.free(scratch + "/cast");
+  c.t.free(scratch + "/normed");
+}
+
+namespace {
+
+// Router logits, then each expert's share of the tokens (top_k of them per token, spread over experts).
+void moe_mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
+  const auto& g = c.g;
+  c.t.alloc(L(layer, "router"), mul(tokens, g.experts, 4));
+  const uint64_t routed = mul(tokens, std::max<uint64_t>(1, g.top_k));
+  c.t.alloc(L(layer, "moe_gate_up"), mul(routed, 2 * g.moe_ffn, c.s) / std::max<uint64_t>(1, g.experts));
+  c.t.alloc(L(layer, "moe_out"), mul(tokens, g.hidden, c.s));
+  c.t.free(L(layer, "moe_gate_up"));
+  c.t.free(L(layer, "router"));
+  c.t.alloc(out, mul(tokens, g.hidden, c.s));
+  c.t.free(L(layer, "moe_out"));
+}
+
+// NewGELUActivation in Python (activations.py), evaluated left to right, each op a new tensor:
+// 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))). Leaves `act`.
+void python_gelu(Ctx& c, uint64_t layer, uint64_t bytes) {
+  c.t.alloc(L(layer, "gelu_half"), bytes);    // 0.5 * x
+  c.t.alloc(L(layer, "gelu_cube"), bytes);    // x^3
+  c.t.alloc(L(layer, "gelu_cube_s"), bytes);  // 0.044715 * x^3
+  c.t.free(L(layer, "gelu_cube"));
+  c.t.alloc(L(layer, "gelu_inner"), bytes);   // x + ...
+  c.t.free(L(layer, "gelu_cube_s"));
+  c.t.alloc(L(layer, "gelu_scaled"), bytes);  // sqrt(2/pi) * (...)
+  c.t.free(L(layer, "gelu_inner"));
+  c.t.alloc(L(layer, "gelu_tanh"), bytes);
+  c.t.free(L(layer, "gelu_scaled"));
+  c.t.alloc(L(layer, "gelu_onep"), bytes);    // 1 + tanh
+  c.t.free(L(layer, "gelu_tanh"));
+  c.t.alloc(L(layer, "act"), bytes);
+  c.t.free(L(layer, "gelu_half"));
+  c.t.free(L(layer, "gelu_onep"));
+}
+
+}  // namespace
+
+void mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
+  const auto& g = c.g;
+  const uint64_t T = mul(c.batch, tokens);
+  if (g.experts > 0) {
+    moe_mlp(c, layer, T, out);
+    return;
+  }
+  const uint64_t n = mul(T, g.ffn, c.s);
+  if (g.gated) {
+    // down_proj(act_fn(gate_proj(x)) * up_proj(x))
+    c.t.alloc(L(layer, "gate"), n);
+    c.t.alloc(L(layer, "act"), n);
+    c.t.free(L(layer, "gate"));
+    c.t.alloc(L(layer, "up"), n);
+    c.t.alloc(L(layer, "prod"), n);
+    c.t.free(L(layer, "act"));
+    c.t.free(L(layer, "up"));
+    c.t.alloc(out, mul(T, g.hidden, c.s));
+    c.t.free(L(layer, "prod"));
+    return;
+  }
+  // fc2(act(fc1(x)))
+  c.t.alloc(L(layer, "fc1"), n);
+  if (is_python_gelu(g.activation)) python_gelu(c, layer, n);
+  else c.t.alloc(L(layer, "act"), n);
+  c.t.free(L(layer, "fc1"));
+  c.t.alloc(out, mul(T, g.hidden, c.s));
+  c.t.free(L(layer, "act"));
+}
+
+// The caller's loop variable keeps the layer's input alive for the whole call (`hidden_states =
+// layer(hidden_states, ...)`), and the model keeps `inputs_embeds` until its forward returns. Eager attention's
+// weights (attn_weights) live as long as the decoder layer's call (`hidden_states, _ = self.self_attn(...)`);
+// where the block returns them in its outputs tuple (block_returns_attn_weights: bloom), the model's loop variable
+// holds them until the next block returns, so they outlive one more layer.
+void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, const std::string& out,
+                   const std::function<void()>& update_cache) {
+  const auto& g = c.g;
+  auto end_of_layer = [&] {
+    if (!keeps_attn_weights(c)) return;
+    if (!g.traits.block_returns_attn_weights) free_attn_weights(c, layer);
+    else if (layer > 0) free_attn_weights(c, layer - 1);
+  };
+  const uint64_t T = mul(c.batch, q_len);
+  c.t.set_phase(fmt::format("layer {} ({} tokens)", layer, q_len));
+  norm(c, L(layer, "norm1"), T, g.hidden, L(layer, "norm1_tmp"));
+  attention(c, layer, q_len, kv_len, L(layer, "attn_out"), update_cache);
+  switch (g.traits.residual) {
+    case ResidualKind::kParallelTwoNorms:
+      // out = mlp(ln2(x)) + attn(ln1(x)) + x, the MLP's norm taken after the attention returns (allocator trace
+      // of pythia-1.4b)
+      c.t.free(L(layer, "norm1"));
+      norm(c, L(layer, "norm2"), T, g.hidden, L(layer, "norm2_tmp"));
+      mlp(c, layer, q_len, L(layer, "mlp_out"));
+      c.t.free(L(layer, "norm2"));
+      c.t.alloc(L(layer, "sum"), mul(T, g.hidden, c.s));
+      c.t.alloc(out, mul(T, g.hidden, c.s));
+      c.t.free(L(layer, "sum"));
+      c.t.free(L(layer, "attn_out"));
+      c.t.free(L(layer, "mlp_out"));
+      break;
+    case ResidualKind::kParallelSharedNorm:
+      // attention and MLP read the same normed input; out = residual + attn + mlp
+      mlp(c, layer, q_len, L(layer, "mlp_out"));
+      c.t.free(L(layer, "norm1"));
+      c.t.alloc(L(layer, "sum"), mul(T, g.hidden, c.s));
+      c.t.free(L(layer, "attn_out"));
+      c.t.free(L(layer, "mlp_out"));
+      c.t.alloc(out, mul(T, g.hidden, c.s));
+      c.t.free(L(layer, "sum"));
+      break;
+    case ResidualKind::kSequential:
+      c.t.free(L(layer, "norm1"));
+      c.t.alloc(L(layer, "resid1"), mul(T, g.hidden, c.s));  // residual + attention
+      c.t.free(L(layer, "attn_out"));
+      norm(c, L(layer, "norm2"), T, g.hidden, L(layer, "norm2_tmp"));
+      mlp(c, layer, q_len, L(layer, "mlp_out"));
+      c.t.free(L(layer, "norm2"));
+      c.t.alloc(out, mul(T, g.hidden, c.s));
+      c.t.free(L(layer, "mlp_out"));
+      c.t.free(L(layer, "resid1"));
+      break;
+  }
+  end_of_layer();
+}
+
+}  // namespace llmem::transformers
