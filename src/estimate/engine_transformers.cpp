@@ -42,7 +42,7 @@ class TransformersEngine final : public Engine {
   std::string name() const override { return "transformers"; }
   std::vector<std::string> aliases() const override { return {"hf"}; }
   // What estimate_transformers reports as Estimate::engine_version (a unit test holds the two together).
-  std::string version() const override { return "transformers 5.17, PyTorch 2.11"; }
+  std::string version() const override { return kTransformersVersion; }
   std::string source_needs() const override { return "a config.json of a known architecture"; }
   std::vector<WeightScheme> weight_schemes() const override { return {}; }
 

@@ -17,6 +17,7 @@
 #include "llmem/arch.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
+#include "llmem/field_error.hpp"
 #include "llmem/estimate.hpp"
 #include "llmem/transformers.hpp"
 
@@ -192,27 +193,29 @@ TEST(Estimate, TrainingAddsGradientsAndAdamStates) {
 
 TEST(Estimate, BadWorkloadsAreClearErrors) {
   ArchModel m = catalog_model("gpt2");
-  auto expect_usage = [&](Workload w, const std::string& needle) {
+  // the library names the request's field; the CLI words it with its flag (test_cli_params, golden cases)
+  auto expect_usage = [&](Workload w, const std::string& field) {
     try {
       estimate_transformers(m, w, default_gpu());
-      ADD_FAILURE() << "no error for " << needle;
-    } catch (const Error& e) {
+      ADD_FAILURE() << "no error for " << field;
+    } catch (const FieldError& e) {
       EXPECT_EQ(e.kind(), ErrorKind::kUsage);
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_EQ(e.field(), field) << e.what();
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
     }
   };
   Workload w;
   w.batch = 0;
-  expect_usage(w, "--batch");
+  expect_usage(w, "batch");
   w = Workload{};
   w.prompt_tokens = uint64_t{1} << 62;
-  expect_usage(w, "--prompt");
+  expect_usage(w, "prompt_tokens");
   w = Workload{};
   w.dtype = DType::Q4_K;
-  expect_usage(w, "--dtype");
+  expect_usage(w, "dtype");
   w = Workload{};
   w.attn = "flash";
-  expect_usage(w, "--attn");
+  expect_usage(w, "attn");
   try {
     find_gpu("A100-80G");
     ADD_FAILURE();

@@ -10,6 +10,9 @@
 
 namespace llmem {
 
+// The versions whose mechanisms this engine replays (every Estimate's engine_version).
+inline constexpr const char* kTransformersVersion = "transformers 5.17, PyTorch 2.11";
+
 // Validates sizes (zero, negative-as-huge, products overflowing 64 bits): throws Error(kUsage) naming the option.
 void validate_workload(const Workload& w);
 

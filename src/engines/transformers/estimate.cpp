@@ -30,6 +30,7 @@
 #include <fmt/ranges.h>
 
 #include "engine.hpp"
+#include "llmem/field_error.hpp"
 #include "llmem/transformers.hpp"
 
 namespace llmem {
@@ -46,8 +47,8 @@ std::vector<std::string> check_lora_targets(const ArchModel& model, const Worklo
   for (const auto& target : w.lora_targets)
     if (std::find(modules.begin(), modules.end(), target) == modules.end()) missing.push_back(target);
   if (missing.size() == w.lora_targets.size())
-    throw Error(ErrorKind::kUsage, "", fmt::format("--lora-targets: none of {} is a linear layer of this model (its linear layers: {})",
-                                                   fmt::join(w.lora_targets, ","), fmt::join(modules, ",")));
+    throw usage_error("lora_targets", fmt::format("{{field}}: none of {} is a linear layer of this model (its linear layers: {})",
+                                                  fmt::join(w.lora_targets, ","), fmt::join(modules, ",")));
   if (missing.empty()) return {};
   return {fmt::format("LoRA targets not in this model, skipped as peft skips them: {}", fmt::join(missing, ","))};
 }
@@ -112,7 +113,7 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   const transformers::Geometry g = transformers::geometry(model.facts);
   Estimate e;
   e.engine = "transformers";
-  e.engine_version = "transformers 5.17, PyTorch 2.11";
+  e.engine_version = kTransformersVersion;
   e.gpu = gpu;
   Tracker t;
   std::string attn_used;
@@ -135,19 +136,19 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
 }
 
 void validate_workload(const Workload& w) {
-  auto check = [](uint64_t v, const char* name, uint64_t max) {
-    if (v == 0) throw Error(ErrorKind::kUsage, "", std::string(name) + " must be at least 1");
-    if (v > max) throw Error(ErrorKind::kUsage, "", fmt::format("{} {} is beyond any plausible run (max {})", name, v, max));
+  // errors name the request's fields; each face (the CLI, the web page) words them its own way
+  auto check = [](uint64_t v, const char* field, uint64_t max) {
+    if (v == 0) throw usage_error(field, "{field} must be at least 1");
+    if (v > max) throw usage_error(field, fmt::format("{{field}} {} is beyond any plausible run (max {})", v, max));
   };
-  check(w.batch, "--batch", uint64_t{1} << 24);
-  check(w.prompt_tokens, w.mode == RunMode::kTrain ? "--seq" : "--prompt", uint64_t{1} << 30);
-  if (w.mode == RunMode::kGenerate) check(w.new_tokens, "--new-tokens", uint64_t{1} << 30);
+  check(w.batch, "batch", uint64_t{1} << 24);
+  check(w.prompt_tokens, w.mode == RunMode::kTrain ? "seq_tokens" : "prompt_tokens", uint64_t{1} << 30);
+  if (w.mode == RunMode::kGenerate) check(w.new_tokens, "new_tokens", uint64_t{1} << 30);
   if (w.dtype != DType::F16 && w.dtype != DType::BF16 && w.dtype != DType::F32)
-    throw Error(ErrorKind::kUsage, "", std::string("--dtype ") + std::string(dtype_name(w.dtype)) +
-                                           " is not a transformers dtype (fp32, fp16, bf16)");
+    throw usage_error("dtype", "{field} " + std::string(dtype_name(w.dtype)) + " is not a transformers dtype (fp32, fp16, bf16)");
   if (!w.attn.empty() && w.attn != "sdpa" && w.attn != "eager")
-    throw Error(ErrorKind::kUsage, "", "--attn must be sdpa or eager, got '" + w.attn + "'");
-  if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) check(w.lora_r, "--lora-r", 65536);
+    throw usage_error("attn", "{field} must be sdpa or eager, got '" + w.attn + "'");
+  if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) check(w.lora_r, "lora_r", 65536);
 }
 
 }  // namespace llmem
