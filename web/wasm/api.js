@@ -5,13 +5,18 @@
 //   llmem.run(['estimate', 'microsoft/phi-2', '--json'])   // -> {code, stdout, stderr}, as the native CLI
 //
 // run(args) calls the CLI (cli/main.cpp through web/wasm/entry.cpp) with the same arguments and returns its exit
-// code and its output, byte for byte. mount(dir, files) puts files where the CLI can read them by path, each
+// code and its output, byte for byte (as `HF_HUB_OFFLINE=1 llmem ARGS`: see below). mount(dir, files) puts files where the CLI can read them by path, each
 // given either whole ({path, data: Uint8Array}) or as {path, size, read(offset, length) -> Uint8Array}: the
 // reader is called only for the byte ranges the CLI reads (headers), so a 40 GB file dropped on the page costs
 // what its header costs. Everything lives in memory and goes with the page.
 (function () {
   const EIO = 29, ENOENT = 44, EPERM = 63, EINVAL = 28;  // WASI numbering (emscripten's libc)
   const S_IFDIR = 0o040000, S_IFREG = 0o100000;
+
+  // The CLI in here never uses the network itself (a browser tab has no libcurl; the page reads the Hub on its
+  // own, web/engine.js, and hands the headers over as a local Hugging Face cache). So it runs as the native CLI
+  // does with HF_HUB_OFFLINE=1: an unknown org/name is answered from the caches, with that reason given.
+  ENV['HF_HUB_OFFLINE'] = '1';
 
   let out = [], err = [];
   Module['stdin'] = () => null;  // EOF: a browser must never be asked to prompt() for input
