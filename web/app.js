@@ -331,9 +331,24 @@ async function renderPlot(spec, gen, estimate) {
     const e = JSON.parse(r.stdout);
     data.push({ x: points[i], components: e.components.filter((c) => !c.device || c.device === 'gpu') });
   });
-  if (data.length < 2) { $('plot-box').hidden = true; return; }
-  $('plot').replaceChildren(contextPlot(data, gpuMemory(estimate), { xLabel: knob.label, current: knob.value }));
-  $('plot').dataset.points = JSON.stringify(data.map((d) => [d.x, d.components.reduce((s, c) => s + c.bytes, 0)]));
+  lastPlot = { gen, data, memory: gpuMemory(estimate), knob, cap: contextCap.gen === gen ? contextCap.tokens : null };
+  drawPlot();
+}
+
+// Draws the last plot, up to the model's own context once the fit search has said what it is (the CLI
+// estimates longer contexts too, but a model is not run past the context it was trained for).
+let lastPlot = null;
+let contextCap = { gen: 0, tokens: null };  // the model's context, from this generation's fit answer
+function drawPlot() {
+  if (!lastPlot) return;
+  const { data, memory, knob } = lastPlot;
+  const shown = lastPlot.cap ? data.filter((d) => d.x <= lastPlot.cap || d.x === knob.value) : data;
+  if (shown.length < 2) { $('plot-box').hidden = true; return; }
+  $('plot').replaceChildren(contextPlot(shown, memory, { xLabel: knob.label, current: knob.value }));
+  $('plot').dataset.points = JSON.stringify(shown.map((d) => [d.x, d.components.reduce((s, c) => s + c.bytes, 0)]));
+  $('plot-caption').textContent = lastPlot.cap
+    ? `Each point is llmem's estimate at that length, up to the model's context (${thousands(lastPlot.cap)} tokens).`
+    : "Each point is llmem's estimate at that length.";
   $('plot-box').hidden = false;
 }
 
@@ -449,6 +464,7 @@ async function update() {
     window.llmemPage.timings.firstAnswer = performance.now();
     window.llmemPage.timings.afterCompileMs = performance.now() - engine.compiledAt;
     window.llmemPage.timings.firstRunMs = json.ms;
+    window.llmemPage.timings.instantiateMs = engine.instantiateMs;
   }
   const textAnswer = await engine.quick.run('text', [args]);
   if (!textAnswer || gen !== generation) return;
@@ -460,17 +476,23 @@ async function update() {
   // the fit search runs beside the rest, in its own worker
   const fitJob = (async () => {
     $('fit-status').textContent = 'searching…';
-    const fit = await engine.fit.run('fit', [fitArgs(spec).concat('--json')], { restart: true });
-    if (!fit || gen !== generation) return;
-    const r = fit.results && fit.results[0];
+    const fitAnswer = await engine.fit.run('fit', [fitArgs(spec).concat('--json')], { restart: true });
+    if (!fitAnswer || gen !== generation) return;
+    const r = fitAnswer.results && fitAnswer.results[0];
     if (!r || r.code !== 0) {
-      $('fit-status').textContent = r ? cliError(r) : fit.error;
+      $('fit-status').textContent = r ? cliError(r) : fitAnswer.error;
       $('fit').tBodies[0].replaceChildren();
       $('fit-box').hidden = false;
       return;
     }
     $('fit-status').textContent = `$ ${shellQuote(fitArgs(spec))}   (${r.ms.toFixed(0)} ms)`;
-    renderFit(JSON.parse(r.stdout));
+    const fit = JSON.parse(r.stdout);
+    renderFit(fit);
+    contextCap = { gen, tokens: fit.max_positions || (fit.options[0] && fit.options[0].context_cap) || null };
+    if (lastPlot && lastPlot.gen === gen) {
+      lastPlot.cap = contextCap.tokens;
+      drawPlot();
+    }
   })();
 
   if (paramsFor !== spec) {
@@ -568,8 +590,9 @@ async function main() {
   window.llmemPage.timings.compileMs = engine.compileMs;
   window.llmemPage.timings.compiled = performance.now() - t0;
   mountInputs();
-  await update();
-  await loadLists();
+  const first = update();  // answers at once, then queues the rest of its work on the workers
+  await loadLists();       // queued behind the first answer's heading, ahead of the plot and the fit
+  await first;
 }
 
 main();

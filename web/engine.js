@@ -3,7 +3,7 @@
 // drops answers the user no longer waits for. Every answer is the CLI's own: {code, stdout, stderr}.
 
 export class Lane {
-  // The worker starts at once (it loads llmem.mjs while llmem.wasm compiles) unless `lazy`: then on first use.
+  // The worker starts at once unless `lazy`: then on first use.
   constructor(engine, name, { lazy = false } = {}) {
     this.engine = engine;
     this.name = name;
@@ -82,7 +82,8 @@ export class Lane {
 }
 
 export class Engine {
-  // Resolves once llmem.wasm is compiled (engine.compiledAt: the page measures its first answer from there).
+  // Resolves once llmem.wasm is compiled and instantiated on the page's thread (engine.compiledAt: when it was
+  // compiled; the page measures its first answer from there).
   static async start(wasmUrl) {
     const engine = new Engine();
     const t0 = performance.now();
@@ -90,7 +91,8 @@ export class Engine {
       // A server that does not say application/wasm: compile from the bytes instead.
       .catch(async () => WebAssembly.compile(await (await fetch(wasmUrl)).arrayBuffer()));
     const glue = import('./llmem.mjs');
-    engine.quick = new Lane(engine, 'quick');
+    // Both workers start on first use: after the first answer, which they would otherwise slow down.
+    engine.quick = new Lane(engine, 'quick', { lazy: true });
     engine.fit = new Lane(engine, 'fit', { lazy: true });
     engine.module = await engine.modulePromise;
     engine.compileMs = performance.now() - t0;
@@ -98,12 +100,14 @@ export class Engine {
     // An instance on the page's own thread answers the very first question while the workers start (starting a
     // worker can take longer than the answer itself). It is given back after that answer (takeFirst).
     const createLlmem = (await glue).default;
+    const t1 = performance.now();
     engine.here = await createLlmem({
       instantiateWasm(imports, receive) {
         WebAssembly.instantiate(engine.module, imports).then((instance) => receive(instance));
         return {};
       },
     });
+    engine.instantiateMs = performance.now() - t1;
     return engine;
   }
 
