@@ -208,7 +208,7 @@ function fitArgs(spec) {
     a.push('--prompt', state.prompt, '--new-tokens', state.new, '--seq', state.seq);
   }
   a.push(...gpuArgs());
-  if (state.vram.trim()) a.push('--vram', state.vram.trim());
+  if (typedMemory() !== null) a.push('--vram', state.vram.trim());
   return a;
 }
 
@@ -242,13 +242,20 @@ function cliError(result, reads) {
   return text;
 }
 
+// A typed memory size wins over the GPU's (as --vram does); one the CLI would not read is marked and ignored.
+function typedMemory() {
+  const text = state.vram.trim();
+  const bytes = text ? parseBytes(text) : null;
+  $('vram').setCustomValidity(text && bytes === null ? 'not a size: e.g. 24GiB or 80GB' : '');
+  return bytes;
+}
+
 function gpuMemory(estimate) {
-  const typed = state.vram.trim() ? parseBytes(state.vram) : null;
-  return typed ?? estimate.gpu.memory_bytes;
+  return typedMemory() ?? estimate.gpu.memory_bytes;
 }
 
 function gpuDisplay(estimate) {
-  if (state.vram.trim()) return `a GPU of --vram ${state.vram.trim()}`;
+  if (typedMemory() !== null) return `a GPU of --vram ${state.vram.trim()}`;
   return gpuNames.get(estimate.gpu.name) || estimate.gpu.name;
 }
 
@@ -273,9 +280,10 @@ function renderEstimate(spec, estimate, text, args) {
   const verdict = $('verdict');
   verdict.className = 'verdict ' + (fits ? 'fits' : 'no-fit');
   verdict.dataset.fits = String(fits);
+  verdict.dataset.memoryBytes = String(memory);
   // With a GPU from the catalog, the CLI's own line; with a typed size, the same words against that size.
   const cliVerdict = text && lines.find((l) => /^(Fits|Does NOT fit) on /.test(l));
-  verdict.textContent = !state.vram.trim() && cliVerdict ? cliVerdict :
+  verdict.textContent = typedMemory() === null && cliVerdict ? cliVerdict :
     `${fits ? 'Fits' : 'Does NOT fit'} on ${gpuDisplay(estimate)} (${gib(memory, 1)} GiB): ` +
     (spare >= 0 ? `${gib(spare, 2)} GiB to spare` : `${gib(-spare, 2)} GiB short`);
 
@@ -319,7 +327,8 @@ function renderEstimate(spec, estimate, text, args) {
 
 async function renderPlot(spec, gen, estimate) {
   const knob = contextKnob();
-  const xs = new Set([knob.value]);
+  // Powers of two from 128 to 128K tokens, and the chosen length (a few tokens would only squeeze the axis).
+  const xs = new Set(knob.value >= 64 ? [knob.value] : []);
   for (let x = 128; x <= 131072; x *= 2) xs.add(x);
   const points = [...xs].filter((x) => Number.isFinite(x) && x >= 1).sort((a, b) => a - b);
   const answer = await engine.quick.run('plot', points.map((x) => estimateArgs(spec, { contextTokens: x }).concat('--json')));
@@ -434,15 +443,18 @@ async function update() {
   // The first answer of a catalog model comes from the page-thread instance (no files to read), the rest from
   // the workers.
   const here = state.src === 'catalog' ? engine.takeFirst() : null;
-  let answer;
+  let answer = null;
   if (here) {
-    const t0 = performance.now();
-    const r = here.run(args.concat('--json'));
-    r.ms = performance.now() - t0;
-    answer = { results: [r], reads: { requests: 0, bytes: 0, errors: [] } };
-  } else {
-    answer = await engine.quick.run('estimate', [args.concat('--json')]);
+    try {
+      const t0 = performance.now();
+      const r = here.run(args.concat('--json'));
+      r.ms = performance.now() - t0;
+      answer = { results: [r], reads: { requests: 0, bytes: 0, errors: [] } };
+    } catch (e) {
+      answer = null;  // the workers answer instead
+    }
   }
+  if (!answer) answer = await engine.quick.run('estimate', [args.concat('--json')]);
   if (!answer || gen !== generation) return;
   if (answer.error) { showError(answer.error, 'the page'); document.body.dataset.settled = String(gen); return; }
   const [json] = answer.results;

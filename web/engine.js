@@ -61,7 +61,12 @@ export class Lane {
     const job = this.queue.shift();
     this.running = job;
     job.id = this.nextId++;
-    await this.ready;
+    try {
+      await this.ready;
+    } catch (e) {
+      if (this.running === job) this.fail(job, e.message);
+      return;
+    }
     if (this.running !== job) return;  // replaced while the worker started
     this.worker.postMessage({ type: 'run', id: job.id, batch: job.batch });
   }
@@ -69,9 +74,19 @@ export class Lane {
   onMessage(msg) {
     const job = this.running;
     if (!job || msg.id !== job.id) return;
+    if (msg.type !== 'done') return this.fail(job, msg.message);
     this.running = null;
-    if (msg.type === 'done') job.resolve({ results: msg.results, reads: msg.reads });
-    else job.resolve({ error: msg.message });
+    job.resolve({ results: msg.results, reads: msg.reads });
+    this.pump();
+  }
+
+  // The worker failed (it could not start, or the WebAssembly instance aborted and is unusable): the job gets
+  // the reason, and the next one a new worker.
+  fail(job, message) {
+    this.running = null;
+    this.worker.terminate();
+    this.worker = null;
+    job.resolve({ error: message });
     this.pump();
   }
 

@@ -75,6 +75,7 @@ function shown() {
       title: document.getElementById('answer-title').textContent,
       workload: document.getElementById('answer-workload').textContent,
       verdict: document.getElementById('verdict').textContent,
+      verdictMemory: Number(document.getElementById('verdict').dataset.memoryBytes),
       components: rows('#components tbody tr'),
       totals: rows('#components tfoot tr'),
       cli: document.getElementById('cli-line').textContent.split('\n')[0],
@@ -192,8 +193,9 @@ try {
   s = await shown();
   const qwenArgs = llama(qwen, { quant: 'Q4_K_M', ctx: '32768' });
   checkEstimate('Qwen3-30B-A3B llama.cpp Q4_K_M, 32K context, 24GiB typed', s, qwenArgs, { typedMemory: 24 * 2 ** 30 });
-  checkFit('Qwen3-30B-A3B llama.cpp', s, ['fit', qwen, '--engine', 'llamacpp', '--ctx', '32768', '--flash-attn', 'auto', '--cache-type', 'f16',
-                                          '--gpu', 'RTX-4090', '--vram', '24GiB']);
+  const qwenFit = checkFit('Qwen3-30B-A3B llama.cpp', s, ['fit', qwen, '--engine', 'llamacpp', '--ctx', '32768', '--flash-attn', 'auto',
+                                                           '--cache-type', 'f16', '--gpu', 'RTX-4090', '--vram', '24GiB']);
+  t.equal('the typed 24GiB, as the page reads it == as the CLI reads --vram', s.verdictMemory, qwenFit.gpu.memory_bytes);
   checkPlot('Qwen3-30B-A3B llama.cpp', s, (x) => qwenArgs.map((a, i) => (qwenArgs[i - 1] === '--ctx' ? String(x) : a)));
   await screenshot('qwen3-moe-llamacpp');
 
@@ -211,6 +213,11 @@ try {
   await settle(0);
   const again = await shown();
   t.equal('reloading the URL gives the same answer', again.components, s.components);
+  await act(() => page.fill('#vram', '80GB'));
+  s = await shown();
+  const fit80 = checkFit('Mistral fp32 on a typed 80GB', s, ['fit', mistral, '--prompt', '2048', '--new-tokens', '14', '--seq', '512',
+                                                            '--gpu', 'RTX-4090', '--vram', '80GB']);
+  t.equal('the typed 80GB (decimal GB), as the page reads it == as the CLI reads --vram', s.verdictMemory, fit80.gpu.memory_bytes);
 
   // 4. A pasted config.json; a JSON that is not a config gives the CLI's error.
   console.log('-- pasted config.json');
