@@ -1,14 +1,16 @@
 # The WebAssembly build of llmem (emscripten), for the web page in web/. Included by CMakeLists.txt when the
 # toolchain is emscripten's (`emcmake cmake`, driven by scripts/web.sh).
 #
-# The same library modules and the same CLI sources are compiled; only two things differ from the native build:
+# The same library modules and the same CLI sources are compiled; what differs from the native build:
 #   - the dependencies: Debian's emscripten has no packages of its own, so the header-only libraries are taken
 #     from the host's /usr/include through a folder of symlinks to just them (adding /usr/include itself would
 #     put glibc's headers in front of emscripten's libc); fmt is used header-only. libcurl and cairo are loaded
 #     with dlopen at run time (include/core/llmem/dynlib.hpp), so only their headers are needed, and in the
 #     browser they are never loaded: the Hub, charts and the GPU commands say that they need the native binary.
 #   - the executable: `llmem` becomes llmem.mjs + llmem.wasm, an ES module whose default export is a factory;
-#     web/wasm/api.js (appended as --post-js) gives it run(args) -> {code, stdout, stderr}.
+#     web/wasm/api.js (appended as --post-js) gives it run(args) -> {code, stdout, stderr} and mount(), and
+#     web/wasm/*.cpp are added to it: the entry point, and the GPU commands' answer that they need the native
+#     binary (their flags and --help stay the CLI's own).
 
 set(LLMEM_TESTS OFF CACHE BOOL "" FORCE)
 set(LLMEM_BENCH OFF CACHE BOOL "" FORCE)

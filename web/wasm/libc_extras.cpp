@@ -1,5 +1,5 @@
-// A libc call that emscripten's libc declares but does not define. src/gpu/measure.cpp calls prctl() in the
-// child it forks to ask for SIGKILL when llmem dies; in WebAssembly there is no fork (and `measure` answers that
+// A libc call that emscripten's libc declares but does not define. src/gpu/measure.cpp calls prctl() to become
+// the subreaper of the command it measures; in WebAssembly no process can be started (and `measure` answers that
 // it needs the native binary, web/wasm/entry.cpp), so this only has to link and say honestly that it cannot.
 #include <cerrno>
 
