@@ -5,6 +5,7 @@
 //   node tests/web/browser_test.mjs SITE_DIR FIXTURES_DIR ARTIFACTS_DIR
 // Screenshots and timings.json are written to ARTIFACTS_DIR.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { Checks, HUB_COMMIT, native, nativeAsync, nativeJson, parseEstimateText, parseFitRows, serveHub, serveSite } from './lib.mjs';
@@ -371,14 +372,15 @@ try {
     wasm_bytes: wasm.length, wasm_gzip9_bytes: gzipSync(wasm, { level: 9 }).length,
     compile_ms_median: median('compileMs'), after_compile_to_first_answer_ms_median: median('afterCompileMs'),
     first_run_ms_median: median('firstRunMs'), navigation_to_first_answer_ms_median: median('navigationToAnswerMs'),
-    runs, chromium: browser.version(),
+    runs, chromium: browser.version(), load_average: os.loadavg()[0], cpus: os.cpus().length,
   };
   fs.writeFileSync(path.join(artifacts, 'timings.json'), JSON.stringify(timings, null, 2) + '\n');
   console.log(`timing (${runs.length} fresh loads, medians): wasm compile ${timings.compile_ms_median.toFixed(1)} ms, ` +
               `compiled -> first answer shown ${timings.after_compile_to_first_answer_ms_median.toFixed(1)} ms ` +
               `(the estimate itself ${timings.first_run_ms_median.toFixed(1)} ms), navigation -> first answer ` +
               `${timings.navigation_to_first_answer_ms_median.toFixed(1)} ms; llmem.wasm ${timings.wasm_bytes} bytes, ` +
-              `${timings.wasm_gzip9_bytes} gzipped`);
+              `${timings.wasm_gzip9_bytes} gzipped (Chromium ${timings.chromium}, load average ${timings.load_average.toFixed(1)} ` +
+              `on ${timings.cpus} CPUs)`);
   t.ok('llmem.wasm under 1 MB gzipped', timings.wasm_gzip9_bytes < 1e6, timings.wasm_gzip9_bytes);
   t.equal('no script errors on the page', pageErrors, []);
 } catch (e) {
