@@ -2,7 +2,7 @@
 // in this tab (`... --json`), and the command is shown beside it; the page only lays the answers out.
 import { Engine, readHubModel, HubError, HF_CACHE } from './engine.js';
 import { stackedBar, contextPlot, colour } from './charts.js';
-import { gib, thousands, paramsShort, parseBytes } from './format.js';
+import { gib, thousands, paramsShort } from './format.js';
 
 // ---- state: everything the user chose, mirrored in the URL (defaults are left out) --------------------------
 const DEFAULTS = {
@@ -11,6 +11,7 @@ const DEFAULTS = {
   engine: 'transformers', mode: 'inference', dtype: 'fp16', prompt: '6', new: '14', batch: '1',
   train: 'full', precision: 'bf16', optimizer: 'adamw', seq: '512', ckpt: '0', lora_r: '16',
   quant: 'Q4_K_M', ctx: '4096', ngl: '-1', ctk: 'f16', ctv: 'f16', fa: 'auto',
+  vver: '', vdtype: 'auto', mml: '', util: '0.9', mns: '', kvd: 'auto', tp: '1', eager: '0',
   endpoint: 'https://huggingface.co',
 };
 const state = { ...DEFAULTS };
@@ -22,6 +23,8 @@ const BINDINGS = {
   mode: 'mode', dtype: 'dtype', prompt: 'prompt', 'new-tokens': 'new', batch: 'batch', train: 'train',
   precision: 'precision', optimizer: 'optimizer', seq: 'seq', 'grad-ckpt': 'ckpt', 'lora-r': 'lora_r',
   quant: 'quant', ctx: 'ctx', ngl: 'ngl', ctk: 'ctk', ctv: 'ctv', fa: 'fa',
+  'vllm-version': 'vver', 'vllm-dtype': 'vdtype', 'max-model-len': 'mml', 'gpu-util': 'util', 'max-num-seqs': 'mns',
+  'kv-dtype': 'kvd', tp: 'tp', eager: 'eager',
 };
 const $ = (id) => document.getElementById(id);
 
@@ -176,8 +179,22 @@ async function readHub() {
 }
 
 // ---- CLI arguments -------------------------------------------------------------------------------------------
+// --gpu gives the GPU (and its CUDA context); --vram, when typed, its memory (the CLI reads the size).
 function gpuArgs() {
-  return state.gpu ? ['--gpu', state.gpu] : [];
+  const a = state.gpu ? ['--gpu', state.gpu] : [];
+  return state.vram.trim() ? a.concat('--vram', state.vram.trim()) : a;
+}
+
+function vllmArgs(maxModelLen) {
+  const a = ['--engine', 'vllm'];
+  if (state.vver) a.push('--vllm-version', state.vver);
+  a.push('--dtype', state.vdtype);
+  if (maxModelLen) a.push('--max-model-len', String(maxModelLen));
+  a.push('--gpu-memory-utilization', state.util);
+  if (state.mns.trim()) a.push('--max-num-seqs', state.mns.trim());
+  a.push('--kv-cache-dtype', state.kvd, '--tensor-parallel-size', state.tp);
+  if (state.eager === '1') a.push('--enforce-eager');
+  return a;
 }
 
 function estimateArgs(spec, { contextTokens } = {}) {
@@ -187,6 +204,8 @@ function estimateArgs(spec, { contextTokens } = {}) {
     if (state.quant) a.push('--quant', state.quant);  // none: the GGUF file's own types
     a.push('--ctx', String(contextTokens ?? state.ctx), '--ngl', state.ngl, '--cache-type-k', state.ctk,
            '--cache-type-v', state.ctv, '--flash-attn', state.fa);
+  } else if (state.engine === 'vllm') {
+    a.push(...vllmArgs(contextTokens ?? state.mml.trim()));
   } else if (state.mode === 'train') {
     a.push('--train', state.train, '--precision', state.precision, '--optimizer', state.optimizer,
            '--seq', String(contextTokens ?? state.seq), '--batch', state.batch);
@@ -204,16 +223,17 @@ function fitArgs(spec) {
   if (state.engine === 'llamacpp') {
     a.push('--engine', 'llamacpp', '--ctx', state.ctx, '--flash-attn', state.fa);
     if (state.ctk === state.ctv && ['f16', 'q8_0', 'q4_0'].includes(state.ctk)) a.push('--cache-type', state.ctk);
+  } else if (state.engine === 'vllm') {
+    a.push(...vllmArgs(state.mml.trim()));
   } else {
     a.push('--prompt', state.prompt, '--new-tokens', state.new, '--seq', state.seq);
   }
-  a.push(...gpuArgs());
-  if (typedMemory() !== null) a.push('--vram', state.vram.trim());
-  return a;
+  return a.concat(gpuArgs());
 }
 
 function contextKnob() {
   if (state.engine === 'llamacpp') return { value: Number(state.ctx), label: 'context n_ctx (tokens)' };
+  if (state.engine === 'vllm') return { value: Number(state.mml) || NaN, label: '--max-model-len (tokens)' };
   if (state.mode === 'train') return { value: Number(state.seq), label: 'training sequence (tokens)' };
   return { value: Number(state.prompt), label: `prompt (tokens), then ${state.new} new tokens` };
 }
@@ -242,20 +262,8 @@ function cliError(result, reads) {
   return text;
 }
 
-// A typed memory size wins over the GPU's (as --vram does); one the CLI would not read is marked and ignored.
-function typedMemory() {
-  const text = state.vram.trim();
-  const bytes = text ? parseBytes(text) : null;
-  $('vram').setCustomValidity(text && bytes === null ? 'not a size: e.g. 24GiB or 80GB' : '');
-  return bytes;
-}
-
-function gpuMemory(estimate) {
-  return typedMemory() ?? estimate.gpu.memory_bytes;
-}
-
 function gpuDisplay(estimate) {
-  if (typedMemory() !== null) return `a GPU of --vram ${state.vram.trim()}`;
+  if (state.vram.trim()) return `a GPU of --vram ${state.vram.trim()}`;
   return gpuNames.get(estimate.gpu.name) || estimate.gpu.name;
 }
 
@@ -267,8 +275,8 @@ function cell(tag, text, cls) {
 }
 
 function renderEstimate(spec, estimate, text, args) {
-  const llama = estimate.engine === 'llama.cpp';
-  const memory = gpuMemory(estimate);
+  const llama = estimate.engine === 'llama.cpp', vllm = estimate.engine === 'vllm';
+  const memory = estimate.gpu.memory_bytes;
   // The CLI's text form (same command without --json) gives the heading in its words; until it arrives, the
   // heading is made from the JSON.
   const lines = text ? text.split('\n') : [];
@@ -276,16 +284,20 @@ function renderEstimate(spec, estimate, text, args) {
     : `${sourceLabel()} on ${gpuDisplay(estimate)} with ${estimate.engine_version}`;
   $('answer-workload').textContent = lines[1] || '';
   const spare = memory - estimate.process_peak_bytes;
-  const fits = estimate.process_peak_bytes <= memory;
+  const fits = vllm ? estimate.starts : estimate.process_peak_bytes <= memory;
   const verdict = $('verdict');
   verdict.className = 'verdict ' + (fits ? 'fits' : 'no-fit');
   verdict.dataset.fits = String(fits);
   verdict.dataset.memoryBytes = String(memory);
-  // With a GPU from the catalog, the CLI's own line; with a typed size, the same words against that size.
-  const cliVerdict = text && lines.find((l) => /^(Fits|Does NOT fit) on /.test(l));
-  verdict.textContent = typedMemory() === null && cliVerdict ? cliVerdict :
-    `${fits ? 'Fits' : 'Does NOT fit'} on ${gpuDisplay(estimate)} (${gib(memory, 1)} GiB): ` +
-    (spare >= 0 ? `${gib(spare, 2)} GiB to spare` : `${gib(-spare, 2)} GiB short`);
+  // The CLI's own line once its text form is here; until then the same words from the JSON.
+  const cliVerdict = text && lines.find((l) => /^(Fits on |Does NOT fit on |vLLM starts|vLLM would not start)/.test(l));
+  verdict.textContent = cliVerdict || (vllm ? (fits ? 'vLLM starts.' : `vLLM would not start: ${estimate.refusal}`)
+    : `${fits ? 'Fits' : 'Does NOT fit'} on ${gpuDisplay(estimate)} (${gib(memory, 1)} GiB): ` +
+      (spare >= 0 ? `${gib(spare, 2)} GiB to spare` : `${gib(-spare, 2)} GiB short`));
+  // vLLM: what its start-up log will say, as the CLI prints it (the lines before the component table).
+  const startup = vllm && text ? lines.slice(2, lines.findIndex((l) => /^Component\s/.test(l))).join('\n').trim() : '';
+  $('startup').textContent = startup;
+  $('startup').hidden = !startup;
 
   const gpuComponents = estimate.components.filter((c) => !c.device || c.device === 'gpu');
   $('bar').replaceChildren(stackedBar(gpuComponents, memory, { label: 'GPU memory' }));
@@ -305,7 +317,10 @@ function renderEstimate(spec, estimate, text, args) {
     tr.dataset.bytes = String(c.bytes);
     return tr;
   }));
-  const totals = llama
+  const totals = vllm
+    ? [['Process peak', estimate.process_peak_bytes, estimate.starts ? 'what nvidia-smi / NVML shows for the process, per GPU'
+                                                                     : 'the GPU memory it would need to start', 'process_peak_bytes']]
+    : llama
     ? [['Weights (file)', estimate.weight_bytes, `tensor data of the ${estimate.workload.quant} file (${thousands(estimate.weight_bytes)} bytes)`, 'weight_bytes'],
        ['GPU buffers', estimate.framework_peak_bytes, "llama.cpp's GPU buffers (model, KV cache, compute)", 'framework_peak_bytes'],
        ['GPU process peak', estimate.process_peak_bytes, 'what nvidia-smi / NVML shows for the process', 'process_peak_bytes'],
@@ -338,9 +353,9 @@ async function renderPlot(spec, gen, estimate) {
   answer.results.forEach((r, i) => {
     if (r.code !== 0) return;  // past what the model or engine accepts: the plot stops there
     const e = JSON.parse(r.stdout);
-    data.push({ x: points[i], components: e.components.filter((c) => !c.device || c.device === 'gpu') });
+    data.push({ x: points[i], components: e.components.filter((c) => !c.device || c.device === 'gpu'), refused: e.starts === false });
   });
-  lastPlot = { gen, data, memory: gpuMemory(estimate), knob, cap: contextCap.gen === gen ? contextCap.tokens : null };
+  lastPlot = { gen, data, memory: estimate.gpu.memory_bytes, knob, cap: contextCap.gen === gen ? contextCap.tokens : null };
   drawPlot();
 }
 
@@ -389,9 +404,20 @@ function renderParams(p) {
   $('params-box').hidden = false;
 }
 
-function renderFit(fit) {
+function renderFit(fit, text) {
   const head = $('fit').tHead, body = $('fit').tBodies[0];
   const llama = fit.engine === 'llama.cpp';
+  $('fit').dataset.gpuMemoryBytes = String(fit.gpu.memory_bytes);
+  $('fit-text').hidden = !text;
+  $('fit-text').textContent = text ? text.trim() : '';
+  if (fit.engine === 'vllm') {
+    head.replaceChildren();
+    body.replaceChildren();
+    $('fit-foot').textContent = '';
+    $('fit-text').dataset.options = JSON.stringify(fit.options);
+    $('fit-box').hidden = false;
+    return;
+  }
   const columns = llama
     ? ['quant', 'file GiB', 'GPU peak GiB', 'fits', '-ngl', 'max context']
     : ['Mode', 'Precision', 'Fits', 'Peak GiB', 'Headroom GiB', 'Max context (tokens)', 'Max batch', 'GPUs needed'];
@@ -415,7 +441,6 @@ function renderFit(fit) {
     ? `On ${fit.gpu.display_name} (${gib(fit.gpu.memory_bytes, 2)} GiB), n_ctx ${thousands(fit.n_ctx)}. file GiB: tensor data of the GGUF llama-quantize would write; GPU peak: every layer on the GPU; -ngl: layers that fit (the output layer counts as one); max context: every layer on the GPU, multiples of 256.`
     : `On ${fit.gpu.display_name} (${gib(fit.gpu.memory_bytes, 2)} GiB). Peak and headroom at the given context and batch 1; max context at batch 1 (prompt tokens for inference, sequence length for training); max batch at the given context.`) +
     ' * = the search\'s limit (the model\'s context), not memory\'s.';
-  $('fit').dataset.gpuMemoryBytes = String(fit.gpu.memory_bytes);
   $('fit-box').hidden = false;
 }
 
@@ -488,19 +513,24 @@ async function update() {
   // the fit search runs beside the rest, in its own worker
   const fitJob = (async () => {
     $('fit-status').textContent = 'searching…';
-    const fitAnswer = await engine.fit.run('fit', [fitArgs(spec).concat('--json')], { restart: true });
+    // vLLM's fit is a sentence or two in the CLI (the largest --max-model-len that starts): the text is shown too
+    const batch = [fitArgs(spec).concat('--json')].concat(state.engine === 'vllm' ? [fitArgs(spec)] : []);
+    const fitAnswer = await engine.fit.run('fit', batch, { restart: true });
     if (!fitAnswer || gen !== generation) return;
     const r = fitAnswer.results && fitAnswer.results[0];
     if (!r || r.code !== 0) {
       $('fit-status').textContent = r ? cliError(r) : fitAnswer.error;
       $('fit').tBodies[0].replaceChildren();
+      $('fit').tHead.replaceChildren();
+      $('fit-text').hidden = true;
       $('fit-box').hidden = false;
       return;
     }
     $('fit-status').textContent = `$ ${shellQuote(fitArgs(spec))}   (${r.ms.toFixed(0)} ms)`;
     const fit = JSON.parse(r.stdout);
-    renderFit(fit);
-    contextCap = { gen, tokens: fit.max_positions || (fit.options[0] && fit.options[0].context_cap) || null };
+    renderFit(fit, fitAnswer.results[1] && fitAnswer.results[1].stdout);
+    const first = fit.options[0] || {};
+    contextCap = { gen, tokens: fit.max_positions || first.context_cap || first.model_max_len || null };
     if (lastPlot && lastPlot.gen === gen) {
       lastPlot.cap = contextCap.tokens;
       drawPlot();

@@ -108,11 +108,18 @@ export function contextPlot(points, memoryBytes, { width = 760, height = 300, xL
   });
   // the total, with a dot per point (its value in a tooltip)
   svg.appendChild(el('path', { d: points.map((p, i) => `${i ? 'L' : 'M'}${px(p.x)},${py(totals[i])}`).join(''), class: 'total' }));
+  // points.refused: the engine would not start at that length (vLLM): a red dot, said in its tooltip
   points.forEach((p, i) => {
-    const dot = el('circle', { cx: px(p.x), cy: py(totals[i]), r: p.x === current ? 5 : 3, class: p.x === current ? 'dot current' : 'dot' });
-    dot.appendChild(el('title', {}, `${thousands(p.x)} tokens: ${gib(totals[i], 3)} GiB`));
+    const cls = ['dot', p.x === current ? 'current' : '', p.refused ? 'refused' : ''].filter(Boolean).join(' ');
+    const dot = el('circle', { cx: px(p.x), cy: py(totals[i]), r: p.x === current ? 5 : 3, class: cls });
+    dot.appendChild(el('title', {}, `${thousands(p.x)} tokens: ${gib(totals[i], 3)} GiB${p.refused ? ' (would not start)' : ''}`));
     svg.appendChild(dot);
   });
+  if (points.some((p) => p.refused)) {
+    const ly = top + 10 + names.length * 16 + 8;
+    svg.appendChild(el('circle', { cx: left + plotW + 17, cy: ly - 4, r: 4, class: 'dot refused' }));
+    svg.appendChild(el('text', { x: left + plotW + 26, y: ly, class: 'legend' }, 'would not start'));
+  }
   if (memoryBytes && memoryBytes <= maxBytes) {
     svg.appendChild(el('line', { x1: left, x2: left + plotW, y1: py(memoryBytes), y2: py(memoryBytes), class: 'limit' }));
     svg.appendChild(el('text', { x: left + 4, y: py(memoryBytes) - 4, class: 'limit-label' }, `GPU memory ${gib(memoryBytes, 2)} GiB`));

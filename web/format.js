@@ -44,17 +44,3 @@ export function fixed(x, decimals) {
   const text = decimals ? digits.slice(0, -decimals) + '.' + digits.slice(-decimals) : digits;
   return (x < 0 ? '-' : '') + text;  // fmt keeps the sign of a negative that rounds to zero
 }
-
-// parse_bytes (src/core/units.cpp) for a memory size typed on the page, e.g. "24GiB", "80 GB", "12288MiB".
-// The page shows this value at once; the fit table then runs with --vram and uses the CLI's own reading.
-export function parseBytes(text) {
-  const s = String(text).replace(/\s+/g, '');
-  const m = /^([0-9.]+)([a-zA-Z]*)$/.exec(s);
-  if (!m || !/^\d*\.?\d*$/.test(m[1]) || m[1] === '.') return null;
-  const value = Number(m[1]);
-  const mult = { '': 1, b: 1, kib: 1024, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12 }[m[2].toLowerCase()];
-  if (mult === undefined || !Number.isFinite(value)) return null;
-  const bytes = value * mult;
-  if (!(bytes >= 1) || bytes > 2 ** 60) return null;
-  return Math.round(bytes);
-}

@@ -140,7 +140,7 @@ export function parseEstimateText(text) {
     workload: lines[1],
     components: lines.slice(rules[0] + 1, rules[1]).map(row),
     totals: lines.slice(rules[1] + 1).map(row).filter(Boolean),
-    verdict: lines.find((l) => /^(Fits|Does NOT fit) on /.test(l)),
+    verdict: lines.find((l) => /^(Fits on |Does NOT fit on |vLLM starts|vLLM would not start)/.test(l)),
   };
 }
 
