@@ -73,7 +73,12 @@ export function serveSite(root) {
     if (!file.startsWith(root)) { res.writeHead(403); return res.end(); }
     if (url.pathname.endsWith('/')) file = path.join(file, 'index.html');
     if (!fs.existsSync(file) || !fs.statSync(file).isFile()) { res.writeHead(404); return res.end(); }
-    sendFile(req, res, file);
+    // Validators, as any static host sends them: the browser keeps the files and asks again (304).
+    const st = fs.statSync(file);
+    const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+    const validators = { ETag: etag, 'Last-Modified': st.mtime.toUTCString(), 'Cache-Control': 'no-cache' };
+    if (req.headers['if-none-match'] === etag) { res.writeHead(304, validators); return res.end(); }
+    sendFile(req, res, file, validators);
   });
   return listen(server, log);
 }
