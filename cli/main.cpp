@@ -31,7 +31,8 @@ bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
 
 }  // namespace llmem::cli
 
-int main(int argc, char** argv) {
+// The whole CLI as a function: main() below, and the WebAssembly build's run(args) (web/wasm/entry.cpp).
+int llmem_run(int argc, char** argv) {
   CLI::App app{
       "llmem: how much GPU memory does an LLM need, and will it run or fine-tune on my GPU?\n"
       "Exact parameter counts from config.json, safetensors and GGUF headers, without touching weights."};
@@ -70,3 +71,5 @@ int main(int argc, char** argv) {
   }
   return exit_code;
 }
+
+int main(int argc, char** argv) { return llmem_run(argc, argv); }

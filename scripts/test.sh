@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# All the tests: the unit and CLI tests (Release), the same under AddressSanitizer + UBSan, and each libFuzzer
-# target for a short fixed time on its seed corpus.
+# All the tests: the unit and CLI tests (Release), the web page (WebAssembly build, browser test), the same unit
+# and CLI tests under AddressSanitizer + UBSan, and each libFuzzer target for a short fixed time on its seed corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -11,6 +11,9 @@ echo "== build and test (Release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$JOBS"
 ctest --test-dir build --output-on-failure -j "$JOBS"
+
+echo "== the web page: the WebAssembly build, run(args) == the native CLI, the page in headless Chromium"
+bash tests/web/run.sh
 
 echo "== build and test under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLLMEM_SANITIZE=ON -DLLMEM_BENCH=OFF >/dev/null

@@ -21,6 +21,11 @@ class DynLib {
  public:
   // Opens the first of `sonames` that loads; `what` names the feature for the error ("charts", "the Hub").
   DynLib(std::initializer_list<const char*> sonames, const std::string& what, const std::string& package) {
+#ifdef __EMSCRIPTEN__
+    // The WebAssembly build (web/) runs in a browser or Node.js: there is no shared library to load.
+    throw Error(ErrorKind::kRuntime, *sonames.begin(),
+                what + " need the native llmem binary (the WebAssembly build cannot load " + package + ")");
+#endif
     std::string tried;
     for (const char* name : sonames) {
       handle_ = ::dlopen(name, RTLD_NOW | RTLD_LOCAL);
