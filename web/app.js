@@ -467,7 +467,8 @@ async function update() {
   const args = estimateArgs(spec);
   // The first answer of a catalog model comes from the page-thread instance (no files to read), the rest from
   // the workers.
-  const here = state.src === 'catalog' ? engine.takeFirst() : null;
+  const first = engine.takeFirst();  // taken (and let go) whatever the source
+  const here = state.src === 'catalog' ? first : null;
   let answer = null;
   if (here) {
     try {
