@@ -139,8 +139,7 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
                                                                  : std::string(optimizer_name(w.optimizer)) + ", as asked"));
     e.notes.push_back(w.precision == TrainPrecision::kAmpBf16
                           ? "bf16=True: autocast to bf16 over fp32 master weights (model loaded in fp32)"
-                          : "bf16=True: autocast over bf16 weights (from_pretrained's dtype='auto' on a bf16 checkpoint); "
-                            "optimizer states in bf16");
+                          : "bf16=True: autocast over bf16 weights (from_pretrained's dtype='auto' on a bf16 checkpoint)");
     e.notes.push_back("accelerate returns the logits as an fp32 copy; gradients clipped to max_grad_norm 1.0 (foreach)");
     if (w.grad_ckpt) e.notes.push_back("gradient checkpointing: TrainingArguments(gradient_checkpointing=True)");
     e.notes.push_back("the dataloader's pinned batches are host memory, not counted");
