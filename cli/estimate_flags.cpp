@@ -46,6 +46,8 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_flag("--hf-trainer", w.hf_trainer,
                 "Training with transformers.Trainer and TrainingArguments defaults, bf16=True (--precision bf16: "
                 "weights as from_pretrained loads a bf16 checkpoint; amp-bf16: loaded in fp32)");
+  cmd->add_option("--alloc-conf", w.alloc_conf,
+                  "PYTORCH_CUDA_ALLOC_CONF of the run (transformers): expandable_segments:True or the default allocator");
   cmd->add_option("--grad-accum", w.grad_accum, "Gradient accumulation steps (micro-batches of --batch per optimizer step)")
       ->capture_default_str();
   cmd->add_option("--seq", w.seq_tokens, "Training sequence length")->capture_default_str();
@@ -88,7 +90,7 @@ const FlagNames& estimate_flag_names() {
       {"dtype", "--dtype"},           {"batch", "--batch"},             {"prompt_tokens", "--prompt"},
       {"new_tokens", "--new-tokens"}, {"attn", "--attn"},               {"train", "--train"},
       {"precision", "--precision"},   {"optimizer", "--optimizer"},     {"seq_tokens", "--seq"},
-      {"grad_accum", "--grad-accum"},
+      {"grad_accum", "--grad-accum"}, {"alloc_conf", "--alloc-conf"},
       {"lora_r", "--lora-r"},         {"lora_targets", "--lora-targets"}, {"quant", "--quant"},
       {"n_ctx", "--ctx"},             {"n_ubatch", "--ubatch"},         {"n_gpu_layers", "--ngl"},
       {"cache_type_k", "--cache-type-k"}, {"cache_type_v", "--cache-type-v"}, {"flash_attn", "--flash-attn"},

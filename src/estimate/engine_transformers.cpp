@@ -71,6 +71,10 @@ class TransformersEngine final : public Engine {
     w.batch = positive_count(spec.batch.value_or(1), "batch");
     w.attn = spec.attn;
     w.from_config = spec.from_config;
+    if (spec.alloc_conf == "expandable_segments:True") w.expandable_segments = true;
+    else if (!spec.alloc_conf.empty() && spec.alloc_conf != "expandable_segments:False")
+      throw usage_error("alloc_conf", "{field} '" + spec.alloc_conf +
+                                          "' is not modelled; possible: expandable_segments:True, expandable_segments:False");
     if (!spec.train.empty()) {
       resolve_training(spec, w);
     } else {

@@ -96,6 +96,7 @@ WorkloadSpec transformers_workload(const json& rec, const std::string& mode) {
   // The attention implementation transformers used is part of the scenario (the harness reads it back).
   if (rec.contains("attn") && rec["attn"].is_string() && (rec["attn"] == "sdpa" || rec["attn"] == "eager")) w.attn = rec["attn"];
   w.from_config = true;  // the harness builds every model with from_config
+  w.alloc_conf = field<std::string>(rec, "alloc_conf", "");
   if (mode == "train") {
     w.train = rec.at("train");
     w.precision = field<std::string>(rec, "precision", "bf16");

@@ -36,6 +36,7 @@ json transformers_json(const EstimateResult& r) {
   for (const auto& c : e.components) comps.push_back({{"name", c.name}, {"bytes", c.bytes}, {"detail", c.detail}});
   const char* mode = w.mode == RunMode::kGenerate ? "generate" : w.mode == RunMode::kForward ? "forward" : "train";
   json wl = {{"mode", mode}, {"dtype", dtype_name(w.dtype)}, {"batch", w.batch}};
+  if (w.expandable_segments) wl["expandable_segments"] = true;
   if (w.mode == RunMode::kTrain) {
     wl["seq"] = w.prompt_tokens;
     wl["train"] = w.train == TrainMethod::kFull ? "full" : "lora";

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "alloc_sim.hpp"
 #include "llmem/arch.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/estimate.hpp"
@@ -128,4 +129,43 @@ TEST(Optimizers, HfTrainerResolvesFusedAdamWAndItsFp32LogitsStayBelowTheBackward
   bool said = false;
   for (const auto& n : hf.notes) said |= n == "optimizer: adamw_torch_fused, because torch >= 2.8 (TrainingArguments' default)";
   EXPECT_TRUE(said);
+}
+
+TEST(AllocSimExpandable, GrowsOneSegmentIn20MiBPagesAndExtendsItsFreeTail) {
+  sim::CachingAllocator a(true);
+  const uint64_t MiB = 1u << 20;
+  auto h1 = a.malloc(30 * MiB + 1);  // 30 MiB + 512 bytes: two 20 MiB pages
+  EXPECT_EQ(a.reserved(), 40 * MiB);
+  auto h2 = a.malloc(4 * MiB);  // fits in the 10 MiB - 512 bytes left at the end (split: >= 512 bytes remain)
+  EXPECT_EQ(a.reserved(), 40 * MiB);
+  a.free(h1);
+  // 50 MiB: no free block fits (30 MiB + 512 at the start, 6 MiB - 512 at the end); the free tail (6 MiB - 512)
+  // grows by what is missing, rounded up to 20 MiB pages: 60 MiB more
+  auto h3 = a.malloc(50 * MiB);
+  EXPECT_EQ(a.reserved(), 100 * MiB);
+  a.free(h2);
+  a.free(h3);
+  // everything is free and merged into one 100 MiB block: a 90 MiB request needs no new page
+  auto h4 = a.malloc(90 * MiB);
+  EXPECT_EQ(a.reserved(), 100 * MiB);
+  EXPECT_EQ(a.peak_reserved(), 100 * MiB);
+  a.free(h4);
+  auto s = a.malloc(1000);  // the small pool's own segment, in 2 MiB pages
+  EXPECT_EQ(a.reserved(), 102 * MiB);
+  a.free(s);
+}
+
+TEST(AllocSimExpandable, ReservesNoMoreThanTheDefaultAllocatorForATrainingRun) {
+  ArchModel m = catalog_model("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
+  Workload w;
+  w.mode = RunMode::kTrain;
+  w.dtype = DType::BF16;
+  w.prompt_tokens = 1024;
+  w.batch = 4;
+  Estimate plain = estimate_transformers(m, w, default_gpu());
+  w.expandable_segments = true;
+  Estimate exp = estimate_transformers(m, w, default_gpu());
+  EXPECT_EQ(exp.framework_peak_bytes, plain.framework_peak_bytes);  // the allocator changes no tensor
+  EXPECT_LE(exp.reserved_peak_bytes, plain.reserved_peak_bytes);
+  EXPECT_GE(exp.reserved_peak_bytes, exp.framework_peak_bytes);
 }

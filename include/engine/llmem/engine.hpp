@@ -43,6 +43,7 @@ struct Workload {
   // Weights built by from_config (random init, as the measurement harness does) instead of from_pretrained:
   // transformers then creates a tied LM head before tying it, a transient extra copy of the embedding.
   bool from_config = false;
+  bool expandable_segments = false;  // PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (the caching allocator's mode)
   // training
   TrainMethod train = TrainMethod::kFull;
   TrainPrecision precision = TrainPrecision::kBf16;

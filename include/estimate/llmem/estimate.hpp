@@ -50,6 +50,7 @@ struct WorkloadSpec {
   int64_t lora_r = 16;
   std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
   bool from_config = false;               // weights built with from_config (the measurement harness), not loaded
+  std::string alloc_conf;                 // PYTORCH_CUDA_ALLOC_CONF: "" (defaults) or expandable_segments:True/False
   // llama.cpp
   std::string quant;                      // scheme of the predicted file ("Q4_K_M"); a GGUF source has its own
   int64_t n_ctx = 4096;

@@ -115,7 +115,7 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.engine = "transformers";
   e.engine_version = kTransformersVersion;
   e.gpu = gpu;
-  Tracker t;
+  Tracker t(true, w.expandable_segments);
   std::string attn_used;
   if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) e.notes = check_lora_targets(model, w);
   if (w.mode == RunMode::kTrain) {
@@ -144,6 +144,9 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
     if (w.grad_ckpt) e.notes.push_back("gradient checkpointing: TrainingArguments(gradient_checkpointing=True)");
     e.notes.push_back("the dataloader's pinned batches are host memory, not counted");
   }
+  if (w.expandable_segments)
+    e.notes.push_back("PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True: one growing segment per pool (20 MiB pages "
+                      "for large blocks, 2 MiB for small), replayed as PyTorch 2.11 maps them; not yet measured");
   if (w.mode == RunMode::kTrain && w.grad_accum > 1)
     e.notes.push_back(fmt::format("gradient accumulation: {} micro-batches of {} per optimizer step; gradients persist "
                                   "across them", w.grad_accum, w.batch));
