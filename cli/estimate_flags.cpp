@@ -39,7 +39,17 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--attn", w.attn, "Attention implementation: sdpa or eager (default: transformers' choice)");
   cmd->add_option("--train", w.train, "Training: full or lora");
   cmd->add_option("--precision", w.precision, "Training precision: bf16 or amp-bf16")->capture_default_str();
-  cmd->add_option("--optimizer", w.optimizer, "Optimizer: adamw or sgd")->capture_default_str();
+  cmd->add_option("--optimizer", w.optimizer,
+                  "Optimizer: adamw (default: what torch.optim.AdamW(params) runs on CUDA, foreach), adamw-foreach, "
+                  "adamw-fused, adamw-forloop, sgd, sgd-momentum, adafactor (transformers'); with --hf-trainer the "
+                  "Trainer's default, adamw_torch_fused");
+  cmd->add_flag("--hf-trainer", w.hf_trainer,
+                "Training with transformers.Trainer and TrainingArguments defaults, bf16=True (--precision bf16: "
+                "weights as from_pretrained loads a bf16 checkpoint; amp-bf16: loaded in fp32)");
+  cmd->add_option("--alloc-conf", w.alloc_conf,
+                  "PYTORCH_CUDA_ALLOC_CONF of the run (transformers): expandable_segments:True or the default allocator");
+  cmd->add_option("--grad-accum", w.grad_accum, "Gradient accumulation steps (micro-batches of --batch per optimizer step)")
+      ->capture_default_str();
   cmd->add_option("--seq", w.seq_tokens, "Training sequence length")->capture_default_str();
   cmd->add_flag("--grad-ckpt", w.grad_ckpt, "Gradient checkpointing");
   cmd->add_option("--lora-r", w.lora_r, "LoRA rank")->capture_default_str();
@@ -80,6 +90,7 @@ const FlagNames& estimate_flag_names() {
       {"dtype", "--dtype"},           {"batch", "--batch"},             {"prompt_tokens", "--prompt"},
       {"new_tokens", "--new-tokens"}, {"attn", "--attn"},               {"train", "--train"},
       {"precision", "--precision"},   {"optimizer", "--optimizer"},     {"seq_tokens", "--seq"},
+      {"grad_accum", "--grad-accum"}, {"alloc_conf", "--alloc-conf"},
       {"lora_r", "--lora-r"},         {"lora_targets", "--lora-targets"}, {"quant", "--quant"},
       {"n_ctx", "--ctx"},             {"n_ubatch", "--ubatch"},         {"n_gpu_layers", "--ngl"},
       {"cache_type_k", "--cache-type-k"}, {"cache_type_v", "--cache-type-v"}, {"flash_attn", "--flash-attn"},

@@ -205,6 +205,7 @@ def build_model(sc, torch, transformers):
     with open(os.path.join(scenario_mod.CATALOG, sc["model"] + ".json")) as f:
         cfg_dict = json.load(f)
     model_type = cfg_dict.pop("model_type")
+    cfg_dict.update(sc.get("config_override") or {})  # e.g. an MoE cut to fewer layers
     cfg = AutoConfig.for_model(model_type, **cfg_dict)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[sc["dtype"]]
     kwargs = {}
@@ -443,7 +444,7 @@ def _generate(sc, rec, model, ids, torch, st):
 
 def _train(sc, rec, model, ids_shape, vocab, torch, st, sampler):
     model.config.use_cache = False
-    if sc.get("grad_ckpt"):
+    if sc.get("grad_ckpt") and not sc.get("hf_trainer"):  # the Trainer enables it itself, with its own kwargs
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if sc["train"] == "lora":
         from peft import LoraConfig, get_peft_model
@@ -464,10 +465,12 @@ def _train(sc, rec, model, ids_shape, vocab, torch, st, sampler):
     rec["trainable_params"] = sum(p.numel() for p in params)
     rec["trainable_param_bytes"] = sum(p.numel() * p.element_size() for p in params)
     rec["trainable_dtypes"] = sorted({str(p.dtype).replace("torch.", "") for p in params})
-    if sc["optimizer"] == "adamw":
-        opt = torch.optim.AdamW(params, lr=1e-5, fused=False)
-    else:
-        opt = torch.optim.SGD(params, lr=1e-5, momentum=0)
+    if sc.get("hf_trainer"):
+        _train_hf(sc, rec, model, ids_shape, vocab, torch, st, sampler)
+        return
+    opt = make_optimizer(sc["optimizer"], params, torch)
+    aux(rec, "optimizer_defaults", lambda: {k: v for k, v in opt.defaults.items()
+                                            if k in ("foreach", "fused", "momentum", "relative_step")})
     st.close("load")
     rec["nvml_after_load_bytes"] = sampler.now()
     amp = sc["precision"] == "amp-bf16"
@@ -499,8 +502,106 @@ def _train(sc, rec, model, ids_shape, vocab, torch, st, sampler):
     rec["losses"] = losses
 
 
+def make_optimizer(name, params, torch):
+    """The optimizer as user code writes it. "adamw" (the first stored runs) is AdamW(fused=False): passing fused
+    turns the foreach default off, so it runs the single-tensor for-loop, like "adamw-forloop"."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=1e-5, fused=False)
+    if name == "adamw-default":  # torch.optim.AdamW(params): foreach on CUDA
+        return torch.optim.AdamW(params, lr=1e-5)
+    if name == "adamw-fused":
+        return torch.optim.AdamW(params, lr=1e-5, fused=True)
+    if name == "adamw-forloop":
+        return torch.optim.AdamW(params, lr=1e-5, foreach=False)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=1e-5, momentum=0)
+    if name == "sgd-momentum":  # foreach by default on CUDA, like AdamW
+        return torch.optim.SGD(params, lr=1e-5, momentum=0.9)
+    if name == "adafactor":  # transformers' own, with its documented fine-tuning settings' defaults
+        from transformers.optimization import Adafactor
+        return Adafactor(params, lr=None, relative_step=True, scale_parameter=True, warmup_init=False)
+    raise ValueError("unknown optimizer " + name)
+
+
+class _RandomIds:
+    """A map-style dataset of random token ids (input_ids = labels), as a tokenised corpus would give."""
+
+    def __init__(self, n, seq, vocab, seed=0):
+        import torch
+        g = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(0, vocab, (n, seq), generator=g)
+
+    def __len__(self):
+        return self.ids.shape[0]
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+def _train_hf(sc, rec, model, ids_shape, vocab, torch, st, sampler):
+    """transformers.Trainer with TrainingArguments defaults except: bf16=True (as every recipe sets), the batch,
+    gradient_accumulation_steps, gradient_checkpointing, max_steps, and no logging/saving/reporting (memory-neutral).
+    Stages: load (model built, peft), then per optimizer step: step_N_fwd_bwd (from the step's start to the
+    optimizer's call: every micro-batch's forward and backward, gradient clipping), step_N_optimizer, step_N_end."""
+    import tempfile as _tf
+    from transformers import Trainer, TrainingArguments, TrainerCallback
+    B, S = ids_shape
+    ga = sc.get("grad_accum") or 1
+    steps = sc.get("steps", 2)
+    kw = dict(output_dir=_tf.mkdtemp(prefix="llmem_hf_"), per_device_train_batch_size=B,
+              gradient_accumulation_steps=ga, max_steps=steps, bf16=True, report_to="none",
+              save_strategy="no", logging_strategy="no", disable_tqdm=True, remove_unused_columns=False,
+              gradient_checkpointing=bool(sc.get("grad_ckpt")))
+    if sc.get("hf_optim"):
+        kw["optim"] = sc["hf_optim"]
+    args = TrainingArguments(**kw)
+    rec["hf_optim"] = str(getattr(args, "optim", None))
+    aux(rec, "hf_gradient_checkpointing_kwargs", lambda: args.gradient_checkpointing_kwargs)
+    aux(rec, "hf_max_grad_norm", lambda: args.max_grad_norm)
+    aux(rec, "hf_pin_memory", lambda: args.dataloader_pin_memory)
+    counter = {"n": 0}
+
+    class Probe(TrainerCallback):
+        def on_train_begin(self, a, state, control, **k):
+            torch.cuda.synchronize()
+            st.close("trainer_setup")
+
+        def on_step_begin(self, a, state, control, **k):
+            counter["n"] += 1
+
+        def on_pre_optimizer_step(self, a, state, control, **k):
+            torch.cuda.synchronize()
+            st.close(f"step_{counter['n']}_fwd_bwd")
+
+        def on_optimizer_step(self, a, state, control, **k):
+            torch.cuda.synchronize()
+            st.close(f"step_{counter['n']}_optimizer")
+
+        def on_step_end(self, a, state, control, **k):
+            torch.cuda.synchronize()
+            st.close(f"step_{counter['n']}_end")
+
+    st.close("load")
+    rec["nvml_after_load_bytes"] = sampler.now()
+    ds = _RandomIds(B * ga * steps, S, vocab)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, callbacks=[Probe()])
+    out = trainer.train()
+    torch.cuda.synchronize()
+    st.close("train_end")
+    opt = trainer.optimizer
+    aux(rec, "hf_optimizer_class", lambda: type(getattr(opt, "optimizer", opt)).__name__)
+    aux(rec, "optimizer_defaults", lambda: {k: v for k, v in getattr(opt, "optimizer", opt).defaults.items()
+                                            if k in ("foreach", "fused", "momentum", "weight_decay")})
+    aux(rec, "optimizer_state_bytes",
+        lambda: tensor_storage_bytes(list(getattr(opt, "optimizer", opt).state.values()), torch))
+    aux(rec, "hf_train_loss", lambda: float(out.training_loss))
+    aux(rec, "hf_autocast_weights_dtype", lambda: sorted({str(p.dtype) for p in model.parameters()}))
+
+
 def child_main(sc_json, dry_run=False):
     sc = json.loads(sc_json)
+    if sc.get("alloc_conf"):  # read by the caching allocator at its first use: set before torch is imported
+        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = sc["alloc_conf"]
     rec = {}
     t0 = time.time()
     if dry_run:
@@ -611,7 +712,8 @@ def _dry_child(sc):
 # Driver
 # ----------------------------------------------------------------------------------------------------------------
 SCENARIO_OUT_KEYS = ("model", "mode", "dtype", "batch", "prompt", "new_tokens", "train", "precision", "optimizer",
-                     "seq", "grad_ckpt", "lora_r", "lora_targets", "steps", "attn_requested", "tier")
+                     "seq", "grad_ckpt", "lora_r", "lora_targets", "steps", "attn_requested", "tier",
+                     "hf_trainer", "grad_accum", "alloc_conf", "config_override", "hf_optim")
 
 
 class Job:
@@ -722,7 +824,10 @@ def driver(args):
                                 "holdout2": scenario_mod.build_holdout2,
                                 "holdout3": scenario_mod.build_holdout3,
                                 "holdout4": scenario_mod.build_holdout4,
-                                "gemma_lora": scenario_mod.build_gemma_lora}[args.set]())
+                                "gemma_lora": scenario_mod.build_gemma_lora,
+                                "finetune": scenario_mod.build_finetune,
+                                "finetune_holdout": scenario_mod.build_finetune_holdout,
+                                "finetune_all": scenario_mod.build_finetune_all}[args.set]())
     if args.only:
         scs = [s for s in scs if any(o in s["id"] for o in args.only.split(","))]
     if args.max_tier is not None:
@@ -992,7 +1097,8 @@ def main():
     ap.add_argument("--big-gib", type=float, default=40.0,
                     help="scenarios with est_gib at least this are 'big': at most 2 run at once, and they get "
                          "their memory before small ones")
-    ap.add_argument("--set", choices=("main", "holdout", "holdout2", "holdout3", "holdout4", "gemma_lora"),
+    ap.add_argument("--set", choices=("main", "holdout", "holdout2", "holdout3", "holdout4", "gemma_lora",
+                                      "finetune", "finetune_holdout", "finetune_all"),
                     default="main",
                     help="scenario set: the main list, or a held-out list (scenarios.build_holdout .. build_holdout4, "
                          "build_gemma_lora)")

@@ -44,6 +44,8 @@ G3 = "google__gemma-3-1b-it"
 G1 = "google__gemma-2b"
 Q3 = "Qwen__Qwen3-8B"
 L31 = "meta-llama__Llama-3.1-8B"
+MOE = "Qwen__Qwen3-30B-A3B"  # measured cut to MOE_LAYERS decoder layers (config_override), 128 experts kept
+MOE_LAYERS = 4
 
 STUDY_MODELS = [TL, PHI2, MIS, ZEP, SOLAR, XGLM, YI, YOURI]
 OTHER_MODELS = [Q05, Q7, G2, GPT2M, PY, OPT, BLOOM, FAL, PHI3, Q3, L31]
@@ -55,6 +57,9 @@ PARAMS = {
     G2: 2614341888, GPT2M: 354823168, PY: 1414647808, OPT: 1315758080, BLOOM: 559214592,
     FAL: 6921720704, PHI3: 3821079552, Q3: 8190735360, L31: 8030261248,
     G3: 999885952, G1: 2506172416,
+    # Qwen3-30B-A3B cut to 4 layers: 2 x 151936 x 2048 (embedding, untied head) + 4 x ~623 M (128 experts of
+    # 3 x 2048 x 768, attention, router): a generous round figure for scheduling only
+    MOE: 3200000000,
 }
 
 # LoRA target module names per model_type (attention projections).
@@ -67,6 +72,7 @@ LORA_TARGETS = {
     "gemma": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "gemma2": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "gemma3_text": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen3_moe": ["q_proj", "k_proj", "v_proj", "o_proj"],
 }
 
 DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
@@ -78,8 +84,9 @@ def load_config(model):
         return json.load(f)
 
 
-def dims(model):
+def dims(model, override=None):
     c = load_config(model)
+    c.update(override or {})
 
     def first(*keys, default=None):
         for k in keys:
@@ -106,7 +113,7 @@ def max_positions(model):
 
 def estimate_gib(sc):
     """Generous upper bound of a scenario's process memory, for scheduling only (see module doc)."""
-    d = dims(sc["model"])
+    d = dims(sc["model"], sc.get("config_override"))
     P = PARAMS[sc["model"]]
     L, h, inter, V = d["layers"], d["h"], d["inter"], d["vocab"]
     eager = sc.get("attn_requested") == "eager" or d["model_type"] == "gemma2"
@@ -130,8 +137,10 @@ def estimate_gib(sc):
     B, S = sc["batch"], sc["seq"]
     tokens = B * S
     if sc["train"] == "full":
-        opt_states = 2 * wb if sc["optimizer"] == "adamw" else 0
-        states = P * (wb + wb + opt_states + wb)  # weights, grads, optimizer states, foreach temporaries
+        opt = sc["optimizer"]
+        opt_states = 2 * wb if opt.startswith("adamw") else (wb if opt == "sgd-momentum" else (wb // 2 if opt == "adafactor" else 0))
+        temps = 2 * wb if opt in ("adamw-default", "adamw-foreach") else wb
+        states = P * (wb + wb + opt_states + temps)  # weights, grads, optimizer states, step temporaries
     else:
         states = P * wb * 1.1
     if sc.get("grad_ckpt"):
@@ -143,6 +152,8 @@ def estimate_gib(sc):
     if eager:
         act += B * d["heads"] * S * S * 8
     logits = tokens * V * 14
+    if sc.get("hf_trainer"):
+        logits += tokens * V * 8  # accelerate's fp32 copy of the logits under autocast
     if d["model_type"] == "gemma2":
         logits *= 1.5
     total = states + act + logits
@@ -392,6 +403,109 @@ def build_holdout4():
         _gen(PHI3, "fp16", 2, 2500, 16, tier=6),
     ]
     return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3)
+
+
+def _ft(model, precision, batch, seq, ckpt, optimizer="adamw-default", train="full", lora_r=None, tier=8,
+        targets=None, hf=False, ga=1, alloc=None):
+    """A fine-tuning scenario of the 'as people run it' sets (issue 14): the optimizer user code gets, the HF Trainer
+    (hf=True: TrainingArguments defaults, bf16=True, its optimizer choice; ga = gradient_accumulation_steps), the
+    allocator's expandable segments (alloc), and the MoE cut to MOE_LAYERS layers."""
+    sc = _train(model, precision, batch, seq, ckpt, optimizer=optimizer, train=train, lora_r=lora_r, tier=tier,
+                targets=targets)
+    if hf:
+        sc["hf_trainer"] = True
+        sc["optimizer"] = "hf-default"
+        sc["grad_accum"] = ga
+        sc["id"] = sc["id"].replace("train-", "hftrainer-", 1).replace("-adamw-default", "") + (f"-ga{ga}" if ga > 1 else "")
+    if alloc:
+        sc["alloc_conf"] = alloc
+        sc["id"] += "-expseg" if alloc == "expandable_segments:True" else "-" + alloc
+    if model == MOE:
+        sc["config_override"] = {"num_hidden_layers": MOE_LAYERS}
+        sc["id"] = sc["id"].replace(MOE, f"{MOE}-L{MOE_LAYERS}")
+    return sc
+
+
+def build_finetune():
+    """Fine-tuning as people run it (tier 8, issue 14): torch.optim.AdamW(params) (foreach on CUDA), fused, the
+    for-loop, SGD with momentum, transformers' Adafactor, the HF Trainer with its defaults (bf16=True over fp32
+    weights; with gradient accumulation and checkpointing), LoRA, the allocator's expandable segments, and an MoE
+    (Qwen3-30B-A3B cut to 4 layers). Split from build_finetune_holdout() before the engine modelled any of it."""
+    s = []
+    for m in [TL, Q05, PY, G2, PHI2]:
+        s += [_ft(m, "bf16", 1, 512, False, optimizer="adamw-default"),
+              _ft(m, "bf16", 1, 512, False, optimizer="adamw-fused"),
+              _ft(m, "bf16", 1, 512, False, optimizer="sgd-momentum"),
+              _ft(m, "bf16", 1, 512, False, optimizer="adafactor")]
+    s += [
+        _ft(TL, "bf16", 1, 512, False, optimizer="adamw-forloop"),
+        _ft(PY, "bf16", 1, 512, False, optimizer="adamw-forloop"),
+        _ft(MIS, "bf16", 1, 512, True, optimizer="adamw-default"),
+        _ft(MIS, "bf16", 1, 512, True, optimizer="adamw-fused"),
+        _ft(TL, "amp-bf16", 2, 1024, False, optimizer="adamw-default"),
+        _ft(Q05, "amp-bf16", 2, 1024, True, optimizer="adamw-default"),
+        _ft(PY, "amp-bf16", 1, 1024, False, optimizer="adamw-fused"),
+        _ft(TL, "bf16", 2, 1024, False, optimizer="adamw-default", train="lora", lora_r=16),
+        _ft(Q05, "bf16", 4, 1024, False, optimizer="adamw-default", train="lora", lora_r=16),
+        _ft(L31, "bf16", 1, 1024, False, optimizer="adamw-default", train="lora", lora_r=16),
+        _ft(L31, "bf16", 1, 1024, False, optimizer="adamw-fused", train="lora", lora_r=16),
+        _ft(MOE, "bf16", 1, 512, False, optimizer="adamw-default"),
+        _ft(MOE, "bf16", 1, 1024, False, optimizer="adamw-default", train="lora", lora_r=16),
+        # the HF Trainer: fp32 weights under bf16=True (autocast), as from_pretrained(dtype=float32) gives
+        _ft(TL, "amp-bf16", 4, 512, False, hf=True),
+        _ft(Q05, "amp-bf16", 4, 1024, False, hf=True),
+        _ft(PY, "amp-bf16", 2, 1024, False, hf=True, ga=4),
+        _ft(G2, "amp-bf16", 1, 1024, True, hf=True),
+        _ft(TL, "amp-bf16", 2, 1024, True, hf=True, ga=4),
+        _ft(Q05, "bf16", 2, 1024, False, hf=True),
+        _ft(TL, "bf16", 2, 1024, False, train="lora", lora_r=16, hf=True),
+        _ft(L31, "bf16", 1, 1024, False, train="lora", lora_r=16, hf=True, ga=2),
+        # expandable segments, each beside the same run with the default allocator
+        _ft(TL, "bf16", 4, 1024, False, optimizer="adamw-default"),
+        _ft(TL, "bf16", 4, 1024, False, optimizer="adamw-default", alloc="expandable_segments:True"),
+        _ft(L31, "bf16", 2, 2048, False, optimizer="adamw-default", train="lora", lora_r=16),
+        _ft(L31, "bf16", 2, 2048, False, optimizer="adamw-default", train="lora", lora_r=16,
+            alloc="expandable_segments:True"),
+        _ft(PY, "bf16", 4, 1024, True, optimizer="adamw-fused"),
+        _ft(PY, "bf16", 4, 1024, True, optimizer="adamw-fused", alloc="expandable_segments:True"),
+    ]
+    return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3, build_holdout4,
+                     build_gemma_lora)
+
+
+def build_finetune_holdout():
+    """Held-out for build_finetune() (tier 9): chosen at the same time, measured in the same device command, and
+    compared with llmem only after the engine's optimizer/Trainer/allocator modelling was done."""
+    s = [
+        _ft(Q7, "bf16", 2, 1024, False, optimizer="adamw-default", train="lora", lora_r=16, tier=9),
+        _ft(PHI3, "bf16", 1, 1024, True, optimizer="adamw-default", tier=9),
+        _ft(G3, "bf16", 2, 1024, False, optimizer="sgd-momentum", tier=9),
+        _ft(PY, "bf16", 4, 1024, False, optimizer="adafactor", tier=9),
+        _ft(Q05, "amp-bf16", 8, 512, False, optimizer="adamw-default", tier=9),
+        _ft(MIS, "bf16", 1, 2048, False, optimizer="adamw-fused", train="lora", lora_r=16, tier=9),
+        _ft(GPT2M, "bf16", 4, 1024, False, optimizer="adamw-default", tier=9),
+        _ft(G2, "bf16", 2, 1024, True, optimizer="adamw-fused", tier=9),
+        _ft(TL, "bf16", 2, 2048, True, optimizer="adamw-forloop", tier=9),
+        _ft(Q3, "bf16", 1, 2048, False, optimizer="adamw-default", train="lora", lora_r=16, tier=9),
+        _ft(MOE, "bf16", 2, 512, True, optimizer="adamw-fused", tier=9),
+        _ft(TL, "amp-bf16", 2, 1024, False, hf=True, ga=2, tier=9),
+        _ft(PHI2, "amp-bf16", 1, 1024, True, hf=True, tier=9),
+        _ft(Q05, "bf16", 4, 1024, False, train="lora", lora_r=16, hf=True, tier=9),
+        _ft(G2, "amp-bf16", 1, 1024, True, hf=True, ga=2, tier=9),
+        _ft(Q05, "amp-bf16", 2, 2048, True, hf=True, ga=4, tier=9),
+        _ft(MIS, "bf16", 1, 4096, True, optimizer="adamw-default", train="lora", lora_r=16, tier=9,
+            alloc="expandable_segments:True"),
+        _ft(G2, "bf16", 1, 1024, False, optimizer="adamw-default", tier=9, alloc="expandable_segments:True"),
+        _ft(TL, "bf16", 1, 512, False, optimizer="adamw-fused", tier=9, alloc="expandable_segments:True"),
+        _ft(PY, "amp-bf16", 2, 1024, False, hf=True, tier=9, alloc="expandable_segments:True"),
+    ]
+    return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3, build_holdout4,
+                     build_gemma_lora, build_finetune)
+
+
+def build_finetune_all():
+    """Both fine-tuning sets, run in one device command (the held-out records are kept in their own file)."""
+    return build_finetune() + build_finetune_holdout()
 
 
 def build_gemma_lora():

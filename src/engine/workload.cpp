@@ -12,3 +12,19 @@ const char* flash_attention_name(FlashAttention f) {
 }
 
 }  // namespace llmem
+
+namespace llmem {
+
+const char* optimizer_name(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::kAdamWForeach: return "adamw-foreach";
+    case OptimizerKind::kAdamWFused: return "adamw-fused";
+    case OptimizerKind::kAdamWForLoop: return "adamw-forloop";
+    case OptimizerKind::kSgd: return "sgd";
+    case OptimizerKind::kSgdMomentum: return "sgd-momentum";
+    case OptimizerKind::kAdafactor: return "adafactor";
+  }
+  return "?";
+}
+
+}  // namespace llmem

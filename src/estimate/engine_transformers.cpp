@@ -15,6 +15,23 @@ struct TransformersModel final : EngineModel {
 
 const ArchModel& arch_of(const EngineModel& model) { return *static_cast<const TransformersModel&>(model).arch; }
 
+// The optimizer a request names. "" is what the code people write gets: torch.optim.AdamW(params), which on CUDA
+// runs foreach (torch/optim/optimizer.py _default_to_fused_or_foreach), or under transformers.Trainer its default
+// optim, adamw_torch_fused (training_args.py: the default since torch >= 2.8).
+OptimizerKind optimizer_kind(const std::string& name, bool hf_trainer) {
+  if (name.empty()) return hf_trainer ? OptimizerKind::kAdamWFused : OptimizerKind::kAdamWForeach;
+  if (name == "adamw" || name == "adamw-foreach") return OptimizerKind::kAdamWForeach;
+  if (name == "adamw-fused") return OptimizerKind::kAdamWFused;
+  if (name == "adamw-forloop") return OptimizerKind::kAdamWForLoop;
+  if (name == "sgd") return OptimizerKind::kSgd;
+  if (name == "sgd-momentum") return OptimizerKind::kSgdMomentum;
+  if (name == "adafactor") return OptimizerKind::kAdafactor;
+  const std::string possible = "adamw, adamw-foreach, adamw-fused, adamw-forloop, sgd, sgd-momentum, adafactor";
+  if (name == "adamw-8bit" || name == "paged-adamw-8bit")
+    throw usage_error("optimizer", "{field} '" + name + "' (bitsandbytes) is not modelled yet; possible: " + possible);
+  throw usage_error("optimizer", "{field} must be one of " + possible + ", got '" + name + "'");
+}
+
 void resolve_training(const WorkloadSpec& spec, Workload& w) {
   w.mode = RunMode::kTrain;
   if (spec.train == "full") w.train = TrainMethod::kFull;
@@ -23,9 +40,9 @@ void resolve_training(const WorkloadSpec& spec, Workload& w) {
   if (spec.precision == "bf16") w.precision = TrainPrecision::kBf16;
   else if (spec.precision == "amp-bf16") w.precision = TrainPrecision::kAmpBf16;
   else throw usage_error("precision", "{field} must be bf16 or amp-bf16, got '" + spec.precision + "'");
-  if (spec.optimizer == "adamw") w.optimizer = OptimizerKind::kAdamW;
-  else if (spec.optimizer == "sgd") w.optimizer = OptimizerKind::kSgd;
-  else throw usage_error("optimizer", "{field} must be adamw or sgd, got '" + spec.optimizer + "'");
+  w.optimizer = optimizer_kind(spec.optimizer, spec.hf_trainer);
+  w.hf_trainer = spec.hf_trainer;
+  w.grad_accum = positive_count(spec.grad_accum, "grad_accum");
   w.prompt_tokens = positive_count(spec.seq_tokens, "seq_tokens");
   w.grad_ckpt = spec.grad_ckpt;
   w.lora_r = positive_count(spec.lora_r, "lora_r");
@@ -54,6 +71,10 @@ class TransformersEngine final : public Engine {
     w.batch = positive_count(spec.batch.value_or(1), "batch");
     w.attn = spec.attn;
     w.from_config = spec.from_config;
+    if (spec.alloc_conf == "expandable_segments:True") w.expandable_segments = true;
+    else if (!spec.alloc_conf.empty() && spec.alloc_conf != "expandable_segments:False")
+      throw usage_error("alloc_conf", "{field} '" + spec.alloc_conf +
+                                          "' is not modelled; possible: expandable_segments:True, expandable_segments:False");
     if (!spec.train.empty()) {
       resolve_training(spec, w);
     } else {
@@ -77,7 +98,7 @@ class TransformersEngine final : public Engine {
 
   std::vector<WeightTensor> weight_tensors(const EngineModel&) const override { return {}; }
 
-  // fp32, bf16 and fp16 inference; full fine-tuning (AdamW) and LoRA (r 16 on the attention projections the model
+  // fp32, bf16 and fp16 inference; full fine-tuning (the requested optimizer, by default AdamW foreach) and LoRA (r 16 on the attention projections the model
   // has) in bf16 and amp-bf16; all at batch 1.
   std::vector<FitCandidate> fit_candidates(const SourceFacts& facts, const WorkloadSpec& base) const override {
     std::vector<FitCandidate> out;
@@ -88,7 +109,7 @@ class TransformersEngine final : public Engine {
         spec.batch = 1;
         spec.train = method;
         spec.precision = precision;
-        spec.optimizer = "adamw";
+        // the optimizer asked for, else what torch.optim.AdamW(params) runs (foreach)
         FitCandidate c{precision, resolve(spec)};
         // LoRA on the attention projections this model has (its fused QKV where it has no q/k/v/o_proj); an empty
         // list is left to the engine, which says no linear layer matches

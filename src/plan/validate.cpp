@@ -96,10 +96,18 @@ WorkloadSpec transformers_workload(const json& rec, const std::string& mode) {
   // The attention implementation transformers used is part of the scenario (the harness reads it back).
   if (rec.contains("attn") && rec["attn"].is_string() && (rec["attn"] == "sdpa" || rec["attn"] == "eager")) w.attn = rec["attn"];
   w.from_config = true;  // the harness builds every model with from_config
+  w.alloc_conf = field<std::string>(rec, "alloc_conf", "");
   if (mode == "train") {
     w.train = rec.at("train");
     w.precision = field<std::string>(rec, "precision", "bf16");
+    // the harness's "adamw" is AdamW(fused=False), which turns the foreach default off: the for-loop;
+    // "adamw-default" is AdamW(params); "hf-default" the Trainer's own choice
     w.optimizer = field<std::string>(rec, "optimizer", "adamw");
+    if (w.optimizer == "adamw") w.optimizer = "adamw-forloop";
+    else if (w.optimizer == "adamw-default") w.optimizer = "adamw";
+    w.hf_trainer = field<bool>(rec, "hf_trainer", false);
+    if (w.hf_trainer && w.optimizer == "hf-default") w.optimizer.clear();
+    w.grad_accum = field<int64_t>(rec, "grad_accum", 1);
     w.seq_tokens = rec.at("seq");
     w.grad_ckpt = field<bool>(rec, "grad_ckpt", false);
     w.lora_r = field<int64_t>(rec, "lora_r", 16);

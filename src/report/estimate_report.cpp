@@ -36,12 +36,15 @@ json transformers_json(const EstimateResult& r) {
   for (const auto& c : e.components) comps.push_back({{"name", c.name}, {"bytes", c.bytes}, {"detail", c.detail}});
   const char* mode = w.mode == RunMode::kGenerate ? "generate" : w.mode == RunMode::kForward ? "forward" : "train";
   json wl = {{"mode", mode}, {"dtype", dtype_name(w.dtype)}, {"batch", w.batch}};
+  if (w.expandable_segments) wl["expandable_segments"] = true;
   if (w.mode == RunMode::kTrain) {
     wl["seq"] = w.prompt_tokens;
     wl["train"] = w.train == TrainMethod::kFull ? "full" : "lora";
     wl["precision"] = w.precision == TrainPrecision::kBf16 ? "bf16" : "amp-bf16";
-    wl["optimizer"] = w.optimizer == OptimizerKind::kAdamW ? "adamw" : "sgd";
+    wl["optimizer"] = optimizer_name(w.optimizer);
     wl["grad_ckpt"] = w.grad_ckpt;
+    wl["grad_accum"] = w.grad_accum;
+    wl["hf_trainer"] = w.hf_trainer;
   } else {
     wl["prompt"] = w.prompt_tokens;
     if (w.mode == RunMode::kGenerate) wl["new_tokens"] = w.new_tokens;
@@ -202,11 +205,24 @@ std::string vllm_text(const EstimateResult& r) {
   return out;
 }
 
+static const char* optimizer_label(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::kAdamWForeach: return "AdamW (foreach)";
+    case OptimizerKind::kAdamWFused: return "AdamW (fused)";
+    case OptimizerKind::kAdamWForLoop: return "AdamW (for-loop)";
+    case OptimizerKind::kSgd: return "SGD";
+    case OptimizerKind::kSgdMomentum: return "SGD (momentum)";
+    case OptimizerKind::kAdafactor: return "Adafactor";
+  }
+  return "?";
+}
+
 std::string transformers_description(const Workload& w) {
   if (w.mode == RunMode::kTrain)
-    return fmt::format("{} fine-tuning, {}, {}, batch {} × {} tokens{}", w.train == TrainMethod::kFull ? "full" : "LoRA",
-                       w.precision == TrainPrecision::kBf16 ? "bf16" : "amp-bf16",
-                       w.optimizer == OptimizerKind::kAdamW ? "AdamW" : "SGD", w.batch, w.prompt_tokens,
+    return fmt::format("{} fine-tuning{}, {}, {}, batch {} × {} tokens{}{}", w.train == TrainMethod::kFull ? "full" : "LoRA",
+                       w.hf_trainer ? " with the HF Trainer" : "", w.precision == TrainPrecision::kBf16 ? "bf16" : "amp-bf16",
+                       optimizer_label(w.optimizer), w.batch, w.prompt_tokens,
+                       w.grad_accum > 1 ? fmt::format(", {} micro-batches per step", w.grad_accum) : std::string(),
                        w.grad_ckpt ? ", gradient checkpointing" : "");
   if (w.mode == RunMode::kGenerate)
     return fmt::format("generate {} tokens from a {}-token prompt, batch {}, {}", w.new_tokens, w.prompt_tokens, w.batch,

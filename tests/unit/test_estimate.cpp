@@ -185,7 +185,7 @@ TEST(Estimate, TrainingAddsGradientsAndAdamStates) {
   Estimate sgd = estimate_transformers(m, w, default_gpu());
   // AdamW's two states are 2 x 2 bytes per parameter in bf16.
   EXPECT_GE(adam.framework_peak_bytes, sgd.framework_peak_bytes + 4u * 494'032'768u - (64u << 20));
-  w.optimizer = OptimizerKind::kAdamW;
+  w.optimizer = OptimizerKind::kAdamWForeach;
   w.train = TrainMethod::kLora;
   Estimate lora = estimate_transformers(m, w, default_gpu());
   EXPECT_LT(lora.framework_peak_bytes, adam.framework_peak_bytes / 2);

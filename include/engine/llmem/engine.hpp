@@ -20,7 +20,12 @@ namespace llmem {
 enum class RunMode { kGenerate, kForward, kTrain };
 enum class TrainMethod { kFull, kLora };
 enum class TrainPrecision { kBf16, kAmpBf16 };  // bf16: everything bf16; amp-bf16: fp32 master weights + autocast
-enum class OptimizerKind { kAdamW, kSgd };
+// torch.optim as user code gets it (PyTorch 2.11, torch/optim/adam.py, sgd.py, optimizer.py
+// _default_to_fused_or_foreach): AdamW(params) on CUDA runs the foreach implementation (kAdamWForeach); fused=True
+// the fused kernel; foreach=False, or fused=False (passing fused turns the foreach default off), the single-tensor
+// for-loop. SGD with momentum 0 or 0.9 (foreach). transformers' Adafactor (relative step, factored second moments).
+enum class OptimizerKind { kAdamWForeach, kAdamWFused, kAdamWForLoop, kSgd, kSgdMomentum, kAdafactor };
+const char* optimizer_name(OptimizerKind k);  // "adamw-foreach", "adamw-fused", ..., as --optimizer spells them
 enum class FlashAttention { kAuto, kOn, kOff };  // llama.cpp's -fa: auto lets it decide per model and device
 const char* flash_attention_name(FlashAttention f);  // "auto", "on", "off"
 
@@ -38,11 +43,16 @@ struct Workload {
   // Weights built by from_config (random init, as the measurement harness does) instead of from_pretrained:
   // transformers then creates a tied LM head before tying it, a transient extra copy of the embedding.
   bool from_config = false;
+  bool expandable_segments = false;  // PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (the caching allocator's mode)
   // training
   TrainMethod train = TrainMethod::kFull;
   TrainPrecision precision = TrainPrecision::kBf16;
-  OptimizerKind optimizer = OptimizerKind::kAdamW;
+  OptimizerKind optimizer = OptimizerKind::kAdamWForeach;
   bool grad_ckpt = false;
+  uint64_t grad_accum = 1;           // micro-batches per optimizer step (batch is one micro-batch)
+  // transformers.Trainer (TrainingArguments defaults, bf16=True): accelerate wraps the forward in autocast and
+  // converts its outputs to fp32, and clips gradients (max_grad_norm 1.0) before the step
+  bool hf_trainer = false;
   uint64_t lora_r = 16;
   std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
   // llama.cpp (names as llama.cpp's own: n_ctx in KV cells = tokens, n_batch/n_ubatch in tokens)

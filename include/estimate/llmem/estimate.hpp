@@ -40,12 +40,17 @@ struct WorkloadSpec {
   std::string attn;                       // "sdpa", "eager", "" = transformers' choice for the architecture
   std::string train;                      // "" (inference), "full" or "lora"
   std::string precision = "bf16";         // training: bf16 or amp-bf16
-  std::string optimizer = "adamw";        // training: adamw or sgd
+  // training: adamw (= adamw-foreach, what torch.optim.AdamW(params) runs on CUDA), adamw-foreach, adamw-fused,
+  // adamw-forloop, sgd, sgd-momentum, adafactor; "" = adamw, or with hf_trainer the Trainer's default
+  std::string optimizer;
+  bool hf_trainer = false;                // transformers.Trainer with TrainingArguments defaults and bf16=True
+  int64_t grad_accum = 1;                 // gradient_accumulation_steps: micro-batches of `batch` per step
   int64_t seq_tokens = 512;               // training sequence length
   bool grad_ckpt = false;
   int64_t lora_r = 16;
   std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
   bool from_config = false;               // weights built with from_config (the measurement harness), not loaded
+  std::string alloc_conf;                 // PYTORCH_CUDA_ALLOC_CONF: "" (defaults) or expandable_segments:True/False
   // llama.cpp
   std::string quant;                      // scheme of the predicted file ("Q4_K_M"); a GGUF source has its own
   int64_t n_ctx = 4096;

@@ -42,6 +42,32 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
     seg_id = segment_of_rank(rank);
     pool.erase(it);
     segments_[seg_id].free_blocks.erase(offset);
+  } else if (expandable_) {
+    // try_allocate_expandable_block: map pages at the segment's end, growing a free block that ends there
+    const uint64_t page = small ? kSmallBuffer : kLargeBuffer;
+    uint64_t& sid = small ? expandable_small_ : expandable_large_;
+    if (sid == 0) {
+      sid = next_segment_++;
+      segments_[sid] = Segment{0, small, {}};
+    }
+    Segment& seg = segments_[sid];
+    uint64_t tail_offset = seg.size, tail = 0;
+    if (!seg.free_blocks.empty()) {
+      auto last = std::prev(seg.free_blocks.end());
+      if (last->first + last->second == seg.size) {
+        tail_offset = last->first;
+        tail = last->second;
+        pool.erase({tail, rank_of_segment(sid), tail_offset});
+        seg.free_blocks.erase(last);
+      }
+    }
+    const uint64_t mapped = (size - tail + page - 1) / page * page;
+    seg.size += mapped;
+    reserved_ += mapped;
+    if (reserved_ > peak_reserved_) peak_reserved_ = reserved_;
+    seg_id = sid;
+    offset = tail_offset;
+    block_size = tail + mapped;
   } else {
     uint64_t seg_size = small ? kSmallBuffer
                               : (size < kMinLargeAlloc ? kLargeBuffer : (size + kRoundLarge - 1) / kRoundLarge * kRoundLarge);
@@ -53,7 +79,7 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
     if (reserved_ > peak_reserved_) peak_reserved_ = reserved_;
   }
   const uint64_t remaining = block_size - size;
-  const bool split = small ? remaining >= kMinBlock : remaining > kSmallSize;
+  const bool split = small || expandable_ ? remaining >= kMinBlock : remaining > kSmallSize;
   uint64_t used = split ? size : block_size;
   if (split) {
     segments_[seg_id].free_blocks[offset + size] = remaining;
@@ -99,7 +125,8 @@ void CachingAllocator::free(uint64_t handle) {
   pool.insert({size, rank_of_segment(b.segment), offset});
 }
 
-Tracker::Tracker(bool simulate_allocator) : simulate_(simulate_allocator), debug_(std::getenv("LLMEM_DEBUG_TRACE") != nullptr) {}
+Tracker::Tracker(bool simulate_allocator, bool expandable_segments)
+    : simulate_(simulate_allocator), debug_(std::getenv("LLMEM_DEBUG_TRACE") != nullptr), allocator_(expandable_segments) {}
 
 void Tracker::alloc(const std::string& name, uint64_t bytes) {
   if (tensors_.count(name)) internal_error("tensor allocated twice: " + name);

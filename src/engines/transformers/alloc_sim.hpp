@@ -10,6 +10,11 @@
 // served by the smallest cached free block that fits (best fit), which is split when the remainder is worth
 // keeping (more than 1 MiB in the large pool, 512 bytes or more in the small pool); freed blocks merge with free
 // neighbours of the same segment. Segments are never returned to the driver (no empty_cache()).
+//
+// With PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (Note [Expandable Segments] in CUDACachingAllocator.cpp),
+// each pool has one segment per stream that grows: when no cached block fits, physical pages are mapped at the
+// segment's end (2 MiB pages for the small pool, 20 MiB for the large), extending a free block that ends there;
+// every block may be split when 512 bytes or more remain (should_split).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +28,7 @@ namespace llmem::sim {
 
 class CachingAllocator {
  public:
+  explicit CachingAllocator(bool expandable_segments = false) : expandable_(expandable_segments) {}
   // Returns a handle (never 0).
   uint64_t malloc(uint64_t bytes);
   // Throws an internal Error for a handle that is not live.
@@ -56,6 +62,8 @@ class CachingAllocator {
   static uint64_t segment_of_rank(uint64_t rank) { return ~rank; }
   std::set<std::tuple<uint64_t, uint64_t, uint64_t>> free_small_, free_large_;
   uint64_t reserved_ = 0, peak_reserved_ = 0;
+  bool expandable_ = false;
+  uint64_t expandable_small_ = 0, expandable_large_ = 0;  // each pool's growing segment (0: none yet)
 };
 
 // Live tensors by name; tracks the framework's allocated bytes and replays them through the allocator.
@@ -63,7 +71,7 @@ class Tracker {
  public:
   // LLMEM_DEBUG_TRACE=1 prints every event (a/f, name, bytes, reserved after it) to stderr, for comparing the
   // replayed sequence with a real allocator trace (bench/gpu/trace_cases.sh).
-  explicit Tracker(bool simulate_allocator = true);
+  explicit Tracker(bool simulate_allocator = true, bool expandable_segments = false);
   // Allocates `bytes` under `name`. Throws an internal Error when `name` is live already.
   void alloc(const std::string& name, uint64_t bytes);
   // Frees the live tensor `name`. Throws an internal Error (naming it) when no such tensor is live: every free must

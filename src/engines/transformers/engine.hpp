@@ -165,6 +165,7 @@ struct Param {
   uint64_t bytes;
   int64_t layer;
   TensorRole role;
+  std::vector<uint64_t> shape = {};  // as PyTorch's (Adafactor factors the second moment of tensors of 2+ dims)
 };
 // The trainable parameters in model.parameters() order (the order of the optimizer's loops and of its lazily
 // created states): every tensor, or for LoRA the adapters peft adds.
@@ -177,6 +178,9 @@ bool is_head_or_embedding(const Param& prm);
 // The optimizer's step (AdamW: states created lazily on the first step, per-parameter temporaries) and
 // zero_grad(set_to_none=True), which drops every gradient the backward made.
 void optimizer_step(const TrainCtx& c, const std::vector<Param>& params, uint64_t step);
+// transformers.Trainer's clip_grad_norm_ (max_grad_norm 1.0, foreach): one norm scalar per gradient, then an in-place
+// scale; called between the backward and the step.
+void clip_grad_norm(const TrainCtx& c, const std::vector<Param>& params);
 void zero_grad(const TrainCtx& c, const ArchModel& m, const std::vector<Param>& params);
 
 void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w);

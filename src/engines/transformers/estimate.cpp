@@ -63,8 +63,8 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
       {"inputs", "input ids and attention mask (int64)"},
       {"workspace", "cuBLAS workspaces from the caching allocator (32 MiB per handle and stream)"},
       {"gradients", "parameter gradients, in the parameters' dtype"},
-      {"optimizer_states", "AdamW exp_avg and exp_avg_sq, in the parameters' dtype"},
-      {"optimizer_temp", "AdamW's per-tensor temporaries (sqrt and division of one parameter at a time)"},
+      {"optimizer_states", "the optimizer's states (AdamW exp_avg and exp_avg_sq, SGD momentum, in the parameters' dtype; Adafactor's factored fp32 moments)"},
+      {"optimizer_temp", "the optimizer step's temporaries (AdamW foreach: one per parameter at once; for-loop: one parameter's; Adafactor: fp32 copies)"},
       {"lora", "LoRA adapter weights (fp32, as peft keeps them)"},
       {"saved_activations", "tensors autograd keeps for backward"},
       {"loss", "cross-entropy's fp32 log-softmax and its gradient"},
@@ -115,7 +115,7 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.engine = "transformers";
   e.engine_version = kTransformersVersion;
   e.gpu = gpu;
-  Tracker t;
+  Tracker t(true, w.expandable_segments);
   std::string attn_used;
   if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) e.notes = check_lora_targets(model, w);
   if (w.mode == RunMode::kTrain) {
@@ -132,6 +132,24 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.peak_phase = t.peak_phase();
   itemise(e, t, w, gpu);
   e.notes.push_back("attention implementation: " + attn_used);
+  if (w.mode == RunMode::kTrain && w.hf_trainer) {
+    // the Trainer's resolved choices (transformers 5.17 training_args.py / trainer.py, accelerate 1.15)
+    e.notes.push_back(std::string("optimizer: ") +
+                      (w.optimizer == OptimizerKind::kAdamWFused ? "adamw_torch_fused, because torch >= 2.8 (TrainingArguments' default)"
+                                                                 : std::string(optimizer_name(w.optimizer)) + ", as asked"));
+    e.notes.push_back(w.precision == TrainPrecision::kAmpBf16
+                          ? "bf16=True: autocast to bf16 over fp32 master weights (model loaded in fp32)"
+                          : "bf16=True: autocast over bf16 weights (from_pretrained's dtype='auto' on a bf16 checkpoint)");
+    e.notes.push_back("accelerate returns the logits as an fp32 copy; gradients clipped to max_grad_norm 1.0 (foreach)");
+    if (w.grad_ckpt) e.notes.push_back("gradient checkpointing: TrainingArguments(gradient_checkpointing=True)");
+    e.notes.push_back("the dataloader's pinned batches are host memory, not counted");
+  }
+  if (w.expandable_segments)
+    e.notes.push_back("PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True: one growing segment per pool (20 MiB pages "
+                      "for large blocks, 2 MiB for small), replayed as PyTorch 2.11 maps them; not yet measured");
+  if (w.mode == RunMode::kTrain && w.grad_accum > 1)
+    e.notes.push_back(fmt::format("gradient accumulation: {} micro-batches of {} per optimizer step; gradients persist "
+                                  "across them", w.grad_accum, w.batch));
   return e;
 }
 
@@ -149,6 +167,7 @@ void validate_workload(const Workload& w) {
   if (!w.attn.empty() && w.attn != "sdpa" && w.attn != "eager")
     throw usage_error("attn", "{field} must be sdpa or eager, got '" + w.attn + "'");
   if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) check(w.lora_r, "lora_r", 65536);
+  if (w.mode == RunMode::kTrain) check(w.grad_accum, "grad_accum", uint64_t{1} << 20);
 }
 
 }  // namespace llmem

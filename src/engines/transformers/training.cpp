@@ -43,12 +43,21 @@ class TrainingRun {
   void run() {
     load();
     for (uint64_t step = 1; step <= 2; ++step) {
-      forward(step);
-      loss(step);
-      loss_backward(step);
-      layers_backward(step);
-      embedding_backward();
+      // gradient accumulation: micro-batches after the first find every .grad made; AccumulateGrad adds each
+      // incoming gradient in place (torch/csrc/autograd/functions/accumulate_grad.h, grad mode off), so it is a
+      // temporary (see grad()); the third and later micro-batches repeat the second's allocations, so two are
+      // replayed
+      for (uint64_t micro = 1; micro <= std::min<uint64_t>(w_.grad_accum, 2); ++micro) {
+        accumulating_ = micro > 1;
+        forward(step);
+        loss(step);
+        loss_backward(step);
+        layers_backward(step);
+        embedding_backward();
+      }
+      accumulating_ = false;
       t_.set_phase(fmt::format("step {} optimizer", step));
+      if (w_.hf_trainer) clip_grad_norm(c_, params_);
       optimizer_step(c_, params_, step);
       zero_grad(c_, m_, params_);
     }
@@ -69,6 +78,9 @@ class TrainingRun {
   void grads_of(uint64_t layer, std::initializer_list<TensorRole> roles);
   // Frees a saved activation of `layer` before the layer's backward ends (its consumer's backward ran)
   void release_saved(uint64_t layer, const std::string& name);
+  // A parameter's gradient reaching AccumulateGrad: its .grad, or while accumulating (a micro-batch after the
+  // first) a temporary added in place into the .grad that exists
+  void grad(const std::string& name, uint64_t bytes);
 
   Tracker& t_;
   const ArchModel& m_;
@@ -82,7 +94,18 @@ class TrainingRun {
   std::vector<SavedSet> saved_;      // per layer: what autograd keeps for its backward
   std::set<std::string> have_grad_;  // parameters of the current layer whose .grad exists
   bool workspace_fwd_ = false, workspace_bwd_ = false;
+  bool accumulating_ = false;
 };
+
+void TrainingRun::grad(const std::string& name, uint64_t bytes) {
+  if (!accumulating_) {
+    t_.alloc(name, bytes);
+    return;
+  }
+  const std::string incoming = "gradients/incoming/" + name.substr(name.find('/') + 1);
+  t_.alloc(incoming, bytes);
+  t_.free(incoming);
+}
 
 // Weights (and the tied head's transient copy when built from a config: transformers creates lm_head, then ties),
 // then the trainable parameters; LoRA adapters are allocated beside the frozen weights.
@@ -184,7 +207,12 @@ void TrainingRun::loss(uint64_t step) {
   t_.alloc("loss/log_softmax", mul(T, V, 4));
   t_.free("logits/logits_f32");
   if (oplevel_) t_.free("activations/final_out");  // the frozen head keeps no input
+  // transformers.Trainer: accelerate's convert_outputs_to_fp32 (accelerate/utils/operations.py, wrapped around the
+  // forward by Accelerator.prepare_model under mixed precision) returns the logits as a new fp32 tensor; the
+  // Trainer's compute_loss keeps only the loss, so the copy goes before the backward
+  if (w_.hf_trainer) t_.alloc("logits/trainer_fp32", mul(T, V, 4));
   t_.free(softcap ? "logits/softcapped" : "logits/logits");
+  if (w_.hf_trainer) t_.free("logits/trainer_fp32");
   // leaving autocast clears its cast cache: with checkpointing, the no_grad forward's bf16 weight copies were
   // cached (the cache holds leaf tensors that require grad, whatever the grad mode) and nothing else keeps them,
   // so all of them go only now (allocator trace, TinyLlama amp b4 x 2048 with checkpointing: every layer's
@@ -218,8 +246,8 @@ void TrainingRun::loss_backward(uint64_t step) {
     t_.alloc("workspace/cublas_bwd", kCublasWorkspaceBytes);
     workspace_bwd_ = true;
   }
-  if (!c_.lora && m_.tied.empty()) t_.alloc("gradients/lm_head", mul(V, H, c_.p));
-  if (!c_.lora && !m_.tied.empty()) t_.alloc("gradients/embedding", mul(V, H, c_.p));
+  if (!c_.lora && m_.tied.empty()) grad("gradients/lm_head", mul(V, H, c_.p));
+  if (!c_.lora && !m_.tied.empty()) grad("gradients/embedding", mul(V, H, c_.p));
   t_.alloc("activations/grad_hidden", mul(T, H, amp_ ? 4 : 2));
   t_.free("loss/grad_logits");
   if (amp_) t_.free("saved_activations/lm_head_bf16_weight");
@@ -230,7 +258,7 @@ void TrainingRun::grads_of(uint64_t layer, std::initializer_list<TensorRole> rol
   for (auto it = params_.rbegin(); it != params_.rend(); ++it) {
     if (it->layer != static_cast<int64_t>(layer)) continue;
     if (roles.size() && std::find(roles.begin(), roles.end(), it->role) == roles.end()) continue;
-    if (have_grad_.insert(it->name).second) t_.alloc("gradients/" + it->name, it->bytes);
+    if (have_grad_.insert(it->name).second) grad("gradients/" + it->name, it->bytes);
   }
 }
 
@@ -310,7 +338,11 @@ void TrainingRun::layers_backward(uint64_t step) {
 void TrainingRun::embedding_backward() {
   const uint64_t V = g_.vocab, H = g_.hidden;
   if (c_.f.embd_dropout) t_.free("saved_activations/embd_dropout");
-  if (!c_.lora) {
+  if (!c_.lora && accumulating_) {
+    grad("gradients/embedding_new", mul(V, H, c_.p));
+    for (const auto& prm : params_)
+      if (prm.layer < 0 && !is_head_or_embedding(prm)) grad("gradients/" + prm.name, prm.bytes);
+  } else if (!c_.lora) {
     t_.alloc("gradients/embedding_new", mul(V, H, c_.p));
     if (!m_.tied.empty()) {
       t_.alloc("gradients/embedding_sum", mul(V, H, c_.p));
