@@ -1,4 +1,8 @@
 // llmem fit [SOURCE]: will it run (or fine-tune) on my GPU? Searches over the engine's estimates (plan.hpp).
+#include <chrono>
+#include <cstdio>
+#include <functional>
+
 #include <fmt/core.h>
 
 #include "command.hpp"
@@ -59,9 +63,22 @@ void add_fit_flags(CLI::App* cmd, FitFlags& f) {
   add_source_options(cmd, f.source_options);
 }
 
+// A progress line on stderr (a terminal only) once the search has taken more than a second.
+std::function<void(size_t, size_t)> progress_line(const char* what) {
+  if (!stderr_is_tty()) return {};
+  const auto start = std::chrono::steady_clock::now();
+  return [start, what](size_t done, size_t total) {
+    if (std::chrono::steady_clock::now() - start < std::chrono::seconds(1)) return;
+    fmt::print(stderr, "\rllmem: fit: {} of {} {} searched", done, total, what);
+    if (done == total) fmt::print(stderr, "\r\033[K");
+    std::fflush(stderr);
+  };
+}
+
 void run_fit(FitFlags f) {
   f.request.workload.cache_type_k = f.request.workload.cache_type_v = f.cache_type;
   f.request.gpu = resolve_gpu(f.gpu);
+  f.request.progress = progress_line(f.source.empty() ? "catalog models" : "options");
   if (f.source.empty()) {
     const FitRanking ranking = rank_catalog(f.request);
     if (f.json) fmt::print("{}\n", report::ranking_json(ranking, f.request).dump(2));

@@ -151,6 +151,17 @@ class TransformersEngine final : public Engine {
 
   bool splits_over_gpus() const override { return true; }
 
+  // The weights are resident through every step; full fine-tuning adds a gradient per parameter (in the
+  // parameters' dtype) that lives from backward to zero_grad, and AdamW two states per parameter created at the
+  // first step, while the gradients are still there: all of them at once, whatever the sequence or the batch.
+  uint64_t knob_floor_bytes(const EngineModel&, const Workload& w, const Estimate& base) const override {
+    const bool training = w.mode == RunMode::kTrain;
+    uint64_t floor = base.weight_bytes;
+    if (training && w.train == TrainMethod::kFull)
+      floor += base.weight_bytes * (w.optimizer == OptimizerKind::kAdamW ? 3 : 1);
+    return floor + base.gpu.cuda_context_bytes + (training ? base.gpu.training_extra_bytes : 0);
+  }
+
  private:
   FitCandidate inference_candidate(const WorkloadSpec& base, const char* dtype) const {
     WorkloadSpec spec = base;

@@ -2,8 +2,12 @@
 #include "llmem/plan.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "llmem/error.hpp"
 
@@ -43,38 +47,48 @@ void check_request(const FitRequest& r) {
   if (r.gpus > 4096) throw usage_error("gpus", "{field} " + std::to_string(r.gpus) + " is beyond any plausible machine (max 4096)");
 }
 
-// One candidate's estimates: whether a workload fits the budget on the GPUs the engine is planned for.
+// One candidate's estimates: whether a workload fits the budget on the GPUs the engine is planned for, counted.
 struct Searcher {
   const Engine& engine;
   const EngineModel& model;
   const FitRequest& req;
   bool training;
   uint64_t gpus;
+  uint64_t* estimates;  // incremented per engine estimate
 
-  bool fits(const Estimate& e) const { return per_gpu_bytes(e, training, gpus) <= req.gpu.memory_bytes; }
+  uint64_t budget() const { return req.gpu.memory_bytes; }
+  bool fits(const Estimate& e) const { return per_gpu_bytes(e, training, gpus) <= budget(); }
 
-  bool fits(const Workload& w) const {
+  FitProbe probe(const Workload& w) const {
+    ++*estimates;
     try {
-      return fits(engine.estimate(model, w, req.gpu));
+      const uint64_t bytes = per_gpu_bytes(engine.estimate(model, w, req.gpu), training, gpus);
+      return {bytes <= budget(), bytes};
     } catch (const Error& e) {
       // a search point the engine refuses is beyond its arithmetic (64-bit sizes, a plausible run): surely too large
-      if (e.kind() == ErrorKind::kUsage) return false;
+      if (e.kind() == ErrorKind::kUsage) return {false, std::nullopt};
       throw;
     }
   }
 };
 
-Searcher searcher_for(const Engine& engine, const EngineModel& model, const FitRequest& req, const Workload& w) {
-  return {engine, model, req, mode_of(w) != FitMode::kInference, engine.splits_over_gpus() ? static_cast<uint64_t>(req.gpus) : 1};
+Searcher searcher_for(const Engine& engine, const EngineModel& model, const FitRequest& req, const Workload& w, uint64_t* estimates) {
+  return {engine, model, req, mode_of(w) != FitMode::kInference, engine.splits_over_gpus() ? static_cast<uint64_t>(req.gpus) : 1,
+          estimates};
 }
 
 // The largest count of `knob` that fits, the other knobs held at the candidate's own values. Where the candidate's
 // own workload sits on a count, monotonicity answers without a search: fitting at the cap's count or beyond means
 // the cap; not fitting at count 1 means none.
-uint64_t search_knob(const Searcher& s, const Workload& base, bool base_fits, Knob knob, const KnobRange& range, uint64_t cap_count) {
-  if (base_fits && range.base_count >= cap_count) return cap_count;
-  if (!base_fits && range.base_count == 1) return 0;
-  return largest_fitting(cap_count, s.req.max_iterations, [&](uint64_t n) { return s.fits(s.engine.with_knob(base, knob, n)); });
+uint64_t search_knob(const Searcher& s, const Workload& base, const FitProbe& base_probe, bool floor_exceeds, Knob knob,
+                     const KnobRange& range, uint64_t cap_count) {
+  if (base_probe.fits && range.base_count >= cap_count) return cap_count;
+  if (!base_probe.fits && (range.base_count == 1 || floor_exceeds)) return 0;
+  auto probe = [&](uint64_t n) { return s.probe(s.engine.with_knob(base, knob, n)); };
+  if (s.req.search == FitSearch::kReference)
+    return largest_fitting(cap_count, s.req.max_iterations, [&](uint64_t n) { return probe(n).fits; });
+  const uint64_t known = range.base_count <= cap_count ? range.base_count : 0;
+  return largest_fitting_guided(cap_count, s.budget(), s.req.max_iterations, known, base_probe, probe);
 }
 
 void record_knob(FitOption& o, Knob knob, uint64_t answer, uint64_t cap_count, uint64_t unit) {
@@ -96,12 +110,12 @@ void record_knob(FitOption& o, Knob knob, uint64_t answer, uint64_t cap_count, u
 
 // A candidate with its searches, given the estimate of its own workload.
 FitOption run_candidate(const Engine& engine, const EngineModel& model, const FitCandidate& c, const FitRequest& req,
-                        const Estimate& base) {
+                        const Estimate& base, uint64_t* estimates) {
   FitOption o;
   o.precision = base.weights_scheme.empty() ? c.precision : base.weights_scheme;
   o.mode = mode_of(c.workload);
   o.workload = c.workload;
-  const Searcher s = searcher_for(engine, model, req, c.workload);
+  const Searcher s = searcher_for(engine, model, req, c.workload, estimates);
   o.process_peak_bytes = base.process_peak_bytes;
   o.per_gpu_bytes = per_gpu_bytes(base, s.training, s.gpus);
   o.headroom_bytes = static_cast<int64_t>(req.gpu.memory_bytes) - static_cast<int64_t>(o.per_gpu_bytes);
@@ -112,11 +126,16 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   o.weights_predicted = base.weights_predicted;
   o.layers = base.layers;
   o.serving = base.serving;
+  const FitProbe base_probe{o.fits, o.per_gpu_bytes};
+  // what every knob value needs at least, split as the footprint is: beyond the budget, nothing fits
+  const uint64_t floor = engine.knob_floor_bytes(model, c.workload, base);
+  const uint64_t oh = std::min(overhead(base, s.training), floor);
+  const bool floor_exceeds = floor && (s.gpus > 1 ? ceil_div(floor - oh, s.gpus) + oh : floor) > s.budget();
   for (Knob knob : engine.fit_knobs()) {
     const KnobRange range = engine.knob_range(model, c.workload, knob);
     const uint64_t unknown_cap = knob == Knob::kBatch ? req.batch_cap : req.context_cap_unknown / range.unit;
     const uint64_t cap_count = range.max_count ? range.max_count : unknown_cap;
-    record_knob(o, knob, search_knob(s, c.workload, o.fits, knob, range, cap_count), cap_count, range.unit);
+    record_knob(o, knob, search_knob(s, c.workload, base_probe, floor_exceeds, knob, range, cap_count), cap_count, range.unit);
   }
   return o;
 }
@@ -130,21 +149,114 @@ const Engine& checked_engine(const FitRequest& req) {
 }
 
 // Ranks one catalog model at the first ranking candidate that fits (else the last); says whether one fit.
-bool rank_model(const Engine& engine, const SourceFacts& facts, const FitRequest& req, FitOption& best) {
+bool rank_model(const Engine& engine, const SourceFacts& facts, const FitRequest& req, FitOption& best, uint64_t* estimates) {
   const std::vector<FitCandidate> candidates = engine.ranking_candidates(facts, req.workload);
   for (size_t i = 0; i < candidates.size(); ++i) {
     const FitCandidate& c = candidates[i];
     const auto model = engine.prepare(facts, c.workload);
     const Estimate base = engine.estimate(*model, c.workload, req.gpu);
-    if (i + 1 == candidates.size() || searcher_for(engine, *model, req, c.workload).fits(base)) {
-      best = run_candidate(engine, *model, c, req, base);
+    ++*estimates;
+    if (i + 1 == candidates.size() || searcher_for(engine, *model, req, c.workload, estimates).fits(base)) {
+      best = run_candidate(engine, *model, c, req, base, estimates);
       return best.fits;
     }
   }
   throw Error(ErrorKind::kUnsupported, facts.source.spec, "the " + engine.name() + " engine has no option to rank");
 }
 
+// Runs task(i) for i in [0, n) on up to req.threads threads (each task writes only its own slot), reporting
+// progress; the first task (by index) that threw rethrows here, as a sequential loop would.
+void parallel_for(size_t n, const FitRequest& req, const std::function<void(size_t)>& task) {
+  unsigned threads = req.threads ? req.threads : std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<size_t>(threads, n));
+  std::vector<std::exception_ptr> errors(n);
+  std::atomic<size_t> next{0};
+  std::mutex progress_mutex;
+  size_t done = 0;
+  auto worker = [&] {
+    for (size_t i = next++; i < n; i = next++) {
+      try {
+        task(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+      if (req.progress) {
+        std::lock_guard<std::mutex> lock(progress_mutex);
+        req.progress(++done, n);
+      }
+    }
+  };
+  if (threads <= 1) {
+    worker();
+  } else {
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
+    for (auto& t : pool) t.join();
+  }
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
 }  // namespace
+
+uint64_t largest_fitting_guided(uint64_t cap, uint64_t budget, int max_iterations, uint64_t known, const FitProbe& known_probe,
+                                const std::function<FitProbe(uint64_t)>& probe) {
+  if (cap == 0) return 0;
+  // lo fits (0: none known yet), hi does not (cap + 1: none known yet); their excess over the budget (bytes, <= 0 at
+  // lo, > 0 at hi) guides the guesses
+  uint64_t lo = 0, hi = cap + 1;
+  std::optional<long double> lo_excess, hi_excess;
+  int left = max_iterations;
+  int kept_end = 0;     // +1: the last two probes both moved lo (so hi was kept twice); -1: both moved hi
+  int slow_steps = 0;   // guesses in a row that did not halve the bracket
+  auto run = [&](uint64_t n) {
+    --left;
+    const FitProbe p = probe(n);
+    const std::optional<long double> excess =
+        p.bytes ? std::optional<long double>(static_cast<long double>(*p.bytes) - static_cast<long double>(budget)) : std::nullopt;
+    if (p.fits && n > lo) {
+      lo = n;
+      lo_excess = excess;
+      // regula falsi keeps one end when the function bends; the Illinois rule halves that end's weight
+      if (kept_end == 1 && hi_excess) *hi_excess /= 2;
+      kept_end = 1;
+    } else if (!p.fits && n < hi) {
+      hi = n;
+      hi_excess = excess;
+      if (kept_end == -1 && lo_excess) *lo_excess /= 2;
+      kept_end = -1;
+    }
+  };
+  if (known >= 1 && known <= cap) {
+    (known_probe.fits ? lo : hi) = known;
+    if (known_probe.bytes)
+      (known_probe.fits ? lo_excess : hi_excess) = static_cast<long double>(*known_probe.bytes) - static_cast<long double>(budget);
+  }
+  // the ends: count 1 (nothing fits without it), then the cap (everything fits with it)
+  if (lo == 0 && hi > 1) {
+    run(1);
+    if (lo == 0) return 0;
+  }
+  if (hi == cap + 1 && lo < cap) {
+    run(cap);
+    if (lo == cap) return cap;
+  }
+  // Illinois regula falsi on the bytes, bisecting whenever the guesses stop halving the bracket
+  while (hi - lo > 1 && left > 0) {
+    const uint64_t width = hi - lo;
+    uint64_t next = lo + width / 2;
+    if (lo_excess && hi_excess && *hi_excess > *lo_excess && slow_steps < 2 && width > 2) {
+      const long double t = -*lo_excess / (*hi_excess - *lo_excess);
+      const long double guess = static_cast<long double>(lo) + t * static_cast<long double>(width);
+      next = std::clamp<uint64_t>(guess >= static_cast<long double>(hi) ? hi - 1 : static_cast<uint64_t>(guess), lo + 1, hi - 1);
+    } else {
+      slow_steps = 0;
+    }
+    run(next);
+    slow_steps = (hi - lo) * 2 > width ? slow_steps + 1 : 0;
+  }
+  return lo;
+}
 
 uint64_t per_gpu_bytes(const Estimate& e, bool training, uint64_t gpus) {
   if (gpus <= 1) return e.process_peak_bytes;
@@ -194,11 +306,21 @@ FitResult fit(const FitRequest& req, const SourceFacts& facts) {
   out.source = facts.source;
   out.params = facts.params ? facts.params->total_params : 0;
   out.max_positions = facts.arch ? facts.arch->facts.max_positions : 0;
-  for (const FitCandidate& c : engine.fit_candidates(facts, req.workload)) {
+  const std::vector<FitCandidate> candidates = engine.fit_candidates(facts, req.workload);
+  out.options.resize(candidates.size());
+  std::vector<std::string> architectures(candidates.size());
+  std::vector<uint64_t> estimates(candidates.size(), 0);
+  parallel_for(candidates.size(), req, [&](size_t i) {
+    const FitCandidate& c = candidates[i];
     const auto model = engine.prepare(facts, c.workload);
     const Estimate base = engine.estimate(*model, c.workload, req.gpu);
-    if (out.architecture.empty()) out.architecture = base.architecture;
-    out.options.push_back(run_candidate(engine, *model, c, req, base));
+    ++estimates[i];
+    architectures[i] = base.architecture;
+    out.options[i] = run_candidate(engine, *model, c, req, base, &estimates[i]);
+  });
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    if (out.architecture.empty()) out.architecture = architectures[i];
+    out.estimates += estimates[i];
   }
   return out;
 }
@@ -207,18 +329,27 @@ FitRanking rank_catalog(const FitRequest& req) {
   const Engine& engine = checked_engine(req);
   FitRanking out;
   out.engine = engine.name();
-  for (const auto& entry : catalog()) {
+  const std::vector<CatalogEntry>& entries = catalog();
+  std::vector<RankedModel> ranked(entries.size());
+  std::vector<int> fits(entries.size(), -1);  // -1: skipped
+  std::vector<std::string> why(entries.size());
+  std::vector<uint64_t> estimates(entries.size(), 0);
+  parallel_for(entries.size(), req, [&](size_t i) {
     try {
-      const SourceFacts facts = read_source_facts(catalog_source(entry));
-      RankedModel r;
-      r.id = entry.id;
+      const SourceFacts facts = read_source_facts(catalog_source(entries[i]));
+      RankedModel& r = ranked[i];
+      r.id = entries[i].id;
       r.params = facts.params ? facts.params->total_params : 0;
       r.family = facts.arch ? facts.arch->facts.family : "";
-      const bool fits = rank_model(engine, facts, req, r.best);
-      (fits ? out.fits : out.does_not_fit).push_back(std::move(r));
+      fits[i] = rank_model(engine, facts, req, r.best, &estimates[i]) ? 1 : 0;
     } catch (const Error& e) {
-      out.skipped.push_back(entry.id + ": " + e.what());
+      why[i] = entries[i].id + ": " + e.what();
     }
+  });
+  for (size_t i = 0; i < entries.size(); ++i) {
+    out.estimates += estimates[i];
+    if (fits[i] < 0) out.skipped.push_back(why[i]);
+    else (fits[i] ? out.fits : out.does_not_fit).push_back(std::move(ranked[i]));
   }
   auto by_params = [](const RankedModel& a, const RankedModel& b) { return a.params != b.params ? a.params > b.params : a.id < b.id; };
   std::sort(out.fits.begin(), out.fits.end(), by_params);

@@ -1,9 +1,12 @@
 // The fit planner (plan.hpp) and `llmem fit`, plus `llmem study --chart`.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <tuple>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -79,6 +82,112 @@ TEST(LargestFitting, FindsTheLastTrueValueOfAMonotonePredicate) {
   EXPECT_EQ(largest_fitting(1000, 64, [](uint64_t) { return false; }), 0u);
   EXPECT_EQ(largest_fitting(1000, 64, [](uint64_t) { return true; }), 1000u);  // the cap
   EXPECT_EQ(largest_fitting(999, 64, [](uint64_t n) { return n <= 998; }), 998u);
+}
+
+// The guided search against the reference on synthetic monotone curves (linear, convex, flat then steep, and
+// stepped as the allocator's segments make them): the same answer, counted in calls (not timed).
+TEST(LargestFittingGuided, SameAnswerAsTheReferenceInFewerCalls) {
+  const uint64_t budget = uint64_t{24} << 30;
+  const std::vector<std::function<uint64_t(uint64_t)>> curves = {
+      [](uint64_t n) { return (uint64_t{15} << 30) + n * (uint64_t{300} << 10); },                    // KV cache
+      [](uint64_t n) { return (uint64_t{10} << 30) + n * n * 40; },                                      // eager scores
+      [](uint64_t n) { return (uint64_t{20} << 30) + (n > 5000 ? (n - 5000) * (uint64_t{8} << 20) : 0); },
+      [](uint64_t n) { return (uint64_t{16} << 30) + (n / 64) * (uint64_t{20} << 20); },                 // steps
+  };
+  int reference_calls = 0, guided_calls = 0;
+  for (size_t i = 0; i < curves.size(); ++i) {
+    for (uint64_t cap : {uint64_t{1} << 20, uint64_t{40960}, uint64_t{3}}) {
+      const auto& bytes = curves[i];
+      const uint64_t expected = largest_fitting(cap, 64, [&](uint64_t n) {
+        ++reference_calls;
+        return bytes(n) <= budget;
+      });
+      const uint64_t got = largest_fitting_guided(cap, budget, 64, 6, FitProbe{bytes(6) <= budget, bytes(6)}, [&](uint64_t n) {
+        ++guided_calls;
+        return FitProbe{bytes(n) <= budget, bytes(n)};
+      });
+      EXPECT_EQ(got, expected) << "curve " << i << ", cap " << cap;
+    }
+  }
+  EXPECT_LT(guided_calls * 2, reference_calls) << guided_calls << " guided calls, " << reference_calls << " reference calls";
+  // the ends: nothing fits, everything fits, and an engine that refuses the larger counts (no bytes)
+  auto none = [](uint64_t) { return FitProbe{false, uint64_t{1} << 40}; };
+  EXPECT_EQ(largest_fitting_guided(1000, budget, 64, 0, {}, none), 0u);
+  auto all = [](uint64_t) { return FitProbe{true, uint64_t{1} << 20}; };
+  EXPECT_EQ(largest_fitting_guided(1000, budget, 64, 0, {}, all), 1000u);
+  auto refusing = [](uint64_t n) { return n <= 700 ? FitProbe{true, n << 20} : FitProbe{false, std::nullopt}; };
+  EXPECT_EQ(largest_fitting_guided(1000, budget, 64, 0, {}, refusing), 700u);
+}
+
+namespace {
+
+// Whether one option's workload at `count` of `knob` fits, estimated directly through the seam.
+bool knob_fits(const Engine& engine, const SourceFacts& facts, const FitCandidate& c, const FitRequest& req, Knob knob,
+               uint64_t count) {
+  const auto model = engine.prepare(facts, c.workload);
+  const Estimate e = engine.estimate(*model, engine.with_knob(c.workload, knob, count), req.gpu);
+  return per_gpu_bytes(e, c.workload.mode == RunMode::kTrain, static_cast<uint64_t>(req.gpus)) <= req.gpu.memory_bytes;
+}
+
+}  // namespace
+
+// fit's guided search against the reference search (every probe a full estimate either way) on several models,
+// budgets and GPU counts: every answer is the same, except where the estimate itself is not monotone between the
+// two answers (the allocator replay's fragmentation makes it jagged in places), which the test then proves from
+// three estimates: the smaller answer fits and the next count does not, yet the larger answer fits.
+TEST(FitSearch, GuidedAnswersAreTheReferenceAnswers) {
+  struct Case {
+    std::string model;
+    uint64_t budget;
+    int64_t gpus;
+  };
+  const std::vector<Case> cases = {{"microsoft/phi-2", uint64_t{24} << 30, 1},
+                                   {"TinyLlama/TinyLlama-1.1B-Chat-v1.0", uint64_t{8} << 30, 1},
+                                   {"google/gemma-2-2b", uint64_t{8} << 30, 3},
+                                   {"openai-community/gpt2-medium", uint64_t{4} << 30, 1},
+                                   {"Qwen/Qwen2.5-0.5B", uint64_t{6} << 30, 1}};
+  uint64_t guided_estimates = 0, reference_estimates = 0;
+  int compared = 0, jagged = 0;
+  for (const auto& c : cases) {
+    const SourceFacts facts = catalog_facts(c.model);
+    FitRequest req = request_with(c.budget);
+    req.gpus = c.gpus;
+    req.search = FitSearch::kReference;
+    const FitResult reference = fit(req, facts);
+    req.search = FitSearch::kGuided;
+    const FitResult guided = fit(req, facts);
+    reference_estimates += reference.estimates;
+    guided_estimates += guided.estimates;
+    ASSERT_EQ(guided.options.size(), reference.options.size());
+    const Engine& engine = find_engine("transformers");
+    const std::vector<FitCandidate> candidates = engine.fit_candidates(facts, req.workload);
+    for (size_t i = 0; i < guided.options.size(); ++i) {
+      const FitOption& g = guided.options[i];
+      const FitOption& r = reference.options[i];
+      EXPECT_EQ(g.fits, r.fits);
+      EXPECT_EQ(g.process_peak_bytes, r.process_peak_bytes);
+      for (const auto& [knob, a, b] : {std::tuple{Knob::kContext, g.max_context, r.max_context},
+                                       std::tuple{Knob::kBatch, g.max_batch, r.max_batch}}) {
+        ++compared;
+        if (a == b) continue;
+        ++jagged;
+        std::printf("%s option %zu %s: guided %llu, reference %llu\n", c.model.c_str(), i, knob == Knob::kContext ? "context" : "batch",
+                    static_cast<unsigned long long>(a), static_cast<unsigned long long>(b));
+        const uint64_t lo = std::min(a, b), hi = std::max(a, b);
+        SCOPED_TRACE(c.model + " option " + std::to_string(i) + (knob == Knob::kContext ? " context " : " batch ") +
+                     std::to_string(a) + " guided, " + std::to_string(b) + " reference");
+        ASSERT_GT(lo, 0u);
+        EXPECT_TRUE(knob_fits(engine, facts, candidates[i], req, knob, lo));
+        EXPECT_FALSE(knob_fits(engine, facts, candidates[i], req, knob, lo + 1));
+        EXPECT_TRUE(knob_fits(engine, facts, candidates[i], req, knob, hi));
+      }
+    }
+  }
+  EXPECT_EQ(compared, 70);
+  std::printf("%d of %d answers the same; %d differ where the estimate is proven not monotone\n", compared - jagged, compared,
+              jagged);
+  EXPECT_LT(guided_estimates * 2, reference_estimates) << guided_estimates << " guided estimates, " << reference_estimates
+                                                       << " reference estimates";
 }
 
 TEST(FitPlan, SmallBudgetVersusLargeBudget) {

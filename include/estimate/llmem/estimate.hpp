@@ -185,6 +185,13 @@ class Engine {
   // Whether fit's several-GPU approximation (an even split of the footprint) applies; false where the engine's
   // own multi-GPU placement is not modelled and fit considers one GPU.
   virtual bool splits_over_gpus() const = 0;
+  // Process bytes that no value of fit's knobs goes below, for the candidate whose own estimate is `base` (what the
+  // weights, and in training each parameter's gradient and optimizer states, hold at once): a lower bound the
+  // search uses to answer "none fits" without estimating. 0 = no bound known (the search estimates instead).
+  virtual uint64_t knob_floor_bytes(const EngineModel& model, const Workload& workload, const Estimate& base) const {
+    (void)model, (void)workload, (void)base;
+    return 0;
+  }
 };
 
 // The registry: every engine, in a stable order.

@@ -13,6 +13,12 @@
 // Estimates are deterministic and monotone in each knob, which the searches rely on: the answer n is exactly the
 // last value whose estimate fits (estimate at n fits, at n + 1 does not, unless n is the cap).
 //
+// The search (FitSearch::kGuided) decides only on full estimates, but chooses where to look from their bytes: the
+// peak is close to linear in each knob, so it interpolates between the nearest estimate that fits and the nearest
+// that does not, gallops from that guess to bracket the answer, and bisects what is left. Its answers are those of
+// the plain exponential-then-bisection search (FitSearch::kReference, kept for tests and benchmarks), in a few
+// estimates instead of about 2·log2(cap). Options (and catalog models) are searched in parallel threads.
+//
 // Several GPUs are an APPROXIMATION, not a model of any sharding scheme: the process footprint minus the
 // per-process overhead (CUDA context, and the training thread's handle) is split evenly over the GPUs, and each
 // GPU pays the overhead once. Real tensor/pipeline parallelism adds communication buffers and uneven layers.
@@ -32,6 +38,9 @@ namespace llmem {
 enum class FitMode { kInference, kFull, kLora };
 const char* fit_mode_name(FitMode m);  // "inference", "full", "lora"
 
+// How a knob's answer is searched (see above); both give the same answers.
+enum class FitSearch { kGuided, kReference };
+
 struct FitRequest {
   std::string engine = "transformers";
   GpuProfile gpu;                // its memory_bytes is the per-GPU budget; its overheads apply per GPU
@@ -41,7 +50,12 @@ struct FitRequest {
   WorkloadSpec workload;
   uint64_t batch_cap = uint64_t{1} << 20;
   uint64_t context_cap_unknown = uint64_t{1} << 20;  // tokens (cells), when the model does not say its limit
-  int max_iterations = 64;       // per search (each search needs about 2·log2(cap) estimates)
+  int max_iterations = 64;       // per search: estimates beyond the first
+  FitSearch search = FitSearch::kGuided;
+  unsigned threads = 0;          // options (catalog models) searched at once; 0 = the machine's hardware threads
+  // Called after each option (catalog model) is done, with how many are done and how many there are; called from
+  // the search threads, one call at a time.
+  std::function<void(size_t done, size_t total)> progress;
 };
 
 struct FitOption {
@@ -78,6 +92,17 @@ uint64_t gpus_needed(const Estimate& e, bool training, uint64_t budget);
 // Exponential search then bisection; never more than max_iterations calls of pred beyond the first.
 uint64_t largest_fitting(uint64_t cap, int max_iterations, const std::function<bool(uint64_t)>& pred);
 
+// One estimate of a search: whether count n fits, and the bytes it needs per GPU (what guides the next guess;
+// empty where the engine refused the workload as beyond its arithmetic, which counts as not fitting).
+struct FitProbe {
+  bool fits = false;
+  std::optional<uint64_t> bytes;
+};
+// The same answer as largest_fitting for a monotone `probe`, guided by the bytes towards `budget` (see above).
+// `known` is a count already estimated (0: none) and its probe. Never more than max_iterations calls of `probe`.
+uint64_t largest_fitting_guided(uint64_t cap, uint64_t budget, int max_iterations, uint64_t known, const FitProbe& known_probe,
+                                const std::function<FitProbe(uint64_t)>& probe);
+
 struct FitResult {
   std::string engine;             // the registered engine's name
   ModelSource source;
@@ -85,6 +110,7 @@ struct FitResult {
   uint64_t max_positions = 0;     // the config's max_position_embeddings (0: not given, or no config)
   std::string architecture;       // the engine's own name for it (llama.cpp's general.architecture)
   std::vector<FitOption> options;
+  uint64_t estimates = 0;         // engine estimates the searches ran (what the guided search saves)
 };
 
 // Every option the engine lists for the model, with its searches. FieldError for a bad request field ("gpus",
@@ -107,6 +133,7 @@ struct FitRanking {
   std::vector<RankedModel> fits;          // largest model first (params descending)
   std::vector<RankedModel> does_not_fit;  // largest model first; best says by how much
   std::vector<std::string> skipped;       // "id: why" for catalog entries the engine cannot handle
+  uint64_t estimates = 0;
 };
 
 // What of the embedded catalog runs on the request's GPU(s): each model at the engine's preferred option that
