@@ -23,40 +23,53 @@ struct FitFlags {
   SourceCliOptions source_options;
   bool json = false;
   bool list_gpus = false;
+  const CLI::App* cmd = nullptr;
 };
 
 const FlagNames& fit_flag_names() {
   static const FlagNames names = {
       {"engine", "--engine"},         {"gpu", "--gpu"},           {"memory", "--vram"},
-      {"gpus", "--gpus"},             {"prompt_tokens", "--prompt"}, {"new_tokens", "--new-tokens"},
-      {"seq_tokens", "--seq"},        {"n_ctx", "--ctx"},         {"quant", "--quant"},
-      {"flash_attn", "--flash-attn"}, {"cache_type_k", "--cache-type"}, {"cache_type_v", "--cache-type"},
+      {"reserve", "--reserve"},       {"gpus", "--gpus"},         {"prompt_tokens", "--prompt"},
+      {"new_tokens", "--new-tokens"}, {"seq_tokens", "--seq"},    {"n_ctx", "--ctx"},
+      {"quant", "--quant"},           {"flash_attn", "--flash-attn"}, {"cache_type_k", "--cache-type"},
+      {"cache_type_v", "--cache-type"}, {"train", "--train"},
       {"vllm_version", "--vllm-version"}, {"vllm_dtype", "--dtype"}, {"gpu_memory_utilization", "--gpu-memory-utilization"},
       {"max_model_len", "--max-model-len"}, {"max_num_seqs", "--max-num-seqs"},
       {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},
-      {"block_size", "--block-size"}, {"tensor_parallel_size", "--tensor-parallel-size"},
-      {"kv_cache_memory", "--kv-cache-memory"}, {"serving_concurrency", "--concurrency"}};
+      {"block_size", "--block-size"}, {"enforce_eager", "--enforce-eager"}, {"tensor_parallel_size", "--tensor-parallel-size"},
+      {"kv_cache_memory", "--kv-cache-memory"}, {"vllm_llm_class", "--llm-class"},
+      {"allow_long_max_model_len", "--allow-long-max-model-len"}, {"serving_concurrency", "--concurrency"}};
   return names;
 }
 
 void add_fit_flags(CLI::App* cmd, FitFlags& f) {
+  f.cmd = cmd;
   WorkloadSpec& w = f.request.workload;
   cmd->add_option("SOURCE", f.source, "Model: config.json, weights, a directory, org/name; none: rank the embedded catalog");
-  cmd->add_option("--gpu", f.gpu.name, "GPU from the catalog (--list-gpus; default: the measured reference GPU). 'auto' is not available yet");
+  cmd->add_option("--engine", f.request.engine,
+                  "transformers or llamacpp (default: llamacpp for a GGUF file, transformers otherwise)");
+  cmd->add_option("--gpu", f.gpu.name,
+                  "GPU from the catalog (--list-gpus), or 'auto': every GPU NVML finds, each with its free memory "
+                  "(default: the measured reference GPU)");
   cmd->add_option_function<std::string>(
       "--vram", [&f](const std::string& v) { f.gpu.memory = v; f.gpu.memory_origin = "--vram " + v; },
-      "Memory per GPU, e.g. 24GiB or 80GB (wins over --gpu's size; --gpu still gives the overhead)");
-  cmd->add_option("--gpus", f.request.gpus, "Number of GPUs (approximated: the footprint split evenly)")->capture_default_str();
-  cmd->add_option("--prompt", w.prompt_tokens, "Inference prompt tokens")->capture_default_str();
-  cmd->add_option("--new-tokens", w.new_tokens, "Tokens generated after the prompt")->capture_default_str();
-  cmd->add_option("--seq", w.seq_tokens, "Training sequence length")->capture_default_str();
-  cmd->add_flag("--json", f.json, "Machine-readable output (options[]: precision, mode, fits, max_context, ...)");
-  cmd->add_option("--engine", f.request.engine, "transformers, llamacpp (quantised GGUF) or vllm")->capture_default_str();
-  cmd->add_option("--ctx", w.n_ctx, "llama.cpp: context n_ctx")->capture_default_str();
+      "Memory per GPU with a unit, e.g. 24GiB or 24GB (wins over --gpu's size; --gpu still gives the overhead)");
+  cmd->add_option_function<std::string>(
+      "--reserve", [&f](const std::string& v) { f.gpu.reserve = v; f.gpu.reserve_origin = "--reserve " + v; },
+      "Memory kept free on each GPU, e.g. 1GiB or 0 (default 512MiB: the driver's own share and a display)");
+  cmd->add_option("--gpus", f.request.gpus,
+                  "transformers: number of GPUs, approximated by splitting the footprint evenly (default 1; with --gpu "
+                  "auto, the GPUs NVML finds)");
+  cmd->add_option("--prompt", w.prompt_tokens, "transformers inference: prompt tokens")->capture_default_str();
+  cmd->add_option("--new-tokens", w.new_tokens, "transformers inference: tokens generated after the prompt")->capture_default_str();
+  cmd->add_option("--seq", w.seq_tokens, "transformers training: sequence length")->capture_default_str();
+  cmd->add_option("--ctx", w.n_ctx, "llama.cpp: context n_ctx in tokens")->capture_default_str();
   cmd->add_option("--quant", w.quant, "llama.cpp: one scheme only (default: F16 Q8_0 Q6_K Q5_K_M Q5_K_S Q4_K_M Q4_K_S Q4_0 IQ4_XS Q3_K_M Q2_K)");
   cmd->add_option("--flash-attn", w.flash_attn, "llama.cpp: on, off or auto")->capture_default_str();
   cmd->add_option("--cache-type", f.cache_type, "llama.cpp: K and V cache type (f16, q8_0, q4_0)")->capture_default_str();
-  cmd->add_flag("--list-gpus", f.list_gpus, "List the GPU catalog and exit");
+  cmd->add_flag("--json", f.json, "Machine-readable output (schema: docs/json.md); also for --list-gpus");
+  cmd->add_flag("--list-gpus", f.list_gpus, "List the GPU catalog (by memory) and exit");
+  // vLLM (--engine vllm)
   add_vllm_flags(cmd, w);
   cmd->add_option_function<std::string>(
       "--dtype", [&w](const std::string& v) { w.vllm_dtype = v; }, "vLLM: auto, float16, bfloat16, float32 (default auto)");
@@ -77,7 +90,18 @@ std::function<void(size_t, size_t)> progress_line(const char* what) {
 
 void run_fit(FitFlags f) {
   f.request.workload.cache_type_k = f.request.workload.cache_type_v = f.cache_type;
-  f.request.gpu = resolve_gpu(f.gpu);
+  f.request.set_fields = fields_given(*f.cmd, fit_flag_names());
+  const bool gpus_given = f.cmd->get_option("--gpus")->count() > 0;
+  if (gpus_given) f.request.set_fields.push_back("gpus");
+  std::vector<FieldWarning> warnings;
+  const FitGpus gpus = resolve_fit_gpus(f.gpu, &warnings);
+  f.request.gpu = gpus.tightest;
+  if (gpus.count > 0) {  // --gpu auto: the GPUs NVML finds
+    if (!gpus_given) f.request.gpus = gpus.count;
+    else if (f.request.gpus > static_cast<int64_t>(gpus.count))
+      throw usage_error("gpus", fmt::format("{{field}} {} but NVML finds {} GPU{}", f.request.gpus, gpus.count, gpus.count == 1 ? "" : "s"));
+  }
+  print_warnings(fit_flag_names(), warnings);
   f.request.progress = progress_line(f.source.empty() ? "catalog models" : "options");
   if (f.source.empty()) {
     const FitRanking ranking = rank_catalog(f.request);
@@ -98,20 +122,26 @@ const bool registered = register_command(25, [](CLI::App& root, int& exit_code) 
   add_fit_flags(cmd, *flags);
   cmd->footer(
       "Examples:\n"
-      "  llmem fit microsoft/phi-2 --gpu RTX-4090          every precision, inference, full fine-tuning and LoRA\n"
+      "  llmem fit microsoft/phi-2 --gpu RTX-4090        every precision: inference, full fine-tuning, LoRA\n"
       "  llmem fit mistralai/Mistral-7B-v0.1 --vram 24GiB --prompt 4096 --json\n"
       "  llmem fit meta-llama/Llama-3.1-70B --gpu A100-80GB --gpus 4\n"
-      "  llmem fit --vram 24GiB                            what in the embedded catalog runs on a 24 GiB card\n"
-      "  llmem fit mistralai/Mistral-7B-v0.1 --engine llamacpp --vram 8GiB   per quantisation: fits, -ngl, max context\n"
-      "  llmem fit --engine llamacpp --vram 8GiB           the catalog at the best quantisation that fits\n"
-      "  llmem fit meta-llama/Llama-3.1-8B --engine vllm --gpu L4   the largest --max-model-len vLLM starts with\n"
+      "  llmem fit microsoft/phi-2 --gpu auto            this machine's GPUs, with what is free on them now\n"
+      "  llmem fit --vram 24GiB                          what in the embedded catalog runs on 24 GiB\n"
+      "  llmem fit mistralai/Mistral-7B-v0.1 --engine llamacpp --vram 8GiB    per quantisation scheme\n"
+      "  llmem fit --engine llamacpp --vram 8GiB         the catalog at the best scheme that fits\n"
+      "  llmem fit meta-llama/Llama-3.1-8B --engine vllm --gpu L4    the largest --max-model-len\n"
       "  llmem fit Qwen/Qwen3-8B --engine vllm --gpu A100-80GB --max-model-len 32768 --concurrency 16\n"
-      "--vram wins over --gpu's memory size (the GPU still gives the CUDA context overhead). Several GPUs are\n"
-      "approximated by splitting the footprint evenly, not modelled.");
+      "\n"
+      "The budget per GPU is its memory (--vram wins over --gpu's size; --gpu still gives the CUDA context) less "
+      "--reserve (default 512MiB), and with --gpu auto less what other processes use now. --gpus splits the "
+      "footprint evenly: an approximation, not a model of tensor or pipeline parallelism (transformers only).\n"
+      "--prompt, --new-tokens and --seq apply to transformers; --ctx, --quant, --flash-attn and --cache-type to "
+      "llama.cpp; the vLLM flags to vLLM. A flag given where it does not apply is an error (docs/cli.md).");
   cmd->callback([=, &exit_code] {
     exit_code = 0;
     if (flags->list_gpus) {
-      fmt::print("{}", report::gpu_catalog_text(false));
+      if (flags->json) fmt::print("{}\n", report::gpu_catalog_json().dump(2));
+      else fmt::print("{}", report::gpu_catalog_text(false));
       return;
     }
     with_flag_names(fit_flag_names(), [&] { run_fit(*flags); });

@@ -42,6 +42,9 @@ EstimateFlags parse_estimate_flags(const std::string& args) {
   }
   if (flags.request.source.empty())
     throw Error(ErrorKind::kUsage, "", "--estimate needs a SOURCE first, e.g. --estimate 'microsoft/phi-2 --dtype fp16'");
+  // the flags given, while the parser that knows them is alive
+  flags.request.set_fields = fields_given(app, estimate_flag_names());
+  flags.cmd = nullptr;
   return flags;
 }
 
@@ -87,16 +90,16 @@ const bool registered = register_command(51, [](CLI::App& root, int& exit_code) 
   // Everything from the command's first word on belongs to the command, with or without "--".
   sub->positionals_at_end();
   sub->footer(
-      "The report goes to stderr (JSON to stdout) after the command ends; the command's own output passes through.\n"
-      "The command runs in its own process group; SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to it, and whatever\n"
-      "is left of its process tree when it ends is killed. llmem exits with the command's status (128+N when it\n"
+      "The report goes to stderr (JSON to stdout) after the command ends; the command's own output passes through. "
+      "The command runs in its own process group; SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to it, and whatever "
+      "is left of its process tree when it ends is killed. llmem exits with the command's status (128+N when it "
       "died of signal N, 127 when it was not found).\n"
       "Memory in MiB (2^20 bytes) and GiB (2^30 bytes).\n"
       "\nExamples:\n"
       "  llmem measure -- python3 train.py --batch 8\n"
       "  llmem measure --interval 1 --gpu 0 --timeline run.csv --timeline run.png -- ./serve.sh\n"
-      "  llmem measure --estimate 'microsoft/phi-2 --dtype fp16 --prompt 6 --new-tokens 14' -- python3 run_phi2.py\n"
-      "  llmem measure --json --output report.json -- python3 -c 'import torch; torch.ones(1, device=\"cuda\")'\n"
+      "  llmem measure --estimate 'microsoft/phi-2 --prompt 6 --new-tokens 14' -- python3 run_phi2.py\n"
+      "  llmem measure --json --output report.json -- python3 -c 'import torch; torch.ones(1).cuda()'\n"
       "\nExit codes: the command's; 1 when NVML is missing or fails before the start; 2 for bad options.");
   sub->callback([o, estimate_opt, &exit_code] {
     MeasureOptions opts;

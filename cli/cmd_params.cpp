@@ -25,10 +25,10 @@ const bool registered = register_command(10, [](CLI::App& root, int& exit_code) 
   cmd->footer(
       "Examples:\n"
       "  llmem params TinyLlama/TinyLlama-1.1B-Chat-v1.0\n"
-      "  llmem params ./Mistral-7B-v0.1              (config.json and safetensors headers, compared)\n"
+      "  llmem params ./Mistral-7B-v0.1            config.json and safetensors headers, compared\n"
       "  llmem params model-Q4_K_M.gguf --depth 1\n"
       "  llmem params facebook/xglm-4.5B --json | jq .total_params\n"
-      "  llmem params meta-llama/Llama-3.1-405B --verbose   (from the Hub: config and 191 shard headers, ~300 KB)\n"
+      "  llmem params meta-llama/Llama-3.1-405B --verbose   the Hub: 191 shard headers, ~300 KB\n"
       "  llmem params unsloth/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf");
   cmd->callback([=, &exit_code] {
     ParamsReport r = count_params(*source, src_opts->to_options());

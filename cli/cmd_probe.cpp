@@ -23,8 +23,8 @@ const bool registered = register_command(52, [](CLI::App& root, int& exit_code) 
   sub->add_option("--gpu", o->gpu, "NVML index of the GPU to probe")->default_val(0);
   sub->add_flag("--json", o->json, "JSON output (keys in docs/measure.md)");
   sub->footer(
-      "Reads device used memory before cuInit, after it, after the primary context is created (what the CUDA\n"
-      "runtime and PyTorch use) and after a first 2 MiB allocation. The context overhead is the fixed cost every\n"
+      "Reads device used memory before cuInit, after it, after the primary context is created (what the CUDA "
+      "runtime and PyTorch use) and after a first 2 MiB allocation. The context overhead is the fixed cost every "
       "CUDA process pays before its first tensor; frameworks add their own kernels' modules on top.\n"
       "Run it on an idle GPU: device used counts every process.\n"
       "\nExamples:\n"

@@ -1,6 +1,13 @@
 #include "estimate_flags.hpp"
 
+#include <algorithm>
+#include <cstdio>
+#include <set>
 #include <sstream>
+
+#include <fmt/core.h>
+
+#include "safe_text.hpp"
 
 namespace llmem::cli {
 
@@ -24,53 +31,64 @@ void add_vllm_flags(CLI::App* cmd, WorkloadSpec& w) {
 }
 
 void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
+  f.cmd = cmd;
   EstimateRequest& r = f.request;
   WorkloadSpec& w = r.workload;
   cmd->add_option("SOURCE", r.source, "Model: config.json, weights, a directory, org/name (cache or catalog)");
+  cmd->add_option("--engine", r.engine,
+                  "transformers, llamacpp or vllm (default: llamacpp for a GGUF file, transformers otherwise)");
+  // transformers (--engine transformers)
   cmd->add_option_function<std::string>(
       "--dtype", [&w](const std::string& v) { w.dtype = v; w.vllm_dtype = v; },
-      "Inference dtype: fp32, fp16, bf16 (transformers, default fp16); vLLM: auto, float16, bfloat16, float32 (default auto)");
+      "Inference dtype: transformers fp32, fp16, bf16 (default fp16); vLLM auto, float16, bfloat16, float32 (default auto)");
   cmd->add_option_function<int64_t>(
       "--batch", [&w](const int64_t& v) { w.batch = v; },
-      "Batch size (transformers, default 1); llama.cpp: logical batch n_batch (default 2048)");
-  cmd->add_option("--prompt", w.prompt_tokens, "Prompt tokens (inference)")->capture_default_str();
-  cmd->add_option("--new-tokens", w.new_tokens, "Tokens to generate")->capture_default_str();
-  cmd->add_flag_callback("--no-cache", [&w] { w.use_cache = false; }, "A single forward pass without KV cache (use_cache=False)");
-  cmd->add_option("--attn", w.attn, "Attention implementation: sdpa or eager (default: transformers' choice)");
-  cmd->add_option("--train", w.train, "Training: full or lora");
-  cmd->add_option("--precision", w.precision, "Training precision: bf16 or amp-bf16")->capture_default_str();
+      "Batch: transformers sequences (default 1); llama.cpp logical batch n_batch in tokens (default 2048)");
+  cmd->add_option("--prompt", w.prompt_tokens, "transformers inference: prompt tokens")->capture_default_str();
+  cmd->add_option("--new-tokens", w.new_tokens, "transformers inference: tokens to generate")->capture_default_str();
+  cmd->add_flag_callback("--no-cache", [&w] { w.use_cache = false; },
+                         "transformers inference: one forward pass without KV cache (use_cache=False)");
+  cmd->add_option("--attn", w.attn, "transformers: attention sdpa or eager (default: transformers' choice)");
+  cmd->add_option("--train", w.train, "transformers training: full or lora");
+  cmd->add_option("--precision", w.precision, "with --train: bf16 or amp-bf16")->capture_default_str();
   cmd->add_option("--optimizer", w.optimizer,
-                  "Optimizer: adamw (default: what torch.optim.AdamW(params) runs on CUDA, foreach), adamw-foreach, "
+                  "with --train: adamw (default: what torch.optim.AdamW(params) runs on CUDA, foreach), adamw-foreach, "
                   "adamw-fused, adamw-forloop, sgd, sgd-momentum, adafactor (transformers'); with --hf-trainer the "
                   "Trainer's default, adamw_torch_fused");
   cmd->add_flag("--hf-trainer", w.hf_trainer,
-                "Training with transformers.Trainer and TrainingArguments defaults, bf16=True (--precision bf16: "
+                "with --train: transformers.Trainer and TrainingArguments defaults, bf16=True (--precision bf16: "
                 "weights as from_pretrained loads a bf16 checkpoint; amp-bf16: loaded in fp32)");
   cmd->add_option("--alloc-conf", w.alloc_conf,
-                  "PYTORCH_CUDA_ALLOC_CONF of the run (transformers): expandable_segments:True or the default allocator");
-  cmd->add_option("--grad-accum", w.grad_accum, "Gradient accumulation steps (micro-batches of --batch per optimizer step)")
+                  "transformers: PYTORCH_CUDA_ALLOC_CONF of the run, expandable_segments:True or the default allocator");
+  cmd->add_option("--grad-accum", w.grad_accum, "with --train: gradient accumulation steps (micro-batches of --batch per optimizer step)")
       ->capture_default_str();
-  cmd->add_option("--seq", w.seq_tokens, "Training sequence length")->capture_default_str();
-  cmd->add_flag("--grad-ckpt", w.grad_ckpt, "Gradient checkpointing");
-  cmd->add_option("--lora-r", w.lora_r, "LoRA rank")->capture_default_str();
-  cmd->add_option("--lora-targets", f.lora_targets, "LoRA target modules, comma-separated")->capture_default_str();
-  cmd->add_option("--gpu", r.gpu.name, "GPU whose runtime overhead applies (default: the measured reference GPU)");
+  cmd->add_option("--seq", w.seq_tokens, "with --train: sequence length in tokens")->capture_default_str();
+  cmd->add_flag("--grad-ckpt", w.grad_ckpt, "with --train: gradient checkpointing");
+  cmd->add_option("--lora-r", w.lora_r, "with --train lora: LoRA rank")->capture_default_str();
+  cmd->add_option("--lora-targets", f.lora_targets, "with --train lora: target modules, comma-separated")->capture_default_str();
   // llama.cpp (--engine llamacpp)
   cmd->add_option("--quant", w.quant, "llama.cpp: quantisation scheme the file would have (Q4_K_M, Q8_0, ...; see --list-quants)");
-  cmd->add_option("--ctx", w.n_ctx, "llama.cpp: context size n_ctx")->capture_default_str();
-  cmd->add_option("--ubatch", w.n_ubatch, "llama.cpp: physical batch n_ubatch")->capture_default_str();
+  cmd->add_option("--ctx", w.n_ctx, "llama.cpp: context size n_ctx in tokens")->capture_default_str();
+  cmd->add_option("--ubatch", w.n_ubatch, "llama.cpp: physical batch n_ubatch in tokens")->capture_default_str();
   cmd->add_option("--ngl", w.n_gpu_layers, "llama.cpp: layers on the GPU (-1 = all, llama.cpp's default)")->capture_default_str();
   cmd->add_option("--cache-type-k", w.cache_type_k, "llama.cpp: K cache type: f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl")->capture_default_str();
   cmd->add_option("--cache-type-v", w.cache_type_v, "llama.cpp: V cache type (quantised V needs flash attention)")->capture_default_str();
   cmd->add_option("--flash-attn", w.flash_attn, "llama.cpp: flash attention on, off or auto")->capture_default_str();
-  cmd->add_option("--parallel", w.n_parallel, "llama.cpp: parallel sequences (-np); each gets its own n_ctx/N slice of the KV cache (llama.cpp's default, non-unified)")->capture_default_str();
+  cmd->add_option("--parallel", w.n_parallel, "llama.cpp: parallel sequences (-np); each gets its own n_ctx/N slice of the KV cache")->capture_default_str();
   cmd->add_flag("--tensors", r.list_tensors, "llama.cpp: list every tensor with the type it has (or would have) in the file");
+  // the GPU
+  cmd->add_option("--gpu", r.gpu.name,
+                  "GPU from the catalog (--list-gpus), or 'auto': GPU 0 as NVML finds it, with its free memory "
+                  "(default: the measured reference GPU)");
+  cmd->add_option_function<std::string>(
+      "--reserve", [&r](const std::string& v) { r.gpu.reserve = v; r.gpu.reserve_origin = "--reserve " + v; },
+      "Memory kept free on the GPU, e.g. 1GiB or 0 (default 512MiB: the driver's own share and a display)");
   cmd->add_option_function<std::string>(
       "--vram", [&r](const std::string& v) { r.gpu.memory = v; r.gpu.memory_origin = "--vram " + v; },
-      "Memory per GPU, e.g. 24GiB (wins over --gpu's size); vLLM: the total torch reports, which it budgets against");
+      "Memory per GPU with a unit, e.g. 24GiB (wins over --gpu's size); vLLM: the total torch reports, which it budgets against");
+  // vLLM (--engine vllm)
   add_vllm_flags(cmd, w);
   add_source_options(cmd, f.source);
-  cmd->add_option("--engine", r.engine, "Inference engine: transformers, llamacpp or vllm")->capture_default_str();
 }
 
 EstimateRequest estimate_request(const EstimateFlags& f) {
@@ -81,26 +99,61 @@ EstimateRequest estimate_request(const EstimateFlags& f) {
   r.source_options = f.source.to_options();
   const SourceCliOptions source = f.source;
   r.source_opened = [source](const ModelSource& src) { print_source_verbose(src, source); };
+  if (f.cmd) r.set_fields = fields_given(*f.cmd, estimate_flag_names());
   return r;
 }
 
 const FlagNames& estimate_flag_names() {
   static const FlagNames names = {
       {"source", "SOURCE"},           {"engine", "--engine"},           {"gpu", "--gpu"},
-      {"dtype", "--dtype"},           {"batch", "--batch"},             {"prompt_tokens", "--prompt"},
-      {"new_tokens", "--new-tokens"}, {"attn", "--attn"},               {"train", "--train"},
+      {"reserve", "--reserve"},       {"memory", "--vram"},             {"dtype", "--dtype"},
+      {"batch", "--batch"},           {"prompt_tokens", "--prompt"},    {"new_tokens", "--new-tokens"},
+      {"use_cache", "--no-cache"},    {"attn", "--attn"},               {"train", "--train"},
       {"precision", "--precision"},   {"optimizer", "--optimizer"},     {"seq_tokens", "--seq"},
-      {"grad_accum", "--grad-accum"}, {"alloc_conf", "--alloc-conf"},
-      {"lora_r", "--lora-r"},         {"lora_targets", "--lora-targets"}, {"quant", "--quant"},
-      {"n_ctx", "--ctx"},             {"n_ubatch", "--ubatch"},         {"n_gpu_layers", "--ngl"},
-      {"cache_type_k", "--cache-type-k"}, {"cache_type_v", "--cache-type-v"}, {"flash_attn", "--flash-attn"},
-      {"n_parallel", "--parallel"},   {"memory", "--vram"},
+      {"grad_ckpt", "--grad-ckpt"},   {"grad_accum", "--grad-accum"},   {"alloc_conf", "--alloc-conf"},
+      {"hf_trainer", "--hf-trainer"}, {"lora_r", "--lora-r"},           {"lora_targets", "--lora-targets"},
+      {"quant", "--quant"},           {"n_ctx", "--ctx"},               {"n_ubatch", "--ubatch"},
+      {"n_gpu_layers", "--ngl"},      {"cache_type_k", "--cache-type-k"}, {"cache_type_v", "--cache-type-v"},
+      {"flash_attn", "--flash-attn"}, {"n_parallel", "--parallel"},     {"list_tensors", "--tensors"},
       {"vllm_version", "--vllm-version"}, {"vllm_dtype", "--dtype"}, {"gpu_memory_utilization", "--gpu-memory-utilization"},
       {"max_model_len", "--max-model-len"}, {"max_num_seqs", "--max-num-seqs"},
       {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},
-      {"block_size", "--block-size"}, {"tensor_parallel_size", "--tensor-parallel-size"},
-      {"kv_cache_memory", "--kv-cache-memory"}, {"serving_concurrency", "--concurrency"}};
+      {"block_size", "--block-size"}, {"enforce_eager", "--enforce-eager"}, {"tensor_parallel_size", "--tensor-parallel-size"},
+      {"kv_cache_memory", "--kv-cache-memory"}, {"vllm_llm_class", "--llm-class"},
+      {"allow_long_max_model_len", "--allow-long-max-model-len"}, {"serving_concurrency", "--concurrency"}};
   return names;
+}
+
+std::string flag_for(const FlagNames& names, const std::string& field) {
+  for (const auto& [f, flag] : names)
+    if (f == field) return flag;
+  return field;
+}
+
+std::vector<std::string> fields_given(const CLI::App& cmd, const FlagNames& names) {
+  // the library's own fields only: the request's SOURCE, engine and GPU are not workload fields
+  static const std::set<std::string> not_workload = {"source", "engine", "gpu", "reserve", "memory", "gpus"};
+  std::vector<std::string> flags, out;  // one entry per flag given: its fields, '|'-separated (--dtype sets two)
+  for (const auto& [field, flag] : names) {
+    if (not_workload.count(field) || flag.rfind("--", 0) != 0) continue;
+    const CLI::Option* opt = cmd.get_option_no_throw(flag);
+    if (!opt || opt->count() == 0) continue;
+    const auto at = std::find(flags.begin(), flags.end(), flag);
+    if (at == flags.end()) {
+      flags.push_back(flag);
+      out.push_back(field);
+    } else if (("|" + out[at - flags.begin()] + "|").find("|" + field + "|") == std::string::npos) {
+      out[at - flags.begin()] += "|" + field;
+    }
+  }
+  return out;
+}
+
+void print_warnings(const FlagNames& names, const std::vector<FieldWarning>& warnings) {
+  std::fflush(stdout);
+  for (const auto& w : warnings)
+    fmt::print(stderr, "llmem: warning: {}\n",
+               printable(w.message_for([&](const std::string& field) { return flag_for(names, field); })));
 }
 
 }  // namespace llmem::cli

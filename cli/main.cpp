@@ -9,8 +9,11 @@
 #include <fmt/core.h>
 
 #include "command.hpp"
+#include "help_format.hpp"
 #include "llmem/error.hpp"
 #include "llmem/version.hpp"
+#include "safe_text.hpp"
+#include "usage.hpp"
 
 namespace llmem::cli {
 
@@ -41,14 +44,20 @@ int llmem_run(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Examples:\n"
-      "  llmem study                               the seed study's table for the embedded catalog\n"
-      "  llmem params microsoft/phi-2              exact parameter count with a module breakdown\n"
-      "  llmem params ./model-dir --depth 3 --json\n"
-      "  llmem catalog                             models known without any file\n"
-      "\nExit codes: 0 success, 1 runtime failure (I/O, driver), 2 bad input or usage.\n"
+      "  llmem estimate microsoft/phi-2              memory of the study's scenario on the reference GPU\n"
+      "  llmem fit mistralai/Mistral-7B-v0.1 --gpu RTX-4090   what fits: precision, max context, max batch\n"
+      "  llmem params microsoft/phi-2                exact parameter count with a module breakdown\n"
+      "  llmem catalog                               models known without any file\n"
+      "\nExit codes: 0 success, 1 runtime failure (I/O, driver), 2 bad input or usage, 3 with estimate --check: "
+      "does not fit. The rules for flags, sizes and exit codes: docs/cli.md.\n"
       "Run 'llmem COMMAND --help' for a command's options and examples.");
+  app.formatter(llmem::cli::wrapping_formatter());  // before the commands: each takes its parent's
   int exit_code = 0;
   for (auto& [order, setup] : llmem::cli::registry()) setup(app, exit_code);
+  if (argc <= 1) {  // a bare `llmem`: what it can do
+    fmt::print("{}", app.help());
+    return 0;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -58,15 +67,16 @@ int llmem_run(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    std::fflush(stdout);
+    fmt::print(stderr, "llmem: {}\n", llmem::cli::usage_message(app, std::vector<std::string>(argv + 1, argv + argc), e));
     return 2;
   } catch (const llmem::Error& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "llmem: {}\n", e.what());
+    fmt::print(stderr, "llmem: {}\n", llmem::cli::printable(e.what()));
     return e.exit_code();
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "llmem: internal error: {}\n", e.what());
+    fmt::print(stderr, "llmem: internal error: {}\n", llmem::cli::printable(e.what()));
     return 1;
   }
   return exit_code;

@@ -54,12 +54,16 @@ const GpuProfile& find_gpu(const std::string& name) {
   const std::string want = squash(name);
   for (const auto& g : gpu_catalog())
     if (squash(g.name) == want || squash(g.display_name) == want || squash("NVIDIA " + g.name) == want) return g;
-  std::vector<std::pair<size_t, std::string>> scored;
-  for (const auto& g : gpu_catalog()) scored.emplace_back(edit_distance(want, squash(g.name)), g.name);
-  std::sort(scored.begin(), scored.end());
+  std::vector<std::string> names, displays;
+  for (const auto& g : gpu_catalog()) {
+    names.push_back(g.name);
+    displays.push_back(g.display_name);
+  }
+  const std::vector<std::string> close = closest_names(name, names, 4, displays);
   std::string hint;
-  for (size_t i = 0; i < 3 && i < scored.size(); ++i) hint += (i ? ", " : "") + scored[i].second;
-  throw Error(ErrorKind::kUsage, "", "unknown GPU '" + name + "' (closest: " + hint + "; 'llmem estimate --list-gpus' lists them)");
+  for (size_t i = 0; i < close.size(); ++i) hint += (i == 0 ? "" : i + 1 == close.size() ? " or " : ", ") + close[i];
+  throw Error(ErrorKind::kUsage, "", "unknown GPU '" + name + "'" + (hint.empty() ? "" : " (did you mean " + hint + "?)") +
+                                         "; 'llmem estimate --list-gpus' lists them");
 }
 
 const GpuProfile& default_gpu() {

@@ -3,6 +3,7 @@
 // quantisation schemes) and searches (-ngl, then the context with every layer on the GPU).
 #include <algorithm>
 #include <memory>
+#include <set>
 
 #include "adapters.hpp"
 #include "llmem/error.hpp"
@@ -62,6 +63,12 @@ class LlamaCppEngine final : public Engine {
     std::vector<WeightScheme> out;
     for (const auto& q : llamacpp::quant_schemes()) out.push_back({q.name, std::string(dtype_name(q.base)), q.description});
     return out;
+  }
+
+  bool reads(const std::string& field, const WorkloadSpec&) const override {
+    static const std::set<std::string> fields = {"quant",        "batch",        "n_ctx",      "n_ubatch",   "n_gpu_layers",
+                                                 "cache_type_k", "cache_type_v", "flash_attn", "n_parallel", "list_tensors"};
+    return fields.count(field) != 0;
   }
 
   Workload resolve(const WorkloadSpec& spec) const override {

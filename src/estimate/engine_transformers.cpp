@@ -1,6 +1,11 @@
 // The transformers engine behind the seam: resolves a request's transformers fields into a Workload, and says
 // what `fit` tries (every precision for inference, full fine-tuning and LoRA) and searches (context, batch).
+#include <algorithm>
 #include <memory>
+#include <optional>
+#include <set>
+
+#include <fmt/core.h>
 
 #include "adapters.hpp"
 #include "llmem/error.hpp"
@@ -30,6 +35,44 @@ OptimizerKind optimizer_kind(const std::string& name, bool hf_trainer) {
   if (name == "adamw-8bit" || name == "paged-adamw-8bit")
     throw usage_error("optimizer", "{field} '" + name + "' (bitsandbytes) is not modelled yet; possible: " + possible);
   throw usage_error("optimizer", "{field} must be one of " + possible + ", got '" + name + "'");
+}
+
+// The positions a workload needs: the prompt and the tokens generated after it (the last one is never fed back),
+// or the training sequence.
+uint64_t positions_needed(const Workload& w) {
+  return w.mode == RunMode::kGenerate ? w.prompt_tokens + w.new_tokens - 1 : w.prompt_tokens;
+}
+
+const char* positions_field(const Workload& w) { return w.mode == RunMode::kTrain ? "seq_tokens" : "prompt_tokens"; }
+
+std::string positions_text(const Workload& w) {
+  if (w.mode == RunMode::kGenerate)
+    return fmt::format("{{field}} {} + {{field:new_tokens}} {} needs {} positions", w.prompt_tokens, w.new_tokens, positions_needed(w));
+  return fmt::format("{{field}} {} needs {} positions", w.prompt_tokens, positions_needed(w));
+}
+
+// Learned position embeddings (GPT-2, OPT) have one row per position: transformers fails beyond them (an index
+// error in the embedding), so such a workload is refused rather than estimated.
+void check_positions(const ArchModel& m, const Workload& w) {
+  const uint64_t limit = m.facts.max_positions;
+  if (limit == 0 || positions_needed(w) <= limit || m.facts.position_kind != "learned") return;
+  throw usage_error(positions_field(w), fmt::format("{}, beyond the model's {} learned position embeddings "
+                                                    "(max_position_embeddings): transformers fails there",
+                                                    positions_text(w), limit));
+}
+
+// Other position schemes (rotary, ALiBi) run beyond the config's max_position_embeddings, untrained: the estimate
+// stands, and says so (as llama.cpp's does for n_ctx beyond the training context).
+std::optional<std::string> positions_note(const ArchModel& m, const Workload& w) {
+  const uint64_t limit = m.facts.max_positions;
+  if (limit == 0 || positions_needed(w) <= limit) return std::nullopt;
+  const std::string what = w.mode == RunMode::kGenerate
+                               ? fmt::format("a {}-token prompt and {} generated tokens need {} positions", w.prompt_tokens,
+                                             w.new_tokens, positions_needed(w))
+                               : fmt::format("{} tokens need as many positions", w.prompt_tokens);
+  return fmt::format("{}, beyond the model's max_position_embeddings {}: transformers runs it, but the model was not "
+                     "trained for it",
+                     what, limit);
 }
 
 void resolve_training(const WorkloadSpec& spec, Workload& w) {
@@ -63,6 +106,16 @@ class TransformersEngine final : public Engine {
   std::string source_needs() const override { return "a config.json of a known architecture"; }
   std::vector<WeightScheme> weight_schemes() const override { return {}; }
 
+  bool reads(const std::string& field, const WorkloadSpec& spec) const override {
+    static const std::set<std::string> always = {"batch", "attn", "train"};
+    static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache"};
+    static const std::set<std::string> training = {"precision", "optimizer", "seq_tokens", "grad_ckpt"};
+    static const std::set<std::string> lora = {"lora_r", "lora_targets"};
+    if (always.count(field)) return true;
+    if (spec.train.empty()) return inference.count(field) != 0;
+    return training.count(field) != 0 || (spec.train == "lora" && lora.count(field) != 0);
+  }
+
   Workload resolve(const WorkloadSpec& spec) const override {
     Workload w;
     auto dtype = dtype_from_name(spec.dtype);
@@ -93,7 +146,10 @@ class TransformersEngine final : public Engine {
   }
 
   Estimate estimate(const EngineModel& model, const Workload& workload, const GpuProfile& gpu) const override {
-    return estimate_transformers(arch_of(model), workload, gpu);
+    check_positions(arch_of(model), workload);
+    Estimate e = estimate_transformers(arch_of(model), workload, gpu);
+    if (auto note = positions_note(arch_of(model), workload)) e.notes.push_back(*note);
+    return e;
   }
 
   std::vector<WeightTensor> weight_tensors(const EngineModel&) const override { return {}; }
@@ -101,6 +157,15 @@ class TransformersEngine final : public Engine {
   // fp32, bf16 and fp16 inference; full fine-tuning (the requested optimizer, by default AdamW foreach) and LoRA (r 16 on the attention projections the model
   // has) in bf16 and amp-bf16; all at batch 1.
   std::vector<FitCandidate> fit_candidates(const SourceFacts& facts, const WorkloadSpec& base) const override {
+    // fit answers within the model's positions: a prompt or a sequence beyond them is the user's to shorten
+    if (facts.arch && facts.arch->facts.max_positions) {
+      const uint64_t limit = facts.arch->facts.max_positions;
+      Workload inference = resolve_positions(base, false), training = resolve_positions(base, true);
+      for (const Workload* w : {&inference, &training})
+        if (positions_needed(*w) > limit)
+          throw usage_error(positions_field(*w), fmt::format("{} with {}, beyond its max_position_embeddings {}",
+                                                             positions_text(*w), facts.source.display_name(), limit));
+    }
     std::vector<FitCandidate> out;
     for (const char* dtype : {"fp32", "bf16", "fp16"}) out.push_back(inference_candidate(base, dtype));
     for (const char* method : {"full", "lora"})
@@ -122,6 +187,15 @@ class TransformersEngine final : public Engine {
   // Half-precision inference in the config's own dtype (bf16 where it says so, else fp16): fp32 needs twice the
   // weights, so it fits only where half precision already does.
   std::vector<FitCandidate> ranking_candidates(const SourceFacts& facts, const WorkloadSpec& base) const override {
+    // a catalog model whose positions the prompt exceeds is left out of the ranking, saying why
+    if (facts.arch && facts.arch->facts.max_positions) {
+      const Workload w = resolve_positions(base, false);
+      if (positions_needed(w) > facts.arch->facts.max_positions)
+        throw Error(ErrorKind::kUsage, "", fmt::format("a {}-token prompt and {} new tokens need {} positions, beyond its "
+                                                       "max_position_embeddings {}",
+                                                       w.prompt_tokens, w.new_tokens, positions_needed(w),
+                                                       facts.arch->facts.max_positions));
+    }
     const bool bf16 = facts.arch && facts.arch->facts.config_dtype == DType::BF16;
     return {inference_candidate(base, bf16 ? "bf16" : "fp16")};
   }
@@ -163,6 +237,15 @@ class TransformersEngine final : public Engine {
   }
 
  private:
+  // The positions of fit's inference (generating) or training workloads, from the request's sizes alone.
+  static Workload resolve_positions(const WorkloadSpec& spec, bool training) {
+    Workload w;
+    w.mode = training ? RunMode::kTrain : RunMode::kGenerate;
+    w.prompt_tokens = static_cast<uint64_t>(std::max<int64_t>(1, training ? spec.seq_tokens : spec.prompt_tokens));
+    w.new_tokens = static_cast<uint64_t>(std::max<int64_t>(1, spec.new_tokens));
+    return w;
+  }
+
   FitCandidate inference_candidate(const WorkloadSpec& base, const char* dtype) const {
     WorkloadSpec spec = base;
     spec.batch = 1;

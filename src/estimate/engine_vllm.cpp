@@ -4,6 +4,7 @@
 // asked, the smallest --gpu-memory-utilization and the --kv-cache-memory that hold it.
 #include <algorithm>
 #include <memory>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -53,6 +54,14 @@ class VllmEngine final : public Engine {
   std::string version() const override { return "vLLM " + vllm::default_version(); }
   std::string source_needs() const override { return "a config.json of a known architecture"; }
   std::vector<WeightScheme> weight_schemes() const override { return {}; }
+
+  bool reads(const std::string& field, const WorkloadSpec&) const override {
+    static const std::set<std::string> fields = {
+        "vllm_version",    "vllm_dtype",           "gpu_memory_utilization", "max_model_len",          "max_num_seqs",
+        "max_num_batched_tokens", "block_size",    "kv_cache_dtype",         "enforce_eager",          "tensor_parallel_size",
+        "kv_cache_memory", "vllm_llm_class",       "serving_concurrency",    "allow_long_max_model_len"};
+    return fields.count(field) != 0;
+  }
 
   Workload resolve(const WorkloadSpec& spec) const override {
     Workload w;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
+#include <tuple>
 
 #include "embedded_data.hpp"
 
@@ -61,16 +63,83 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   return prev[y.size()];
 }
 
-std::vector<std::string> closest_catalog_ids(std::string_view name, size_t n) {
-  std::vector<std::pair<size_t, std::string>> scored;
-  for (const auto& e : catalog()) {
-    const std::string tail = e.id.substr(e.id.find('/') + 1);
-    size_t d = std::min(edit_distance(name, e.id), edit_distance(name, tail));
-    scored.emplace_back(d, e.id);
+namespace {
+
+std::string squashed(std::string_view s) {
+  std::string out;
+  for (char c : s)
+    if (std::isalnum(static_cast<unsigned char>(c))) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::vector<std::string> words(std::string_view s) {
+  std::vector<std::string> out(1);
+  for (char c : s) {
+    if (std::isalnum(static_cast<unsigned char>(c))) out.back() += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    else if (!out.back().empty()) out.emplace_back();
+  }
+  if (out.back().empty()) out.pop_back();
+  return out;
+}
+
+// Lower is closer; nullopt: not a plausible match. Ranks: 0 prefix, 1 substring, 2 every word of want in order,
+// 3 + distance for a small edit distance.
+std::optional<size_t> match_score(std::string_view want, std::string_view candidate) {
+  const std::string w = squashed(want), c = squashed(candidate);
+  if (w.empty() || c.empty()) return std::nullopt;
+  if (c.rfind(w, 0) == 0) return 0;
+  if (c.find(w) != std::string::npos) return 1;
+  const std::vector<std::string> ww = words(want);
+  size_t from = 0;
+  bool all = ww.size() > 1;
+  for (const auto& word : ww) {
+    const size_t at = c.find(word, from);
+    if (at == std::string::npos) {
+      all = false;
+      break;
+    }
+    from = at + word.size();
+  }
+  if (all) return 2;
+  const size_t d = edit_distance(w, c);
+  if (d <= std::max<size_t>(2, w.size() / 3)) return 3 + d;
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<std::string> closest_names(std::string_view want, const std::vector<std::string>& candidates, size_t n,
+                                       const std::vector<std::string>& aliases) {
+  std::vector<std::tuple<size_t, size_t, std::string>> scored;  // score, length, name
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    std::optional<size_t> best = match_score(want, candidates[i]);
+    if (i < aliases.size() && !aliases[i].empty())
+      if (auto a = match_score(want, aliases[i]); a && (!best || *a < *best)) best = a;
+    if (best) scored.emplace_back(*best, candidates[i].size(), candidates[i]);
   }
   std::sort(scored.begin(), scored.end());
+  // names that contain what was typed make the near misses by spelling noise
+  if (!scored.empty() && std::get<0>(scored.front()) <= 2)
+    scored.erase(std::find_if(scored.begin(), scored.end(), [](const auto& t) { return std::get<0>(t) > 2; }), scored.end());
   std::vector<std::string> out;
-  for (size_t i = 0; i < scored.size() && i < n; ++i) out.push_back(scored[i].second);
+  for (size_t i = 0; i < scored.size() && out.size() < n; ++i)
+    if (std::find(out.begin(), out.end(), std::get<2>(scored[i])) == out.end()) out.push_back(std::get<2>(scored[i]));
+  return out;
+}
+
+std::vector<std::string> closest_catalog_ids(std::string_view name, size_t n) {
+  std::vector<std::string> ids, tails;
+  for (const auto& e : catalog()) {
+    ids.push_back(e.id);
+    tails.push_back(e.id.substr(e.id.find('/') + 1));
+  }
+  // the name after the slash first: "mistral" means Mistral-7B before mistralai's Mixtral
+  std::vector<std::string> out = closest_names(name, tails, n);
+  for (auto& tail : out)
+    for (size_t i = 0; i < tails.size(); ++i)
+      if (tails[i] == tail) tail = ids[i];
+  for (const auto& id : closest_names(name, ids, n))
+    if (out.size() < n && std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "llmem/hf_config.hpp"
 
+#include "llmem/json_text.hpp"
 #include "llmem/error.hpp"
 
 namespace llmem {
@@ -26,7 +27,7 @@ HfConfig HfConfig::parse(const std::string& text, std::string origin) {
   try {
     j = Json::parse(text);
   } catch (const Json::exception& e) {
-    throw Error(ErrorKind::kInvalidInput, origin, std::string("invalid JSON (") + e.what() + ")");
+    throw Error(ErrorKind::kInvalidInput, origin, "not valid JSON (" + json_error_text(e.what()) + ")");
   }
   return HfConfig(std::move(j), std::move(origin));
 }

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "llmem/json_text.hpp"
+
 #include "llmem/checked.hpp"
 #include "llmem/error.hpp"
 
@@ -132,7 +134,7 @@ class HeaderSax final : public nlohmann::json_sax<json> {
   }
 
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) override {
-    syntax_error_ = ex.what();
+    syntax_error_ = json_error_text(ex.what());
     return false;
   }
 
@@ -301,7 +303,7 @@ SafetensorsIndex parse_safetensors_index(const std::string& text, const std::str
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    bad(name, std::string("not valid JSON (") + e.what() + ")");
+    bad(name, "not valid JSON (" + json_error_text(e.what()) + ")");
   }
   if (!j.is_object()) bad(name, "not a JSON object");
   SafetensorsIndex idx;

@@ -1,6 +1,9 @@
 #include "llmem/source.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -109,6 +112,20 @@ std::string env(const char* name) {
   return v ? std::string(v) : std::string();
 }
 
+// A SOURCE written as a path (/x, ./x, ../x, ~/x) or a model file's name (x.gguf, dir/config.json), not as
+// org/name or org/name/FILE.gguf (the Hub's form, exactly two slashes).
+bool looks_like_path(const std::string& s) {
+  if (s.empty()) return false;
+  if (s[0] == '/' || s[0] == '~' || s.rfind("./", 0) == 0 || s.rfind("../", 0) == 0 || s == "." || s == "..") return true;
+  std::string lower;
+  for (char c : s.substr(0, s.rfind('@') == std::string::npos || s.rfind('@') == 0 ? s.size() : s.rfind('@')))
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool model_file = false;
+  for (const char* ext : {".json", ".safetensors", ".gguf", ".bin", ".pt", ".pth"})
+    model_file = model_file || (lower.size() > std::strlen(ext) && lower.compare(lower.size() - std::strlen(ext), std::string::npos, ext) == 0);
+  return model_file && std::count(s.begin(), s.end(), '/') != 2;
+}
+
 bool looks_like_repo_id(const std::string& s) {
   auto slash = s.find('/');
   return slash != std::string::npos && slash > 0 && slash + 1 < s.size() && s.find('/', slash + 1) == std::string::npos &&
@@ -162,6 +179,12 @@ ModelSource open_source(const std::string& spec_in, const SourceOptions& options
   std::error_code ec;
   fs::path p(spec_in);
   if (fs::exists(p, ec)) {
+    // the options that pick a Hub model's revision or file, or skip the local copies, mean nothing for a path
+    for (const auto& [given, name] : {std::pair{!options.revision.empty(), "--revision"}, std::pair{!options.gguf_file.empty(), "--gguf-file"},
+                                      std::pair{options.remote, "--remote"}})
+      if (given)
+        throw Error(ErrorKind::kUsage, spec_in, std::string(name) + " applies to a Hub model (org/name), not to a local path" +
+                                                    (std::string(name) == "--gguf-file" ? ": name the .gguf file itself as SOURCE" : ""));
     src.location = p.string();
     if (fs::is_directory(p)) {
       src.kind = SourceKind::kDirectory;
@@ -192,6 +215,9 @@ ModelSource open_source(const std::string& spec_in, const SourceOptions& options
         throw Error(ErrorKind::kInvalidInput, p.string(), "not a config.json, safetensors or GGUF file");
     }
   }
+
+  // A path or a file name that is not there: not a model name to look up elsewhere.
+  if (looks_like_path(spec_in)) throw Error(ErrorKind::kNotFound, spec_in, "no such file or directory");
 
   // org/name[/file.gguf][@revision]
   std::string spec = spec_in, revision = options.revision;
@@ -238,10 +264,11 @@ ModelSource open_source(const std::string& spec_in, const SourceOptions& options
   }
 
   std::string hint;
-  for (const auto& id : closest_catalog_ids(file.empty() ? spec : spec + "/" + file)) hint += (hint.empty() ? "" : ", ") + id;
+  const std::vector<std::string> close = closest_catalog_ids(file.empty() ? spec : spec + "/" + file);
+  for (size_t i = 0; i < close.size(); ++i) hint += (i == 0 ? "" : i + 1 == close.size() ? " or " : ", ") + close[i];
   const std::string nowhere = "no such file, no model in the Hugging Face cache" +
-                              std::string(revision.empty() ? "" : " at revision " + revision) +
-                              ", and not in the embedded catalog (closest: " + hint + "; 'llmem catalog' lists them all)";
+                              std::string(revision.empty() ? "" : " at revision " + revision) + ", and not in the embedded catalog (" +
+                              (hint.empty() ? "" : "did you mean " + hint + "? ") + "'llmem catalog' lists them all)";
   if (!looks_like_repo_id(spec)) {
     if (options.remote) throw Error(ErrorKind::kUsage, spec_in, "--remote needs a Hub repo id: org/name[@revision]");
     throw Error(ErrorKind::kNotFound, spec_in, nowhere);

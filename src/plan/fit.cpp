@@ -9,6 +9,8 @@
 #include <string>
 #include <thread>
 
+#include <fmt/core.h>
+
 #include "llmem/error.hpp"
 
 namespace llmem {
@@ -43,7 +45,7 @@ void check_request(const FitRequest& r) {
   positive(r.workload.prompt_tokens, "prompt_tokens");
   positive(r.workload.new_tokens, "new_tokens");
   positive(r.workload.seq_tokens, "seq_tokens");
-  if (r.gpu.memory_bytes == 0) throw Error(ErrorKind::kUsage, "", "the GPU memory budget must be at least 1");
+  if (r.gpu.budget_bytes() == 0) throw Error(ErrorKind::kUsage, "", "the GPU memory budget must be at least 1 byte");
   if (r.gpus > 4096) throw usage_error("gpus", "{field} " + std::to_string(r.gpus) + " is beyond any plausible machine (max 4096)");
 }
 
@@ -56,7 +58,7 @@ struct Searcher {
   uint64_t gpus;
   uint64_t* estimates;  // incremented per engine estimate
 
-  uint64_t budget() const { return req.gpu.memory_bytes; }
+  uint64_t budget() const { return req.gpu.budget_bytes(); }
   bool fits(const Estimate& e) const { return per_gpu_bytes(e, training, gpus) <= budget(); }
 
   FitProbe probe(const Workload& w) const {
@@ -118,10 +120,10 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   const Searcher s = searcher_for(engine, model, req, c.workload, estimates);
   o.process_peak_bytes = base.process_peak_bytes;
   o.per_gpu_bytes = per_gpu_bytes(base, s.training, s.gpus);
-  o.headroom_bytes = static_cast<int64_t>(req.gpu.memory_bytes) - static_cast<int64_t>(o.per_gpu_bytes);
+  o.headroom_bytes = static_cast<int64_t>(req.gpu.budget_bytes()) - static_cast<int64_t>(o.per_gpu_bytes);
   o.fits = s.fits(base);
   // more GPUs help only where the even split applies
-  o.gpus_needed = engine.splits_over_gpus() ? gpus_needed(base, s.training, req.gpu.memory_bytes) : 0;
+  o.gpus_needed = engine.splits_over_gpus() ? gpus_needed(base, s.training, req.gpu.budget_bytes()) : 0;
   o.weight_bytes = base.weight_bytes;
   o.weights_predicted = base.weights_predicted;
   o.layers = base.layers;
@@ -140,12 +142,32 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   return o;
 }
 
-// The engine's own fields are checked with the fit's before any file is read.
-const Engine& checked_engine(const FitRequest& req) {
+// The engine's own fields are checked with the fit's, before any file is read where the request names its engine.
+// fit tries inference and training alike, so a field applies when the engine reads it in any mode; several GPUs
+// apply where the engine's footprint is split over them.
+const Engine& checked_engine(const FitRequest& req, const Engine& engine, const std::string& why_engine) {
   check_request(req);
-  const Engine& engine = find_engine(req.engine);
+  std::vector<std::string> workload_fields;  // "gpus" is the request's own, checked below
+  for (const auto& f : req.set_fields)
+    if (f != "gpus") workload_fields.push_back(f);
+  check_fields_apply(engine, req.workload, workload_fields, true, why_engine);
+  const bool gpus_set = std::find(req.set_fields.begin(), req.set_fields.end(), "gpus") != req.set_fields.end();
+  if (req.gpus > 1 && !engine.splits_over_gpus() && gpus_set) {
+    std::string splitting;
+    for (const Engine* e : engines())
+      if (e->splits_over_gpus()) splitting += (splitting.empty() ? "" : " or ") + std::string("{field:engine} ") + e->name();
+    throw usage_error("gpus", "{field} " + std::to_string(req.gpus) + " applies to " + splitting + ": " + engine.name() +
+                                  "'s own placement over several GPUs is not modelled, so fit plans it for one GPU");
+  }
   engine.resolve(req.workload);
   return engine;
+}
+
+// Several GPUs the request did not ask for by count (--gpu auto found them) under an engine fit plans on one GPU.
+std::vector<std::string> gpu_notes(const FitRequest& req, const Engine& engine) {
+  if (req.gpus <= 1 || engine.splits_over_gpus()) return {};
+  return {fmt::format("{} GPUs, but {}'s own placement over several GPUs is not modelled: planned for one of them", req.gpus,
+                      engine.name())};
 }
 
 // Ranks one catalog model at the first ranking candidate that fits (else the last); says whether one fit.
@@ -293,16 +315,18 @@ uint64_t largest_fitting(uint64_t cap, int max_iterations, const std::function<b
 
 FitResult fit(const FitRequest& req, const std::string& source, const SourceOptions& source_options,
               const std::function<void(const ModelSource&)>& source_opened) {
-  checked_engine(req);
+  if (!req.engine.empty()) checked_engine(req, find_engine(req.engine), "");
   ModelSource src = open_source(source, source_options);
   if (source_opened) source_opened(src);
   return fit(req, read_source_facts(std::move(src)));
 }
 
 FitResult fit(const FitRequest& req, const SourceFacts& facts) {
-  const Engine& engine = checked_engine(req);
+  const Engine& engine =
+      req.engine.empty() ? checked_engine(req, default_engine(facts), default_engine_reason(facts)) : checked_engine(req, find_engine(req.engine), "");
   FitResult out;
   out.engine = engine.name();
+  out.notes = gpu_notes(req, engine);
   out.source = facts.source;
   out.params = facts.params ? facts.params->total_params : 0;
   out.max_positions = facts.arch ? facts.arch->facts.max_positions : 0;
@@ -326,9 +350,10 @@ FitResult fit(const FitRequest& req, const SourceFacts& facts) {
 }
 
 FitRanking rank_catalog(const FitRequest& req) {
-  const Engine& engine = checked_engine(req);
+  const Engine& engine = checked_engine(req, find_engine(req.engine.empty() ? "transformers" : req.engine), "");
   FitRanking out;
   out.engine = engine.name();
+  out.notes = gpu_notes(req, engine);
   const std::vector<CatalogEntry>& entries = catalog();
   std::vector<RankedModel> ranked(entries.size());
   std::vector<int> fits(entries.size(), -1);  // -1: skipped

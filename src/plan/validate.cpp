@@ -14,6 +14,7 @@
 
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
+#include "llmem/json_text.hpp"
 #include "llmem/estimate.hpp"
 #include "llmem/hf_config.hpp"
 #include "llmem/units.hpp"
@@ -260,7 +261,7 @@ ValidationReport validate_measurements(const std::vector<std::string>& files, co
         if (auto r = evaluate(rec, gpu)) out.rows.push_back(std::move(*r));
         else ++out.skipped_failed_runs;
       } catch (const json::exception& e) {
-        throw Error(ErrorKind::kInvalidInput, f, fmt::format("line {}: missing or mistyped field ({})", line_no, e.what()));
+        throw Error(ErrorKind::kInvalidInput, f, fmt::format("line {}: missing or mistyped field ({})", line_no, json_error_text(e.what())));
       }
     }
   }

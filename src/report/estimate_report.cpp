@@ -20,9 +20,14 @@ bool is_serving(const EstimateResult& r) { return r.estimate.serving.has_value()
 json gpu_json(const GpuProfile& gpu) {
   return {{"name", gpu.name},
           {"memory_bytes", gpu.memory_bytes},
+          {"in_use_bytes", gpu.in_use_bytes},
+          {"reserve_bytes", gpu.reserve_bytes},
+          {"budget_bytes", gpu.budget_bytes()},
           {"cuda_context_bytes", gpu.cuda_context_bytes},
           {"cuda_context_source", gpu.context_source}};
 }
+
+bool fits(const Estimate& e) { return e.process_peak_bytes <= e.gpu.budget_bytes(); }
 
 // -ngl as llama.cpp applies it: -1 is every layer and the output layer.
 int64_t gpu_layers(const EstimateResult& r) {
@@ -60,7 +65,7 @@ json transformers_json(const EstimateResult& r) {
           {"process_peak_bytes", e.process_peak_bytes},
           {"weight_bytes", e.weight_bytes},
           {"peak_phase", e.peak_phase},
-          {"fits", e.process_peak_bytes <= e.gpu.memory_bytes},
+          {"fits", fits(e)},
           {"components", comps},
           {"notes", e.notes}};
 }
@@ -92,7 +97,7 @@ json llamacpp_json(const EstimateResult& r) {
             {"framework_peak_bytes", e.framework_peak_bytes},
             {"process_peak_bytes", e.process_peak_bytes},
             {"host_bytes", e.host_bytes},
-            {"fits", e.process_peak_bytes <= e.gpu.memory_bytes},
+            {"fits", fits(e)},
             {"components", comps},
             {"notes", e.notes}};
   if (!e.weight_tensors.empty()) {
@@ -101,6 +106,34 @@ json llamacpp_json(const EstimateResult& r) {
     j["tensors"] = ts;
   }
   return j;
+}
+
+// Long provenance ("measured on an NVIDIA H200 (driver ..., CUDA ...): median ...") goes to numbered footnotes
+// under the table, so that every line keeps to kColumns.
+struct Footnotes {
+  std::vector<std::string> texts;
+  std::string ref(const std::string& text) {
+    auto it = std::find(texts.begin(), texts.end(), text);
+    if (it == texts.end()) it = texts.insert(texts.end(), text);
+    return fmt::format("[{}]", it - texts.begin() + 1);
+  }
+  void append_to(std::string& out) const {
+    for (size_t i = 0; i < texts.size(); ++i) out += paragraph(fmt::format("[{}] ", i + 1), texts[i], 4);
+  }
+};
+
+// A component's "what": its description, wrapped into the column, with where its figure comes from (after the
+// first ": ", when the description says) as a footnote.
+void append_detail(std::string& out, const std::string& left, const std::string& detail, Footnotes& notes) {
+  std::string text = detail;
+  if (const size_t colon = detail.find(": "); colon != std::string::npos && columns(detail) > kColumns - columns(left))
+    text = detail.substr(0, colon) + " " + notes.ref(detail.substr(colon + 2));
+  const std::vector<std::string> lines = wrap(text, kColumns - columns(left));
+  for (size_t i = 0; i < lines.size(); ++i) out += (i == 0 ? left : std::string(columns(left), ' ')) + lines[i] + "\n";
+}
+
+void append_notes(std::string& out, const std::vector<std::string>& notes) {
+  for (const auto& n : notes) out += paragraph("note: ", n, 6);
 }
 
 // vLLM: the keys of issue 17 (integers, bytes) at the top level, per GPU, and the settings they are for.
@@ -170,7 +203,10 @@ std::string vllm_text(const EstimateResult& r) {
   const Estimate& e = r.estimate;
   const ServingFigures& s = *e.serving;
   std::string out;
-  append(out, "{} on {} with {}\n{}\n\n", r.source.display_name(), e.gpu.display_name, e.engine_version, vllm_description(r));
+  Footnotes notes;
+  out += paragraph("", fmt::format("{} on {} with {}", r.source.display_name(), e.gpu.display_name, e.engine_version), 2);
+  out += paragraph("", vllm_description(r), 2);
+  out += "\n";
   auto gib = [](double b) { return b / kGiB; };
   append(out, "What vLLM's start-up log will say (per GPU):\n");
   const std::string total_label = s.total_memory_basis == "torch"   ? "total (torch) x utilisation"
@@ -188,9 +224,10 @@ std::string vllm_text(const EstimateResult& r) {
          format_thousands(s.max_model_len));
   if (s.cuda_graph_bytes) append(out, "  {:<34}{:>10.2f} GiB (after the KV cache; not in the budget)\n", "CUDA graphs", gib(s.cuda_graph_bytes));
   append(out, "\n{:<20}{:>14}  {}\n", "Component", "GiB", "what");
-  append(out, "{}\n", std::string(90, '-'));
-  for (const auto& c : e.components) append(out, "{:<20}{:>14.3f}  {}\n", c.name, gib(c.bytes), c.detail);
-  append(out, "{}\n", std::string(90, '-'));
+  append(out, "{}\n", std::string(kColumns, '-'));
+  for (const auto& c : e.components)
+    append_detail(out, fmt::format("{:<20}{:>14.3f}  ", c.name, gib(c.bytes)), c.detail, notes);
+  append(out, "{}\n", std::string(kColumns, '-'));
   append(out, "{:<20}{:>14.3f}  {}\n", "Process peak", gib(e.process_peak_bytes),
          s.refusal.empty() ? "what nvidia-smi / NVML shows for the process, per GPU" : "the GPU memory it would need to start");
   if (r.workload.serving_concurrency) {
@@ -199,9 +236,10 @@ std::string vllm_text(const EstimateResult& r) {
     else append(out, "no --gpu-memory-utilization is enough");
     append(out, ", or --kv-cache-memory {} ({:.2f} GiB)\n", s.kv_cache_memory_bytes, gib(s.kv_cache_memory_bytes));
   }
-  append(out, "\n{}\n", s.refusal.empty() ? "vLLM starts." : "vLLM would not start: " + s.refusal);
+  out += "\n" + paragraph("", s.refusal.empty() ? "vLLM starts." : "vLLM would not start: " + s.refusal, 2);
   for (const auto& n : e.notes)
-    if (n.rfind("vLLM would not start", 0) != 0) append(out, "note: {}\n", n);
+    if (n.rfind("vLLM would not start", 0) != 0) out += paragraph("note: ", n, 6);
+  notes.append_to(out);
   return out;
 }
 
@@ -241,28 +279,31 @@ std::string llamacpp_description(const EstimateResult& r) {
 }
 
 void append_fit_line(std::string& out, const Estimate& e) {
-  const double free_gib = (static_cast<double>(e.gpu.memory_bytes) - static_cast<double>(e.process_peak_bytes)) / kGiB;
-  append(out, "\n{} on {} ({:.1f} GiB): {}\n", e.process_peak_bytes <= e.gpu.memory_bytes ? "Fits" : "Does NOT fit",
-         e.gpu.display_name, static_cast<double>(e.gpu.memory_bytes) / kGiB,
+  const double free_gib = (static_cast<double>(e.gpu.budget_bytes()) - static_cast<double>(e.process_peak_bytes)) / kGiB;
+  append(out, "\n{} on {}: {}\n", fits(e) ? "Fits" : "Does NOT fit", e.gpu.display_name,
          free_gib >= 0 ? fmt::format("{:.2f} GiB to spare", free_gib) : fmt::format("{:.2f} GiB short", -free_gib));
-  for (const auto& n : e.notes) append(out, "note: {}\n", n);
+  append(out, "{}\n", gpu_budget_text(e.gpu));
 }
 
 std::string transformers_text(const EstimateResult& r) {
   const Estimate& e = r.estimate;
   std::string out;
-  append(out, "{} on {} with {}\n{}\n\n", r.source.display_name(), e.gpu.display_name, e.engine_version,
-         transformers_description(r.workload));
+  Footnotes notes;
+  out += paragraph("", fmt::format("{} on {} with {}", r.source.display_name(), e.gpu.display_name, e.engine_version), 2);
+  append(out, "{}\n\n", transformers_description(r.workload));
   append(out, "{:<20}{:>14}  {}\n", "Component", "GiB", "what");
-  append(out, "{}\n", std::string(90, '-'));
-  for (const auto& c : e.components) append(out, "{:<20}{:>14.3f}  {}\n", c.name, static_cast<double>(c.bytes) / kGiB, c.detail);
-  append(out, "{}\n", std::string(90, '-'));
-  append(out, "{:<20}{:>14.3f}  torch.cuda.max_memory_allocated() (peak: {})\n", "Framework peak",
-         static_cast<double>(e.framework_peak_bytes) / kGiB, e.peak_phase);
+  append(out, "{}\n", std::string(kColumns, '-'));
+  for (const auto& c : e.components)
+    append_detail(out, fmt::format("{:<20}{:>14.3f}  ", c.name, static_cast<double>(c.bytes) / kGiB), c.detail, notes);
+  append(out, "{}\n", std::string(kColumns, '-'));
+  append_detail(out, fmt::format("{:<20}{:>14.3f}  ", "Framework peak", static_cast<double>(e.framework_peak_bytes) / kGiB),
+                fmt::format("torch.cuda.max_memory_allocated() (peak: {})", e.peak_phase), notes);
   append(out, "{:<20}{:>14.3f}  torch.cuda.max_memory_reserved()\n", "Reserved peak", static_cast<double>(e.reserved_peak_bytes) / kGiB);
   append(out, "{:<20}{:>14.3f}  what nvidia-smi / NVML shows for the process\n", "Process peak",
          static_cast<double>(e.process_peak_bytes) / kGiB);
   append_fit_line(out, e);
+  append_notes(out, e.notes);
+  notes.append_to(out);
   return out;
 }
 
@@ -279,14 +320,16 @@ void append_tensor_table(std::string& out, const std::vector<WeightTensor>& tens
 std::string llamacpp_text(const EstimateResult& r) {
   const Estimate& e = r.estimate;
   std::string out;
-  append(out, "{} ({}) on {} with {}\n{}\n\n", r.source.display_name(), e.architecture, e.gpu.display_name, e.engine_version,
-         llamacpp_description(r));
+  Footnotes notes;
+  out += paragraph("", fmt::format("{} ({}) on {} with {}", r.source.display_name(), e.architecture, e.gpu.display_name, e.engine_version), 2);
+  out += paragraph("", llamacpp_description(r), 2);
+  out += "\n";
   if (!e.weight_tensors.empty()) append_tensor_table(out, e.weight_tensors);
   append(out, "{:<22}{:>6}{:>12}  {}\n", "Component", "where", "GiB", "what");
-  append(out, "{}\n", std::string(100, '-'));
+  append(out, "{}\n", std::string(kColumns, '-'));
   for (const auto& c : e.components)
-    append(out, "{:<22}{:>6}{:>12.3f}  {}\n", c.name, c.device, static_cast<double>(c.bytes) / kGiB, c.detail);
-  append(out, "{}\n", std::string(100, '-'));
+    append_detail(out, fmt::format("{:<22}{:>6}{:>12.3f}  ", c.name, c.device, static_cast<double>(c.bytes) / kGiB), c.detail, notes);
+  append(out, "{}\n", std::string(kColumns, '-'));
   append(out, "{:<28}{:>12.3f}  tensor data of the {} file ({} bytes)\n", "Weights (file)", static_cast<double>(e.weight_bytes) / kGiB,
          e.weights_scheme, format_thousands(e.weight_bytes));
   append(out, "{:<28}{:>12.3f}  llama.cpp's GPU buffers (model, KV cache, compute)\n", "GPU buffers",
@@ -296,6 +339,8 @@ std::string llamacpp_text(const EstimateResult& r) {
   append(out, "{:<28}{:>12.3f}  host memory: mmap'd weights not on the GPU, CPU buffers\n", "Host",
          static_cast<double>(e.host_bytes) / kGiB);
   append_fit_line(out, e);
+  append_notes(out, e.notes);
+  notes.append_to(out);
   return out;
 }
 
@@ -305,6 +350,8 @@ json estimate_json(const EstimateResult& result) {
   if (is_serving(result)) return vllm_json(result);
   return is_llamacpp(result) ? llamacpp_json(result) : transformers_json(result);
 }
+
+bool estimate_fits(const EstimateResult& result) { return fits(result.estimate); }
 
 std::string estimate_text(const EstimateResult& result) {
   if (is_serving(result)) return vllm_text(result);
@@ -316,26 +363,74 @@ std::string workload_description(const EstimateResult& result) {
   return is_llamacpp(result) ? llamacpp_description(result) : transformers_description(result.workload);
 }
 
+std::string gpu_budget_text(const GpuProfile& gpu, bool per_gpu) {
+  std::string out = fmt::format("budget {:.2f} GiB{}: {:.2f} GiB", static_cast<double>(gpu.budget_bytes()) / kGiB,
+                                per_gpu ? " per GPU" : "", static_cast<double>(gpu.memory_bytes) / kGiB);
+  if (gpu.in_use_bytes) out += fmt::format(" less {:.2f} GiB in use now (NVML),", static_cast<double>(gpu.in_use_bytes) / kGiB);
+  if (gpu.reserve_bytes || !gpu.reserve_source.empty())
+    out += fmt::format(" less a {:.2f} GiB reserve{}", static_cast<double>(gpu.reserve_bytes) / kGiB,
+                       gpu.reserve_source == "the default" ? " (the default; --reserve sets it)" : " (" + gpu.reserve_source + ")");
+  return out;
+}
+
+namespace {
+
+// The catalog by memory, smallest first (then by name).
+std::vector<GpuProfile> gpus_by_memory() {
+  std::vector<GpuProfile> gpus = gpu_catalog();
+  std::stable_sort(gpus.begin(), gpus.end(), [](const GpuProfile& a, const GpuProfile& b) {
+    return a.memory_bytes != b.memory_bytes ? a.memory_bytes < b.memory_bytes : a.name < b.name;
+  });
+  return gpus;
+}
+
+}  // namespace
+
 std::string gpu_catalog_text(bool with_overheads) {
   std::string out;
-  if (with_overheads) {
-    append(out, "{:<20} {:<36} {:>10}  {}\n", "Name", "GPU", "GiB", "CUDA context (MiB) and its source");
-    for (const auto& g : gpu_catalog())
-      append(out, "{:<20} {:<36} {:>10.1f}  {:.0f}: {}\n", g.name, g.display_name, static_cast<double>(g.memory_bytes) / kGiB,
-             static_cast<double>(g.cuda_context_bytes) / kMiB, g.context_source);
-    return out;
+  Footnotes notes;
+  if (with_overheads) append(out, "{:<20} {:<32} {:>7} {:>8} {:>12}  {}\n", "Name", "GPU", "GiB", "MiB", "context MiB", "sources");
+  else append(out, "{:<20} {:<32} {:>7} {:>8}  {}\n", "Name", "GPU", "GiB", "MiB", "source");
+  for (const auto& g : gpus_by_memory()) {
+    const std::string memory = notes.ref("memory: " + g.memory_source);
+    if (with_overheads)
+      append(out, "{:<20} {:<32} {:>7.2f} {:>8} {:>12.0f}  {} {}\n", g.name, g.display_name, static_cast<double>(g.memory_bytes) / kGiB,
+             format_thousands(g.memory_bytes >> 20), static_cast<double>(g.cuda_context_bytes) / kMiB, memory,
+             notes.ref("CUDA context: " + g.context_source));
+    else
+      append(out, "{:<20} {:<32} {:>7.2f} {:>8}  {}\n", g.name, g.display_name, static_cast<double>(g.memory_bytes) / kGiB,
+             format_thousands(g.memory_bytes >> 20), memory);
   }
-  append(out, "{:<20} {:<36} {:>10}\n", "Name", "GPU", "GiB");
-  for (const auto& g : gpu_catalog())
-    append(out, "{:<20} {:<36} {:>10.1f}\n", g.name, g.display_name, static_cast<double>(g.memory_bytes) / kGiB);
+  out += "\n" + paragraph("", "GiB = 2^30 bytes, MiB = 2^20 bytes: the total memory the NVIDIA driver reports for the card "
+                               "(nvidia-smi, NVML), smallest first; a 'nominal' source is the vendor's size, not yet a driver's.",
+                           0);
+  notes.append_to(out);
   return out;
+}
+
+json gpu_catalog_json() {
+  json gpus = json::array();
+  for (const auto& g : gpus_by_memory())
+    gpus.push_back({{"name", g.name},
+                    {"display_name", g.display_name},
+                    {"memory_bytes", g.memory_bytes},
+                    {"memory_source", g.memory_source},
+                    {"cuda_context_bytes", g.cuda_context_bytes},
+                    {"cuda_context_source", g.context_source}});
+  return {{"schema_version", 1}, {"gpus", gpus}};
 }
 
 std::string weight_schemes_text(const std::vector<WeightScheme>& schemes) {
   std::string out;
   append(out, "{:<8} {:<8} {}\n", "Scheme", "default", "what (llama-quantize's mixture, no imatrix)");
-  for (const auto& q : schemes) append(out, "{:<8} {:<8} {}\n", q.name, q.default_type, q.description);
+  for (const auto& q : schemes) out += paragraph(fmt::format("{:<8} {:<8} ", q.name, q.default_type), q.description, 18);
   return out;
+}
+
+json weight_schemes_json(const std::vector<WeightScheme>& schemes) {
+  json out = json::array();
+  for (const auto& q : schemes) out.push_back({{"name", q.name}, {"default_type", q.default_type}, {"description", q.description}});
+  return {{"schema_version", 1}, {"engine", "llamacpp"}, {"schemes", out}};
 }
 
 json source_json(const ModelSource& src) {

@@ -11,12 +11,13 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kMultiGpuText =
-    "several GPUs are approximated by splitting the process footprint evenly (each GPU also\n"
-    "pays the CUDA context), not modelled: real tensor/pipeline parallelism adds communication buffers and uneven layers";
 constexpr const char* kMultiGpuNote =
     "several GPUs are approximated by splitting the process footprint evenly (each GPU also pays the CUDA "
     "context), not modelled: real tensor/pipeline parallelism adds communication buffers and uneven layers";
+// The legend of the "~" that marks each approximated figure in text.
+constexpr const char* kApproxLegend =
+    "~ an approximation: the process footprint split evenly over the GPUs, each also paying the CUDA context; not a "
+    "model of tensor or pipeline parallelism, which adds communication buffers and uneven layers.";
 
 // llama.cpp's results have their own shape: per scheme, the file, -ngl and the context.
 bool is_llamacpp(const std::string& engine) { return engine == "llamacpp"; }
@@ -29,9 +30,15 @@ json gpu_json(const FitRequest& r) {
           {"display_name", r.gpu.display_name},
           {"memory_bytes", r.gpu.memory_bytes},
           {"memory_source", r.gpu.memory_source},
+          {"in_use_bytes", r.gpu.in_use_bytes},
+          {"reserve_bytes", r.gpu.reserve_bytes},
+          {"reserve_source", r.gpu.reserve_source},
+          {"budget_bytes", r.gpu.budget_bytes()},
           {"cuda_context_bytes", r.gpu.cuda_context_bytes},
           {"count", r.gpus}};
 }
+
+double budget_gib(const FitRequest& r) { return gib(r.gpu.budget_bytes()); }
 
 // ---- transformers
 
@@ -45,8 +52,10 @@ json option_json(const FitOption& o) {
             {"max_batch", o.max_batch},
             {"batch_capped", o.batch_capped},
             {"gpus_needed", o.gpus_needed},
+            {"gpus_needed_approximate", o.gpus_needed > 1},
             {"process_peak_bytes", o.process_peak_bytes},
             {"per_gpu_bytes", o.per_gpu_bytes},
+            {"per_gpu_approximate", o.per_gpu_bytes != o.process_peak_bytes},
             {"headroom_bytes", o.headroom_bytes}};
   if (o.mode != FitMode::kInference) {
     j["seq"] = o.workload.prompt_tokens;
@@ -64,47 +73,69 @@ std::string context_cell(const FitOption& o) {
   return format_thousands(o.max_context) + (o.context_capped ? "*" : "");
 }
 
-std::string gpus_cell(const FitOption& o) { return o.gpus_needed == 0 ? "none" : std::to_string(o.gpus_needed); }
+// GPUs needed beyond one are the even split's answer: marked as an approximation.
+std::string gpus_cell(const FitOption& o) {
+  return o.gpus_needed == 0 ? "none" : o.gpus_needed == 1 ? "1" : "~" + std::to_string(o.gpus_needed);
+}
+
+// A figure per GPU of several is the even split's: marked as an approximation.
+std::string per_gpu_cell(double value, bool split) { return fmt::format("{}{:.2f}", split ? "~" : "", value); }
 
 void append_nothing_fits(std::string& out, const FitResult& r, const FitRequest& req) {
   const FitOption* best = nullptr;
   for (const auto& o : r.options)
     if (o.gpus_needed && (!best || o.gpus_needed < best->gpus_needed)) best = &o;
   if (best)
-    append(out, "\nNothing fits on one {:.2f} GiB GPU{}: the smallest option ({} {}) needs {} such GPUs.\n", gib(req.gpu.memory_bytes),
-           req.gpus > 1 ? fmt::format(" × {}", req.gpus) : "", fit_mode_name(best->mode), best->precision, best->gpus_needed);
+    out += paragraph("", fmt::format("Nothing fits a {:.2f} GiB budget{}: the smallest option ({} {}) needs ~{} such GPUs.",
+                                     budget_gib(req), req.gpus > 1 ? fmt::format(" × {}", req.gpus) : "", fit_mode_name(best->mode),
+                                     best->precision, best->gpus_needed),
+                     0);
   else
-    append(out, "\nNothing fits: {:.2f} GiB is below the per-process overhead of {:.2f} GiB.\n", gib(req.gpu.memory_bytes),
-           gib(req.gpu.cuda_context_bytes));
+    out += paragraph("", fmt::format("Nothing fits: a {:.2f} GiB budget is below the per-process overhead of {:.2f} GiB.",
+                                     budget_gib(req), gib(req.gpu.cuda_context_bytes)),
+                     0);
+}
+
+void append_notes(std::string& out, const std::vector<std::string>& notes) {
+  for (const auto& n : notes) out += paragraph("note: ", n, 6);
 }
 
 std::string transformers_fit_text(const FitResult& r, const FitRequest& req) {
   std::string out;
-  append(out, "{} ({} params{}) on {}, {:.2f} GiB{}\n", r.source.display_name(), format_params_short(r.params),
-         r.max_positions ? fmt::format(", max context {}", format_thousands(r.max_positions)) : "", req.gpu.display_name,
-         gib(req.gpu.memory_bytes), req.gpus > 1 ? fmt::format(" × {} GPUs", req.gpus) : "");
-  append(out, "inference: generate {} tokens after a {}-token prompt; training: {}-token sequences, AdamW, LoRA r 16 on q/k/v/o\n\n",
-         req.workload.new_tokens, req.workload.prompt_tokens, req.workload.seq_tokens);
+  const bool split = req.gpus > 1;
+  out += paragraph("", fmt::format("{} ({} params{}) on {}{}", r.source.display_name(), format_params_short(r.params),
+                                   r.max_positions ? fmt::format(", max context {}", format_thousands(r.max_positions)) : "",
+                                   req.gpu.display_name, split ? fmt::format(" × {} GPUs", req.gpus) : ""),
+                   2);
+  out += paragraph("", gpu_budget_text(req.gpu, split), 2);
+  out += paragraph("", fmt::format("inference: {}-token prompt + {} new tokens; training: {}-token sequences, AdamW, LoRA r 16",
+                                   req.workload.prompt_tokens, req.workload.new_tokens, req.workload.seq_tokens),
+                   2);
+  out += "\n";
   append(out, "{:<10} {:<9} {:>5} {:>9} {:>9} {:>12} {:>10} {:>6}\n", "Mode", "Precision", "Fits", "Peak", "Headroom",
          "Max context", "Max batch", "GPUs");
   append(out, "{:<10} {:<9} {:>5} {:>9} {:>9} {:>12} {:>10} {:>6}\n", "", "", "", "GiB", "GiB", "tokens", "", "needed");
   append(out, "{}\n", std::string(77, '-'));
   for (const auto& o : r.options)
-    append(out, "{:<10} {:<9} {:>5} {:>9.2f} {:>9.2f} {:>12} {:>10} {:>6}\n", fit_mode_name(o.mode), o.precision, o.fits ? "yes" : "no",
-           gib(o.per_gpu_bytes), gib_signed(o.headroom_bytes), context_cell(o),
+    append(out, "{:<10} {:<9} {:>5} {:>9} {:>9} {:>12} {:>10} {:>6}\n", fit_mode_name(o.mode), o.precision, o.fits ? "yes" : "no",
+           per_gpu_cell(gib(o.per_gpu_bytes), split), per_gpu_cell(gib_signed(o.headroom_bytes), split), context_cell(o),
            o.max_batch ? format_thousands(o.max_batch) + (o.batch_capped ? "*" : "") : "—", gpus_cell(o));
   append(out, "{}\n", std::string(77, '-'));
-  append(out, "Peak and headroom at the given context and batch 1{}; max context at batch 1 (prompt tokens for inference,\n"
-              "sequence length for training); max batch at the given context. All from llmem's estimate (llmem estimate).\n",
-         req.gpus > 1 ? ", per GPU" : "");
-  bool capped = false, any = false;
+  out += paragraph("", fmt::format("Peak and headroom at the given context and batch 1{}; max context at batch 1 (prompt tokens "
+                                   "for inference, sequence length for training); max batch at the given context. All from "
+                                   "llmem's estimate (llmem estimate).",
+                                   split ? ", per GPU" : ""),
+                   0);
+  bool capped = false, any = false, approximate = split;
   for (const auto& o : r.options) {
     capped = capped || o.context_capped || o.batch_capped;
     any = any || o.fits;
+    approximate = approximate || o.gpus_needed > 1;
   }
-  if (capped) append(out, "* the search's limit (the model's max_position_embeddings, or 2^20), not memory's.\n");
-  append(out, "GPUs needed: {}.\n", kMultiGpuText);
+  if (capped) out += paragraph("", "* the search's limit (the model's max_position_embeddings, or 2^20), not memory's.", 2);
+  if (approximate) out += paragraph("", kApproxLegend, 2);
   if (!any) append_nothing_fits(out, r, req);
+  append_notes(out, r.notes);
   return out;
 }
 
@@ -118,29 +149,36 @@ json ranked_json(const RankedModel& m) {
 
 std::string transformers_ranking_text(const FitRanking& rk, const FitRequest& req) {
   std::string out;
-  append(out, "What the embedded catalog runs on {}, {:.2f} GiB{}: inference, {}-token prompt + {} new tokens, batch 1\n\n",
-         req.gpu.display_name, gib(req.gpu.memory_bytes), req.gpus > 1 ? fmt::format(" × {} GPUs", req.gpus) : "",
-         req.workload.prompt_tokens, req.workload.new_tokens);
+  const bool split = req.gpus > 1;
+  out += paragraph("", fmt::format("The embedded catalog on {}{}: inference at batch 1, {}-token prompt + {} new tokens",
+                                   req.gpu.display_name, split ? fmt::format(" × {} GPUs", req.gpus) : "",
+                                   req.workload.prompt_tokens, req.workload.new_tokens),
+                   2);
+  out += paragraph("", gpu_budget_text(req.gpu, split), 2);
+  out += "\n";
   append(out, "{:<44} {:>8} {:<9} {:>9} {:>9} {:>12}\n", "Model", "Params", "Precision", "Peak", "Headroom", "Max context");
   append(out, "{:<44} {:>8} {:<9} {:>9} {:>9} {:>12}\n", "", "B", "", "GiB", "GiB", "tokens");
   append(out, "{}\n", std::string(96, '-'));
   for (const auto& m : rk.fits)
-    append(out, "{:<44} {:>8.2f} {:<9} {:>9.2f} {:>9.2f} {:>12}\n", m.id.substr(0, 44), static_cast<double>(m.params) / 1e9,
-           m.best.precision, gib(m.best.per_gpu_bytes), gib_signed(m.best.headroom_bytes), context_cell(m.best));
+    append(out, "{:<44} {:>8.2f} {:<9} {:>9} {:>9} {:>12}\n", m.id.substr(0, 44), static_cast<double>(m.params) / 1e9,
+           m.best.precision, per_gpu_cell(gib(m.best.per_gpu_bytes), split), per_gpu_cell(gib_signed(m.best.headroom_bytes), split),
+           context_cell(m.best));
   append(out, "{}\n", std::string(96, '-'));
-  append(out, "{} of {} catalog models fit (fp16/bf16; fp32 needs twice the weights). Largest first.\n", rk.fits.size(),
-         rk.fits.size() + rk.does_not_fit.size());
+  out += paragraph("", fmt::format("{} of {} catalog models fit (fp16/bf16; fp32 needs twice the weights). Largest first.",
+                                   rk.fits.size(), rk.fits.size() + rk.does_not_fit.size()),
+                   0);
   if (!rk.does_not_fit.empty()) {
-    append(out, "Does not fit:");
+    std::string list;
     for (size_t i = 0; i < rk.does_not_fit.size(); ++i) {
       const auto& m = rk.does_not_fit[i];
-      append(out, "{} {} ({:.1f} GiB, {} GPUs)", i ? "," : "", m.id, gib(m.best.process_peak_bytes), gpus_cell(m.best));
+      list += fmt::format("{}{} ({:.1f} GiB, {} GPUs)", i ? ", " : "", m.id, gib(m.best.process_peak_bytes), gpus_cell(m.best));
     }
-    append(out, "\n");
+    out += paragraph("Does not fit: ", list, 2);
   }
-  for (const auto& s : rk.skipped) append(out, "skipped: {}\n", s);
-  if (rk.fits.empty()) append(out, "Nothing in the catalog fits on {:.2f} GiB.\n", gib(req.gpu.memory_bytes));
-  if (req.gpus > 1 || !rk.does_not_fit.empty()) append(out, "GPUs: {}.\n", kMultiGpuText);
+  for (const auto& s : rk.skipped) out += paragraph("skipped: ", s, 2);
+  if (rk.fits.empty()) out += paragraph("", fmt::format("Nothing in the catalog fits a {:.2f} GiB budget.", budget_gib(req)), 0);
+  if (split || !rk.does_not_fit.empty()) out += paragraph("", kApproxLegend, 2);
+  append_notes(out, rk.notes);
   return out;
 }
 
@@ -175,35 +213,45 @@ std::string ngl_cell(const FitOption& o) {
 std::string llama_fit_text(const FitResult& r, const FitRequest& req) {
   const WorkloadSpec& w = req.workload;
   std::string out;
-  append(out, "{} under llama.cpp on {} ({:.1f} GiB), n_ctx {}, flash attention {}, KV {}\n\n", r.source.display_name(),
-         req.gpu.display_name, gib(req.gpu.memory_bytes), w.n_ctx, w.flash_attn, w.cache_type_k);
+  out += paragraph("", fmt::format("{} under llama.cpp on {}, n_ctx {}, flash attention {}, KV {}", r.source.display_name(),
+                                   req.gpu.display_name, w.n_ctx, w.flash_attn, w.cache_type_k),
+                   2);
+  out += paragraph("", gpu_budget_text(req.gpu), 2) + "\n";
   append(out, "{:<8} {:>11} {:>13} {:>6} {:>12} {:>14}\n", "quant", "file GiB", "GPU peak GiB", "fits", "-ngl", "max context");
   for (const auto& x : r.options)
     append(out, "{:<8} {:>11.2f} {:>13.2f} {:>6} {:>12} {:>14}\n", x.precision, gib(x.weight_bytes), gib(x.process_peak_bytes),
            x.fits ? "yes" : "no", ngl_cell(x), x.max_context ? format_thousands(x.max_context) + (x.context_capped ? "*" : "") : "—");
-  append(out, "\nfile GiB: tensor data of the GGUF{}; GPU peak: every layer on the GPU at n_ctx {}; -ngl: layers that fit "
-              "(the output layer counts as one); max context: every layer on the GPU, multiples of 256 (* = the model's "
-              "training context)\n",
-         r.options.empty() || r.options[0].weights_predicted ? " llama-quantize would write (predicted)" : "", w.n_ctx);
+  out += "\n";
+  out += paragraph("", fmt::format("file GiB: tensor data of the GGUF{}; GPU peak: every layer on the GPU at n_ctx {}; -ngl: "
+                                   "layers that fit (the output layer counts as one); max context: every layer on the GPU, "
+                                   "multiples of 256 (* = the model's training context)",
+                                   r.options.empty() || r.options[0].weights_predicted ? " llama-quantize would write (predicted)" : "",
+                                   w.n_ctx),
+                   0);
+  append_notes(out, r.notes);
   return out;
 }
 
 std::string llama_ranking_text(const FitRanking& rk, const FitRequest& req) {
   std::string out;
-  append(out, "The embedded catalog under llama.cpp on {} ({:.1f} GiB), n_ctx {}: the best quantisation with every layer on the GPU\n\n",
-         req.gpu.display_name, gib(req.gpu.memory_bytes), req.workload.n_ctx);
-  append(out, "{:<44} {:>9} {:>8} {:>10} {:>13} {:>14}\n", "model", "params B", "quant", "file GiB", "GPU peak GiB", "max context");
+  out += paragraph("", fmt::format("The embedded catalog under llama.cpp on {}, n_ctx {}: the best quantisation with every "
+                                   "layer on the GPU",
+                                   req.gpu.display_name, req.workload.n_ctx),
+                   2);
+  out += paragraph("", gpu_budget_text(req.gpu), 2) + "\n";
+  append(out, "{:<40} {:>8} {:>7} {:>9} {:>12} {:>12}\n", "model", "params B", "quant", "file GiB", "GPU peak GiB", "max context");
   for (const auto& m : rk.fits)
-    append(out, "{:<44} {:>9.2f} {:>8} {:>10.2f} {:>13.2f} {:>14}\n", m.id, static_cast<double>(m.params) / 1e9, m.best.precision,
+    append(out, "{:<40} {:>8.2f} {:>7} {:>9.2f} {:>12.2f} {:>12}\n", m.id, static_cast<double>(m.params) / 1e9, m.best.precision,
            gib(m.best.weight_bytes), gib(m.best.process_peak_bytes), format_thousands(m.best.max_context));
   if (!rk.does_not_fit.empty()) {
     // a model that fits at no scheme is shown at the last one tried, the smallest
     append(out, "\ndoes not fit even at {} (layers that fit with -ngl):\n", rk.does_not_fit.front().best.precision);
     for (const auto& m : rk.does_not_fit)
-      append(out, "  {:<44} {:>9.2f} B  {:.2f} GiB needed, -ngl {}\n", m.id, static_cast<double>(m.params) / 1e9,
+      append(out, "  {:<40} {:>8.2f} B  {:.2f} GiB needed, -ngl {}\n", m.id, static_cast<double>(m.params) / 1e9,
              gib(m.best.process_peak_bytes), ngl_cell(m.best));
   }
-  for (const auto& s : rk.skipped) append(out, "skipped: {}\n", s);
+  for (const auto& s : rk.skipped) out += paragraph("skipped: ", s, 2);
+  append_notes(out, rk.notes);
   return out;
 }
 
@@ -291,7 +339,7 @@ json fit_json(const FitResult& r, const FitRequest& req) {
   if (is_llamacpp(r.engine)) {
     for (const auto& o : r.options) options.push_back(llama_option_json(o));
     return {{"schema_version", 1}, {"engine", "llama.cpp"}, {"source", source_json(r.source)}, {"architecture", r.architecture},
-            {"gpu", gpu_json(req)},  {"n_ctx", req.workload.n_ctx}, {"options", options}};
+            {"gpu", gpu_json(req)},  {"n_ctx", req.workload.n_ctx}, {"options", options}, {"notes", r.notes}};
   }
   for (const auto& o : r.options) options.push_back(option_json(o));
   return {{"schema_version", 1},
@@ -303,6 +351,7 @@ json fit_json(const FitResult& r, const FitRequest& req) {
           {"new_tokens", req.workload.new_tokens},
           {"seq", req.workload.seq_tokens},
           {"options", options},
+          {"notes", r.notes},
           {"multi_gpu", kMultiGpuNote}};
 }
 
@@ -330,7 +379,7 @@ json ranking_json(const FitRanking& rk, const FitRequest& req) {
   for (const auto& m : rk.does_not_fit) not_fit.push_back(llama ? llama_ranked_json(m) : ranked_json(m));
   if (llama)
     return {{"schema_version", 1}, {"engine", "llama.cpp"}, {"gpu", gpu_json(req)},         {"n_ctx", req.workload.n_ctx},
-            {"models", fits},      {"does_not_fit", not_fit}, {"skipped", rk.skipped}};
+            {"models", fits},      {"does_not_fit", not_fit}, {"skipped", rk.skipped}, {"notes", rk.notes}};
   return {{"schema_version", 1},
           {"gpu", gpu_json(req)},
           {"prompt", req.workload.prompt_tokens},
@@ -338,6 +387,7 @@ json ranking_json(const FitRanking& rk, const FitRequest& req) {
           {"models", fits},
           {"does_not_fit", not_fit},
           {"skipped", rk.skipped},
+          {"notes", rk.notes},
           {"multi_gpu", kMultiGpuNote}};
 }
 

@@ -101,7 +101,8 @@ nlohmann::json measure_json(const MeasureResult& r, const std::vector<std::strin
   }
   nlohmann::json forwarded = nlohmann::json::array();
   for (int s : r.forwarded_signals) forwarded.push_back(signal_name(s));
-  return {{"command", r.command},
+  return {{"schema_version", 1},
+          {"command", r.command},
           {"started", r.command_started},
           {"exec_error", r.exec_errno ? nlohmann::json(std::strerror(r.exec_errno)) : nlohmann::json(nullptr)},
           {"exit_status", r.exit_status},
@@ -223,7 +224,8 @@ nlohmann::json inventory_json(const nvml::Inventory& inv, nvml::Library& nvml) {
                     {"processes_status", g.processes_status == nvml::kSuccess ? "ok" : nvml.error_string(g.processes_status)},
                     {"processes", procs}});
   }
-  return {{"driver_version", inv.driver_version},
+  return {{"schema_version", 1},
+          {"driver_version", inv.driver_version},
           {"nvml_library", inv.nvml_library},
           {"gpu_count", inv.gpus.size()},
           {"gpus", gpus},
@@ -272,8 +274,9 @@ nlohmann::json comparison_json(const EstimateResult& estimate, const MeasuredCom
 
 std::string comparison_text(const EstimateResult& estimate, const MeasuredComparison& c) {
   std::string out;
-  append(out, "estimate ({}, {}; {}):\n", estimate.source.display_name(), workload_description(estimate),
-         estimate.estimate.gpu.display_name);
+  out += paragraph("", fmt::format("estimate ({}, {}; {}):", estimate.source.display_name(), workload_description(estimate),
+                                   estimate.estimate.gpu.display_name),
+                   2);
   append(out, "  framework peak, estimated:               {}\n", mib_gib(estimate.estimate.framework_peak_bytes));
   append(out, "  process peak,   estimated:               {}\n", mib_gib(c.estimated_bytes));
   append(out, "  process peak,   measured:                {}\n", mib_gib(c.measured_bytes));
@@ -287,7 +290,8 @@ std::string comparison_text(const EstimateResult& estimate, const MeasuredCompar
 
 nlohmann::json probe_json(const cuda::ProbeResult& r) {
   auto opt_bytes = [](const std::optional<uint64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
-  return {{"gpu_index", r.gpu_index},
+  return {{"schema_version", 1},
+          {"gpu_index", r.gpu_index},
           {"cuda_ordinal", r.cuda_ordinal},
           {"name", r.name},
           {"uuid", r.uuid},

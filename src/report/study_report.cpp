@@ -27,11 +27,13 @@ std::string short_name(const std::string& id) {
 std::string study_text(const std::vector<StudyRow>& rows) {
   std::string out;
   append(out, "The seed study (fp16, transformers, \"Hello, world!\" and 20 tokens of generation), reproduced.\n");
-  append(out, "Params: exact PyTorch counts from each model's config.json. B = 10^9 params. Memory in GiB = 2^30 bytes.\n\n");
-  append(out, "{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "Model", "Exact params", "B", "Study B",
-             "fp16 wts", "2×B rule", "Study", "llmem est", "measured", "Q4_K_M");
-  append(out, "{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "", "", "", "", "GiB", "GiB", "GiB", "GiB", "GiB", "GiB");
-  append(out, "{}\n", std::string(126, '-'));
+  append(out, "Params in B = 10^9, from exact PyTorch counts of each model's config.json (every digit: llmem study\n"
+             "--json, llmem params MODEL). Memory in GiB = 2^30 bytes.\n\n");
+  append(out, "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}\n", "Model", "Params", "Study", "fp16", "2×B", "Study",
+             "llmem", "meas.", "Q4_K_M");
+  append(out, "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}\n", "", "B", "B", "wts GiB", "rule GiB", "GiB", "est GiB",
+             "GiB", "GiB");
+  append(out, "{}\n", std::string(kColumns, '-'));
   bool any_tied_diff = false, any_impossible = false, any_missing = false;
   for (const auto& r : rows) {
     std::string mark;
@@ -48,8 +50,8 @@ std::string study_text(const std::vector<StudyRow>& rows) {
       mark += "*";
       any_missing = true;
     }
-    append(out, "{:<36} {:>15} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {}\n", r.model.substr(0, 36),
-               r.in_catalog ? format_thousands(r.params) : "—", opt_fixed(r.in_catalog, static_cast<double>(r.params) / 1e9, 2),
+    append(out, "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {}\n", r.model.substr(0, 34),
+               opt_fixed(r.in_catalog, static_cast<double>(r.params) / 1e9, 2),
                opt_fixed(r.measured.has_value(), r.measured ? r.measured->params_billion : 0, 2),
                opt_fixed(r.in_catalog, static_cast<double>(r.fp16_weight_bytes) / kGiB, 2),
                opt_fixed(r.in_catalog, 2.0 * static_cast<double>(r.params) / 1e9, 2),
@@ -59,22 +61,26 @@ std::string study_text(const std::vector<StudyRow>& rows) {
                opt_fixed(r.llamacpp_q4km_process_bytes.has_value(), static_cast<double>(r.llamacpp_q4km_process_bytes.value_or(0)) / kGiB, 2),
                mark);
   }
-  append(out, "{}\n", std::string(126, '-'));
-  append(out, "2×B rule: the study's \"2 × billions of params\", read in GiB as its chart did. llmem est: the process peak\n"
-             "llmem expects for the study's scenario on an H200 (weights, KV cache, activations, caching allocator, CUDA\n"
-             "context). measured: NVML per-process peak of the same scenario on an H200 (bench/data, models built with\n"
-             "from_config, so tied models also briefly hold an untied LM head); GPUtil's device-wide reading counts the\n"
-             "same things, plus whatever else was running. Q4_K_M: the GPU process peak llmem expects under llama.cpp\n"
-             "(CUDA, every layer on the GPU, n_ctx 4096, flash attention) with the file llama-quantize writes at Q4_K_M;\n"
-             "— where llama.cpp's layout for the architecture is not modelled (llmem estimate --engine llamacpp says which).\n");
+  append(out, "{}\n", std::string(kColumns, '-'));
+  out += paragraph("", "2×B rule: the study's \"2 × billions of params\", read in GiB as its chart did. llmem est: the "
+                       "process peak llmem expects for the study's scenario on an H200 (weights, KV cache, activations, "
+                       "caching allocator, CUDA context). meas.: NVML per-process peak of the same scenario on an H200 "
+                       "(bench/data, models built with from_config, so tied models also briefly hold an untied LM head); "
+                       "GPUtil's device-wide reading counts the same things, plus whatever else was running. Q4_K_M: the GPU "
+                       "process peak llmem expects under llama.cpp (CUDA, every layer on the GPU, n_ctx 4096, flash "
+                       "attention) with the file llama-quantize writes at Q4_K_M; — where llama.cpp's layout for the "
+                       "architecture is not modelled (llmem estimate --engine llamacpp says which).",
+                   0);
   if (any_tied_diff)
-    append(out, "† the study's torchinfo counted the tied LM head a second time (torchinfo issues #322/#377); the weights\n"
-               "  are stored once, so memory follows the unique count.\n");
+    out += paragraph("† ", "the study's torchinfo counted the tied LM head a second time (torchinfo issues #322/#377); the "
+                           "weights are stored once, so memory follows the unique count.",
+                     2);
   if (any_impossible)
-    append(out, "! the study's reading is below the fp16 weights alone: impossible for a model fully on the GPU. A\n"
-               "  whole-device \"memory used\" delta (GPUtil) is polluted by other processes and by memory freed or\n"
-               "  cached before the first reading; llmem measures per process instead (llmem measure).\n");
-  if (any_missing) append(out, "* not in the embedded catalog: no config.json to count from.\n");
+    out += paragraph("! ", "the study's reading is below the fp16 weights alone: impossible for a model fully on the GPU. A "
+                           "whole-device \"memory used\" delta (GPUtil) is polluted by other processes and by memory freed "
+                           "or cached before the first reading; llmem measures per process instead (llmem measure).",
+                     2);
+  if (any_missing) out += paragraph("* ", "not in the embedded catalog: no config.json to count from.", 2);
   return out;
 }
 

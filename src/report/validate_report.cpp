@@ -10,14 +10,29 @@ using nlohmann::json;
 
 namespace {
 
+// A table row: its label, then its figures right-aligned at the end of kColumns; a label too long to share the
+// line with them gets a line of its own (labels are never cut).
+void append_row(std::string& out, const std::string& label, const std::string& figures, size_t indent = 2) {
+  const size_t room = kColumns - columns(figures);
+  if (columns(label) < room) {
+    out += label + std::string(room - columns(label), ' ') + figures + "\n";
+  } else {
+    out += paragraph("", label, indent) + std::string(room, ' ') + figures + "\n";
+  }
+}
+
 void append_rows(std::string& out, const ValidationReport& report) {
-  append(out, "{:<52}{:>10}{:>10}{:>8}{:>10}{:>10}{:>8}\n", "Case (GiB)", "est", "alloc", "err", "est", "NVML", "err");
+  append_row(out, "Case (GiB)", fmt::format("{:>9}{:>9}{:>8}{:>9}{:>9}{:>8}", "est", "alloc", "err", "est", "NVML", "err"));
   for (const auto& r : report.rows)
-    append(out, "{:<52}{:>10.3f}{:>10.3f}{:>+7.1f}%{:>10.3f}{:>10}{:>8}\n", r.label.substr(0, 51), r.estimated_framework_bytes / kGiB,
-           r.measured_framework_bytes / kGiB, 100 * relative_error(r.estimated_framework_bytes, r.measured_framework_bytes),
-           r.estimated_process_bytes / kGiB, r.process_measured ? fmt::format("{:.3f}", r.measured_process_bytes / kGiB) : "—",
-           r.process_measured ? fmt::format("{:+.1f}%", 100 * relative_error(r.estimated_process_bytes, r.measured_process_bytes))
-                              : "—");
+    append_row(out, r.label,
+               fmt::format("{:>9.3f}{:>9.3f}{:>+7.1f}%{:>9.3f}{:>9}{:>8}", r.estimated_framework_bytes / kGiB,
+                           r.measured_framework_bytes / kGiB,
+                           100 * relative_error(r.estimated_framework_bytes, r.measured_framework_bytes),
+                           r.estimated_process_bytes / kGiB,
+                           r.process_measured ? fmt::format("{:.3f}", r.measured_process_bytes / kGiB) : "—",
+                           r.process_measured
+                               ? fmt::format("{:+.1f}%", 100 * relative_error(r.estimated_process_bytes, r.measured_process_bytes))
+                               : "—"));
   append(out, "\n");
 }
 
@@ -30,10 +45,13 @@ void append_llamacpp_summary(std::string& out, const ValidationGroup& g, bool ma
            100 * a.median_abs_error, 100 * a.max_abs_error,
            p.cases ? fmt::format("{:.1f} % / {:.1f} %", 100 * p.median_abs_error, 100 * p.max_abs_error) : "not measured");
   else
-    append(out, "{:<10} {:>4} cases   GPU buffers vs llama.cpp's log |err| median {:.2f} %, max {:.2f} %   process {}\n", g.name,
-           a.cases, 100 * a.median_abs_error, 100 * a.max_abs_error,
-           p.cases ? fmt::format("median {:.1f} %, max {:.1f} % ({} runs)", 100 * p.median_abs_error, 100 * p.max_abs_error, p.cases)
-                   : "not measured");
+    out += paragraph(fmt::format("{:<10} {:>4} cases   ", g.name, a.cases),
+                     fmt::format("|err| median / max: GPU buffers vs llama.cpp's log {:.2f} / {:.2f} %, process {}",
+                                 100 * a.median_abs_error, 100 * a.max_abs_error,
+                                 p.cases ? fmt::format("{:.1f} / {:.1f} % ({} runs)", 100 * p.median_abs_error,
+                                                       100 * p.max_abs_error, p.cases)
+                                         : "not measured"),
+                     24);
 }
 
 void append_summary(std::string& out, const ValidationGroup& g, bool markdown) {
@@ -45,11 +63,12 @@ void append_summary(std::string& out, const ValidationGroup& g, bool markdown) {
            100 * a.median_abs_error, 100 * a.max_abs_error, 100 * rs.median_abs_error, 100 * rs.max_abs_error,
            100 * p.median_abs_error, 100 * p.max_abs_error);
   else
-    append(out,
-           "{:<10} {:>4} cases   framework peak |err| median {:.1f} %, max {:.1f} %   reserved median {:.1f} %, max {:.1f} %"
-           "   process median {:.1f} %, max {:.1f} %\n",
-           g.name, a.cases, 100 * a.median_abs_error, 100 * a.max_abs_error, 100 * rs.median_abs_error, 100 * rs.max_abs_error,
-           100 * p.median_abs_error, 100 * p.max_abs_error);
+    out += paragraph(fmt::format("{:<10} {:>4} cases   ", g.name, a.cases),
+                     fmt::format("|err| median / max: framework peak {:.1f} / {:.1f} %, reserved {:.1f} / {:.1f} %, "
+                                 "process {:.1f} / {:.1f} %",
+                                 100 * a.median_abs_error, 100 * a.max_abs_error, 100 * rs.median_abs_error,
+                                 100 * rs.max_abs_error, 100 * p.median_abs_error, 100 * p.max_abs_error),
+                     24);
 }
 
 // A figure in its log's unit: GiB to the hundredth (as vLLM prints them), counts whole, ratios as printed.
@@ -61,10 +80,12 @@ std::string serving_figure(double v, const std::string& unit) {
 
 // vLLM start-up logs: each printed figure beside llmem's, in the log's unit.
 void append_serving_rows(std::string& out, const ValidationReport& report) {
-  append(out, "{:<38}{:<64}{:>10}{:>10}{:>9}\n", "vLLM start-up log", "figure", "logged", "llmem", "err");
+  append_row(out, fmt::format("{:<38}{}", "vLLM start-up log", "figure"), fmt::format("{:>10}{:>10}{:>9}", "logged", "llmem", "err"));
   for (const auto& r : report.serving_rows)
-    append(out, "{:<38}{:<64}{:>10}{:>10}{:>+8.2f}%\n", r.id.substr(0, 37), (r.item + " (" + r.unit + ")").substr(0, 63),
-           serving_figure(r.logged, r.unit), serving_figure(r.estimated, r.unit), 100 * relative_error(r.estimated, r.logged));
+    append_row(out, fmt::format("{:<38}{}", r.id, r.item + " (" + r.unit + ")"),
+               fmt::format("{:>10}{:>10}{:>+8.2f}%", serving_figure(r.logged, r.unit), serving_figure(r.estimated, r.unit),
+                           100 * relative_error(r.estimated, r.logged)),
+               38);
   append(out, "\n");
 }
 
@@ -77,11 +98,12 @@ void append_serving_summary(std::string& out, const ValidationReport& report, bo
     return;
   }
   for (const auto& s : report.serving_summary)
-    append(out, "vLLM {:<62}{:>3} logs   |err| median {:.2f} %, max {:.2f} %\n", s.item, s.error.cases,
-           100 * s.error.median_abs_error, 100 * s.error.max_abs_error);
+    out += paragraph("vLLM ", fmt::format("{}: {} logs, |err| median {:.2f} %, max {:.2f} %", s.item, s.error.cases,
+                                          100 * s.error.median_abs_error, 100 * s.error.max_abs_error),
+                     7);
   if (!report.serving_not_compared.empty()) {
     append(out, "not compared:\n");
-    for (const auto& n : report.serving_not_compared) append(out, "  {}\n", n);
+    for (const auto& n : report.serving_not_compared) out += paragraph("  ", n, 4);
   }
 }
 
@@ -121,7 +143,7 @@ json validation_json(const ValidationReport& report) {
                      {"process_median_abs_error", g.process.median_abs_error},
                      {"process_max_abs_error", g.process.max_abs_error}};
   }
-  json j = {{"rows", rows}, {"summary", summary}, {"skipped_failed_runs", report.skipped_failed_runs}};
+  json j = {{"schema_version", 1}, {"rows", rows}, {"summary", summary}, {"skipped_failed_runs", report.skipped_failed_runs}};
   // present only when vLLM logs were read, so the other files' output stays as it was
   if (!report.serving_rows.empty() || !report.serving_not_compared.empty()) j["vllm"] = serving_json(report);
   return j;

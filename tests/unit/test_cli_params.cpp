@@ -172,7 +172,7 @@ TEST(CliParams, BadInputIsOneLineAndExitTwo) {
   // Offline: an unknown org/name would otherwise be asked of the Hub, and no test touches the internet.
   expect_one_line_error(run_llmem("params no/such-model", "HF_HUB_OFFLINE=1"), "not in the embedded catalog");
   write_file(tmp.file("bad.json"), std::string("{\"model_type\": \"llama\", \"hidden_size\": "));
-  expect_one_line_error(run_llmem("params " + shell_quote(tmp.file("bad.json"))), "invalid JSON");
+  expect_one_line_error(run_llmem("params " + shell_quote(tmp.file("bad.json"))), "not valid JSON (syntax error");
   write_file(tmp.file("unknown.json"), std::string(R"({"model_type": "mamba9"})"));
   expect_one_line_error(run_llmem("params " + shell_quote(tmp.file("unknown.json"))), "unknown architecture");
   write_file(tmp.file("typed.json"), std::string(R"({"model_type": "gpt2", "vocab_size": "many"})"));

@@ -752,7 +752,7 @@ TEST(HubCli, FailuresAreOneLineWithTheRightExitCode) {
   };
   one_line(run_llmem("params acme/gated", env), 2, "gated repo: accept its conditions");
   // Not asked for by name, unknown everywhere: the catalog's suggestions come first, then what the Hub said.
-  one_line(run_llmem("params acme/nothing-here", env), 2, "not in the embedded catalog (closest:");
+  one_line(run_llmem("params acme/nothing-here", env), 2, "not in the embedded catalog (");
   one_line(run_llmem("params acme/nothing-here", env), 2, "not on the Hub either (repository acme/nothing-here not found");
   one_line(run_llmem("params acme/nothing-here --offline", env), 2, "not in llmem's header cache either, and offline");
   one_line(run_llmem("params acme/nothing-here --remote --offline", env), 2, "acme/nothing-here: not in llmem's header cache");

@@ -56,6 +56,7 @@ TEST(Measure, CommandNotFoundIs127LikeAShell) {
   auto path = gpu.run({"measure", "--json", "--", "/nonexistent/dir/prog"});
   EXPECT_EQ(path.exit_code, 127);
   json j = parse_report(path);
+  EXPECT_EQ(j["schema_version"], 1);
   EXPECT_EQ(j["started"], false);
   EXPECT_EQ(j["exit_status"], 127);
 }

@@ -29,6 +29,7 @@ TEST(Gpus, JsonHasEveryGpuWithStableKeys) {
   auto r = gpu.run({"gpus", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
+  EXPECT_EQ(j["schema_version"], 1);
   EXPECT_EQ(j["driver_version"], "550.54.15");
   EXPECT_EQ(j["gpu_count"], 2);
   const json& a = j["gpus"][0];

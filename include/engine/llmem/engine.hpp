@@ -90,6 +90,15 @@ struct GpuProfile {
   uint64_t training_extra_bytes = 0;  // added when training: the autograd thread's own cuBLAS handle
   std::string context_source;     // where that figure comes from (a measurement, or a cited one)
   std::string memory_source;
+  // What a run may use of memory_bytes: less what other processes (and the driver) held when NVML was read, and
+  // less a reserve kept free on purpose (a display, what other processes may yet take).
+  uint64_t in_use_bytes = 0;      // NVML's total - free when the GPU was read (--gpu auto); 0 for a catalog card
+  uint64_t reserve_bytes = 0;
+  std::string reserve_source;     // how it was set ("--reserve 1GiB", "the default"); "" when 0 by default
+  uint64_t budget_bytes() const {
+    const uint64_t taken = in_use_bytes + reserve_bytes;
+    return memory_bytes > taken ? memory_bytes - taken : 0;
+  }
 };
 
 const std::vector<GpuProfile>& gpu_catalog();

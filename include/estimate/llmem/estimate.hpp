@@ -79,10 +79,18 @@ struct WorkloadSpec {
 
 // The GPU of a request.
 struct GpuSpec {
-  std::string name;           // a catalog name; "" = the reference GPU; "auto" = GPU 0 as NVML finds it
+  std::string name;           // a catalog name; "" = the reference GPU; "auto" = GPU 0 as NVML finds it, its free
+                              // memory (fit: every GPU NVML finds, see resolve_fit_gpus)
   std::string memory;         // "" or a size ("24GiB", "80GB") replacing the card's, keeping its runtime overhead
   std::string memory_origin;  // how reports name where that size came from ("--vram 24GiB"); "" = the size itself
+  std::string reserve;        // memory kept free on each GPU ("1GiB", "0"); "" = kDefaultReserveBytes (a tenth of
+                              // the memory where that is less: GPUs under 5 GiB)
+  std::string reserve_origin; // how reports name it ("--reserve 1GiB"); "" = the size itself
 };
+
+// The reserve when a request gives none: the driver's own share of a card that NVML counts in its total, and a
+// desktop's display, are each a few hundred MiB.
+inline constexpr uint64_t kDefaultReserveBytes = uint64_t{512} << 20;
 
 struct SourceFacts;
 
@@ -92,8 +100,13 @@ struct EstimateRequest {
   // A source already read (a catalog entry, an edited config, one model under several engines): wins over
   // `source`, and is read once however many estimates share it.
   std::shared_ptr<const SourceFacts> source_facts;
-  std::string engine = "transformers";    // a registered engine's name or alias
+  std::string engine;                     // a registered engine's name or alias; "" = by the source (default_engine)
   WorkloadSpec workload;
+  // The fields the user set (WorkloadSpec's names, and "list_tensors"): each must be one the engine reads for this
+  // workload, else a FieldError "{field} applies to ..." says where it does (check_fields_apply). Fields not listed
+  // keep their defaults silently. One option that sets several fields is one entry, '|'-separated
+  // ("dtype|vllm_dtype"): it applies where the engine reads any of them.
+  std::vector<std::string> set_fields;
   GpuSpec gpu;
   std::optional<GpuProfile> gpu_profile;  // a resolved GPU (e.g. the one `measure` samples); wins over `gpu`
   bool list_tensors = false;              // fill Estimate::weight_tensors (engines that read a file format)
@@ -109,6 +122,7 @@ struct EstimateResult {
   Estimate estimate;     // the engine's itemised figures and what it loaded
   ModelSource source;    // where the model came from
   Workload workload;     // the request as the engine resolved it
+  std::vector<FieldWarning> warnings;  // values allowed but probably not meant (a GPU of 24 MB)
 };
 
 // Opens the source (unless already open), runs the engine, returns its Estimate. Throws FieldError for a bad
@@ -166,6 +180,10 @@ class Engine {
   virtual std::string source_needs() const = 0;          // what it needs from a source, in words
   virtual std::vector<WeightScheme> weight_schemes() const = 0;
 
+  // Whether the engine reads `field` (a WorkloadSpec field's name, or "list_tensors") for a workload like `spec`
+  // (its mode: inference, or training with spec.train's method). A field it does not read is a usage error when a
+  // user sets it (check_fields_apply), so every field an engine reads must be listed here.
+  virtual bool reads(const std::string& field, const WorkloadSpec& spec) const = 0;
   // The spec's fields this engine reads, checked and resolved (FieldError for a bad one).
   virtual Workload resolve(const WorkloadSpec& spec) const = 0;
   // Throws Error(kUnsupported, source) when the source lacks what the engine needs, FieldError for a workload
@@ -203,16 +221,39 @@ const Engine& find_engine(const std::string& name);
 // config is taken as it is (an engine that loads GGUFs reads it itself; one that needs a config says so).
 SourceFacts read_source_facts(ModelSource source);
 
+// The engine a source runs under when the request names none: llama.cpp for a GGUF without a config.json,
+// transformers otherwise; and why, in a message's words ("" when it is simply the default).
+const Engine& default_engine(const SourceFacts& facts);
+std::string default_engine_reason(const SourceFacts& facts);
+
+// Throws FieldError(kUsage, field) for the first of `set_fields` the engine does not read for `spec` (with
+// `any_mode`, for any mode: fit tries inference and training alike), saying where it applies: "{field} applies
+// to {field:engine} llamacpp, not transformers", "{field} applies to {field:train} lora". `why_engine`: why this
+// engine was chosen, when the source chose it (default_engine_reason), which the message then says.
+void check_fields_apply(const Engine& engine, const WorkloadSpec& spec, const std::vector<std::string>& set_fields,
+                        bool any_mode = false, const std::string& why_engine = "");
+
 
 // ---- the GPU ----------------------------------------------------------------------------------------------
 
-// The catalog card (or the reference GPU), with `memory` replacing its size. FieldError "gpu" for an unknown
-// card or no GPU found by NVML, "memory" for a size that is not one.
-GpuProfile resolve_gpu(const GpuSpec& spec);
+// The catalog card (or the reference GPU, or GPU 0 through NVML for "auto"), with `memory` replacing its size
+// and the reserve applied. FieldError "gpu" for an unknown card or no GPU found by NVML, "memory" / "reserve" for
+// a size that is not one (a bare number is refused: 12 could be 12 GiB or 12 GB). Sizes that are allowed but
+// probably not meant (below 1 GiB or beyond any GPU; "80GB" next to a card that has 80 GiB) add to `warnings`.
+GpuProfile resolve_gpu(const GpuSpec& spec, std::vector<FieldWarning>* warnings = nullptr);
+
+// fit's GPUs for a spec: for "auto", every GPU NVML finds (count) and the one with the least budget (what fit
+// plans for on each); otherwise resolve_gpu's one card, count 0 (the request says how many).
+struct FitGpus {
+  GpuProfile tightest;
+  unsigned count = 0;
+  std::vector<GpuProfile> all;  // "auto": each GPU as NVML read it
+};
+FitGpus resolve_fit_gpus(const GpuSpec& spec, std::vector<FieldWarning>* warnings = nullptr);
 
 // The profile of the GPU NVML describes at `index`: the catalog's entry where the catalog knows its NVML name,
-// else the reference GPU's runtime overhead under the real name; the memory size NVML reports. Throws
-// Error(kRuntime) when NVML has no such GPU or cannot read its memory.
+// else the reference GPU's runtime overhead under the real name; the memory size NVML reports, and what is in use
+// (total - free) now. Throws Error(kRuntime) when NVML has no such GPU or cannot read its memory.
 GpuProfile gpu_profile_from_nvml(nvml::Library& nvml, unsigned index);
 
 // An estimate beside a measurement of the same run.

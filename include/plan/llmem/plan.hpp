@@ -42,12 +42,14 @@ const char* fit_mode_name(FitMode m);  // "inference", "full", "lora"
 enum class FitSearch { kGuided, kReference };
 
 struct FitRequest {
-  std::string engine = "transformers";
-  GpuProfile gpu;                // its memory_bytes is the per-GPU budget; its overheads apply per GPU
+  std::string engine;            // "" = by the source (default_engine: llama.cpp for a GGUF), transformers to rank
+  GpuProfile gpu;                // its budget_bytes() is the per-GPU budget; its overheads apply per GPU
   int64_t gpus = 1;              // GPUs of that budget (see the approximation above)
   // transformers: prompt_tokens, new_tokens (inference), seq_tokens (training); llama.cpp: n_ctx, quant (one
   // scheme; "" = every scheme fit tries), flash_attn, cache types. Fit sets batch, precision and mode itself.
   WorkloadSpec workload;
+  // The workload fields the user set: each must be one the engine reads in some mode (check_fields_apply).
+  std::vector<std::string> set_fields;
   uint64_t batch_cap = uint64_t{1} << 20;
   uint64_t context_cap_unknown = uint64_t{1} << 20;  // tokens (cells), when the model does not say its limit
   int max_iterations = 64;       // per search: estimates beyond the first
@@ -111,11 +113,12 @@ struct FitResult {
   std::string architecture;       // the engine's own name for it (llama.cpp's general.architecture)
   std::vector<FitOption> options;
   uint64_t estimates = 0;         // engine estimates the searches ran (what the guided search saves)
+  std::vector<std::string> notes; // what the plan assumed (one GPU of several, ...)
 };
 
 // Every option the engine lists for the model, with its searches. FieldError for a bad request field ("gpus",
-// "prompt_tokens", "new_tokens", "seq_tokens", "engine", the engine's own); `source_opened` is called as soon as
-// the source is open.
+// "prompt_tokens", "new_tokens", "seq_tokens", "engine", the engine's own; a set field the engine does not read;
+// "gpus" above 1 for an engine fit plans on one GPU); `source_opened` is called as soon as the source is open.
 FitResult fit(const FitRequest& request, const std::string& source, const SourceOptions& source_options = {},
               const std::function<void(const ModelSource&)>& source_opened = {});
 // The same for a source already read.
@@ -134,6 +137,7 @@ struct FitRanking {
   std::vector<RankedModel> does_not_fit;  // largest model first; best says by how much
   std::vector<std::string> skipped;       // "id: why" for catalog entries the engine cannot handle
   uint64_t estimates = 0;
+  std::vector<std::string> notes;
 };
 
 // What of the embedded catalog runs on the request's GPU(s): each model at the engine's preferred option that
