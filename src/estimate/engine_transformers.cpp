@@ -107,9 +107,9 @@ class TransformersEngine final : public Engine {
   std::vector<WeightScheme> weight_schemes() const override { return {}; }
 
   bool reads(const std::string& field, const WorkloadSpec& spec) const override {
-    static const std::set<std::string> always = {"batch", "attn", "train"};
+    static const std::set<std::string> always = {"batch", "attn", "train", "alloc_conf"};
     static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache"};
-    static const std::set<std::string> training = {"precision", "optimizer", "seq_tokens", "grad_ckpt"};
+    static const std::set<std::string> training = {"precision", "optimizer", "seq_tokens", "grad_ckpt", "grad_accum", "hf_trainer"};
     static const std::set<std::string> lora = {"lora_r", "lora_targets"};
     if (always.count(field)) return true;
     if (spec.train.empty()) return inference.count(field) != 0;
@@ -226,13 +226,17 @@ class TransformersEngine final : public Engine {
   bool splits_over_gpus() const override { return true; }
 
   // The weights are resident through every step; full fine-tuning adds a gradient per parameter (in the
-  // parameters' dtype) that lives from backward to zero_grad, and AdamW two states per parameter created at the
-  // first step, while the gradients are still there: all of them at once, whatever the sequence or the batch.
+  // parameters' dtype) that lives from backward to zero_grad, and AdamW two states per parameter (SGD with momentum
+  // one) created at the first step, while the gradients are still there: all of them at once, whatever the
+  // sequence or the batch. Adafactor's factored states are left out (a floor may be low, never high).
   uint64_t knob_floor_bytes(const EngineModel&, const Workload& w, const Estimate& base) const override {
     const bool training = w.mode == RunMode::kTrain;
     uint64_t floor = base.weight_bytes;
-    if (training && w.train == TrainMethod::kFull)
-      floor += base.weight_bytes * (w.optimizer == OptimizerKind::kAdamW ? 3 : 1);
+    if (training && w.train == TrainMethod::kFull) {
+      const bool adamw = w.optimizer == OptimizerKind::kAdamWForeach || w.optimizer == OptimizerKind::kAdamWFused ||
+                         w.optimizer == OptimizerKind::kAdamWForLoop;
+      floor += base.weight_bytes * (1 + (adamw ? 2 : w.optimizer == OptimizerKind::kSgdMomentum ? 1 : 0));
+    }
     return floor + base.gpu.cuda_context_bytes + (training ? base.gpu.training_extra_bytes : 0);
   }
 
