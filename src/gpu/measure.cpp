@@ -31,21 +31,41 @@ std::atomic<int> g_interrupts{0};
 constexpr int kMaxRecordedSignals = 16;
 std::atomic<int> g_forwarded[kMaxRecordedSignals];
 std::atomic<int> g_forwarded_count{0};
+// A signal that came before the command's group existed (between the handler's installation and the fork, or
+// in another thread while the group was being set up): forwarded as soon as the group exists, exactly once.
+std::atomic<int> g_pending_signal{0};
 static_assert(std::atomic<pid_t>::is_always_lock_free && std::atomic<int>::is_always_lock_free);
 
 constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
+void send_to_group(pid_t pgid, int sig) {
+  int to_send = sig;
+  if (sig == SIGINT && g_interrupts.fetch_add(1) + 1 >= 3) to_send = SIGKILL;
+  ::kill(-pgid, to_send);
+  int i = g_forwarded_count.fetch_add(1);
+  if (i < kMaxRecordedSignals) g_forwarded[i].store(to_send);
+}
+
+// The signal kept for later, if any, to the group (called once the group is known, and by the handler when the
+// group appeared while it ran): whoever takes it from g_pending_signal sends it.
+void flush_pending_signal() {
+  const pid_t pgid = g_child_pgid.load();
+  if (pgid <= 0) return;
+  if (int sig = g_pending_signal.exchange(0); sig != 0) send_to_group(pgid, sig);
+}
+
 // Forward to the command's whole group. A third SIGINT escalates to SIGKILL: a command that ignores Ctrl-C
-// must not leave the user with an llmem that cannot be stopped without orphaning it.
+// must not leave the user with an llmem that cannot be stopped without orphaning it. A signal that arrives before
+// the group exists is kept, never dropped (a SIGTERM sent as the command starts used to vanish, and llmem then
+// waited for the whole command).
 void forward_signal(int sig) {
   int saved_errno = errno;
   pid_t pgid = g_child_pgid.load();
   if (pgid > 0) {
-    int to_send = sig;
-    if (sig == SIGINT && g_interrupts.fetch_add(1) + 1 >= 3) to_send = SIGKILL;
-    ::kill(-pgid, to_send);
-    int i = g_forwarded_count.fetch_add(1);
-    if (i < kMaxRecordedSignals) g_forwarded[i].store(to_send);
+    send_to_group(pgid, sig);
+  } else {
+    g_pending_signal.store(sig);
+    flush_pending_signal();  // the group may have appeared meanwhile
   }
   errno = saved_errno;
 }
@@ -56,6 +76,7 @@ class SignalForwarding {
     g_child_pgid = 0;
     g_interrupts = 0;
     g_forwarded_count = 0;
+    g_pending_signal = 0;
     struct sigaction sa{};
     sa.sa_handler = forward_signal;
     sigemptyset(&sa.sa_mask);
@@ -99,9 +120,17 @@ Started start_command(const std::vector<std::string>& command) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0)
     throw Error(ErrorKind::kRuntime, "", fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+  // The forwarded signals wait while the child is made: the child inherits them blocked (its handlers are still
+  // llmem's until it resets them) and unblocks them with their default actions; the parent takes them once the
+  // child's group is known.
+  sigset_t forwarded, before;
+  sigemptyset(&forwarded);
+  for (int sig : kForwardedSignals) sigaddset(&forwarded, sig);
+  ::pthread_sigmask(SIG_BLOCK, &forwarded, &before);
   pid_t pid = ::fork();
   if (pid < 0) {
     int e = errno;
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     ::close(fds[0]);
     ::close(fds[1]);
     throw Error(ErrorKind::kRuntime, "", fmt::format("cannot fork: {}", std::strerror(e)));
@@ -129,6 +158,8 @@ Started start_command(const std::vector<std::string>& command) {
   // has exec'd is fine: it did it itself).
   ::setpgid(pid, pid);
   g_child_pgid = pid;
+  flush_pending_signal();
+  ::pthread_sigmask(SIG_SETMASK, &before, nullptr);  // a signal that waited is forwarded now
   ::close(fds[1]);
   Started s;
   s.pid = pid;

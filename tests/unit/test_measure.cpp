@@ -224,14 +224,35 @@ TEST(Measure, SigintIsForwardedAndNothingIsOrphaned) {
   for (pid_t c : {c1, c2, c3}) EXPECT_FALSE(fake::process_alive(c)) << "pid " << c << " outlived llmem";
 }
 
+// The waits below are guards against a hang, not measurements: generous, so that a loaded machine passes.
+constexpr int kHangGuardMs = 120000;
+
 TEST(Measure, SigtermIsForwarded) {
   FakeGpu gpu(kOneGpu);
   std::string p = gpu.path("c.pid");
-  pid_t llmem = gpu.spawn({"measure", "--", alloc(), "--pidfile", p, "10:30000"});
-  ASSERT_GT(gpu.wait_for_pidfile(p), 0);
+  pid_t llmem = gpu.spawn({"measure", "--", alloc(), "--pidfile", p, "10:600000"});
+  ASSERT_GT(gpu.wait_for_pidfile(p, kHangGuardMs), 0);
   ::kill(llmem, SIGTERM);
-  auto r = gpu.wait(llmem, 10000);
+  auto r = gpu.wait(llmem, kHangGuardMs);
+  EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.err;
+}
+
+// A SIGTERM at any moment of llmem's start (before its handler, between its handler and the fork, while the child
+// starts) ends the run: llmem either dies of it (before there is a command) or forwards it to the command, which
+// ends. It used to be dropped when it came before the command's group was known, and llmem then waited for the
+// whole command (here 10 minutes).
+TEST(Measure, SigtermAtAnyMomentOfTheStartEndsTheRun) {
+  FakeGpu gpu(kOneGpu);
+  for (int delay_us : {0, 100, 300, 1000, 2000, 5000, 10000, 20000, 50000, 100000}) {
+    SCOPED_TRACE("SIGTERM " + std::to_string(delay_us) + " us after the start");
+    pid_t llmem = gpu.spawn({"measure", "--", alloc(), "10:600000"});
+    std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+    ::kill(llmem, SIGTERM);
+    auto r = gpu.wait(llmem, kHangGuardMs);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.err;
+  }
 }
 
 TEST(Measure, GpuLostMidRunEndsSamplingWithAWarning) {
