@@ -165,6 +165,25 @@ void BM_ParseSafetensorsHeader_AllTensorsInMemory(benchmark::State& state) {
 }
 BENCHMARK(BM_ParseSafetensorsHeader_AllTensorsInMemory)->Unit(benchmark::kMillisecond);
 
+// A hostile header: n zero-size tensors (200,000 make an 11 MB header). The parse is linear: twice n takes about
+// twice the time (tests/unit/test_safetensors.cpp asserts it on the parser's counted work instead of a clock).
+void BM_ParseSafetensorsHeader_ManyZeroSizeTensors(benchmark::State& state) {
+  const auto n = static_cast<int>(state.range(0));
+  std::vector<FakeTensor> tensors;
+  for (int i = 0; i < n; ++i) tensors.push_back({"t" + std::to_string(i), "U8", {0}});
+  const auto bytes = safetensors_bytes(tensors);
+  uint64_t steps = 0;
+  for (auto _ : state) {
+    auto src = memory_source("many.safetensors", bytes);
+    auto h = read_safetensors(*src);
+    steps = h.parse_steps;
+    benchmark::DoNotOptimize(h.tensors.data());
+  }
+  state.counters["parse_steps"] = static_cast<double>(steps);
+  state.SetComplexityN(n);
+}
+BENCHMARK(BM_ParseSafetensorsHeader_ManyZeroSizeTensors)->RangeMultiplier(2)->Range(25000, 200000)->Unit(benchmark::kMillisecond)->Complexity();
+
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -109,20 +109,21 @@ class HeaderSax final : public nlohmann::json_sax<json> {
   const std::optional<Error>& problem() const { return problem_; }
   const std::string& syntax_error() const { return syntax_error_; }
 
-  bool null() override { return scalar(RawInt::kOther, 0, nullptr); }
-  bool boolean(bool) override { return scalar(RawInt::kOther, 0, nullptr); }
-  bool number_integer(number_integer_t v) override { return scalar(v < 0 ? RawInt::kNegative : RawInt::kOther, 0, nullptr); }
-  bool number_unsigned(number_unsigned_t v) override { return scalar(RawInt::kUnsigned, v, nullptr); }
-  bool number_float(number_float_t, const string_t&) override { return scalar(RawInt::kOther, 0, nullptr); }
-  bool string(string_t& s) override { return scalar(RawInt::kOther, 0, &s); }
-  bool binary(binary_t&) override { return scalar(RawInt::kOther, 0, nullptr); }
+  bool null() override { ++out_.parse_steps; return scalar(RawInt::kOther, 0, nullptr); }
+  bool boolean(bool) override { ++out_.parse_steps; return scalar(RawInt::kOther, 0, nullptr); }
+  bool number_integer(number_integer_t v) override { ++out_.parse_steps; return scalar(v < 0 ? RawInt::kNegative : RawInt::kOther, 0, nullptr); }
+  bool number_unsigned(number_unsigned_t v) override { ++out_.parse_steps; return scalar(RawInt::kUnsigned, v, nullptr); }
+  bool number_float(number_float_t, const string_t&) override { ++out_.parse_steps; return scalar(RawInt::kOther, 0, nullptr); }
+  bool string(string_t& s) override { ++out_.parse_steps; return scalar(RawInt::kOther, 0, &s); }
+  bool binary(binary_t&) override { ++out_.parse_steps; return scalar(RawInt::kOther, 0, nullptr); }
 
-  bool start_object(std::size_t) override { return open(true); }
-  bool start_array(std::size_t) override { return open(false); }
-  bool end_object() override { return close(); }
-  bool end_array() override { return close(); }
+  bool start_object(std::size_t) override { ++out_.parse_steps; return open(true); }
+  bool start_array(std::size_t) override { ++out_.parse_steps; return open(false); }
+  bool end_object() override { ++out_.parse_steps; return close(); }
+  bool end_array() override { ++out_.parse_steps; return close(); }
 
   bool key(string_t& k) override {
+    ++out_.parse_steps;
     if (problem_ || stack_.empty()) return true;
     switch (stack_.back()) {
       case Frame::kTop: key_ = std::move(k); break;
@@ -266,19 +267,23 @@ SafetensorsHeader read_safetensors(ByteSource& src) {
     std::vector<const std::string*> names;
     names.reserve(out.tensors.size());
     for (const auto& t : out.tensors) names.push_back(&t.name);
-    std::sort(names.begin(), names.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
-    auto dup = std::adjacent_find(names.begin(), names.end(), [](const std::string* a, const std::string* b) { return *a == *b; });
+    uint64_t& steps = out.parse_steps;
+    std::sort(names.begin(), names.end(), [&steps](const std::string* a, const std::string* b) { return ++steps, *a < *b; });
+    auto dup = std::adjacent_find(names.begin(), names.end(),
+                                  [&steps](const std::string* a, const std::string* b) { return ++steps, *a == *b; });
     if (dup != names.end()) bad(file, "header names '" + **dup + "' twice");
   }
 
   // Spans must tile the data section exactly: sorted, contiguous, no overlap, ending at the end of the file.
   std::vector<const TensorInfo*> by_offset;
   for (const auto& t : out.tensors) by_offset.push_back(&t);
-  std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
+  std::sort(by_offset.begin(), by_offset.end(), [&out](const TensorInfo* a, const TensorInfo* b) {
+    ++out.parse_steps;
     return a->offset_bytes != b->offset_bytes ? a->offset_bytes < b->offset_bytes : a->data_bytes < b->data_bytes;
   });
   uint64_t cursor = 0;
   for (const auto* t : by_offset) {
+    ++out.parse_steps;
     if (t->offset_bytes < cursor) bad(file, "tensor '" + t->name + "' overlaps the tensor before it");
     if (t->offset_bytes > cursor)
       bad(file, "a gap of " + std::to_string(t->offset_bytes - cursor) + " bytes precedes tensor '" + t->name + "'");

@@ -191,10 +191,11 @@ TEST(HttpSession, ARetryAfterLongerThanLlmemWaitsIsAnsweredAtOnce) {
   hub.add_file("acme/files", kCommit1, "blob.bin", blob(100));
   HttpSession http(test_settings(hub, ""));
   hub.fail_next(5, 429, "", /*retry_after_s=*/3600);
-  auto t0 = std::chrono::steady_clock::now();
   auto r = http.fetch_one({url_of(hub, "acme/files", "blob.bin"), "blob", HttpFetch::Mode::kRange, 0, 10, 0});
   EXPECT_EQ(r.status, 429);
-  EXPECT_LT(seconds_since(t0), 1.0);
+  // answered at once: one request, no retry after the hour the server asked for (counted, not timed)
+  EXPECT_EQ(http.stats().requests, 1u);
+  EXPECT_EQ(http.stats().retries, 0u);
 }
 
 TEST(HttpSession, ASlowServerTimesOutInWellUnderTwoSeconds) {
@@ -204,10 +205,12 @@ TEST(HttpSession, ASlowServerTimesOutInWellUnderTwoSeconds) {
   auto s = test_settings(hub, "");
   s.timeout_ms = 300;
   HttpSession http(s);
-  hub.set_slow(5000);
+  // The server stalls a minute; llmem gives up after its 300 ms (with its retries): far before the server answers,
+  // however loaded the machine (a bound of half the stall, not a measurement).
+  hub.set_slow(60000);
   auto t0 = std::chrono::steady_clock::now();
   auto [kind, msg] = error_of([&] { http.fetch_one({url_of(hub, "acme/files", "blob.bin"), "acme/files/blob.bin", HttpFetch::Mode::kRange, 0, 10, 0}); });
-  EXPECT_LT(seconds_since(t0), 2.0);
+  EXPECT_LT(seconds_since(t0), 30.0);
   EXPECT_EQ(kind, ErrorKind::kRuntime);
   EXPECT_NE(msg.find("acme/files/blob.bin: no complete answer from 127.0.0.1"), std::string::npos) << msg;
   EXPECT_NE(msg.find("within 300 ms"), std::string::npos) << msg;
@@ -225,9 +228,9 @@ TEST(HttpSession, AnUnreachableHostFailsAtOnce) {
   s.endpoint = "http://127.0.0.1:" + std::to_string(port);
   s.backoff_ms = 1;
   HttpSession http(s);
-  auto t0 = std::chrono::steady_clock::now();
   auto [kind, msg] = error_of([&] { http.fetch_one({s.endpoint + "/a/b/resolve/main/config.json", "a/b/config.json", HttpFetch::Mode::kWhole, 0, 100, 0}); });
-  EXPECT_LT(seconds_since(t0), 2.0);
+  // at once: a refused connection is not a server's answer to wait for again (counted, not timed)
+  EXPECT_EQ(http.stats().retries, 0u);
   EXPECT_EQ(kind, ErrorKind::kRuntime);
   EXPECT_NE(msg.find("cannot connect to 127.0.0.1:" + std::to_string(port)), std::string::npos) << msg;
 }
@@ -759,11 +762,11 @@ TEST(HubCli, FailuresAreOneLineWithTheRightExitCode) {
   one_line(run_llmem("params acme/gated@v2 --revision v3", env), 2, "two different revisions");
   one_line(run_llmem("params acme/gated/a.gguf --gguf-file b.gguf", env), 2, "two different files");
   one_line(run_llmem("params tinyllama --remote", env), 2, "--remote needs a Hub repo id");
-  // A slow Hub: the request gives up after LLMEM_HTTP_TIMEOUT_MS.
-  hub.set_slow(5000);
+  // A slow Hub (it stalls a minute): the request gives up after LLMEM_HTTP_TIMEOUT_MS, far before the answer.
+  hub.set_slow(60000);
   auto t0 = std::chrono::steady_clock::now();
   one_line(run_llmem("params acme/gated --remote", env + " LLMEM_HTTP_TIMEOUT_MS=300"), 1, "no complete answer from 127.0.0.1");
-  EXPECT_LT(seconds_since(t0), 2.0);
+  EXPECT_LT(seconds_since(t0), 30.0);
   hub.set_slow(0);
 }
 
