@@ -101,7 +101,7 @@ class FakeGpu {
     return pid;
   }
 
-  RunResult wait(pid_t pid, int timeout_ms = 15000, int slot = 0) {
+  RunResult wait(pid_t pid, int timeout_ms = 120000, int slot = 0) {
     RunResult r;
     int status = 0;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -123,7 +123,29 @@ class FakeGpu {
     return r;
   }
 
-  RunResult run(const std::vector<std::string>& args, int timeout_ms = 15000) { return wait(spawn(args), timeout_ms); }
+  // The timeouts here are hang guards, not measurements: generous, so that a loaded machine passes.
+  RunResult run(const std::vector<std::string>& args, int timeout_ms = 120000) { return wait(spawn(args), timeout_ms); }
+
+  // The memory queries the fake NVML has answered in every process (fake_state.hpp), and a wait until there are
+  // `n`: what a test waits for instead of a sleep, so that "sampled a few times" holds on a slow machine.
+  uint64_t memory_queries() const {
+    uint64_t total = 0;
+    for (const auto& e : std::filesystem::directory_iterator(state_)) {
+      if (e.path().filename().string().rfind("queries.", 0) != 0) continue;
+      std::ifstream f(e.path());
+      uint64_t n = 0;
+      if (f >> n) total += n;
+    }
+    return total;
+  }
+  bool wait_for_queries(uint64_t n, int timeout_ms = 120000) const {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (memory_queries() < n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+  }
 
   // A fake GPU program outside llmem's tree (another user's job), killed at the end of the test.
   pid_t start_outside(const std::vector<std::string>& alloc_args) {
@@ -142,7 +164,7 @@ class FakeGpu {
   }
 
   // Waits until a file exists and holds a pid.
-  pid_t wait_for_pidfile(const std::string& file, int timeout_ms = 5000) {
+  pid_t wait_for_pidfile(const std::string& file, int timeout_ms = 120000) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (std::chrono::steady_clock::now() < deadline) {
       std::ifstream f(file);

@@ -1,3 +1,4 @@
+#include <atomic>
 #include "fake_state.hpp"
 
 #include <dirent.h>
@@ -82,7 +83,7 @@ std::vector<std::pair<uint32_t, uint64_t>> live_allocations(unsigned gpu) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return out;
   while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;  // pid files only (not queries.<pid>, .tmp.<pid>)
     uint32_t pid = static_cast<uint32_t>(std::strtoul(e->d_name, nullptr, 10));
     if (!alive(pid)) continue;
     std::ifstream f(dir + "/" + e->d_name);
@@ -116,6 +117,36 @@ void write_own_state(const std::map<unsigned, uint64_t>& mib_per_gpu) {
     for (const auto& [g, mib] : mib_per_gpu) f << g << ' ' << mib << '\n';
   }
   std::rename(tmp.c_str(), final_path.c_str());
+}
+
+void count_memory_query() {
+  static std::atomic<uint64_t> count{0};
+  const std::string dir = state_dir();
+  const uint64_t n = ++count;
+  if (dir.empty()) return;
+  const std::string pid = std::to_string(::getpid());
+  const std::string tmp = dir + "/.tmp.queries." + pid + "." + std::to_string(n);
+  {
+    std::ofstream f(tmp);
+    f << n << '\n';
+  }
+  std::rename(tmp.c_str(), (dir + "/queries." + pid).c_str());
+}
+
+uint64_t memory_queries() {
+  const std::string dir = state_dir();
+  if (dir.empty()) return 0;
+  uint64_t total = 0;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  while (dirent* e = ::readdir(d)) {
+    if (std::string(e->d_name).rfind("queries.", 0) != 0) continue;
+    std::ifstream f(dir + "/" + e->d_name);
+    uint64_t n = 0;
+    if (f >> n) total += n;
+  }
+  ::closedir(d);
+  return total;
 }
 
 }  // namespace fake

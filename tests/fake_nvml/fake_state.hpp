@@ -64,4 +64,10 @@ std::vector<std::pair<uint32_t, uint64_t>> live_allocations(unsigned gpu);
 // This process's memory per GPU (written atomically; an empty map removes the file).
 void write_own_state(const std::map<unsigned, uint64_t>& mib_per_gpu);
 
+// The memory queries the fake NVML has answered, in every process that loaded it (each writes its own count to
+// "queries.<pid>" in the state directory). fake_gpu_alloc holds each phase until a few queries have seen it, so a
+// phase is measured however slowly a loaded machine runs the sampler: tests count samples, not milliseconds.
+void count_memory_query();
+uint64_t memory_queries();
+
 }  // namespace fake
