@@ -2,6 +2,8 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 
 #include "fake_nvml/fake_run.hpp"
@@ -56,8 +58,9 @@ TEST(Gpus, TextSaysItsUnitsAndListsProcesses) {
   gpu.start_outside({"--gpu", "0", "--pidfile", pidfile, "2048:10000"});
   pid_t pid = gpu.wait_for_pidfile(pidfile);
   ASSERT_GT(pid, 0);
-  // The pidfile is written before the state file; wait until the fake GPU shows the memory.
-  for (int i = 0; i < 200 && fake::read_text(gpu.dir() + "/state/" + std::to_string(pid)).empty(); ++i)
+  // The pidfile is written before the state file; wait until the fake GPU shows the memory (a hang guard of
+  // 120 s, not a measurement).
+  for (int i = 0; i < 24000 && fake::read_text(gpu.dir() + "/state/" + std::to_string(pid)).empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   auto r = gpu.run({"gpus"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -68,6 +71,12 @@ TEST(Gpus, TextSaysItsUnitsAndListsProcesses) {
   EXPECT_NE(r.out.find("pid " + std::to_string(pid)), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("fake_gpu_alloc"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("2048 MiB"), std::string::npos) << r.out;
+  std::istringstream lines(r.out);  // text keeps to 100 columns (docs/cli.md)
+  for (std::string line; std::getline(lines, line);) {
+    size_t columns = 0;
+    for (char c : line) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    EXPECT_LE(columns, 100u) << line;
+  }
   auto j = json::parse(gpu.run({"gpus", "--json"}).out);
   EXPECT_EQ(j["gpus"][0]["processes"][0]["name"], "fake_gpu_alloc");
   EXPECT_EQ(j["gpus"][0]["memory"]["used_mib"], 4 + 2048);
