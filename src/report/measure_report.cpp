@@ -127,7 +127,16 @@ nlohmann::json measure_json(const MeasureResult& r, const std::vector<std::strin
 
 std::string measure_text(const MeasureResult& r) {
   std::string out;
-  auto line = [&out](const std::string& s) { out += s + "\n"; };
+  // each line within 100 columns: a longer one continues under its first word, indented
+  auto line = [&out](const std::string& s) {
+    if (columns(s) <= kColumns) {
+      out += s + "\n";
+      return;
+    }
+    const size_t lead = s.find_first_not_of(' ');
+    const size_t indent = (lead == std::string::npos ? 0 : lead) + 4;
+    out += paragraph(s.substr(0, lead == std::string::npos ? 0 : lead), s.substr(lead == std::string::npos ? s.size() : lead), indent);
+  };
   std::string cmd = command_line(r.command, 80);
   std::string ending;
   if (r.term_signal)
@@ -135,7 +144,13 @@ std::string measure_text(const MeasureResult& r) {
                          r.core_dumped ? ", core dumped" : "", r.exit_status);
   else
     ending = fmt::format("exited with status {}", r.exit_status);
-  line(fmt::format("llmem measure: `{}` {} after {:.3f} s", cmd, ending, r.duration_ms / 1000.0));
+  const std::string first = fmt::format("llmem measure: `{}` {} after {:.3f} s", cmd, ending, r.duration_ms / 1000.0);
+  if (columns(first) <= kColumns) {
+    line(first);
+  } else {  // the command on its line, what became of it on the next
+    line(fmt::format("llmem measure: `{}`", cmd));
+    line(fmt::format("  {} after {:.3f} s", ending, r.duration_ms / 1000.0));
+  }
   line(fmt::format("  sampled every {} ms: {} rounds, largest gap {:.1f} ms; llmem's own CPU {:.1f} ms ({:.2f}% of a core)",
                    r.interval_ms, r.sample_rounds, r.max_sample_gap_ms, r.llmem_cpu_ms, cpu_percent(r)));
   for (const auto& g : r.gpus) {
