@@ -3,12 +3,14 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <sstream>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
 #include "estimate_flags.hpp"
+#include "usage.hpp"
 #include "llmem/chart.hpp"
 #include "llmem/error.hpp"
 #include "llmem/estimate.hpp"
@@ -38,7 +40,10 @@ EstimateFlags parse_estimate_flags(const std::string& args) {
   try {
     app.parse(args, false);
   } catch (const CLI::ParseError& e) {
-    throw Error(ErrorKind::kUsage, "", fmt::format("--estimate '{}': {}", args, e.what()));
+    std::vector<std::string> words;
+    std::istringstream in(args);
+    for (std::string w; in >> w;) words.push_back(w);
+    throw Error(ErrorKind::kUsage, "", fmt::format("--estimate '{}': {}", args, flags_usage_message(app, words, e)));
   }
   if (flags.request.source.empty())
     throw Error(ErrorKind::kUsage, "", "--estimate needs a SOURCE first, e.g. --estimate 'microsoft/phi-2 --dtype fp16'");

@@ -43,7 +43,8 @@ std::vector<std::string> commands_with(const CLI::App& root, const CLI::App& cmd
 }
 
 // The first flag on the command line that `cmd` does not have, with what it probably meant.
-std::string unknown_flag(const CLI::App& root, const CLI::App& cmd, const std::vector<std::string>& tokens) {
+std::string unknown_flag(const CLI::App& root, const CLI::App& cmd, const std::vector<std::string>& tokens,
+                         bool suggest_help = true) {
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] == "--") break;  // measure: the command's own words follow
     const std::string flag = flag_name(tokens[i]);
@@ -62,7 +63,7 @@ std::string unknown_flag(const CLI::App& root, const CLI::App& cmd, const std::v
     std::vector<std::string> others = commands_with(root, cmd, flag);
     if (!close.empty()) msg += " (did you mean " + or_list(close) + "?)";
     else if (!others.empty()) msg += " (" + or_list(others) + " " + (others.size() == 1 ? "has" : "have") + " it)";
-    return msg + "; 'llmem " + cmd.get_name() + " --help' lists the flags";
+    return suggest_help ? msg + "; 'llmem " + cmd.get_name() + " --help' lists the flags" : msg;
   }
   return "";
 }
@@ -77,6 +78,13 @@ std::string conversion_message(const std::string& what) {
 }
 
 }  // namespace
+
+std::string flags_usage_message(const CLI::App& cmd, const std::vector<std::string>& tokens, const CLI::ParseError& error) {
+  std::string msg = unknown_flag(cmd, cmd, tokens, false);
+  if (!msg.empty()) return msg.substr(msg.find("unknown flag"));
+  if (dynamic_cast<const CLI::ConversionError*>(&error)) return conversion_message(error.what());
+  return printable(error.what());
+}
 
 std::string usage_message(const CLI::App& root, const std::vector<std::string>& args, const CLI::ParseError& error) {
   // the command: the first word (flags of llmem itself come before it)

@@ -13,4 +13,8 @@ namespace llmem::cli {
 // text, on one line, otherwise.
 std::string usage_message(const CLI::App& root, const std::vector<std::string>& args, const CLI::ParseError& error);
 
+// The same for the flags of one command parsed on their own (`measure --estimate '...'` parses estimate's flags):
+// `tokens` are its words; "" when nothing better than CLI11's text can be said.
+std::string flags_usage_message(const CLI::App& cmd, const std::vector<std::string>& tokens, const CLI::ParseError& error);
+
 }  // namespace llmem::cli

@@ -425,13 +425,19 @@ TEST(Measure, BadEstimateFailsBeforeTheCommandRuns) {
   const std::vector<std::string> bad = {"", "--dtype fp16", "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --dtype fp8",
                                         "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --batch 0", "no-such-org/no-such-model",
                                         "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --no-such-option",
-                                        "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --gpu NoSuchGPU"};
+                                        "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --gpu NoSuchGPU",
+                                        "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --quant Q4_0"};
   for (const auto& args : bad) {
     auto r = gpu.run({"measure", "--estimate", args, "--", "touch", marker});
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
     EXPECT_FALSE(std::filesystem::exists(marker)) << args;
   }
+  // worded as estimate's own errors: the closest flag, and where a flag applies
+  auto typo = gpu.run({"measure", "--estimate", "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --promt 5", "--", "touch", marker});
+  EXPECT_NE(typo.err.find("unknown flag --promt (did you mean --prompt?)"), std::string::npos) << typo.err;
+  auto wrong = gpu.run({"measure", "--estimate", "TinyLlama/TinyLlama-1.1B-Chat-v1.0 --quant Q4_0", "--", "touch", marker});
+  EXPECT_NE(wrong.err.find("--quant applies to --engine llamacpp"), std::string::npos) << wrong.err;
 }
 
 }  // namespace
