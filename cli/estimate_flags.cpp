@@ -71,7 +71,8 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--ctx", w.n_ctx, "llama.cpp: context size n_ctx in tokens")->capture_default_str();
   cmd->add_option("--ubatch", w.n_ubatch, "llama.cpp: physical batch n_ubatch in tokens")->capture_default_str();
   cmd->add_option("--ngl", w.n_gpu_layers, "llama.cpp: layers on the GPU (-1 = all, llama.cpp's default)")->capture_default_str();
-  cmd->add_option("--cache-type-k", w.cache_type_k, "llama.cpp: K cache type: f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl")->capture_default_str();
+  // one line of --help (the web page reads the types from it)
+  cmd->add_option("--cache-type-k", w.cache_type_k, "K cache type: f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl")->capture_default_str();
   cmd->add_option("--cache-type-v", w.cache_type_v, "llama.cpp: V cache type (quantised V needs flash attention)")->capture_default_str();
   cmd->add_option("--flash-attn", w.flash_attn, "llama.cpp: flash attention on, off or auto")->capture_default_str();
   cmd->add_option("--parallel", w.n_parallel, "llama.cpp: parallel sequences (-np); each gets its own n_ctx/N slice of the KV cache")->capture_default_str();

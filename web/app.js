@@ -274,17 +274,33 @@ function cell(tag, text, cls) {
   return c;
 }
 
+// The CLI's heading: its first two paragraphs (title, workload), a line it wrapped at 100 columns continuing
+// indented by two spaces; and the index of the line after them.
+function cliHeading(lines) {
+  const out = [];
+  let i = 0;
+  for (; i < lines.length; ++i) {
+    if (out.length && lines[i].startsWith('  ') && lines[i].trim()) out[out.length - 1] += ' ' + lines[i].trim();
+    else if (out.length === 2) break;
+    else out.push(lines[i]);
+  }
+  return { title: out[0] || '', workload: out[1] || '', next: i };
+}
+
 function renderEstimate(spec, estimate, text, args) {
   const llama = estimate.engine === 'llama.cpp', vllm = estimate.engine === 'vllm';
   const memory = estimate.gpu.memory_bytes;
+  // what the run may use: the memory less what is in use and the reserve (the CLI's "budget")
+  const budget = estimate.gpu.budget_bytes ?? memory;
   // The CLI's text form (same command without --json) gives the heading in its words; until it arrives, the
   // heading is made from the JSON.
   const lines = text ? text.split('\n') : [];
-  $('answer-title').textContent = text ? lines[0].replace(spec, sourceLabel())
+  const heading = cliHeading(lines);
+  $('answer-title').textContent = text ? heading.title.replace(spec, sourceLabel())
     : `${sourceLabel()} on ${gpuDisplay(estimate)} with ${estimate.engine_version}`;
-  $('answer-workload').textContent = lines[1] || '';
-  const spare = memory - estimate.process_peak_bytes;
-  const fits = vllm ? estimate.starts : estimate.process_peak_bytes <= memory;
+  $('answer-workload').textContent = heading.workload;
+  const spare = budget - estimate.process_peak_bytes;
+  const fits = vllm ? estimate.starts : estimate.process_peak_bytes <= budget;
   const verdict = $('verdict');
   verdict.className = 'verdict ' + (fits ? 'fits' : 'no-fit');
   verdict.dataset.fits = String(fits);
@@ -292,10 +308,10 @@ function renderEstimate(spec, estimate, text, args) {
   // The CLI's own line once its text form is here; until then the same words from the JSON.
   const cliVerdict = text && lines.find((l) => /^(Fits on |Does NOT fit on |vLLM starts|vLLM would not start)/.test(l));
   verdict.textContent = cliVerdict || (vllm ? (fits ? 'vLLM starts.' : `vLLM would not start: ${estimate.refusal}`)
-    : `${fits ? 'Fits' : 'Does NOT fit'} on ${gpuDisplay(estimate)} (${gib(memory, 1)} GiB): ` +
+    : `${fits ? 'Fits' : 'Does NOT fit'} on ${gpuDisplay(estimate)}: ` +
       (spare >= 0 ? `${gib(spare, 2)} GiB to spare` : `${gib(-spare, 2)} GiB short`));
   // vLLM: what its start-up log will say, as the CLI prints it (the lines before the component table).
-  const startup = vllm && text ? lines.slice(2, lines.findIndex((l) => /^Component\s/.test(l))).join('\n').trim() : '';
+  const startup = vllm && text ? lines.slice(heading.next, lines.findIndex((l) => /^Component\s/.test(l))).join('\n').trim() : '';
   $('startup').textContent = startup;
   $('startup').hidden = !startup;
 
@@ -429,9 +445,12 @@ function renderFit(fit, text) {
       ? [o.quant, gib(o.weight_bytes, 2), gib(o.process_peak_bytes, 2), o.all_layers_fit ? 'yes' : 'no',
          o.all_layers_fit ? 'all' : o.max_ngl < 0 ? 'none' : `${o.max_ngl} of ${o.n_layer + 1}`,
          o.max_context ? thousands(o.max_context) + (o.context_capped ? '*' : '') : '—']
-      : [o.mode, o.precision, o.fits ? 'yes' : 'no', gib(o.per_gpu_bytes, 2), gib(o.headroom_bytes, 2),
+      : [o.mode, o.precision, o.fits ? 'yes' : 'no',
+         (o.per_gpu_approximate ? '~' : '') + gib(o.per_gpu_bytes, 2), (o.per_gpu_approximate ? '~' : '') + gib(o.headroom_bytes, 2),
          o.max_context ? thousands(o.max_context) + (o.context_capped ? '*' : '') : '—',
-         o.max_batch ? thousands(o.max_batch) + (o.batch_capped ? '*' : '') : '—', o.gpus_needed ? String(o.gpus_needed) : 'none'];
+         o.max_batch ? thousands(o.max_batch) + (o.batch_capped ? '*' : '') : '—',
+         // more than one GPU is the even split's answer, an approximation (~), as the CLI marks it
+         o.gpus_needed === 0 ? 'none' : o.gpus_needed === 1 ? '1' : `~${o.gpus_needed}`];
     tr.append(...cells.map((c, i) => cell('td', c, i >= (llama ? 1 : 3) ? 'num' : '')));
     tr.className = (llama ? o.all_layers_fit : o.fits) ? 'fits' : 'no-fit';
     tr.dataset.option = JSON.stringify(o);
@@ -439,7 +458,7 @@ function renderFit(fit, text) {
   }));
   $('fit-foot').textContent = (llama
     ? `On ${fit.gpu.display_name} (${gib(fit.gpu.memory_bytes, 2)} GiB), n_ctx ${thousands(fit.n_ctx)}. file GiB: tensor data of the GGUF llama-quantize would write; GPU peak: every layer on the GPU; -ngl: layers that fit (the output layer counts as one); max context: every layer on the GPU, multiples of 256.`
-    : `On ${fit.gpu.display_name} (${gib(fit.gpu.memory_bytes, 2)} GiB). Peak and headroom at the given context and batch 1; max context at batch 1 (prompt tokens for inference, sequence length for training); max batch at the given context.`) +
+    : `On ${fit.gpu.display_name} (${gib(fit.gpu.memory_bytes, 2)} GiB, a budget of ${gib(fit.gpu.budget_bytes ?? fit.gpu.memory_bytes, 2)} GiB after the reserve). Peak and headroom at the given context and batch 1; max context at batch 1 (prompt tokens for inference, sequence length for training); max batch at the given context; ~ an approximation: the footprint split evenly over GPUs.`) +
     ' * = the search\'s limit (the model\'s context), not memory\'s.';
   $('fit-box').hidden = false;
 }
@@ -598,19 +617,20 @@ function bindControls() {
 
 // Lists from the CLI: the catalog, the GPUs, the quantisation schemes, the KV cache types.
 async function loadLists() {
-  const answer = await engine.quick.run('lists', [['catalog', '--json'], ['estimate', '--list-gpus'], ['estimate', '--list-quants'],
-                                                  ['estimate', '--help'], ['--version']]);
+  const answer = await engine.quick.run('lists', [['catalog', '--json'], ['estimate', '--list-gpus', '--json'],
+                                                  ['estimate', '--list-quants', '--json'], ['estimate', '--help'], ['--version']]);
   if (!answer || answer.error) return;
   const [catalog, gpus, quants, help, version] = answer.results;
   if (catalog.code === 0) {
     const models = JSON.parse(catalog.stdout).models;
     setSelectOptions($('catalog-model'), models.map((m) => [m.id, `${m.id} (${paramsShort(m.total_params)})`]), state.model);
   }
-  // "Name  GPU (display, may hold spaces)  GiB  CUDA context..." (llmem estimate --list-gpus)
-  const rows = gpus.stdout.split('\n').slice(1).map((l) => /^(\S+)\s+(.+?)\s+(\d+\.\d)\s+\d+:/.exec(l)).filter(Boolean);
-  rows.forEach(([, name, display]) => gpuNames.set(name, display));
-  setSelectOptions($('gpu'), [['', 'the measured reference GPU (H200)']].concat(rows.map(([, name, display, size]) => [name, `${display} — ${size} GiB`])), state.gpu);
-  const schemes = quants.stdout.split('\n').slice(1).map((l) => l.split(/\s+/)[0]).filter(Boolean);
+  // llmem estimate --list-gpus --json: by memory, each with the size its driver reports
+  const rows = gpus.code === 0 ? JSON.parse(gpus.stdout).gpus : [];
+  rows.forEach((g) => gpuNames.set(g.name, g.display_name));
+  setSelectOptions($('gpu'), [['', 'the measured reference GPU (H200)']].concat(
+    rows.map((g) => [g.name, `${g.display_name} — ${(g.memory_bytes / 2 ** 30).toFixed(1)} GiB`])), state.gpu);
+  const schemes = quants.code === 0 ? JSON.parse(quants.stdout).schemes.map((q) => q.name) : [];
   setSelectOptions($('quant'), [['', 'as in the GGUF file']].concat(schemes.map((s) => [s, s])), state.quant);
   const kv = /K cache type: ([^\n]+)/.exec(help.stdout);
   const kinds = kv ? kv[1].split(',').map((s) => s.trim()).filter(Boolean) : ['f16'];

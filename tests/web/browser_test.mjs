@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { Checks, HUB_COMMIT, native, nativeAsync, nativeJson, parseEstimateText, parseFitRows, serveHub, serveSite } from './lib.mjs';
+import { Checks, HUB_COMMIT, cliHeading, native, nativeAsync, nativeJson, parseEstimateText, parseFitRows, serveHub, serveSite } from './lib.mjs';
 
 const [siteArg, fixturesArg, artifactsArg] = process.argv.slice(2);
 if (!siteArg || !fixturesArg || !artifactsArg) {
@@ -99,7 +99,10 @@ function shown() {
 }
 
 // vLLM's start-up block: the lines between the workload line and the component table.
-const startupBlock = (text) => { const l = text.split('\n'); return l.slice(2, l.findIndex((x) => /^Component\s/.test(x))).join('\n').trim(); };
+const startupBlock = (text) => {
+  const l = text.split('\n');
+  return l.slice(cliHeading(l).next, l.findIndex((x) => /^Component\s/.test(x))).join('\n').trim();
+};
 const sumGpu = (e) => e.components.filter((c) => !c.device || c.device === 'gpu').reduce((s, c) => s + c.bytes, 0);
 
 // The estimate the page shows == `llmem ARGS --json` (bytes) and `llmem ARGS` (the GiB digits, the words).

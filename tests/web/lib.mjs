@@ -133,6 +133,18 @@ function listen(server, log) {
 
 // ---- the CLI's text output, read back --------------------------------------------------------------------
 // `llmem estimate` (text): component rows "name [gpu|host] 12.345  what", then the totals, then the verdict.
+// The CLI's heading: title and workload, each a paragraph whose wrapped lines continue indented by two spaces.
+export function cliHeading(lines) {
+  const out = [];
+  let i = 0;
+  for (; i < lines.length; ++i) {
+    if (out.length && lines[i].startsWith('  ') && lines[i].trim()) out[out.length - 1] += ' ' + lines[i].trim();
+    else if (out.length === 2) break;
+    else out.push(lines[i]);
+  }
+  return { title: out[0] || '', workload: out[1] || '', next: i };
+}
+
 export function parseEstimateText(text) {
   const lines = text.split('\n');
   const rules = lines.map((l, i) => (/^-{20,}$/.test(l) ? i : -1)).filter((i) => i >= 0);
@@ -140,10 +152,12 @@ export function parseEstimateText(text) {
     const m = /^(.*?)\s+(?:(gpu|host)\s+)?(-?\d+\.\d{3})  (.*)$/.exec(l);
     return m && { name: m[1].trim(), where: m[2] || '', gib: m[3], what: m[4] };
   };
+  const heading = cliHeading(lines);
   return {
-    title: lines[0],
-    workload: lines[1],
-    components: lines.slice(rules[0] + 1, rules[1]).map(row),
+    title: heading.title,
+    workload: heading.workload,
+    // a long "what" continues on indented lines of its own (not rows)
+    components: lines.slice(rules[0] + 1, rules[1]).map(row).filter(Boolean),
     totals: lines.slice(rules[1] + 1).map(row).filter(Boolean),
     verdict: lines.find((l) => /^(Fits on |Does NOT fit on |vLLM starts|vLLM would not start)/.test(l)),
   };
