@@ -249,8 +249,9 @@ nlohmann::json inventory_json(const nvml::Inventory& inv, nvml::Library& nvml) {
 
 std::string inventory_text(const nvml::Inventory& inv, nvml::Library& nvml) {
   std::string out;
-  append(out, "NVIDIA driver {}, {} GPU{} (NVML from {})\n", inv.driver_version, inv.gpus.size(),
-             inv.gpus.size() == 1 ? "" : "s", inv.nvml_library);
+  out += fitted(fmt::format("NVIDIA driver {}, {} GPU{} (NVML from {})", inv.driver_version, inv.gpus.size(),
+                            inv.gpus.size() == 1 ? "" : "s", inv.nvml_library),
+                2);
   for (const auto& g : inv.gpus) {
     const auto& m = g.memory;
     append(out, "\nGPU {}  {}  {}\n", g.index, g.name, g.uuid);
@@ -276,7 +277,7 @@ std::string inventory_text(const nvml::Inventory& inv, nvml::Library& nvml) {
       }
     }
   }
-  for (const auto& n : inv.notes) append(out, "note: {}\n", n);
+  for (const auto& n : inv.notes) out += paragraph("note: ", n, 6);
   return out;
 }
 
@@ -331,8 +332,9 @@ std::string probe_text(const cuda::ProbeResult& r) {
     return fmt::format("{:+.0f} MiB", (static_cast<double>(after) - static_cast<double>(before)) / kMiB);
   };
   std::string out;
-  append(out, "GPU {}  {}  (CUDA device {}, NVIDIA driver {}, CUDA driver API {}.{})\n", r.gpu_index, r.name, r.cuda_ordinal,
-         r.driver_version, r.cuda_driver_version / 1000, (r.cuda_driver_version % 1000) / 10);
+  out += fitted(fmt::format("GPU {}  {}  (CUDA device {}, NVIDIA driver {}, CUDA driver API {}.{})", r.gpu_index, r.name,
+                            r.cuda_ordinal, r.driver_version, r.cuda_driver_version / 1000, (r.cuda_driver_version % 1000) / 10),
+                2);
   append(out, "  device used before cuInit:            {:>24}\n", mib_gib(r.used_before_bytes));
   append(out, "  after cuInit:                         {:>24}  {}\n", mib_gib(r.used_after_init_bytes),
          delta_mib(r.used_after_init_bytes, r.used_before_bytes));
@@ -345,7 +347,7 @@ std::string probe_text(const cuda::ProbeResult& r) {
     append(out, "  NVML attributes to this process: {} after the context, {} after the allocation\n",
            mib_gib(*r.process_after_context_bytes),
            r.process_after_allocation_bytes ? mib_gib(*r.process_after_allocation_bytes) : "n/a");
-  for (const auto& n : r.notes) append(out, "note: {}\n", n);
+  for (const auto& n : r.notes) out += paragraph("note: ", n, 6);
   return out;
 }
 

@@ -60,4 +60,10 @@ inline std::string paragraph(std::string_view first, std::string_view text, size
   return out;
 }
 
+// `line` as it is when it fits kColumns (its spacing kept), else wrapped as a paragraph.
+inline std::string fitted(std::string_view line, size_t indent) {
+  if (columns(line) <= kColumns) return std::string(line) + "\n";
+  return paragraph("", line, indent);
+}
+
 }  // namespace llmem::report
