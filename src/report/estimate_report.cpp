@@ -126,8 +126,19 @@ struct Footnotes {
 // first ": ", when the description says) as a footnote.
 void append_detail(std::string& out, const std::string& left, const std::string& detail, Footnotes& notes) {
   std::string text = detail;
-  if (const size_t colon = detail.find(": "); colon != std::string::npos && columns(detail) > kColumns - columns(left))
-    text = detail.substr(0, colon) + " " + notes.ref(detail.substr(colon + 2));
+  if (const size_t colon = detail.find(": "); colon != std::string::npos && columns(detail) > kColumns - columns(left)) {
+    // "f() (peak: layer 31 (100000 tokens))" -> "f() (peak [2])" and "[2] layer 31 (100000 tokens)": a parenthesis
+    // open before the colon closes after the reference, not inside the footnote.
+    std::string head = detail.substr(0, colon);
+    std::string tail = detail.substr(colon + 2);
+    std::string close;
+    const auto open = std::count(head.begin(), head.end(), '(') - std::count(head.begin(), head.end(), ')');
+    for (auto i = open; i > 0 && !tail.empty() && tail.back() == ')'; --i) {
+      tail.pop_back();
+      close += ')';
+    }
+    text = head + " " + notes.ref(tail) + close;
+  }
   const std::vector<std::string> lines = wrap(text, kColumns - columns(left));
   for (size_t i = 0; i < lines.size(); ++i) out += (i == 0 ? left : std::string(columns(left), ' ')) + lines[i] + "\n";
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -188,6 +189,24 @@ TEST(CliRules, TextFitsOneHundredColumns) {
     int n = 0;
     for (std::string line; std::getline(lines, line); ++n) EXPECT_LE(columns(line), 100u) << "llmem " << args << ", line " << n + 1 << ": " << line;
     EXPECT_GT(n, 0) << args;
+  }
+}
+
+// A long detail moves to a footnote at its colon; a parenthesis open before the colon closes after the reference
+// ("(peak [2])"), so each footnote is a whole phrase.
+TEST(CliRules, FootnotesKeepTheirParenthesesWhole) {
+  for (const char* args : {"estimate microsoft/phi-2 --prompt 100000",
+                           "estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --train full --precision amp-bf16 --seq 2048 --grad-ckpt"}) {
+    const CliRun r = run_llmem(in_repo(args), kEnv);
+    ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.err;
+    std::vector<std::string> blocks;  // the footnotes, "[n] text" with their continuation lines
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.size() > 1 && line[0] == '[' && std::isdigit(static_cast<unsigned char>(line[1]))) blocks.push_back(line);
+      else if (!blocks.empty()) blocks.back() += " " + line;
+    }
+    EXPECT_GE(blocks.size(), 2u) << args << "\n" << r.out;
+    for (const std::string& b : blocks) EXPECT_EQ(std::count(b.begin(), b.end(), '('), std::count(b.begin(), b.end(), ')')) << args << ": " << b;
   }
 }
 
