@@ -1,5 +1,6 @@
 #include "usage.hpp"
 
+#include <algorithm>
 #include <regex>
 
 #include "llmem/catalog.hpp"  // closest_names
@@ -8,11 +9,12 @@
 namespace llmem::cli {
 namespace {
 
-std::string or_list(const std::vector<std::string>& names) {
+std::string or_list(const std::vector<std::string>& names, const char* last = " or ") {
   std::string out;
-  for (size_t i = 0; i < names.size(); ++i) out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  for (size_t i = 0; i < names.size(); ++i) out += (i == 0 ? "" : i + 1 == names.size() ? last : ", ") + names[i];
   return out;
 }
+std::string and_list(const std::vector<std::string>& names) { return or_list(names, " and "); }
 
 std::vector<std::string> subcommand_names(const CLI::App& root) {
   std::vector<std::string> out;
@@ -89,7 +91,27 @@ std::string flags_usage_message(const CLI::App& cmd, const std::vector<std::stri
 std::string usage_message(const CLI::App& root, const std::vector<std::string>& args, const CLI::ParseError& error) {
   // the command: the first word (flags of llmem itself come before it)
   size_t at = 0;
-  while (at < args.size() && !args[at].empty() && args[at][0] == '-') ++at;
+  while (at < args.size() && !args[at].empty() && args[at][0] == '-') {
+    // a command's flag before the command ("llmem --vrma 24GiB"): say which commands have it or what it resembles
+    if (const std::string flag = flag_name(args[at]); !flag.empty() && !root.get_option_no_throw(flag)) {
+      std::vector<std::string> all;
+      for (const CLI::App* sub : root.get_subcommands([](const CLI::App*) { return true; }))
+        for (const std::string& f : long_flags(*sub))
+          if (std::find(all.begin(), all.end(), f) == all.end()) all.push_back(f);
+      if (const std::vector<std::string> having = commands_with(root, root, flag); !having.empty())
+        return flag + " goes after the command (" + and_list(having) + (having.size() == 1 ? " has it" : " have it") +
+               "): 'llmem " + having.front() + " ... " + flag + " ...'";
+      const std::vector<std::string> close = closest_names(flag.substr(2), all, 3);
+      std::string msg = "unknown flag " + printable(flag);
+      if (!close.empty()) {
+        const std::vector<std::string> having = commands_with(root, root, close.front());
+        msg += " (did you mean " + or_list(close) + "? " + and_list(having) + (having.size() == 1 ? " has " : " have ") +
+               close.front() + ")";
+      }
+      return msg + "; flags go after the command: 'llmem COMMAND --help' lists them";
+    }
+    ++at;
+  }
   if (at == args.size()) return "a command is required: " + or_list(subcommand_names(root)) + " ('llmem --help' says what each does)";
   const CLI::App* cmd = nullptr;
   for (const CLI::App* sub : root.get_subcommands([](const CLI::App*) { return true; }))

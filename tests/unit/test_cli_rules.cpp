@@ -111,6 +111,8 @@ const std::vector<Rule>& rules() {
       {"fitt microsoft/phi-2", 2, "did you mean fit?"},
       {"fit microsoft/phi-2 --vrma 24GiB", 2, "fit: unknown flag --vrma (did you mean --vram?)"},
       {"fit microsoft/phi-2 --ngl 3", 2, "fit: unknown flag --ngl"},
+      {"--vrma 24GiB", 2, "unknown flag --vrma (did you mean --vram? estimate and fit have --vram)"},
+      {"--vram 24GiB fit", 2, "--vram goes after the command (estimate and fit have it)"},
       {"estimate microsoft/phi-2 --prompt abc", 2, "--prompt takes a number, got 'abc'"},
       {"estimate microsoft/phi-2 --prompt", 2, "--prompt"},
       {"params", 2, "params needs a SOURCE"},
