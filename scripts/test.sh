@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 JOBS=$(nproc)
 FUZZ_SECONDS=${LLMEM_FUZZ_SECONDS:-30}
+# A compiler cache where one is installed (it is not needed: a clean machine builds everything).
+LAUNCHER=()
+if command -v ccache >/dev/null; then LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 
 echo "== build and test (Release)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${LAUNCHER[@]}" >/dev/null
 cmake --build build -j "$JOBS"
 ctest --test-dir build --output-on-failure -j "$JOBS"
 
@@ -16,14 +19,14 @@ echo "== the web page: the WebAssembly build, run(args) == the native CLI, the p
 bash tests/web/run.sh
 
 echo "== build and test under AddressSanitizer + UndefinedBehaviorSanitizer"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLLMEM_SANITIZE=ON -DLLMEM_BENCH=OFF >/dev/null
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLLMEM_SANITIZE=ON -DLLMEM_BENCH=OFF "${LAUNCHER[@]}" >/dev/null
 cmake --build build-asan -j "$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$JOBS"
 
 echo "== fuzz each parser for ${FUZZ_SECONDS}s"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-  -DLLMEM_FUZZ=ON -DLLMEM_TESTS=OFF -DLLMEM_BENCH=OFF >/dev/null
+  -DLLMEM_FUZZ=ON -DLLMEM_TESTS=OFF -DLLMEM_BENCH=OFF "${LAUNCHER[@]}" >/dev/null
 cmake --build build-fuzz -j "$JOBS"
 for fuzzer in build-fuzz/tests/fuzz/fuzz_*; do
   [ -x "$fuzzer" ] || continue
