@@ -231,6 +231,88 @@ double cpu_ms_self() {
   return ms(ru.ru_utime) + ms(ru.ru_stime);
 }
 
+// The GPUs to watch (--gpu or all) and each one's memory just before the start: the last of a few readings (the
+// first NVML calls can be slow).
+void read_baselines(nvml::Library& nvml, const MeasureOptions& options, gpu::TimelineHeader& header,
+                    std::vector<gpu::SamplerGpu>& sampler_gpus) {
+  unsigned count = nvml.device_count();
+  if (count == 0) throw Error(ErrorKind::kRuntime, "", "NVML sees no GPU");
+  std::vector<unsigned> indices;
+  if (options.gpu_index) {
+    if (*options.gpu_index >= count)
+      throw Error(ErrorKind::kUsage, "",
+                  fmt::format("--gpu {}: there {} {} GPU{} (0 .. {})", *options.gpu_index, count == 1 ? "is" : "are",
+                              count, count == 1 ? "" : "s", count - 1));
+    indices.push_back(*options.gpu_index);
+  } else {
+    for (unsigned i = 0; i < count; ++i) indices.push_back(i);
+  }
+
+  for (unsigned idx : indices) {
+    nvml::DeviceMemory mem;
+    int rc = nvml::kSuccess;
+    for (unsigned i = 0; i < std::max(1u, options.baseline_samples); ++i) rc = nvml.memory(idx, mem);
+    if (rc != nvml::kSuccess)
+      throw Error(ErrorKind::kRuntime, fmt::format("GPU {}", idx),
+                  fmt::format("cannot read memory before the start: {} (NVML error {})", nvml.error_string(rc), rc));
+    gpu::SamplerGpu sg{idx, mem.used_bytes};
+    sampler_gpus.push_back(sg);
+    header.gpus.push_back({idx, nvml.name(idx), nvml.uuid(idx), mem.total_bytes, mem.used_bytes});
+  }
+
+}
+
+// Names the GPUs of a finished measurement, falls back to device-used-minus-baseline where NVML attributed nothing
+// to the command, and words the warnings.
+void resolve_tree_sources(MeasureResult& result, const gpu::TimelineHeader& header) {
+  for (size_t i = 0; i < result.gpus.size(); ++i) {
+    auto& g = result.gpus[i];
+    g.name = header.gpus[i].name;
+    g.uuid = header.gpus[i].uuid;
+    g.total_bytes = header.gpus[i].total_bytes;
+    // NVML answered, but attributed nothing to the command while the device filled up: the usual cause is a
+    // container whose PID namespace differs from the driver's, so NVML's pids are not ours.
+    constexpr uint64_t kUnexplainedBytes = 64ull << 20;
+    if (g.tree_source == TreeSource::kPerProcess && g.peak_tree_bytes == 0 &&
+        g.peak_device_minus_baseline_bytes > kUnexplainedBytes) {
+      g.tree_source = TreeSource::kDeviceMinusBaseline;
+      g.tree_fallback_reason = fmt::format(
+          "NVML attributed no memory to the command's processes while device used rose by {} "
+          "(processes in another PID namespace?)",
+          format_bytes(g.peak_device_minus_baseline_bytes));
+      g.peak_tree_bytes = g.peak_device_minus_baseline_bytes;
+      g.peak_tree_time_ms = g.peak_device_time_ms;
+    }
+  }
+  bool all_fallback = !result.gpus.empty();
+  bool any_fallback = false;
+  for (const auto& g : result.gpus) {
+    bool fb = g.tree_source == TreeSource::kDeviceMinusBaseline;
+    all_fallback = all_fallback && fb;
+    any_fallback = any_fallback || fb;
+    if (fb)
+      result.warnings.push_back(fmt::format(
+          "GPU {}: {}; the command's figure is device used minus baseline, which counts other processes' changes "
+          "too",
+          g.index, g.tree_fallback_reason));
+  }
+  if (all_fallback) {
+    result.peak_tree_bytes = result.peak_device_minus_baseline_sum_bytes;
+    result.peak_tree_time_ms = result.peak_device_minus_baseline_sum_time_ms;
+  } else if (any_fallback) {
+    // Mixed sources across GPUs: the per-round sum mixed them as they came; keep the larger of it and the sum of
+    // the per-GPU peaks' lower bound.
+    uint64_t max_single = 0;
+    for (const auto& g : result.gpus) max_single = std::max(max_single, g.peak_tree_bytes);
+    result.peak_tree_bytes = std::max(result.peak_tree_bytes, max_single);
+  }
+  if (result.leftover_processes_killed > 0)
+    result.warnings.push_back(fmt::format("{} process{} of the command's tree outlived it and {} killed",
+                                          result.leftover_processes_killed,
+                                          result.leftover_processes_killed == 1 ? "" : "es",
+                                          result.leftover_processes_killed == 1 ? "was" : "were"));
+}
+
 }  // namespace
 
 MeasureResult measure_command(nvml::Library& nvml, const MeasureOptions& options) {
@@ -245,35 +327,11 @@ MeasureResult measure_command(nvml::Library& nvml, const MeasureOptions& options
   result.driver_version = nvml.driver_version();
   for (const auto& f : nvml.fallbacks()) result.warnings.push_back("NVML: " + f);
 
-  unsigned count = nvml.device_count();
-  if (count == 0) throw Error(ErrorKind::kRuntime, "", "NVML sees no GPU");
-  std::vector<unsigned> indices;
-  if (options.gpu_index) {
-    if (*options.gpu_index >= count)
-      throw Error(ErrorKind::kUsage, "",
-                  fmt::format("--gpu {}: there {} {} GPU{} (0 .. {})", *options.gpu_index, count == 1 ? "is" : "are",
-                              count, count == 1 ? "" : "s", count - 1));
-    indices.push_back(*options.gpu_index);
-  } else {
-    for (unsigned i = 0; i < count; ++i) indices.push_back(i);
-  }
-
-  // Baseline: the last of a few readings just before the start (the first NVML calls can be slow).
-  std::vector<gpu::SamplerGpu> sampler_gpus;
   gpu::TimelineHeader header;
   header.command = options.command;
   header.interval_ms = options.interval_ms;
-  for (unsigned idx : indices) {
-    nvml::DeviceMemory mem;
-    int rc = nvml::kSuccess;
-    for (unsigned i = 0; i < std::max(1u, options.baseline_samples); ++i) rc = nvml.memory(idx, mem);
-    if (rc != nvml::kSuccess)
-      throw Error(ErrorKind::kRuntime, fmt::format("GPU {}", idx),
-                  fmt::format("cannot read memory before the start: {} (NVML error {})", nvml.error_string(rc), rc));
-    gpu::SamplerGpu sg{idx, mem.used_bytes};
-    sampler_gpus.push_back(sg);
-    header.gpus.push_back({idx, nvml.name(idx), nvml.uuid(idx), mem.total_bytes, mem.used_bytes});
-  }
+  std::vector<gpu::SamplerGpu> sampler_gpus;
+  read_baselines(nvml, options, header, sampler_gpus);
 
   std::vector<std::unique_ptr<gpu::TimelineWriter>> writers;
   for (const auto& path : options.timeline_paths) {
@@ -343,52 +401,7 @@ MeasureResult measure_command(nvml::Library& nvml, const MeasureOptions& options
   }
 
   sampler.fill(result);
-  for (size_t i = 0; i < result.gpus.size(); ++i) {
-    auto& g = result.gpus[i];
-    g.name = header.gpus[i].name;
-    g.uuid = header.gpus[i].uuid;
-    g.total_bytes = header.gpus[i].total_bytes;
-    // NVML answered, but attributed nothing to the command while the device filled up: the usual cause is a
-    // container whose PID namespace differs from the driver's, so NVML's pids are not ours.
-    constexpr uint64_t kUnexplainedBytes = 64ull << 20;
-    if (g.tree_source == TreeSource::kPerProcess && g.peak_tree_bytes == 0 &&
-        g.peak_device_minus_baseline_bytes > kUnexplainedBytes) {
-      g.tree_source = TreeSource::kDeviceMinusBaseline;
-      g.tree_fallback_reason = fmt::format(
-          "NVML attributed no memory to the command's processes while device used rose by {} "
-          "(processes in another PID namespace?)",
-          format_bytes(g.peak_device_minus_baseline_bytes));
-      g.peak_tree_bytes = g.peak_device_minus_baseline_bytes;
-      g.peak_tree_time_ms = g.peak_device_time_ms;
-    }
-  }
-  bool all_fallback = !result.gpus.empty();
-  bool any_fallback = false;
-  for (const auto& g : result.gpus) {
-    bool fb = g.tree_source == TreeSource::kDeviceMinusBaseline;
-    all_fallback = all_fallback && fb;
-    any_fallback = any_fallback || fb;
-    if (fb)
-      result.warnings.push_back(fmt::format(
-          "GPU {}: {}; the command's figure is device used minus baseline, which counts other processes' changes "
-          "too",
-          g.index, g.tree_fallback_reason));
-  }
-  if (all_fallback) {
-    result.peak_tree_bytes = result.peak_device_minus_baseline_sum_bytes;
-    result.peak_tree_time_ms = result.peak_device_minus_baseline_sum_time_ms;
-  } else if (any_fallback) {
-    // Mixed sources across GPUs: the per-round sum mixed them as they came; keep the larger of it and the sum of
-    // the per-GPU peaks' lower bound.
-    uint64_t max_single = 0;
-    for (const auto& g : result.gpus) max_single = std::max(max_single, g.peak_tree_bytes);
-    result.peak_tree_bytes = std::max(result.peak_tree_bytes, max_single);
-  }
-  if (result.leftover_processes_killed > 0)
-    result.warnings.push_back(fmt::format("{} process{} of the command's tree outlived it and {} killed",
-                                          result.leftover_processes_killed,
-                                          result.leftover_processes_killed == 1 ? "" : "es",
-                                          result.leftover_processes_killed == 1 ? "was" : "were"));
+  resolve_tree_sources(result, header);
   for (const auto& w : writers)
     if (w->failed()) result.warnings.push_back(fmt::format("{}: the timeline is incomplete (a write failed)", w->path()));
   return result;
