@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 #include "llmem/error.hpp"
 
@@ -15,7 +16,9 @@ constexpr uint64_t kLargeBuffer = 20 << 20;     // requests under 10 MiB get a 2
 constexpr uint64_t kMinLargeAlloc = 10 << 20;
 constexpr uint64_t kRoundLarge = 2 << 20;       // bigger segments round up to 2 MiB
 
-std::string category(const std::string& name) { return name.substr(0, name.find('/')); }
+std::string_view category(const std::string& name) {
+  return std::string_view(name).substr(0, name.find('/'));
+}
 
 // A replay that frees what it never allocated, or allocates a live name again, has lost track of its tensors: an
 // error in llmem, not in the user's input.
@@ -47,8 +50,8 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
     const uint64_t page = small ? kSmallBuffer : kLargeBuffer;
     uint64_t& sid = small ? expandable_small_ : expandable_large_;
     if (sid == 0) {
-      sid = next_segment_++;
-      segments_[sid] = Segment{0, small, {}};
+      sid = next_segment_;
+      new_segment(0, small);
     }
     Segment& seg = segments_[sid];
     uint64_t tail_offset = seg.size, tail = 0;
@@ -71,8 +74,8 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
   } else {
     uint64_t seg_size = small ? kSmallBuffer
                               : (size < kMinLargeAlloc ? kLargeBuffer : (size + kRoundLarge - 1) / kRoundLarge * kRoundLarge);
-    seg_id = next_segment_++;
-    segments_[seg_id] = Segment{seg_size, small, {}};
+    seg_id = next_segment_;
+    new_segment(seg_size, small);
     offset = 0;
     block_size = seg_size;
     reserved_ += seg_size;
@@ -85,22 +88,27 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
     segments_[seg_id].free_blocks[offset + size] = remaining;
     pool.insert({remaining, rank_of_segment(seg_id), offset + size});
   }
-  const uint64_t h = next_handle_++;
-  live_[h] = Block{seg_id, offset, used, small};
-  return h;
+  blocks_.push_back(Block{seg_id, offset, used, small, true});
+  return blocks_.size() - 1;
+}
+
+CachingAllocator::Segment& CachingAllocator::new_segment(uint64_t size, bool small) {
+  ++next_segment_;
+  segments_.push_back(Segment{size, small, {}});
+  return segments_.back();
 }
 
 std::tuple<uint64_t, uint64_t, uint64_t> CachingAllocator::where(uint64_t handle) const {
-  auto it = live_.find(handle);
-  if (it == live_.end()) return {0, 0, 0};
-  return {it->second.segment, it->second.offset, segments_.at(it->second.segment).size};
+  if (handle >= blocks_.size() || !blocks_[handle].live) return {0, 0, 0};
+  const Block& b = blocks_[handle];
+  return {b.segment, b.offset, segments_.at(b.segment).size};
 }
 
 void CachingAllocator::free(uint64_t handle) {
-  auto it = live_.find(handle);
-  if (it == live_.end()) internal_error("allocator simulation: free of an unknown block handle " + std::to_string(handle));
-  Block b = it->second;
-  live_.erase(it);
+  if (handle == 0 || handle >= blocks_.size() || !blocks_[handle].live)
+    internal_error("allocator simulation: free of an unknown block handle " + std::to_string(handle));
+  blocks_[handle].live = false;
+  const Block b = blocks_[handle];
   Segment& seg = segments_[b.segment];
   auto& pool = b.small ? free_small_ : free_large_;
   uint64_t offset = b.offset, size = b.size;
@@ -129,14 +137,15 @@ Tracker::Tracker(bool simulate_allocator, bool expandable_segments)
     : simulate_(simulate_allocator), debug_(std::getenv("LLMEM_DEBUG_TRACE") != nullptr), allocator_(expandable_segments) {}
 
 void Tracker::alloc(const std::string& name, uint64_t bytes) {
-  if (tensors_.count(name)) internal_error("tensor allocated twice: " + name);
+  auto [it, inserted] = tensors_.try_emplace(name, Live{0, 0});
+  if (!inserted) internal_error("tensor allocated twice: " + name);
   // A tensor of no elements takes no memory from the caching allocator (no block), but it is live all the same:
   // its free must match.
   const uint64_t size = bytes == 0 ? 0 : CachingAllocator::round_size(bytes);
   const uint64_t handle = simulate_ && bytes > 0 ? allocator_.malloc(bytes) : 0;
-  tensors_[name] = Live{size, handle};
+  it->second = Live{size, handle};
   allocated_ += size;
-  by_category_[category(name)] += size;
+  category_bytes_[category_index(name)] += size;
   if (debug_) {
     const auto [seg, off, seg_size] = allocator_.where(handle);
     std::fprintf(stderr, "a %s %llu %llu seg#%llu(%llu MiB)+%.1f\n", name.c_str(), static_cast<unsigned long long>(size),
@@ -150,7 +159,7 @@ void Tracker::free(const std::string& name) {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) internal_error("free of a tensor that is not allocated: " + name);
   allocated_ -= it->second.bytes;
-  by_category_[category(name)] -= it->second.bytes;
+  category_bytes_[category_index(name)] -= it->second.bytes;
   if (simulate_ && it->second.handle != 0) allocator_.free(it->second.handle);
   if (debug_)
     std::fprintf(stderr, "f %s %llu %llu\n", name.c_str(), static_cast<unsigned long long>(it->second.bytes),
@@ -167,9 +176,26 @@ void Tracker::note_peak() {
   if (allocated_ <= peak_allocated_) return;
   peak_allocated_ = allocated_;
   peak_phase_ = phase_;
+  peak_category_bytes_ = category_bytes_;
+  peak_breakdown_stale_ = true;
+}
+
+size_t Tracker::category_index(const std::string& name) {
+  const std::string_view cat = category(name);
+  for (size_t i = 0; i < category_names_.size(); ++i)
+    if (category_names_[i] == cat) return i;
+  category_names_.emplace_back(cat);
+  category_bytes_.push_back(0);
+  return category_names_.size() - 1;
+}
+
+const std::map<std::string, uint64_t>& Tracker::peak_breakdown() const {
+  if (!peak_breakdown_stale_) return peak_breakdown_;
+  peak_breakdown_stale_ = false;
   peak_breakdown_.clear();
-  for (const auto& [k, v] : by_category_)
-    if (v) peak_breakdown_[k] = v;
+  for (size_t i = 0; i < peak_category_bytes_.size(); ++i)
+    if (peak_category_bytes_[i]) peak_breakdown_[category_names_[i]] = peak_category_bytes_[i];
+  return peak_breakdown_;
 }
 
 }  // namespace llmem::sim

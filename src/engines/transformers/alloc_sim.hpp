@@ -22,6 +22,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 namespace llmem::sim {
@@ -45,15 +46,19 @@ class CachingAllocator {
     uint64_t offset;
     uint64_t size;
     bool small;
+    bool live;
   };
   struct Segment {
     uint64_t size;
     bool small;
     std::map<uint64_t, uint64_t> free_blocks;  // offset -> size
   };
-  uint64_t next_handle_ = 1, next_segment_ = 1;
-  std::map<uint64_t, Block> live_;
-  std::map<uint64_t, Segment> segments_;
+  // Handles and segment numbers count up from 1, so both tables are vectors indexed by them (entry 0 unused): a
+  // replay makes hundreds of thousands of blocks, and a fit hundreds of replays.
+  uint64_t next_segment_ = 1;
+  std::vector<Block> blocks_{Block{0, 0, 0, false, false}};
+  std::vector<Segment> segments_{Segment{0, false, {}}};
+  Segment& new_segment(uint64_t size, bool small);
   // (size, address rank, offset) of free blocks, per pool, for best fit. PyTorch orders free blocks by size and
   // then address; the driver hands out each new segment below the previous one (bench/data/traces: 7,295 of
   // 7,709 consecutive segments over 20 MiB in the 53 traces, 94.6 %), so among equal sizes the newest segment
@@ -85,7 +90,7 @@ class Tracker {
   uint64_t peak_reserved() const { return allocator_.peak_reserved(); }
   const std::string& peak_phase() const { return peak_phase_; }
   // Live bytes at the peak, grouped by the category prefix of each tensor name ("kv_cache/3/k" -> "kv_cache").
-  const std::map<std::string, uint64_t>& peak_breakdown() const { return peak_breakdown_; }
+  const std::map<std::string, uint64_t>& peak_breakdown() const;
   void set_phase(std::string phase) { phase_ = std::move(phase); }
 
  private:
@@ -94,14 +99,19 @@ class Tracker {
     uint64_t handle;
   };
   void note_peak();
+  size_t category_index(const std::string& name);
   bool simulate_;
   bool debug_ = false;
   CachingAllocator allocator_;
-  std::map<std::string, Live> tensors_;
+  // A fit runs hundreds of replays of tens of thousands of tensors (an MoE's experts): live tensors are hashed,
+  // and the few categories are kept as parallel vectors so that a new peak copies numbers, not a map.
+  std::unordered_map<std::string, Live> tensors_;
   uint64_t allocated_ = 0, peak_allocated_ = 0;
   std::string phase_, peak_phase_;
-  std::map<std::string, uint64_t> peak_breakdown_;
-  std::map<std::string, uint64_t> by_category_;
+  std::vector<std::string> category_names_;
+  std::vector<uint64_t> category_bytes_, peak_category_bytes_;
+  mutable std::map<std::string, uint64_t> peak_breakdown_;  // built from peak_category_bytes_ when asked
+  mutable bool peak_breakdown_stale_ = true;
 };
 
 }  // namespace llmem::sim
