@@ -4,7 +4,10 @@
 // Two kinds of comparison: end to end (llmem predicts the figure from the model, the settings and the GPU), and
 // layout consistency (llmem takes the available KV memory vLLM printed and derives blocks, tokens, concurrency and
 // the refusal's numbers from it: this checks the KV cache layout alone).
+#include <algorithm>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
@@ -69,6 +72,12 @@ VllmOptions options_for(const json& rec, const HfConfig& config, const ArchModel
 }
 
 void compare(LogCheck& c, const char* item, double logged, double predicted, const char* unit) {
+  // A figure vLLM printed as zero or less (0 blocks, 0.00x when it refused) has no relative error: listed apart.
+  if (logged <= 0) {
+    c.skipped.push_back(fmt::format("{}: vLLM printed {:g} {}, llmem {:.4g} {}; not a relative error", item, logged,
+                                    unit, predicted, unit));
+    return;
+  }
   c.compared.push_back({item, logged, predicted, unit});
 }
 
@@ -93,7 +102,8 @@ void check_layout(LogCheck& c, const json& p, const ArchModel& model, const Vllm
             static_cast<double>(kv_max_len_for(kv, avail, r.max_model_len, r.max_num_batched_tokens)), "tokens");
 }
 
-void check_end_to_end(LogCheck& c, const json& rec, const json& p, const VllmResult& r, bool budget_known) {
+void check_end_to_end(LogCheck& c, const json& rec, const json& p, const VllmResult& r, bool budget_known,
+                      bool settings_known) {
   if (auto v = opt_field<double>(p, "weights_gib")) compare(c, "weights", *v, to_gib(static_cast<double>(r.weight_bytes)), "GiB");
   if (auto v = opt_field<double>(p, "activation_peak_gib")) {
     // V0 samples on rank 0 only: a worker's printed peak is the forward pass alone.
@@ -104,15 +114,26 @@ void check_end_to_end(LogCheck& c, const json& rec, const json& p, const VllmRes
   if (auto v = opt_field<double>(p, "non_torch_gib")) compare(c, "non_torch", *v, to_gib(static_cast<double>(r.non_torch_bytes)), "GiB");
   if (auto v = opt_field<double>(p, "peak_torch_gib"))
     compare(c, "peak_torch (weights + activation)", *v, to_gib(static_cast<double>(r.weight_bytes + r.activation_peak_bytes)), "GiB");
-  if (!budget_known) {
+  if (!budget_known || !settings_known) {
+    const char* why = budget_known ? "the command line is not in the source" : "the GPU's total memory is not known";
     for (const char* k : {"available_kv_gib", "gpu_blocks", "kv_cache_tokens", "max_tokens_in_kv"})
-      if (p.contains(k)) c.skipped.push_back(std::string(k) + " end to end: the GPU's total memory is not known");
+      if (p.contains(k)) c.skipped.push_back(std::string(k) + " end to end: " + why);
     return;
   }
   const bool rank_specific = rec.contains("printed_rank");
   if (auto v = opt_field<double>(p, "available_kv_gib")) {
-    if (rank_specific) c.skipped.push_back("available_kv end to end: printed for one worker, not the smallest rank");
-    else compare(c, "available_kv", *v, to_gib(static_cast<double>(r.available_kv_bytes)), "GiB");
+    const double predicted = to_gib(static_cast<double>(r.available_kv_bytes));
+    if (rank_specific) {
+      c.skipped.push_back("available_kv end to end: printed for one worker, not the smallest rank");
+    } else if (*v <= 0) {
+      // vLLM refused to start ("No available memory for the cache blocks"): a relative error means nothing there,
+      // so the two figures are listed side by side, in GiB, and kept out of the percentages.
+      c.skipped.push_back(fmt::format("available_kv end to end: vLLM printed {:.2f} GiB (it refused to start), llmem "
+                                      "{:.2f} GiB ({}); not a relative error",
+                                      *v, predicted, predicted <= 0 ? "refuses too" : "would start"));
+    } else {
+      compare(c, "available_kv", *v, predicted, "GiB");
+    }
   }
   if (auto v = opt_field<double>(p, "gpu_blocks")) compare(c, "gpu_blocks", *v, static_cast<double>(r.kv_blocks), "blocks");
   if (auto v = opt_field<double>(p, "kv_cache_tokens")) compare(c, "kv_cache_tokens", *v, static_cast<double>(r.kv_cache_tokens), "tokens");
@@ -125,10 +146,16 @@ void check_end_to_end(LogCheck& c, const json& rec, const json& p, const VllmRes
 LogCheck check_public_log(const json& rec, const std::string& configs_jsonl) {
   LogCheck c;
   c.id = rec.at("id").get<std::string>();
+  // A record the collector marked as outside what llmem models (a version before the pins, a GGUF checkpoint, an
+  // unnamed model) says why in its own words and is not compared at all.
+  if (rec.contains("excluded_reason") && rec.at("excluded_reason").is_string()) {
+    c.not_modelled = "excluded: " + rec.at("excluded_reason").get<std::string>();
+    return c;
+  }
   const std::string ref = rec.value("config_ref", json()).is_string() ? rec.at("config_ref").get<std::string>() : "";
   const auto config = config_for(ref, configs_jsonl);
   if (!config) {
-    c.not_modelled = "llmem has no family for " + rec.at("model").get<std::string>();
+    c.not_modelled = "llmem has no family for " + rec.value("model", json("an unnamed model")).get<std::string>();
     return c;
   }
   const ArchModel model = model_from_config(*config);
@@ -151,14 +178,33 @@ LogCheck check_public_log(const json& rec, const std::string& configs_jsonl) {
   } else {
     gpu.name = "unnamed";
   }
+  if (!in_catalog) {
+    // The CUDA context outside torch (counted in the budget by 0.6.4) is the reference measurement for every GPU
+    // without one of its own, as it is for catalog GPUs (src/engine/gpus.cpp); a GPU the catalog lacks is no
+    // different.
+    gpu.cuda_context_bytes = default_gpu().cuda_context_bytes;
+    gpu.context_source = default_gpu().context_source;
+  }
   const bool budget_known = o.total_memory_bytes || (in_catalog && torch_total_memory(gpu));
   if (!o.total_memory_bytes && !budget_known) o.total_memory_bytes = in_catalog ? gpu.memory_bytes : 80 * kGiB;
   // Data/expert parallelism and CPU offload move weights and activations in ways llmem does not model: only the
   // KV layout can be checked there.
-  const bool layout_only = s.contains("data_parallel_size") || s.contains("enable_expert_parallel") || s.contains("cpu_offload_gb");
-  if (layout_only) {
+  // A KV connector (kv_transfer_config, e.g. LMCacheConnectorV1) allocates its own GPU buffers while the engine
+  // starts, inside vLLM's measurement (vllm/distributed/kv_transfer/kv_connector/v1/): not modelled either.
+  const bool moved = s.contains("data_parallel_size") || s.contains("enable_expert_parallel") || s.contains("cpu_offload_gb");
+  const bool layout_only = moved || s.contains("kv_transfer_config");
+  if (moved) {
     o.tensor_parallel_size = 1;
     o.quantization.clear();
+  }
+  // A log of a version between the pins whose architecture the nearest pin's registry lacks (a V0 log of 0.8.x
+  // serving Qwen3, computed with 0.7.3's rules): vLLM at the pin would refuse it, so nothing is compared.
+  const auto& archs = rules_for(o.version).architectures;
+  const std::string arch = o.checkpoint.architecture.empty() ? model.facts.architecture : o.checkpoint.architecture;
+  if (std::find(archs.begin(), archs.end(), arch) == archs.end()) {
+    c.not_modelled = fmt::format("{} is not in the registry of the pin whose rules stand for this log ({})", arch,
+                                 c.version_used);
+    return c;
   }
   VllmResult r;
   try {
@@ -175,9 +221,9 @@ LogCheck check_public_log(const json& rec, const std::string& configs_jsonl) {
     return c;
   }
   if (layout_only) {
-    c.skipped.push_back("end to end: data/expert parallelism or CPU offload is not modelled");
+    c.skipped.push_back("end to end: data/expert parallelism, CPU offload or a KV connector is not modelled");
   } else {
-    check_end_to_end(c, rec, p, r, budget_known);
+    check_end_to_end(c, rec, p, r, budget_known, !rec.value("settings_unknown", false));
   }
   check_layout(c, p, model, o, r);
   return c;
