@@ -1,4 +1,4 @@
-// QLoRA and bitsandbytes' 8-bit optimizers (issue 14), modelled from bitsandbytes 0.48.2 and peft 0.21 source (no
+// QLoRA and bitsandbytes' 8-bit optimizers (issue 14), modelled from bitsandbytes 0.48.2 and peft 0.20.0 source (no
 // GPU run: bitsandbytes is not installed on the GPU machine). The storage arithmetic is checked to the byte
 // against figures worked out by hand from the source's shapes.
 #include <gtest/gtest.h>

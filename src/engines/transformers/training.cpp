@@ -159,8 +159,8 @@ void TrainingRun::load() {
 
 // from_pretrained(quantization_config=BitsAndBytesConfig(load_in_4bit=True)): each Linear weight of the decoder
 // layers arrives in bf16 and Params4bit._quantize turns it into its 4-bit pieces (bnb.hpp), the bf16 copy going
-// once they exist; the other parameters load in bf16. peft's prepare_model_for_kbit_training (peft 0.21,
-// utils/other.py) then casts every bf16/fp16 parameter that is not a Params4bit to fp32 (param.data =
+// once they exist; the other parameters load in bf16. peft's prepare_model_for_kbit_training (utils/other.py, peft
+// 0.20.0 and its main of 2026-08-21) then casts every bf16/fp16 parameter that is not a Params4bit to fp32 (param.data =
 // param.data.to(torch.float32): the fp32 copy is made before the bf16 one goes), in model.parameters() order.
 // Then get_peft_model adds the fp32 adapters.
 void TrainingRun::load_qlora() {
