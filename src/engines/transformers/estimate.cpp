@@ -122,7 +122,9 @@ void bnb_notes(Estimate& e, const Workload& w) {
     e.notes.push_back(fmt::format(
         "QLoRA: bitsandbytes 0.48.2 4-bit base ({}, blocksize 64, {}), bf16 compute; embeddings, lm_head and norms "
         "unquantised and cast to fp32 by peft's prepare_model_for_kbit_training (0.20), with gradient checkpointing on "
-        "(its default); each 4-bit weight dequantised to bf16 per matmul, forward and backward",
+        "(its default); each 4-bit weight dequantised to bf16 per matmul, forward and backward; the forward as under "
+        "bf16 autocast (the Trainer's bf16=True, as QLoRA recipes set it: without autocast Linear4bit returns fp32 "
+        "outputs, not modelled)",
         w.bnb_fp4 ? "FP4" : "NF4", w.bnb_double_quant ? "double quantisation: 8-bit absmax, fp32 absmax2 per 256 blocks"
                                                       : "fp32 absmax per block"));
   }
