@@ -76,6 +76,8 @@ const std::vector<Rule>& rules() {
        Stream::kOut},
       {"estimate meta-llama/Llama-3.1-8B --train lora --hf-trainer --optimizer adamw-8bit", 0, "adamw_bnb_8bit", Stream::kOut},
       {"fit meta-llama/Llama-3.1-8B --vram 16GiB --train qlora --optimizer adamw-8bit --lora-r 32", 0, "qlora", Stream::kOut},
+      {"fit microsoft/phi-2 --train sometimes", 2, "--train must be full, lora or qlora, got 'sometimes'"},
+      {"fit microsoft/phi-2 --engine vllm --train lora", 2, "--train applies to --engine transformers, not vllm"},
       {"estimate microsoft/phi-2 --engine llamacpp --quant Q4_0 --prompt 10", 2, "--prompt applies to --engine transformers"},
       {"estimate microsoft/phi-2 --engine llamacpp --quant Q4_0 --attn eager", 2, "--attn applies to --engine transformers"},
       {"estimate microsoft/phi-2 --engine llamacpp --quant Q4_0 --dtype bf16", 2,
