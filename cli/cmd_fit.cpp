@@ -32,7 +32,8 @@ const FlagNames& fit_flag_names() {
       {"reserve", "--reserve"},       {"gpus", "--gpus"},         {"prompt_tokens", "--prompt"},
       {"new_tokens", "--new-tokens"}, {"seq_tokens", "--seq"},    {"n_ctx", "--ctx"},
       {"quant", "--quant"},           {"flash_attn", "--flash-attn"}, {"cache_type_k", "--cache-type"},
-      {"cache_type_v", "--cache-type"}, {"train", "--train"},
+      {"cache_type_v", "--cache-type"}, {"train", "--train"},     {"optimizer", "--optimizer"},
+      {"grad_ckpt", "--grad-ckpt"},   {"batch", "--batch"},       {"lora_r", "--lora-r"},
       {"vllm_version", "--vllm-version"}, {"vllm_dtype", "--dtype"}, {"gpu_memory_utilization", "--gpu-memory-utilization"},
       {"max_model_len", "--max-model-len"}, {"max_num_seqs", "--max-num-seqs"},
       {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},
@@ -63,6 +64,12 @@ void add_fit_flags(CLI::App* cmd, FitFlags& f) {
   cmd->add_option("--prompt", w.prompt_tokens, "transformers inference: prompt tokens")->capture_default_str();
   cmd->add_option("--new-tokens", w.new_tokens, "transformers inference: tokens generated after the prompt")->capture_default_str();
   cmd->add_option("--seq", w.seq_tokens, "transformers training: sequence length")->capture_default_str();
+  cmd->add_option("--train", w.train, "transformers: one fine-tuning method only, full, lora or qlora (default: inference and all three)");
+  cmd->add_option("--optimizer", w.optimizer, "transformers training: as estimate's --optimizer (default adamw: foreach)");
+  cmd->add_flag("--grad-ckpt", w.grad_ckpt, "transformers training: gradient checkpointing (QLoRA has it on)");
+  cmd->add_option_function<int64_t>("--batch", [&w](const int64_t& v) { w.batch = v; },
+                                    "transformers training: the batch the max context is searched at (default 1)");
+  cmd->add_option("--lora-r", w.lora_r, "transformers, lora and qlora: LoRA rank")->capture_default_str();
   cmd->add_option("--ctx", w.n_ctx, "llama.cpp: context n_ctx in tokens")->capture_default_str();
   cmd->add_option("--quant", w.quant, "llama.cpp: one scheme only (default: F16 Q8_0 Q6_K Q5_K_M Q5_K_S Q4_K_M Q4_K_S Q4_0 IQ4_XS Q3_K_M Q2_K)");
   cmd->add_option("--flash-attn", w.flash_attn, "llama.cpp: on, off or auto")->capture_default_str();
@@ -125,6 +132,7 @@ const bool registered = register_command(25, [](CLI::App& root, int& exit_code) 
       "  llmem fit microsoft/phi-2 --gpu RTX-4090        every precision: inference, full fine-tuning, LoRA\n"
       "  llmem fit mistralai/Mistral-7B-v0.1 --vram 24GiB --prompt 4096 --json\n"
       "  llmem fit meta-llama/Llama-3.1-70B --gpu A100-80GB --gpus 4\n"
+      "  llmem fit meta-llama/Llama-3.1-8B --vram 16GiB --train qlora --optimizer paged-adamw-8bit\n"
       "  llmem fit microsoft/phi-2 --gpu auto            this machine's GPUs, with what is free on them now\n"
       "  llmem fit --vram 24GiB                          what in the embedded catalog runs on 24 GiB\n"
       "  llmem fit mistralai/Mistral-7B-v0.1 --engine llamacpp --vram 8GiB    per quantisation scheme\n"
@@ -135,7 +143,7 @@ const bool registered = register_command(25, [](CLI::App& root, int& exit_code) 
       "The budget per GPU is its memory (--vram wins over --gpu's size; --gpu still gives the CUDA context) less "
       "--reserve (default 512MiB), and with --gpu auto less what other processes use now. --gpus splits the "
       "footprint evenly: an approximation, not a model of tensor or pipeline parallelism (transformers only).\n"
-      "--prompt, --new-tokens and --seq apply to transformers; --ctx, --quant, --flash-attn and --cache-type to "
+      "--prompt, --new-tokens, --seq, --train, --optimizer, --grad-ckpt, --batch and --lora-r apply to transformers; --ctx, --quant, --flash-attn and --cache-type to "
       "llama.cpp; the vLLM flags to vLLM. A flag given where it does not apply is an error (docs/cli.md).");
   cmd->callback([=, &exit_code] {
     exit_code = 0;

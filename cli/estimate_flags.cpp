@@ -49,12 +49,12 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_flag_callback("--no-cache", [&w] { w.use_cache = false; },
                          "transformers inference: one forward pass without KV cache (use_cache=False)");
   cmd->add_option("--attn", w.attn, "transformers: attention sdpa or eager (default: transformers' choice)");
-  cmd->add_option("--train", w.train, "transformers training: full or lora");
+  cmd->add_option("--train", w.train, "transformers training: full, lora, or qlora (LoRA on a bitsandbytes 4-bit base)");
   cmd->add_option("--precision", w.precision, "with --train: bf16 or amp-bf16")->capture_default_str();
   cmd->add_option("--optimizer", w.optimizer,
                   "with --train: adamw (default: what torch.optim.AdamW(params) runs on CUDA, foreach), adamw-foreach, "
-                  "adamw-fused, adamw-forloop, sgd, sgd-momentum, adafactor (transformers'); with --hf-trainer the "
-                  "Trainer's default, adamw_torch_fused");
+                  "adamw-fused, adamw-forloop, sgd, sgd-momentum, adafactor (transformers'), adamw-8bit, "
+                  "paged-adamw-8bit (bitsandbytes); with --hf-trainer the Trainer's default, adamw_torch_fused");
   cmd->add_flag("--hf-trainer", w.hf_trainer,
                 "with --train: transformers.Trainer and TrainingArguments defaults, bf16=True (--precision bf16: "
                 "weights as from_pretrained loads a bf16 checkpoint; amp-bf16: loaded in fp32)");
@@ -65,7 +65,11 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--seq", w.seq_tokens, "with --train: sequence length in tokens")->capture_default_str();
   cmd->add_flag("--grad-ckpt", w.grad_ckpt, "with --train: gradient checkpointing");
   cmd->add_option("--lora-r", w.lora_r, "with --train lora: LoRA rank")->capture_default_str();
-  cmd->add_option("--lora-targets", f.lora_targets, "with --train lora: target modules, comma-separated")->capture_default_str();
+  cmd->add_option("--lora-targets", f.lora_targets, "with --train lora or qlora: target modules, comma-separated, or all-linear")->capture_default_str();
+  cmd->add_option("--bnb-4bit-quant-type", w.bnb_4bit_quant_type, "with --train qlora: the 4-bit type, nf4 or fp4")->capture_default_str();
+  cmd->add_option("--bnb-double-quant", w.bnb_double_quant,
+                  "with --train qlora: quantise the blocks' absmax again (bnb_4bit_use_double_quant), true or false")
+      ->capture_default_str();
   // llama.cpp (--engine llamacpp)
   cmd->add_option("--quant", w.quant, "llama.cpp: quantisation scheme the file would have (Q4_K_M, Q8_0, ...; see --list-quants)");
   cmd->add_option("--ctx", w.n_ctx, "llama.cpp: context size n_ctx in tokens")->capture_default_str();
@@ -113,6 +117,7 @@ const FlagNames& estimate_flag_names() {
       {"precision", "--precision"},   {"optimizer", "--optimizer"},     {"seq_tokens", "--seq"},
       {"grad_ckpt", "--grad-ckpt"},   {"grad_accum", "--grad-accum"},   {"alloc_conf", "--alloc-conf"},
       {"hf_trainer", "--hf-trainer"}, {"lora_r", "--lora-r"},           {"lora_targets", "--lora-targets"},
+      {"bnb_4bit_quant_type", "--bnb-4bit-quant-type"}, {"bnb_double_quant", "--bnb-double-quant"},
       {"quant", "--quant"},           {"n_ctx", "--ctx"},               {"n_ubatch", "--ubatch"},
       {"n_gpu_layers", "--ngl"},      {"cache_type_k", "--cache-type-k"}, {"cache_type_v", "--cache-type-v"},
       {"flash_attn", "--flash-attn"}, {"n_parallel", "--parallel"},     {"list_tensors", "--tensors"},

@@ -23,6 +23,8 @@ const char* optimizer_name(OptimizerKind k) {
     case OptimizerKind::kSgd: return "sgd";
     case OptimizerKind::kSgdMomentum: return "sgd-momentum";
     case OptimizerKind::kAdafactor: return "adafactor";
+    case OptimizerKind::kAdamW8bit: return "adamw-8bit";
+    case OptimizerKind::kPagedAdamW8bit: return "paged-adamw-8bit";
   }
   return "?";
 }

@@ -31,9 +31,14 @@ OptimizerKind optimizer_kind(const std::string& name, bool hf_trainer) {
   if (name == "sgd") return OptimizerKind::kSgd;
   if (name == "sgd-momentum") return OptimizerKind::kSgdMomentum;
   if (name == "adafactor") return OptimizerKind::kAdafactor;
-  const std::string possible = "adamw, adamw-foreach, adamw-fused, adamw-forloop, sgd, sgd-momentum, adafactor";
-  if (name == "adamw-8bit" || name == "paged-adamw-8bit")
-    throw usage_error("optimizer", "{field} '" + name + "' (bitsandbytes) is not modelled yet; possible: " + possible);
+  // bitsandbytes 0.48.2 (the Trainer's optim names adamw_bnb_8bit and paged_adamw_8bit select the same classes)
+  if (name == "adamw-8bit" || name == "adamw_bnb_8bit") return OptimizerKind::kAdamW8bit;
+  if (name == "paged-adamw-8bit" || name == "paged_adamw_8bit") return OptimizerKind::kPagedAdamW8bit;
+  const std::string possible =
+      "adamw, adamw-foreach, adamw-fused, adamw-forloop, sgd, sgd-momentum, adafactor, adamw-8bit, paged-adamw-8bit";
+  if (name.find("8bit") != std::string::npos || name.find("4bit") != std::string::npos || name.find("32bit") != std::string::npos)
+    throw usage_error("optimizer", "{field} '" + name + "' is not modelled (of bitsandbytes' optimizers only AdamW8bit "
+                                   "and PagedAdamW8bit are); possible: " + possible);
   throw usage_error("optimizer", "{field} must be one of " + possible + ", got '" + name + "'");
 }
 
@@ -79,7 +84,8 @@ void resolve_training(const WorkloadSpec& spec, Workload& w) {
   w.mode = RunMode::kTrain;
   if (spec.train == "full") w.train = TrainMethod::kFull;
   else if (spec.train == "lora") w.train = TrainMethod::kLora;
-  else throw usage_error("train", "{field} must be full or lora, got '" + spec.train + "'");
+  else if (spec.train == "qlora") w.train = TrainMethod::kQLora;
+  else throw usage_error("train", "{field} must be full, lora or qlora, got '" + spec.train + "'");
   if (spec.precision == "bf16") w.precision = TrainPrecision::kBf16;
   else if (spec.precision == "amp-bf16") w.precision = TrainPrecision::kAmpBf16;
   else throw usage_error("precision", "{field} must be bf16 or amp-bf16, got '" + spec.precision + "'");
@@ -87,12 +93,18 @@ void resolve_training(const WorkloadSpec& spec, Workload& w) {
   w.hf_trainer = spec.hf_trainer;
   w.grad_accum = positive_count(spec.grad_accum, "grad_accum");
   w.prompt_tokens = positive_count(spec.seq_tokens, "seq_tokens");
-  w.grad_ckpt = spec.grad_ckpt;
+  // QLoRA: prepare_model_for_kbit_training(use_gradient_checkpointing=True), its default, turns checkpointing on
+  w.grad_ckpt = spec.grad_ckpt || w.train == TrainMethod::kQLora;
+  if (spec.bnb_4bit_quant_type == "nf4" || spec.bnb_4bit_quant_type == "fp4") w.bnb_fp4 = spec.bnb_4bit_quant_type == "fp4";
+  else throw usage_error("bnb_4bit_quant_type", "{field} must be nf4 or fp4, got '" + spec.bnb_4bit_quant_type + "'");
+  w.bnb_double_quant = spec.bnb_double_quant;
   w.lora_r = positive_count(spec.lora_r, "lora_r");
   w.lora_targets.clear();
   for (const auto& t : spec.lora_targets)
     if (!t.empty()) w.lora_targets.push_back(t);
   if (w.lora_targets.empty()) throw usage_error("lora_targets", "{field} names no module");
+  if (w.lora_targets.size() > 1 && std::find(w.lora_targets.begin(), w.lora_targets.end(), "all-linear") != w.lora_targets.end())
+    throw usage_error("lora_targets", "{field}: all-linear stands alone (peft takes it instead of a list)");
   // training runs in bf16, or keeps fp32 master weights under amp
   w.dtype = w.precision == TrainPrecision::kBf16 ? DType::BF16 : DType::F32;
 }
@@ -111,8 +123,11 @@ class TransformersEngine final : public Engine {
     static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache"};
     static const std::set<std::string> training = {"precision", "optimizer", "seq_tokens", "grad_ckpt", "grad_accum", "hf_trainer"};
     static const std::set<std::string> lora = {"lora_r", "lora_targets"};
+    static const std::set<std::string> qlora = {"bnb_4bit_quant_type", "bnb_double_quant"};
     if (always.count(field)) return true;
     if (spec.train.empty()) return inference.count(field) != 0;
+    // QLoRA's precision is bitsandbytes' (4-bit base, bf16 compute, fp32 for the rest): --precision does not apply
+    if (spec.train == "qlora") return (training.count(field) && field != "precision") || lora.count(field) || qlora.count(field);
     return training.count(field) != 0 || (spec.train == "lora" && lora.count(field) != 0);
   }
 
@@ -167,20 +182,32 @@ class TransformersEngine final : public Engine {
                                                              positions_text(*w), facts.source.display_name(), limit));
     }
     std::vector<FitCandidate> out;
-    for (const char* dtype : {"fp32", "bf16", "fp16"}) out.push_back(inference_candidate(base, dtype));
-    for (const char* method : {"full", "lora"})
+    // --train asks about one method only; without it, inference and every method
+    if (base.train.empty())
+      for (const char* dtype : {"fp32", "bf16", "fp16"}) out.push_back(inference_candidate(base, dtype));
+    for (const char* method : {"full", "lora", "qlora"}) {
+      if (!base.train.empty() && base.train != method) continue;
+      const bool q = std::string(method) == "qlora";
       for (const char* precision : {"bf16", "amp-bf16"}) {
+        if (q && std::string(precision) != "bf16") continue;  // QLoRA has one precision: bitsandbytes'
         WorkloadSpec spec = base;
-        spec.batch = 1;
+        spec.batch = base.batch.value_or(1);
         spec.train = method;
         spec.precision = precision;
         // the optimizer asked for, else what torch.optim.AdamW(params) runs (foreach)
-        FitCandidate c{precision, resolve(spec)};
-        // LoRA on the attention projections this model has (its fused QKV where it has no q/k/v/o_proj); an empty
-        // list is left to the engine, which says no linear layer matches
+        FitCandidate c{q ? "nf4+bf16" : precision, resolve(spec)};
+        // LoRA on the attention projections this model has (its fused QKV where it has no q/k/v/o_proj); QLoRA on
+        // every linear layer, as the QLoRA recipe (and LLaMA-Factory's and Unsloth's defaults) does; an empty list
+        // is left to the engine, which says no linear layer matches
         if (c.workload.train == TrainMethod::kLora && facts.arch) c.workload.lora_targets = attention_lora_targets(*facts.arch);
+        if (q) c.workload.lora_targets = {"all-linear"};
         out.push_back(std::move(c));
       }
+    }
+    if (out.empty()) {  // an unknown --train says so
+      Workload scratch;
+      resolve_training(base, scratch);
+    }
     return out;
   }
 
@@ -233,6 +260,7 @@ class TransformersEngine final : public Engine {
     const bool training = w.mode == RunMode::kTrain;
     uint64_t floor = base.weight_bytes;
     if (training && w.train == TrainMethod::kFull) {
+      // (bitsandbytes' 8-bit states are left out: a floor may be low, never high)
       const bool adamw = w.optimizer == OptimizerKind::kAdamWForeach || w.optimizer == OptimizerKind::kAdamWFused ||
                          w.optimizer == OptimizerKind::kAdamWForLoop;
       floor += base.weight_bytes * (1 + (adamw ? 2 : w.optimizer == OptimizerKind::kSgdMomentum ? 1 : 0));

@@ -68,7 +68,7 @@ std::vector<std::string> alternatives(const std::string& entry) {
 bool reads_any(const Engine& engine, const WorkloadSpec& spec, const std::vector<std::string>& fields, bool any_mode) {
   for (const auto& field : fields) {
     if (engine.reads(field, spec)) return true;
-    for (const char* train : {"", "full", "lora"}) {
+    for (const char* train : {"", "full", "lora", "qlora"}) {
       if (!any_mode) break;
       WorkloadSpec other = spec;
       other.train = train;
@@ -82,9 +82,18 @@ bool reads_any(const Engine& engine, const WorkloadSpec& spec, const std::vector
 // message of a flag the engine does not read: under this engine in another mode, or under other engines.
 std::string where_it_applies(const Engine& engine, const WorkloadSpec& spec, const std::vector<std::string>& fields,
                              const std::string& why_engine) {
+  // QLoRA is transformers + bitsandbytes + peft: no other engine trains
+  if (fields.front() == "train" && spec.train == "qlora")
+    return "{field} qlora (a bitsandbytes 4-bit base with LoRA adapters) is modelled for {field:engine} transformers only, not " +
+           engine.name() + (why_engine.empty() ? "" : " (" + why_engine + ")") +
+           "; possible here: inference, or --engine transformers --train qlora";
+  // a 4-bit base is frozen (Params4bit has no gradient): only adapters train on it
+  if ((fields.front() == "bnb_4bit_quant_type" || fields.front() == "bnb_double_quant") && spec.train == "full")
+    return "{field}: a bitsandbytes 4-bit base cannot be fully fine-tuned (its Params4bit weights take no gradient); "
+           "possible: {field:train} qlora (LoRA on the 4-bit base), or {field:train} full without a 4-bit base";
   std::vector<std::string> methods;
   bool inference = false;
-  for (const char* train : {"", "full", "lora"}) {
+  for (const char* train : {"", "full", "lora", "qlora"}) {
     WorkloadSpec other = spec;
     other.train = train;
     if (!reads_any(engine, other, fields, false)) continue;

@@ -21,6 +21,7 @@ const char* fit_mode_name(FitMode m) {
     case FitMode::kInference: return "inference";
     case FitMode::kFull: return "full";
     case FitMode::kLora: return "lora";
+    case FitMode::kQLora: return "qlora";
   }
   return "?";
 }
@@ -35,7 +36,7 @@ uint64_t ceil_div(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 
 FitMode mode_of(const Workload& w) {
   if (w.mode != RunMode::kTrain) return FitMode::kInference;
-  return w.train == TrainMethod::kFull ? FitMode::kFull : FitMode::kLora;
+  return w.train == TrainMethod::kFull ? FitMode::kFull : w.train == TrainMethod::kLora ? FitMode::kLora : FitMode::kQLora;
 }
 
 void check_request(const FitRequest& r) {

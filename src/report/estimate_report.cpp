@@ -44,7 +44,12 @@ json transformers_json(const EstimateResult& r) {
   if (w.expandable_segments) wl["expandable_segments"] = true;
   if (w.mode == RunMode::kTrain) {
     wl["seq"] = w.prompt_tokens;
-    wl["train"] = w.train == TrainMethod::kFull ? "full" : "lora";
+    wl["train"] = w.train == TrainMethod::kFull ? "full" : w.train == TrainMethod::kLora ? "lora" : "qlora";
+    if (w.train == TrainMethod::kQLora) {
+      wl["bnb_4bit_quant_type"] = w.bnb_fp4 ? "fp4" : "nf4";
+      wl["bnb_double_quant"] = w.bnb_double_quant;
+      wl["lora_targets"] = w.lora_targets;
+    }
     wl["precision"] = w.precision == TrainPrecision::kBf16 ? "bf16" : "amp-bf16";
     wl["optimizer"] = optimizer_name(w.optimizer);
     wl["grad_ckpt"] = w.grad_ckpt;
@@ -262,14 +267,19 @@ static const char* optimizer_label(OptimizerKind k) {
     case OptimizerKind::kSgd: return "SGD";
     case OptimizerKind::kSgdMomentum: return "SGD (momentum)";
     case OptimizerKind::kAdafactor: return "Adafactor";
+    case OptimizerKind::kAdamW8bit: return "AdamW 8-bit (bitsandbytes)";
+    case OptimizerKind::kPagedAdamW8bit: return "paged AdamW 8-bit (bitsandbytes)";
   }
   return "?";
 }
 
 std::string transformers_description(const Workload& w) {
   if (w.mode == RunMode::kTrain)
-    return fmt::format("{} fine-tuning{}, {}, {}, batch {} × {} tokens{}{}", w.train == TrainMethod::kFull ? "full" : "LoRA",
-                       w.hf_trainer ? " with the HF Trainer" : "", w.precision == TrainPrecision::kBf16 ? "bf16" : "amp-bf16",
+    return fmt::format("{} fine-tuning{}, {}, {}, batch {} × {} tokens{}{}",
+                       w.train == TrainMethod::kFull ? "full" : w.train == TrainMethod::kLora ? "LoRA" : "QLoRA",
+                       w.hf_trainer ? " with the HF Trainer" : "",
+                       w.train == TrainMethod::kQLora ? (w.bnb_fp4 ? "FP4 base" : "NF4 base")
+                       : w.precision == TrainPrecision::kBf16 ? "bf16" : "amp-bf16",
                        optimizer_label(w.optimizer), w.batch, w.prompt_tokens,
                        w.grad_accum > 1 ? fmt::format(", {} micro-batches per step", w.grad_accum) : std::string(),
                        w.grad_ckpt ? ", gradient checkpointing" : "");

@@ -59,8 +59,9 @@ json option_json(const FitOption& o) {
             {"headroom_bytes", o.headroom_bytes}};
   if (o.mode != FitMode::kInference) {
     j["seq"] = o.workload.prompt_tokens;
-    j["optimizer"] = "adamw";
-    if (o.mode == FitMode::kLora) j["lora_r"] = o.workload.lora_r;
+    // --optimizer's name ("adamw" for its default, foreach)
+    j["optimizer"] = o.workload.optimizer == OptimizerKind::kAdamWForeach ? "adamw" : optimizer_name(o.workload.optimizer);
+    if (o.mode == FitMode::kLora || o.mode == FitMode::kQLora) j["lora_r"] = o.workload.lora_r;
   } else {
     j["prompt"] = o.workload.prompt_tokens;
     j["new_tokens"] = o.workload.new_tokens;
@@ -108,9 +109,18 @@ std::string transformers_fit_text(const FitResult& r, const FitRequest& req) {
                                    req.gpu.display_name, split ? fmt::format(" × {} GPUs", req.gpus) : ""),
                    2);
   out += paragraph("", gpu_budget_text(req.gpu, split), 2);
-  out += paragraph("", fmt::format("inference: {}-token prompt + {} new tokens; training: {}-token sequences, AdamW, LoRA r 16",
-                                   req.workload.prompt_tokens, req.workload.new_tokens, req.workload.seq_tokens),
-                   2);
+  // the training knobs as asked (fit's --optimizer, --lora-r, --grad-ckpt, --batch); "AdamW" is --optimizer's default
+  const WorkloadSpec& w = req.workload;
+  const int64_t batch = w.batch.value_or(1);
+  const std::string training =
+      fmt::format("{}-token sequences, {}, LoRA r {}{}", w.seq_tokens, w.optimizer.empty() ? "AdamW" : w.optimizer, w.lora_r,
+                  w.grad_ckpt ? ", gradient checkpointing" : "");
+  if (w.train.empty())
+    out += paragraph("", fmt::format("inference: {}-token prompt + {} new tokens; training: {}", w.prompt_tokens,
+                                     w.new_tokens, training),
+                     2);
+  else
+    out += paragraph("", fmt::format("{} fine-tuning only (--train): {}", w.train, training), 2);
   out += "\n";
   append(out, "{:<10} {:<9} {:>5} {:>9} {:>9} {:>12} {:>10} {:>6}\n", "Mode", "Precision", "Fits", "Peak", "Headroom",
          "Max context", "Max batch", "GPUs");
@@ -121,10 +131,13 @@ std::string transformers_fit_text(const FitResult& r, const FitRequest& req) {
            per_gpu_cell(gib(o.per_gpu_bytes), split), per_gpu_cell(gib_signed(o.headroom_bytes), split), context_cell(o),
            o.max_batch ? format_thousands(o.max_batch) + (o.batch_capped ? "*" : "") : "—", gpus_cell(o));
   append(out, "{}\n", std::string(77, '-'));
-  out += paragraph("", fmt::format("Peak and headroom at the given context and batch 1{}; max context at batch 1 (prompt tokens "
-                                   "for inference, sequence length for training); max batch at the given context. All from "
+  const std::string at_batch = batch == 1 || !w.train.empty()
+                                   ? fmt::format("batch {}", batch)
+                                   : fmt::format("batch {} (training; inference at batch 1)", batch);
+  out += paragraph("", fmt::format("Peak and headroom at the given context and {}{}; max context at {} (prompt tokens for "
+                                   "inference, sequence length for training); max batch at the given context. All from "
                                    "llmem's estimate (llmem estimate).",
-                                   split ? ", per GPU" : ""),
+                                   at_batch, split ? ", per GPU" : "", at_batch),
                    0);
   bool capped = false, any = false, approximate = split;
   for (const auto& o : r.options) {

@@ -183,7 +183,7 @@ TEST(FitSearch, GuidedAnswersAreTheReferenceAnswers) {
       }
     }
   }
-  EXPECT_EQ(compared, 70);
+  EXPECT_EQ(compared, 80);  // 5 models x 8 options (3 inference, full and LoRA in 2 precisions, QLoRA) x 2 knobs
   std::printf("%d of %d answers the same; %d differ where the estimate is proven not monotone\n", compared - jagged, compared,
               jagged);
   EXPECT_LT(guided_estimates * 2, reference_estimates) << guided_estimates << " guided estimates, " << reference_estimates
@@ -194,7 +194,7 @@ TEST(FitPlan, SmallBudgetVersusLargeBudget) {
   const SourceFacts tiny = catalog_facts("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
   // 2 GiB: the fp16 weights alone are 2.05 GiB.
   auto small = fit(request_with(uint64_t{2} << 30), tiny).options;
-  ASSERT_EQ(small.size(), 7u);
+  ASSERT_EQ(small.size(), 8u);
   for (const auto& o : small) {
     EXPECT_FALSE(o.fits) << o.precision << " " << fit_mode_name(o.mode);
     EXPECT_EQ(o.max_context, 0u);
@@ -269,7 +269,7 @@ TEST(CliFit, MaxContextIsConsistentWithEstimate) {
   CliRun r = run_llmem("fit " + model + " --gpu " + gpu + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
-  ASSERT_EQ(j["options"].size(), 7u);
+  ASSERT_EQ(j["options"].size(), 8u);
   int checked_edges = 0;
   for (const auto& o : j["options"]) {
     ASSERT_TRUE(o.contains("precision") && o.contains("mode") && o.contains("fits") && o.contains("max_context"));
@@ -278,6 +278,7 @@ TEST(CliFit, MaxContextIsConsistentWithEstimate) {
     auto estimate_fits = [&](uint64_t ctx) {
       std::string args = "estimate " + model + " --gpu " + gpu + " --json ";
       if (mode == "inference") args += "--dtype " + precision + " --prompt " + std::to_string(ctx) + " --new-tokens 14";
+      else if (mode == "qlora") args += "--train qlora --lora-targets all-linear --seq " + std::to_string(ctx);
       else args += "--train " + mode + " --precision " + precision + " --seq " + std::to_string(ctx);
       CliRun e = run_llmem(args);
       EXPECT_EQ(e.exit_code, 0) << e.err;

@@ -18,13 +18,17 @@
 namespace llmem {
 
 enum class RunMode { kGenerate, kForward, kTrain };
-enum class TrainMethod { kFull, kLora };
+// kQLora: LoRA adapters on a bitsandbytes 4-bit base (transformers' BitsAndBytesConfig(load_in_4bit=True), peft's
+// prepare_model_for_kbit_training; see src/engines/transformers/bnb.hpp)
+enum class TrainMethod { kFull, kLora, kQLora };
 enum class TrainPrecision { kBf16, kAmpBf16 };  // bf16: everything bf16; amp-bf16: fp32 master weights + autocast
 // torch.optim as user code gets it (PyTorch 2.11, torch/optim/adam.py, sgd.py, optimizer.py
 // _default_to_fused_or_foreach): AdamW(params) on CUDA runs the foreach implementation (kAdamWForeach); fused=True
 // the fused kernel; foreach=False, or fused=False (passing fused turns the foreach default off), the single-tensor
 // for-loop. SGD with momentum 0 or 0.9 (foreach). transformers' Adafactor (relative step, factored second moments).
-enum class OptimizerKind { kAdamWForeach, kAdamWFused, kAdamWForLoop, kSgd, kSgdMomentum, kAdafactor };
+// bitsandbytes 0.48.2 AdamW8bit and PagedAdamW8bit (8-bit blockwise states; paged: CUDA managed memory).
+enum class OptimizerKind { kAdamWForeach, kAdamWFused, kAdamWForLoop, kSgd, kSgdMomentum, kAdafactor, kAdamW8bit,
+                           kPagedAdamW8bit };
 const char* optimizer_name(OptimizerKind k);  // "adamw-foreach", "adamw-fused", ..., as --optimizer spells them
 enum class FlashAttention { kAuto, kOn, kOff };  // llama.cpp's -fa: auto lets it decide per model and device
 const char* flash_attention_name(FlashAttention f);  // "auto", "on", "off"
@@ -54,7 +58,12 @@ struct Workload {
   // converts its outputs to fp32, and clips gradients (max_grad_norm 1.0) before the step
   bool hf_trainer = false;
   uint64_t lora_r = 16;
+  // peft's target_modules; {"all-linear"} is every linear of the decoder layers (peft: all but the output layer)
   std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  // QLoRA's 4-bit base (BitsAndBytesConfig): bnb_4bit_quant_type nf4 or fp4 (the same bytes), and
+  // bnb_4bit_use_double_quant (the blocks' absmax quantised again)
+  bool bnb_fp4 = false;
+  bool bnb_double_quant = true;
   // llama.cpp (names as llama.cpp's own: n_ctx in KV cells = tokens, n_batch/n_ubatch in tokens)
   std::string quant;                 // scheme the predicted file has ("Q4_K_M"); "" = a GGUF's own tensor types
   uint64_t n_ctx = 4096;

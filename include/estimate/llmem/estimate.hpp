@@ -38,17 +38,20 @@ struct WorkloadSpec {
   int64_t new_tokens = 14;                // the study's max_length 20
   bool use_cache = true;                  // false: one forward pass without KV cache
   std::string attn;                       // "sdpa", "eager", "" = transformers' choice for the architecture
-  std::string train;                      // "" (inference), "full" or "lora"
+  std::string train;                      // "" (inference), "full", "lora" or "qlora"
   std::string precision = "bf16";         // training: bf16 or amp-bf16
   // training: adamw (= adamw-foreach, what torch.optim.AdamW(params) runs on CUDA), adamw-foreach, adamw-fused,
-  // adamw-forloop, sgd, sgd-momentum, adafactor; "" = adamw, or with hf_trainer the Trainer's default
+  // adamw-forloop, sgd, sgd-momentum, adafactor, adamw-8bit, paged-adamw-8bit (bitsandbytes); "" = adamw, or with
+  // hf_trainer the Trainer's default
   std::string optimizer;
   bool hf_trainer = false;                // transformers.Trainer with TrainingArguments defaults and bf16=True
   int64_t grad_accum = 1;                 // gradient_accumulation_steps: micro-batches of `batch` per step
   int64_t seq_tokens = 512;               // training sequence length
   bool grad_ckpt = false;
   int64_t lora_r = 16;
-  std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};  // or {"all-linear"}
+  std::string bnb_4bit_quant_type = "nf4";  // qlora: nf4 or fp4
+  bool bnb_double_quant = true;             // qlora: bnb_4bit_use_double_quant
   bool from_config = false;               // weights built with from_config (the measurement harness), not loaded
   std::string alloc_conf;                 // PYTORCH_CUDA_ALLOC_CONF: "" (defaults) or expandable_segments:True/False
   // llama.cpp

@@ -35,8 +35,8 @@
 
 namespace llmem {
 
-enum class FitMode { kInference, kFull, kLora };
-const char* fit_mode_name(FitMode m);  // "inference", "full", "lora"
+enum class FitMode { kInference, kFull, kLora, kQLora };
+const char* fit_mode_name(FitMode m);  // "inference", "full", "lora", "qlora"
 
 // How a knob's answer is searched (see above); both give the same answers.
 enum class FitSearch { kGuided, kReference };

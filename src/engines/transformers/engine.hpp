@@ -7,6 +7,7 @@
 //   lora.cpp              LoRA on a llama-style layer, replayed op by op
 //   training.cpp          training steps: forward, loss, backward
 //   optimizer.cpp         trainable parameters, AdamW's states and step, zero_grad
+//   bnb.cpp               bitsandbytes' storage arithmetic: 4-bit weights (QLoRA), 8-bit optimizer states
 //   estimate.cpp          the public entry points (estimate_transformers, LoRA target names)
 #pragma once
 
@@ -177,12 +178,14 @@ std::vector<TensorRole> adapted_roles(const std::vector<Param>& lora_params);
 bool is_head_or_embedding(const Param& prm);
 // The optimizer's step (AdamW: states created lazily on the first step, per-parameter temporaries) and
 // zero_grad(set_to_none=True), which drops every gradient the backward made.
-void optimizer_step(const TrainCtx& c, const std::vector<Param>& params, uint64_t step);
+// Returns the bytes it placed in CUDA managed memory (bitsandbytes' paged states), outside the allocator.
+uint64_t optimizer_step(const TrainCtx& c, const std::vector<Param>& params, uint64_t step);
 // transformers.Trainer's clip_grad_norm_ (max_grad_norm 1.0, foreach): one norm scalar per gradient, then an in-place
 // scale; called between the backward and the step.
 void clip_grad_norm(const TrainCtx& c, const std::vector<Param>& params);
 void zero_grad(const TrainCtx& c, const ArchModel& m, const std::vector<Param>& params);
 
-void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w);
+// Returns the CUDA managed memory the run holds outside PyTorch's allocator (paged optimizer states).
+uint64_t run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w);
 
 }  // namespace llmem::transformers

@@ -29,6 +29,7 @@
 
 #include <fmt/ranges.h>
 
+#include "bnb.hpp"
 #include "engine.hpp"
 #include "llmem/field_error.hpp"
 #include "llmem/transformers.hpp"
@@ -43,6 +44,10 @@ using transformers::Tracker;
 // for skipped names, if any.
 std::vector<std::string> check_lora_targets(const ArchModel& model, const Workload& w) {
   const std::vector<std::string> modules = linear_module_names(model);
+  if (w.lora_targets.size() == 1 && w.lora_targets[0] == "all-linear") {
+    if (modules.empty()) throw usage_error("lora_targets", "{field}: all-linear finds no linear layer in this model's decoder layers");
+    return {};
+  }
   std::vector<std::string> missing;
   for (const auto& target : w.lora_targets)
     if (std::find(modules.begin(), modules.end(), target) == modules.end()) missing.push_back(target);
@@ -54,7 +59,7 @@ std::vector<std::string> check_lora_targets(const ArchModel& model, const Worklo
 }
 
 // The itemised peak: live bytes at the framework peak by category, then what the process adds beyond them.
-void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile& gpu) {
+void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile& gpu, uint64_t managed) {
   static const std::map<std::string, std::string> kDetail = {
       {"weights", "every parameter in the requested dtype"},
       {"kv_cache", "DynamicCache keys and values at the peak (torch.cat growth)"},
@@ -74,7 +79,14 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
     auto it = t.peak_breakdown().find(cat);
     if (it == t.peak_breakdown().end()) continue;
     auto d = kDetail.find(cat);
-    e.components.push_back({cat, it->second, d == kDetail.end() ? "" : d->second});
+    std::string detail = d == kDetail.end() ? "" : d->second;
+    if (std::string(cat) == "weights" && w.mode == RunMode::kTrain && w.train == TrainMethod::kQLora)
+      detail = "the 4-bit linears as bitsandbytes stores them, the other parameters in fp32 (peft's cast)";
+    if (std::string(cat) == "optimizer_states" &&
+        (w.optimizer == OptimizerKind::kAdamW8bit || w.optimizer == OptimizerKind::kPagedAdamW8bit))
+      detail = "bitsandbytes' 8-bit AdamW states: uint8 exp_avg and exp_avg_sq with an fp32 absmax per 256 values "
+               "(fp32 states for tensors under 4096 values)";
+    e.components.push_back({cat, it->second, detail});
   }
   e.components.push_back({"allocator_cached", e.reserved_peak_bytes - e.framework_peak_bytes,
                           "reserved by PyTorch's caching allocator beyond the allocated peak (segment rounding, "
@@ -82,6 +94,50 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
   const uint64_t outside = gpu.cuda_context_bytes + (w.mode == RunMode::kTrain ? gpu.training_extra_bytes : 0);
   e.components.push_back({"cuda_context", outside, "CUDA context, kernels and library handles: " + gpu.context_source});
   e.process_peak_bytes = e.reserved_peak_bytes + outside;
+  if (managed == 0) return;
+  // bitsandbytes' paged states: cudaMallocManaged, prefetched to the GPU before each parameter's update
+  e.components.push_back({"optimizer_paged", managed,
+                          "bitsandbytes paged states (CUDA managed memory): not in torch.cuda.memory_allocated/reserved; "
+                          "counted here as resident on the GPU, where NVML sees them while they fit (the driver evicts "
+                          "them to host under pressure instead of failing)"});
+  e.process_peak_bytes += managed;
+}
+
+// The weights as loaded: QLoRA's 4-bit linears (bnb.hpp) and the rest in fp32 (prepare_model_for_kbit_training);
+// otherwise every parameter in `dtype`.
+uint64_t weight_bytes(const ArchModel& model, const Workload& w, DType dtype) {
+  if (w.mode != RunMode::kTrain || w.train != TrainMethod::kQLora) return transformers::weight_bytes_in(model, dtype);
+  uint64_t total = 0;
+  for (const auto& tt : model.tensors)
+    total += transformers::bnb::quantized_4bit(tt) ? transformers::bnb::quantized_4bit_bytes(tt.numel(), w.bnb_double_quant)
+                                                   : transformers::mul(tt.numel(), 4);
+  return total;
+}
+
+// What a QLoRA or 8-bit-optimizer estimate rests on: bitsandbytes is modelled from its source, not measured.
+void bnb_notes(Estimate& e, const Workload& w) {
+  if (w.mode != RunMode::kTrain) return;
+  const bool bnb_optim = w.optimizer == OptimizerKind::kAdamW8bit || w.optimizer == OptimizerKind::kPagedAdamW8bit;
+  if (w.train == TrainMethod::kQLora) {
+    e.notes.push_back(fmt::format(
+        "QLoRA: bitsandbytes 0.48.2 4-bit base ({}, blocksize 64, {}), bf16 compute; embeddings, lm_head and norms "
+        "unquantised and cast to fp32 by peft's prepare_model_for_kbit_training (0.20), with gradient checkpointing on "
+        "(its default); each 4-bit weight dequantised to bf16 per matmul, forward and backward; the forward as under "
+        "bf16 autocast (the Trainer's bf16=True, as QLoRA recipes set it: without autocast Linear4bit returns fp32 "
+        "outputs, not modelled)",
+        w.bnb_fp4 ? "FP4" : "NF4", w.bnb_double_quant ? "double quantisation: 8-bit absmax, fp32 absmax2 per 256 blocks"
+                                                      : "fp32 absmax per block"));
+  }
+  if (bnb_optim)
+    e.notes.push_back(std::string(w.optimizer == OptimizerKind::kPagedAdamW8bit ? "PagedAdamW8bit" : "AdamW8bit") +
+                      " (bitsandbytes 0.48.2): uint8 states with an fp32 absmax per 256 values; tensors under 4096 "
+                      "elements keep fp32 states (min_8bit_size); updated in place" +
+                      (w.optimizer == OptimizerKind::kPagedAdamW8bit
+                           ? "; states of tensors of 1e5+ elements in CUDA managed memory, outside PyTorch's allocator"
+                           : ""));
+  if (w.train == TrainMethod::kQLora || bnb_optim)
+    e.notes.push_back("modelled from bitsandbytes' and peft's source, not measured: bitsandbytes is not installed on the "
+                      "GPU machine the other figures were measured on");
 }
 
 }  // namespace
@@ -117,27 +173,33 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.gpu = gpu;
   Tracker t(true, w.expandable_segments);
   std::string attn_used;
-  if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) e.notes = check_lora_targets(model, w);
+  if (w.mode == RunMode::kTrain && w.train != TrainMethod::kFull) e.notes = check_lora_targets(model, w);
+  uint64_t managed = 0;
   if (w.mode == RunMode::kTrain) {
-    transformers::run_training(t, model, g, w);
+    managed = transformers::run_training(t, model, g, w);
     attn_used = "sdpa";
   } else {
     attn_used = transformers::run_inference(t, model, g, w);
   }
   const DType weight_dtype = w.mode != RunMode::kTrain ? w.dtype
                              : w.precision == TrainPrecision::kAmpBf16 ? DType::F32 : DType::BF16;
-  e.weight_bytes = transformers::weight_bytes_in(model, weight_dtype);
+  e.weight_bytes = weight_bytes(model, w, weight_dtype);
   e.framework_peak_bytes = t.peak_allocated();
   e.reserved_peak_bytes = t.peak_reserved();
   e.peak_phase = t.peak_phase();
-  itemise(e, t, w, gpu);
+  itemise(e, t, w, gpu, managed);
   e.notes.push_back("attention implementation: " + attn_used);
+  bnb_notes(e, w);
   if (w.mode == RunMode::kTrain && w.hf_trainer) {
     // the Trainer's resolved choices (transformers 5.17 training_args.py / trainer.py, accelerate 1.15)
     e.notes.push_back(std::string("optimizer: ") +
                       (w.optimizer == OptimizerKind::kAdamWFused ? "adamw_torch_fused, because torch >= 2.8 (TrainingArguments' default)"
+                       : w.optimizer == OptimizerKind::kAdamW8bit ? "adamw_bnb_8bit (TrainingArguments optim), bitsandbytes AdamW(optim_bits=8)"
+                       : w.optimizer == OptimizerKind::kPagedAdamW8bit ? "paged_adamw_8bit (TrainingArguments optim), bitsandbytes PagedAdamW(optim_bits=8)"
                                                                  : std::string(optimizer_name(w.optimizer)) + ", as asked"));
-    e.notes.push_back(w.precision == TrainPrecision::kAmpBf16
+    e.notes.push_back(w.train == TrainMethod::kQLora
+                          ? "bf16=True: autocast to bf16 over the fp32 parameters prepare_model_for_kbit_training made"
+                      : w.precision == TrainPrecision::kAmpBf16
                           ? "bf16=True: autocast to bf16 over fp32 master weights (model loaded in fp32)"
                           : "bf16=True: autocast over bf16 weights (from_pretrained's dtype='auto' on a bf16 checkpoint)");
     e.notes.push_back("accelerate returns the logits as an fp32 copy; gradients clipped to max_grad_norm 1.0 (foreach)");
@@ -166,7 +228,7 @@ void validate_workload(const Workload& w) {
     throw usage_error("dtype", "{field} " + std::string(dtype_name(w.dtype)) + " is not a transformers dtype (fp32, fp16, bf16)");
   if (!w.attn.empty() && w.attn != "sdpa" && w.attn != "eager")
     throw usage_error("attn", "{field} must be sdpa or eager, got '" + w.attn + "'");
-  if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) check(w.lora_r, "lora_r", 65536);
+  if (w.mode == RunMode::kTrain && w.train != TrainMethod::kFull) check(w.lora_r, "lora_r", 65536);
   if (w.mode == RunMode::kTrain) check(w.grad_accum, "grad_accum", uint64_t{1} << 20);
 }
 

@@ -1,9 +1,12 @@
 // The trainable parameters as the optimizer sees them, AdamW's states and step, and zero_grad.
+#include "bnb.hpp"
 #include "engine.hpp"
 
 namespace llmem::transformers {
 
 bool targets(const TrainCtx& c, const std::string& module_name) {
+  // peft's "all-linear": every linear layer but the output layer (tuners_utils.py _maybe_include_all_linear_layers)
+  if (c.w.lora_targets.size() == 1 && c.w.lora_targets[0] == "all-linear") return true;
   return std::find(c.w.lora_targets.begin(), c.w.lora_targets.end(), module_name) != c.w.lora_targets.end();
 }
 
@@ -116,6 +119,29 @@ void adafactor_step(const TrainCtx& c, const std::vector<Param>& params, uint64_
 
 }  // namespace
 
+// bitsandbytes 0.48.2 AdamW8bit / PagedAdamW8bit (bnb.hpp for the states): Optimizer8bit.step loops over the
+// parameters, init_state on the first step (the two shared quantisation maps at the first 8-bit state), then
+// update_step: optimizer_update_8bit_blockwise (or optimizer_update_32bit for small tensors) updates parameter and
+// states in place, one kernel per parameter; no temporaries. Returns the managed (paged) bytes it created.
+static uint64_t adamw_8bit_step(const TrainCtx& c, const std::vector<Param>& params, uint64_t step, bool paged) {
+  if (step != 1) return 0;
+  uint64_t managed = 0;
+  bool qmaps = false;
+  for (const auto& prm : params) {
+    uint64_t numel = 1;
+    for (uint64_t d : prm.shape) numel = mul(numel, d);
+    if (!qmaps && numel >= bnb::kMin8bitSize) {
+      c.t.alloc("optimizer_states/qmap_dynamic", bnb::kQmapBytes);
+      c.t.alloc("optimizer_states/qmap_udynamic", bnb::kQmapBytes);
+      qmaps = true;
+    }
+    const bnb::AdamState s = bnb::adamw_8bit_state(numel, paged);
+    for (const auto& piece : s.torch) c.t.alloc("optimizer_states/" + prm.name + "/" + piece.what, piece.bytes);
+    for (const auto& piece : s.managed) managed += piece.bytes;
+  }
+  return managed;
+}
+
 void clip_grad_norm(const TrainCtx& c, const std::vector<Param>& params) {
   // torch/nn/utils/clip_grad.py: _foreach_norm gives one 0-dim norm per gradient; they are stacked, reduced to the
   // total norm, and the gradients are scaled in place (_foreach_mul_) by the clamped coefficient
@@ -125,24 +151,27 @@ void clip_grad_norm(const TrainCtx& c, const std::vector<Param>& params) {
   c.t.free("optimizer_temp/grad_norm_stack");
 }
 
-void optimizer_step(const TrainCtx& c, const std::vector<Param>& params, uint64_t step) {
+uint64_t optimizer_step(const TrainCtx& c, const std::vector<Param>& params, uint64_t step) {
   switch (c.w.optimizer) {
+    case OptimizerKind::kAdamW8bit:
+    case OptimizerKind::kPagedAdamW8bit:
+      return adamw_8bit_step(c, params, step, c.w.optimizer == OptimizerKind::kPagedAdamW8bit);
     case OptimizerKind::kSgd:
       // torch.optim.SGD with its default momentum=0 keeps no state and updates in place (_foreach_add_)
-      return;
+      return 0;
     case OptimizerKind::kSgdMomentum:
       // torch/optim/sgd.py _multi_tensor_sgd: on the first step each momentum buffer is torch.clone(grad); then
       // _foreach_mul_/_foreach_add_ in place, and the parameters' update in place: no temporaries
       if (step == 1)
         for (const auto& prm : params) c.t.alloc("optimizer_states/" + prm.name + "/momentum_buffer", prm.bytes);
-      return;
+      return 0;
     case OptimizerKind::kAdafactor:
       adafactor_step(c, params, step);
-      return;
+      return 0;
     case OptimizerKind::kAdamWFused:
       // torch._fused_adamw_: one kernel over the parameter lists, in place; no temporaries
       if (step == 1) adam_states(c, params, true);
-      return;
+      return 0;
     case OptimizerKind::kAdamWForeach:
       // torch/optim/adam.py _multi_tensor_adam (non-capturable): the moments update in place (_foreach_lerp_,
       // _foreach_mul_, _foreach_addcmul_), then exp_avg_sq_sqrt = torch._foreach_sqrt(exp_avg_sqs) makes one
@@ -151,7 +180,7 @@ void optimizer_step(const TrainCtx& c, const std::vector<Param>& params, uint64_
       if (step == 1) adam_states(c, params, false);
       for (const auto& prm : params) c.t.alloc("optimizer_temp/exp_avg_sq_sqrt/" + prm.name, prm.bytes);
       for (const auto& prm : params) c.t.free("optimizer_temp/exp_avg_sq_sqrt/" + prm.name);
-      return;
+      return 0;
     case OptimizerKind::kAdamWForLoop:
       // _single_tensor_adam: (exp_avg_sq.sqrt() / bias_correction2_sqrt) allocates two temporaries per
       // parameter, freed at once
@@ -162,8 +191,9 @@ void optimizer_step(const TrainCtx& c, const std::vector<Param>& params, uint64_
         c.t.free("optimizer_temp/sqrt");
         c.t.free("optimizer_temp/denom");
       }
-      return;
+      return 0;
   }
+  return 0;
 }
 
 void zero_grad(const TrainCtx& c, const ArchModel& m, const std::vector<Param>& params) {

@@ -4,6 +4,7 @@
 // steps, so that the optimizer's lazily created states exist during the second forward.
 #include <set>
 
+#include "bnb.hpp"
 #include "engine.hpp"
 
 namespace llmem::transformers {
@@ -21,6 +22,22 @@ void amp_weight_casts(Tracker& t, const ArchModel& m, uint64_t layer, bool alloc
   }
 }
 
+// QLoRA: bitsandbytes' MatMul4Bit (autograd/_functions.py, 0.48.2) dequantises each 4-bit weight to the dtype it
+// was quantised from (the checkpoint's bf16) for F.linear, and again in the backward for the input's gradient:
+// dequantize_4bit makes the fp32 absmax of the blocks (dequantize_blockwise of the 8-bit absmax, double
+// quantisation only), then the weight; the absmax goes as the function returns, the weight after the matmul.
+// One linear at a time, in module order.
+void dequantized_weights(Tracker& t, const ArchModel& m, const Workload& w, uint64_t layer) {
+  for (const auto& tt : m.tensors) {
+    if (tt.layer != static_cast<int64_t>(layer) || !bnb::quantized_4bit(tt)) continue;
+    const uint64_t blocks = (tt.numel() + bnb::kBlocksize4bit - 1) / bnb::kBlocksize4bit;
+    if (w.bnb_double_quant) t.alloc("activations/dequant_absmax", mul(blocks, 4));
+    t.alloc("activations/dequant_weight", mul(tt.numel(), 2));
+    if (w.bnb_double_quant) t.free("activations/dequant_absmax");
+    t.free("activations/dequant_weight");
+  }
+}
+
 std::string hidden_name(uint64_t layer) { return fmt::format("activations/hidden{}", layer); }
 std::string ckpt_input(uint64_t layer) { return fmt::format("saved_activations/{}/ckpt_input", layer); }
 
@@ -31,14 +48,20 @@ class TrainingRun {
         m_(m),
         g_(g),
         w_(w),
-        amp_(w.precision == TrainPrecision::kAmpBf16),
-        c_{t, g, m.facts, w, amp_ ? 4u : 2u, mul(w.batch, w.prompt_tokens), amp_, w.train == TrainMethod::kLora},
+        // QLoRA: prepare_model_for_kbit_training casts every parameter that is not 4-bit to fp32, and the forward
+        // runs the Trainer's bf16 autocast over them: the amp path, with 4-bit linears instead of fp32 ones
+        qlora_(w.train == TrainMethod::kQLora),
+        amp_(w.precision == TrainPrecision::kAmpBf16 || qlora_),
+        c_{t, g, m.facts, w, amp_ ? 4u : 2u, mul(w.batch, w.prompt_tokens), amp_, w.train != TrainMethod::kFull},
         // a checkpointed bf16 layer's first forward is the inference op sequence (no_grad, no cache)
         nograd_{t, g, 2, w.batch, g.traits.materialises_scores || g.traits.default_attention == AttentionImpl::kEager,
                 true, false, false},
         oplevel_(lora_oplevel(c_)) {
     nograd_.cublas_pending = false;  // the training forward took cuBLAS's workspace already
   }
+
+  // CUDA managed memory of paged optimizer states (bitsandbytes PagedAdamW8bit): outside PyTorch's allocator
+  uint64_t managed_bytes() const { return managed_bytes_; }
 
   void run() {
     load();
@@ -58,13 +81,16 @@ class TrainingRun {
       accumulating_ = false;
       t_.set_phase(fmt::format("step {} optimizer", step));
       if (w_.hf_trainer) clip_grad_norm(c_, params_);
-      optimizer_step(c_, params_, step);
+      managed_bytes_ += optimizer_step(c_, params_, step);
       zero_grad(c_, m_, params_);
     }
   }
 
  private:
   void load();
+  void load_qlora();
+  // autocast's bf16 copies of a layer's fp32 linear weights (amp); QLoRA's 4-bit linears are dequantised instead
+  void weight_casts(uint64_t layer, bool alloc);
   void forward(uint64_t step);
   void forward_layer(uint64_t layer);
   void loss(uint64_t step);
@@ -86,6 +112,7 @@ class TrainingRun {
   const ArchModel& m_;
   const Geometry& g_;
   const Workload& w_;
+  bool qlora_;
   bool amp_;
   TrainCtx c_;
   Ctx nograd_;
@@ -95,7 +122,14 @@ class TrainingRun {
   std::set<std::string> have_grad_;  // parameters of the current layer whose .grad exists
   bool workspace_fwd_ = false, workspace_bwd_ = false;
   bool accumulating_ = false;
+  uint64_t managed_bytes_ = 0;
 };
+
+void TrainingRun::weight_casts(uint64_t layer, bool alloc) {
+  if (!amp_) return;
+  if (!qlora_) amp_weight_casts(t_, m_, layer, alloc);
+  else if (alloc) dequantized_weights(t_, m_, w_, layer);
+}
 
 void TrainingRun::grad(const std::string& name, uint64_t bytes) {
   if (!accumulating_) {
@@ -111,6 +145,7 @@ void TrainingRun::grad(const std::string& name, uint64_t bytes) {
 // then the trainable parameters; LoRA adapters are allocated beside the frozen weights.
 void TrainingRun::load() {
   t_.set_phase("loading weights");
+  if (qlora_) return load_qlora();
   load_weights(t_, m_, amp_ ? DType::F32 : DType::BF16);
   if (!m_.tied.empty() && w_.from_config) {
     t_.alloc("weights/untied_head", mul(g_.vocab, g_.hidden, c_.p));
@@ -118,6 +153,36 @@ void TrainingRun::load() {
   }
   params_ = trainable_params(c_, m_);
   if (!c_.lora) return;
+  c_.adapted_roles = adapted_roles(params_);
+  for (const auto& prm : params_) t_.alloc("lora/" + prm.name, prm.bytes);
+}
+
+// from_pretrained(quantization_config=BitsAndBytesConfig(load_in_4bit=True)): each Linear weight of the decoder
+// layers arrives in bf16 and Params4bit._quantize turns it into its 4-bit pieces (bnb.hpp), the bf16 copy going
+// once they exist; the other parameters load in bf16. peft's prepare_model_for_kbit_training (utils/other.py, peft
+// 0.20.0 and its main of 2026-08-21) then casts every bf16/fp16 parameter that is not a Params4bit to fp32 (param.data =
+// param.data.to(torch.float32): the fp32 copy is made before the bf16 one goes), in model.parameters() order.
+// Then get_peft_model adds the fp32 adapters.
+void TrainingRun::load_qlora() {
+  for (const auto& tt : m_.tensors) {
+    const std::string n = "weights/" + tt.name;
+    if (!bnb::quantized_4bit(tt)) {
+      t_.alloc(n, mul(tt.numel(), 2));
+      continue;
+    }
+    t_.alloc(n + ".bf16", mul(tt.numel(), 2));
+    for (const auto& piece : bnb::quantized_4bit_pieces(tt.numel(), w_.bnb_double_quant))
+      t_.alloc(n + "." + piece.what, piece.bytes);
+    t_.free(n + ".bf16");
+  }
+  t_.set_phase("prepare_model_for_kbit_training");
+  for (const auto& tt : m_.tensors) {
+    if (bnb::quantized_4bit(tt)) continue;
+    const std::string n = "weights/" + tt.name;
+    t_.alloc(n + ".fp32", mul(tt.numel(), 4));
+    t_.free(n);
+  }
+  params_ = trainable_params(c_, m_);
   c_.adapted_roles = adapted_roles(params_);
   for (const auto& prm : params_) t_.alloc("lora/" + prm.name, prm.bytes);
 }
@@ -153,7 +218,7 @@ void TrainingRun::forward_layer(uint64_t layer) {
     if (!w_.grad_ckpt && layer > 0) t_.free(hidden_name(layer - 1));
     return;
   }
-  if (amp_) amp_weight_casts(t_, m_, layer, true);
+  if (!qlora_) weight_casts(layer, true);
   saved_[layer] = saved_for_layer(c_, layer);
   if (w_.grad_ckpt && !amp_) {
     // checkpointed: the layer runs under no_grad, op by op as in inference without a cache; its input is kept by
@@ -165,9 +230,11 @@ void TrainingRun::forward_layer(uint64_t layer) {
     // checkpointed: the layer's input is kept; the inside runs and is dropped
     t_.alloc(ckpt_input(layer), mul(T, H, amp_ ? 4 : 2));
     for (const auto& [n, b] : saved_[layer]) t_.alloc(fmt::format("activations/{}/{}", layer, n), b);
+    if (qlora_) weight_casts(layer, true);
     for (const auto& [n, b] : saved_[layer]) t_.free(fmt::format("activations/{}/{}", layer, n));
   } else {
     for (const auto& [n, b] : saved_[layer]) t_.alloc(fmt::format("saved_activations/{}/{}", layer, n), b);
+    if (qlora_) weight_casts(layer, true);
   }
 }
 
@@ -218,7 +285,7 @@ void TrainingRun::loss(uint64_t step) {
   // so all of them go only now (allocator trace, TinyLlama amp b4 x 2048 with checkpointing: every layer's
   // copies alive at the loss)
   if (amp_ && w_.grad_ckpt)
-    for (uint64_t layer = 0; layer < g_.layers; ++layer) amp_weight_casts(t_, m_, layer, false);
+    for (uint64_t layer = 0; layer < g_.layers; ++layer) weight_casts(layer, false);
 }
 
 // cross_entropy's backward, the soft-cap's, then the LM head's: the gradient reaching the last layer.
@@ -306,9 +373,11 @@ void TrainingRun::layer_backward(uint64_t i) {
     // checkpoint's backward reruns the layer from its saved input with autograd on
     saved_[i] = lora_layer_forward(c_, i, true, "activations/recomputed");
   } else if (w_.grad_ckpt) {
-    if (amp_) amp_weight_casts(t_, m_, i, true);
+    if (!qlora_) weight_casts(i, true);
     for (const auto& [n, b] : saved_[i]) t_.alloc(fmt::format("saved_activations/{}/{}", i, n), b);
+    if (qlora_) weight_casts(i, true);  // the recomputed forward's dequantised weights
   }
+  if (qlora_) weight_casts(i, true);  // MatMul4Bit.backward dequantises each weight again for grad_A
   have_grad_.clear();
   const bool op_by_op_mlp = g_.gated && g_.experts == 0;
   if (op_by_op_mlp) gated_mlp_backward(i);
@@ -318,7 +387,7 @@ void TrainingRun::layer_backward(uint64_t i) {
   if (!op_by_op_mlp) t_.free(L(i, "grad_mlp"));
   for (const auto& [n, b] : saved_[i]) t_.free(fmt::format("saved_activations/{}/{}", i, n));
   saved_[i].clear();
-  if (amp_) amp_weight_casts(t_, m_, i, false);
+  if (!qlora_) weight_casts(i, false);
   if (w_.grad_ckpt && !oplevel_) t_.free(ckpt_input(i));
   if (oplevel_ && w_.grad_ckpt) {
     t_.free("activations/recomputed");
@@ -360,8 +429,10 @@ void TrainingRun::embedding_backward() {
 
 }  // namespace
 
-void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w) {
-  TrainingRun(t, m, g, w).run();
+uint64_t run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w) {
+  TrainingRun run(t, m, g, w);
+  run.run();
+  return run.managed_bytes();
 }
 
 }  // namespace llmem::transformers
