@@ -965,6 +965,153 @@ const std::vector<Row> kIdefics = {
     {"lm_head.additional_fc.weight", R::kLmHead, "extra_vocab, hidden", "extra_vocab"},
 };
 
+// --- olmo2 (Olmo2ForCausalLM) --------------------------------------------------------------------------------------
+
+// modeling_olmo2.py (transformers 5.17, generated from modular_olmo2.py): Olmo2Attention is OlmoAttention (q, k,
+// v, o with bias = attention_bias) plus q_norm = Olmo2RMSNorm(num_attention_heads * head_dim) and k_norm =
+// Olmo2RMSNorm(num_key_value_heads * head_dim): one norm over the whole projection, not per head. Olmo2DecoderLayer
+// has no input_layernorm: post_attention_layernorm and post_feedforward_layernorm normalise each sub-block's
+// output before the residual add. Olmo2Config defaults: attention_bias False, tie_word_embeddings False.
+// The engines replay it with the pre-norm layer's ops (two RMSNorms and a q/k norm per layer, the same tensor
+// sizes); no OLMo-2 memory run has been measured yet.
+void read_olmo2(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_decoder(c, d, m, false);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  const bool ab = c.flag_or("attention_bias", false);
+  d.set("qkv_bias", ab);
+  d.set("o_bias", ab);
+  m.traits.qk_norm = true;
+  set_all_dense(d);
+}
+
+const std::vector<Row> kOlmo2Layer = {
+    {"model.layers.{layers}.self_attn.q_proj.weight", R::kAttnQuery, "q_dim, hidden"},
+    {"model.layers.{layers}.self_attn.q_proj.bias", R::kAttnQuery, "q_dim", "qkv_bias"},
+    {"model.layers.{layers}.self_attn.k_proj.weight", R::kAttnKey, "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.k_proj.bias", R::kAttnKey, "kv_dim", "qkv_bias"},
+    {"model.layers.{layers}.self_attn.v_proj.weight", R::kAttnValue, "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.v_proj.bias", R::kAttnValue, "kv_dim", "qkv_bias"},
+    {"model.layers.{layers}.self_attn.o_proj.weight", R::kAttnOutput, "hidden, q_dim"},
+    {"model.layers.{layers}.self_attn.o_proj.bias", R::kAttnOutput, "hidden", "o_bias"},
+    {"model.layers.{layers}.self_attn.q_norm.weight", R::kQkNorm, "q_dim"},
+    {"model.layers.{layers}.self_attn.k_norm.weight", R::kQkNorm, "kv_dim"},
+    {"model.layers.{layers}.mlp.gate_proj.weight", R::kMlpGate, "ffn, hidden"},
+    {"model.layers.{layers}.mlp.up_proj.weight", R::kMlpUp, "ffn, hidden"},
+    {"model.layers.{layers}.mlp.down_proj.weight", R::kMlpDown, "hidden, ffn"},
+    {"model.layers.{layers}.post_attention_layernorm.weight", R::kNorm, "hidden"},
+    {"model.layers.{layers}.post_feedforward_layernorm.weight", R::kNorm, "hidden"},
+};
+
+// --- gemma3 (Gemma3ForConditionalGeneration: SigLIP vision tower, projector, Gemma 3 text decoder) ----------------
+
+// configuration_gemma3.py: Gemma3TextConfig's defaults, which the Hub's gemma-3-4b/12b/27b configs rely on (their
+// text_config omits vocab_size, head counts, head_dim, ...). Applied exactly as transformers applies them, then
+// read like a gemma3_text config.
+HfConfig gemma3_text_config(const HfConfig& c) {
+  // Parsed from text so that the numbers are JSON's unsigned integers, as a config file's are.
+  nlohmann::json t = nlohmann::json::parse(R"({"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216,
+      "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+      "tie_word_embeddings": true, "attention_bias": false, "sliding_window": 4096, "sliding_window_pattern": 6,
+      "max_position_embeddings": 131072})");
+  const HfConfig given = c.sub("text_config");
+  for (const auto& [k, v] : given.json().items())
+    if (!v.is_null()) t[k] = v;
+  t["model_type"] = "gemma3_text";
+  return HfConfig(t, given.origin());
+}
+
+// modeling_gemma3.py / modeling_siglip.py (transformers 5.17):
+//  - the vision tower is SiglipVisionModel(vision_config): a Conv2d patch embedding (with bias), a learned
+//    position embedding of (image_size / patch_size)^2 rows (no class token), per encoder layer layer_norm1,
+//    q/k/v/out projections with biases, layer_norm2 and a 2-layer MLP (fc1, fc2, biases), a post_layernorm, and
+//    the attention-pooling head unless vision_use_head is false (SiglipVisionTransformer: `use_head = True if not
+//    hasattr(config, "vision_use_head")`); every Gemma 3 checkpoint sets it false.
+//  - Gemma3MultiModalProjector: mm_input_projection_weight [vision hidden, text hidden] (a bare Parameter) and
+//    mm_soft_emb_norm, a Gemma3RMSNorm over the vision width; its average pooling has no parameters.
+//  - the language model is Gemma3TextModel; lm_head is tied to its embed_tokens.
+// SiglipVisionConfig defaults: hidden 768, intermediate 3072, 12 layers, 3 channels, image 224, patch 16.
+// Names are the Hub checkpoints' (language_model.model.*, vision_tower.*, multi_modal_projector.*), which
+// transformers 5 maps to model.language_model.* and so on when it loads them (_checkpoint_conversion_mapping).
+// The tower's weights are resident whatever the prompt; text generation runs the decoder only, which is what the
+// facts (hidden, layers, heads, attention) describe.
+void read_gemma3(const HfConfig& c, Dims& d, ModelFacts& m) {
+  const HfConfig t = gemma3_text_config(c);
+  read_gemma(t, d, m);
+  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
+  if (!t.has("hidden_activation") && !t.has("hidden_act")) m.activation = "gelu_pytorch_tanh";
+  const HfConfig v = c.sub("vision_config");
+  d["v_dim"] = v.dim_or("hidden_size", 768);
+  d["v_dim3"] = 3 * d["v_dim"];
+  d["v_ffn"] = v.dim_or("intermediate_size", 3072);
+  d["v_layers"] = v.dim_or("num_hidden_layers", 12);
+  d["v_channels"] = v.dim_or("num_channels", 3);
+  d["v_patch"] = v.dim_or("patch_size", 16);
+  const uint64_t image = v.dim_or("image_size", 224);
+  if (image % d["v_patch"] != 0) v.fail("image_size", "must be a multiple of patch_size");
+  d["v_positions"] = (image / d["v_patch"]) * (image / d["v_patch"]);
+  d.set("v_head", v.flag_or("vision_use_head", true));
+  m.notes.push_back("vision tower (SigLIP, " + std::to_string(d["v_layers"]) + " layers of width " +
+                    std::to_string(d["v_dim"]) + ") and projector are loaded with the model; text generation runs the "
+                    "language model only");
+}
+
+const std::vector<Row> kGemma3Vlm = {
+    {"language_model.model.embed_tokens.weight", R::kTokenEmbedding, "vocab, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.q_proj.weight", R::kAttnQuery, "q_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.q_proj.bias", R::kAttnQuery, "q_dim", "qkv_bias"},
+    {"language_model.model.layers.{layers}.self_attn.k_proj.weight", R::kAttnKey, "kv_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.k_proj.bias", R::kAttnKey, "kv_dim", "qkv_bias"},
+    {"language_model.model.layers.{layers}.self_attn.v_proj.weight", R::kAttnValue, "kv_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.v_proj.bias", R::kAttnValue, "kv_dim", "qkv_bias"},
+    {"language_model.model.layers.{layers}.self_attn.o_proj.weight", R::kAttnOutput, "hidden, q_dim"},
+    {"language_model.model.layers.{layers}.self_attn.o_proj.bias", R::kAttnOutput, "hidden", "o_bias"},
+    {"language_model.model.layers.{layers}.self_attn.q_norm.weight", R::kQkNorm, "head_dim"},
+    {"language_model.model.layers.{layers}.self_attn.k_norm.weight", R::kQkNorm, "head_dim"},
+    {"language_model.model.layers.{layers}.mlp.gate_proj.weight", R::kMlpGate, "ffn, hidden"},
+    {"language_model.model.layers.{layers}.mlp.up_proj.weight", R::kMlpUp, "ffn, hidden"},
+    {"language_model.model.layers.{layers}.mlp.down_proj.weight", R::kMlpDown, "hidden, ffn"},
+    {"language_model.model.layers.{layers}.input_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.layers.{layers}.post_attention_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.layers.{layers}.pre_feedforward_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.layers.{layers}.post_feedforward_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.norm.weight", R::kNorm, "hidden"},
+    {"language_model.lm_head.weight", R::kLmHead, "vocab, hidden", "", L::kAll, "language_model.model.embed_tokens.weight"},
+    {"multi_modal_projector.mm_input_projection_weight", R::kVisionTower, "v_dim, hidden"},
+    {"multi_modal_projector.mm_soft_emb_norm.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.embeddings.patch_embedding.weight", R::kVisionTower, "v_dim, v_channels, v_patch, v_patch"},
+    {"vision_tower.vision_model.embeddings.patch_embedding.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.embeddings.position_embedding.weight", R::kVisionTower, "v_positions, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.layer_norm1.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.layer_norm1.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.k_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.k_proj.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.v_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.v_proj.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.q_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.q_proj.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.out_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.out_proj.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.layer_norm2.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.layer_norm2.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.mlp.fc1.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.mlp.fc1.bias", R::kVisionTower, "v_ffn"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.mlp.fc2.weight", R::kVisionTower, "v_dim, v_ffn"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.mlp.fc2.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.post_layernorm.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.post_layernorm.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.head.probe", R::kVisionTower, "1, 1, v_dim", "v_head"},
+    {"vision_tower.vision_model.head.attention.in_proj_weight", R::kVisionTower, "v_dim3, v_dim", "v_head"},
+    {"vision_tower.vision_model.head.attention.in_proj_bias", R::kVisionTower, "v_dim3", "v_head"},
+    {"vision_tower.vision_model.head.attention.out_proj.weight", R::kVisionTower, "v_dim, v_dim", "v_head"},
+    {"vision_tower.vision_model.head.attention.out_proj.bias", R::kVisionTower, "v_dim", "v_head"},
+    {"vision_tower.vision_model.head.layernorm.weight", R::kVisionTower, "v_dim", "v_head"},
+    {"vision_tower.vision_model.head.layernorm.bias", R::kVisionTower, "v_dim", "v_head"},
+    {"vision_tower.vision_model.head.mlp.fc1.weight", R::kVisionTower, "v_ffn, v_dim", "v_head"},
+    {"vision_tower.vision_model.head.mlp.fc1.bias", R::kVisionTower, "v_ffn", "v_head"},
+    {"vision_tower.vision_model.head.mlp.fc2.weight", R::kVisionTower, "v_dim, v_ffn", "v_head"},
+    {"vision_tower.vision_model.head.mlp.fc2.bias", R::kVisionTower, "v_dim", "v_head"},
+};
+
 const std::vector<Family> kFamilies = {
     {"llama", {"llama", "mistral", "qwen2", "qwen3"},
      {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}, kLlamaTraits, read_llama,
@@ -991,6 +1138,9 @@ const std::vector<Family> kFamilies = {
     {"llama_moe", {"llama_moe"}, {"LlamaMoEForCausalLM"}, kLlamaTraits, read_llama_moe,
      cat({kLlamaEmbed, kLlamaAttention, kLlamaMoeGate, kLlamaNorms, kLlamaHead}), llama_moe_experts},
     {"idefics", {"idefics"}, {"IdeficsForVisionText2Text"}, kLlamaTraits, read_idefics, kIdefics},
+    {"olmo2", {"olmo2"}, {"Olmo2ForCausalLM"}, kLlamaTraits, read_olmo2, cat({kLlamaEmbed, kOlmo2Layer, kLlamaHead})},
+    {"gemma3", {"gemma3"}, {"Gemma3ForConditionalGeneration"}, kGemmaTraits, read_gemma3, kGemma3Vlm, nullptr,
+     "text_config"},
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 // against published counts.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -378,4 +379,157 @@ TEST(ArchTraits, RolesAndTraitsAgreeWithTheTablesForEveryCatalogModel) {
     ++checked;
   }
   EXPECT_GE(checked, 33);
+}
+
+// --- issue 15: the catalog's new models and families -----------------------------------------------------------
+
+namespace {
+
+uint64_t role_params(const ArchModel& m, TensorRole role) {
+  uint64_t n = 0;
+  for (const auto& t : m.tensors)
+    if (t.role == role) n += t.numel();
+  return n;
+}
+
+const TensorInfo* find_tensor(const ArchModel& m, const std::string& name) {
+  for (const auto& t : m.tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+}  // namespace
+
+// Llama-3.2-1B-Instruct by hand from its config: embeddings 128,256 x 2,048 = 262,668,288 (tied to the head); per
+// layer q and o 2,048 x 2,048 and k and v 512 x 2,048 (8 KV heads of 64) = 10,485,760, the SwiGLU MLP
+// 3 x 8,192 x 2,048 = 50,331,648, two RMSNorms 4,096: 60,821,504 x 16 = 973,144,064; the final norm 2,048.
+// 1,235,814,400 in all (Meta's card: 1.23B). The 3B adds nothing new: 3,212,749,824 (card: 3.21B).
+TEST(Arch, Llama32CountsByHand) {
+  const ArchModel m = from_catalog_file("meta-llama__Llama-3.2-1B-Instruct.json");
+  EXPECT_EQ(unique_params(m), uint64_t{262'668'288} + 16 * uint64_t{60'821'504} + 2'048);
+  EXPECT_EQ(unique_params(m), 1'235'814'400u);
+  ASSERT_EQ(m.tied.size(), 1u);
+  EXPECT_EQ(unique_params(from_catalog_file("meta-llama__Llama-3.2-3B-Instruct.json")), 3'212'749'824u);
+  EXPECT_EQ(unique_params(from_catalog_file("meta-llama__Llama-3.2-3B.json")), 3'212'749'824u);
+}
+
+// The Qwen3 model cards (huggingface.co/Qwen/Qwen3-0.6B, -1.7B, -4B, -14B, -32B) state "Number of Parameters" and
+// "Number of Paramaters (Non-Embedding)" rounded; the exact counts from the configs must round to them. Non-embedding
+// = all parameters but the token embeddings and an untied LM head.
+TEST(Arch, Qwen3DenseCountsRoundToTheirCards) {
+  struct Card { const char* file; double total_b, non_embedding_b; int decimals_total, decimals_non_embedding; };
+  const Card cards[] = {
+      {"Qwen__Qwen3-0.6B.json", 0.6, 0.44, 1, 2}, {"Qwen__Qwen3-1.7B.json", 1.7, 1.4, 1, 1},
+      {"Qwen__Qwen3-4B.json", 4.0, 3.6, 1, 1},    {"Qwen__Qwen3-14B.json", 14.8, 13.2, 1, 1},
+      {"Qwen__Qwen3-32B.json", 32.8, 31.2, 1, 1},
+  };
+  auto rounded = [](double x, int decimals) { return std::llround(x * std::pow(10.0, decimals)); };
+  for (const auto& c : cards) {
+    SCOPED_TRACE(c.file);
+    const ArchModel m = from_catalog_file(c.file);
+    const double total = static_cast<double>(unique_params(m)) / 1e9;
+    const double non_embedding =
+        static_cast<double>(unique_params(m) - role_params(m, TensorRole::kTokenEmbedding) - role_params(m, TensorRole::kLmHead)) / 1e9;
+    EXPECT_EQ(rounded(total, c.decimals_total), rounded(c.total_b, c.decimals_total));
+    EXPECT_EQ(rounded(non_embedding, c.decimals_non_embedding), rounded(c.non_embedding_b, c.decimals_non_embedding));
+  }
+}
+
+// Qwen3-235B-A22B (card: 235B total, 22B activated): 94 layers, each with 128 experts of 3 x 4,096 x 1,536 =
+// 18,874,368 parameters of which 8 run per token; the 120 idle ones are 120 x 18,874,368 x 94 = 212,902,871,040.
+// gpt-oss-120b (card: 117B parameters, 5.1B active): 36 layers of 128 experts, 4 per token.
+TEST(Arch, LargeMoeCountsMatchTheirCards) {
+  const ArchModel q = from_catalog_file("Qwen__Qwen3-235B-A22B.json");
+  EXPECT_EQ(unique_params(q), 235'093'634'560u);
+  EXPECT_EQ(std::llround(static_cast<double>(unique_params(q)) / 1e9), 235);
+  EXPECT_EQ(q.facts.n_experts, 128u);
+  EXPECT_EQ(q.facts.n_experts_active, 8u);
+  EXPECT_EQ(q.facts.n_moe_layers, 94u);
+  const uint64_t idle = uint64_t{120} * (3 * 4'096 * 1'536) * 94;
+  EXPECT_EQ(idle, 212'902'871'040u);
+  EXPECT_EQ(std::llround(static_cast<double>(unique_params(q) - idle) / 1e9), 22);
+  const ArchModel g = from_catalog_file("openai__gpt-oss-120b.json");
+  EXPECT_EQ(unique_params(g), 116'829'156'672u);
+  EXPECT_EQ(std::llround(static_cast<double>(unique_params(g)) / 1e9), 117);
+  EXPECT_EQ(g.facts.n_experts, 128u);
+  EXPECT_EQ(g.facts.n_experts_active, 4u);
+}
+
+// OLMo-2 (modeling_olmo2.py, transformers 5.17): no input_layernorm; post-attention and post-feedforward norms;
+// q_norm over all query heads and k_norm over all KV heads. OLMo-2-1124-7B by hand: embeddings and the untied head
+// 2 x 100,352 x 4,096 = 822,083,584; per layer 4 x 4,096^2 = 67,108,864 (MHA), q/k norms 8,192, the MLP
+// 3 x 4,096 x 11,008 = 135,266,304 and two norms 8,192: 202,391,552 x 32 = 6,476,529,664; the final norm 4,096.
+TEST(Arch, Olmo2PostNormsAndWholeWidthQkNorms) {
+  const ArchModel m = from_catalog_file("allenai__OLMo-2-1124-7B.json");
+  EXPECT_EQ(m.facts.family, "olmo2");
+  EXPECT_EQ(unique_params(m), uint64_t{822'083'584} + 32 * uint64_t{202'391'552} + 4'096);
+  EXPECT_EQ(unique_params(m), 7'298'617'344u);
+  EXPECT_TRUE(m.tied.empty());
+  EXPECT_EQ(find_tensor(m, "model.layers.0.input_layernorm.weight"), nullptr);
+  ASSERT_NE(find_tensor(m, "model.layers.0.post_feedforward_layernorm.weight"), nullptr);
+  EXPECT_TRUE(m.facts.traits.qk_norm);
+  const ArchModel big = from_catalog_file("allenai__OLMo-2-0325-32B.json");  // GQA 40 / 8, head_dim 128
+  const TensorInfo* qn = find_tensor(big, "model.layers.3.self_attn.q_norm.weight");
+  const TensorInfo* kn = find_tensor(big, "model.layers.3.self_attn.k_norm.weight");
+  ASSERT_TRUE(qn && kn);
+  EXPECT_EQ(qn->shape, std::vector<uint64_t>{5'120});
+  EXPECT_EQ(kn->shape, std::vector<uint64_t>{1'024});
+}
+
+// Gemma 3 4B as Gemma3ForConditionalGeneration (tests/fixtures/gemma3_4b_vlm_config.json: the shape keys the Hub's
+// gemma-3-4b-it config sets, every other field left to Gemma3TextConfig's and SiglipVisionConfig's defaults).
+// By hand: the text model 262,208 x 2,560 embeddings (tied) = 671,252,480 plus 34 layers of 94,382,592 (q 2,048 x
+// 2,560, k and v 1,024 x 2,560, o 2,560 x 2,048, q/k norms 2 x 256, MLP 3 x 10,240 x 2,560, four norms) and the
+// final norm: 3,880,263,168. The SigLIP tower: patch conv 1,152 x 3 x 14 x 14 + bias, 4,096 positions x 1,152,
+// 27 layers of 15,239,504, post-layernorm: 416,866,032. The projector 1,152 x 2,560 + 1,152 = 2,950,272.
+// 4,300,079,472 in all: the count of google/gemma-3-4b-it's weights (keras-team/keras-hub gemma3_presets.py lists
+// 4,300,079,472 for medgemma_4b, and 4,299,915,632 for gemma3_instruct_4b, whose vocabulary is 64 rows shorter:
+// 64 x 2,560 = 163,840).
+TEST(Arch, Gemma3VisionLanguageCountsTheTowerAndRunsTheText) {
+  const std::string path = std::string(LLMEM_SOURCE_DIR) + "/tests/fixtures/gemma3_4b_vlm_config.json";
+  const ArchModel m = model_from_config(HfConfig::parse(slurp(path), path));
+  EXPECT_EQ(m.facts.family, "gemma3");
+  EXPECT_EQ(unique_params(m), 4'300'079'472u);
+  EXPECT_EQ(role_params(m, TensorRole::kVisionTower), 416'866'032u + 2'950'272u);
+  EXPECT_EQ(unique_params(m) - role_params(m, TensorRole::kVisionTower), 3'880'263'168u);
+  ASSERT_EQ(m.tied.size(), 1u);
+  EXPECT_EQ(m.tied[0].target, "language_model.model.embed_tokens.weight");
+  // The facts are the text decoder's: what generation runs.
+  EXPECT_EQ(m.facts.n_layers, 34u);
+  EXPECT_EQ(m.facts.hidden, 2'560u);
+  EXPECT_EQ(m.facts.n_heads, 8u);
+  EXPECT_EQ(m.facts.n_kv_heads, 4u);
+  EXPECT_EQ(m.facts.head_dim, 256u);
+  EXPECT_EQ(m.facts.vocab, 262'208u);
+  EXPECT_EQ(m.facts.activation, "gelu_pytorch_tanh");
+  EXPECT_TRUE(m.facts.traits.qk_norm);
+  EXPECT_TRUE(m.facts.traits.sandwich_norms);
+  ASSERT_EQ(m.facts.attention.size(), 34u);
+  EXPECT_EQ(m.facts.attention[0].sliding_window, 1'024u);
+  EXPECT_EQ(m.facts.attention[5].sliding_window, 0u);  // every sixth layer attends globally
+  for (const auto& t : m.tensors) {
+    if (t.role == TensorRole::kVisionTower) {
+      EXPECT_EQ(t.layer, -1) << t.name;
+    }
+  }
+  // Without vision_use_head, SiglipVisionTransformer adds its attention-pooling head: probe 1,152, in_proj
+  // 3 x 1,152^2 + 3 x 1,152, out_proj 1,152^2 + 1,152, a layernorm 2 x 1,152, fc1 4,304 x 1,152 + 4,304,
+  // fc2 1,152 x 4,304 + 1,152 = 15,238,352.
+  nlohmann::json j = nlohmann::json::parse(slurp(path));
+  j["vision_config"].erase("vision_use_head");
+  const ArchModel with_head = model_from_config(HfConfig(j, "with head"));
+  EXPECT_EQ(unique_params(with_head) - unique_params(m), 15'238'352u);
+}
+
+// The catalog holds 80 models or more (82 at this commit) and every file reads into a known family: a config no
+// family knows is refused, so this is what keeps every catalog entry usable.
+TEST(Arch, CatalogHoldsEightyModelsOrMoreWithoutUnknownFamilies) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(LLMEM_SOURCE_DIR) + "/data/catalog")) {
+    if (entry.path().extension() != ".json") continue;
+    SCOPED_TRACE(entry.path().filename().string());
+    EXPECT_NO_THROW(from_catalog_file(entry.path().filename().string()));
+    ++n;
+  }
+  EXPECT_GE(n, 80);
 }
