@@ -1112,6 +1112,72 @@ const std::vector<Row> kGemma3Vlm = {
     {"vision_tower.vision_model.head.mlp.fc2.bias", R::kVisionTower, "v_dim", "v_head"},
 };
 
+// --- qwen2_5_vl (Qwen2_5_VLForConditionalGeneration: Qwen2.5-VL's vision transformer and merger, a Qwen2 decoder) --
+
+// The decoder's fields: a transformers 5 config nests them in text_config, the Hub's 4.x files keep them at the top
+// level beside vision_config; Qwen2_5_VLTextConfig's defaults (configuration_qwen2_5_vl.py) fill the rest. Read as
+// a qwen2 config: q/k/v with biases, o_proj without (Qwen2_5_VLAttention).
+HfConfig qwen2_5_vl_text_config(const HfConfig& c) {
+  nlohmann::json t = nlohmann::json::parse(R"({"vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568,
+      "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8, "tie_word_embeddings": false,
+      "max_position_embeddings": 32768})");
+  for (const auto& [k, v] : c.json().items())
+    if (!v.is_null() && k != "vision_config" && k != "text_config") t[k] = v;
+  const HfConfig nested = c.sub("text_config");
+  for (const auto& [k, v] : nested.json().items())
+    if (!v.is_null()) t[k] = v;
+  t["model_type"] = "qwen2";
+  return HfConfig(t, c.origin());
+}
+
+// modeling_qwen2_5_vl.py (transformers 5.17): `visual` is Qwen2_5_VisionTransformerPretrainedModel:
+//  - patch_embed.proj: Conv3d(in_channels, hidden, kernel (temporal_patch_size, patch_size, patch_size)), no bias;
+//  - per block (depth): norm1, norm2 (Qwen2RMSNorm, weight only), attn.qkv Linear(hidden, 3 x hidden) and attn.proj
+//    Linear(hidden, hidden), both with bias, and Qwen2_5_VLMLP gate/up/down (hidden <-> intermediate) with bias;
+//  - merger (Qwen2_5_VLPatchMerger): ln_q RMSNorm(hidden), mlp.0 Linear(4h, 4h) and mlp.2 Linear(4h, out_hidden_size)
+//    with biases, h the hidden width times spatial_merge_size^2 / 4 (4h = hidden x spatial_merge_size^2).
+// Qwen2_5_VLVisionConfig defaults: depth 32, hidden 3584, intermediate 3420, 3 channels, patch 14, temporal patch 2,
+// spatial merge 2, out_hidden_size 3584. The rotary tables are buffers. Hub checkpoint names (visual.*, model.*,
+// lm_head); transformers 5 loads them as model.visual.* and model.language_model.*.
+void read_qwen2_5_vl(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_llama(qwen2_5_vl_text_config(c), d, m);
+  const HfConfig v = c.sub("vision_config");
+  d["v_dim"] = v.dim_or("hidden_size", 3584);
+  d["v_dim3"] = 3 * d["v_dim"];
+  d["v_ffn"] = v.dim_or("intermediate_size", 3420);
+  d["v_layers"] = v.dim_or("depth", 32);
+  d["v_channels"] = v.dim_or("in_channels", v.dim_or("in_chans", 3));
+  d["v_patch"] = v.dim_or("patch_size", 14);
+  d["v_tpatch"] = v.dim_or("temporal_patch_size", 2);
+  const uint64_t merge = v.dim_or("spatial_merge_size", 2);
+  d["v_merge"] = d["v_dim"] * merge * merge;
+  d["v_out"] = v.dim_or("out_hidden_size", 3584);
+  m.notes.push_back("vision transformer (" + std::to_string(d["v_layers"]) + " blocks of width " +
+                    std::to_string(d["v_dim"]) + ") and merger are loaded with the model; text generation runs the "
+                    "language model only");
+}
+
+const std::vector<Row> kQwen25VlVision = {
+    {"visual.patch_embed.proj.weight", R::kVisionTower, "v_dim, v_channels, v_tpatch, v_patch, v_patch"},
+    {"visual.blocks.{v_layers}.norm1.weight", R::kVisionTower, "v_dim"},
+    {"visual.blocks.{v_layers}.norm2.weight", R::kVisionTower, "v_dim"},
+    {"visual.blocks.{v_layers}.attn.qkv.weight", R::kVisionTower, "v_dim3, v_dim"},
+    {"visual.blocks.{v_layers}.attn.qkv.bias", R::kVisionTower, "v_dim3"},
+    {"visual.blocks.{v_layers}.attn.proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"visual.blocks.{v_layers}.attn.proj.bias", R::kVisionTower, "v_dim"},
+    {"visual.blocks.{v_layers}.mlp.gate_proj.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"visual.blocks.{v_layers}.mlp.gate_proj.bias", R::kVisionTower, "v_ffn"},
+    {"visual.blocks.{v_layers}.mlp.up_proj.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"visual.blocks.{v_layers}.mlp.up_proj.bias", R::kVisionTower, "v_ffn"},
+    {"visual.blocks.{v_layers}.mlp.down_proj.weight", R::kVisionTower, "v_dim, v_ffn"},
+    {"visual.blocks.{v_layers}.mlp.down_proj.bias", R::kVisionTower, "v_dim"},
+    {"visual.merger.ln_q.weight", R::kVisionTower, "v_dim"},
+    {"visual.merger.mlp.0.weight", R::kVisionTower, "v_merge, v_merge"},
+    {"visual.merger.mlp.0.bias", R::kVisionTower, "v_merge"},
+    {"visual.merger.mlp.2.weight", R::kVisionTower, "v_out, v_merge"},
+    {"visual.merger.mlp.2.bias", R::kVisionTower, "v_out"},
+};
+
 const std::vector<Family> kFamilies = {
     {"llama", {"llama", "mistral", "qwen2", "qwen3"},
      {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}, kLlamaTraits, read_llama,
@@ -1141,6 +1207,8 @@ const std::vector<Family> kFamilies = {
     {"olmo2", {"olmo2"}, {"Olmo2ForCausalLM"}, kLlamaTraits, read_olmo2, cat({kLlamaEmbed, kOlmo2Layer, kLlamaHead})},
     {"gemma3", {"gemma3"}, {"Gemma3ForConditionalGeneration"}, kGemmaTraits, read_gemma3, kGemma3Vlm, nullptr,
      "text_config"},
+    {"qwen2_5_vl", {"qwen2_5_vl"}, {"Qwen2_5_VLForConditionalGeneration"}, kLlamaTraits, read_qwen2_5_vl,
+     cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead, kQwen25VlVision}), nullptr, "text_config"},
 };
 
 }  // namespace

@@ -229,7 +229,7 @@ ArchModel model_from_config(const HfConfig& cfg) {
   out.notes = out.facts.notes;
   // Forward-pass facts shared across families, under the keys transformers' configs use (a vision-language
   // model's under its text config: they describe the decoder that generates text).
-  const HfConfig fc = f->text_config ? cfg.sub(f->text_config) : cfg;
+  const HfConfig fc = f->text_config && cfg.has(f->text_config) ? cfg.sub(f->text_config) : cfg;
   for (const char* key : {"hidden_act", "hidden_activation", "activation_function"})
     if (fc.has(key) && fc.json().at(key).is_string()) out.facts.activation = fc.json().at(key).get<std::string>();
   auto positive = [&](std::initializer_list<const char*> keys) {

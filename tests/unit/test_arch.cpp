@@ -533,3 +533,38 @@ TEST(Arch, CatalogHoldsEightyModelsOrMoreWithoutUnknownFamilies) {
   }
   EXPECT_GE(n, 80);
 }
+
+// Qwen2.5-VL-7B as Qwen2_5_VLForConditionalGeneration (tests/fixtures/qwen2_5_vl_7b_config.json: the shape keys
+// of the Hub's Qwen2.5-VL-7B-Instruct config, decoder fields at the top level as in its 4.x file). By hand: the
+// decoder is Qwen2.5-7B's, 7,615,616,512. The vision transformer: Conv3d patch embedding 1,280 x 3 x 2 x 14 x 14 =
+// 1,505,280 (no bias); 32 blocks of 19,702,200 (two RMSNorms 2,560; qkv 3,840 x 1,280 + 3,840; proj 1,280^2 +
+// 1,280; gate and up 3,420 x 1,280 + 3,420 each; down 1,280 x 3,420 + 1,280); the merger: ln_q 1,280, mlp.0
+// 5,120^2 + 5,120, mlp.2 3,584 x 5,120 + 3,584 = 44,574,464. Vision 676,550,144, in all 8,292,166,656: the
+// safetensors total of Qwen/Qwen2.5-VL-7B-Instruct (8,292,166,656 parameters, 676,550,144 of them under `visual`,
+// as public fine-tuning logs that freeze the tower print them).
+TEST(Arch, Qwen25VlCountsTheVisionTransformerAndRunsTheText) {
+  const std::string path = std::string(LLMEM_SOURCE_DIR) + "/tests/fixtures/qwen2_5_vl_7b_config.json";
+  const ArchModel m = model_from_config(HfConfig::parse(slurp(path), path));
+  EXPECT_EQ(m.facts.family, "qwen2_5_vl");
+  EXPECT_EQ(role_params(m, TensorRole::kVisionTower), uint64_t{1'505'280} + 32 * uint64_t{19'702'200} + 44'574'464);
+  EXPECT_EQ(role_params(m, TensorRole::kVisionTower), 676'550'144u);
+  EXPECT_EQ(unique_params(m), 8'292'166'656u);
+  EXPECT_TRUE(m.tied.empty());
+  EXPECT_EQ(m.facts.n_layers, 28u);
+  EXPECT_EQ(m.facts.hidden, 3'584u);
+  EXPECT_EQ(m.facts.n_kv_heads, 4u);
+  EXPECT_EQ(m.facts.vocab, 152'064u);
+  EXPECT_EQ(m.facts.activation, "silu");
+  ASSERT_NE(find_tensor(m, "model.layers.0.self_attn.q_proj.bias"), nullptr);  // Qwen2 attention biases
+  EXPECT_EQ(find_tensor(m, "model.layers.0.self_attn.o_proj.bias"), nullptr);
+  // The same model written as transformers 5 writes it, decoder fields under text_config: the same count.
+  nlohmann::json j = nlohmann::json::parse(slurp(path));
+  nlohmann::json text = nlohmann::json::object();
+  for (const char* k : {"hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+                        "num_key_value_heads", "vocab_size", "tie_word_embeddings"}) {
+    text[k] = j[k];
+    j.erase(k);
+  }
+  j["text_config"] = text;
+  EXPECT_EQ(unique_params(model_from_config(HfConfig(j, "nested"))), 8'292'166'656u);
+}
