@@ -146,18 +146,22 @@ const ArchTraits kLayerNormTraits{.norm = NormKind::kLayerNorm};
 // --- llama, mistral, qwen2, qwen3 (dense decoder with RMSNorm and SwiGLU) ----------------------------------------
 
 // Qwen3Attention adds q_norm / k_norm (read_llama sets qk_norm for model_type qwen3).
+// GraniteForCausalLM (modeling_granite.py, transformers 5.17) has Llama's modules and names: attention and MLP biases
+// from attention_bias / mlp_bias, GraniteConfig's tie_word_embeddings default false; its embedding_multiplier,
+// residual_multiplier, attention_multiplier and logits_scaling are scalars, not parameters (the engines do not
+// replay the extra elementwise products they cost; no Granite run is measured).
 void read_llama(const HfConfig& c, Dims& d, ModelFacts& m) {
   const std::string mt = c.model_type();
   read_decoder(c, d, m, false, mt == "qwen3" ? 128 : 0);
   if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
   if (mt == "qwen2") {
     d.set("qkv_bias", true);  // Qwen2Attention: q/k/v with bias, o_proj without
-  } else if (mt == "llama" || mt == "qwen3") {
+  } else if (mt == "llama" || mt == "qwen3" || mt == "granite") {
     const bool ab = c.flag_or("attention_bias", false);
     d.set("qkv_bias", ab);
     d.set("o_bias", ab);
   }
-  if (mt == "llama") d.set("mlp_bias", c.flag_or("mlp_bias", false));
+  if (mt == "llama" || mt == "granite") d.set("mlp_bias", c.flag_or("mlp_bias", false));
   if (mt == "qwen3") set_qk_norm(d, m, true);
   if (mt == "qwen2" && c.flag_or("use_sliding_window", false)) {
     // Qwen2 slides only on layers at or above max_window_layers.
@@ -1179,8 +1183,9 @@ const std::vector<Row> kQwen25VlVision = {
 };
 
 const std::vector<Family> kFamilies = {
-    {"llama", {"llama", "mistral", "qwen2", "qwen3"},
-     {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}, kLlamaTraits, read_llama,
+    {"llama", {"llama", "mistral", "qwen2", "qwen3", "granite"},
+     {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GraniteForCausalLM"},
+     kLlamaTraits, read_llama,
      cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead})},
     {"gemma", {"gemma", "gemma2", "gemma3_text"}, {"GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"},
      kGemmaTraits, read_gemma, cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead})},

@@ -568,3 +568,23 @@ TEST(Arch, Qwen25VlCountsTheVisionTransformerAndRunsTheText) {
   j["text_config"] = text;
   EXPECT_EQ(unique_params(model_from_config(HfConfig(j, "nested"))), 8'292'166'656u);
 }
+
+// Granite 3.x (GraniteForCausalLM) reads as a Llama: the shapes of granite-3.1-8b (hidden 4,096, 40 layers, 32 heads,
+// 8 KV heads, MLP 12,800, vocabulary 49,159, tied) by hand: embeddings 201,355,264; per layer q and o 4,096^2, k and
+// v 1,024 x 4,096, MLP 3 x 12,800 x 4,096, two norms: 199,237,632 x 40 = 7,969,505,280; the final norm 4,096:
+// 8,170,864,640 (the 8.17B its Hub page shows). The multipliers are scalars and add no parameter; GraniteConfig
+// does not tie by default.
+TEST(Arch, GraniteIsLlamaShapedWithScalarMultipliers) {
+  const char* text = R"({"architectures": ["GraniteForCausalLM"], "model_type": "granite", "hidden_size": 4096,
+      "intermediate_size": 12800, "num_attention_heads": 32, "num_hidden_layers": 40, "num_key_value_heads": 8,
+      "vocab_size": 49159, "tie_word_embeddings": true, "attention_multiplier": 0.0078125,
+      "embedding_multiplier": 12.0, "residual_multiplier": 0.22, "logits_scaling": 16.0})";
+  const ArchModel m = model_from_config(HfConfig::parse(text, "granite"));
+  EXPECT_EQ(m.facts.family, "llama");
+  EXPECT_EQ(unique_params(m), uint64_t{201'355'264} + 40 * uint64_t{199'237'632} + 4'096);
+  EXPECT_EQ(unique_params(m), 8'170'864'640u);
+  ASSERT_EQ(m.tied.size(), 1u);
+  nlohmann::json untied = nlohmann::json::parse(text);
+  untied.erase("tie_word_embeddings");
+  EXPECT_EQ(unique_params(model_from_config(HfConfig(untied, "granite untied"))), 8'170'864'640u + 201'355'264u);
+}
