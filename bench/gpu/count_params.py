@@ -16,7 +16,7 @@ Usage: python3 count_params.py OUT.jsonl [CONFIG.json...]
 With no CONFIG.json, every file of the embedded catalog (data/catalog/*.json, 82 models at this commit) is counted: one command
 checks every catalog count, e.g. `python3 bench/gpu/count_params.py bench/data/transformers_params.jsonl`.
 Vision-language configs (Gemma3ForConditionalGeneration) build their architectures[0] class, vision tower included;
-the Gemma 3 family is also checked on tests/fixtures/gemma3_4b_vlm_config.json (pass it explicitly).
+the gemma3, qwen2_5_vl and mistral3 families are checked on tests/fixtures/*_config.json (pass them explicitly).
 """
 import glob
 import json

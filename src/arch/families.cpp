@@ -1182,6 +1182,87 @@ const std::vector<Row> kQwen25VlVision = {
     {"visual.merger.mlp.2.bias", R::kVisionTower, "v_out"},
 };
 
+// --- mistral3 (Mistral3ForConditionalGeneration: Pixtral vision encoder, projector, a Mistral decoder) --------------
+
+// configuration_mistral3.py: text_config defaults to MistralConfig's (hidden 4096, MLP 14336, 32 layers, 32 heads,
+// 8 KV heads, vocabulary 32000, untied), vision_config to PixtralVisionConfig's (hidden 1024, MLP 4096, 24 layers,
+// 3 channels, patch 16); spatial_merge_size 2, multimodal_projector_bias false, vision_feature_layer -1.
+HfConfig mistral3_text_config(const HfConfig& c) {
+  nlohmann::json t = nlohmann::json::parse(R"({"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336,
+      "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": false,
+      "model_type": "mistral"})");
+  const HfConfig given = c.sub("text_config");
+  for (const auto& [k, v] : given.json().items())
+    if (!v.is_null()) t[k] = v;
+  const std::string mt = t["model_type"].is_string() ? t["model_type"].get<std::string>() : "";
+  if (mt != "mistral")
+    given.fail("model_type", "is '" + mt + "': llmem reads a Mistral-3 text model of type mistral only");
+  return HfConfig(t, given.origin());
+}
+
+// modeling_mistral3.py / modeling_pixtral.py (transformers 5.17):
+//  - vision_tower (PixtralVisionModel): patch_conv Conv2d(channels, hidden, patch, patch) without bias, ln_pre
+//    (RMSNorm), per layer attention_norm, attention q/k/v/o (no bias), ffn_norm and feed_forward gate/up/down (no
+//    bias); the 2-D rotary table is a buffer;
+//  - multi_modal_projector: norm (RMSNorm over the vision width), patch_merger.merging_layer Linear(hidden x
+//    spatial_merge_size^2, hidden) without bias, linear_1 Linear(vision hidden x feature layers, text hidden) and
+//    linear_2 Linear(text hidden, text hidden), with bias when multimodal_projector_bias;
+//  - the language model is the text config's decoder (MistralModel) with its own lm_head.
+// Hub checkpoint names (language_model.model.*, language_model.lm_head, vision_tower.*, multi_modal_projector.*).
+void read_mistral3(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_llama(mistral3_text_config(c), d, m);
+  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", false));
+  const HfConfig v = c.sub("vision_config");
+  d["v_dim"] = v.dim_or("hidden_size", 1024);
+  d["v_ffn"] = v.dim_or("intermediate_size", 4096);
+  d["v_layers"] = v.dim_or("num_hidden_layers", 24);
+  d["v_channels"] = v.dim_or("num_channels", 3);
+  d["v_patch"] = v.dim_or("patch_size", 16);
+  const uint64_t merge = c.dim_or("spatial_merge_size", 2);
+  d["v_merge"] = d["v_dim"] * merge * merge;
+  uint64_t feature_layers = 1;
+  if (c.has("vision_feature_layer") && c.json().at("vision_feature_layer").is_array())
+    feature_layers = c.json().at("vision_feature_layer").size();
+  if (feature_layers == 0) c.fail("vision_feature_layer", "must name at least one layer");
+  d["v_features"] = d["v_dim"] * feature_layers;
+  d.set("proj_bias", c.flag_or("multimodal_projector_bias", false));
+  m.notes.push_back("vision encoder (Pixtral, " + std::to_string(d["v_layers"]) + " layers of width " +
+                    std::to_string(d["v_dim"]) + ") and projector are loaded with the model; text generation runs the "
+                    "language model only");
+}
+
+const std::vector<Row> kMistral3Vlm = {
+    {"language_model.model.embed_tokens.weight", R::kTokenEmbedding, "vocab, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.q_proj.weight", R::kAttnQuery, "q_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.k_proj.weight", R::kAttnKey, "kv_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.v_proj.weight", R::kAttnValue, "kv_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.o_proj.weight", R::kAttnOutput, "hidden, q_dim"},
+    {"language_model.model.layers.{layers}.mlp.gate_proj.weight", R::kMlpGate, "ffn, hidden"},
+    {"language_model.model.layers.{layers}.mlp.up_proj.weight", R::kMlpUp, "ffn, hidden"},
+    {"language_model.model.layers.{layers}.mlp.down_proj.weight", R::kMlpDown, "hidden, ffn"},
+    {"language_model.model.layers.{layers}.input_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.layers.{layers}.post_attention_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.norm.weight", R::kNorm, "hidden"},
+    {"language_model.lm_head.weight", R::kLmHead, "vocab, hidden", "", L::kAll, "language_model.model.embed_tokens.weight"},
+    {"vision_tower.patch_conv.weight", R::kVisionTower, "v_dim, v_channels, v_patch, v_patch"},
+    {"vision_tower.ln_pre.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.attention_norm.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.attention.q_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.attention.k_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.attention.v_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.attention.o_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.ffn_norm.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.feed_forward.gate_proj.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.feed_forward.up_proj.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.feed_forward.down_proj.weight", R::kVisionTower, "v_dim, v_ffn"},
+    {"multi_modal_projector.norm.weight", R::kVisionTower, "v_dim"},
+    {"multi_modal_projector.patch_merger.merging_layer.weight", R::kVisionTower, "v_dim, v_merge"},
+    {"multi_modal_projector.linear_1.weight", R::kVisionTower, "hidden, v_features"},
+    {"multi_modal_projector.linear_1.bias", R::kVisionTower, "hidden", "proj_bias"},
+    {"multi_modal_projector.linear_2.weight", R::kVisionTower, "hidden, hidden"},
+    {"multi_modal_projector.linear_2.bias", R::kVisionTower, "hidden", "proj_bias"},
+};
+
 const std::vector<Family> kFamilies = {
     {"llama", {"llama", "mistral", "qwen2", "qwen3", "granite"},
      {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GraniteForCausalLM"},
@@ -1214,6 +1295,8 @@ const std::vector<Family> kFamilies = {
      "text_config"},
     {"qwen2_5_vl", {"qwen2_5_vl"}, {"Qwen2_5_VLForConditionalGeneration"}, kLlamaTraits, read_qwen2_5_vl,
      cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead, kQwen25VlVision}), nullptr, "text_config"},
+    {"mistral3", {"mistral3"}, {"Mistral3ForConditionalGeneration"}, kLlamaTraits, read_mistral3, kMistral3Vlm, nullptr,
+     "text_config"},
 };
 
 }  // namespace

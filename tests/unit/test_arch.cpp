@@ -588,3 +588,35 @@ TEST(Arch, GraniteIsLlamaShapedWithScalarMultipliers) {
   untied.erase("tie_word_embeddings");
   EXPECT_EQ(unique_params(model_from_config(HfConfig(untied, "granite untied"))), 8'170'864'640u + 201'355'264u);
 }
+
+// Mistral-Small-3.1-24B as Mistral3ForConditionalGeneration (tests/fixtures/mistral_small_3_1_24b_config.json: the
+// shape keys of the Hub's Mistral-Small-3.1-24B-Instruct-2503 config). By hand: the Mistral decoder, untied: two
+// 131,072 x 5,120 tables = 1,342,177,280; 40 layers of 555,755,520 (q 4,096 x 5,120 and o 5,120 x 4,096 with
+// head_dim 128, k and v 1,024 x 5,120, MLP 3 x 32,768 x 5,120, two norms); the final norm: 23,572,403,200. Pixtral:
+// patch_conv 1,024 x 3 x 14 x 14 = 602,112, ln_pre 1,024, 24 layers of 16,779,264 (four 1,024^2 projections, MLP
+// 3 x 4,096 x 1,024, two norms): 403,305,472. The projector: norm 1,024, merging layer 1,024 x 4,096, linear_1
+// 5,120 x 1,024, linear_2 5,120^2 = 35,652,608. 24,011,361,280 in all, the safetensors total of
+// mistralai/Mistral-Small-3.1-24B-Instruct-2503.
+TEST(Arch, Mistral3CountsPixtralAndTheProjector) {
+  const std::string path = std::string(LLMEM_SOURCE_DIR) + "/tests/fixtures/mistral_small_3_1_24b_config.json";
+  const ArchModel m = model_from_config(HfConfig::parse(slurp(path), path));
+  EXPECT_EQ(m.facts.family, "mistral3");
+  EXPECT_EQ(unique_params(m) - role_params(m, TensorRole::kVisionTower),
+            uint64_t{1'342'177'280} + 40 * uint64_t{555'755'520} + 5'120);
+  EXPECT_EQ(role_params(m, TensorRole::kVisionTower),
+            uint64_t{602'112} + 1'024 + 24 * uint64_t{16'779'264} + 35'652'608);
+  EXPECT_EQ(unique_params(m), 24'011'361'280u);
+  EXPECT_TRUE(m.tied.empty());
+  EXPECT_EQ(m.facts.n_layers, 40u);
+  EXPECT_EQ(m.facts.head_dim, 128u);
+  EXPECT_EQ(m.facts.vocab, 131'072u);
+  // A text model other than Mistral's is refused with a one-line error naming the key.
+  nlohmann::json j = nlohmann::json::parse(slurp(path));
+  j["text_config"]["model_type"] = "ministral3";
+  try {
+    model_from_config(HfConfig(j, "m3"));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model_type"), std::string::npos);
+  }
+}
