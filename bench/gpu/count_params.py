@@ -12,9 +12,15 @@ even DeepSeek-V3 builds in seconds) and record, as one JSON line per model:
 Remote-code models (Qwen-1_8B-Chat's QWenLMHeadModel, LLaMA-MoE) cannot be built here: transformers does not
 ship them and nothing can be downloaded. They are reported with an error and checked against published counts.
 
-Usage: python3 count_params.py OUT.jsonl CONFIG.json...
+Usage: python3 count_params.py OUT.jsonl [CONFIG.json...]
+With no CONFIG.json, every file of the embedded catalog (data/catalog/*.json, 82 models at this commit) is counted: one command
+checks every catalog count, e.g. `python3 bench/gpu/count_params.py bench/data/transformers_params.jsonl`.
+Vision-language configs (Gemma3ForConditionalGeneration) build their architectures[0] class, vision tower included;
+the gemma3, qwen2_5_vl and mistral3 families are checked on tests/fixtures/*_config.json (pass them explicitly).
 """
+import glob
 import json
+import os
 import sys
 import traceback
 
@@ -37,8 +43,12 @@ def build(cfg_dict):
 
 def main():
     out_path = sys.argv[1]
+    paths = sys.argv[2:]
+    if not paths:
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data", "catalog")
+        paths = sorted(glob.glob(os.path.join(root, "*.json")), key=lambda p: os.path.basename(p).lower())
     with open(out_path, "w") as out:
-        for path in sys.argv[2:]:
+        for path in paths:
             rec = {"config": path.split("/")[-1], "torch": torch.__version__,
                    "transformers": transformers.__version__}
             try:

@@ -146,18 +146,22 @@ const ArchTraits kLayerNormTraits{.norm = NormKind::kLayerNorm};
 // --- llama, mistral, qwen2, qwen3 (dense decoder with RMSNorm and SwiGLU) ----------------------------------------
 
 // Qwen3Attention adds q_norm / k_norm (read_llama sets qk_norm for model_type qwen3).
+// GraniteForCausalLM (modeling_granite.py, transformers 5.17) has Llama's modules and names: attention and MLP biases
+// from attention_bias / mlp_bias, GraniteConfig's tie_word_embeddings default false; its embedding_multiplier,
+// residual_multiplier, attention_multiplier and logits_scaling are scalars, not parameters (the engines do not
+// replay the extra elementwise products they cost; no Granite run is measured).
 void read_llama(const HfConfig& c, Dims& d, ModelFacts& m) {
   const std::string mt = c.model_type();
   read_decoder(c, d, m, false, mt == "qwen3" ? 128 : 0);
   if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
   if (mt == "qwen2") {
     d.set("qkv_bias", true);  // Qwen2Attention: q/k/v with bias, o_proj without
-  } else if (mt == "llama" || mt == "qwen3") {
+  } else if (mt == "llama" || mt == "qwen3" || mt == "granite") {
     const bool ab = c.flag_or("attention_bias", false);
     d.set("qkv_bias", ab);
     d.set("o_bias", ab);
   }
-  if (mt == "llama") d.set("mlp_bias", c.flag_or("mlp_bias", false));
+  if (mt == "llama" || mt == "granite") d.set("mlp_bias", c.flag_or("mlp_bias", false));
   if (mt == "qwen3") set_qk_norm(d, m, true);
   if (mt == "qwen2" && c.flag_or("use_sliding_window", false)) {
     // Qwen2 slides only on layers at or above max_window_layers.
@@ -965,9 +969,304 @@ const std::vector<Row> kIdefics = {
     {"lm_head.additional_fc.weight", R::kLmHead, "extra_vocab, hidden", "extra_vocab"},
 };
 
+// --- olmo2 (Olmo2ForCausalLM) --------------------------------------------------------------------------------------
+
+// modeling_olmo2.py (transformers 5.17, generated from modular_olmo2.py): Olmo2Attention is OlmoAttention (q, k,
+// v, o with bias = attention_bias) plus q_norm = Olmo2RMSNorm(num_attention_heads * head_dim) and k_norm =
+// Olmo2RMSNorm(num_key_value_heads * head_dim): one norm over the whole projection, not per head. Olmo2DecoderLayer
+// has no input_layernorm: post_attention_layernorm and post_feedforward_layernorm normalise each sub-block's
+// output before the residual add. Olmo2Config defaults: attention_bias False, tie_word_embeddings False.
+// The engines replay it with the pre-norm layer's ops (two RMSNorms and a q/k norm per layer, the same tensor
+// sizes); no OLMo-2 memory run has been measured yet.
+void read_olmo2(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_decoder(c, d, m, false);
+  if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
+  const bool ab = c.flag_or("attention_bias", false);
+  d.set("qkv_bias", ab);
+  d.set("o_bias", ab);
+  m.traits.qk_norm = true;
+  set_all_dense(d);
+}
+
+const std::vector<Row> kOlmo2Layer = {
+    {"model.layers.{layers}.self_attn.q_proj.weight", R::kAttnQuery, "q_dim, hidden"},
+    {"model.layers.{layers}.self_attn.q_proj.bias", R::kAttnQuery, "q_dim", "qkv_bias"},
+    {"model.layers.{layers}.self_attn.k_proj.weight", R::kAttnKey, "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.k_proj.bias", R::kAttnKey, "kv_dim", "qkv_bias"},
+    {"model.layers.{layers}.self_attn.v_proj.weight", R::kAttnValue, "kv_dim, hidden"},
+    {"model.layers.{layers}.self_attn.v_proj.bias", R::kAttnValue, "kv_dim", "qkv_bias"},
+    {"model.layers.{layers}.self_attn.o_proj.weight", R::kAttnOutput, "hidden, q_dim"},
+    {"model.layers.{layers}.self_attn.o_proj.bias", R::kAttnOutput, "hidden", "o_bias"},
+    {"model.layers.{layers}.self_attn.q_norm.weight", R::kQkNorm, "q_dim"},
+    {"model.layers.{layers}.self_attn.k_norm.weight", R::kQkNorm, "kv_dim"},
+    {"model.layers.{layers}.mlp.gate_proj.weight", R::kMlpGate, "ffn, hidden"},
+    {"model.layers.{layers}.mlp.up_proj.weight", R::kMlpUp, "ffn, hidden"},
+    {"model.layers.{layers}.mlp.down_proj.weight", R::kMlpDown, "hidden, ffn"},
+    {"model.layers.{layers}.post_attention_layernorm.weight", R::kNorm, "hidden"},
+    {"model.layers.{layers}.post_feedforward_layernorm.weight", R::kNorm, "hidden"},
+};
+
+// --- gemma3 (Gemma3ForConditionalGeneration: SigLIP vision tower, projector, Gemma 3 text decoder) ----------------
+
+// configuration_gemma3.py: Gemma3TextConfig's defaults, which the Hub's gemma-3-4b/12b/27b configs rely on (their
+// text_config omits vocab_size, head counts, head_dim, ...). Applied exactly as transformers applies them, then
+// read like a gemma3_text config.
+HfConfig gemma3_text_config(const HfConfig& c) {
+  // Parsed from text so that the numbers are JSON's unsigned integers, as a config file's are.
+  nlohmann::json t = nlohmann::json::parse(R"({"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216,
+      "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+      "tie_word_embeddings": true, "attention_bias": false, "sliding_window": 4096, "sliding_window_pattern": 6,
+      "max_position_embeddings": 131072})");
+  const HfConfig given = c.sub("text_config");
+  for (const auto& [k, v] : given.json().items())
+    if (!v.is_null()) t[k] = v;
+  t["model_type"] = "gemma3_text";
+  return HfConfig(t, given.origin());
+}
+
+// modeling_gemma3.py / modeling_siglip.py (transformers 5.17):
+//  - the vision tower is SiglipVisionModel(vision_config): a Conv2d patch embedding (with bias), a learned
+//    position embedding of (image_size / patch_size)^2 rows (no class token), per encoder layer layer_norm1,
+//    q/k/v/out projections with biases, layer_norm2 and a 2-layer MLP (fc1, fc2, biases), a post_layernorm, and
+//    the attention-pooling head unless vision_use_head is false (SiglipVisionTransformer: `use_head = True if not
+//    hasattr(config, "vision_use_head")`); every Gemma 3 checkpoint sets it false.
+//  - Gemma3MultiModalProjector: mm_input_projection_weight [vision hidden, text hidden] (a bare Parameter) and
+//    mm_soft_emb_norm, a Gemma3RMSNorm over the vision width; its average pooling has no parameters.
+//  - the language model is Gemma3TextModel; lm_head is tied to its embed_tokens.
+// SiglipVisionConfig defaults: hidden 768, intermediate 3072, 12 layers, 3 channels, image 224, patch 16.
+// Names are the Hub checkpoints' (language_model.model.*, vision_tower.*, multi_modal_projector.*), which
+// transformers 5 maps to model.language_model.* and so on when it loads them (_checkpoint_conversion_mapping).
+// The tower's weights are resident whatever the prompt; text generation runs the decoder only, which is what the
+// facts (hidden, layers, heads, attention) describe.
+void read_gemma3(const HfConfig& c, Dims& d, ModelFacts& m) {
+  const HfConfig t = gemma3_text_config(c);
+  read_gemma(t, d, m);
+  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
+  if (!t.has("hidden_activation") && !t.has("hidden_act")) m.activation = "gelu_pytorch_tanh";
+  const HfConfig v = c.sub("vision_config");
+  d["v_dim"] = v.dim_or("hidden_size", 768);
+  d["v_dim3"] = 3 * d["v_dim"];
+  d["v_ffn"] = v.dim_or("intermediate_size", 3072);
+  d["v_layers"] = v.dim_or("num_hidden_layers", 12);
+  d["v_channels"] = v.dim_or("num_channels", 3);
+  d["v_patch"] = v.dim_or("patch_size", 16);
+  const uint64_t image = v.dim_or("image_size", 224);
+  if (image % d["v_patch"] != 0) v.fail("image_size", "must be a multiple of patch_size");
+  d["v_positions"] = (image / d["v_patch"]) * (image / d["v_patch"]);
+  d.set("v_head", v.flag_or("vision_use_head", true));
+  m.notes.push_back("vision tower (SigLIP, " + std::to_string(d["v_layers"]) + " layers of width " +
+                    std::to_string(d["v_dim"]) + ") and projector are loaded with the model; text generation runs the "
+                    "language model only");
+}
+
+const std::vector<Row> kGemma3Vlm = {
+    {"language_model.model.embed_tokens.weight", R::kTokenEmbedding, "vocab, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.q_proj.weight", R::kAttnQuery, "q_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.q_proj.bias", R::kAttnQuery, "q_dim", "qkv_bias"},
+    {"language_model.model.layers.{layers}.self_attn.k_proj.weight", R::kAttnKey, "kv_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.k_proj.bias", R::kAttnKey, "kv_dim", "qkv_bias"},
+    {"language_model.model.layers.{layers}.self_attn.v_proj.weight", R::kAttnValue, "kv_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.v_proj.bias", R::kAttnValue, "kv_dim", "qkv_bias"},
+    {"language_model.model.layers.{layers}.self_attn.o_proj.weight", R::kAttnOutput, "hidden, q_dim"},
+    {"language_model.model.layers.{layers}.self_attn.o_proj.bias", R::kAttnOutput, "hidden", "o_bias"},
+    {"language_model.model.layers.{layers}.self_attn.q_norm.weight", R::kQkNorm, "head_dim"},
+    {"language_model.model.layers.{layers}.self_attn.k_norm.weight", R::kQkNorm, "head_dim"},
+    {"language_model.model.layers.{layers}.mlp.gate_proj.weight", R::kMlpGate, "ffn, hidden"},
+    {"language_model.model.layers.{layers}.mlp.up_proj.weight", R::kMlpUp, "ffn, hidden"},
+    {"language_model.model.layers.{layers}.mlp.down_proj.weight", R::kMlpDown, "hidden, ffn"},
+    {"language_model.model.layers.{layers}.input_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.layers.{layers}.post_attention_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.layers.{layers}.pre_feedforward_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.layers.{layers}.post_feedforward_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.norm.weight", R::kNorm, "hidden"},
+    {"language_model.lm_head.weight", R::kLmHead, "vocab, hidden", "", L::kAll, "language_model.model.embed_tokens.weight"},
+    {"multi_modal_projector.mm_input_projection_weight", R::kVisionTower, "v_dim, hidden"},
+    {"multi_modal_projector.mm_soft_emb_norm.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.embeddings.patch_embedding.weight", R::kVisionTower, "v_dim, v_channels, v_patch, v_patch"},
+    {"vision_tower.vision_model.embeddings.patch_embedding.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.embeddings.position_embedding.weight", R::kVisionTower, "v_positions, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.layer_norm1.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.layer_norm1.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.k_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.k_proj.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.v_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.v_proj.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.q_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.q_proj.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.out_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.self_attn.out_proj.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.layer_norm2.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.layer_norm2.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.mlp.fc1.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.mlp.fc1.bias", R::kVisionTower, "v_ffn"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.mlp.fc2.weight", R::kVisionTower, "v_dim, v_ffn"},
+    {"vision_tower.vision_model.encoder.layers.{v_layers}.mlp.fc2.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.post_layernorm.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.post_layernorm.bias", R::kVisionTower, "v_dim"},
+    {"vision_tower.vision_model.head.probe", R::kVisionTower, "1, 1, v_dim", "v_head"},
+    {"vision_tower.vision_model.head.attention.in_proj_weight", R::kVisionTower, "v_dim3, v_dim", "v_head"},
+    {"vision_tower.vision_model.head.attention.in_proj_bias", R::kVisionTower, "v_dim3", "v_head"},
+    {"vision_tower.vision_model.head.attention.out_proj.weight", R::kVisionTower, "v_dim, v_dim", "v_head"},
+    {"vision_tower.vision_model.head.attention.out_proj.bias", R::kVisionTower, "v_dim", "v_head"},
+    {"vision_tower.vision_model.head.layernorm.weight", R::kVisionTower, "v_dim", "v_head"},
+    {"vision_tower.vision_model.head.layernorm.bias", R::kVisionTower, "v_dim", "v_head"},
+    {"vision_tower.vision_model.head.mlp.fc1.weight", R::kVisionTower, "v_ffn, v_dim", "v_head"},
+    {"vision_tower.vision_model.head.mlp.fc1.bias", R::kVisionTower, "v_ffn", "v_head"},
+    {"vision_tower.vision_model.head.mlp.fc2.weight", R::kVisionTower, "v_dim, v_ffn", "v_head"},
+    {"vision_tower.vision_model.head.mlp.fc2.bias", R::kVisionTower, "v_dim", "v_head"},
+};
+
+// --- qwen2_5_vl (Qwen2_5_VLForConditionalGeneration: Qwen2.5-VL's vision transformer and merger, a Qwen2 decoder) --
+
+// The decoder's fields: a transformers 5 config nests them in text_config, the Hub's 4.x files keep them at the top
+// level beside vision_config; Qwen2_5_VLTextConfig's defaults (configuration_qwen2_5_vl.py) fill the rest. Read as
+// a qwen2 config: q/k/v with biases, o_proj without (Qwen2_5_VLAttention).
+HfConfig qwen2_5_vl_text_config(const HfConfig& c) {
+  nlohmann::json t = nlohmann::json::parse(R"({"vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568,
+      "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8, "tie_word_embeddings": false,
+      "max_position_embeddings": 32768})");
+  for (const auto& [k, v] : c.json().items())
+    if (!v.is_null() && k != "vision_config" && k != "text_config") t[k] = v;
+  const HfConfig nested = c.sub("text_config");
+  for (const auto& [k, v] : nested.json().items())
+    if (!v.is_null()) t[k] = v;
+  t["model_type"] = "qwen2";
+  return HfConfig(t, c.origin());
+}
+
+// modeling_qwen2_5_vl.py (transformers 5.17): `visual` is Qwen2_5_VisionTransformerPretrainedModel:
+//  - patch_embed.proj: Conv3d(in_channels, hidden, kernel (temporal_patch_size, patch_size, patch_size)), no bias;
+//  - per block (depth): norm1, norm2 (Qwen2RMSNorm, weight only), attn.qkv Linear(hidden, 3 x hidden) and attn.proj
+//    Linear(hidden, hidden), both with bias, and Qwen2_5_VLMLP gate/up/down (hidden <-> intermediate) with bias;
+//  - merger (Qwen2_5_VLPatchMerger): ln_q RMSNorm(hidden), mlp.0 Linear(4h, 4h) and mlp.2 Linear(4h, out_hidden_size)
+//    with biases, h the hidden width times spatial_merge_size^2 / 4 (4h = hidden x spatial_merge_size^2).
+// Qwen2_5_VLVisionConfig defaults: depth 32, hidden 3584, intermediate 3420, 3 channels, patch 14, temporal patch 2,
+// spatial merge 2, out_hidden_size 3584. The rotary tables are buffers. Hub checkpoint names (visual.*, model.*,
+// lm_head); transformers 5 loads them as model.visual.* and model.language_model.*.
+void read_qwen2_5_vl(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_llama(qwen2_5_vl_text_config(c), d, m);
+  const HfConfig v = c.sub("vision_config");
+  d["v_dim"] = v.dim_or("hidden_size", 3584);
+  d["v_dim3"] = 3 * d["v_dim"];
+  d["v_ffn"] = v.dim_or("intermediate_size", 3420);
+  d["v_layers"] = v.dim_or("depth", 32);
+  d["v_channels"] = v.dim_or("in_channels", v.dim_or("in_chans", 3));
+  d["v_patch"] = v.dim_or("patch_size", 14);
+  d["v_tpatch"] = v.dim_or("temporal_patch_size", 2);
+  const uint64_t merge = v.dim_or("spatial_merge_size", 2);
+  d["v_merge"] = d["v_dim"] * merge * merge;
+  d["v_out"] = v.dim_or("out_hidden_size", 3584);
+  m.notes.push_back("vision transformer (" + std::to_string(d["v_layers"]) + " blocks of width " +
+                    std::to_string(d["v_dim"]) + ") and merger are loaded with the model; text generation runs the "
+                    "language model only");
+}
+
+const std::vector<Row> kQwen25VlVision = {
+    {"visual.patch_embed.proj.weight", R::kVisionTower, "v_dim, v_channels, v_tpatch, v_patch, v_patch"},
+    {"visual.blocks.{v_layers}.norm1.weight", R::kVisionTower, "v_dim"},
+    {"visual.blocks.{v_layers}.norm2.weight", R::kVisionTower, "v_dim"},
+    {"visual.blocks.{v_layers}.attn.qkv.weight", R::kVisionTower, "v_dim3, v_dim"},
+    {"visual.blocks.{v_layers}.attn.qkv.bias", R::kVisionTower, "v_dim3"},
+    {"visual.blocks.{v_layers}.attn.proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"visual.blocks.{v_layers}.attn.proj.bias", R::kVisionTower, "v_dim"},
+    {"visual.blocks.{v_layers}.mlp.gate_proj.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"visual.blocks.{v_layers}.mlp.gate_proj.bias", R::kVisionTower, "v_ffn"},
+    {"visual.blocks.{v_layers}.mlp.up_proj.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"visual.blocks.{v_layers}.mlp.up_proj.bias", R::kVisionTower, "v_ffn"},
+    {"visual.blocks.{v_layers}.mlp.down_proj.weight", R::kVisionTower, "v_dim, v_ffn"},
+    {"visual.blocks.{v_layers}.mlp.down_proj.bias", R::kVisionTower, "v_dim"},
+    {"visual.merger.ln_q.weight", R::kVisionTower, "v_dim"},
+    {"visual.merger.mlp.0.weight", R::kVisionTower, "v_merge, v_merge"},
+    {"visual.merger.mlp.0.bias", R::kVisionTower, "v_merge"},
+    {"visual.merger.mlp.2.weight", R::kVisionTower, "v_out, v_merge"},
+    {"visual.merger.mlp.2.bias", R::kVisionTower, "v_out"},
+};
+
+// --- mistral3 (Mistral3ForConditionalGeneration: Pixtral vision encoder, projector, a Mistral decoder) --------------
+
+// configuration_mistral3.py: text_config defaults to MistralConfig's (hidden 4096, MLP 14336, 32 layers, 32 heads,
+// 8 KV heads, vocabulary 32000, untied), vision_config to PixtralVisionConfig's (hidden 1024, MLP 4096, 24 layers,
+// 3 channels, patch 16); spatial_merge_size 2, multimodal_projector_bias false, vision_feature_layer -1.
+HfConfig mistral3_text_config(const HfConfig& c) {
+  nlohmann::json t = nlohmann::json::parse(R"({"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336,
+      "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": false,
+      "model_type": "mistral"})");
+  const HfConfig given = c.sub("text_config");
+  for (const auto& [k, v] : given.json().items())
+    if (!v.is_null()) t[k] = v;
+  const std::string mt = t["model_type"].is_string() ? t["model_type"].get<std::string>() : "";
+  if (mt != "mistral")
+    given.fail("model_type", "is '" + mt + "': llmem reads a Mistral-3 text model of type mistral only");
+  return HfConfig(t, given.origin());
+}
+
+// modeling_mistral3.py / modeling_pixtral.py (transformers 5.17):
+//  - vision_tower (PixtralVisionModel): patch_conv Conv2d(channels, hidden, patch, patch) without bias, ln_pre
+//    (RMSNorm), per layer attention_norm, attention q/k/v/o (no bias), ffn_norm and feed_forward gate/up/down (no
+//    bias); the 2-D rotary table is a buffer;
+//  - multi_modal_projector: norm (RMSNorm over the vision width), patch_merger.merging_layer Linear(hidden x
+//    spatial_merge_size^2, hidden) without bias, linear_1 Linear(vision hidden x feature layers, text hidden) and
+//    linear_2 Linear(text hidden, text hidden), with bias when multimodal_projector_bias;
+//  - the language model is the text config's decoder (MistralModel) with its own lm_head.
+// Hub checkpoint names (language_model.model.*, language_model.lm_head, vision_tower.*, multi_modal_projector.*).
+void read_mistral3(const HfConfig& c, Dims& d, ModelFacts& m) {
+  read_llama(mistral3_text_config(c), d, m);
+  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", false));
+  const HfConfig v = c.sub("vision_config");
+  d["v_dim"] = v.dim_or("hidden_size", 1024);
+  d["v_ffn"] = v.dim_or("intermediate_size", 4096);
+  d["v_layers"] = v.dim_or("num_hidden_layers", 24);
+  d["v_channels"] = v.dim_or("num_channels", 3);
+  d["v_patch"] = v.dim_or("patch_size", 16);
+  const uint64_t merge = c.dim_or("spatial_merge_size", 2);
+  d["v_merge"] = d["v_dim"] * merge * merge;
+  uint64_t feature_layers = 1;
+  if (c.has("vision_feature_layer") && c.json().at("vision_feature_layer").is_array())
+    feature_layers = c.json().at("vision_feature_layer").size();
+  if (feature_layers == 0) c.fail("vision_feature_layer", "must name at least one layer");
+  d["v_features"] = d["v_dim"] * feature_layers;
+  d.set("proj_bias", c.flag_or("multimodal_projector_bias", false));
+  m.notes.push_back("vision encoder (Pixtral, " + std::to_string(d["v_layers"]) + " layers of width " +
+                    std::to_string(d["v_dim"]) + ") and projector are loaded with the model; text generation runs the "
+                    "language model only");
+}
+
+const std::vector<Row> kMistral3Vlm = {
+    {"language_model.model.embed_tokens.weight", R::kTokenEmbedding, "vocab, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.q_proj.weight", R::kAttnQuery, "q_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.k_proj.weight", R::kAttnKey, "kv_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.v_proj.weight", R::kAttnValue, "kv_dim, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.o_proj.weight", R::kAttnOutput, "hidden, q_dim"},
+    {"language_model.model.layers.{layers}.mlp.gate_proj.weight", R::kMlpGate, "ffn, hidden"},
+    {"language_model.model.layers.{layers}.mlp.up_proj.weight", R::kMlpUp, "ffn, hidden"},
+    {"language_model.model.layers.{layers}.mlp.down_proj.weight", R::kMlpDown, "hidden, ffn"},
+    {"language_model.model.layers.{layers}.input_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.layers.{layers}.post_attention_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.norm.weight", R::kNorm, "hidden"},
+    {"language_model.lm_head.weight", R::kLmHead, "vocab, hidden", "", L::kAll, "language_model.model.embed_tokens.weight"},
+    {"vision_tower.patch_conv.weight", R::kVisionTower, "v_dim, v_channels, v_patch, v_patch"},
+    {"vision_tower.ln_pre.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.attention_norm.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.attention.q_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.attention.k_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.attention.v_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.attention.o_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.ffn_norm.weight", R::kVisionTower, "v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.feed_forward.gate_proj.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.feed_forward.up_proj.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"vision_tower.transformer.layers.{v_layers}.feed_forward.down_proj.weight", R::kVisionTower, "v_dim, v_ffn"},
+    {"multi_modal_projector.norm.weight", R::kVisionTower, "v_dim"},
+    {"multi_modal_projector.patch_merger.merging_layer.weight", R::kVisionTower, "v_dim, v_merge"},
+    {"multi_modal_projector.linear_1.weight", R::kVisionTower, "hidden, v_features"},
+    {"multi_modal_projector.linear_1.bias", R::kVisionTower, "hidden", "proj_bias"},
+    {"multi_modal_projector.linear_2.weight", R::kVisionTower, "hidden, hidden"},
+    {"multi_modal_projector.linear_2.bias", R::kVisionTower, "hidden", "proj_bias"},
+};
+
 const std::vector<Family> kFamilies = {
-    {"llama", {"llama", "mistral", "qwen2", "qwen3"},
-     {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}, kLlamaTraits, read_llama,
+    {"llama", {"llama", "mistral", "qwen2", "qwen3", "granite"},
+     {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GraniteForCausalLM"},
+     kLlamaTraits, read_llama,
      cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead})},
     {"gemma", {"gemma", "gemma2", "gemma3_text"}, {"GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"},
      kGemmaTraits, read_gemma, cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead})},
@@ -991,6 +1290,13 @@ const std::vector<Family> kFamilies = {
     {"llama_moe", {"llama_moe"}, {"LlamaMoEForCausalLM"}, kLlamaTraits, read_llama_moe,
      cat({kLlamaEmbed, kLlamaAttention, kLlamaMoeGate, kLlamaNorms, kLlamaHead}), llama_moe_experts},
     {"idefics", {"idefics"}, {"IdeficsForVisionText2Text"}, kLlamaTraits, read_idefics, kIdefics},
+    {"olmo2", {"olmo2"}, {"Olmo2ForCausalLM"}, kLlamaTraits, read_olmo2, cat({kLlamaEmbed, kOlmo2Layer, kLlamaHead})},
+    {"gemma3", {"gemma3"}, {"Gemma3ForConditionalGeneration"}, kGemmaTraits, read_gemma3, kGemma3Vlm, nullptr,
+     "text_config"},
+    {"qwen2_5_vl", {"qwen2_5_vl"}, {"Qwen2_5_VLForConditionalGeneration"}, kLlamaTraits, read_qwen2_5_vl,
+     cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead, kQwen25VlVision}), nullptr, "text_config"},
+    {"mistral3", {"mistral3"}, {"Mistral3ForConditionalGeneration"}, kLlamaTraits, read_mistral3, kMistral3Vlm, nullptr,
+     "text_config"},
 };
 
 }  // namespace

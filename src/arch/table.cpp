@@ -227,27 +227,29 @@ ArchModel model_from_config(const HfConfig& cfg) {
   // Parameters are counted in the checkpoint's dtype when the config names one, else PyTorch's default, fp32.
   arch::expand(*f, dims, cfg, out.facts.config_dtype.value_or(DType::F32), out);
   out.notes = out.facts.notes;
-  // Forward-pass facts shared across families, under the keys transformers' configs use.
+  // Forward-pass facts shared across families, under the keys transformers' configs use (a vision-language
+  // model's under its text config: they describe the decoder that generates text).
+  const HfConfig fc = f->text_config && cfg.has(f->text_config) ? cfg.sub(f->text_config) : cfg;
   for (const char* key : {"hidden_act", "hidden_activation", "activation_function"})
-    if (cfg.has(key) && cfg.json().at(key).is_string()) out.facts.activation = cfg.json().at(key).get<std::string>();
+    if (fc.has(key) && fc.json().at(key).is_string()) out.facts.activation = fc.json().at(key).get<std::string>();
   auto positive = [&](std::initializer_list<const char*> keys) {
     for (const char* k : keys)
-      if (cfg.has(k) && cfg.json().at(k).is_number() && cfg.json().at(k).get<double>() > 0) return true;
+      if (fc.has(k) && fc.json().at(k).is_number() && fc.json().at(k).get<double>() > 0) return true;
     return false;
   };
   // GPT-2 and OPT default their dropouts to 0.1 when the config leaves them out.
   const bool gpt2_like = f->name == std::string("gpt2");
-  out.facts.resid_dropout = positive({"resid_pdrop", "hidden_dropout", "dropout"}) || (gpt2_like && !cfg.has("resid_pdrop")) ||
-                            (f->name == std::string("opt") && !cfg.has("dropout"));
+  out.facts.resid_dropout = positive({"resid_pdrop", "hidden_dropout", "dropout"}) || (gpt2_like && !fc.has("resid_pdrop")) ||
+                            (f->name == std::string("opt") && !fc.has("dropout"));
   out.facts.attn_dropout = positive({"attn_pdrop", "attention_dropout", "attention_probs_dropout_prob"}) ||
-                           (gpt2_like && !cfg.has("attn_pdrop"));
-  out.facts.embd_dropout = positive({"embd_pdrop"}) || (gpt2_like && !cfg.has("embd_pdrop"));
+                           (gpt2_like && !fc.has("attn_pdrop"));
+  out.facts.embd_dropout = positive({"embd_pdrop"}) || (gpt2_like && !fc.has("embd_pdrop"));
   // Soft-caps where the config sets one (Gemma 2: final_logit_softcapping 30, attn_logit_softcapping 50; null
   // turns them off, as in Gemma 3).
-  auto number = [&](const char* key) { return cfg.has(key) && cfg.json().at(key).is_number(); };
+  auto number = [&](const char* key) { return fc.has(key) && fc.json().at(key).is_number(); };
   out.facts.traits.final_logit_softcap = number("final_logit_softcapping");
   out.facts.traits.attn_logit_softcap = number("attn_logit_softcapping");
-  out.facts.partial_rotary = cfg.number_or("partial_rotary_factor", cfg.number_or("rotary_pct", 1.0));
+  out.facts.partial_rotary = fc.number_or("partial_rotary_factor", fc.number_or("rotary_pct", 1.0));
   return out;
 }
 

@@ -49,6 +49,10 @@ struct Family {
   std::vector<Row> rows;
   // For the rare layout a table cannot say (per-expert sizes that differ by layer): appends rows' output directly.
   std::function<void(const HfConfig&, const Dims&, std::vector<TensorInfo>&)> extra = nullptr;
+  // A vision-language model whose decoder is configured by a sub-object (Gemma3Config's "text_config"): the
+  // forward-pass facts shared by all families (activation, dropouts, soft-caps, partial rotary) are read there when
+  // the config has it (Qwen2.5-VL's 4.x files keep the decoder's fields at the top level).
+  const char* text_config = nullptr;
 };
 
 const std::vector<Family>& families();

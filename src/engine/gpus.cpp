@@ -38,6 +38,8 @@ std::vector<GpuProfile> load() {
       p.cuda_context_bytes = it->at("cuda_context_bytes");
       p.context_source = it->at("source");
     }
+    // A card whose per-process overheads nobody has measured (an AMD GPU under ROCm) says so in plain words.
+    if (auto it = g.find("overheads"); it != g.end()) p.context_source += "; not known for this card: " + it->get<std::string>();
     out.push_back(std::move(p));
   }
   return out;

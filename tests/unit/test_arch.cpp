@@ -6,6 +6,7 @@
 // against published counts.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -378,4 +379,244 @@ TEST(ArchTraits, RolesAndTraitsAgreeWithTheTablesForEveryCatalogModel) {
     ++checked;
   }
   EXPECT_GE(checked, 33);
+}
+
+// --- issue 15: the catalog's new models and families -----------------------------------------------------------
+
+namespace {
+
+uint64_t role_params(const ArchModel& m, TensorRole role) {
+  uint64_t n = 0;
+  for (const auto& t : m.tensors)
+    if (t.role == role) n += t.numel();
+  return n;
+}
+
+const TensorInfo* find_tensor(const ArchModel& m, const std::string& name) {
+  for (const auto& t : m.tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+}  // namespace
+
+// Llama-3.2-1B-Instruct by hand from its config: embeddings 128,256 x 2,048 = 262,668,288 (tied to the head); per
+// layer q and o 2,048 x 2,048 and k and v 512 x 2,048 (8 KV heads of 64) = 10,485,760, the SwiGLU MLP
+// 3 x 8,192 x 2,048 = 50,331,648, two RMSNorms 4,096: 60,821,504 x 16 = 973,144,064; the final norm 2,048.
+// 1,235,814,400 in all (Meta's card: 1.23B). The 3B adds nothing new: 3,212,749,824 (card: 3.21B).
+TEST(Arch, Llama32CountsByHand) {
+  const ArchModel m = from_catalog_file("meta-llama__Llama-3.2-1B-Instruct.json");
+  EXPECT_EQ(unique_params(m), uint64_t{262'668'288} + 16 * uint64_t{60'821'504} + 2'048);
+  EXPECT_EQ(unique_params(m), 1'235'814'400u);
+  ASSERT_EQ(m.tied.size(), 1u);
+  EXPECT_EQ(unique_params(from_catalog_file("meta-llama__Llama-3.2-3B-Instruct.json")), 3'212'749'824u);
+  EXPECT_EQ(unique_params(from_catalog_file("meta-llama__Llama-3.2-3B.json")), 3'212'749'824u);
+}
+
+// The Qwen3 model cards (huggingface.co/Qwen/Qwen3-0.6B, -1.7B, -4B, -14B, -32B) state "Number of Parameters" and
+// "Number of Paramaters (Non-Embedding)" rounded; the exact counts from the configs must round to them. Non-embedding
+// = all parameters but the token embeddings and an untied LM head.
+TEST(Arch, Qwen3DenseCountsRoundToTheirCards) {
+  struct Card { const char* file; double total_b, non_embedding_b; int decimals_total, decimals_non_embedding; };
+  const Card cards[] = {
+      {"Qwen__Qwen3-0.6B.json", 0.6, 0.44, 1, 2}, {"Qwen__Qwen3-1.7B.json", 1.7, 1.4, 1, 1},
+      {"Qwen__Qwen3-4B.json", 4.0, 3.6, 1, 1},    {"Qwen__Qwen3-14B.json", 14.8, 13.2, 1, 1},
+      {"Qwen__Qwen3-32B.json", 32.8, 31.2, 1, 1},
+  };
+  auto rounded = [](double x, int decimals) { return std::llround(x * std::pow(10.0, decimals)); };
+  for (const auto& c : cards) {
+    SCOPED_TRACE(c.file);
+    const ArchModel m = from_catalog_file(c.file);
+    const double total = static_cast<double>(unique_params(m)) / 1e9;
+    const double non_embedding =
+        static_cast<double>(unique_params(m) - role_params(m, TensorRole::kTokenEmbedding) - role_params(m, TensorRole::kLmHead)) / 1e9;
+    EXPECT_EQ(rounded(total, c.decimals_total), rounded(c.total_b, c.decimals_total));
+    EXPECT_EQ(rounded(non_embedding, c.decimals_non_embedding), rounded(c.non_embedding_b, c.decimals_non_embedding));
+  }
+}
+
+// Qwen3-235B-A22B (card: 235B total, 22B activated): 94 layers, each with 128 experts of 3 x 4,096 x 1,536 =
+// 18,874,368 parameters of which 8 run per token; the 120 idle ones are 120 x 18,874,368 x 94 = 212,902,871,040.
+// gpt-oss-120b (card: 117B parameters, 5.1B active): 36 layers of 128 experts, 4 per token.
+TEST(Arch, LargeMoeCountsMatchTheirCards) {
+  const ArchModel q = from_catalog_file("Qwen__Qwen3-235B-A22B.json");
+  EXPECT_EQ(unique_params(q), 235'093'634'560u);
+  EXPECT_EQ(std::llround(static_cast<double>(unique_params(q)) / 1e9), 235);
+  EXPECT_EQ(q.facts.n_experts, 128u);
+  EXPECT_EQ(q.facts.n_experts_active, 8u);
+  EXPECT_EQ(q.facts.n_moe_layers, 94u);
+  const uint64_t idle = uint64_t{120} * (3 * 4'096 * 1'536) * 94;
+  EXPECT_EQ(idle, 212'902'871'040u);
+  EXPECT_EQ(std::llround(static_cast<double>(unique_params(q) - idle) / 1e9), 22);
+  const ArchModel g = from_catalog_file("openai__gpt-oss-120b.json");
+  EXPECT_EQ(unique_params(g), 116'829'156'672u);
+  EXPECT_EQ(std::llround(static_cast<double>(unique_params(g)) / 1e9), 117);
+  EXPECT_EQ(g.facts.n_experts, 128u);
+  EXPECT_EQ(g.facts.n_experts_active, 4u);
+}
+
+// OLMo-2 (modeling_olmo2.py, transformers 5.17): no input_layernorm; post-attention and post-feedforward norms;
+// q_norm over all query heads and k_norm over all KV heads. OLMo-2-1124-7B by hand: embeddings and the untied head
+// 2 x 100,352 x 4,096 = 822,083,584; per layer 4 x 4,096^2 = 67,108,864 (MHA), q/k norms 8,192, the MLP
+// 3 x 4,096 x 11,008 = 135,266,304 and two norms 8,192: 202,391,552 x 32 = 6,476,529,664; the final norm 4,096.
+TEST(Arch, Olmo2PostNormsAndWholeWidthQkNorms) {
+  const ArchModel m = from_catalog_file("allenai__OLMo-2-1124-7B.json");
+  EXPECT_EQ(m.facts.family, "olmo2");
+  EXPECT_EQ(unique_params(m), uint64_t{822'083'584} + 32 * uint64_t{202'391'552} + 4'096);
+  EXPECT_EQ(unique_params(m), 7'298'617'344u);
+  EXPECT_TRUE(m.tied.empty());
+  EXPECT_EQ(find_tensor(m, "model.layers.0.input_layernorm.weight"), nullptr);
+  ASSERT_NE(find_tensor(m, "model.layers.0.post_feedforward_layernorm.weight"), nullptr);
+  EXPECT_TRUE(m.facts.traits.qk_norm);
+  const ArchModel big = from_catalog_file("allenai__OLMo-2-0325-32B.json");  // GQA 40 / 8, head_dim 128
+  const TensorInfo* qn = find_tensor(big, "model.layers.3.self_attn.q_norm.weight");
+  const TensorInfo* kn = find_tensor(big, "model.layers.3.self_attn.k_norm.weight");
+  ASSERT_TRUE(qn && kn);
+  EXPECT_EQ(qn->shape, std::vector<uint64_t>{5'120});
+  EXPECT_EQ(kn->shape, std::vector<uint64_t>{1'024});
+}
+
+// Gemma 3 4B as Gemma3ForConditionalGeneration (tests/fixtures/gemma3_4b_vlm_config.json: the shape keys the Hub's
+// gemma-3-4b-it config sets, every other field left to Gemma3TextConfig's and SiglipVisionConfig's defaults).
+// By hand: the text model 262,208 x 2,560 embeddings (tied) = 671,252,480 plus 34 layers of 94,382,592 (q 2,048 x
+// 2,560, k and v 1,024 x 2,560, o 2,560 x 2,048, q/k norms 2 x 256, MLP 3 x 10,240 x 2,560, four norms) and the
+// final norm: 3,880,263,168. The SigLIP tower: patch conv 1,152 x 3 x 14 x 14 + bias, 4,096 positions x 1,152,
+// 27 layers of 15,239,504, post-layernorm: 416,866,032. The projector 1,152 x 2,560 + 1,152 = 2,950,272.
+// 4,300,079,472 in all: the count of google/gemma-3-4b-it's weights (keras-team/keras-hub gemma3_presets.py lists
+// 4,300,079,472 for medgemma_4b, and 4,299,915,632 for gemma3_instruct_4b, whose vocabulary is 64 rows shorter:
+// 64 x 2,560 = 163,840).
+TEST(Arch, Gemma3VisionLanguageCountsTheTowerAndRunsTheText) {
+  const std::string path = std::string(LLMEM_SOURCE_DIR) + "/tests/fixtures/gemma3_4b_vlm_config.json";
+  const ArchModel m = model_from_config(HfConfig::parse(slurp(path), path));
+  EXPECT_EQ(m.facts.family, "gemma3");
+  EXPECT_EQ(unique_params(m), 4'300'079'472u);
+  EXPECT_EQ(role_params(m, TensorRole::kVisionTower), 416'866'032u + 2'950'272u);
+  EXPECT_EQ(unique_params(m) - role_params(m, TensorRole::kVisionTower), 3'880'263'168u);
+  ASSERT_EQ(m.tied.size(), 1u);
+  EXPECT_EQ(m.tied[0].target, "language_model.model.embed_tokens.weight");
+  // The facts are the text decoder's: what generation runs.
+  EXPECT_EQ(m.facts.n_layers, 34u);
+  EXPECT_EQ(m.facts.hidden, 2'560u);
+  EXPECT_EQ(m.facts.n_heads, 8u);
+  EXPECT_EQ(m.facts.n_kv_heads, 4u);
+  EXPECT_EQ(m.facts.head_dim, 256u);
+  EXPECT_EQ(m.facts.vocab, 262'208u);
+  EXPECT_EQ(m.facts.activation, "gelu_pytorch_tanh");
+  EXPECT_TRUE(m.facts.traits.qk_norm);
+  EXPECT_TRUE(m.facts.traits.sandwich_norms);
+  ASSERT_EQ(m.facts.attention.size(), 34u);
+  EXPECT_EQ(m.facts.attention[0].sliding_window, 1'024u);
+  EXPECT_EQ(m.facts.attention[5].sliding_window, 0u);  // every sixth layer attends globally
+  for (const auto& t : m.tensors) {
+    if (t.role == TensorRole::kVisionTower) {
+      EXPECT_EQ(t.layer, -1) << t.name;
+    }
+  }
+  // Without vision_use_head, SiglipVisionTransformer adds its attention-pooling head: probe 1,152, in_proj
+  // 3 x 1,152^2 + 3 x 1,152, out_proj 1,152^2 + 1,152, a layernorm 2 x 1,152, fc1 4,304 x 1,152 + 4,304,
+  // fc2 1,152 x 4,304 + 1,152 = 15,238,352.
+  nlohmann::json j = nlohmann::json::parse(slurp(path));
+  j["vision_config"].erase("vision_use_head");
+  const ArchModel with_head = model_from_config(HfConfig(j, "with head"));
+  EXPECT_EQ(unique_params(with_head) - unique_params(m), 15'238'352u);
+}
+
+// The catalog holds 80 models or more (82 at this commit) and every file reads into a known family: a config no
+// family knows is refused, so this is what keeps every catalog entry usable.
+TEST(Arch, CatalogHoldsEightyModelsOrMoreWithoutUnknownFamilies) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(LLMEM_SOURCE_DIR) + "/data/catalog")) {
+    if (entry.path().extension() != ".json") continue;
+    SCOPED_TRACE(entry.path().filename().string());
+    EXPECT_NO_THROW(from_catalog_file(entry.path().filename().string()));
+    ++n;
+  }
+  EXPECT_GE(n, 80);
+}
+
+// Qwen2.5-VL-7B as Qwen2_5_VLForConditionalGeneration (tests/fixtures/qwen2_5_vl_7b_config.json: the shape keys
+// of the Hub's Qwen2.5-VL-7B-Instruct config, decoder fields at the top level as in its 4.x file). By hand: the
+// decoder is Qwen2.5-7B's, 7,615,616,512. The vision transformer: Conv3d patch embedding 1,280 x 3 x 2 x 14 x 14 =
+// 1,505,280 (no bias); 32 blocks of 19,702,200 (two RMSNorms 2,560; qkv 3,840 x 1,280 + 3,840; proj 1,280^2 +
+// 1,280; gate and up 3,420 x 1,280 + 3,420 each; down 1,280 x 3,420 + 1,280); the merger: ln_q 1,280, mlp.0
+// 5,120^2 + 5,120, mlp.2 3,584 x 5,120 + 3,584 = 44,574,464. Vision 676,550,144, in all 8,292,166,656: the
+// safetensors total of Qwen/Qwen2.5-VL-7B-Instruct (8,292,166,656 parameters, 676,550,144 of them under `visual`,
+// as public fine-tuning logs that freeze the tower print them).
+TEST(Arch, Qwen25VlCountsTheVisionTransformerAndRunsTheText) {
+  const std::string path = std::string(LLMEM_SOURCE_DIR) + "/tests/fixtures/qwen2_5_vl_7b_config.json";
+  const ArchModel m = model_from_config(HfConfig::parse(slurp(path), path));
+  EXPECT_EQ(m.facts.family, "qwen2_5_vl");
+  EXPECT_EQ(role_params(m, TensorRole::kVisionTower), uint64_t{1'505'280} + 32 * uint64_t{19'702'200} + 44'574'464);
+  EXPECT_EQ(role_params(m, TensorRole::kVisionTower), 676'550'144u);
+  EXPECT_EQ(unique_params(m), 8'292'166'656u);
+  EXPECT_TRUE(m.tied.empty());
+  EXPECT_EQ(m.facts.n_layers, 28u);
+  EXPECT_EQ(m.facts.hidden, 3'584u);
+  EXPECT_EQ(m.facts.n_kv_heads, 4u);
+  EXPECT_EQ(m.facts.vocab, 152'064u);
+  EXPECT_EQ(m.facts.activation, "silu");
+  ASSERT_NE(find_tensor(m, "model.layers.0.self_attn.q_proj.bias"), nullptr);  // Qwen2 attention biases
+  EXPECT_EQ(find_tensor(m, "model.layers.0.self_attn.o_proj.bias"), nullptr);
+  // The same model written as transformers 5 writes it, decoder fields under text_config: the same count.
+  nlohmann::json j = nlohmann::json::parse(slurp(path));
+  nlohmann::json text = nlohmann::json::object();
+  for (const char* k : {"hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+                        "num_key_value_heads", "vocab_size", "tie_word_embeddings"}) {
+    text[k] = j[k];
+    j.erase(k);
+  }
+  j["text_config"] = text;
+  EXPECT_EQ(unique_params(model_from_config(HfConfig(j, "nested"))), 8'292'166'656u);
+}
+
+// Granite 3.x (GraniteForCausalLM) reads as a Llama: the shapes of granite-3.1-8b (hidden 4,096, 40 layers, 32 heads,
+// 8 KV heads, MLP 12,800, vocabulary 49,159, tied) by hand: embeddings 201,355,264; per layer q and o 4,096^2, k and
+// v 1,024 x 4,096, MLP 3 x 12,800 x 4,096, two norms: 199,237,632 x 40 = 7,969,505,280; the final norm 4,096:
+// 8,170,864,640 (the 8.17B its Hub page shows). The multipliers are scalars and add no parameter; GraniteConfig
+// does not tie by default.
+TEST(Arch, GraniteIsLlamaShapedWithScalarMultipliers) {
+  const char* text = R"({"architectures": ["GraniteForCausalLM"], "model_type": "granite", "hidden_size": 4096,
+      "intermediate_size": 12800, "num_attention_heads": 32, "num_hidden_layers": 40, "num_key_value_heads": 8,
+      "vocab_size": 49159, "tie_word_embeddings": true, "attention_multiplier": 0.0078125,
+      "embedding_multiplier": 12.0, "residual_multiplier": 0.22, "logits_scaling": 16.0})";
+  const ArchModel m = model_from_config(HfConfig::parse(text, "granite"));
+  EXPECT_EQ(m.facts.family, "llama");
+  EXPECT_EQ(unique_params(m), uint64_t{201'355'264} + 40 * uint64_t{199'237'632} + 4'096);
+  EXPECT_EQ(unique_params(m), 8'170'864'640u);
+  ASSERT_EQ(m.tied.size(), 1u);
+  nlohmann::json untied = nlohmann::json::parse(text);
+  untied.erase("tie_word_embeddings");
+  EXPECT_EQ(unique_params(model_from_config(HfConfig(untied, "granite untied"))), 8'170'864'640u + 201'355'264u);
+}
+
+// Mistral-Small-3.1-24B as Mistral3ForConditionalGeneration (tests/fixtures/mistral_small_3_1_24b_config.json: the
+// shape keys of the Hub's Mistral-Small-3.1-24B-Instruct-2503 config). By hand: the Mistral decoder, untied: two
+// 131,072 x 5,120 tables = 1,342,177,280; 40 layers of 555,755,520 (q 4,096 x 5,120 and o 5,120 x 4,096 with
+// head_dim 128, k and v 1,024 x 5,120, MLP 3 x 32,768 x 5,120, two norms); the final norm: 23,572,403,200. Pixtral:
+// patch_conv 1,024 x 3 x 14 x 14 = 602,112, ln_pre 1,024, 24 layers of 16,779,264 (four 1,024^2 projections, MLP
+// 3 x 4,096 x 1,024, two norms): 403,305,472. The projector: norm 1,024, merging layer 1,024 x 4,096, linear_1
+// 5,120 x 1,024, linear_2 5,120^2 = 35,652,608. 24,011,361,280 in all, the safetensors total of
+// mistralai/Mistral-Small-3.1-24B-Instruct-2503.
+TEST(Arch, Mistral3CountsPixtralAndTheProjector) {
+  const std::string path = std::string(LLMEM_SOURCE_DIR) + "/tests/fixtures/mistral_small_3_1_24b_config.json";
+  const ArchModel m = model_from_config(HfConfig::parse(slurp(path), path));
+  EXPECT_EQ(m.facts.family, "mistral3");
+  EXPECT_EQ(unique_params(m) - role_params(m, TensorRole::kVisionTower),
+            uint64_t{1'342'177'280} + 40 * uint64_t{555'755'520} + 5'120);
+  EXPECT_EQ(role_params(m, TensorRole::kVisionTower),
+            uint64_t{602'112} + 1'024 + 24 * uint64_t{16'779'264} + 35'652'608);
+  EXPECT_EQ(unique_params(m), 24'011'361'280u);
+  EXPECT_TRUE(m.tied.empty());
+  EXPECT_EQ(m.facts.n_layers, 40u);
+  EXPECT_EQ(m.facts.head_dim, 128u);
+  EXPECT_EQ(m.facts.vocab, 131'072u);
+  // A text model other than Mistral's is refused with a one-line error naming the key.
+  nlohmann::json j = nlohmann::json::parse(slurp(path));
+  j["text_config"]["model_type"] = "ministral3";
+  try {
+    model_from_config(HfConfig(j, "m3"));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model_type"), std::string::npos);
+  }
 }

@@ -139,10 +139,10 @@ const std::vector<Rule>& rules() {
       {"params", 2, "params needs a SOURCE"},
       {"estimate microsoft/phi-2 microsoft/phi-2", 2, "unexpected argument"},
       {"estimate microsoft/phi-2 --gpu A100", 2, "(did you mean A100-40GB or A100-80GB?)"},
-      {"estimate microsoft/phi-2 --gpu 4090", 2, "(did you mean RTX-4090?)"},
+      {"estimate microsoft/phi-2 --gpu 4090", 2, "(did you mean RTX-4090 or RTX-4090-Laptop?)"},
       {"estimate microsoft/phi-2 --gpu h100", 2, "H100-80GB-HBM3"},
       {"estimate mistral", 2, "did you mean mistralai/Mistral-7B-v0.1"},
-      {"estimate Qwen/Qwen2.5-7B", 2, "did you mean Qwen/Qwen2.5-7B-Instruct"},
+      {"estimate Qwen/Qwen2.5-7B-Instrct", 2, "did you mean Qwen/Qwen2.5-7B-Instruct"},
       {"estimate microsoft/phi-2 --engine llamcpp", 2, "unknown --engine 'llamcpp'"},
       // --- output
       {"", 0, "Usage:", Stream::kOut},
