@@ -25,8 +25,8 @@
 //    [out, ceil(in/group)] per group, [ceil(out/r), ceil(in/c)] per block; input_scale [1] for static activations).
 #include "llmem/quantization.hpp"
 
-#include <cctype>
 #include <regex>
+#include <string_view>
 
 #include <fmt/core.h>
 
@@ -231,26 +231,45 @@ DType quant_default_dtype(const QuantScheme& q) {
   }
 }
 
-bool module_matches(const std::string& module, const std::string& pattern) {
-  if (pattern.empty()) return false;
-  if (pattern.rfind("re:", 0) == 0) {  // compressed-tensors: re.match against the module's name
-    try {
-      return std::regex_search(module, std::regex(pattern.substr(3)), std::regex_constants::match_continuous);
-    } catch (const std::regex_error&) {
+namespace {
+// '*' matches any run of characters; linear in the text for each star (the classic backtracking-to-last-star walk).
+bool glob_match(std::string_view pat, std::string_view text) {
+  size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
+  while (t < text.size()) {
+    if (p < pat.size() && pat[p] == '*') {
+      star = p++;
+      mark = t;
+    } else if (p < pat.size() && pat[p] == text[t]) {
+      ++p;
+      ++t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++mark;
+    } else {
       return false;
     }
   }
-  if (pattern.find('*') != std::string::npos) {  // "model.layers.*.self_attn": '*' spans one or more components
-    std::string rx;
-    for (char c : pattern) {
-      if (c == '*') {
-        rx += ".*";
-        continue;
-      }
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') rx.push_back('\\');
-      rx.push_back(c);
+  while (p < pat.size() && pat[p] == '*') ++p;
+  return p == pat.size();
+}
+}  // namespace
+
+bool module_matches(const std::string& module, const std::string& pattern) {
+  if (pattern.empty()) return false;
+  if (pattern.rfind("re:", 0) == 0) {  // compressed-tensors: re.match against the module's name
+    if (pattern.size() > 512) return false;  // no real ignore entry is this long; std::regex recurses per character
+    try {
+      return std::regex_search(module, std::regex(pattern.substr(3)), std::regex_constants::match_continuous);
+    } catch (const std::exception&) {  // regex_error, including its complexity and stack limits
+      return false;
     }
-    return std::regex_match(module, std::regex(rx + "(\\..*)?"));
+  }
+  if (pattern.find('*') != std::string::npos) {  // "model.layers.*.self_attn": '*' spans any characters
+    // the module itself or one of its parents (a prefix ending at a component boundary) matches the glob
+    for (size_t end = 0; end <= module.size(); ++end)
+      if ((end == module.size() || module[end] == '.') && glob_match(pattern, std::string_view(module).substr(0, end)))
+        return true;
+    return false;
   }
   // a module name: the whole path, a prefix of whole components, or its last components
   if (module == pattern || module.rfind(pattern + ".", 0) == 0) return true;

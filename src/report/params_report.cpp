@@ -95,7 +95,8 @@ void append_totals(std::string& out, const ParamCount& p) {
     append(out, "{:<22}{:>17}  (no tied parameters)\n", "With tied copies:", format_thousands(p.params_with_tied()));
   }
   for (const auto& d : p.dtypes)
-    append(out, "{:<22}{:>17}  {} params, {:.2f} bits each\n", fmt::format("Bytes as {}:", dtype_name(d.dtype)),
+    append(out, "{:<22}{:>17}  {} params, {:.2f} bits each\n",
+           fmt::format("{} {}:", p.quant_method.empty() ? "Bytes as" : "Unquantised", dtype_name(d.dtype)),
            format_bytes(d.bytes), format_thousands(d.params),
            d.params ? 8.0 * static_cast<double>(d.bytes) / static_cast<double>(d.params) : 0.0);
 }
