@@ -481,8 +481,8 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
     w.how = dequantise ? (opt.mxfp4_kernels ? "MXFP4 experts dequantised to " + std::string(dtype_name(compute)) +
                                                   " (the GPU's compute capability is below 7.5)"
                                             : "MXFP4 experts dequantised to " + std::string(dtype_name(compute)) +
-                                                  " (--mxfp4-kernels no: Triton kernels not installed)")
-                       : "MXFP4 experts kept packed for the Triton kernels (--mxfp4-kernels yes); swizzle padding not modelled";
+                                                  " (Triton kernels not installed)")
+                       : "MXFP4 experts kept packed for the Triton kernels; their swizzle padding not modelled";
   } else if (q.method == QuantMethod::kFp8) {
     // quantizer_finegrained_fp8.py validate_environment: below compute capability 8.9 it dequantises
     dequantise = cc < 89;

@@ -151,6 +151,9 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.reserved_peak_bytes = t.peak_reserved();
   e.peak_phase = t.peak_phase();
   itemise(e, t, w, gpu);
+  if (quant_load)
+    for (auto& c : e.components)
+      if (c.name == "weights") c.detail = "as transformers' " + model.quant->method_name + " quantiser holds them (see the note)";
   e.notes.push_back("attention implementation: " + attn_used);
   if (w.mode == RunMode::kTrain && w.hf_trainer) {
     // the Trainer's resolved choices (transformers 5.17 training_args.py / trainer.py, accelerate 1.15)
