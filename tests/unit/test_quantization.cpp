@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "fixtures/safetensors_writer.hpp"
+#include "llmem/catalog.hpp"
 #include "llmem/error.hpp"
 #include "llmem/params.hpp"
 #include "llmem/quantization.hpp"
@@ -206,6 +207,16 @@ TEST(Quantization, Mxfp4GptOssExperts) {
   }
   EXPECT_EQ(found, 2u);
   EXPECT_EQ(u8, 16384u + 1024 + 8192 + 512);
+}
+
+TEST(Quantization, GptOss20bMatchesThePublishedCheckpoint) {
+  // openai/gpt-oss-20b's model.safetensors.index.json says "total_size": 13761264768 (its 459 tensors: MXFP4
+  // expert blocks and scales in U8, the rest in BF16); derived here from config.json alone
+  const auto entry = find_in_catalog("openai/gpt-oss-20b");
+  ASSERT_TRUE(entry);
+  const ParamCount c = count_from_model(model_from_config(HfConfig::parse(std::string(entry->config_json), "gpt-oss-20b")));
+  EXPECT_EQ(c.stored_bytes, 13761264768u);
+  EXPECT_EQ(c.quant_method, "mxfp4");
 }
 
 // --- loading on a GPU ---------------------------------------------------------------------------------------
