@@ -13,6 +13,7 @@
 #include "llmem/params.hpp"
 #include "llmem/quantization.hpp"
 #include "llmem/safetensors.hpp"
+#include "llmem/transformers.hpp"
 
 using namespace llmem;
 using namespace llmem::fixtures;
@@ -239,6 +240,27 @@ TEST(Quantization, LoadPaths) {
   // dequantised experts: (4x64x128 + 4x64x64) x 2 = 98,304 bytes instead of 26,112 packed
   EXPECT_EQ(dequant - packed, 98304u - 26112u);
   EXPECT_EQ(weights_as_loaded(oss.tensors, *oss.quant, DType::BF16, {70, true}).bytes, dequant);
+}
+
+TEST(Quantization, TransformersEstimateLoadsAsTheQuantiserDoes) {
+  // the engine's weights component is weights_as_loaded's bytes: FP8 kept on an H100 (sm_90), dequantised to the
+  // workload's fp16 on an A100 (sm_80); the note says which, and that it is modelled, not measured
+  const ArchModel fp8 = model_of(tiny_llama(R"({"quant_method": "fp8", "weight_block_size": [32, 32]})"));
+  Workload w;  // generate, fp16
+  const Estimate h100 = estimate_transformers(fp8, w, find_gpu("H100-80GB-HBM3"));
+  const Estimate a100 = estimate_transformers(fp8, w, find_gpu("A100-80GB"));
+  EXPECT_EQ(h100.weight_bytes, 102928u);
+  EXPECT_EQ(a100.weight_bytes, 139648u);
+  bool noted = false;
+  for (const auto& n : h100.notes) noted = noted || n.find("not measured") != std::string::npos;
+  EXPECT_TRUE(noted);
+  // training counts the model unquantised, and says so
+  w.mode = RunMode::kTrain;
+  w.train = TrainMethod::kFull;
+  w.dtype = DType::BF16;
+  w.prompt_tokens = 8;
+  const Estimate train = estimate_transformers(fp8, w, find_gpu("H100-80GB-HBM3"));
+  EXPECT_EQ(train.weight_bytes, (36864u + 32960u) * 2);
 }
 
 // --- the header is the truth ---------------------------------------------------------------------------------
