@@ -170,6 +170,22 @@ CtGroup read_ct_group(const HfConfig& g, const std::string& format) {
   return out;
 }
 
+// A "re:" entry is evaluated with std::regex, which backtracks: a quantified group ("(a*)*") can take exponential
+// time on a module name, so such entries are refused (compressed-tensors' real ones are plain, e.g. "re:.*mlp.gate$").
+void check_regexes(const HfConfig& q, const std::string& key, const std::vector<std::string>& entries) {
+  for (const auto& e : entries) {
+    if (e.rfind("re:", 0) != 0) continue;
+    for (const char* bad : {")*", ")+", ")?", "){"})
+      if (e.find(bad) != std::string::npos || e.size() > 512)
+        q.fail(key, "entry '" + e.substr(0, 60) + "' uses a quantified group or is too long; llmem evaluates plain regexes only");
+    try {
+      (void)std::regex(e.substr(3));
+    } catch (const std::exception&) {
+      q.fail(key, "entry '" + e.substr(0, 60) + "' is not a valid regular expression");
+    }
+  }
+}
+
 void read_compressed(const HfConfig& q, QuantScheme& s) {
   if (!q.has("format")) q.fail("format", "is missing");
   s.ct_format = q.string_or("format", "");
@@ -186,6 +202,12 @@ void read_compressed(const HfConfig& q, QuantScheme& s) {
   }
   s.bits = s.groups.front().bits;
   s.skip = string_list(q, "ignore");
+  check_regexes(q, "ignore", s.skip);
+  const HfConfig named = q.sub("config_groups");
+  for (const auto& [name, g] : groups.items()) {
+    (void)g;
+    check_regexes(named.sub(name), "targets", string_list(named.sub(name), "targets"));
+  }
 }
 
 }  // namespace

@@ -353,6 +353,10 @@ TEST(QuantizationErrors, NameTheFileAndField) {
   EXPECT_EQ(error_of(tiny_llama(R"({"quant_method": "compressed-tensors", "format": "pack-quantized"})")),
             "config.json (quantization_config): 'config_groups' is missing");
   EXPECT_EQ(error_of(tiny_llama(R"("gptq")")), "config.json: 'quantization_config' must be an object");
+  EXPECT_EQ(error_of(tiny_llama(R"({"quant_method": "compressed-tensors", "format": "float-quantized", "ignore": ["re:(a*)*b"],
+      "config_groups": {"g": {"targets": ["Linear"], "weights": {"num_bits": 8, "type": "float"}}}})")),
+            "config.json (quantization_config): 'ignore' entry 're:(a*)*b' uses a quantified group or is too long; llmem "
+            "evaluates plain regexes only");
   // AWQ's GEMM packing needs whole groups: a group of 48 does not divide 64 inputs
   EXPECT_NE(error_of(tiny_llama(R"({"quant_method": "awq", "bits": 4, "group_size": 48})")).find("not a multiple of group_size 48"),
             std::string::npos);
