@@ -48,6 +48,9 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--new-tokens", w.new_tokens, "transformers inference: tokens to generate")->capture_default_str();
   cmd->add_flag_callback("--no-cache", [&w] { w.use_cache = false; },
                          "transformers inference: one forward pass without KV cache (use_cache=False)");
+  cmd->add_option("--mxfp4-kernels", w.mxfp4_kernels,
+                  "transformers inference of an MXFP4 checkpoint (gpt-oss): yes if Triton >= 3.4 and the kernels "
+                  "package are installed (experts stay packed), no (default: experts dequantised to bf16)");
   cmd->add_option("--attn", w.attn, "transformers: attention sdpa or eager (default: transformers' choice)");
   cmd->add_option("--train", w.train, "transformers training: full, lora, or qlora (LoRA on a bitsandbytes 4-bit base)");
   cmd->add_option("--precision", w.precision, "with --train: bf16 or amp-bf16")->capture_default_str();
@@ -113,7 +116,7 @@ const FlagNames& estimate_flag_names() {
       {"source", "SOURCE"},           {"engine", "--engine"},           {"gpu", "--gpu"},
       {"reserve", "--reserve"},       {"memory", "--vram"},             {"dtype", "--dtype"},
       {"batch", "--batch"},           {"prompt_tokens", "--prompt"},    {"new_tokens", "--new-tokens"},
-      {"use_cache", "--no-cache"},    {"attn", "--attn"},               {"train", "--train"},
+      {"use_cache", "--no-cache"},    {"mxfp4_kernels", "--mxfp4-kernels"}, {"attn", "--attn"},               {"train", "--train"},
       {"precision", "--precision"},   {"optimizer", "--optimizer"},     {"seq_tokens", "--seq"},
       {"grad_ckpt", "--grad-ckpt"},   {"grad_accum", "--grad-accum"},   {"alloc_conf", "--alloc-conf"},
       {"hf_trainer", "--hf-trainer"}, {"lora_r", "--lora-r"},           {"lora_targets", "--lora-targets"},

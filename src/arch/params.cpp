@@ -9,6 +9,8 @@
 #include "llmem/checked.hpp"
 #include "llmem/error.hpp"
 
+#include <fmt/core.h>
+
 namespace llmem {
 namespace {
 
@@ -83,6 +85,16 @@ std::vector<TensorInfo> merge_mxfp4(const std::vector<TensorInfo>& in) {
   return out;
 }
 
+void set_stored(ParamCount& c, const std::vector<TensorInfo>& stored) {
+  c.stored_bytes = 0;
+  c.stored_dtypes.clear();
+  for (const auto& t : stored) {
+    c.stored_bytes += t.data_bytes;
+    add_dtype(c.stored_dtypes, t.dtype, t.numel(), t.data_bytes);
+  }
+  sort_dtypes(c.stored_dtypes);
+}
+
 }  // namespace
 
 ParamCount count_from_model(const ArchModel& model) {
@@ -97,6 +109,15 @@ ParamCount count_from_model(const ArchModel& model) {
   }
   for (const auto& a : model.tied) c.tied_params += a.numel;
   sort_dtypes(c.dtypes);
+  if (model.quant) {
+    StoredTensors s = stored_tensors(model.tensors, *model.quant, model.facts.traits.conv1d_weights);
+    set_stored(c, s.tensors);
+    c.stored_exact = s.exact;
+    c.stored_notes = s.notes;
+    c.quant_method = model.quant->method_name;
+  } else {
+    set_stored(c, model.tensors);
+  }
   return c;
 }
 
@@ -113,6 +134,7 @@ ParamCount count_from_tensors(std::string basis, const std::vector<TensorInfo>& 
     add_dtype(c.dtypes, t.dtype, t.numel(), t.data_bytes);
   }
   sort_dtypes(c.dtypes);
+  set_stored(c, tensors_in);  // the header is the truth: every tensor as it lies in the file
   return c;
 }
 
@@ -312,6 +334,36 @@ WeightsComparison compare_with_weights(const ArchModel& model, const std::vector
   return c;
 }
 
+std::vector<std::string> compare_stored(const std::vector<TensorInfo>& derived, const std::vector<TensorInfo>& header) {
+  std::map<std::string, const TensorInfo*> theirs;
+  for (const auto& t : header) theirs[t.name] = &t;
+  std::set<std::string> seen;
+  std::vector<std::string> missing, extra, differ;
+  for (const auto& t : derived) {
+    auto it = theirs.find(t.name);
+    if (it == theirs.end()) {
+      missing.push_back(t.name);
+      continue;
+    }
+    seen.insert(t.name);
+    if (it->second->dtype != t.dtype || it->second->shape != t.shape)
+      differ.push_back(fmt::format("{}: derived {} {} vs header {} {}", t.name, dtype_name(t.dtype), shape_to_string(t.shape),
+                                   dtype_name(it->second->dtype), shape_to_string(it->second->shape)));
+  }
+  for (const auto& t : header)
+    if (!seen.count(t.name)) extra.push_back(t.name);
+  std::vector<std::string> out;
+  for (const auto& n : collapse_names(missing)) out.push_back("derived, not in the header: " + n);
+  for (const auto& n : collapse_names(extra)) out.push_back("in the header, not derived: " + n);
+  if (differ.size() > 12) {
+    out.insert(out.end(), differ.begin(), differ.begin() + 11);
+    out.push_back(fmt::format("... and {} more differences", differ.size() - 11));
+  } else {
+    out.insert(out.end(), differ.begin(), differ.end());
+  }
+  return out;
+}
+
 // --- the report ------------------------------------------------------------------------------------------------
 
 ParamsReport count_params(ModelSource source) {
@@ -328,7 +380,26 @@ ParamsReport count_params(ModelSource source) {
   }
   if (source.safetensors) r.from_weights = count_from_tensors("safetensors", source.safetensors->tensors);
   else if (source.gguf) r.from_weights = count_from_tensors("gguf", source.gguf->tensors);
-  if (r.model && source.safetensors) r.comparison = compare_with_weights(*r.model, source.safetensors->tensors);
+  if (r.model && source.safetensors) {
+    r.comparison = compare_with_weights(*r.model, source.safetensors->tensors);
+    if (r.model->quant) {
+      r.comparison->stored_checked = true;
+      std::vector<TensorInfo> derived = stored_tensors(r.model->tensors, *r.model->quant, r.model->facts.traits.conv1d_weights).tensors;
+      // tied copies some exporters write are not part of the derived list
+      std::vector<TensorInfo> header = source.safetensors->tensors;
+      std::erase_if(header, [&](const TensorInfo& t) {
+        return std::any_of(r.model->tied.begin(), r.model->tied.end(), [&](const TiedAlias& a) { return a.alias == t.name; });
+      });
+      r.comparison->stored_mismatch = compare_stored(derived, header);
+      // the stored list supersedes the parameter-name comparison, which cannot explain packed tensors
+      WeightsComparison& c = *r.comparison;
+      c.unexplained.clear();
+      c.missing.clear();
+      c.shape_mismatch.clear();
+      c.unexplained_params = c.missing_params = 0;
+      c.same_count = c.stored_mismatch.empty();
+    }
+  }
   if (!r.from_config && !r.from_weights) throw Error(ErrorKind::kNotFound, source.spec, "nothing to count");
   r.source = std::move(source);
   return r;

@@ -217,6 +217,7 @@ ArchModel model_from_config(const HfConfig& cfg) {
       break;
     }
   }
+  out.quant = quant_scheme_from_config(cfg);
   arch::Dims dims;
   f->read(cfg, dims, out.facts);
   out.facts.n_layers = dims.values.at("layers");
@@ -224,8 +225,9 @@ ArchModel model_from_config(const HfConfig& cfg) {
   if (dims.values.count("vocab")) out.facts.vocab = dims.values.at("vocab");
   out.facts.tied_embeddings = dims.on("tied");
   for (bool m : dims.moe_layer) out.facts.n_moe_layers += m ? 1 : 0;
-  // Parameters are counted in the checkpoint's dtype when the config names one, else PyTorch's default, fp32.
-  arch::expand(*f, dims, cfg, out.facts.config_dtype.value_or(DType::F32), out);
+  // Parameters are counted in the checkpoint's dtype when the config names one, else PyTorch's default, fp32 (a
+  // quantised checkpoint: the dtype its quantiser loads the rest of the model in).
+  arch::expand(*f, dims, cfg, out.facts.config_dtype.value_or(out.quant ? quant_default_dtype(*out.quant) : DType::F32), out);
   out.notes = out.facts.notes;
   // Forward-pass facts shared across families, under the keys transformers' configs use (a vision-language
   // model's under its text config: they describe the decoder that generates text).

@@ -68,6 +68,20 @@ const GpuProfile& find_gpu(const std::string& name) {
                                          "; 'llmem estimate --list-gpus' lists them");
 }
 
+int compute_capability(const GpuProfile& gpu) {
+  // NVIDIA's CUDA GPU list (developer.nvidia.com/cuda-gpus), by the catalog's names.
+  struct Cap { const char* prefix; int sm; };
+  static const Cap caps[] = {{"B200", 100}, {"H200", 90}, {"H100", 90}, {"H20", 90}, {"H800", 90},
+                             {"RTX-PRO-6000", 120}, {"RTX-5090", 120}, {"RTX-5080", 120}, {"L40S", 89}, {"L4", 89},
+                             {"RTX-6000-Ada", 89}, {"RTX-4090", 89}, {"RTX-4080", 89}, {"RTX-4070", 89},
+                             {"RTX-4060", 89}, {"A100", 80}, {"A40", 86}, {"A10", 86}, {"RTX-A6000", 86},
+                             {"RTX-3090", 86}, {"RTX-3080", 86}, {"RTX-3070", 86}, {"RTX-3060", 86}, {"T4", 75},
+                             {"RTX-2080", 75}, {"V100", 70}};
+  for (const auto& c : caps)
+    if (gpu.name.rfind(c.prefix, 0) == 0) return c.sm;
+  return 0;
+}
+
 const GpuProfile& default_gpu() {
   using nlohmann::json;
   static const std::string ref = json::parse(embedded_file("runtime_overheads.json")).at("reference").at("gpu");

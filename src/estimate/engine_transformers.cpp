@@ -120,7 +120,7 @@ class TransformersEngine final : public Engine {
 
   bool reads(const std::string& field, const WorkloadSpec& spec) const override {
     static const std::set<std::string> always = {"batch", "attn", "train", "alloc_conf"};
-    static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache"};
+    static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache", "mxfp4_kernels"};
     static const std::set<std::string> training = {"precision", "optimizer", "seq_tokens", "grad_ckpt", "grad_accum", "hf_trainer"};
     static const std::set<std::string> lora = {"lora_r", "lora_targets"};
     static const std::set<std::string> qlora = {"bnb_4bit_quant_type", "bnb_double_quant"};
@@ -139,6 +139,9 @@ class TransformersEngine final : public Engine {
     w.batch = positive_count(spec.batch.value_or(1), "batch");
     w.attn = spec.attn;
     w.from_config = spec.from_config;
+    if (spec.mxfp4_kernels == "yes") w.mxfp4_kernels = true;
+    else if (!spec.mxfp4_kernels.empty() && spec.mxfp4_kernels != "no")
+      throw usage_error("mxfp4_kernels", "{field} must be yes or no, got '" + spec.mxfp4_kernels + "'");
     if (spec.alloc_conf == "expandable_segments:True") w.expandable_segments = true;
     else if (!spec.alloc_conf.empty() && spec.alloc_conf != "expandable_segments:False")
       throw usage_error("alloc_conf", "{field} '" + spec.alloc_conf +

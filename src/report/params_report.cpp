@@ -18,9 +18,13 @@ json count_json(const ParamCount& c) {
                   {"bits_per_param", d.params ? 8.0 * static_cast<double>(d.bytes) / static_cast<double>(d.params) : 0.0}});
   json tied = json::array();
   for (const auto& t : c.tied) tied.push_back({{"alias", t.alias}, {"target", t.target}, {"params", t.numel}});
+  json stored = json::array();
+  for (const auto& d : c.stored_dtypes)
+    stored.push_back({{"dtype", dtype_name(d.dtype)}, {"elements", d.params}, {"bytes", d.bytes}});
   return {{"basis", c.basis},           {"total_params", c.total_params}, {"total_params_with_tied", c.params_with_tied()},
           {"tensors", c.tensors.size()}, {"tied", tied},                   {"dtypes", dt},
-          {"total_bytes", c.total_bytes}};
+          {"total_bytes", c.total_bytes}, {"stored_bytes", c.stored_bytes}, {"stored_dtypes", stored},
+          {"stored_exact", c.stored_exact}, {"quant_method", c.quant_method.empty() ? json(nullptr) : json(c.quant_method)}};
 }
 
 json tree_json(const ModuleNode& n) {
@@ -47,7 +51,8 @@ void append_count_line(std::string& out, const std::string& what, const ParamCou
 
 void append_comparison(std::string& out, const WeightsComparison& c) {
   if (c.same_count) {
-    append(out, "  every weight tensor is explained by the architecture, with the same shape\n");
+    append(out, "{}", c.stored_checked ? "  every weight tensor is the one quantization_config derives, with the same dtype and shape\n"
+                                 : "  every weight tensor is explained by the architecture, with the same shape\n");
     return;
   }
   if (!c.unexplained.empty()) {
@@ -59,6 +64,22 @@ void append_comparison(std::string& out, const WeightsComparison& c) {
     for (const auto& n : c.missing) append(out, "    {}\n", n);
   }
   for (const auto& n : c.shape_mismatch) append(out, "  shape differs: {}\n", n);
+  if (c.stored_checked && c.stored_mismatch.empty())
+    append(out, "  the quantised tensors derived from quantization_config agree with the header\n");
+  for (const auto& n : c.stored_mismatch) append(out, "  stored: {}\n", n);
+}
+
+// A quantised checkpoint: its stored bytes per dtype (scales and zero points included).
+void append_stored(std::string& out, const ParamCount& p) {
+  append(out, "{:<22}{:>17}  {} checkpoint, scales included{}\n", "Stored bytes:", format_bytes(p.stored_bytes),
+         p.quant_method, p.stored_exact ? "" : " (approximate: see note)");
+  for (const auto& d : p.stored_dtypes)
+    append(out, "{:<22}{:>17}  {} elements\n", fmt::format("  stored as {}:", dtype_name(d.dtype)), format_bytes(d.bytes),
+           format_thousands(d.params));
+  if (!p.stored_exact)
+    append(out, "note: bitsandbytes' quant_state text holds absmax's mean as Python prints it; its length (taken as 19 "
+                "characters) varies by a few bytes per layer\n");
+  for (const auto& n : p.stored_notes) append(out, "note: {}\n", n);
 }
 
 void append_totals(std::string& out, const ParamCount& p) {
@@ -74,7 +95,8 @@ void append_totals(std::string& out, const ParamCount& p) {
     append(out, "{:<22}{:>17}  (no tied parameters)\n", "With tied copies:", format_thousands(p.params_with_tied()));
   }
   for (const auto& d : p.dtypes)
-    append(out, "{:<22}{:>17}  {} params, {:.2f} bits each\n", fmt::format("Bytes as {}:", dtype_name(d.dtype)),
+    append(out, "{:<22}{:>17}  {} params, {:.2f} bits each\n",
+           fmt::format("{} {}:", p.quant_method.empty() ? "Bytes as" : "Unquantised", dtype_name(d.dtype)),
            format_bytes(d.bytes), format_thousands(d.params),
            d.params ? 8.0 * static_cast<double>(d.bytes) / static_cast<double>(d.params) : 0.0);
 }
@@ -97,6 +119,12 @@ json params_json(const ParamsReport& r) {
   j["tied"] = count_json(p)["tied"];
   j["dtypes"] = count_json(p)["dtypes"];
   j["total_bytes"] = p.total_bytes;
+  // the header is the truth where there is one
+  const ParamCount& st = r.from_weights ? *r.from_weights : p;
+  j["stored_bytes"] = st.stored_bytes;
+  j["stored_dtypes"] = count_json(st)["stored_dtypes"];
+  j["stored_basis"] = st.basis;
+  j["quant_method"] = r.from_config && !r.from_config->quant_method.empty() ? json(r.from_config->quant_method) : json(nullptr);
   j["memory_follows"] = "total_params";  // tied copies share storage: memory follows the unique count
   j["config"] = r.from_config ? count_json(*r.from_config) : json(nullptr);
   j["weights"] = r.from_weights ? count_json(*r.from_weights) : json(nullptr);
@@ -105,6 +133,7 @@ json params_json(const ParamsReport& r) {
     j["comparison"] = {{"match", c.same_count},           {"unexplained_tensors", c.unexplained},
                        {"missing_tensors", c.missing},     {"shape_mismatches", c.shape_mismatch},
                        {"unexplained_params", c.unexplained_params}, {"missing_params", c.missing_params}};
+    if (c.stored_checked) j["comparison"]["stored_mismatches"] = c.stored_mismatch;
   } else {
     j["comparison"] = nullptr;
   }
@@ -127,6 +156,7 @@ std::string params_text(const ParamsReport& r, int depth) {
     append(out, "{}\n", std::string(85, '-'));
   }
   append_totals(out, p);
+  if (r.from_config && !r.from_config->quant_method.empty()) append_stored(out, *r.from_config);
   if (r.from_config && r.from_weights) {
     append(out, "\nBoth counted:\n");
     append_count_line(out, "  from config.json:", *r.from_config);

@@ -16,6 +16,7 @@
 
 #include "llmem/dtype.hpp"
 #include "llmem/hf_config.hpp"
+#include "llmem/quantization.hpp"
 #include "llmem/tensor.hpp"
 
 namespace llmem {
@@ -139,6 +140,9 @@ struct ArchModel {
   std::vector<TensorInfo> tensors;  // unique parameters (dtype = config dtype or F32; file "")
   std::vector<TiedAlias> tied;      // parameters that alias another (counted once by PyTorch)
   std::vector<std::string> notes;   // facts worth telling, e.g. "weights also ship an MTP layer"
+  // config.json's quantization_config: `tensors` stay the unquantised parameters (in the config's dtype, or the
+  // quantiser's default dtype when it names none); stored_tensors(tensors, *quant) is the checkpoint as stored
+  std::optional<QuantScheme> quant;
 };
 
 // Throws Error(kUnsupported) naming the model_type/architecture when no family knows it, with a hint to point

@@ -27,6 +27,13 @@ struct ParamCount {
   std::vector<DTypeTotal> dtypes;    // by dtype, largest first
   uint64_t total_bytes = 0;          // bytes of parameter data in those dtypes
   std::vector<TensorInfo> tensors;
+  // The checkpoint's tensors as stored (quantised weights, their scales and zero points included): from a weight
+  // header its own bytes; from a quantised config the tensors quantization.cpp derives; else the parameters.
+  uint64_t stored_bytes = 0;
+  std::vector<DTypeTotal> stored_dtypes;  // by stored dtype, largest first (params = elements)
+  bool stored_exact = true;               // false where a stored size depends on the data
+  std::string quant_method;               // quantization_config's quant_method, "" when none
+  std::vector<std::string> stored_notes;
   uint64_t params_with_tied() const { return total_params + tied_params; }
 };
 
@@ -55,7 +62,13 @@ struct WeightsComparison {
   std::vector<std::string> shape_mismatch;  // "name: config [a, b] vs weights [c, d]"
   uint64_t unexplained_params = 0;
   uint64_t missing_params = 0;
+  // A quantised config's derived stored list against the header (the header is the truth): tensors missing from
+  // either side, and dtype or shape differences. Empty when they agree or the config is not quantised.
+  bool stored_checked = false;
+  std::vector<std::string> stored_mismatch;
 };
+// The derived stored list against a header's tensors; one line per difference (names collapsed).
+std::vector<std::string> compare_stored(const std::vector<TensorInfo>& derived, const std::vector<TensorInfo>& header);
 WeightsComparison compare_with_weights(const ArchModel& model, const std::vector<TensorInfo>& weights);
 
 // Collapses names that differ only in numeric components: "model.layers.{0-60}.mlp.experts.{0-255}.up_proj.weight".

@@ -47,6 +47,9 @@ struct Workload {
   // Weights built by from_config (random init, as the measurement harness does) instead of from_pretrained:
   // transformers then creates a tied LM head before tying it, a transient extra copy of the embedding.
   bool from_config = false;
+  // A quantised checkpoint's MXFP4 experts stay packed only where Triton >= 3.4 and the `kernels` package (the
+  // triton_kernels hub kernels) are installed (transformers 5.17 quantizer_mxfp4.py); default: not installed
+  bool mxfp4_kernels = false;
   bool expandable_segments = false;  // PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (the caching allocator's mode)
   // training
   TrainMethod train = TrainMethod::kFull;
@@ -113,7 +116,10 @@ struct GpuProfile {
 const std::vector<GpuProfile>& gpu_catalog();
 // Exact (case-insensitive, '-'/' '/'_' ignored) or throws Error(kUsage) with the closest names.
 const GpuProfile& find_gpu(const std::string& name);
-const GpuProfile& default_gpu();  // the GPU the estimator's overheads were measured on
+const GpuProfile& default_gpu();
+// The card's CUDA compute capability (90 for sm_90) by its catalog name (NVIDIA's CUDA GPU list,
+// developer.nvidia.com/cuda-gpus); 0 when the name is not known.
+int compute_capability(const GpuProfile& gpu);  // the GPU the estimator's overheads were measured on
 
 struct MemoryComponent {
   std::string name;       // "weights", "kv_cache", "activations", "logits", "gradients", "optimizer_states", ...

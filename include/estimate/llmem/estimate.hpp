@@ -37,6 +37,9 @@ struct WorkloadSpec {
   int64_t prompt_tokens = 6;              // the study's "Hello, world!" prompt
   int64_t new_tokens = 14;                // the study's max_length 20
   bool use_cache = true;                  // false: one forward pass without KV cache
+  // transformers inference of an MXFP4 checkpoint: "yes" when Triton >= 3.4 and the kernels package are installed
+  // (experts stay packed), "no" or "" (the default) when not (experts dequantised to bf16)
+  std::string mxfp4_kernels;
   std::string attn;                       // "sdpa", "eager", "" = transformers' choice for the architecture
   std::string train;                      // "" (inference), "full", "lora" or "qlora"
   std::string precision = "bf16";         // training: bf16 or amp-bf16

@@ -140,6 +140,20 @@ void bnb_notes(Estimate& e, const Workload& w) {
                       "GPU machine the other figures were measured on");
 }
 
+// What the estimate did with a quantised checkpoint, in one line.
+std::string quant_note(const ArchModel& m, const Workload& w, const std::optional<LoadOptions>& load, DType dtype) {
+  const std::string method = m.quant->method_name;
+  if (!load)
+    return "quantization_config " + method + " not applied: " +
+           (w.mode == RunMode::kTrain ? std::string("training a quantised checkpoint is not modelled yet; weights counted unquantised")
+                                      : std::string("from_config builds the model unquantised"));
+  std::string note = "quantization_config " + method + ": " +
+                     weights_as_loaded(m.tensors, *m.quant, dtype, *load, m.facts.traits.conv1d_weights).how;
+  if (m.quant->method == QuantMethod::kMxfp4)
+    note += fmt::format("; --mxfp4-kernels {} (default no)", load->mxfp4_kernels ? "yes" : "no");
+  return note + "; load path modelled from transformers 5.17's quantiser source, not measured";
+}
+
 }  // namespace
 
 std::vector<std::string> linear_module_names(const ArchModel& model) {
@@ -173,21 +187,31 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.gpu = gpu;
   Tracker t(true, w.expandable_segments);
   std::string attn_used;
+  // A quantised checkpoint loaded by from_pretrained for inference; training and from_config build the model
+  // unquantised (training a quantised checkpoint is not modelled yet; QLoRA quantises a 16-bit one on load)
+  std::optional<LoadOptions> quant_load;
+  if (model.quant && w.mode != RunMode::kTrain && !w.from_config)
+    quant_load = LoadOptions{compute_capability(gpu), w.mxfp4_kernels};
   if (w.mode == RunMode::kTrain && w.train != TrainMethod::kFull) e.notes = check_lora_targets(model, w);
   uint64_t managed = 0;
   if (w.mode == RunMode::kTrain) {
     managed = transformers::run_training(t, model, g, w);
     attn_used = "sdpa";
   } else {
-    attn_used = transformers::run_inference(t, model, g, w);
+    attn_used = transformers::run_inference(t, model, g, w, quant_load ? &*quant_load : nullptr);
   }
   const DType weight_dtype = w.mode != RunMode::kTrain ? w.dtype
                              : w.precision == TrainPrecision::kAmpBf16 ? DType::F32 : DType::BF16;
-  e.weight_bytes = weight_bytes(model, w, weight_dtype);
+  e.weight_bytes = quant_load ? transformers::weight_bytes_in(model, weight_dtype, &*quant_load)
+                              : weight_bytes(model, w, weight_dtype);
+  if (model.quant) e.notes.push_back(quant_note(model, w, quant_load, weight_dtype));
   e.framework_peak_bytes = t.peak_allocated();
   e.reserved_peak_bytes = t.peak_reserved();
   e.peak_phase = t.peak_phase();
   itemise(e, t, w, gpu, managed);
+  if (quant_load)
+    for (auto& c : e.components)
+      if (c.name == "weights") c.detail = "as transformers' " + model.quant->method_name + " quantiser holds them (see the note)";
   e.notes.push_back("attention implementation: " + attn_used);
   bnb_notes(e, w);
   if (w.mode == RunMode::kTrain && w.hf_trainer) {

@@ -198,22 +198,6 @@ Checkpoint checkpoint_from_config(const HfConfig& config, const ArchModel& model
   return ck;
 }
 
-namespace detail {
-int compute_capability(const GpuProfile& gpu) {
-  // NVIDIA's CUDA GPU list (developer.nvidia.com/cuda-gpus), by the catalog's names.
-  struct Cap { const char* prefix; int sm; };
-  static const Cap caps[] = {{"B200", 100}, {"H200", 90}, {"H100", 90}, {"H20", 90}, {"H800", 90},
-                             {"RTX-PRO-6000", 120}, {"RTX-5090", 120}, {"RTX-5080", 120}, {"L40S", 89}, {"L4", 89},
-                             {"RTX-6000-Ada", 89}, {"RTX-4090", 89}, {"RTX-4080", 89}, {"RTX-4070", 89},
-                             {"RTX-4060", 89}, {"A100", 80}, {"A40", 86}, {"A10", 86}, {"RTX-A6000", 86},
-                             {"RTX-3090", 86}, {"RTX-3080", 86}, {"RTX-3070", 86}, {"RTX-3060", 86}, {"T4", 75},
-                             {"RTX-2080", 75}, {"V100", 70}};
-  for (const auto& c : caps)
-    if (gpu.name.rfind(c.prefix, 0) == 0) return c.sm;
-  return 0;
-}
-}  // namespace detail
-
 namespace {
 // The card exactly as the GPU catalog lists it (its own size, not one a caller put in its place).
 bool card_as_catalogued(const GpuProfile& gpu) {
@@ -279,7 +263,7 @@ VllmResult simulate(const ArchModel& model, const VllmOptions& opt_in, const Gpu
                                                   "quantization_config; llmem models fp8 (online) only as a flag");
   }
   const DType dtype = model_dtype(model, opt.dtype);
-  const WeightBreakdown w = weight_bytes(model, opt.checkpoint, q, dtype, tp, compute_capability(gpu));
+  const WeightBreakdown w = weight_bytes(model, opt.checkpoint, q, dtype, tp, llmem::compute_capability(gpu));
   r.weight_bytes = w.total;
 
   bool sliding = false;

@@ -66,8 +66,6 @@ DType model_dtype(const ArchModel& model, const std::string& dtype_flag);
 // compute_capability: 80 for sm_80 etc. (selects the MoE kernel, whose weight padding differs).
 WeightBreakdown weight_bytes(const ArchModel& model, const Checkpoint& ckpt, const std::optional<Quantization>& q,
                              DType dtype, uint64_t tp, int compute_capability);
-// The compute capability of a catalog GPU (from its name), 0 when unknown.
-int compute_capability(const GpuProfile& gpu);
 
 // ---- KV cache (vllm/v1/kv_cache_interface.py, kv_cache_utils.py; V0 vllm/worker/cache_engine.py) ----------
 struct KvLayout {
