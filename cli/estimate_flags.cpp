@@ -65,6 +65,12 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--seq", w.seq_tokens, "with --train: sequence length in tokens")->capture_default_str();
   cmd->add_flag("--grad-ckpt", w.grad_ckpt, "with --train: gradient checkpointing");
   cmd->add_option("--lora-r", w.lora_r, "with --train lora: LoRA rank")->capture_default_str();
+  cmd->add_option("--gpus", w.n_gpus, "transformers: GPUs of --gpu's kind: inference split by --device-map, training sharded by --sharding")
+      ->capture_default_str();
+  cmd->add_option("--device-map", w.device_map,
+                  "transformers inference with --gpus: from_pretrained's device_map auto, balanced, balanced_low_0 or sequential (default auto)");
+  cmd->add_option("--max-memory", w.max_memory, "transformers inference with --gpus: from_pretrained's max_memory, e.g. 0=20GiB,1=24GiB");
+  cmd->add_option("--sharding", w.sharding, "with --train and --gpus: ddp, zero1, zero2, zero3 (DeepSpeed 0.19.6) or fsdp (FSDP2)");
   cmd->add_option("--lora-targets", f.lora_targets, "with --train lora: target modules, comma-separated")->capture_default_str();
   // llama.cpp (--engine llamacpp)
   cmd->add_option("--quant", w.quant, "llama.cpp: quantisation scheme the file would have (Q4_K_M, Q8_0, ...; see --list-quants)");
@@ -112,7 +118,9 @@ const FlagNames& estimate_flag_names() {
       {"use_cache", "--no-cache"},    {"attn", "--attn"},               {"train", "--train"},
       {"precision", "--precision"},   {"optimizer", "--optimizer"},     {"seq_tokens", "--seq"},
       {"grad_ckpt", "--grad-ckpt"},   {"grad_accum", "--grad-accum"},   {"alloc_conf", "--alloc-conf"},
-      {"hf_trainer", "--hf-trainer"}, {"lora_r", "--lora-r"},           {"lora_targets", "--lora-targets"},
+      {"hf_trainer", "--hf-trainer"}, {"lora_r", "--lora-r"},
+      {"n_gpus", "--gpus"},           {"device_map", "--device-map"},   {"max_memory", "--max-memory"},
+      {"sharding", "--sharding"},           {"lora_targets", "--lora-targets"},
       {"quant", "--quant"},           {"n_ctx", "--ctx"},               {"n_ubatch", "--ubatch"},
       {"n_gpu_layers", "--ngl"},      {"cache_type_k", "--cache-type-k"}, {"cache_type_v", "--cache-type-v"},
       {"flash_attn", "--flash-attn"}, {"n_parallel", "--parallel"},     {"list_tensors", "--tensors"},

@@ -185,4 +185,14 @@ void zero_grad(const TrainCtx& c, const ArchModel& m, const std::vector<Param>& 
 
 void run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w);
 
+// --- the estimate (estimate.cpp) and several GPUs (multi_gpu.cpp, placement.cpp) ---------------------------------
+
+// The itemised peak of a replay: live bytes at the framework peak by category, then the caching allocator's cached
+// bytes and the CUDA context; sets e.process_peak_bytes (framework and reserved peaks must be set).
+void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile& gpu);
+
+// --gpus N > 1: one replay per GPU (inference placed by from_pretrained's device_map) or per rank (training
+// sharded), filling e.per_gpu and the top-level figures from the GPU with the largest process peak.
+void estimate_multi_gpu(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu);
+
 }  // namespace llmem::transformers

@@ -53,6 +53,10 @@ std::vector<std::string> check_lora_targets(const ArchModel& model, const Worklo
   return {fmt::format("LoRA targets not in this model, skipped as peft skips them: {}", fmt::join(missing, ","))};
 }
 
+}  // namespace
+
+namespace transformers {
+
 // The itemised peak: live bytes at the framework peak by category, then what the process adds beyond them.
 void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile& gpu) {
   static const std::map<std::string, std::string> kDetail = {
@@ -68,9 +72,11 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
       {"lora", "LoRA adapter weights (fp32, as peft keeps them)"},
       {"saved_activations", "tensors autograd keeps for backward"},
       {"loss", "cross-entropy's fp32 log-softmax and its gradient"},
+      {"master_weights", "fp32 master copy of this rank's parameter shard (DeepSpeed bf16)"},
+      {"comm_buffers", "communication buffers: DDP gradient buckets, FSDP2 all-gather and reduce-scatter buffers, ZeRO's buckets"},
   };
-  for (const char* cat : {"weights", "gradients", "optimizer_states", "optimizer_temp", "lora", "kv_cache", "saved_activations",
-                          "activations", "logits", "loss", "inputs", "workspace"}) {
+  for (const char* cat : {"weights", "master_weights", "gradients", "optimizer_states", "optimizer_temp", "lora", "kv_cache", "saved_activations",
+                          "activations", "logits", "loss", "inputs", "workspace", "comm_buffers"}) {
     auto it = t.peak_breakdown().find(cat);
     if (it == t.peak_breakdown().end()) continue;
     auto d = kDetail.find(cat);
@@ -84,7 +90,7 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
   e.process_peak_bytes = e.reserved_peak_bytes + outside;
 }
 
-}  // namespace
+}  // namespace transformers
 
 std::vector<std::string> linear_module_names(const ArchModel& model) {
   std::vector<std::string> modules;
@@ -115,9 +121,13 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.engine = "transformers";
   e.engine_version = kTransformersVersion;
   e.gpu = gpu;
+  if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) e.notes = check_lora_targets(model, w);
+  if (w.gpus > 1) {
+    transformers::estimate_multi_gpu(e, model, g, w, gpu);
+    return e;
+  }
   Tracker t(true, w.expandable_segments);
   std::string attn_used;
-  if (w.mode == RunMode::kTrain && w.train == TrainMethod::kLora) e.notes = check_lora_targets(model, w);
   if (w.mode == RunMode::kTrain) {
     transformers::run_training(t, model, g, w);
     attn_used = "sdpa";
@@ -130,7 +140,7 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.framework_peak_bytes = t.peak_allocated();
   e.reserved_peak_bytes = t.peak_reserved();
   e.peak_phase = t.peak_phase();
-  itemise(e, t, w, gpu);
+  transformers::itemise(e, t, w, gpu);
   e.notes.push_back("attention implementation: " + attn_used);
   if (w.mode == RunMode::kTrain && w.hf_trainer) {
     // the Trainer's resolved choices (transformers 5.17 training_args.py / trainer.py, accelerate 1.15)
