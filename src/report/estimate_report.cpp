@@ -81,7 +81,7 @@ json transformers_json(const EstimateResult& r) {
     else wl["device_map"] = w.device_map;
     if (!w.max_memory.empty()) {
       json mm = json::object();
-      for (const auto& [i, b] : w.max_memory) mm[std::to_string(i)] = b;
+      for (const auto& [i, b] : w.max_memory) mm[fmt::format("{}", i)] = b;
       wl["max_memory"] = mm;
     }
   }
@@ -343,8 +343,8 @@ void append_per_gpu(std::string& out, const Estimate& e) {
     const std::string left = fmt::format("{:<5}{:>10.2f}{:>11.2f}{:>11.2f}  ", g.index, static_cast<double>(g.weight_bytes) / kGiB,
                                          static_cast<double>(g.framework_peak_bytes) / kGiB,
                                          static_cast<double>(g.process_peak_bytes) / kGiB);
-    const std::vector<std::string> lines = wrap(g.role + (g.fits ? "" : " (does NOT fit)"), kColumns - columns(left));
-    for (size_t i = 0; i < lines.size(); ++i) out += (i == 0 ? left : std::string(columns(left), ' ')) + lines[i] + "\n";
+    const std::vector<std::string> lines = wrap(fmt::format("{}{}", g.role, g.fits ? "" : " (does NOT fit)"), kColumns - columns(left));
+    for (size_t i = 0; i < lines.size(); ++i) append(out, "{}{}\n", i == 0 ? left : std::string(columns(left), ' '), lines[i]);
   }
   append(out, "{}\n", "(GiB)");
   for (const auto& l : e.multi_gpu_lines) out += paragraph("", l, 2);

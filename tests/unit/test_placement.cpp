@@ -11,6 +11,7 @@
 #include "llmem/arch.hpp"
 #include "llmem/error.hpp"
 #include "llmem/hf_config.hpp"
+#include "llmem/estimate.hpp"
 #include "llmem/placement.hpp"
 
 namespace llmem {
@@ -127,6 +128,71 @@ TEST(Placement, MatchesEveryRecordedPlacement) {
     ++compared;
   }
   EXPECT_GT(compared, 0u) << path << " holds no successful record";
+}
+
+}  // namespace
+}  // namespace llmem
+
+// ---- the per-GPU estimates built on the placement and on the sharding (through the estimate seam) -----------
+
+namespace llmem {
+namespace {
+
+uint64_t component(const std::vector<MemoryComponent>& cs, const std::string& name) {
+  for (const auto& c : cs)
+    if (c.name == name) return c.bytes;
+  return 0;
+}
+
+EstimateResult run(WorkloadSpec w) {
+  EstimateRequest r;
+  r.source = "TinyLlama/TinyLlama-1.1B-Chat-v1.0";
+  r.workload = std::move(w);
+  return estimate(r);
+}
+
+// Split inference holds every weight once: the GPUs' weights add up to the single-GPU replay's.
+TEST(MultiGpu, SplitWeightsAddUpToTheWholeModel) {
+  WorkloadSpec one;
+  WorkloadSpec split;
+  split.n_gpus = 3;
+  split.device_map = "sequential";
+  split.max_memory = "0=1GiB,1=1GiB,2=1GiB";
+  const Estimate single = run(one).estimate;
+  const Estimate multi = run(split).estimate;
+  ASSERT_EQ(multi.per_gpu.size(), 3u);
+  uint64_t sum = 0;
+  for (const auto& g : multi.per_gpu) sum += component(g.components, "weights");
+  EXPECT_EQ(sum, component(single.components, "weights"));
+  // the top level is the GPU with the largest process peak
+  for (const auto& g : multi.per_gpu) EXPECT_LE(g.process_peak_bytes, multi.process_peak_bytes);
+  // every GPU pays its own CUDA context
+  for (const auto& g : multi.per_gpu) EXPECT_EQ(component(g.components, "cuda_context"), component(single.components, "cuda_context"));
+}
+
+// ZeRO-3 shards the weights 1/N (each tensor rounded up); DDP keeps them whole and adds gradient buckets as large
+// as the gradients.
+TEST(MultiGpu, ShardingDividesWhatEachSchemeShards) {
+  WorkloadSpec full;
+  full.train = "full";
+  const Estimate single = run(full).estimate;
+  WorkloadSpec z3 = full;
+  z3.n_gpus = 4;
+  z3.sharding = "zero3";
+  const Estimate zero3 = run(z3).estimate;
+  const uint64_t w1 = component(single.components, "weights"), w4 = component(zero3.components, "weights");
+  EXPECT_GE(w4, w1 / 4);
+  EXPECT_LE(w4, w1 / 4 + 512 * 400);  // one 512-byte rounding per tensor at most (TinyLlama has 201)
+  EXPECT_GT(component(zero3.components, "master_weights"), 0u);
+  bool said = false;
+  for (const auto& l : zero3.multi_gpu_lines) said = said || l.rfind("DeepSpeed's estimator says", 0) == 0;
+  EXPECT_TRUE(said);
+  WorkloadSpec ddp = full;
+  ddp.n_gpus = 2;
+  ddp.sharding = "ddp";
+  const Estimate d = run(ddp).estimate;
+  EXPECT_EQ(component(d.components, "weights"), w1);
+  EXPECT_GE(component(d.components, "comm_buffers"), single.weight_bytes);
 }
 
 }  // namespace
