@@ -209,6 +209,13 @@ void estimate_sharded_training(Estimate& e, const ArchModel& m, const Geometry& 
   one.framework_peak_bytes = t.peak_allocated();
   one.reserved_peak_bytes = t.peak_reserved();
   itemise(one, t, w, gpu);
+  for (auto& c : one.components) {
+    if (c.name == "optimizer_states" && zero(w.sharding))
+      c.detail = "AdamW exp_avg and exp_avg_sq of this rank's partition, fp32 (DeepSpeed's optimizer over the flat partition)";
+    else if ((c.name == "weights" || c.name == "gradients" || c.name == "optimizer_states") && c.detail.find("1/N") == std::string::npos &&
+             rank_view(w, c.name + "/x", 1u << 20) < (1u << 20))
+      c.detail += fmt::format(" (this rank's 1/{} shard)", w.gpus);
+  }
   // every rank alike (the same shard sizes, padded): rank 0 stands for all of them
   for (uint64_t r = 0; r < w.gpus; ++r) {
     GpuEstimate ge;
