@@ -338,15 +338,18 @@ void append_per_gpu(std::string& out, const Estimate& e) {
   for (const auto& g : e.per_gpu)
     if (g.process_peak_bytes > worst_bytes) worst_bytes = g.process_peak_bytes, worst = g.index;
   append(out, "\nPer GPU (modelled from source, not yet measured; the table above is GPU {}'s, the largest):\n", worst);
-  append(out, "{:<5}{:>10}{:>11}{:>11}  {}\n", "GPU", "weights", "framework", "process", "holds");
+  append(out, "{:<5}{:>9}{:>10}{:>11}{:>11}  {}\n", "GPU", "weights", "KV cache", "framework", "process", "holds");
   for (const auto& g : e.per_gpu) {
-    const std::string left = fmt::format("{:<5}{:>10.2f}{:>11.2f}{:>11.2f}  ", g.index, static_cast<double>(g.weight_bytes) / kGiB,
-                                         static_cast<double>(g.framework_peak_bytes) / kGiB,
+    uint64_t kv = 0;
+    for (const auto& c : g.components)
+      if (c.name == "kv_cache") kv = c.bytes;
+    const std::string left = fmt::format("{:<5}{:>9.2f}{:>10.2f}{:>11.2f}{:>11.2f}  ", g.index, static_cast<double>(g.weight_bytes) / kGiB,
+                                         static_cast<double>(kv) / kGiB, static_cast<double>(g.framework_peak_bytes) / kGiB,
                                          static_cast<double>(g.process_peak_bytes) / kGiB);
     const std::vector<std::string> lines = wrap(fmt::format("{}{}", g.role, g.fits ? "" : " (does NOT fit)"), kColumns - columns(left));
     for (size_t i = 0; i < lines.size(); ++i) append(out, "{}{}\n", i == 0 ? left : std::string(columns(left), ' '), lines[i]);
   }
-  append(out, "{}\n", "(GiB)");
+  append(out, "{}\n", "(GiB; KV cache and the rest at that GPU's own peak)");
   for (const auto& l : e.multi_gpu_lines) out += paragraph("", l, 2);
 }
 

@@ -8,6 +8,9 @@
 //   training.cpp          training steps: forward, loss, backward
 //   optimizer.cpp         trainable parameters, AdamW's states and step, zero_grad
 //   estimate.cpp          the public entry points (estimate_transformers, LoRA target names)
+//   placement.cpp         from_pretrained's device_map over several GPUs (accelerate's algorithm, llmem/placement.hpp)
+//   multi_gpu.cpp         --gpus: one replay per GPU (split inference), the top-level figures from the largest
+//   sharding.cpp          --gpus with --sharding: rank 0 of DDP, FSDP2, ZeRO 1-3, and DeepSpeed's own estimators
 #pragma once
 
 #include <algorithm>
