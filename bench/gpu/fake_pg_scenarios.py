@@ -11,6 +11,7 @@ peak by category. Every record carries the llmem command that estimates it.
     python3 bench/gpu/fake_pg_scenarios.py --list
     python3 bench/gpu/fake_pg_scenarios.py --split tune    --out bench/data/fake_pg_memory.jsonl
     python3 bench/gpu/fake_pg_scenarios.py --split holdout --out bench/data/fake_pg_memory_holdout.jsonl
+    llmem validate bench/data/fake_pg_memory.jsonl      # rank 0 beside `llmem estimate --gpus N --sharding ...`
 
 The split was fixed before any modelling was compared with a measurement: the "holdout" scenarios
 (HOLDOUT_MODELS, and every world size 8 scenario) must not be looked at while tuning the model; compare them once,
@@ -39,8 +40,11 @@ def scenarios():
                 for seq, batch in ((512, 1), (1024, 2)):
                     holdout = model in HOLDOUT_MODELS or world == 8
                     sid = f"{model}-{sharding}-w{world}-s{seq}-b{batch}"
-                    out.append({"id": sid, "model": model, "sharding": sharding, "world": world, "seq": seq,
-                                "batch": batch, "precision": "bf16", "optimizer": "adamw", "steps": 2,
+                    # the keys of measure_transformers.py's records, so that `llmem validate` reads these too
+                    # ("adamw-default": torch.optim.AdamW(params), the foreach implementation)
+                    out.append({"id": sid, "model": model, "mode": "train", "train": "full", "dtype": "bf16",
+                                "sharding": sharding, "world": world, "gpus": world, "seq": seq,
+                                "batch": batch, "precision": "bf16", "optimizer": "adamw-default", "steps": 2,
                                 "split": "holdout" if holdout else "tune",
                                 "llmem_args": [model.replace("__", "/"), "--train", "full", "--seq", str(seq),
                                                "--batch", str(batch), "--gpus", str(world), "--sharding", sharding]})
@@ -121,9 +125,11 @@ def run_one(sc):
     else:
         steps()
     torch.cuda.synchronize()
-    rec["framework_peak_bytes"] = torch.cuda.max_memory_allocated()
-    rec["reserved_peak_bytes"] = torch.cuda.max_memory_reserved()
-    rec["nvml_process_bytes_after"] = nvml_process_bytes()
+    rec["max_allocated_bytes"] = torch.cuda.max_memory_allocated()
+    rec["max_reserved_bytes"] = torch.cuda.max_memory_reserved()
+    # the caching allocator keeps what it reserved (no empty_cache), so the process's NVML figure after the run is
+    # its peak: reserved peak + CUDA context
+    rec["nvml_process_peak_bytes"] = nvml_process_bytes()
     rec["versions"] = {"torch": torch.__version__}
     rec["ok"] = True
     return rec
