@@ -215,7 +215,7 @@ std::vector<ValidationGroup> summarize_groups(const std::vector<ValidationRow>& 
     if (r.process_measured) process[r.group].push_back(relative_error(r.estimated_process_bytes, r.measured_process_bytes));
   }
   std::vector<ValidationGroup> out;
-  for (const char* g : {"inference", "training", "llama.cpp"})
+  for (const char* g : {"inference", "training", "sharded", "llama.cpp"})
     out.push_back({g, summarize(framework[g]), summarize(reserved[g]), summarize(process[g])});
   return out;
 }
