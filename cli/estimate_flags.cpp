@@ -68,6 +68,12 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--seq", w.seq_tokens, "with --train: sequence length in tokens")->capture_default_str();
   cmd->add_flag("--grad-ckpt", w.grad_ckpt, "with --train: gradient checkpointing");
   cmd->add_option("--lora-r", w.lora_r, "with --train lora: LoRA rank")->capture_default_str();
+  cmd->add_option("--gpus", w.n_gpus, "transformers: GPUs of --gpu's kind: inference split by --device-map, training sharded by --sharding")
+      ->capture_default_str();
+  cmd->add_option("--device-map", w.device_map,
+                  "transformers inference with --gpus: from_pretrained's device_map auto, balanced, balanced_low_0 or sequential (default auto)");
+  cmd->add_option("--max-memory", w.max_memory, "transformers inference with --gpus: from_pretrained's max_memory, e.g. 0=20GiB,1=24GiB");
+  cmd->add_option("--sharding", w.sharding, "with --train and --gpus: ddp, zero1, zero2, zero3 (DeepSpeed 0.19.6) or fsdp (FSDP2)");
   cmd->add_option("--lora-targets", f.lora_targets, "with --train lora or qlora: target modules, comma-separated, or all-linear")->capture_default_str();
   cmd->add_option("--bnb-4bit-quant-type", w.bnb_4bit_quant_type, "with --train qlora: the 4-bit type, nf4 or fp4")->capture_default_str();
   cmd->add_option("--bnb-double-quant", w.bnb_double_quant,
@@ -121,6 +127,8 @@ const FlagNames& estimate_flag_names() {
       {"grad_ckpt", "--grad-ckpt"},   {"grad_accum", "--grad-accum"},   {"alloc_conf", "--alloc-conf"},
       {"hf_trainer", "--hf-trainer"}, {"lora_r", "--lora-r"},           {"lora_targets", "--lora-targets"},
       {"bnb_4bit_quant_type", "--bnb-4bit-quant-type"}, {"bnb_double_quant", "--bnb-double-quant"},
+      {"n_gpus", "--gpus"},           {"device_map", "--device-map"},   {"max_memory", "--max-memory"},
+      {"sharding", "--sharding"},
       {"quant", "--quant"},           {"n_ctx", "--ctx"},               {"n_ubatch", "--ubatch"},
       {"n_gpu_layers", "--ngl"},      {"cache_type_k", "--cache-type-k"}, {"cache_type_v", "--cache-type-v"},
       {"flash_attn", "--flash-attn"}, {"n_parallel", "--parallel"},     {"list_tensors", "--tensors"},

@@ -4,12 +4,16 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
+#include <cctype>
 
 #include <fmt/core.h>
 
 #include "adapters.hpp"
 #include "llmem/error.hpp"
+#include "llmem/placement.hpp"
 #include "llmem/transformers.hpp"
+#include "llmem/units.hpp"
 
 namespace llmem::adapters {
 namespace {
@@ -109,6 +113,61 @@ void resolve_training(const WorkloadSpec& spec, Workload& w) {
   w.dtype = w.precision == TrainPrecision::kBf16 ? DType::BF16 : DType::F32;
 }
 
+// "0=20GiB,1=24GiB": a size with its unit per GPU index below the number of GPUs, each index once.
+std::vector<std::pair<int, uint64_t>> parse_max_memory(const std::string& text, uint64_t gpus) {
+  std::vector<std::pair<int, uint64_t>> out;
+  std::stringstream list(text);
+  for (std::string item; std::getline(list, item, ',');) {
+    const size_t eq = item.find('=');
+    const std::string index = item.substr(0, eq == std::string::npos ? 0 : eq), size = eq == std::string::npos ? "" : item.substr(eq + 1);
+    if (eq == std::string::npos || index.empty() || index.find_first_not_of("0123456789") != std::string::npos || index.size() > 4)
+      throw usage_error("max_memory", "{field} takes GPU=SIZE pairs (0=20GiB,1=24GiB), got '" + item + "'");
+    const int i = std::stoi(index);
+    if (static_cast<uint64_t>(i) >= gpus)
+      throw usage_error("max_memory", fmt::format("{{field}} names GPU {}, but {{field:n_gpus}} {} has GPUs 0-{}", i, gpus, gpus - 1));
+    if (size.empty() || !std::isalpha(static_cast<unsigned char>(size.back())))
+      throw usage_error("max_memory", fmt::format("{{field}} {}={} has no unit: {}GiB (2^30 bytes) or {}GB (10^9 bytes)?", i, size, size, size));
+    const auto bytes = parse_bytes(size);
+    if (!bytes) throw usage_error("max_memory", fmt::format("{{field}} {}: '{}' is not a size", i, size));
+    for (const auto& [j, b] : out)
+      if (j == i) throw usage_error("max_memory", fmt::format("{{field}} gives GPU {} twice", i));
+    out.emplace_back(i, *bytes);
+  }
+  if (out.empty()) throw usage_error("max_memory", "{field} names no GPU (0=20GiB,1=24GiB)");
+  return out;
+}
+
+// --gpus, --device-map, --max-memory, --sharding (docs/cli.md, "Several GPUs").
+void resolve_gpus(const WorkloadSpec& spec, Workload& w) {
+  if (spec.n_gpus < 1) throw usage_error("n_gpus", fmt::format("{{field}} must be at least 1, got {}", spec.n_gpus));
+  if (spec.n_gpus > 4096) throw usage_error("n_gpus", fmt::format("{{field}} {} is beyond any plausible machine (max 4096)", spec.n_gpus));
+  w.gpus = static_cast<uint64_t>(spec.n_gpus);
+  if (!spec.device_map.empty() && !device_map_from_name(spec.device_map))
+    throw usage_error("device_map", "{field} must be auto, balanced, balanced_low_0 or sequential, got '" + spec.device_map + "'");
+  w.device_map = spec.device_map;
+  if (!spec.max_memory.empty()) w.max_memory = parse_max_memory(spec.max_memory, w.gpus);
+  if (w.mode != RunMode::kTrain) {
+    if (w.gpus > 1 && w.device_map.empty()) w.device_map = "auto";
+    return;
+  }
+  static const std::set<std::string> schemes = {"ddp", "zero1", "zero2", "zero3", "fsdp"};
+  if (!spec.sharding.empty() && !schemes.count(spec.sharding))
+    throw usage_error("sharding", "{field} must be ddp, zero1, zero2, zero3 or fsdp, got '" + spec.sharding + "'");
+  w.sharding = spec.sharding;
+  if (w.gpus > 1 && w.sharding.empty())
+    throw usage_error("n_gpus", fmt::format("{{field}} {} with training needs {{field:sharding}} (ddp, zero1, zero2, zero3 or fsdp)", w.gpus));
+  if (w.sharding.empty()) return;
+  if (w.gpus == 1 && w.sharding != "ddp")
+    throw usage_error("sharding", "{field} " + w.sharding + " shards over GPUs: with {field:n_gpus} 1 there is nothing to shard");
+  if (w.train != TrainMethod::kFull)
+    throw usage_error("sharding", std::string("{field} is modelled for {field:train} full, not ") +
+                                      (w.train == TrainMethod::kQLora ? "qlora" : "lora"));
+  if (w.sharding.rfind("zero", 0) == 0 && w.optimizer != OptimizerKind::kAdamWForeach && w.optimizer != OptimizerKind::kAdamWFused &&
+      w.optimizer != OptimizerKind::kAdamWForLoop)
+    throw usage_error("sharding", "{field} " + w.sharding + " is modelled with AdamW (DeepSpeed's FusedAdam), not " +
+                                      optimizer_name(w.optimizer));
+}
+
 class TransformersEngine final : public Engine {
  public:
   std::string name() const override { return "transformers"; }
@@ -119,9 +178,9 @@ class TransformersEngine final : public Engine {
   std::vector<WeightScheme> weight_schemes() const override { return {}; }
 
   bool reads(const std::string& field, const WorkloadSpec& spec) const override {
-    static const std::set<std::string> always = {"batch", "attn", "train", "alloc_conf"};
-    static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache", "mxfp4_kernels"};
-    static const std::set<std::string> training = {"precision", "optimizer", "seq_tokens", "grad_ckpt", "grad_accum", "hf_trainer"};
+    static const std::set<std::string> always = {"batch", "attn", "train", "alloc_conf", "n_gpus"};
+    static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache", "mxfp4_kernels", "device_map", "max_memory"};
+    static const std::set<std::string> training = {"precision", "optimizer", "seq_tokens", "grad_ckpt", "grad_accum", "hf_trainer", "sharding"};
     static const std::set<std::string> lora = {"lora_r", "lora_targets"};
     static const std::set<std::string> qlora = {"bnb_4bit_quant_type", "bnb_double_quant"};
     if (always.count(field)) return true;
@@ -153,6 +212,7 @@ class TransformersEngine final : public Engine {
       w.prompt_tokens = positive_count(spec.prompt_tokens, "prompt_tokens");
       w.new_tokens = positive_count(spec.new_tokens, "new_tokens");
     }
+    resolve_gpus(spec, w);
     return w;
   }
 

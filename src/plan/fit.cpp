@@ -76,9 +76,23 @@ struct Searcher {
   }
 };
 
+// A workload that carries its GPU count (transformers inference over several GPUs, placed by from_pretrained's
+// device_map="auto") is estimated per GPU already: its estimate is not split again.
 Searcher searcher_for(const Engine& engine, const EngineModel& model, const FitRequest& req, const Workload& w, uint64_t* estimates) {
-  return {engine, model, req, mode_of(w) != FitMode::kInference, engine.splits_over_gpus() ? static_cast<uint64_t>(req.gpus) : 1,
-          estimates};
+  const uint64_t split = w.gpus > 1 ? 1 : engine.splits_over_gpus() ? static_cast<uint64_t>(req.gpus) : 1;
+  return {engine, model, req, mode_of(w) != FitMode::kInference, split, estimates};
+}
+
+// transformers inference over several GPUs is modelled per GPU (src/engines/transformers/multi_gpu.cpp): the
+// inference candidates carry the GPU count and device_map "auto"; training keeps the even split.
+std::vector<FitCandidate> per_gpu_candidates(std::vector<FitCandidate> cs, const Engine& engine, const FitRequest& req) {
+  if (req.gpus <= 1 || !engine.splits_over_gpus() || engine.name() != "transformers") return cs;
+  for (auto& c : cs)
+    if (mode_of(c.workload) == FitMode::kInference) {
+      c.workload.gpus = static_cast<uint64_t>(req.gpus);
+      c.workload.device_map = "auto";
+    }
+  return cs;
 }
 
 // The largest count of `knob` that fits, the other knobs held at the candidate's own values. Where the candidate's
@@ -120,19 +134,31 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   o.mode = mode_of(c.workload);
   o.workload = c.workload;
   const Searcher s = searcher_for(engine, model, req, c.workload, estimates);
-  o.process_peak_bytes = base.process_peak_bytes;
+  o.per_gpu_modelled = !base.per_gpu.empty();
+  // the single-process estimate (for a per-GPU workload, the same workload on one GPU)
+  Estimate single;
+  if (o.per_gpu_modelled) {
+    Workload one = c.workload;
+    one.gpus = 1;
+    one.device_map.clear();
+    single = engine.estimate(model, one, req.gpu);
+    ++*estimates;
+  }
+  const Estimate& whole = o.per_gpu_modelled ? single : base;
+  o.process_peak_bytes = whole.process_peak_bytes;
   o.per_gpu_bytes = per_gpu_bytes(base, s.training, s.gpus);
   o.headroom_bytes = static_cast<int64_t>(req.gpu.budget_bytes()) - static_cast<int64_t>(o.per_gpu_bytes);
   o.fits = s.fits(base);
-  // more GPUs help only where the even split applies
-  o.gpus_needed = engine.splits_over_gpus() ? gpus_needed(base, s.training, req.gpu.budget_bytes()) : 0;
+  // more GPUs help only where the even split applies (GPUs needed: still the even split of the single process)
+  o.gpus_needed = engine.splits_over_gpus() ? gpus_needed(whole, s.training, req.gpu.budget_bytes()) : 0;
   o.weight_bytes = base.weight_bytes;
   o.weights_predicted = base.weights_predicted;
   o.layers = base.layers;
   o.serving = base.serving;
   const FitProbe base_probe{o.fits, o.per_gpu_bytes};
   // what every knob value needs at least, split as the footprint is: beyond the budget, nothing fits
-  const uint64_t floor = engine.knob_floor_bytes(model, c.workload, base);
+  // (none for a per-GPU estimate: the floor is the whole model's)
+  const uint64_t floor = o.per_gpu_modelled ? 0 : engine.knob_floor_bytes(model, c.workload, base);
   const uint64_t oh = std::min(overhead(base, s.training), floor);
   const bool floor_exceeds = floor && (s.gpus > 1 ? ceil_div(floor - oh, s.gpus) + oh : floor) > s.budget();
   for (Knob knob : engine.fit_knobs()) {
@@ -174,7 +200,7 @@ std::vector<std::string> gpu_notes(const FitRequest& req, const Engine& engine) 
 
 // Ranks one catalog model at the first ranking candidate that fits (else the last); says whether one fit.
 bool rank_model(const Engine& engine, const SourceFacts& facts, const FitRequest& req, FitOption& best, uint64_t* estimates) {
-  const std::vector<FitCandidate> candidates = engine.ranking_candidates(facts, req.workload);
+  const std::vector<FitCandidate> candidates = per_gpu_candidates(engine.ranking_candidates(facts, req.workload), engine, req);
   for (size_t i = 0; i < candidates.size(); ++i) {
     const FitCandidate& c = candidates[i];
     const auto model = engine.prepare(facts, c.workload);
@@ -337,7 +363,7 @@ FitResult fit(const FitRequest& req, const SourceFacts& facts) {
   out.source = facts.source;
   out.params = facts.params ? facts.params->total_params : 0;
   out.max_positions = facts.arch ? facts.arch->facts.max_positions : 0;
-  const std::vector<FitCandidate> candidates = engine.fit_candidates(facts, req.workload);
+  const std::vector<FitCandidate> candidates = per_gpu_candidates(engine.fit_candidates(facts, req.workload), engine, req);
   out.options.resize(candidates.size());
   std::vector<std::string> architectures(candidates.size());
   std::vector<uint64_t> estimates(candidates.size(), 0);

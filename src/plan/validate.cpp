@@ -113,6 +113,9 @@ WorkloadSpec transformers_workload(const json& rec, const std::string& mode) {
     w.grad_ckpt = field<bool>(rec, "grad_ckpt", false);
     w.lora_r = field<int64_t>(rec, "lora_r", 16);
     if (rec.contains("lora_targets") && rec["lora_targets"].is_array()) w.lora_targets = rec["lora_targets"].get<std::vector<std::string>>();
+    // rank 0 of a sharded run with PyTorch's fake process group (bench/gpu/fake_pg_scenarios.py)
+    w.n_gpus = field<int64_t>(rec, "gpus", 1);
+    w.sharding = field<std::string>(rec, "sharding", "");
   } else {
     w.prompt_tokens = rec.at("prompt");
     w.use_cache = mode != "forward";
@@ -144,8 +147,9 @@ std::optional<ValidationRow> evaluate(const json& rec, const GpuProfile& gpu) {
   const Estimate e = estimate(req).estimate;
 
   ValidationRow r;
-  r.group = mode == "train" ? "training" : "inference";
-  r.label = transformers_label(id, mode, req.workload);
+  r.group = mode == "train" ? (req.workload.n_gpus > 1 ? "sharded" : "training") : "inference";
+  r.label = transformers_label(id, mode, req.workload) +
+            (req.workload.n_gpus > 1 ? fmt::format(" {}x{}", req.workload.sharding, req.workload.n_gpus) : "");
   r.estimated_framework_bytes = static_cast<double>(e.framework_peak_bytes);
   r.measured_framework_bytes = rec.at("max_allocated_bytes").get<double>();
   r.estimated_reserved_bytes = static_cast<double>(e.reserved_peak_bytes);
@@ -211,7 +215,7 @@ std::vector<ValidationGroup> summarize_groups(const std::vector<ValidationRow>& 
     if (r.process_measured) process[r.group].push_back(relative_error(r.estimated_process_bytes, r.measured_process_bytes));
   }
   std::vector<ValidationGroup> out;
-  for (const char* g : {"inference", "training", "llama.cpp"})
+  for (const char* g : {"inference", "training", "sharded", "llama.cpp"})
     out.push_back({g, summarize(framework[g]), summarize(reserved[g]), summarize(process[g])});
   return out;
 }

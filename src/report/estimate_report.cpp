@@ -34,6 +34,27 @@ int64_t gpu_layers(const EstimateResult& r) {
   return r.workload.n_gpu_layers < 0 ? static_cast<int64_t>(r.estimate.layers) + 1 : r.workload.n_gpu_layers;
 }
 
+// --gpus N: each GPU (inference) or rank (training) with its own peaks and breakdown.
+json per_gpu_json(const Estimate& e) {
+  json arr = json::array();
+  for (const auto& g : e.per_gpu) {
+    json comps = json::array();
+    for (const auto& c : g.components) comps.push_back({{"name", c.name}, {"bytes", c.bytes}, {"detail", c.detail}});
+    arr.push_back({{"index", g.index},
+                   {"role", g.role},
+                   {"modules", g.modules},
+                   {"weight_bytes", g.weight_bytes},
+                   {"framework_peak_bytes", g.framework_peak_bytes},
+                   {"reserved_peak_bytes", g.reserved_peak_bytes},
+                   {"process_peak_bytes", g.process_peak_bytes},
+                   {"peak_phase", g.peak_phase},
+                   {"fits", g.fits},
+                   {"modelled_not_measured", true},
+                   {"components", comps}});
+  }
+  return arr;
+}
+
 json transformers_json(const EstimateResult& r) {
   const Estimate& e = r.estimate;
   const Workload& w = r.workload;
@@ -59,7 +80,17 @@ json transformers_json(const EstimateResult& r) {
     wl["prompt"] = w.prompt_tokens;
     if (w.mode == RunMode::kGenerate) wl["new_tokens"] = w.new_tokens;
   }
-  return {{"schema_version", 1},
+  if (!e.per_gpu.empty()) {
+    wl["gpus"] = w.gpus;
+    if (w.mode == RunMode::kTrain) wl["sharding"] = w.sharding;
+    else wl["device_map"] = w.device_map;
+    if (!w.max_memory.empty()) {
+      json mm = json::object();
+      for (const auto& [i, b] : w.max_memory) mm[fmt::format("{}", i)] = b;
+      wl["max_memory"] = mm;
+    }
+  }
+  json out = {{"schema_version", 1},
           {"source", r.source.spec},
           {"engine", e.engine},
           {"engine_version", e.engine_version},
@@ -73,6 +104,9 @@ json transformers_json(const EstimateResult& r) {
           {"fits", fits(e)},
           {"components", comps},
           {"notes", e.notes}};
+  if (!e.per_gpu.empty()) out["per_gpu"] = per_gpu_json(e);
+  if (!e.multi_gpu_lines.empty()) out["multi_gpu"] = e.multi_gpu_lines;
+  return out;
 }
 
 json llamacpp_json(const EstimateResult& r) {
@@ -306,6 +340,29 @@ void append_fit_line(std::string& out, const Estimate& e) {
   append(out, "{}\n", gpu_budget_text(e.gpu));
 }
 
+// --gpus N: one line per GPU (its share, its peaks), then the placement or sharding in words.
+void append_per_gpu(std::string& out, const Estimate& e) {
+  if (e.per_gpu.empty()) return;
+  unsigned worst = e.per_gpu.front().index;
+  uint64_t worst_bytes = 0;
+  for (const auto& g : e.per_gpu)
+    if (g.process_peak_bytes > worst_bytes) worst_bytes = g.process_peak_bytes, worst = g.index;
+  append(out, "\nPer GPU (modelled from source, not yet measured; the table above is GPU {}'s, the largest):\n", worst);
+  append(out, "{:<5}{:>9}{:>10}{:>11}{:>11}  {}\n", "GPU", "weights", "KV cache", "framework", "process", "holds");
+  for (const auto& g : e.per_gpu) {
+    uint64_t kv = 0;
+    for (const auto& c : g.components)
+      if (c.name == "kv_cache") kv = c.bytes;
+    const std::string left = fmt::format("{:<5}{:>9.2f}{:>10.2f}{:>11.2f}{:>11.2f}  ", g.index, static_cast<double>(g.weight_bytes) / kGiB,
+                                         static_cast<double>(kv) / kGiB, static_cast<double>(g.framework_peak_bytes) / kGiB,
+                                         static_cast<double>(g.process_peak_bytes) / kGiB);
+    const std::vector<std::string> lines = wrap(fmt::format("{}{}", g.role, g.fits ? "" : " (does NOT fit)"), kColumns - columns(left));
+    for (size_t i = 0; i < lines.size(); ++i) append(out, "{}{}\n", i == 0 ? left : std::string(columns(left), ' '), lines[i]);
+  }
+  append(out, "{}\n", "(GiB; KV cache and the rest at that GPU's own peak)");
+  for (const auto& l : e.multi_gpu_lines) out += paragraph("", l, 2);
+}
+
 std::string transformers_text(const EstimateResult& r) {
   const Estimate& e = r.estimate;
   std::string out;
@@ -322,6 +379,7 @@ std::string transformers_text(const EstimateResult& r) {
   append(out, "{:<20}{:>14.3f}  torch.cuda.max_memory_reserved()\n", "Reserved peak", static_cast<double>(e.reserved_peak_bytes) / kGiB);
   append(out, "{:<20}{:>14.3f}  what nvidia-smi / NVML shows for the process\n", "Process peak",
          static_cast<double>(e.process_peak_bytes) / kGiB);
+  append_per_gpu(out, e);
   append_fit_line(out, e);
   append_notes(out, e.notes);
   notes.append_to(out);

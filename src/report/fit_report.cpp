@@ -55,7 +55,8 @@ json option_json(const FitOption& o) {
             {"gpus_needed_approximate", o.gpus_needed > 1},
             {"process_peak_bytes", o.process_peak_bytes},
             {"per_gpu_bytes", o.per_gpu_bytes},
-            {"per_gpu_approximate", o.per_gpu_bytes != o.process_peak_bytes},
+            {"per_gpu_approximate", !o.per_gpu_modelled && o.per_gpu_bytes != o.process_peak_bytes},
+            {"per_gpu_modelled", o.per_gpu_modelled},
             {"headroom_bytes", o.headroom_bytes}};
   if (o.mode != FitMode::kInference) {
     j["seq"] = o.workload.prompt_tokens;
@@ -128,7 +129,8 @@ std::string transformers_fit_text(const FitResult& r, const FitRequest& req) {
   append(out, "{}\n", std::string(77, '-'));
   for (const auto& o : r.options)
     append(out, "{:<10} {:<9} {:>5} {:>9} {:>9} {:>12} {:>10} {:>6}\n", fit_mode_name(o.mode), o.precision, o.fits ? "yes" : "no",
-           per_gpu_cell(gib(o.per_gpu_bytes), split), per_gpu_cell(gib_signed(o.headroom_bytes), split), context_cell(o),
+           per_gpu_cell(gib(o.per_gpu_bytes), split && !o.per_gpu_modelled),
+           per_gpu_cell(gib_signed(o.headroom_bytes), split && !o.per_gpu_modelled), context_cell(o),
            o.max_batch ? format_thousands(o.max_batch) + (o.batch_capped ? "*" : "") : "—", gpus_cell(o));
   append(out, "{}\n", std::string(77, '-'));
   const std::string at_batch = batch == 1 || !w.train.empty()
@@ -139,14 +141,18 @@ std::string transformers_fit_text(const FitResult& r, const FitRequest& req) {
                                    "llmem's estimate (llmem estimate).",
                                    at_batch, split ? ", per GPU" : "", at_batch),
                    0);
-  bool capped = false, any = false, approximate = split;
+  bool capped = false, any = false, approximate = false, modelled = false;
   for (const auto& o : r.options) {
     capped = capped || o.context_capped || o.batch_capped;
     any = any || o.fits;
-    approximate = approximate || o.gpus_needed > 1;
+    approximate = approximate || o.gpus_needed > 1 || (split && !o.per_gpu_modelled);
+    modelled = modelled || o.per_gpu_modelled;
   }
   if (capped) out += paragraph("", "* the search's limit (the model's max_position_embeddings, or 2^20), not memory's.", 2);
   if (approximate) out += paragraph("", kApproxLegend, 2);
+  if (modelled)
+    out += paragraph("", "Inference over several GPUs: per GPU as from_pretrained(device_map=\"auto\") places the layers "
+                         "(llmem estimate --gpus), the largest GPU's peak; modelled from source, not yet measured.", 2);
   if (!any) append_nothing_fits(out, r, req);
   append_notes(out, r.notes);
   return out;
@@ -174,7 +180,8 @@ std::string transformers_ranking_text(const FitRanking& rk, const FitRequest& re
   append(out, "{}\n", std::string(96, '-'));
   for (const auto& m : rk.fits)
     append(out, "{:<44} {:>8.2f} {:<9} {:>9} {:>9} {:>12}\n", m.id.substr(0, 44), static_cast<double>(m.params) / 1e9,
-           m.best.precision, per_gpu_cell(gib(m.best.per_gpu_bytes), split), per_gpu_cell(gib_signed(m.best.headroom_bytes), split),
+           m.best.precision, per_gpu_cell(gib(m.best.per_gpu_bytes), split && !m.best.per_gpu_modelled),
+           per_gpu_cell(gib_signed(m.best.headroom_bytes), split && !m.best.per_gpu_modelled),
            context_cell(m.best));
   append(out, "{}\n", std::string(96, '-'));
   out += paragraph("", fmt::format("{} of {} catalog models fit (fp16/bf16; fp32 needs twice the weights). Largest first.",

@@ -134,9 +134,11 @@ json validation_json(const ValidationReport& report) {
                     {"estimated_process_peak_bytes", r.estimated_process_bytes},
                     {"measured_process_peak_bytes", r.process_measured ? json(r.measured_process_bytes) : json(nullptr)}});
   json summary = json::object();
-  // the JSON summary keeps its two transformers groups (llama.cpp rows are in `rows`)
-  for (const char* name : {"inference", "training"}) {
+  // the JSON summary keeps its two transformers groups (llama.cpp rows are in `rows`), and "sharded" when such
+  // records were read
+  for (const char* name : {"inference", "training", "sharded"}) {
     const ValidationGroup& g = report.group(name);
+    if (std::string(name) == "sharded" && g.framework.cases == 0) continue;
     summary[name] = {{"cases", g.framework.cases},
                      {"framework_median_abs_error", g.framework.median_abs_error},
                      {"framework_max_abs_error", g.framework.max_abs_error},

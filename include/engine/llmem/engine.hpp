@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "llmem/arch.hpp"
@@ -67,6 +68,11 @@ struct Workload {
   // bnb_4bit_use_double_quant (the blocks' absmax quantised again)
   bool bnb_fp4 = false;
   bool bnb_double_quant = true;
+  // several GPUs (transformers): inference split by from_pretrained's device_map, training sharded over ranks
+  uint64_t gpus = 1;
+  std::string device_map;            // "auto", "balanced", "balanced_low_0", "sequential" (inference, gpus > 1)
+  std::vector<std::pair<int, uint64_t>> max_memory;  // from_pretrained's max_memory: GPU index -> bytes (empty: free memory)
+  std::string sharding;              // "ddp", "zero1", "zero2", "zero3", "fsdp" (training, gpus > 1)
   // llama.cpp (names as llama.cpp's own: n_ctx in KV cells = tokens, n_batch/n_ubatch in tokens)
   std::string quant;                 // scheme the predicted file has ("Q4_K_M"); "" = a GGUF's own tensor types
   uint64_t n_ctx = 4096;
@@ -160,6 +166,18 @@ struct ServingFigures {
   uint64_t kv_cache_memory_bytes = 0;   // the --kv-cache-memory value that holds them
 };
 
+// One GPU of several (transformers --gpus): its own replay, peaks and breakdown.
+struct GpuEstimate {
+  unsigned index = 0;                 // the GPU (inference) or rank (training)
+  std::string role;                   // what it holds, in words ("layers 0-15, embeddings", "rank 0 of 4")
+  std::vector<std::string> modules;   // from_pretrained's device_map entries placed here (inference)
+  uint64_t weight_bytes = 0;          // parameters (and buffers) resident here
+  uint64_t framework_peak_bytes = 0, reserved_peak_bytes = 0, process_peak_bytes = 0;
+  std::string peak_phase;
+  std::vector<MemoryComponent> components;
+  bool fits = false;                  // process_peak_bytes <= the GPU's budget
+};
+
 struct Estimate {
   std::string engine;                 // "transformers"
   std::string engine_version;         // the version whose mechanisms were modelled
@@ -180,6 +198,10 @@ struct Estimate {
   bool weights_predicted = false;     // tensor types predicted from a config rather than read from a GGUF
   std::vector<WeightTensor> weight_tensors;  // filled on request only (EstimateRequest::list_tensors)
   std::optional<ServingFigures> serving;     // serving engines (vLLM) only
+  // transformers with --gpus N > 1: every GPU (or rank); the top-level peaks and components are those of the GPU
+  // with the largest process peak
+  std::vector<GpuEstimate> per_gpu;
+  std::vector<std::string> multi_gpu_lines;  // the placement or sharding in words (and DeepSpeed's own estimate)
 };
 
 }  // namespace llmem

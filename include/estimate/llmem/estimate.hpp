@@ -57,6 +57,11 @@ struct WorkloadSpec {
   bool bnb_double_quant = true;             // qlora: bnb_4bit_use_double_quant
   bool from_config = false;               // weights built with from_config (the measurement harness), not loaded
   std::string alloc_conf;                 // PYTORCH_CUDA_ALLOC_CONF: "" (defaults) or expandable_segments:True/False
+  // several GPUs (transformers): --gpus, inference's --device-map and --max-memory, training's --sharding
+  int64_t n_gpus = 1;
+  std::string device_map;                 // auto, balanced, balanced_low_0, sequential ("" = auto when n_gpus > 1)
+  std::string max_memory;                 // "0=20GiB,1=24GiB": from_pretrained's max_memory per GPU index
+  std::string sharding;                   // ddp, zero1, zero2, zero3, fsdp
   // llama.cpp
   std::string quant;                      // scheme of the predicted file ("Q4_K_M"); a GGUF source has its own
   int64_t n_ctx = 4096;

@@ -68,6 +68,8 @@ struct FitOption {
   bool fits = false;              // that workload, on req.gpus GPUs
   uint64_t process_peak_bytes = 0;   // the single-process estimate of that workload
   uint64_t per_gpu_bytes = 0;        // that footprint split over the GPUs (== process_peak_bytes for 1)
+  bool per_gpu_modelled = false;     // per_gpu_bytes is the per-GPU model's largest GPU (transformers inference
+                                     // with --gpus: from_pretrained's device_map="auto"), not the even split
   int64_t headroom_bytes = 0;        // budget − per_gpu_bytes (negative: short by that much)
   uint64_t gpus_needed = 0;          // 0: no number of GPUs helps (below the per-GPU overhead, or not modelled)
   uint64_t weight_bytes = 0;         // the weights the estimate holds (llama.cpp: the file's tensor data)

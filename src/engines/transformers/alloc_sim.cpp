@@ -136,9 +136,18 @@ void CachingAllocator::free(uint64_t handle) {
 Tracker::Tracker(bool simulate_allocator, bool expandable_segments)
     : simulate_(simulate_allocator), debug_(std::getenv("LLMEM_DEBUG_TRACE") != nullptr), allocator_(expandable_segments) {}
 
-void Tracker::alloc(const std::string& name, uint64_t bytes) {
+void Tracker::set_phase(std::string phase) {
+  phase_ = std::move(phase);
+  if (!hook_ || in_hook_) return;
+  in_hook_ = true;
+  hook_(*this, phase_);
+  in_hook_ = false;
+}
+
+void Tracker::alloc(const std::string& name, uint64_t whole_bytes) {
   auto [it, inserted] = tensors_.try_emplace(name, Live{0, 0});
   if (!inserted) internal_error("tensor allocated twice: " + name);
+  const uint64_t bytes = view_ ? view_(name, whole_bytes) : whole_bytes;
   // A tensor of no elements takes no memory from the caching allocator (no block), but it is live all the same:
   // its free must match.
   const uint64_t size = bytes == 0 ? 0 : CachingAllocator::round_size(bytes);

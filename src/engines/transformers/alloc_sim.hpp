@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -91,7 +92,18 @@ class Tracker {
   const std::string& peak_phase() const { return peak_phase_; }
   // Live bytes at the peak, grouped by the category prefix of each tensor name ("kv_cache/3/k" -> "kv_cache").
   const std::map<std::string, uint64_t>& peak_breakdown() const;
-  void set_phase(std::string phase) { phase_ = std::move(phase); }
+  // Sets the phase (where a peak is reported), then calls the phase hook, if any.
+  void set_phase(std::string phase);
+
+  // Several GPUs (multi_gpu.cpp): one replay per device or rank, each through its own Tracker. A view maps each
+  // allocation to the bytes this device holds of it: 0 for a tensor that lives on another device (it stays live by
+  // name, so its free still matches), a shard's bytes for a sharded one; unset, every allocation is whole.
+  using View = std::function<uint64_t(const std::string& name, uint64_t bytes)>;
+  void set_view(View view) { view_ = std::move(view); }
+  // Called with each new phase once it is set: what a phase boundary allocates or frees on this device beyond the
+  // single-GPU replay (a hook's copy of a layer's inputs, a prefetched all-gather). Not called again from within.
+  using PhaseHook = std::function<void(Tracker&, const std::string& phase)>;
+  void set_phase_hook(PhaseHook hook) { hook_ = std::move(hook); }
 
  private:
   struct Live {
@@ -112,6 +124,9 @@ class Tracker {
   std::vector<uint64_t> category_bytes_, peak_category_bytes_;
   mutable std::map<std::string, uint64_t> peak_breakdown_;  // built from peak_category_bytes_ when asked
   mutable bool peak_breakdown_stale_ = true;
+  View view_;
+  PhaseHook hook_;
+  bool in_hook_ = false;
 };
 
 }  // namespace llmem::sim

@@ -9,6 +9,9 @@
 //   optimizer.cpp         trainable parameters, AdamW's states and step, zero_grad
 //   bnb.cpp               bitsandbytes' storage arithmetic: 4-bit weights (QLoRA), 8-bit optimizer states
 //   estimate.cpp          the public entry points (estimate_transformers, LoRA target names)
+//   placement.cpp         from_pretrained's device_map over several GPUs (accelerate's algorithm, llmem/placement.hpp)
+//   multi_gpu.cpp         --gpus: one replay per GPU (split inference), the top-level figures from the largest
+//   sharding.cpp          --gpus with --sharding: rank 0 of DDP, FSDP2, ZeRO 1-3, and DeepSpeed's own estimators
 #pragma once
 
 #include <algorithm>
@@ -190,5 +193,16 @@ void zero_grad(const TrainCtx& c, const ArchModel& m, const std::vector<Param>& 
 
 // Returns the CUDA managed memory the run holds outside PyTorch's allocator (paged optimizer states).
 uint64_t run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w);
+
+// --- the estimate (estimate.cpp) and several GPUs (multi_gpu.cpp, placement.cpp) ---------------------------------
+
+// The itemised peak of a replay: live bytes at the framework peak by category, then the caching allocator's cached
+// bytes and the CUDA context; sets e.process_peak_bytes (framework and reserved peaks must be set).
+// `managed`: bitsandbytes' paged optimizer states (CUDA managed memory, outside the allocator).
+void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile& gpu, uint64_t managed = 0);
+
+// --gpus N > 1: one replay per GPU (inference placed by from_pretrained's device_map) or per rank (training
+// sharded), filling e.per_gpu and the top-level figures from the GPU with the largest process peak.
+void estimate_multi_gpu(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu);
 
 }  // namespace llmem::transformers

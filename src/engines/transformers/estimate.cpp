@@ -58,6 +58,10 @@ std::vector<std::string> check_lora_targets(const ArchModel& model, const Worklo
   return {fmt::format("LoRA targets not in this model, skipped as peft skips them: {}", fmt::join(missing, ","))};
 }
 
+}  // namespace
+
+namespace transformers {
+
 // The itemised peak: live bytes at the framework peak by category, then what the process adds beyond them.
 void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile& gpu, uint64_t managed) {
   static const std::map<std::string, std::string> kDetail = {
@@ -73,9 +77,11 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
       {"lora", "LoRA adapter weights (fp32, as peft keeps them)"},
       {"saved_activations", "tensors autograd keeps for backward"},
       {"loss", "cross-entropy's fp32 log-softmax and its gradient"},
+      {"master_weights", "fp32 master copy of this rank's parameter shard (DeepSpeed bf16)"},
+      {"comm_buffers", "communication buffers: DDP gradient buckets, FSDP2 all-gather and reduce-scatter buffers, ZeRO's buckets"},
   };
-  for (const char* cat : {"weights", "gradients", "optimizer_states", "optimizer_temp", "lora", "kv_cache", "saved_activations",
-                          "activations", "logits", "loss", "inputs", "workspace"}) {
+  for (const char* cat : {"weights", "master_weights", "gradients", "optimizer_states", "optimizer_temp", "lora", "kv_cache", "saved_activations",
+                          "activations", "logits", "loss", "inputs", "workspace", "comm_buffers"}) {
     auto it = t.peak_breakdown().find(cat);
     if (it == t.peak_breakdown().end()) continue;
     auto d = kDetail.find(cat);
@@ -102,6 +108,10 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
                           "them to host under pressure instead of failing)"});
   e.process_peak_bytes += managed;
 }
+
+}  // namespace transformers
+
+namespace {
 
 // The weights as loaded: QLoRA's 4-bit linears (bnb.hpp) and the rest in fp32 (prepare_model_for_kbit_training);
 // otherwise every parameter in `dtype`.
@@ -185,6 +195,14 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.engine = "transformers";
   e.engine_version = kTransformersVersion;
   e.gpu = gpu;
+  if (w.mode == RunMode::kTrain && w.train != TrainMethod::kFull) e.notes = check_lora_targets(model, w);
+  if (w.gpus > 1 && model.quant && w.mode != RunMode::kTrain && !w.from_config)
+    throw usage_error("n_gpus", "{field} with a quantised checkpoint (quantization_config " + model.quant->method_name +
+                                    ") is not modelled yet: estimate it on one GPU");
+  if (w.gpus > 1) {
+    transformers::estimate_multi_gpu(e, model, g, w, gpu);
+    return e;
+  }
   Tracker t(true, w.expandable_segments);
   std::string attn_used;
   // A quantised checkpoint loaded by from_pretrained for inference; training and from_config build the model
@@ -192,7 +210,6 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   std::optional<LoadOptions> quant_load;
   if (model.quant && w.mode != RunMode::kTrain && !w.from_config)
     quant_load = LoadOptions{compute_capability(gpu), w.mxfp4_kernels};
-  if (w.mode == RunMode::kTrain && w.train != TrainMethod::kFull) e.notes = check_lora_targets(model, w);
   uint64_t managed = 0;
   if (w.mode == RunMode::kTrain) {
     managed = transformers::run_training(t, model, g, w);
@@ -208,7 +225,7 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.framework_peak_bytes = t.peak_allocated();
   e.reserved_peak_bytes = t.peak_reserved();
   e.peak_phase = t.peak_phase();
-  itemise(e, t, w, gpu, managed);
+  transformers::itemise(e, t, w, gpu, managed);
   if (quant_load)
     for (auto& c : e.components)
       if (c.name == "weights") c.detail = "as transformers' " + model.quant->method_name + " quantiser holds them (see the note)";
