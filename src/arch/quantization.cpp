@@ -293,11 +293,16 @@ bool module_matches(const std::string& module, const std::string& pattern) {
         return true;
     return false;
   }
-  // a module name: the whole path, a prefix of whole components, or its last components
-  if (module == pattern || module.rfind(pattern + ".", 0) == 0) return true;
-  if (module.size() > pattern.size() && module.ends_with(pattern) && module[module.size() - pattern.size() - 1] == '.')
-    return true;
-  return module.find("." + pattern + ".") != std::string::npos;
+  // a module name: the whole path, a prefix of whole components, its last components, or whole components inside
+  // it. Checked without building strings: a fit asks this for every tensor and every entry of the list, hundreds
+  // of estimates over.
+  const std::string_view m(module), p(pattern);
+  for (size_t at = m.find(p); at != std::string_view::npos; at = m.find(p, at + 1)) {
+    const bool starts = at == 0 || m[at - 1] == '.';
+    const bool ends = at + p.size() == m.size() || m[at + p.size()] == '.';
+    if (starts && ends) return true;
+  }
+  return false;
 }
 
 namespace {
