@@ -98,9 +98,13 @@ void expand_name(const Family& f, const Dims& dims, const HfConfig& cfg, const s
 }
 
 // A linear layer's 2-D weight "<path>.<module>.weight" is named by its module, as peft's target_modules match it.
+// MoE experts and routers have none: transformers 5 holds experts as fused 3-D parameters of an experts module and
+// routers as plain parameters, not nn.Linear modules, so peft's target_modules (and all-linear) never reach them.
 std::string linear_module_name(const TensorInfo& t) {
   constexpr std::string_view kWeight = ".weight";
-  if (!is_linear_role(t.role) || t.shape.size() != 2 || !t.name.ends_with(kWeight)) return "";
+  if (!is_linear_role(t.role) || t.role == TensorRole::kExpert || t.role == TensorRole::kRouter || t.shape.size() != 2 ||
+      !t.name.ends_with(kWeight))
+    return "";
   const std::string path = t.name.substr(0, t.name.size() - kWeight.size());
   return path.substr(path.rfind('.') + 1);
 }

@@ -30,8 +30,13 @@ uint64_t quantized_4bit_bytes(uint64_t numel, bool double_quant) {
   return total;
 }
 
+// bitsandbytes replaces nn.Linear modules only. transformers 5 holds MoE experts as fused 3-D nn.Parameters of an
+// experts module (e.g. Qwen3MoeExperts.gate_up_proj [E, 2I, H]) and routers as plain parameters (Qwen3MoeTopKRouter),
+// so both stay unquantised, and peft's prepare_model_for_kbit_training then casts them to fp32 with the rest
+// (bitsandbytes issue #1849, open; the fused-experts Experts4bit of PR #1965 is not in 0.48.2).
 bool quantized_4bit(const TensorInfo& t) {
-  return t.layer >= 0 && t.shape.size() == 2 && is_linear_role(t.role) && t.role != TensorRole::kLmHead;
+  return t.layer >= 0 && t.shape.size() == 2 && is_linear_role(t.role) && t.role != TensorRole::kLmHead &&
+         t.role != TensorRole::kExpert && t.role != TensorRole::kRouter;
 }
 
 AdamState adamw_8bit_state(uint64_t numel, bool paged) {

@@ -231,6 +231,13 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
       if (c.name == "weights") c.detail = "as transformers' " + model.quant->method_name + " quantiser holds them (see the note)";
   e.notes.push_back("attention implementation: " + attn_used);
   bnb_notes(e, w);
+  if (w.mode == RunMode::kTrain && w.train != TrainMethod::kFull &&
+      std::any_of(model.tensors.begin(), model.tensors.end(), [](const TensorInfo& t) { return t.role == TensorRole::kExpert; }))
+    e.notes.push_back(std::string("MoE experts: transformers 5 holds them as fused 3-D parameters, not nn.Linear, so "
+                                  "peft's LoRA targets never reach them") +
+                      (w.train == TrainMethod::kQLora ? "; bitsandbytes leaves them unquantised (issue #1849) and "
+                                                        "prepare_model_for_kbit_training casts them to fp32"
+                                                      : ""));
   if (w.mode == RunMode::kTrain && w.hf_trainer) {
     // the Trainer's resolved choices (transformers 5.17 training_args.py / trainer.py, accelerate 1.15)
     e.notes.push_back(std::string("optimizer: ") +

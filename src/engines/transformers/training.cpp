@@ -91,6 +91,7 @@ class TrainingRun {
   void load_qlora();
   // autocast's bf16 copies of a layer's fp32 linear weights (amp); QLoRA's 4-bit linears are dequantised instead
   void weight_casts(uint64_t layer, bool alloc);
+  void fp32_linear_casts(uint64_t layer, bool alloc);
   void forward(uint64_t step);
   void forward_layer(uint64_t layer);
   void loss(uint64_t step);
@@ -129,6 +130,19 @@ void TrainingRun::weight_casts(uint64_t layer, bool alloc) {
   if (!amp_) return;
   if (!qlora_) amp_weight_casts(t_, m_, layer, alloc);
   else if (alloc) dequantized_weights(t_, m_, w_, layer);
+}
+
+// QLoRA: the linear-role weights bitsandbytes leaves in fp32 (MoE experts, routers: bnb::quantized_4bit) are cast to
+// bf16 by autocast for each matmul. Frozen, they are not in autocast's cache: transient in the checkpointed no_grad
+// forward, and kept by F.linear for the input's gradient from the layer's recomputed forward to its backward.
+void TrainingRun::fp32_linear_casts(uint64_t layer, bool alloc) {
+  for (const auto& tt : m_.tensors) {
+    if (tt.layer != static_cast<int64_t>(layer) || !is_linear_role(tt.role) || tt.shape.size() > 2 || bnb::quantized_4bit(tt))
+      continue;
+    const std::string n = fmt::format("saved_activations/{}/bf16/{}", layer, tt.name);
+    if (alloc) t_.alloc(n, mul(tt.numel(), 2));
+    else t_.free(n);
+  }
 }
 
 void TrainingRun::grad(const std::string& name, uint64_t bytes) {
@@ -377,6 +391,7 @@ void TrainingRun::layer_backward(uint64_t i) {
     for (const auto& [n, b] : saved_[i]) t_.alloc(fmt::format("saved_activations/{}/{}", i, n), b);
     if (qlora_) weight_casts(i, true);  // the recomputed forward's dequantised weights
   }
+  if (qlora_) fp32_linear_casts(i, true);
   if (qlora_) weight_casts(i, true);  // MatMul4Bit.backward dequantises each weight again for grad_A
   have_grad_.clear();
   const bool op_by_op_mlp = g_.gated && g_.experts == 0;
@@ -388,6 +403,7 @@ void TrainingRun::layer_backward(uint64_t i) {
   for (const auto& [n, b] : saved_[i]) t_.free(fmt::format("saved_activations/{}/{}", i, n));
   saved_[i].clear();
   if (!qlora_) weight_casts(i, false);
+  if (qlora_) fp32_linear_casts(i, false);
   if (w_.grad_ckpt && !oplevel_) t_.free(ckpt_input(i));
   if (oplevel_ && w_.grad_ckpt) {
     t_.free("activations/recomputed");
