@@ -7,11 +7,14 @@ import { gib, thousands, paramsShort } from './format.js';
 // ---- state: everything the user chose, mirrored in the URL (defaults are left out) --------------------------
 const DEFAULTS = {
   src: 'catalog', model: 'mistralai/Mistral-7B-v0.1', cfg: '', hub: '',
-  gpu: 'RTX-4090', vram: '',
+  gpu: 'RTX-4090', vram: '', reserve: '',
   engine: 'transformers', mode: 'inference', dtype: 'fp16', prompt: '6', new: '14', batch: '1',
   train: 'full', precision: 'bf16', optimizer: 'adamw', seq: '512', ckpt: '0', lora_r: '16',
+  nocache: '0', attn: '', alloc: '', accum: '1', hftrainer: '0', ubatch: '', parallel: '',
+  mxfp4: '', targets: '', bnbq: 'nf4', bnbdq: 'true', gpus: '1', dmap: '', maxmem: '', sharding: 'ddp',
   quant: 'Q4_K_M', ctx: '4096', ngl: '-1', ctk: 'f16', ctv: 'f16', fa: 'auto',
   vver: '', vdtype: 'auto', mml: '', util: '0.9', mns: '', kvd: 'auto', tp: '1', eager: '0',
+  mnbt: '', block: '', kvmem: '', llmclass: '0', longmml: '0', conc: '',
   endpoint: 'https://huggingface.co',
 };
 const state = { ...DEFAULTS };
@@ -25,6 +28,12 @@ const BINDINGS = {
   quant: 'quant', ctx: 'ctx', ngl: 'ngl', ctk: 'ctk', ctv: 'ctv', fa: 'fa',
   'vllm-version': 'vver', 'vllm-dtype': 'vdtype', 'max-model-len': 'mml', 'gpu-util': 'util', 'max-num-seqs': 'mns',
   'kv-dtype': 'kvd', tp: 'tp', eager: 'eager',
+  reserve: 'reserve', 'no-cache': 'nocache', attn: 'attn', 'alloc-conf': 'alloc', 'grad-accum': 'accum',
+  'hf-trainer': 'hftrainer', ubatch: 'ubatch', parallel: 'parallel',
+  'mxfp4-kernels': 'mxfp4', 'lora-targets': 'targets', 'bnb-quant-type': 'bnbq', 'bnb-double-quant': 'bnbdq',
+  gpus: 'gpus', 'device-map': 'dmap', 'max-memory': 'maxmem', sharding: 'sharding',
+  'max-num-batched-tokens': 'mnbt', 'block-size': 'block', 'kv-cache-memory': 'kvmem', 'llm-class': 'llmclass',
+  'allow-long': 'longmml', concurrency: 'conc',
 };
 const $ = (id) => document.getElementById(id);
 
@@ -90,7 +99,9 @@ function showPanes() {
   document.querySelectorAll('.pane').forEach((p) => { p.hidden = p.dataset.pane !== state.src; });
   document.querySelectorAll('[data-engine]').forEach((e) => { e.hidden = e.dataset.engine !== state.engine; });
   document.querySelectorAll('[data-mode]').forEach((e) => { e.hidden = e.dataset.mode !== state.mode; });
-  document.querySelectorAll('[data-train]').forEach((e) => { e.hidden = e.dataset.train !== state.train; });
+  document.querySelectorAll('[data-train]').forEach((e) => { e.hidden = !e.dataset.train.split(' ').includes(state.train); });
+  const several = Number(state.gpus) > 1;  // --device-map, --max-memory and --sharding apply with --gpus above 1
+  document.querySelectorAll('[data-gpus]').forEach((e) => { e.hidden = !several; });
 }
 
 // ---- inputs: the model source ------------------------------------------------------------------------------
@@ -180,9 +191,12 @@ async function readHub() {
 
 // ---- CLI arguments -------------------------------------------------------------------------------------------
 // --gpu gives the GPU (and its CUDA context); --vram, when typed, its memory (the CLI reads the size).
+// --reserve, when typed, the memory kept free (the CLI's default otherwise).
 function gpuArgs() {
   const a = state.gpu ? ['--gpu', state.gpu] : [];
-  return state.vram.trim() ? a.concat('--vram', state.vram.trim()) : a;
+  if (state.vram.trim()) a.push('--vram', state.vram.trim());
+  if (state.reserve.trim()) a.push('--reserve', state.reserve.trim());
+  return a;
 }
 
 function vllmArgs(maxModelLen) {
@@ -194,6 +208,24 @@ function vllmArgs(maxModelLen) {
   if (state.mns.trim()) a.push('--max-num-seqs', state.mns.trim());
   a.push('--kv-cache-dtype', state.kvd, '--tensor-parallel-size', state.tp);
   if (state.eager === '1') a.push('--enforce-eager');
+  if (state.mnbt.trim()) a.push('--max-num-batched-tokens', state.mnbt.trim());
+  if (state.block.trim()) a.push('--block-size', state.block.trim());
+  if (state.kvmem.trim()) a.push('--kv-cache-memory', state.kvmem.trim());
+  if (state.llmclass === '1') a.push('--llm-class');
+  if (state.longmml === '1') a.push('--allow-long-max-model-len');
+  if (state.conc.trim()) a.push('--concurrency', state.conc.trim());
+  return a;
+}
+
+// transformers with several GPUs: --gpus N (1, the default, is not written); --device-map and --max-memory
+// for inference, --sharding for training (the CLI needs one with --gpus above 1).
+const severalGpus = () => Number(state.gpus) > 1;
+function gpusArgs() {
+  const a = state.gpus.trim() && state.gpus.trim() !== '1' ? ['--gpus', state.gpus.trim()] : [];
+  if (!severalGpus()) return a;
+  if (state.mode === 'train') return a.concat('--sharding', state.sharding);
+  if (state.dmap) a.push('--device-map', state.dmap);
+  if (state.maxmem.trim()) a.push('--max-memory', state.maxmem.trim());
   return a;
 }
 
@@ -204,16 +236,32 @@ function estimateArgs(spec, { contextTokens } = {}) {
     if (state.quant) a.push('--quant', state.quant);  // none: the GGUF file's own types
     a.push('--ctx', String(contextTokens ?? state.ctx), '--ngl', state.ngl, '--cache-type-k', state.ctk,
            '--cache-type-v', state.ctv, '--flash-attn', state.fa);
+    if (state.ubatch.trim()) a.push('--ubatch', state.ubatch.trim());
+    if (state.parallel.trim()) a.push('--parallel', state.parallel.trim());
   } else if (state.engine === 'vllm') {
     a.push(...vllmArgs(contextTokens ?? state.mml.trim()));
   } else if (state.mode === 'train') {
-    a.push('--train', state.train, '--precision', state.precision, '--optimizer', state.optimizer,
-           '--seq', String(contextTokens ?? state.seq), '--batch', state.batch);
+    // QLoRA's precision is bitsandbytes' (a bf16 compute dtype): --precision is for full and LoRA only
+    a.push('--train', state.train, ...(state.train === 'qlora' ? [] : ['--precision', state.precision]),
+           '--optimizer', state.optimizer, '--seq', String(contextTokens ?? state.seq), '--batch', state.batch);
     if (state.ckpt === '1') a.push('--grad-ckpt');
-    if (state.train === 'lora') a.push('--lora-r', state.lora_r);
+    if (state.accum.trim() && state.accum.trim() !== '1') a.push('--grad-accum', state.accum.trim());
+    if (state.hftrainer === '1') a.push('--hf-trainer');
+    if (state.train === 'lora' || state.train === 'qlora') {
+      a.push('--lora-r', state.lora_r);
+      if (state.targets) a.push('--lora-targets', state.targets);
+    }
+    if (state.train === 'qlora') a.push('--bnb-4bit-quant-type', state.bnbq, '--bnb-double-quant', state.bnbdq);
+    if (state.alloc) a.push('--alloc-conf', state.alloc);
+    a.push(...gpusArgs());
   } else {
     a.push('--dtype', state.dtype, '--prompt', String(contextTokens ?? state.prompt), '--new-tokens', state.new,
            '--batch', state.batch);
+    if (state.nocache === '1') a.push('--no-cache');
+    if (state.attn) a.push('--attn', state.attn);
+    if (state.mxfp4) a.push('--mxfp4-kernels', state.mxfp4);
+    if (state.alloc) a.push('--alloc-conf', state.alloc);
+    a.push(...gpusArgs());
   }
   return a.concat(gpuArgs());
 }
@@ -227,6 +275,7 @@ function fitArgs(spec) {
     a.push(...vllmArgs(state.mml.trim()));
   } else {
     a.push('--prompt', state.prompt, '--new-tokens', state.new, '--seq', state.seq);
+    if (state.gpus.trim() && state.gpus.trim() !== '1') a.push('--gpus', state.gpus.trim());
   }
   return a.concat(gpuArgs());
 }
@@ -352,8 +401,32 @@ function renderEstimate(spec, estimate, text, args) {
     return tr;
   }));
   $('notes').replaceChildren(...(estimate.notes || []).map((n) => cell('li', `note: ${n}`)));
+  renderPerGpu(estimate, lines);
   $('cli-line').textContent = `$ ${shellQuote(args)}\n${text || ''}`;
   $('answer').hidden = false;
+}
+
+// --gpus N (transformers): a row per GPU (inference) or rank (training), as the CLI's "Per GPU" table, with the
+// placement or sharding in words (multi_gpu).
+function renderPerGpu(estimate, lines) {
+  const rows = estimate.per_gpu || [];
+  $('per-gpu-box').hidden = !rows.length;
+  if (!rows.length) return;
+  const cliCaption = lines.find((l) => /^Per GPU /.test(l));
+  const largest = rows.find((g) => g.process_peak_bytes === estimate.process_peak_bytes) || rows[0];
+  $('per-gpu-caption').textContent = cliCaption ||
+    `Per GPU (modelled from source, not yet measured; the table above is GPU ${largest.index}'s, the largest):`;
+  const kv = (g) => (g.components || []).filter((c) => c.name === 'kv_cache').reduce((s, c) => s + c.bytes, 0);
+  $('per-gpu').tBodies[0].replaceChildren(...rows.map((g) => {
+    const tr = document.createElement('tr');
+    tr.append(cell('td', String(g.index)), ...[g.weight_bytes, kv(g), g.framework_peak_bytes, g.process_peak_bytes]
+      .map((b) => cell('td', gib(b, 2), 'num')), cell('td', g.fits ? g.role : `${g.role} (does NOT fit)`));
+    tr.className = g.fits ? 'fits' : 'no-fit';
+    tr.dataset.gpu = JSON.stringify({ index: g.index, weight_bytes: g.weight_bytes, kv_cache_bytes: kv(g),
+                                      framework_peak_bytes: g.framework_peak_bytes, process_peak_bytes: g.process_peak_bytes, fits: g.fits });
+    return tr;
+  }));
+  $('multi-gpu').replaceChildren(...(estimate.multi_gpu || []).map((n) => cell('li', n)));
 }
 
 async function renderPlot(spec, gen, estimate) {
@@ -575,7 +648,7 @@ async function update() {
 let debounce = null;
 function changed(key, value) {
   state[key] = value;
-  if (key === 'engine' || key === 'mode' || key === 'train') showPanes();
+  if (['engine', 'mode', 'train', 'gpus'].includes(key)) showPanes();
   if (['model', 'cfg', 'hub'].includes(key)) paramsFor = null;
   if (key === 'cfg') mountInputs();
   if (key === 'hub') return;  // read when asked (the button), not on each keystroke

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { Checks, HUB_COMMIT, cliHeading, native, nativeAsync, nativeJson, parseEstimateText, parseFitRows, serveHub, serveSite } from './lib.mjs';
+import { Checks, HUB_COMMIT, cliHeading, native, nativeAsync, nativeJson, parseEstimateText, parseFitRows, parsePerGpuText, serveHub, serveSite } from './lib.mjs';
 
 const [siteArg, fixturesArg, artifactsArg] = process.argv.slice(2);
 if (!siteArg || !fixturesArg || !artifactsArg) {
@@ -91,6 +91,11 @@ function shown() {
       params: visible('params-box') ? Number(document.getElementById('params-summary').dataset.totalParams) : null,
       paramsTree: [...document.querySelectorAll('#params-tree > details > summary, #params-tree > details > details > summary, #params-tree > details > .leaf')]
         .map((e) => e.textContent),
+      perGpu: visible('per-gpu-box') ? [...document.querySelectorAll('#per-gpu tbody tr')].map((tr) => ({
+        cells: [...tr.cells].map((c) => c.textContent.trim()).join(' ').split(/\s+/).join(' '),
+        gpu: JSON.parse(tr.dataset.gpu) })) : null,
+      perGpuCaption: document.getElementById('per-gpu-caption').textContent,
+      multiGpu: [...document.querySelectorAll('#multi-gpu li')].map((li) => li.textContent),
       plot: visible('plot-box') ? JSON.parse(document.getElementById('plot').dataset.points) : null,
       status: document.getElementById('status').textContent,
       url: location.search,
@@ -127,6 +132,21 @@ function checkEstimate(label, s, args, { pathFrom, pathTo } = {}) {
   return json;
 }
 
+// --gpus N: the per-GPU table == llmem's "Per GPU" table (digits, roles) and per_gpu of --json (bytes, fits).
+function checkPerGpu(label, s, args) {
+  const json = nativeJson(args);
+  const text = parsePerGpuText(native(args).stdout);
+  t.ok(`${label}: per-GPU table shown (${json.per_gpu.length} rows)`, s.perGpu && s.perGpu.length === json.per_gpu.length, JSON.stringify(s.perGpu));
+  if (!s.perGpu) return;
+  const kv = (g) => g.components.filter((c) => c.name === 'kv_cache').reduce((n, c) => n + c.bytes, 0);
+  t.equal(`${label}: per-GPU bytes and fits == llmem --json per_gpu`, s.perGpu.map((r) => r.gpu),
+          json.per_gpu.map((g) => ({ index: g.index, weight_bytes: g.weight_bytes, kv_cache_bytes: kv(g),
+                                     framework_peak_bytes: g.framework_peak_bytes, process_peak_bytes: g.process_peak_bytes, fits: g.fits })));
+  t.equal(`${label}: per-GPU rows == llmem's Per GPU table`, s.perGpu.map((r) => r.cells), text.rows);
+  t.equal(`${label}: per-GPU caption == llmem's`, s.perGpuCaption, text.caption);
+  t.equal(`${label}: placement / sharding lines == llmem --json multi_gpu`, s.multiGpu, json.multi_gpu);
+}
+
 function checkFit(label, s, args) {
   const json = nativeJson(args);
   const rows = parseFitRows(native(args).stdout);
@@ -152,7 +172,7 @@ function checkPlot(label, s, argsAt) {
   }
 }
 
-const gpu = (o) => ['--gpu', o.gpu || 'RTX-4090'].concat(o.vram ? ['--vram', o.vram] : []);
+const gpu = (o) => (o.extra || []).concat(['--gpu', o.gpu || 'RTX-4090'], o.vram ? ['--vram', o.vram] : []);
 const tf = (model, extra = {}) => {
   const o = { dtype: 'fp16', prompt: '6', new: '14', batch: '1', ...extra };
   return ['estimate', model, '--dtype', o.dtype, '--prompt', o.prompt, '--new-tokens', o.new, '--batch', o.batch].concat(gpu(o));
@@ -224,6 +244,143 @@ try {
   s = await shown();
   checkEstimate('vLLM refuses --max-model-len 131072 on 24 GB: said in its words', s, vllm(llama8b, { mml: '131072', gpu: 'RTX-3090' }));
   await screenshot('vllm-refuses');
+
+  // 2b. Controls for the flags added since: MXFP4 kernels, QLoRA and the 8-bit optimizers, several GPUs
+  // (placement for inference, sharding for training, the per-GPU table), vLLM's remaining flags.
+  console.log('-- newer flags: MXFP4, QLoRA, several GPUs, vLLM');
+  const gptoss = 'openai/gpt-oss-20b';
+  await open(`model=${gptoss}`);
+  s = await shown();
+  checkEstimate('gpt-oss-20b, MXFP4 experts dequantised (no kernels)', s, tf(gptoss));
+  await act(() => page.selectOption('#mxfp4-kernels', 'yes'));
+  s = await shown();
+  checkEstimate('gpt-oss-20b --mxfp4-kernels yes (chosen)', s, tf(gptoss, { extra: ['--mxfp4-kernels', 'yes'] }));
+  t.ok('the URL holds --mxfp4-kernels', /mxfp4=yes/.test(s.url), s.url);
+  t.equal('one GPU: no per-GPU table', s.perGpu, null);
+
+  const train = (model, o = {}) => {
+    const a = ['estimate', model, '--train', o.train || 'full'].concat(o.train === 'qlora' ? [] : ['--precision', 'bf16'],
+               ['--optimizer', o.optimizer || 'adamw', '--seq', o.seq || '512', '--batch', '1']);
+    if (o.train === 'lora' || o.train === 'qlora') a.push('--lora-r', '16', ...(o.targets ? ['--lora-targets', o.targets] : []));
+    if (o.train === 'qlora') a.push('--bnb-4bit-quant-type', o.bnbq || 'nf4', '--bnb-double-quant', o.bnbdq || 'true');
+    return a.concat(gpu(o));
+  };
+  await open(`model=${llama8b}&mode=train&train=qlora&bnbq=fp4&bnbdq=false&targets=all-linear&optimizer=paged-adamw-8bit`);
+  s = await shown();
+  checkEstimate('Llama-3.1-8B QLoRA fp4, no double quant, all-linear, paged AdamW 8-bit', s,
+                train(llama8b, { train: 'qlora', bnbq: 'fp4', bnbdq: 'false', targets: 'all-linear', optimizer: 'paged-adamw-8bit' }));
+  await act(() => page.selectOption('#bnb-quant-type', 'nf4'));
+  await act(() => page.selectOption('#bnb-double-quant', 'true'));
+  await act(() => page.selectOption('#optimizer', 'adamw-8bit'));
+  s = await shown();
+  const qloraArgs = train(llama8b, { train: 'qlora', targets: 'all-linear', optimizer: 'adamw-8bit' });
+  checkEstimate('QLoRA nf4, double quant, AdamW 8-bit (chosen)', s, qloraArgs);
+  checkPlot('QLoRA', s, (x) => qloraArgs.map((a, i) => (qloraArgs[i - 1] === '--seq' ? String(x) : a)));
+  await screenshot('qlora');
+  await act(() => page.selectOption('#lora-targets', ''));
+  s = await shown();
+  checkEstimate('QLoRA with the default LoRA targets', s, train(llama8b, { train: 'qlora', optimizer: 'adamw-8bit' }));
+
+  await open(`model=${llama8b}&gpus=4`);
+  s = await shown();
+  const four = tf(llama8b, { extra: ['--gpus', '4'] });
+  checkEstimate('Llama-3.1-8B on 4 RTX 4090s (device_map auto)', s, four);
+  checkPerGpu('4 GPUs, device_map auto', s, four);
+  checkFit('4 GPUs', s, ['fit', llama8b, '--prompt', '6', '--new-tokens', '14', '--seq', '512', '--gpus', '4', '--gpu', 'RTX-4090']);
+  await screenshot('four-gpus');
+  await act(() => page.selectOption('#device-map', 'balanced_low_0'));
+  await act(() => page.fill('#max-memory', '0=2GiB,1=8GiB,2=8GiB,3=8GiB'));
+  s = await shown();
+  const placed = tf(llama8b, { extra: ['--gpus', '4', '--device-map', 'balanced_low_0', '--max-memory', '0=2GiB,1=8GiB,2=8GiB,3=8GiB'] });
+  checkEstimate('4 GPUs, balanced_low_0 with max_memory (chosen)', s, placed);
+  checkPerGpu('4 GPUs, balanced_low_0 with max_memory', s, placed);
+  await act(() => page.selectOption('#device-map', 'sequential'));
+  await act(() => page.fill('#max-memory', ''));
+  await act(() => page.fill('#gpus', '2'));
+  s = await shown();
+  const seq2 = tf(llama8b, { extra: ['--gpus', '2', '--device-map', 'sequential'] });
+  checkEstimate('2 GPUs, sequential (chosen)', s, seq2);
+  checkPerGpu('2 GPUs, sequential', s, seq2);
+  await act(() => page.fill('#max-memory', 'lots'));
+  s = await shown();
+  const badMem = native(seq2.slice(0, -2).concat('--max-memory', 'lots', '--gpu', 'RTX-4090', '--json'));
+  t.ok('--max-memory lots: the CLI\'s error, no answer', s.error && !s.answer && badMem.code === 2 && s.error.includes(badMem.stderr.trim()),
+       `${s.error}\nnative: ${badMem.stderr}`);
+
+  await open(`model=${llama8b}&mode=train&gpus=2&sharding=zero3&gpu=A100-80GB`);
+  s = await shown();
+  const z3 = train(llama8b, { gpu: 'A100-80GB', extra: ['--gpus', '2', '--sharding', 'zero3'] });
+  checkEstimate('Llama-3.1-8B full training, ZeRO-3 over 2 A100s', s, z3);
+  checkPerGpu('ZeRO-3 over 2 GPUs', s, z3);
+  await screenshot('zero3');
+  for (const sharding of ['fsdp', 'ddp', 'zero1', 'zero2']) {
+    await act(() => page.selectOption('#sharding', sharding));
+    s = await shown();
+    const a = train(llama8b, { gpu: 'A100-80GB', extra: ['--gpus', '2', '--sharding', sharding] });
+    checkEstimate(`full training, --sharding ${sharding} over 2 GPUs (chosen)`, s, a);
+    checkPerGpu(`--sharding ${sharding}`, s, a);
+  }
+  checkFit('training page, 2 GPUs: fit --gpus 2', s,
+           ['fit', llama8b, '--prompt', '6', '--new-tokens', '14', '--seq', '512', '--gpus', '2', '--gpu', 'A100-80GB']);
+  await act(() => page.fill('#gpus', '1'));
+  s = await shown();
+  checkEstimate('back to one GPU: no --gpus, no --sharding', s, train(llama8b, { gpu: 'A100-80GB' }));
+  t.equal('back to one GPU: no per-GPU table', s.perGpu, null);
+
+  const vextra = (o) => vllm(llama8b, { mml: '16384', gpu: 'RTX-3090', ...o });
+  await open(`model=${llama8b}&engine=vllm&gpu=RTX-3090&mml=16384&mnbt=4096&block=32&conc=4`);
+  s = await shown();
+  const vnew = vextra({ extra: ['--max-num-batched-tokens', '4096', '--block-size', '32', '--concurrency', '4'] });
+  checkEstimate('vLLM --max-num-batched-tokens 4096 --block-size 32 --concurrency 4', s, vnew);
+  t.equal('vLLM (newer flags): the start-up log block == llmem\'s text', s.startup, startupBlock(native(vnew).stdout));
+  const vnewFit = ['fit', llama8b, '--engine', 'vllm', '--dtype', 'auto', '--max-model-len', '16384', '--gpu-memory-utilization', '0.9',
+                   '--kv-cache-dtype', 'auto', '--tensor-parallel-size', '1', '--max-num-batched-tokens', '4096', '--block-size', '32',
+                   '--concurrency', '4', '--gpu', 'RTX-3090'];
+  t.equal('vLLM (newer flags): fit text == llmem fit', s.fitVllm && s.fitVllm.text, native(vnewFit).stdout.trim());
+  await act(async () => {
+    await page.fill('#max-num-batched-tokens', '');
+    await page.fill('#block-size', '');
+    await page.fill('#concurrency', '');
+  });
+  await act(() => page.fill('#kv-cache-memory', '6GiB'));
+  await act(() => page.check('#llm-class'));
+  s = await shown();
+  checkEstimate('vLLM --kv-cache-memory 6GiB --llm-class (chosen)', s, vextra({ extra: ['--kv-cache-memory', '6GiB', '--llm-class'] }));
+  await screenshot('vllm-newer-flags');
+  await open(`model=${llama8b}&engine=vllm&gpu=H100-80GB-HBM3&mml=200000`);
+  await act(() => page.check('#allow-long'));
+  s = await shown();
+  checkEstimate('vLLM --max-model-len 200000 --allow-long-max-model-len (chosen)', s,
+                vllm(llama8b, { mml: '200000', gpu: 'H100-80GB-HBM3', extra: ['--allow-long-max-model-len'] }));
+
+  // 2c. The remaining knobs of `llmem estimate --help`: --no-cache, --attn, --alloc-conf, --grad-accum, --hf-trainer,
+  // --ubatch, --parallel, --reserve.
+  console.log('-- the other knobs: no cache, attention, allocator, accumulation, Trainer, ubatch, parallel, reserve');
+  await open(`model=${mistral}&prompt=512`);
+  await act(() => page.check('#no-cache'));
+  await act(() => page.selectOption('#attn', 'eager'));
+  await act(() => page.selectOption('#alloc-conf', 'expandable_segments:True'));
+  s = await shown();
+  checkEstimate('Mistral --no-cache --attn eager --alloc-conf expandable_segments:True (chosen)', s,
+                tf(mistral, { prompt: '512', extra: ['--no-cache', '--attn', 'eager', '--alloc-conf', 'expandable_segments:True'] }));
+  await act(() => page.fill('#reserve', '1GiB'));
+  s = await shown();
+  checkEstimate('... with --reserve 1GiB (typed)', s, tf(mistral, { prompt: '512', extra: ['--no-cache', '--attn', 'eager', '--alloc-conf',
+                'expandable_segments:True'] }).concat('--reserve', '1GiB'));
+  checkFit('--reserve 1GiB', s, ['fit', mistral, '--prompt', '512', '--new-tokens', '14', '--seq', '512', '--gpu', 'RTX-4090', '--reserve', '1GiB']);
+  await open(`model=${tiny}&mode=train`);
+  await act(() => page.fill('#grad-accum', '4'));
+  await act(() => page.check('#hf-trainer'));
+  s = await shown();
+  checkEstimate('TinyLlama training --grad-accum 4 --hf-trainer (chosen)', s,
+                ['estimate', tiny, '--train', 'full', '--precision', 'bf16', '--optimizer', 'adamw', '--seq', '512', '--batch', '1',
+                 '--grad-accum', '4', '--hf-trainer', '--gpu', 'RTX-4090']);
+  await open(`model=${mistral}&engine=llamacpp`);
+  await act(() => page.fill('#ubatch', '256'));
+  await act(() => page.fill('#parallel', '4'));
+  s = await shown();
+  checkEstimate('llama.cpp --ubatch 256 --parallel 4 (typed)', s, llama(mistral, { quant: 'Q4_K_M' }).slice(0, -2)
+    .concat('--ubatch', '256', '--parallel', '4', '--gpu', 'RTX-4090'));
 
   // 3. Knobs changed by hand update the answer and the URL; the URL alone brings the same answer back.
   console.log('-- knobs and URL state');

@@ -163,6 +163,21 @@ export function parseEstimateText(text) {
   };
 }
 
+// `llmem estimate --gpus N` (text): the caption line and the rows of its "Per GPU" table, each as its cells joined
+// by one space (a long "holds" continues on an indented line).
+export function parsePerGpuText(text) {
+  const lines = text.split('\n');
+  const caption = lines.findIndex((l) => /^Per GPU /.test(l));
+  if (caption < 0) return null;
+  const rows = [];
+  for (const l of lines.slice(caption + 2)) {
+    if (/^\(GiB;/.test(l) || !l.trim()) break;
+    if (/^\s/.test(l) && rows.length) rows[rows.length - 1] += ' ' + l.trim();
+    else rows.push(l.trim());
+  }
+  return { caption: lines[caption], rows: rows.map((r) => r.split(/\s+/).join(' ')) };
+}
+
 // `llmem fit` (text): the table's rows, each as its cells joined by one space.
 export function parseFitRows(text) {
   const lines = text.split('\n');
