@@ -126,11 +126,12 @@ void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, cons
 
 // Weights as loaded: every parameter in `dtype`, or, for a quantised checkpoint (`quant` set), what transformers'
 // quantiser keeps on the GPU (src/arch/quantization.cpp weights_as_loaded).
-uint64_t weight_bytes_in(const ArchModel& m, DType dtype, const LoadOptions* quant = nullptr);
-void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadOptions* quant = nullptr);
+// `loaded`: a quantised checkpoint as its quantiser keeps it (weights_as_loaded, computed once per estimate).
+uint64_t weight_bytes_in(const ArchModel& m, DType dtype, const LoadedWeights* loaded = nullptr);
+void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded = nullptr);
 // Returns the attention implementation it ran ("sdpa" or "eager").
 std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w,
-                          const LoadOptions* quant = nullptr);
+                          const LoadedWeights* loaded = nullptr);
 
 // --- training (saved_activations.cpp, lora.cpp, training.cpp, optimizer.cpp) -------------------------------------
 

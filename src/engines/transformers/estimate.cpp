@@ -151,14 +151,14 @@ void bnb_notes(Estimate& e, const Workload& w) {
 }
 
 // What the estimate did with a quantised checkpoint, in one line.
-std::string quant_note(const ArchModel& m, const Workload& w, const std::optional<LoadOptions>& load, DType dtype) {
+std::string quant_note(const ArchModel& m, const Workload& w, const std::optional<LoadOptions>& load,
+                       const std::optional<LoadedWeights>& loaded) {
   const std::string method = m.quant->method_name;
   if (!load)
     return "quantization_config " + method + " not applied: " +
            (w.mode == RunMode::kTrain ? std::string("training a quantised checkpoint is not modelled yet; weights counted unquantised")
                                       : std::string("from_config builds the model unquantised"));
-  std::string note = "quantization_config " + method + ": " +
-                     weights_as_loaded(m.tensors, *m.quant, dtype, *load, m.facts.traits.conv1d_weights).how;
+  std::string note = "quantization_config " + method + ": " + loaded->how;
   if (m.quant->method == QuantMethod::kMxfp4)
     note += fmt::format("; --mxfp4-kernels {} (default no)", load->mxfp4_kernels ? "yes" : "no");
   return note + "; load path modelled from transformers 5.17's quantiser source, not measured";
@@ -210,18 +210,21 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   std::optional<LoadOptions> quant_load;
   if (model.quant && w.mode != RunMode::kTrain && !w.from_config)
     quant_load = LoadOptions{compute_capability(gpu), w.mxfp4_kernels};
+  std::optional<LoadedWeights> loaded;  // what the quantiser keeps, computed once (inference only)
   uint64_t managed = 0;
   if (w.mode == RunMode::kTrain) {
     managed = transformers::run_training(t, model, g, w);
     attn_used = "sdpa";
   } else {
-    attn_used = transformers::run_inference(t, model, g, w, quant_load ? &*quant_load : nullptr);
+    if (quant_load)
+      loaded = weights_as_loaded(model.tensors, *model.quant, w.dtype, *quant_load, model.facts.traits.conv1d_weights);
+    attn_used = transformers::run_inference(t, model, g, w, loaded ? &*loaded : nullptr);
   }
   const DType weight_dtype = w.mode != RunMode::kTrain ? w.dtype
                              : w.precision == TrainPrecision::kAmpBf16 ? DType::F32 : DType::BF16;
-  e.weight_bytes = quant_load ? transformers::weight_bytes_in(model, weight_dtype, &*quant_load)
+  e.weight_bytes = loaded ? transformers::weight_bytes_in(model, weight_dtype, &*loaded)
                               : weight_bytes(model, w, weight_dtype);
-  if (model.quant) e.notes.push_back(quant_note(model, w, quant_load, weight_dtype));
+  if (model.quant) e.notes.push_back(quant_note(model, w, quant_load, loaded));
   e.framework_peak_bytes = t.peak_allocated();
   e.reserved_peak_bytes = t.peak_reserved();
   e.peak_phase = t.peak_phase();

@@ -4,18 +4,18 @@
 
 namespace llmem::transformers {
 
-uint64_t weight_bytes_in(const ArchModel& m, DType dtype, const LoadOptions* quant) {
-  if (quant && m.quant) return weights_as_loaded(m.tensors, *m.quant, dtype, *quant, m.facts.traits.conv1d_weights).bytes;
+uint64_t weight_bytes_in(const ArchModel& m, DType dtype, const LoadedWeights* loaded) {
+  if (loaded) return loaded->bytes;
   uint64_t total = 0;
   for (const auto& t : m.tensors) total += dtype_bytes(dtype, t.numel()).value_or(0);
   return total;
 }
 
-void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadOptions* quant) {
+void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded) {
   t.set_phase("loading weights");
-  if (quant && m.quant) {
+  if (loaded) {
     // one allocation per stored tensor as the quantiser keeps it (packed weights, scales, zero points)
-    for (const auto& w : weights_as_loaded(m.tensors, *m.quant, dtype, *quant, m.facts.traits.conv1d_weights).tensors)
+    for (const auto& w : loaded->tensors)
       t.alloc("weights/" + w.name, w.data_bytes);
     return;
   }
@@ -126,14 +126,14 @@ void decode(Tracker& t, const Geometry& g, const Workload& w, uint64_t s, KvStat
 
 }  // namespace
 
-std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, const LoadOptions* quant) {
+std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, const LoadedWeights* loaded) {
   const uint64_t s = dtype_info(w.dtype).block_bytes;
   const std::string attn = w.attn.empty() ? default_attention(g) : w.attn;
   // sdpa_math_backend (falcon) under "sdpa": the allocator traces show PyTorch's math backend (bench/data/traces)
   const bool math_upcast = g.traits.sdpa_math_backend && attn == "sdpa" && s < 4;
   Ctx c{t, g, s, w.batch, !math_upcast && (attn == "eager" || g.traits.materialises_scores), w.dtype == DType::BF16,
         math_upcast, w.mode == RunMode::kGenerate};
-  load_weights(t, m, w.dtype, quant);
+  load_weights(t, m, w.dtype, loaded);
   if (!m.tied.empty() && w.from_config) {
     // from_config builds lm_head, then ties it to the embedding: one untied copy lives until the tie
     t.alloc("weights/untied_head", mul(g.vocab, g.hidden, s));
