@@ -61,13 +61,15 @@ struct Searcher {
   uint64_t* estimates;  // incremented per engine estimate
 
   uint64_t budget() const { return req.gpu.budget_bytes(); }
-  bool fits(const Estimate& e) const { return per_gpu_bytes(e, training, gpus) <= budget(); }
+  // weights that device_map offloads to the CPU do not fit the GPUs, however small the GPUs' own peaks
+  bool fits(const Estimate& e) const { return per_gpu_bytes(e, training, gpus) <= budget() && e.offloaded_weight_bytes == 0; }
 
   FitProbe probe(const Workload& w) const {
     ++*estimates;
     try {
-      const uint64_t bytes = per_gpu_bytes(engine.estimate(model, w, req.gpu), training, gpus);
-      return {bytes <= budget(), bytes};
+      const Estimate e = engine.estimate(model, w, req.gpu);
+      const uint64_t bytes = per_gpu_bytes(e, training, gpus);
+      return {bytes <= budget() && e.offloaded_weight_bytes == 0, bytes};
     } catch (const Error& e) {
       // a search point the engine refuses is beyond its arithmetic (64-bit sizes, a plausible run): surely too large
       if (e.kind() == ErrorKind::kUsage) return {false, std::nullopt};

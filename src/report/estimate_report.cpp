@@ -27,7 +27,8 @@ json gpu_json(const GpuProfile& gpu) {
           {"cuda_context_source", gpu.context_source}};
 }
 
-bool fits(const Estimate& e) { return e.process_peak_bytes <= e.gpu.budget_bytes(); }
+// Weights that device_map offloads to the CPU (several GPUs) do not fit, whatever the GPUs' own peaks.
+bool fits(const Estimate& e) { return e.process_peak_bytes <= e.gpu.budget_bytes() && e.offloaded_weight_bytes == 0; }
 
 // -ngl as llama.cpp applies it: -1 is every layer and the output layer.
 int64_t gpu_layers(const EstimateResult& r) {
@@ -335,8 +336,12 @@ std::string llamacpp_description(const EstimateResult& r) {
 
 void append_fit_line(std::string& out, const Estimate& e) {
   const double free_gib = (static_cast<double>(e.gpu.budget_bytes()) - static_cast<double>(e.process_peak_bytes)) / kGiB;
-  append(out, "\n{} on {}: {}\n", fits(e) ? "Fits" : "Does NOT fit", e.gpu.display_name,
-         free_gib >= 0 ? fmt::format("{:.2f} GiB to spare", free_gib) : fmt::format("{:.2f} GiB short", -free_gib));
+  append(out, "\n{} on {}: {}{}\n", fits(e) ? "Fits" : "Does NOT fit", e.gpu.display_name,
+         free_gib >= 0 ? fmt::format("{:.2f} GiB to spare", free_gib) : fmt::format("{:.2f} GiB short", -free_gib),
+         e.offloaded_weight_bytes ? " on the GPUs" : "");
+  if (e.offloaded_weight_bytes)
+    append(out, "but {:.2f} GiB of weights do not fit them: device_map offloads those to the CPU\n",
+           static_cast<double>(e.offloaded_weight_bytes) / kGiB);
   append(out, "{}\n", gpu_budget_text(e.gpu));
 }
 

@@ -91,6 +91,8 @@ const std::vector<Rule>& rules() {
       {"estimate microsoft/phi-2 --sharding zero3", 2, "--sharding applies to --train full, --train lora or --train qlora"},
       {"estimate meta-llama/Llama-3.1-8B --train qlora --gpus 2 --sharding ddp", 2, "--sharding is modelled for --train full, not qlora"},
       {"estimate openai/gpt-oss-20b --gpus 2", 2, "--gpus with a quantised checkpoint (quantization_config mxfp4) is not modelled yet"},
+      // weights device_map offloads to the CPU do not fit the GPUs, however small the GPUs' own peaks
+      {"estimate meta-llama/Llama-3.1-70B --gpus 2 --gpu RTX-4090 --check", 3, "but 88.02 GiB of weights do not fit them", Stream::kOut},
       {"estimate microsoft/phi-2 --train full --sharding zero3", 2, "--sharding zero3 shards over GPUs: with --gpus 1 there is nothing to shard"},
       {"estimate microsoft/phi-2 --train full --gpus 4", 2, "--gpus 4 with training needs --sharding"},
       {"estimate microsoft/phi-2 --train full --gpus 4 --sharding zero4", 2, "--sharding must be ddp, zero1, zero2, zero3 or fsdp"},
