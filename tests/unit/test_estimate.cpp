@@ -20,23 +20,15 @@
 #include "llmem/field_error.hpp"
 #include "llmem/estimate.hpp"
 #include "llmem/transformers.hpp"
+#include "catalog_model.hpp"
 
 using namespace llmem;
 using nlohmann::json;
 
 namespace {
 
-ArchModel catalog_model(const std::string& id) {
-  auto e = find_in_catalog(id);
-  EXPECT_TRUE(e.has_value()) << id;
-  return model_from_config(HfConfig::parse(std::string(e->config_json), id));
-}
-
-uint64_t component(const Estimate& e, const std::string& name) {
-  for (const auto& c : e.components)
-    if (c.name == name) return c.bytes;
-  return 0;
-}
+using test::catalog_model;
+using test::component;
 
 
 }  // namespace

@@ -9,22 +9,14 @@
 #include "llmem/catalog.hpp"
 #include "llmem/estimate.hpp"
 #include "llmem/transformers.hpp"
+#include "catalog_model.hpp"
 
 using namespace llmem;
 
 namespace {
 
-ArchModel catalog_model(const std::string& id) {
-  auto e = find_in_catalog(id);
-  EXPECT_TRUE(e.has_value()) << id;
-  return model_from_config(HfConfig::parse(std::string(e->config_json), id));
-}
-
-uint64_t component(const Estimate& e, const std::string& name) {
-  for (const auto& c : e.components)
-    if (c.name == name) return c.bytes;
-  return 0;
-}
+using test::catalog_model;
+using test::component;
 
 // Qwen2.5-0.5B, full bf16 fine-tuning of a short sequence: the peak is the optimizer step.
 Workload short_full(OptimizerKind k) {
