@@ -13,9 +13,11 @@ namespace {
 // Under autocast every linear casts its fp32 weight and bias to bf16; autocast caches the copies for the forward
 // and the matmul keeps them for backward. One allocation per tensor (the allocator sees a 12.5 MiB q weight and a
 // 50 MiB MLP weight, not one block per layer), in module order. Fused 3-D expert tensors are left out.
-void amp_weight_casts(Tracker& t, const ArchModel& m, uint64_t layer, bool alloc) {
+// `skip`: weights not cast (QLoRA: the 4-bit ones, dequantised instead)
+void amp_weight_casts(Tracker& t, const ArchModel& m, uint64_t layer, bool alloc, bool (*skip)(const TensorInfo&) = nullptr) {
   for (const auto& tt : m.tensors) {
-    if (tt.layer != static_cast<int64_t>(layer) || !is_linear_role(tt.role) || tt.shape.size() > 2) continue;
+    if (tt.layer != static_cast<int64_t>(layer) || !is_linear_role(tt.role) || tt.shape.size() > 2 || (skip && skip(tt)))
+      continue;
     const std::string n = fmt::format("saved_activations/{}/bf16/{}", layer, tt.name);
     if (alloc) t.alloc(n, mul(tt.numel(), 2));
     else t.free(n);
@@ -136,13 +138,7 @@ void TrainingRun::weight_casts(uint64_t layer, bool alloc) {
 // bf16 by autocast for each matmul. Frozen, they are not in autocast's cache: transient in the checkpointed no_grad
 // forward, and kept by F.linear for the input's gradient from the layer's recomputed forward to its backward.
 void TrainingRun::fp32_linear_casts(uint64_t layer, bool alloc) {
-  for (const auto& tt : m_.tensors) {
-    if (tt.layer != static_cast<int64_t>(layer) || !is_linear_role(tt.role) || tt.shape.size() > 2 || bnb::quantized_4bit(tt))
-      continue;
-    const std::string n = fmt::format("saved_activations/{}/bf16/{}", layer, tt.name);
-    if (alloc) t_.alloc(n, mul(tt.numel(), 2));
-    else t_.free(n);
-  }
+  amp_weight_casts(t_, m_, layer, alloc, &bnb::quantized_4bit);
 }
 
 void TrainingRun::grad(const std::string& name, uint64_t bytes) {
