@@ -12,10 +12,14 @@ per (model, dtype, device_map, max_memory, flavor) to bench/data/accelerate_plac
   flavor "accelerate":   accelerate.utils.get_balanced_memory / infer_auto_device_map, the same arguments.
 
 Each record holds the input max_memory, the balanced max_memory infer_auto_device_map received, the cleaned
-device_map, and every parameter's and buffer's device (tied aliases included). tests/unit/test_placement.cpp
-compares llmem's placement with each record exactly.
+device_map, and every parameter's and buffer's device (tied aliases included) as runs over the model's tensor
+names: the first line of each model, {"model", "dtype", "names"}, lists every parameter and buffer name in order,
+and each placement record holds "tensor_device_runs", [[device, count], ...] over that list (a file of full
+per-tensor maps was ~1.6 GB for the catalog). fp16 only: bf16 has the same sizes, so the same placement.
+tests/unit/test_placement.cpp compares llmem's placement with each record exactly.
 
-    python3 bench/gpu/accelerate_placement.py --out bench/data/accelerate_placement.jsonl
+    python3 bench/gpu/accelerate_placement.py --out bench/data/accelerate_placement.jsonl   # DEFAULT_MODELS
+    python3 bench/gpu/accelerate_placement.py --only all --out /tmp/p.jsonl                 # every catalog model
     python3 bench/gpu/accelerate_placement.py --only TinyLlama --out /tmp/p.jsonl
 
 Needs torch, transformers 5.17 and accelerate 1.15; runs on CPU (a GPU is not needed, but device indices above
@@ -50,15 +54,27 @@ def settings(model_bytes):
     return out
 
 
-def expand(device_map, names):
-    out = {}
+# one model of each family transformers builds (gpt-oss is left out: llmem refuses --gpus for quantised checkpoints)
+DEFAULT_MODELS = ("TinyLlama__TinyLlama-1.1B-Chat-v1.0,meta-llama__Llama-3.1-8B,Qwen__Qwen2.5-0.5B,Qwen__Qwen3-0.6B,"
+                  "Qwen__Qwen3-30B-A3B.json,google__gemma-2b,google__gemma-2-2b,google__gemma-3-1b-it,"
+                  "openai-community__gpt2-medium,EleutherAI__pythia-1.4b,microsoft__phi-2,microsoft__Phi-3-mini-4k,"
+                  "facebook__opt-1.3b,bigscience__bloom-560m,tiiuae__falcon-7b,mistralai__Mistral-7B-v0.1,"
+                  "mistralai__Mixtral-8x7B,deepseek-ai__DeepSeek-V2-Lite,allenai__OLMo-2-1124-7B,facebook__xglm")
+
+
+def expand_runs(device_map, names):
+    """Each name's device (the longest device_map key that is the name or a dotted prefix of it), as runs."""
+    runs = []
     for n in names:
         best, dev = -1, None
         for k, v in device_map.items():
             if (k == "" or n == k or n.startswith(k + ".")) and len(k) > best:
-                best, dev = len(k), v
-        out[n] = dev
-    return out
+                best, dev = len(k), str(v)
+        if runs and runs[-1][0] == dev:
+            runs[-1][1] += 1
+        else:
+            runs.append([dev, 1])
+    return runs
 
 
 def run(model_file, dtype_name, torch, transformers, accel_utils, hf_accel):
@@ -72,6 +88,7 @@ def run(model_file, dtype_name, torch, transformers, accel_utils, hf_accel):
     names = [n for n, _ in model.named_parameters(remove_duplicate=False)] + [n for n, _ in model.named_buffers()]
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     stem = os.path.basename(model_file)[: -len(".json")]
+    yield {"model": stem, "dtype": dtype_name, "names": names}
     for mm in settings(model_bytes):
         for kind in ("auto", "balanced", "balanced_low_0", "sequential"):
             no_split = model._get_no_split_modules(kind)
@@ -90,7 +107,7 @@ def run(model_file, dtype_name, torch, transformers, accel_utils, hf_accel):
                         dm = mod.infer_auto_device_map(model, max_memory=dict(balanced), no_split_module_classes=no_split)
                     rec["balanced_max_memory"] = {str(k): v for k, v in balanced.items()}
                     rec["device_map_result"] = {k: str(v) for k, v in dm.items()}
-                    rec["tensor_device"] = {k: str(v) for k, v in expand(dm, names).items()}
+                    rec["tensor_device_runs"] = expand_runs(dm, names)
                     rec["ok"] = True
                 except Exception as e:  # a record says what failed; the run goes on
                     rec["ok"] = False
@@ -102,8 +119,9 @@ def run(model_file, dtype_name, torch, transformers, accel_utils, hf_accel):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(HERE, "..", "data", "accelerate_placement.jsonl"))
-    ap.add_argument("--only", default="", help="comma-separated substrings of catalog file names")
-    ap.add_argument("--dtypes", default="fp16,bf16")
+    ap.add_argument("--only", default=DEFAULT_MODELS,
+                    help="comma-separated substrings of catalog file names, or 'all'")
+    ap.add_argument("--dtypes", default="fp16")
     args = ap.parse_args()
     import torch
     import transformers
@@ -112,7 +130,7 @@ def main():
     import transformers.integrations.accelerate as hf_accel
     versions = {"torch": torch.__version__, "transformers": transformers.__version__, "accelerate": accelerate.__version__}
     files = sorted(glob.glob(os.path.join(CATALOG, "*.json")))
-    if args.only:
+    if args.only != "all":
         files = [f for f in files if any(s in f for s in args.only.split(","))]
     n = 0
     with open(args.out, "w") as out:

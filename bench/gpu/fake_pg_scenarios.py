@@ -76,7 +76,9 @@ def run_one(sc):
     with open(os.path.join(CATALOG, sc["model"] + ".json")) as f:
         cfg_dict = json.load(f)
     cfg = AutoConfig.for_model(cfg_dict.pop("model_type"), **cfg_dict)
-    with torch.device("cuda"):
+    # FSDP2: built on the CPU and sharded, as a user loads a model too big for one GPU (fully_shard moves each
+    # rank's shards to the mesh's GPU); building it on the GPU first would put the whole model on rank 0
+    with torch.device("cuda" if sc["sharding"] == "ddp" else "cpu"):
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
     tracker = None
     if sc["sharding"] == "ddp":
@@ -106,6 +108,9 @@ def run_one(sc):
         except Exception as e:
             rec["tracker_error"] = f"{type(e).__name__}: {e}"
     ids = torch.randint(0, cfg.vocab_size, (sc["batch"], sc["seq"]), device="cuda")
+    torch.cuda.synchronize()
+    rec["setup_allocated_bytes"] = torch.cuda.memory_allocated()
+    rec["setup_max_allocated_bytes"] = torch.cuda.max_memory_allocated()
 
     def steps():
         for _ in range(sc["steps"]):
@@ -143,6 +148,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "data", "fake_pg_memory.jsonl"))
     ap.add_argument("--timeout", type=int, default=180)
     ap.add_argument("--deadline", type=int, default=540, help="start no scenario after this many seconds")
+    ap.add_argument("--shard", default="0/1", metavar="I/N",
+                    help="run every N-th scenario from the I-th, so N processes can share one GPU (each allocates"
+                         " a few GiB; torch's and NVML's figures are per process)")
     args = ap.parse_args()
     if args.run_one:
         sc = json.loads(args.run_one)
@@ -154,6 +162,8 @@ def main():
         print("@@RESULT@@" + json.dumps(rec))
         return
     todo = [s for s in scenarios() if args.split == "all" or s["split"] == args.split]
+    shard, nshards = (int(x) for x in args.shard.split("/"))
+    todo = todo[shard::nshards]
     if args.list:
         for s in todo:
             print(s["id"], s["split"], " ".join(s["llmem_args"]))
