@@ -83,16 +83,98 @@ Searcher searcher_for(const Engine& engine, const EngineModel& model, const FitR
   return {engine, model, req, mode_of(w) != FitMode::kInference, split, estimates};
 }
 
-// transformers inference over several GPUs is modelled per GPU (src/engines/transformers/multi_gpu.cpp): the
-// inference candidates carry the GPU count and device_map "auto"; training keeps the even split.
+// transformers over several GPUs is modelled per GPU (src/engines/transformers/multi_gpu.cpp, sharding.cpp): the
+// inference candidates carry the GPU count and device_map "auto"; full training's carry the GPU count, and
+// fit_candidate picks their sharding; LoRA/QLoRA training (which --sharding does not model) keeps the even split.
+bool per_gpu_engine(const Engine& engine) { return engine.splits_over_gpus() && engine.name() == "transformers"; }
+
+const char* const kShardings[] = {"ddp", "zero1", "zero2", "zero3", "fsdp"};
+
+// The shardings a full fine-tune's optimizer allows: ZeRO is modelled with AdamW only (resolve_gpus' rule).
+std::vector<std::string> shardings_for(const Workload& w) {
+  const bool adamw = w.optimizer == OptimizerKind::kAdamWForeach || w.optimizer == OptimizerKind::kAdamWFused ||
+                     w.optimizer == OptimizerKind::kAdamWForLoop;
+  std::vector<std::string> out;
+  for (const char* s : kShardings)
+    if (adamw || std::string(s).rfind("zero", 0) != 0) out.emplace_back(s);
+  return out;
+}
+
 std::vector<FitCandidate> per_gpu_candidates(std::vector<FitCandidate> cs, const Engine& engine, const FitRequest& req) {
-  if (req.gpus <= 1 || !engine.splits_over_gpus() || engine.name() != "transformers") return cs;
-  for (auto& c : cs)
-    if (mode_of(c.workload) == FitMode::kInference) {
+  if (req.gpus <= 1 || !per_gpu_engine(engine)) return cs;
+  for (auto& c : cs) {
+    const FitMode m = mode_of(c.workload);
+    if (m == FitMode::kInference) {
       c.workload.gpus = static_cast<uint64_t>(req.gpus);
       c.workload.device_map = "auto";
+    } else if (m == FitMode::kFull) {
+      c.workload.gpus = static_cast<uint64_t>(req.gpus);
+      c.workload.sharding = "ddp";  // fit_candidate tries every sharding
     }
+  }
   return cs;
+}
+
+// An estimate the engine may refuse as beyond its arithmetic or not modelled (a usage error): empty then.
+std::optional<Estimate> try_estimate(const Engine& engine, const EngineModel& model, const Workload& w, const GpuProfile& gpu,
+                                     uint64_t* estimates) {
+  ++*estimates;
+  try {
+    return engine.estimate(model, w, gpu);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kUsage) return std::nullopt;
+    throw;
+  }
+}
+
+// A full fine-tune over several GPUs: every sharding estimated per rank, the one with the most headroom (the
+// smallest per-rank process peak; ties: the first of kShardings) kept. Other candidates: their own estimate.
+Estimate fit_candidate(const Engine& engine, const EngineModel& model, FitCandidate& c, const FitRequest& req, uint64_t* estimates) {
+  if (c.workload.sharding.empty() || c.workload.gpus <= 1) {
+    ++*estimates;
+    return engine.estimate(model, c.workload, req.gpu);
+  }
+  std::optional<Estimate> best;
+  std::string best_sharding;
+  for (const std::string& s : shardings_for(c.workload)) {
+    Workload w = c.workload;
+    w.sharding = s;
+    auto e = try_estimate(engine, model, w, req.gpu, estimates);
+    if (e && (!best || e->process_peak_bytes < best->process_peak_bytes)) {
+      best = std::move(e);
+      best_sharding = s;
+    }
+  }
+  if (!best) throw Error(ErrorKind::kUnsupported, "", "no sharding of the full fine-tune could be estimated");
+  c.workload.sharding = best_sharding;
+  return *best;
+}
+
+// The fewest GPUs (2, 4, 8, ..., 64) on which the per-GPU model fits the budget, with the sharding that fits
+// there (full training: the first of kShardings that does); 0 where none of them does; empty where the engine
+// cannot model the workload over several GPUs.
+std::optional<std::pair<uint64_t, std::string>> modelled_gpus_needed(const Engine& engine, const EngineModel& model, const Workload& single,
+                                                      const FitRequest& req, uint64_t* estimates) {
+  const FitMode m = mode_of(single);
+  if (!per_gpu_engine(engine) || (m != FitMode::kInference && m != FitMode::kFull)) return std::nullopt;
+  const uint64_t budget = req.gpu.budget_bytes();
+  for (uint64_t n = 2; n <= 64; n *= 2) {
+    Workload w = single;
+    w.gpus = n;
+    if (m == FitMode::kInference) {
+      w.device_map = "auto";
+      auto e = try_estimate(engine, model, w, req.gpu, estimates);
+      if (!e) return std::nullopt;  // not modelled (a quantised checkpoint over several GPUs)
+      if (e->process_peak_bytes <= budget) return std::pair<uint64_t, std::string>{n, ""};
+      continue;
+    }
+    for (const std::string& s : shardings_for(w)) {
+      w.sharding = s;
+      auto e = try_estimate(engine, model, w, req.gpu, estimates);
+      if (e && e->process_peak_bytes <= budget) return std::pair<uint64_t, std::string>{n, s};
+    }
+  }
+  return std::pair<uint64_t, std::string>{0, ""};
 }
 
 // The largest count of `knob` that fits, the other knobs held at the candidate's own values. Where the candidate's
@@ -141,6 +223,7 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
     Workload one = c.workload;
     one.gpus = 1;
     one.device_map.clear();
+    one.sharding.clear();
     single = engine.estimate(model, one, req.gpu);
     ++*estimates;
   }
@@ -149,8 +232,24 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   o.per_gpu_bytes = per_gpu_bytes(base, s.training, s.gpus);
   o.headroom_bytes = static_cast<int64_t>(req.gpu.budget_bytes()) - static_cast<int64_t>(o.per_gpu_bytes);
   o.fits = s.fits(base);
-  // more GPUs help only where the even split applies (GPUs needed: still the even split of the single process)
+  if (o.per_gpu_modelled) o.sharding = c.workload.sharding;
+  // GPUs needed: one where the single process fits; else the per-GPU model's answer where the engine has one,
+  // else (and beyond 64 GPUs) the even split of the single process
   o.gpus_needed = engine.splits_over_gpus() ? gpus_needed(whole, s.training, req.gpu.budget_bytes()) : 0;
+  if (o.gpus_needed != 1 && engine.splits_over_gpus()) {
+    Workload one = c.workload;
+    one.gpus = 1;
+    one.device_map.clear();
+    one.sharding.clear();
+    const auto modelled = modelled_gpus_needed(engine, model, one, req, estimates);
+    if (modelled && modelled->first) {
+      o.gpus_needed = modelled->first;
+      o.gpus_needed_modelled = true;
+      o.gpus_needed_sharding = modelled->second;
+    } else if (modelled && o.gpus_needed) {
+      o.gpus_needed = std::max<uint64_t>(o.gpus_needed, 65);  // the model says 64 are too few: the even split beyond
+    }
+  }
   o.weight_bytes = base.weight_bytes;
   o.weights_predicted = base.weights_predicted;
   o.layers = base.layers;
@@ -202,10 +301,9 @@ std::vector<std::string> gpu_notes(const FitRequest& req, const Engine& engine) 
 bool rank_model(const Engine& engine, const SourceFacts& facts, const FitRequest& req, FitOption& best, uint64_t* estimates) {
   const std::vector<FitCandidate> candidates = per_gpu_candidates(engine.ranking_candidates(facts, req.workload), engine, req);
   for (size_t i = 0; i < candidates.size(); ++i) {
-    const FitCandidate& c = candidates[i];
+    FitCandidate c = candidates[i];
     const auto model = engine.prepare(facts, c.workload);
-    const Estimate base = engine.estimate(*model, c.workload, req.gpu);
-    ++*estimates;
+    const Estimate base = fit_candidate(engine, *model, c, req, estimates);
     if (i + 1 == candidates.size() || searcher_for(engine, *model, req, c.workload, estimates).fits(base)) {
       best = run_candidate(engine, *model, c, req, base, estimates);
       return best.fits;
@@ -368,10 +466,9 @@ FitResult fit(const FitRequest& req, const SourceFacts& facts) {
   std::vector<std::string> architectures(candidates.size());
   std::vector<uint64_t> estimates(candidates.size(), 0);
   parallel_for(candidates.size(), req, [&](size_t i) {
-    const FitCandidate& c = candidates[i];
+    FitCandidate c = candidates[i];
     const auto model = engine.prepare(facts, c.workload);
-    const Estimate base = engine.estimate(*model, c.workload, req.gpu);
-    ++estimates[i];
+    const Estimate base = fit_candidate(engine, *model, c, req, &estimates[i]);
     architectures[i] = base.architecture;
     out.options[i] = run_candidate(engine, *model, c, req, base, &estimates[i]);
   });
