@@ -61,13 +61,15 @@ struct Searcher {
   uint64_t* estimates;  // incremented per engine estimate
 
   uint64_t budget() const { return req.gpu.budget_bytes(); }
-  bool fits(const Estimate& e) const { return per_gpu_bytes(e, training, gpus) <= budget(); }
+  // weights device_map offloads to the CPU or disk do not fit the GPUs
+  bool fits(const Estimate& e) const { return per_gpu_bytes(e, training, gpus) <= budget() && e.offloaded_weight_bytes == 0; }
 
   FitProbe probe(const Workload& w) const {
     ++*estimates;
     try {
-      const uint64_t bytes = per_gpu_bytes(engine.estimate(model, w, req.gpu), training, gpus);
-      return {bytes <= budget(), bytes};
+      const Estimate e = engine.estimate(model, w, req.gpu);
+      const uint64_t bytes = per_gpu_bytes(e, training, gpus);
+      return {bytes <= budget() && e.offloaded_weight_bytes == 0, bytes};
     } catch (const Error& e) {
       // a search point the engine refuses is beyond its arithmetic (64-bit sizes, a plausible run): surely too large
       if (e.kind() == ErrorKind::kUsage) return {false, std::nullopt};
@@ -150,29 +152,56 @@ Estimate fit_candidate(const Engine& engine, const EngineModel& model, FitCandid
   return *best;
 }
 
-// The fewest GPUs (2, 4, 8, ..., 64) on which the per-GPU model fits the budget, with the sharding that fits
-// there (full training: the first of kShardings that does); 0 where none of them does; empty where the engine
-// cannot model the workload over several GPUs.
-std::optional<std::pair<uint64_t, std::string>> modelled_gpus_needed(const Engine& engine, const EngineModel& model, const Workload& single,
-                                                      const FitRequest& req, uint64_t* estimates) {
+// Whether the per-GPU model fits the budget on n GPUs, and under which sharding (full training: the first of
+// kShardings that does); empty where the engine cannot model the workload over several GPUs.
+std::optional<std::pair<bool, std::string>> fits_on(const Engine& engine, const EngineModel& model, const Workload& single,
+                                                    const FitRequest& req, uint64_t n, uint64_t* estimates) {
+  const uint64_t budget = req.gpu.budget_bytes();
+  Workload w = single;
+  w.gpus = n;
+  if (mode_of(single) == FitMode::kInference) {
+    w.device_map = "auto";
+    auto e = try_estimate(engine, model, w, req.gpu, estimates);
+    if (!e) return std::nullopt;  // not modelled (a quantised checkpoint over several GPUs)
+    // weights device_map offloads to the CPU or disk do not fit the GPUs
+    return std::pair<bool, std::string>{e->process_peak_bytes <= budget && e->offloaded_weight_bytes == 0, ""};
+  }
+  for (const std::string& s : shardings_for(w)) {
+    w.sharding = s;
+    auto e = try_estimate(engine, model, w, req.gpu, estimates);
+    if (e && e->process_peak_bytes <= budget) return std::pair<bool, std::string>{true, s};
+  }
+  return std::pair<bool, std::string>{false, ""};
+}
+
+// The fewest of 2, 4, 8, ..., 64 GPUs on which the per-GPU model fits the budget, with its sharding; 0 where none
+// does; empty where the engine cannot model the workload over several GPUs. The per-GPU footprint falls as GPUs
+// are added, so the search starts at the power of two at or below the even split's answer `even` and walks down
+// while half as many fit, or up until some count fits: two or three estimates instead of six.
+std::optional<std::pair<uint64_t, std::string>> modelled_gpus_needed(const Engine& engine, const EngineModel& model,
+                                                                     const Workload& single, const FitRequest& req,
+                                                                     uint64_t even, uint64_t* estimates) {
   const FitMode m = mode_of(single);
   if (!per_gpu_engine(engine) || (m != FitMode::kInference && m != FitMode::kFull)) return std::nullopt;
-  const uint64_t budget = req.gpu.budget_bytes();
-  for (uint64_t n = 2; n <= 64; n *= 2) {
-    Workload w = single;
-    w.gpus = n;
-    if (m == FitMode::kInference) {
-      w.device_map = "auto";
-      auto e = try_estimate(engine, model, w, req.gpu, estimates);
-      if (!e) return std::nullopt;  // not modelled (a quantised checkpoint over several GPUs)
-      if (e->process_peak_bytes <= budget) return std::pair<uint64_t, std::string>{n, ""};
-      continue;
+  constexpr uint64_t kMost = 64;
+  uint64_t n = 2;
+  while (n * 2 <= std::min(even, kMost)) n *= 2;
+  auto at = fits_on(engine, model, single, req, n, estimates);
+  if (!at) return std::nullopt;
+  if (at->first) {
+    while (n > 2) {
+      auto half = fits_on(engine, model, single, req, n / 2, estimates);
+      if (!half || !half->first) break;
+      n /= 2;
+      at = half;
     }
-    for (const std::string& s : shardings_for(w)) {
-      w.sharding = s;
-      auto e = try_estimate(engine, model, w, req.gpu, estimates);
-      if (e && e->process_peak_bytes <= budget) return std::pair<uint64_t, std::string>{n, s};
-    }
+    return std::pair<uint64_t, std::string>{n, at->second};
+  }
+  while (n < kMost) {
+    n *= 2;
+    at = fits_on(engine, model, single, req, n, estimates);
+    if (!at) return std::nullopt;
+    if (at->first) return std::pair<uint64_t, std::string>{n, at->second};
   }
   return std::pair<uint64_t, std::string>{0, ""};
 }
@@ -236,12 +265,12 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   // GPUs needed: one where the single process fits; else the per-GPU model's answer where the engine has one,
   // else (and beyond 64 GPUs) the even split of the single process
   o.gpus_needed = engine.splits_over_gpus() ? gpus_needed(whole, s.training, req.gpu.budget_bytes()) : 0;
-  if (o.gpus_needed != 1 && engine.splits_over_gpus()) {
+  if (o.gpus_needed > 1) {
     Workload one = c.workload;
     one.gpus = 1;
     one.device_map.clear();
     one.sharding.clear();
-    const auto modelled = modelled_gpus_needed(engine, model, one, req, estimates);
+    const auto modelled = modelled_gpus_needed(engine, model, one, req, o.gpus_needed, estimates);
     if (modelled && modelled->first) {
       o.gpus_needed = modelled->first;
       o.gpus_needed_modelled = true;

@@ -302,8 +302,10 @@ TEST(CliFit, TextTableHasEveryOption) {
   CliRun r = run_llmem("fit microsoft/phi-2 --gpu RTX-4090");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* s : {"inference", "fp32", "bf16", "fp16", "full", "lora", "amp-bf16", "Max context", "Headroom", "needed",
-                        "~ an approximation", "budget 23.49 GiB: 23.99 GiB less a 0.50 GiB reserve"})
+                        "GPUs needed without ~", "budget 23.49 GiB: 23.99 GiB less a 0.50 GiB reserve"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  // full fine-tuning's GPUs needed come from the per-rank model (inference and LoRA fit one GPU): nothing approximated
+  EXPECT_EQ(r.out.find('~'), std::string::npos) << r.out;
 }
 
 TEST(CliFit, RankingWithoutSourceIsSortedAndFits) {

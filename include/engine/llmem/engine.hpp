@@ -201,6 +201,7 @@ struct Estimate {
   // transformers with --gpus N > 1: every GPU (or rank); the top-level peaks and components are those of the GPU
   // with the largest process peak
   std::vector<GpuEstimate> per_gpu;
+  uint64_t offloaded_weight_bytes = 0;       // inference over several GPUs: weights device_map puts on the CPU or disk
   std::vector<std::string> multi_gpu_lines;  // the placement or sharding in words (and DeepSpeed's own estimate)
 };
 

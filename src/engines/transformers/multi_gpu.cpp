@@ -214,6 +214,7 @@ void split_inference(Estimate& e, const ArchModel& m, const Geometry& g, const W
   uint64_t off = 0;
   for (const auto& [d, b] : s.p.bytes_on)
     if (d < 0) off += b;
+  e.offloaded_weight_bytes = off;
   if (off)
     e.notes.push_back(fmt::format("{:.2f} GiB of weights do not fit the GPUs' max_memory and go to {} (accelerate "
                                   "offloads them; their per-forward copies to GPU 0 are not modelled)",
