@@ -61,15 +61,14 @@ struct Searcher {
   uint64_t* estimates;  // incremented per engine estimate
 
   uint64_t budget() const { return req.gpu.budget_bytes(); }
-  // weights that device_map offloads to the CPU do not fit the GPUs, however small the GPUs' own peaks
-  bool fits(const Estimate& e) const { return per_gpu_bytes(e, training, gpus) <= budget() && e.offloaded_weight_bytes == 0; }
+  bool fits(const Estimate& e) const { return e.fits_within(per_gpu_bytes(e, training, gpus), budget()); }
 
   FitProbe probe(const Workload& w) const {
     ++*estimates;
     try {
       const Estimate e = engine.estimate(model, w, req.gpu);
       const uint64_t bytes = per_gpu_bytes(e, training, gpus);
-      return {bytes <= budget() && e.offloaded_weight_bytes == 0, bytes};
+      return {e.fits_within(bytes, budget()), bytes};
     } catch (const Error& e) {
       // a search point the engine refuses is beyond its arithmetic (64-bit sizes, a plausible run): surely too large
       if (e.kind() == ErrorKind::kUsage) return {false, std::nullopt};
@@ -85,16 +84,125 @@ Searcher searcher_for(const Engine& engine, const EngineModel& model, const FitR
   return {engine, model, req, mode_of(w) != FitMode::kInference, split, estimates};
 }
 
-// transformers inference over several GPUs is modelled per GPU (src/engines/transformers/multi_gpu.cpp): the
-// inference candidates carry the GPU count and device_map "auto"; training keeps the even split.
+// transformers over several GPUs is modelled per GPU (src/engines/transformers/multi_gpu.cpp, sharding.cpp): the
+// inference candidates carry the GPU count and device_map "auto"; full training's carry the GPU count, and
+// fit_candidate picks their sharding; LoRA/QLoRA training (which --sharding does not model) keeps the even split.
+bool per_gpu_engine(const Engine& engine) { return engine.splits_over_gpus() && engine.name() == "transformers"; }
+
+const char* const kShardings[] = {"ddp", "zero1", "zero2", "zero3", "fsdp"};
+
+// The shardings a full fine-tune's optimizer allows: ZeRO is modelled with AdamW only (resolve_gpus' rule).
+std::vector<std::string> shardings_for(const Workload& w) {
+  const bool adamw = w.optimizer == OptimizerKind::kAdamWForeach || w.optimizer == OptimizerKind::kAdamWFused ||
+                     w.optimizer == OptimizerKind::kAdamWForLoop;
+  std::vector<std::string> out;
+  for (const char* s : kShardings)
+    if (adamw || std::string(s).rfind("zero", 0) != 0) out.emplace_back(s);
+  return out;
+}
+
 std::vector<FitCandidate> per_gpu_candidates(std::vector<FitCandidate> cs, const Engine& engine, const FitRequest& req) {
-  if (req.gpus <= 1 || !engine.splits_over_gpus() || engine.name() != "transformers") return cs;
-  for (auto& c : cs)
-    if (mode_of(c.workload) == FitMode::kInference) {
+  if (req.gpus <= 1 || !per_gpu_engine(engine)) return cs;
+  for (auto& c : cs) {
+    const FitMode m = mode_of(c.workload);
+    if (m == FitMode::kInference) {
       c.workload.gpus = static_cast<uint64_t>(req.gpus);
       c.workload.device_map = "auto";
+    } else if (m == FitMode::kFull) {
+      c.workload.gpus = static_cast<uint64_t>(req.gpus);
+      c.workload.sharding = "ddp";  // fit_candidate tries every sharding
     }
+  }
   return cs;
+}
+
+// An estimate the engine may refuse as beyond its arithmetic or not modelled (a usage error): empty then.
+std::optional<Estimate> try_estimate(const Engine& engine, const EngineModel& model, const Workload& w, const GpuProfile& gpu,
+                                     uint64_t* estimates) {
+  ++*estimates;
+  try {
+    return engine.estimate(model, w, gpu);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kUsage) return std::nullopt;
+    throw;
+  }
+}
+
+// A full fine-tune over several GPUs: every sharding estimated per rank, the one with the most headroom (the
+// smallest per-rank process peak; ties: the first of kShardings) kept. Other candidates: their own estimate.
+Estimate fit_candidate(const Engine& engine, const EngineModel& model, FitCandidate& c, const FitRequest& req, uint64_t* estimates) {
+  if (c.workload.sharding.empty() || c.workload.gpus <= 1) {
+    ++*estimates;
+    return engine.estimate(model, c.workload, req.gpu);
+  }
+  std::optional<Estimate> best;
+  std::string best_sharding;
+  for (const std::string& s : shardings_for(c.workload)) {
+    Workload w = c.workload;
+    w.sharding = s;
+    auto e = try_estimate(engine, model, w, req.gpu, estimates);
+    if (e && (!best || e->process_peak_bytes < best->process_peak_bytes)) {
+      best = std::move(e);
+      best_sharding = s;
+    }
+  }
+  if (!best) throw Error(ErrorKind::kUnsupported, "", "no sharding of the full fine-tune could be estimated");
+  c.workload.sharding = best_sharding;
+  return *best;
+}
+
+// Whether the per-GPU model fits the budget on n GPUs, and under which sharding (full training: the first of
+// kShardings that does); empty where the engine cannot model the workload over several GPUs.
+std::optional<std::pair<bool, std::string>> fits_on(const Engine& engine, const EngineModel& model, const Workload& single,
+                                                    const FitRequest& req, uint64_t n, uint64_t* estimates) {
+  const uint64_t budget = req.gpu.budget_bytes();
+  Workload w = single;
+  w.gpus = n;
+  if (mode_of(single) == FitMode::kInference) {
+    w.device_map = "auto";
+    auto e = try_estimate(engine, model, w, req.gpu, estimates);
+    if (!e) return std::nullopt;  // not modelled (a quantised checkpoint over several GPUs)
+    // weights device_map offloads to the CPU or disk do not fit the GPUs
+    return std::pair<bool, std::string>{e->fits_within(e->process_peak_bytes, budget), ""};
+  }
+  for (const std::string& s : shardings_for(w)) {
+    w.sharding = s;
+    auto e = try_estimate(engine, model, w, req.gpu, estimates);
+    if (e && e->process_peak_bytes <= budget) return std::pair<bool, std::string>{true, s};
+  }
+  return std::pair<bool, std::string>{false, ""};
+}
+
+// The fewest of 2, 4, 8, ..., 64 GPUs on which the per-GPU model fits the budget, with its sharding; 0 where none
+// does; empty where the engine cannot model the workload over several GPUs. The per-GPU footprint falls as GPUs
+// are added, so the search starts at the power of two at or below the even split's answer `even` and walks down
+// while half as many fit, or up until some count fits: two or three estimates instead of six.
+std::optional<std::pair<uint64_t, std::string>> modelled_gpus_needed(const Engine& engine, const EngineModel& model,
+                                                                     const Workload& single, const FitRequest& req,
+                                                                     uint64_t even, uint64_t* estimates) {
+  const FitMode m = mode_of(single);
+  if (!per_gpu_engine(engine) || (m != FitMode::kInference && m != FitMode::kFull)) return std::nullopt;
+  constexpr uint64_t kMost = 64;
+  uint64_t n = 2;
+  while (n * 2 <= std::min(even, kMost)) n *= 2;
+  auto at = fits_on(engine, model, single, req, n, estimates);
+  if (!at) return std::nullopt;
+  if (at->first) {
+    while (n > 2) {
+      auto half = fits_on(engine, model, single, req, n / 2, estimates);
+      if (!half || !half->first) break;
+      n /= 2;
+      at = half;
+    }
+    return std::pair<uint64_t, std::string>{n, at->second};
+  }
+  while (n < kMost) {
+    n *= 2;
+    at = fits_on(engine, model, single, req, n, estimates);
+    if (!at) return std::nullopt;
+    if (at->first) return std::pair<uint64_t, std::string>{n, at->second};
+  }
+  return std::pair<uint64_t, std::string>{0, ""};
 }
 
 // The largest count of `knob` that fits, the other knobs held at the candidate's own values. Where the candidate's
@@ -143,6 +251,7 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
     Workload one = c.workload;
     one.gpus = 1;
     one.device_map.clear();
+    one.sharding.clear();
     single = engine.estimate(model, one, req.gpu);
     ++*estimates;
   }
@@ -151,8 +260,24 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   o.per_gpu_bytes = per_gpu_bytes(base, s.training, s.gpus);
   o.headroom_bytes = static_cast<int64_t>(req.gpu.budget_bytes()) - static_cast<int64_t>(o.per_gpu_bytes);
   o.fits = s.fits(base);
-  // more GPUs help only where the even split applies (GPUs needed: still the even split of the single process)
+  if (o.per_gpu_modelled) o.sharding = c.workload.sharding;
+  // GPUs needed: one where the single process fits; else the per-GPU model's answer where the engine has one,
+  // else (and beyond 64 GPUs) the even split of the single process
   o.gpus_needed = engine.splits_over_gpus() ? gpus_needed(whole, s.training, req.gpu.budget_bytes()) : 0;
+  if (o.gpus_needed > 1) {
+    Workload one = c.workload;
+    one.gpus = 1;
+    one.device_map.clear();
+    one.sharding.clear();
+    const auto modelled = modelled_gpus_needed(engine, model, one, req, o.gpus_needed, estimates);
+    if (modelled && modelled->first) {
+      o.gpus_needed = modelled->first;
+      o.gpus_needed_modelled = true;
+      o.gpus_needed_sharding = modelled->second;
+    } else if (modelled && o.gpus_needed) {
+      o.gpus_needed = std::max<uint64_t>(o.gpus_needed, 65);  // the model says 64 are too few: the even split beyond
+    }
+  }
   o.weight_bytes = base.weight_bytes;
   o.weights_predicted = base.weights_predicted;
   o.layers = base.layers;
@@ -204,10 +329,9 @@ std::vector<std::string> gpu_notes(const FitRequest& req, const Engine& engine) 
 bool rank_model(const Engine& engine, const SourceFacts& facts, const FitRequest& req, FitOption& best, uint64_t* estimates) {
   const std::vector<FitCandidate> candidates = per_gpu_candidates(engine.ranking_candidates(facts, req.workload), engine, req);
   for (size_t i = 0; i < candidates.size(); ++i) {
-    const FitCandidate& c = candidates[i];
+    FitCandidate c = candidates[i];
     const auto model = engine.prepare(facts, c.workload);
-    const Estimate base = engine.estimate(*model, c.workload, req.gpu);
-    ++*estimates;
+    const Estimate base = fit_candidate(engine, *model, c, req, estimates);
     if (i + 1 == candidates.size() || searcher_for(engine, *model, req, c.workload, estimates).fits(base)) {
       best = run_candidate(engine, *model, c, req, base, estimates);
       return best.fits;
@@ -370,10 +494,9 @@ FitResult fit(const FitRequest& req, const SourceFacts& facts) {
   std::vector<std::string> architectures(candidates.size());
   std::vector<uint64_t> estimates(candidates.size(), 0);
   parallel_for(candidates.size(), req, [&](size_t i) {
-    const FitCandidate& c = candidates[i];
+    FitCandidate c = candidates[i];
     const auto model = engine.prepare(facts, c.workload);
-    const Estimate base = engine.estimate(*model, c.workload, req.gpu);
-    ++estimates[i];
+    const Estimate base = fit_candidate(engine, *model, c, req, &estimates[i]);
     architectures[i] = base.architecture;
     out.options[i] = run_candidate(engine, *model, c, req, base, &estimates[i]);
   });

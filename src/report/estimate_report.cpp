@@ -28,7 +28,7 @@ json gpu_json(const GpuProfile& gpu) {
 }
 
 // Weights that device_map offloads to the CPU (several GPUs) do not fit, whatever the GPUs' own peaks.
-bool fits(const Estimate& e) { return e.process_peak_bytes <= e.gpu.budget_bytes() && e.offloaded_weight_bytes == 0; }
+bool fits(const Estimate& e) { return e.fits_within(e.process_peak_bytes, e.gpu.budget_bytes()); }
 
 // -ngl as llama.cpp applies it: -1 is every layer and the output layer.
 int64_t gpu_layers(const EstimateResult& r) {

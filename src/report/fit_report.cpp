@@ -12,8 +12,9 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kMultiGpuNote =
-    "several GPUs are approximated by splitting the process footprint evenly (each GPU also pays the CUDA "
-    "context), not modelled: real tensor/pipeline parallelism adds communication buffers and uneven layers";
+    "several GPUs: inference is modelled per GPU as device_map places the layers, full fine-tuning per rank under "
+    "the sharding (DDP, ZeRO 1-3, FSDP) with the smallest peak; LoRA/QLoRA and figures marked approximate split the "
+    "process footprint evenly (each GPU also paying the CUDA context); tensor parallelism is not modelled";
 // The legend of the "~" that marks each approximated figure in text.
 constexpr const char* kApproxLegend =
     "~ an approximation: the process footprint split evenly over the GPUs, each also paying the CUDA context; not a "
@@ -52,12 +53,15 @@ json option_json(const FitOption& o) {
             {"max_batch", o.max_batch},
             {"batch_capped", o.batch_capped},
             {"gpus_needed", o.gpus_needed},
-            {"gpus_needed_approximate", o.gpus_needed > 1},
+            {"gpus_needed_approximate", o.gpus_needed > 1 && !o.gpus_needed_modelled},
+            {"gpus_needed_modelled", o.gpus_needed_modelled},
             {"process_peak_bytes", o.process_peak_bytes},
             {"per_gpu_bytes", o.per_gpu_bytes},
             {"per_gpu_approximate", !o.per_gpu_modelled && o.per_gpu_bytes != o.process_peak_bytes},
             {"per_gpu_modelled", o.per_gpu_modelled},
             {"headroom_bytes", o.headroom_bytes}};
+  if (!o.sharding.empty()) j["sharding"] = o.sharding;
+  if (!o.gpus_needed_sharding.empty()) j["gpus_needed_sharding"] = o.gpus_needed_sharding;
   if (o.mode != FitMode::kInference) {
     j["seq"] = o.workload.prompt_tokens;
     // --optimizer's name ("adamw" for its default, foreach)
@@ -75,10 +79,14 @@ std::string context_cell(const FitOption& o) {
   return format_thousands(o.max_context) + (o.context_capped ? "*" : "");
 }
 
-// GPUs needed beyond one are the even split's answer: marked as an approximation.
+// GPUs needed beyond one: the per-GPU model's answer, or the even split's (marked as an approximation).
 std::string gpus_cell(const FitOption& o) {
-  return o.gpus_needed == 0 ? "none" : o.gpus_needed == 1 ? "1" : "~" + std::to_string(o.gpus_needed);
+  if (o.gpus_needed == 0) return "none";
+  return (o.gpus_needed == 1 || o.gpus_needed_modelled ? "" : "~") + std::to_string(o.gpus_needed);
 }
+
+// The mode, with the sharding of a full fine-tune estimated per rank ("full/zero3").
+std::string mode_cell(const FitOption& o) { return fit_mode_name(o.mode) + (o.sharding.empty() ? "" : "/" + o.sharding); }
 
 // A figure per GPU of several is the even split's: marked as an approximation.
 std::string per_gpu_cell(double value, bool split) { return fmt::format("{}{:.2f}", split ? "~" : "", value); }
@@ -88,9 +96,9 @@ void append_nothing_fits(std::string& out, const FitResult& r, const FitRequest&
   for (const auto& o : r.options)
     if (o.gpus_needed && (!best || o.gpus_needed < best->gpus_needed)) best = &o;
   if (best)
-    out += paragraph("", fmt::format("Nothing fits a {:.2f} GiB budget{}: the smallest option ({} {}) needs ~{} such GPUs.",
+    out += paragraph("", fmt::format("Nothing fits a {:.2f} GiB budget{}: the smallest option ({} {}) needs {} such GPUs.",
                                      budget_gib(req), req.gpus > 1 ? fmt::format(" × {}", req.gpus) : "", fit_mode_name(best->mode),
-                                     best->precision, best->gpus_needed),
+                                     best->precision, gpus_cell(*best)),
                      0);
   else
     out += paragraph("", fmt::format("Nothing fits: a {:.2f} GiB budget is below the per-process overhead of {:.2f} GiB.",
@@ -128,7 +136,7 @@ std::string transformers_fit_text(const FitResult& r, const FitRequest& req) {
   append(out, "{:<10} {:<9} {:>5} {:>9} {:>9} {:>12} {:>10} {:>6}\n", "", "", "", "GiB", "GiB", "tokens", "", "needed");
   append(out, "{}\n", std::string(77, '-'));
   for (const auto& o : r.options)
-    append(out, "{:<10} {:<9} {:>5} {:>9} {:>9} {:>12} {:>10} {:>6}\n", fit_mode_name(o.mode), o.precision, o.fits ? "yes" : "no",
+    append(out, "{:<10} {:<9} {:>5} {:>9} {:>9} {:>12} {:>10} {:>6}\n", mode_cell(o), o.precision, o.fits ? "yes" : "no",
            per_gpu_cell(gib(o.per_gpu_bytes), split && !o.per_gpu_modelled),
            per_gpu_cell(gib_signed(o.headroom_bytes), split && !o.per_gpu_modelled), context_cell(o),
            o.max_batch ? format_thousands(o.max_batch) + (o.batch_capped ? "*" : "") : "—", gpus_cell(o));
@@ -141,18 +149,32 @@ std::string transformers_fit_text(const FitResult& r, const FitRequest& req) {
                                    "llmem's estimate (llmem estimate).",
                                    at_batch, split ? ", per GPU" : "", at_batch),
                    0);
-  bool capped = false, any = false, approximate = false, modelled = false;
+  bool capped = false, any = false, approximate = false, modelled = false, sharded = false, needed_modelled = false;
+  std::string needed_shardings;
   for (const auto& o : r.options) {
     capped = capped || o.context_capped || o.batch_capped;
     any = any || o.fits;
-    approximate = approximate || o.gpus_needed > 1 || (split && !o.per_gpu_modelled);
-    modelled = modelled || o.per_gpu_modelled;
+    approximate = approximate || (o.gpus_needed > 1 && !o.gpus_needed_modelled) || (split && !o.per_gpu_modelled);
+    modelled = modelled || (o.per_gpu_modelled && o.mode == FitMode::kInference);
+    sharded = sharded || !o.sharding.empty();
+    needed_modelled = needed_modelled || o.gpus_needed_modelled;
+    if (!o.gpus_needed_sharding.empty())
+      needed_shardings += fmt::format("{}{} {}: {} on {}", needed_shardings.empty() ? "" : "; ", fit_mode_name(o.mode), o.precision,
+                                      o.gpus_needed_sharding, o.gpus_needed);
   }
   if (capped) out += paragraph("", "* the search's limit (the model's max_position_embeddings, or 2^20), not memory's.", 2);
   if (approximate) out += paragraph("", kApproxLegend, 2);
   if (modelled)
     out += paragraph("", "Inference over several GPUs: per GPU as from_pretrained(device_map=\"auto\") places the layers "
                          "(llmem estimate --gpus), the largest GPU's peak; modelled from source, not yet measured.", 2);
+  if (sharded)
+    out += paragraph("", "full/SHARDING: full fine-tuning per rank (llmem estimate --gpus --sharding), each of ddp, zero1, "
+                         "zero2, zero3 and fsdp estimated and the one with the most headroom shown; modelled from source, "
+                         "not yet measured.", 2);
+  if (needed_modelled)
+    out += paragraph("", "GPUs needed without ~: the fewest of 2, 4, 8, ..., 64 GPUs on which the per-GPU model fits "
+                         "(inference: device_map=\"auto\"; full training: the first sharding that fits" +
+                         (needed_shardings.empty() ? std::string(")") : "; " + needed_shardings + ")") + ".", 2);
   if (!any) append_nothing_fits(out, r, req);
   append_notes(out, r.notes);
   return out;

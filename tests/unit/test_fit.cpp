@@ -302,8 +302,11 @@ TEST(CliFit, TextTableHasEveryOption) {
   CliRun r = run_llmem("fit microsoft/phi-2 --gpu RTX-4090");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* s : {"inference", "fp32", "bf16", "fp16", "full", "lora", "amp-bf16", "Max context", "Headroom", "needed",
-                        "~ an approximation", "budget 23.49 GiB: 23.99 GiB less a 0.50 GiB reserve"})
+                        "GPUs needed without ~", "budget 23.49 GiB: 23.99 GiB less a 0.50 GiB reserve"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  // full fine-tuning's GPUs needed come from the per-rank model (inference and LoRA fit one GPU): nothing approximated
+  EXPECT_EQ(r.out.find("~ an approximation"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.substr(0, r.out.find("GPUs needed without")).find('~'), std::string::npos) << r.out;
 }
 
 TEST(CliFit, RankingWithoutSourceIsSortedAndFits) {
@@ -437,4 +440,56 @@ TEST(CliStudy, ChartFilesAreValidPngAndSvg) {
   ASSERT_EQ(plain.exit_code, 0);
   EXPECT_EQ(r.out.substr(0, plain.out.size()), plain.out);
   EXPECT_NE(r.out.find(prefix + ".png"), std::string::npos);
+}
+
+// Full fine-tuning over several GPUs is answered from the per-rank model: the sharding fit reports is the one with
+// the most headroom of the five, its per-GPU figure is `llmem estimate --gpus 8 --sharding S`'s process peak, and
+// GPUs needed is the fewest of 2, 4, 8, ... on which a sharding fits (and on half as many none does).
+TEST(CliFit, FullTrainingOverSeveralGpusUsesTheBestSharding) {
+  const std::string model = "meta-llama/Llama-3.1-8B", gpu = "A100-80GB";
+  auto peak = [&](uint64_t gpus, const std::string& sharding) {
+    CliRun e = run_llmem("estimate " + model + " --gpu " + gpu + " --train full --precision amp-bf16 --seq 512 --gpus " +
+                         std::to_string(gpus) + " --sharding " + sharding + " --json");
+    EXPECT_EQ(e.exit_code, 0) << e.err;
+    return json::parse(e.out)["process_peak_bytes"].get<uint64_t>();
+  };
+  auto full_amp = [&](const std::string& extra) {
+    CliRun r = run_llmem("fit " + model + " --gpu " + gpu + " --json" + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const json j = json::parse(r.out);
+    for (const auto& o : j["options"])
+      if (o["mode"] == "full" && o["precision"] == "amp-bf16") return o;
+    ADD_FAILURE() << "no full amp-bf16 option";
+    return json();
+  };
+  // one GPU: amp-bf16's fp32 master weights and AdamW states (about 159 GiB) do not fit 80 GB
+  const json one = full_amp("");
+  EXPECT_FALSE(one["fits"].get<bool>());
+  EXPECT_FALSE(one.contains("sharding"));
+  ASSERT_TRUE(one["gpus_needed_modelled"].get<bool>());
+  EXPECT_FALSE(one["gpus_needed_approximate"].get<bool>());
+  const uint64_t needed = one["gpus_needed"];
+  const std::string needed_sharding = one["gpus_needed_sharding"];
+  const uint64_t budget = uint64_t{80} * 1000 * 1000 * 1000 - (uint64_t{1} << 29);  // 80 GB less the 0.5 GiB reserve
+  EXPECT_LE(peak(needed, needed_sharding), budget);
+  if (needed > 2) {
+    for (const char* s : {"ddp", "zero1", "zero2", "zero3", "fsdp"}) EXPECT_GT(peak(needed / 2, s), budget) << s;
+  }
+  // eight GPUs: fits per rank, under the sharding with the smallest per-rank peak, without the even split
+  const json eight = full_amp(" --gpus 8");
+  EXPECT_TRUE(eight["fits"].get<bool>());
+  EXPECT_TRUE(eight["per_gpu_modelled"].get<bool>());
+  EXPECT_FALSE(eight["per_gpu_approximate"].get<bool>());
+  const std::string best = eight["sharding"];
+  const uint64_t best_peak = peak(8, best);
+  EXPECT_EQ(eight["per_gpu_bytes"].get<uint64_t>(), best_peak);
+  for (const char* s : {"ddp", "zero1", "zero2", "zero3", "fsdp"}) EXPECT_LE(best_peak, peak(8, s)) << s;
+  EXPECT_LT(best_peak, peak(8, "ddp"));  // ddp replicates everything: sharding saves memory
+  // the text names the sharding and marks no figure of that row as approximate
+  CliRun text = run_llmem("fit " + model + " --gpu " + gpu + " --gpus 8");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  const size_t row = text.out.find("full/" + best + "  amp-bf16");
+  ASSERT_NE(row, std::string::npos) << text.out;
+  const std::string line = text.out.substr(row, text.out.find('\n', row) - row);
+  EXPECT_EQ(line.find('~'), std::string::npos) << line;
 }

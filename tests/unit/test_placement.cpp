@@ -101,8 +101,13 @@ TEST(Placement, MatchesEveryRecordedPlacement) {
   std::ifstream in(path);
   if (!in) GTEST_SKIP() << "no records yet: bench/gpu/accelerate_placement.py writes " << path;
   size_t compared = 0;
+  std::vector<std::string> names;  // the model's tensor names, from its first line; records give runs over them
   for (std::string line; std::getline(in, line);) {
     const auto rec = nlohmann::json::parse(line);
+    if (rec.contains("names")) {
+      names = rec.at("names").get<std::vector<std::string>>();
+      continue;
+    }
     if (!rec.value("ok", false)) continue;
     PlacementRequest r;
     r.kind = *device_map_from_name(rec.at("device_map").get<std::string>());
@@ -120,11 +125,17 @@ TEST(Placement, MatchesEveryRecordedPlacement) {
         if (dd == d) ours = vv;
       EXPECT_EQ(ours, v.get<double>()) << id << ": max_memory of " << k;
     }
-    for (const auto& [name, dev] : rec.at("tensor_device").items()) {
-      auto it = p.tensor_device.find(name);
-      ASSERT_NE(it, p.tensor_device.end()) << id << ": llmem has no tensor " << name;
-      EXPECT_EQ(device_label(it->second), dev.get<std::string>()) << id << ": " << name;
+    size_t i = 0;
+    for (const auto& run : rec.at("tensor_device_runs")) {
+      const auto dev = run.at(0).get<std::string>();
+      for (size_t n = run.at(1).get<size_t>(); n > 0; --n, ++i) {
+        ASSERT_LT(i, names.size()) << id << ": more devices than tensor names";
+        auto it = p.tensor_device.find(names[i]);
+        ASSERT_NE(it, p.tensor_device.end()) << id << ": llmem has no tensor " << names[i];
+        EXPECT_EQ(device_label(it->second), dev) << id << ": " << names[i];
+      }
     }
+    EXPECT_EQ(i, names.size()) << id << ": fewer devices than tensor names";
     ++compared;
   }
   EXPECT_GT(compared, 0u) << path << " holds no successful record";

@@ -201,8 +201,14 @@ struct Estimate {
   // transformers with --gpus N > 1: every GPU (or rank); the top-level peaks and components are those of the GPU
   // with the largest process peak
   std::vector<GpuEstimate> per_gpu;
-  uint64_t offloaded_weight_bytes = 0;  // inference over several GPUs: weights device_map puts on the CPU or disk
+  uint64_t offloaded_weight_bytes = 0;       // inference over several GPUs: weights device_map puts on the CPU or disk
   std::vector<std::string> multi_gpu_lines;  // the placement or sharding in words (and DeepSpeed's own estimate)
+
+  // The one rule of "fits", for estimate and fit alike: the peak a GPU holds (the process peak, or fit's per-GPU
+  // share of it) within the budget, and no weight that device_map moved off the GPUs.
+  bool fits_within(uint64_t peak_per_gpu_bytes, uint64_t budget_bytes) const {
+    return peak_per_gpu_bytes <= budget_bytes && offloaded_weight_bytes == 0;
+  }
 };
 
 }  // namespace llmem

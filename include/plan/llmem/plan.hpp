@@ -19,7 +19,11 @@
 // the plain exponential-then-bisection search (FitSearch::kReference, kept for tests and benchmarks), in a few
 // estimates instead of about 2·log2(cap). Options (and catalog models) are searched in parallel threads.
 //
-// Several GPUs are an APPROXIMATION, not a model of any sharding scheme: the process footprint minus the
+// Several GPUs under the transformers engine are modelled per GPU: inference as from_pretrained(device_map="auto")
+// places the layers, full fine-tuning per rank under each sharding (ddp, zero1, zero2, zero3, fsdp; the one with
+// the most headroom is reported), and gpus_needed is the fewest of 2, 4, 8, ..., 64 GPUs on which that model fits.
+// Elsewhere (LoRA/QLoRA training, vLLM, a quantised checkpoint's inference) several GPUs are an APPROXIMATION,
+// not a model of any sharding scheme: the process footprint minus the
 // per-process overhead (CUDA context, and the training thread's handle) is split evenly over the GPUs, and each
 // GPU pays the overhead once. Real tensor/pipeline parallelism adds communication buffers and uneven layers.
 // Engines whose own multi-GPU placement is not modelled (llama.cpp) are planned for one GPU.
@@ -68,10 +72,18 @@ struct FitOption {
   bool fits = false;              // that workload, on req.gpus GPUs
   uint64_t process_peak_bytes = 0;   // the single-process estimate of that workload
   uint64_t per_gpu_bytes = 0;        // that footprint split over the GPUs (== process_peak_bytes for 1)
-  bool per_gpu_modelled = false;     // per_gpu_bytes is the per-GPU model's largest GPU (transformers inference
-                                     // with --gpus: from_pretrained's device_map="auto"), not the even split
+  bool per_gpu_modelled = false;     // per_gpu_bytes is the per-GPU model's largest GPU (transformers with --gpus:
+                                     // inference placed by from_pretrained's device_map="auto", full training
+                                     // sharded per rank under `sharding`), not the even split
   int64_t headroom_bytes = 0;        // budget − per_gpu_bytes (negative: short by that much)
   uint64_t gpus_needed = 0;          // 0: no number of GPUs helps (below the per-GPU overhead, or not modelled)
+  // gpus_needed comes from the per-GPU model (transformers inference placed by device_map="auto", full training
+  // under its best sharding): the fewest of 2, 4, 8, ..., 64 GPUs on which it fits; false: the even split's answer
+  bool gpus_needed_modelled = false;
+  std::string gpus_needed_sharding;  // full training: the sharding that fits on gpus_needed GPUs ("" otherwise)
+  // full training over req.gpus > 1 (transformers): the sharding estimated per rank with the most headroom at the
+  // option's own workload (ties: the first of ddp, zero1, zero2, zero3, fsdp); "" otherwise
+  std::string sharding;
   uint64_t weight_bytes = 0;         // the weights the estimate holds (llama.cpp: the file's tensor data)
   bool weights_predicted = false;    // llama.cpp: tensor types predicted from a config, not read from a GGUF
   uint64_t layers = 0;               // llama.cpp: n_layer
