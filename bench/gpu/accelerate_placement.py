@@ -82,7 +82,7 @@ def run(model_file, dtype_name, torch, transformers, accel_utils, hf_accel):
     cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
     config = transformers.AutoConfig.for_model(cfg.pop("model_type"), **cfg)
     dtype = getattr(torch, {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}[dtype_name])
-    with hf_accel.init_empty_weights():
+    with torch.device("meta"):  # no weights; transformers 5.17's integrations.accelerate has no init_empty_weights
         model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.tie_weights()
     names = [n for n, _ in model.named_parameters(remove_duplicate=False)] + [n for n, _ in model.named_buffers()]
