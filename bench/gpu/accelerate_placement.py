@@ -77,6 +77,19 @@ def expand_runs(device_map, names):
     return runs
 
 
+def no_split_modules(model, kind):
+    """transformers 4's PreTrainedModel._get_no_split_modules where it exists; transformers 5.17 has none: the union
+    of `_no_split_modules` over the model and its PreTrainedModel submodules, in the order found."""
+    if hasattr(model, "_get_no_split_modules"):
+        return list(model._get_no_split_modules(kind))
+    out = []
+    for m in model.modules():
+        for name in getattr(m, "_no_split_modules", None) or []:
+            if name not in out:
+                out.append(name)
+    return out
+
+
 def run(model_file, dtype_name, torch, transformers, accel_utils, hf_accel):
     cfg = json.load(open(model_file))
     cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
@@ -91,7 +104,7 @@ def run(model_file, dtype_name, torch, transformers, accel_utils, hf_accel):
     yield {"model": stem, "dtype": dtype_name, "names": names}
     for mm in settings(model_bytes):
         for kind in ("auto", "balanced", "balanced_low_0", "sequential"):
-            no_split = model._get_no_split_modules(kind)
+            no_split = no_split_modules(model, kind)
             for flavor, mod in (("transformers", hf_accel), ("accelerate", accel_utils)):
                 rec = {"model": stem, "dtype": dtype_name, "device_map": kind, "flavor": flavor,
                        "max_memory": {str(k): v for k, v in mm.items()}, "no_split_modules": list(no_split)}
