@@ -641,7 +641,7 @@ const std::vector<Row> kXglm = {
 // --- deepseek_v2, deepseek_v3 (multi-head latent attention + MoE with shared experts) -----------------------------
 
 // DeepseekV2Attention / DeepseekV3Attention: multi-head latent attention (compressed q, joint compressed k/v).
-const ArchTraits kDeepseekTraits{.qkv = QkvLayout::kLatent};
+const ArchTraits kDeepseekTraits{.qkv = QkvLayout::kLatent, .experts = ExpertsLayout::kFusedRouterAfter};
 
 void read_deepseek(const HfConfig& c, Dims& d, ModelFacts& m) {
   const bool v3 = c.model_type() == "deepseek_v3";
@@ -1270,9 +1270,9 @@ const std::vector<Family> kFamilies = {
      cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead})},
     {"gemma", {"gemma", "gemma2", "gemma3_text"}, {"GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"},
      kGemmaTraits, read_gemma, cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead})},
-    {"mixtral", {"mixtral"}, {"MixtralForCausalLM"}, kLlamaTraits, read_mixtral,
+    {"mixtral", {"mixtral"}, {"MixtralForCausalLM"}, ArchTraits{.experts = ExpertsLayout::kFusedRouterFirst}, read_mixtral,
      cat({kLlamaEmbed, kLlamaAttention, kMixtralMoe, kLlamaNorms, kLlamaHead})},
-    {"qwen3_moe", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"}, kLlamaTraits, read_qwen3_moe,
+    {"qwen3_moe", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"}, ArchTraits{.experts = ExpertsLayout::kFusedRouterAfter}, read_qwen3_moe,
      cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kQwenMoe, kLlamaNorms, kLlamaHead})},
     {"deepseek", {"deepseek_v2", "deepseek_v3"}, {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"}, kDeepseekTraits,
      read_deepseek, cat({kLlamaEmbed, kDeepseekAttention, kLlamaMlp, kQwenMoe, kLlamaNorms, kLlamaHead})},

@@ -219,7 +219,8 @@ class TransformersEngine final : public Engine {
   std::unique_ptr<EngineModel> prepare(const SourceFacts& facts, const Workload&) const override {
     if (!facts.arch) throw Error(ErrorKind::kUnsupported, facts.source.spec, "estimates need a config.json of a known architecture");
     auto model = std::make_unique<TransformersModel>();
-    model->arch = facts.arch;
+    // the parameters PyTorch holds (MoE experts fused), prepared once for every estimate of this model
+    model->arch = fuses_experts(*facts.arch) ? std::make_shared<const ArchModel>(with_fused_experts(*facts.arch)) : facts.arch;
     return model;
   }
 

@@ -140,7 +140,16 @@ std::optional<ValidationRow> evaluate(const json& rec, const GpuProfile& gpu) {
   auto entry = find_in_catalog(id);
   if (!entry) throw Error(ErrorKind::kNotFound, id, "measured model is not in the embedded catalog");
   EstimateRequest req;
-  req.source_facts = std::make_shared<const SourceFacts>(read_source_facts(catalog_source(*entry)));
+  ModelSource src = catalog_source(*entry);
+  if (rec.contains("config_override") && !rec.at("config_override").is_null()) {
+    // the scenario built the catalog config with these keys replaced (a MoE cut to a few layers): estimate the same
+    const auto& over = rec.at("config_override");
+    if (!over.is_object()) throw Error(ErrorKind::kInvalidInput, id, "config_override is not an object");
+    json cfg = json::parse(std::string(entry->config_json));
+    for (const auto& [k, v] : over.items()) cfg[k] = v;
+    src.config = HfConfig::parse(cfg.dump(), "catalog:" + entry->id + " with " + over.dump());
+  }
+  req.source_facts = std::make_shared<const SourceFacts>(read_source_facts(src));
   req.engine = "transformers";
   req.workload = transformers_workload(rec, mode);
   req.gpu_profile = gpu;

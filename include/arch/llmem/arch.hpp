@@ -56,6 +56,16 @@ enum class QkvLayout : uint8_t {
   kLatent,    // multi-head latent attention: compressed query and joint key/value projections (DeepSeek-V2/V3)
 };
 
+// How transformers 5 holds a MoE layer's routed experts, against the checkpoint's one 2-D weight per expert and
+// projection (the tensor table's names). PyTorch's own parameter lists (bench/data/transformers_params.jsonl,
+// transformers 5.17) show the fused form: experts.gate_up_proj [E, 2I, H] and experts.down_proj [E, H, I], made
+// at load by the weight converter, with the router registered before the experts or after them.
+enum class ExpertsLayout : uint8_t {
+  kAsStored,           // the table's tensors are the module's parameters (dense models, gpt-oss, remote code)
+  kFusedRouterFirst,   // MixtralSparseMoeBlock: mlp.gate, then mlp.experts ("block_sparse_moe" renamed to "mlp")
+  kFusedRouterAfter,   // Qwen3MoeSparseMoeBlock, DeepseekV2/V3MoE: mlp.experts, then mlp.gate
+};
+
 // The attention implementation transformers picks when the caller names none.
 enum class AttentionImpl : uint8_t { kSdpa, kEager };
 
@@ -93,6 +103,7 @@ struct ArchTraits {
   // and k. Read off the fused-QKV training traces (GPT-2 medium, pythia); false leaves the saved set of separate
   // q, k and v even for a fused projection (see Phi-3 in families.cpp)
   bool fused_qkv_saved_whole = false;
+  ExpertsLayout experts = ExpertsLayout::kAsStored;
 };
 
 // Normalised facts about a model, whatever its family, for estimators and reports.

@@ -19,6 +19,14 @@ void validate_workload(const Workload& w);
 // Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic).
 Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu);
 
+// Whether transformers holds the model's routed experts fused, unlike the tensor table's checkpoint names
+// (ArchTraits::experts; a quantised checkpoint keeps its stored names, on which its quantiser's load is modelled).
+bool fuses_experts(const ArchModel& m);
+// The model as transformers 5 holds it: each MoE layer's per-expert weights fused into experts.gate_up_proj
+// [E, 2I, H] and experts.down_proj [E, H, I], the router before or after them as PyTorch registers it; the model
+// itself where fuses_experts is false.
+ArchModel with_fused_experts(const ArchModel& m);
+
 // The names of the model's linear layers inside its decoder layers, as LoRA targets name them ("q_proj", "dense",
 // "c_attn", ...), in module order.
 std::vector<std::string> linear_module_names(const ArchModel& model);

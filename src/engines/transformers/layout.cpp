@@ -1,0 +1,124 @@
+// The parameters as transformers 5 holds them, from the tensor table's checkpoint names (ArchTraits::experts).
+//
+// Checkpoints of Mixtral, Qwen3-MoE and DeepSeek-V2/V3 store one 2-D weight per routed expert and projection;
+// transformers 5.17's weight converter fuses them at load into two 3-D parameters per layer, and from_config
+// builds those directly (PyTorch's own parameter lists: bench/data/transformers_params.jsonl). The replay allocates
+// what PyTorch allocates, so it must see two tensors per layer, not 3 x E: the caching allocator rounds and
+// segments them differently, the optimizer's foreach lists hold two entries, autocast leaves 3-D experts uncast,
+// and accelerate's device_map sees the module tree PyTorch has.
+#include <map>
+#include <optional>
+
+#include "engine.hpp"
+#include "llmem/transformers.hpp"
+
+namespace llmem {
+namespace {
+
+// The tables are ours: experts they do not lay out as gate/up/down per expert are an error in llmem.
+[[noreturn]] void internal_error(const std::string& what) {
+  throw Error(ErrorKind::kRuntime, "", "internal error: transformers layout: " + what);
+}
+
+struct ExpertName {
+  std::string module;  // "model.layers.3.mlp" (Mixtral's "block_sparse_moe" already renamed)
+  std::string proj;    // "gate_proj", "up_proj", "down_proj" or Mixtral's "w1", "w3", "w2"
+  uint64_t index = 0;
+};
+
+std::optional<ExpertName> parse_expert(const std::string& name) {
+  const size_t at = name.find(".experts.");
+  if (at == std::string::npos) return std::nullopt;
+  const size_t idx = at + 9;
+  size_t end = idx;
+  while (end < name.size() && name[end] >= '0' && name[end] <= '9') ++end;
+  if (end == idx || end >= name.size() || name[end] != '.') return std::nullopt;
+  const size_t w = name.rfind(".weight");
+  if (w == std::string::npos || w + 7 != name.size() || w <= end + 1) return std::nullopt;
+  ExpertName e;
+  e.module = name.substr(0, at);
+  e.proj = name.substr(end + 1, w - end - 1);
+  e.index = std::stoull(name.substr(idx, end - idx));
+  return e;
+}
+
+std::string renamed(std::string name) {
+  const size_t at = name.find(".block_sparse_moe.");
+  if (at != std::string::npos) name.replace(at, 18, ".mlp.");
+  return name;
+}
+
+TensorInfo fused(const TensorInfo& like, const std::string& name, std::vector<uint64_t> shape) {
+  TensorInfo t;
+  t.name = name;
+  t.shape = std::move(shape);
+  t.dtype = like.dtype;
+  t.layer = like.layer;
+  t.role = TensorRole::kExpert;
+  t.data_bytes = dtype_bytes(like.dtype, t.numel()).value_or(0);
+  return t;
+}
+
+// One layer's fused experts from its per-expert tensors: gate_up_proj [E, 2I, H], down_proj [E, H, I].
+std::vector<TensorInfo> fuse_layer(const std::string& module, const std::vector<const TensorInfo*>& experts) {
+  const TensorInfo *gate = nullptr, *down = nullptr;
+  uint64_t n = 0, gates = 0, ups = 0, downs = 0;
+  for (const TensorInfo* t : experts) {
+    const auto e = parse_expert(t->name);
+    n = std::max(n, e->index + 1);
+    if (t->shape.size() != 2) internal_error("expert weight is not 2-D: " + t->name);
+    if (e->proj == "gate_proj" || e->proj == "w1") gate = t, ++gates;
+    else if (e->proj == "up_proj" || e->proj == "w3") ++ups;
+    else if (e->proj == "down_proj" || e->proj == "w2") down = t, ++downs;
+    else internal_error("expert projection with no fused form: " + t->name);
+  }
+  if (!gate || !down || gates != n || ups != n || downs != n)
+    internal_error("experts of " + module + " are not gate/up/down for each of " + std::to_string(n));
+  const uint64_t ffn = gate->shape[0], hidden = gate->shape[1];
+  return {fused(*gate, module + ".experts.gate_up_proj", {n, 2 * ffn, hidden}),
+          fused(*down, module + ".experts.down_proj", {n, hidden, ffn})};
+}
+
+}  // namespace
+
+bool fuses_experts(const ArchModel& m) { return m.facts.traits.experts != ExpertsLayout::kAsStored && !m.quant; }
+
+ArchModel with_fused_experts(const ArchModel& m) {
+  if (!fuses_experts(m)) return m;
+  const bool router_first = m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst;
+  // each layer's expert tensors, by the module that holds them
+  std::map<std::string, std::vector<const TensorInfo*>> experts;
+  for (const auto& t : m.tensors)
+    if (t.role == TensorRole::kExpert)
+      if (const auto e = parse_expert(t.name)) experts[renamed(e->module)].push_back(&t);
+  ArchModel out = m;
+  out.tensors.clear();
+  std::map<int64_t, TensorInfo> held_routers;  // Qwen3-MoE / DeepSeek: the router comes after the experts
+  for (const auto& t : m.tensors) {
+    if (t.role == TensorRole::kRouter) {
+      TensorInfo r = t;
+      r.name = renamed(t.name);
+      if (router_first) out.tensors.push_back(std::move(r));
+      else held_routers.emplace(t.layer, std::move(r));
+      continue;
+    }
+    const auto e = t.role == TensorRole::kExpert ? parse_expert(t.name) : std::nullopt;
+    if (!e) {
+      out.tensors.push_back(t);
+      continue;
+    }
+    const std::string module = renamed(e->module);
+    auto it = experts.find(module);
+    if (it == experts.end()) continue;  // this layer's experts are already fused
+    for (auto& f : fuse_layer(module, it->second)) out.tensors.push_back(std::move(f));
+    experts.erase(it);
+    if (auto r = held_routers.find(t.layer); r != held_routers.end()) {
+      out.tensors.push_back(std::move(r->second));
+      held_routers.erase(r);
+    }
+  }
+  for (auto& [layer, r] : held_routers) out.tensors.push_back(std::move(r));  // a router with no experts: kept
+  return out;
+}
+
+}  // namespace llmem
