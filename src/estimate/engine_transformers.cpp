@@ -19,10 +19,19 @@ namespace llmem::adapters {
 namespace {
 
 struct TransformersModel final : EngineModel {
-  std::shared_ptr<const ArchModel> arch;
+  std::shared_ptr<const ArchModel> arch;   // the tensors as stored (checkpoint names)
+  std::shared_ptr<const ArchModel> built;  // as transformers holds them (MoE experts fused); null = same as arch
 };
 
 const ArchModel& arch_of(const EngineModel& model) { return *static_cast<const TransformersModel&>(model).arch; }
+
+// The model a workload's replay sees: a quantised checkpoint's inference goes through its quantiser, modelled on the
+// stored names; every other workload builds the unquantised model, whose MoE experts transformers fuses.
+const ArchModel& replayed(const EngineModel& model, const Workload& w) {
+  const auto& m = static_cast<const TransformersModel&>(model);
+  const bool quantiser = m.arch->quant && w.mode != RunMode::kTrain && !w.from_config;
+  return quantiser || !m.built ? *m.arch : *m.built;
+}
 
 // The optimizer a request names. "" is what the code people write gets: torch.optim.AdamW(params), which on CUDA
 // runs foreach (torch/optim/optimizer.py _default_to_fused_or_foreach), or under transformers.Trainer its default
@@ -219,14 +228,15 @@ class TransformersEngine final : public Engine {
   std::unique_ptr<EngineModel> prepare(const SourceFacts& facts, const Workload&) const override {
     if (!facts.arch) throw Error(ErrorKind::kUnsupported, facts.source.spec, "estimates need a config.json of a known architecture");
     auto model = std::make_unique<TransformersModel>();
+    model->arch = facts.arch;
     // the parameters PyTorch holds (MoE experts fused), prepared once for every estimate of this model
-    model->arch = fuses_experts(*facts.arch) ? std::make_shared<const ArchModel>(with_fused_experts(*facts.arch)) : facts.arch;
+    if (fuses_experts(*facts.arch)) model->built = std::make_shared<const ArchModel>(with_fused_experts(*facts.arch));
     return model;
   }
 
   Estimate estimate(const EngineModel& model, const Workload& workload, const GpuProfile& gpu) const override {
     check_positions(arch_of(model), workload);
-    Estimate e = estimate_transformers(arch_of(model), workload, gpu);
+    Estimate e = estimate_transformers(replayed(model, workload), workload, gpu);
     if (auto note = positions_note(arch_of(model), workload)) e.notes.push_back(*note);
     return e;
   }

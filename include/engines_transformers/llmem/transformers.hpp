@@ -20,7 +20,8 @@ void validate_workload(const Workload& w);
 Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu);
 
 // Whether transformers holds the model's routed experts fused, unlike the tensor table's checkpoint names
-// (ArchTraits::experts; a quantised checkpoint keeps its stored names, on which its quantiser's load is modelled).
+// (ArchTraits::experts). A quantised checkpoint's inference keeps the stored names, on which its quantiser's load
+// is modelled; its other workloads build the unquantised model, fused.
 bool fuses_experts(const ArchModel& m);
 // The model as transformers 5 holds it: each MoE layer's per-expert weights fused into experts.gate_up_proj
 // [E, 2I, H] and experts.down_proj [E, H, I], the router before or after them as PyTorch registers it; the model

@@ -81,7 +81,7 @@ std::vector<TensorInfo> fuse_layer(const std::string& module, const std::vector<
 
 }  // namespace
 
-bool fuses_experts(const ArchModel& m) { return m.facts.traits.experts != ExpertsLayout::kAsStored && !m.quant; }
+bool fuses_experts(const ArchModel& m) { return m.facts.traits.experts != ExpertsLayout::kAsStored; }
 
 ArchModel with_fused_experts(const ArchModel& m) {
   if (!fuses_experts(m)) return m;
