@@ -7,11 +7,11 @@ export PYTHONUNBUFFERED=1
 : "${OUT:?OUT must name a folder}"
 mkdir -p "$OUT/pg"
 for i in 0 1 2 3 4 5; do
-  timeout 420 python3 bench/gpu/fake_pg_scenarios.py --split all --shard $i/6 --out "$OUT/pg/$i.jsonl" \
+  timeout 360 python3 bench/gpu/fake_pg_scenarios.py --split all --shard $i/6 --out "$OUT/pg/$i.jsonl" \
     --exclude bench/gpu/runs/prev/fake_pg_tune.jsonl --exclude bench/gpu/runs/prev/fake_pg_holdout.jsonl \
-    --deadline 320 --timeout 100 > "$OUT/pg/$i.log" 2>&1 &
+    --deadline 250 --timeout 100 > "$OUT/pg/$i.log" 2>&1 &
 done
-timeout 400 python3 bench/gpu/accelerate_placement.py --out "$OUT/placement.jsonl" > "$OUT/placement.log" 2>&1 &
+timeout 300 python3 bench/gpu/accelerate_placement.py --out "$OUT/placement.jsonl" > "$OUT/placement.log" 2>&1 &
 wait
 cat "$OUT"/pg/*.jsonl > "$OUT/fake_pg_rest.jsonl"; cat "$OUT"/pg/*.log > "$OUT/fake_pg_rest.log"; rm -r "$OUT/pg"
 gzip -9 "$OUT/placement.jsonl"
