@@ -180,7 +180,7 @@ void read_llama(const HfConfig& c, Dims& d, ModelFacts& m) {
 // GemmaRMSNorm multiplies by (1 + weight) in fp32 before the cast (modeling_gemma.py); Gemma 2 and 3 add the
 // pre/post-feedforward norms and a norm after the attention (Gemma2DecoderLayer), Gemma 3 a q_norm / k_norm
 // (Gemma3Attention): set by read_gemma per model_type.
-const ArchTraits kGemmaTraits{.norm = NormKind::kRmsNormFp32Scale};
+const ArchTraits kGemmaTraits{.norm = NormKind::kRmsNormFp32Scale, .scaled_embedding = true};
 
 void read_gemma(const HfConfig& c, Dims& d, ModelFacts& m) {
   const std::string mt = c.model_type();
@@ -191,6 +191,7 @@ void read_gemma(const HfConfig& c, Dims& d, ModelFacts& m) {
   d.set("o_bias", ab);
   if (mt == "gemma2" || mt == "gemma3_text") set_sandwich_norms(d, m, true);
   if (mt == "gemma3_text") set_qk_norm(d, m, true);
+  if (mt == "gemma3_text") m.traits.rotary_per_layer_type = true;
   uint64_t w = c.count_or("sliding_window", 0);
   if (c.has("layer_types")) {
     apply_layer_types(c, m, w);
@@ -380,7 +381,8 @@ const ArchTraits kGptNeoxTraits{.norm = NormKind::kLayerNorm,
                                 .residual = ResidualKind::kParallelTwoNorms,
                                 .qkv = QkvLayout::kFused,
                                 .rotated_query_kept = true,
-                                .fused_qkv_saved_whole = true};
+                                .fused_qkv_saved_whole = true,
+                                .built_lm_head = "lm_head.weight"};
 
 void read_gpt_neox(const HfConfig& c, Dims& d, ModelFacts& m) {
   read_decoder(c, d, m, false);
@@ -678,6 +680,9 @@ void read_deepseek(const HfConfig& c, Dims& d, ModelFacts& m) {
   m.hidden = d["hidden"];
   m.n_heads = m.n_kv_heads = d["heads"];
   m.head_dim = d["q_head"];
+  // only the qk_rope_head_dim part of each head is rotated (apply_rotary_pos_emb on q_pe, k_pe); the rotary
+  // embedding's inv_freq has qk_rope_head_dim / 2 entries (PyTorch's buffers, transformers_params_catalog.jsonl)
+  m.partial_rotary = static_cast<double>(d["rope"]) / static_cast<double>(d["q_head"]);
   m.intermediate = d["ffn"];
   m.max_positions = c.count_or("max_position_embeddings", 0);
   m.n_experts = n_routed;

@@ -20,7 +20,7 @@ namespace {
 
 struct TransformersModel final : EngineModel {
   std::shared_ptr<const ArchModel> arch;   // the tensors as stored (checkpoint names)
-  std::shared_ptr<const ArchModel> built;  // as transformers holds them (MoE experts fused); null = same as arch
+  std::shared_ptr<const ArchModel> built;  // as transformers builds them (as_built); null = same as arch
 };
 
 const ArchModel& arch_of(const EngineModel& model) { return *static_cast<const TransformersModel&>(model).arch; }
@@ -230,7 +230,7 @@ class TransformersEngine final : public Engine {
     auto model = std::make_unique<TransformersModel>();
     model->arch = facts.arch;
     // the parameters PyTorch holds (MoE experts fused), prepared once for every estimate of this model
-    if (fuses_experts(*facts.arch)) model->built = std::make_shared<const ArchModel>(with_fused_experts(*facts.arch));
+    if (differs_when_built(*facts.arch)) model->built = std::make_shared<const ArchModel>(as_built(*facts.arch));
     return model;
   }
 

@@ -104,6 +104,12 @@ struct ArchTraits {
   // q, k and v even for a fused projection (see Phi-3 in families.cpp)
   bool fused_qkv_saved_whole = false;
   ExpertsLayout experts = ExpertsLayout::kAsStored;
+  // The output projection's name once transformers 5 has built the model, where its conversion mapping renames the
+  // checkpoint's (GPT-NeoX: embed_out.weight -> lm_head.weight, PyTorch's parameter list); null = as stored
+  const char* built_lm_head = nullptr;
+  // --- buffers transformers 5 registers (PyTorch's named_buffers, bench/data/transformers_params_catalog.jsonl) ---
+  bool scaled_embedding = false;       // GemmaScaledWordEmbedding: embed_tokens.embed_scale, a scalar in the model dtype
+  bool rotary_per_layer_type = false;  // Gemma 3: rotary_emb.{full,sliding}_attention_{,original_}inv_freq
 };
 
 // Normalised facts about a model, whatever its family, for estimators and reports.

@@ -19,13 +19,15 @@ void validate_workload(const Workload& w);
 // Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic).
 Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu);
 
-// Whether transformers holds the model's routed experts fused, unlike the tensor table's checkpoint names
-// (ArchTraits::experts). A quantised checkpoint's inference keeps the stored names, on which its quantiser's load
-// is modelled; its other workloads build the unquantised model, fused.
-bool fuses_experts(const ArchModel& m);
-// The model as transformers 5 holds it: each MoE layer's per-expert weights fused into experts.gate_up_proj
-// [E, 2I, H] and experts.down_proj [E, H, I], the router before or after them as PyTorch registers it; the model
-// itself where fuses_experts is false.
+// Whether the model transformers builds differs from the tensor table's checkpoint names: MoE experts fused
+// (ArchTraits::experts), the output projection renamed (ArchTraits::built_lm_head). A quantised checkpoint's
+// inference keeps the stored names, on which its quantiser's load is modelled; its other workloads use as_built.
+bool differs_when_built(const ArchModel& m);
+// The model as transformers 5 builds it: each MoE layer's per-expert weights fused into experts.gate_up_proj
+// [E, 2I, H] and experts.down_proj [E, H, I], the router before or after them as PyTorch registers it, and the
+// built names (PyTorch's own parameter lists, bench/data/transformers_params_catalog.jsonl).
+ArchModel as_built(const ArchModel& m);
+// The experts part of as_built alone.
 ArchModel with_fused_experts(const ArchModel& m);
 
 // The names of the model's linear layers inside its decoder layers, as LoRA targets name them ("q_proj", "dense",

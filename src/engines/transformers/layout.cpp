@@ -1,4 +1,5 @@
-// The parameters as transformers 5 holds them, from the tensor table's checkpoint names (ArchTraits::experts).
+// The parameters as transformers 5 holds them, from the tensor table's checkpoint names (ArchTraits::experts,
+// ArchTraits::built_lm_head).
 //
 // Checkpoints of Mixtral, Qwen3-MoE and DeepSeek-V2/V3 store one 2-D weight per routed expert and projection;
 // transformers 5.17's weight converter fuses them at load into two 3-D parameters per layer, and from_config
@@ -42,9 +43,12 @@ std::optional<ExpertName> parse_expert(const std::string& name) {
   return e;
 }
 
+// Mixtral's checkpoint module "block_sparse_moe" is "mlp" once built (a name or a module path).
 std::string renamed(std::string name) {
-  const size_t at = name.find(".block_sparse_moe.");
-  if (at != std::string::npos) name.replace(at, 18, ".mlp.");
+  constexpr std::string_view from = ".block_sparse_moe";
+  const size_t at = name.find(from);
+  if (at != std::string::npos && (at + from.size() == name.size() || name[at + from.size()] == '.'))
+    name.replace(at, from.size(), ".mlp");
   return name;
 }
 
@@ -81,10 +85,37 @@ std::vector<TensorInfo> fuse_layer(const std::string& module, const std::vector<
 
 }  // namespace
 
-bool fuses_experts(const ArchModel& m) { return m.facts.traits.experts != ExpertsLayout::kAsStored; }
+bool differs_when_built(const ArchModel& m) {
+  return m.facts.traits.experts != ExpertsLayout::kAsStored || m.facts.traits.built_lm_head != nullptr;
+}
+
+namespace {
+
+// The output projection under its built name (and the tied aliases that name it).
+void rename_lm_head(ArchModel& m) {
+  const char* to = m.facts.traits.built_lm_head;
+  if (!to) return;
+  for (auto& t : m.tensors) {
+    if (t.role != TensorRole::kLmHead) continue;
+    for (auto& a : m.tied) {
+      if (a.alias == t.name) a.alias = to;
+      if (a.target == t.name) a.target = to;
+    }
+    t.name = to;
+  }
+}
+
+}  // namespace
+
+ArchModel as_built(const ArchModel& m) {
+  ArchModel renamed_head = m;
+  rename_lm_head(renamed_head);
+  if (m.facts.traits.experts == ExpertsLayout::kAsStored) return renamed_head;
+  return with_fused_experts(renamed_head);
+}
 
 ArchModel with_fused_experts(const ArchModel& m) {
-  if (!fuses_experts(m)) return m;
+  if (m.facts.traits.experts == ExpertsLayout::kAsStored) return m;
   const bool router_first = m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst;
   // each layer's expert tensors, by the module that holds them
   std::map<std::string, std::vector<const TensorInfo*>> experts;

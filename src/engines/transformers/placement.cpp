@@ -47,22 +47,32 @@ class Model {
     nodes_.push_back(Node{});
     // named_parameters(): the model's tensors in order, the tied aliases (lm_head, registered last) as their own
     // parameters, which compute_module_sizes skips (all_tied_weights_keys); then named_buffers(): the rotary
-    // embedding's inv_freq and original_inv_freq (fp32, non-persistent; transformers 5 registers both)
+    // embedding's inv_freq and original_inv_freq (fp32, non-persistent; transformers 5 registers both), Gemma's
+    // embed_scale, XGLM's sinusoidal table
+    const std::string first = m.tensors.empty() ? "" : m.tensors.front().name;  // "model.embed_tokens.weight"
+    const std::string base = first.substr(0, first.find('.'));
     for (const auto& t : m.tensors) {
       const std::string layer = t.layer >= 0 ? layer_module(t) : "";
       if (!layer.empty() && std::find(no_split_.begin(), no_split_.end(), layer) == no_split_.end()) no_split_.push_back(layer);
       add(t.name, dtype_bytes(dtype, t.numel()).value_or(0), false);
+      // XGLM's sinusoidal table (max_positions + 2 rows, its padding offset): the module after the token embedding
+      if (&t == &m.tensors.front() && m.facts.position_kind == "sinusoidal" && base != first)
+        add(base + ".embed_positions.weights", dtype_bytes(dtype, (m.facts.max_positions + 2) * m.facts.hidden).value_or(0), true);
     }
     for (const auto& a : m.tied) {
       add(a.alias, 0, false);
       tied_.push_back(a.alias < a.target ? std::vector<std::string>{a.alias, a.target} : std::vector<std::string>{a.target, a.alias});
     }
-    if (m.facts.position_kind == "rope" && !m.tensors.empty()) {
-      const std::string& first = m.tensors.front().name;  // the token embedding: "model.embed_tokens.weight"
-      const std::string base = first.substr(0, first.find('.'));
+    const uint64_t model_bytes = dtype_bytes(dtype, 1).value_or(2);
+    if (m.facts.traits.scaled_embedding && base != first) add(base + ".embed_tokens.embed_scale", model_bytes, true);
+    if (m.facts.position_kind == "rope" && base != first) {
       const uint64_t rot = static_cast<uint64_t>(static_cast<double>(m.facts.head_dim) * m.facts.partial_rotary);
-      if (base != first && rot >= 2)
-        for (const char* b : {"inv_freq", "original_inv_freq"}) add(base + ".rotary_emb." + b, rot / 2 * 4, true);
+      const std::vector<std::string> kinds =
+          m.facts.traits.rotary_per_layer_type ? std::vector<std::string>{"full_attention_", "sliding_attention_"}
+                                               : std::vector<std::string>{""};
+      if (rot >= 2)
+        for (const auto& k : kinds)
+          for (const char* b : {"inv_freq", "original_inv_freq"}) add(base + ".rotary_emb." + k + b, rot / 2 * 4, true);
     }
     for (const auto& l : no_split_) nodes_[index_.at(l)].no_split = true;
   }
@@ -223,7 +233,14 @@ std::vector<std::pair<int, double>> balanced_memory(const Model& m, std::vector<
   }
   const uint64_t total = m.size("");
   uint64_t per_gpu = total / static_cast<uint64_t>(low_zero ? num_devices - 1 : num_devices);
-  uint64_t buffer = m.first_no_split_in_order() >= 0 ? m.size(m.node(m.first_no_split_in_order()).name) : 0;
+  // the largest no-split block: PyTorch's placements (bench/data/accelerate_placement.jsonl) show the MoE layer of
+  // DeepSeek-V2-Lite here, not its first (dense) decoder layer, which the "first of each class" of an older
+  // transformers' source would give
+  uint64_t buffer = 0;
+  if (flavor == PlacementFlavor::kAccelerate)
+    buffer = m.first_no_split_in_order() >= 0 ? m.size(m.node(m.first_no_split_in_order()).name) : 0;
+  else
+    for (const auto& l : m.no_split()) buffer = std::max(buffer, m.size(l));
   buffer = static_cast<uint64_t>(1.25 * static_cast<double>(std::max(buffer, mean_leaves(m, flavor))));
   per_gpu += buffer;
   *buffer_out = buffer;
