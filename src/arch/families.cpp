@@ -338,7 +338,8 @@ void read_gpt2(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["vocab"] = c.dim("vocab_size");
   d["ffn"] = c.dim_or("n_inner", 4 * d["hidden"]);  // n_inner null -> 4 * n_embd (GPT2MLP)
   d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "n_embd / n_head");
-  d.set("tied", c.flag_or("tie_word_embeddings", true));
+  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
+  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
   m.hidden = d["hidden"];
   m.n_heads = m.n_kv_heads = d["heads"];
   m.head_dim = d["head_dim"];
@@ -449,7 +450,8 @@ void read_falcon(const HfConfig& c, Dims& d, ModelFacts& m) {
   // one with two norms (ln_attn, ln_mlp: falcon-40b) takes both before the attention; it keeps the one-norm kind,
   // whose replay lacks the second norm's output (one hidden-state tensor per layer): no such run was measured.
   if (!parallel && !new_arch) m.traits.residual = ResidualKind::kSequential;
-  d.set("tied", c.flag_or("tie_word_embeddings", true));
+  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
+  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
   m.hidden = d["hidden"];
   m.n_heads = d["heads"];
   m.n_kv_heads = kv;
@@ -501,7 +503,8 @@ void read_opt(const HfConfig& c, Dims& d, ModelFacts& m) {
   d.set("final_ln", c.flag_or("do_layer_norm_before", true) && !c.flag_or("_remove_final_layer_norm", false));
   d.set("bias", c.flag_or("enable_bias", true));
   d.set("ln_affine", c.flag_or("layer_norm_elementwise_affine", true));
-  d.set("tied", c.flag_or("tie_word_embeddings", true));
+  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
+  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
   m.hidden = d["hidden"];
   m.n_heads = m.n_kv_heads = d["heads"];
   m.head_dim = d["head_dim"];
@@ -560,7 +563,8 @@ void read_bloom(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["vocab"] = c.dim("vocab_size");
   d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "hidden_size / n_head");
   d["ffn"] = 4 * d["hidden"];  // BloomMLP is always 4 * hidden; n_inner is ignored
-  d.set("tied", c.flag_or("tie_word_embeddings", true));
+  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
+  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
   m.hidden = d["hidden"];
   m.n_heads = m.n_kv_heads = d["heads"];
   m.head_dim = d["head_dim"];
@@ -604,7 +608,8 @@ void read_xglm(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "d_model / attention_heads");
   // XGLMConfig leaves tie_word_embeddings at PretrainedConfig's default, true; the sinusoidal positions are a
   // buffer, not parameters.
-  d.set("tied", c.flag_or("tie_word_embeddings", true));
+  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
+  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
   m.hidden = d["hidden"];
   m.n_heads = m.n_kv_heads = d["heads"];
   m.head_dim = d["head_dim"];
@@ -1216,7 +1221,12 @@ HfConfig mistral3_text_config(const HfConfig& c) {
 // Hub checkpoint names (language_model.model.*, language_model.lm_head, vision_tower.*, multi_modal_projector.*).
 void read_mistral3(const HfConfig& c, Dims& d, ModelFacts& m) {
   read_llama(mistral3_text_config(c), d, m);
-  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", false));
+  // Mistral3Config leaves tie_word_embeddings to PretrainedConfig's default, true: transformers 5.17 ties lm_head to
+  // the text embedding when the top-level config does not say (PyTorch counts 23,340,272,640 parameters for
+  // Mistral-Small-3.1-24B's config, one 131,072 x 5,120 matrix fewer than an untied count:
+  // bench/data/transformers_params_vlm.jsonl); the checkpoint's own lm_head is then not kept
+  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
+  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
   const HfConfig v = c.sub("vision_config");
   d["v_dim"] = v.dim_or("hidden_size", 1024);
   d["v_ffn"] = v.dim_or("intermediate_size", 4096);

@@ -596,10 +596,17 @@ TEST(Arch, GraniteIsLlamaShapedWithScalarMultipliers) {
 // patch_conv 1,024 x 3 x 14 x 14 = 602,112, ln_pre 1,024, 24 layers of 16,779,264 (four 1,024^2 projections, MLP
 // 3 x 4,096 x 1,024, two norms): 403,305,472. The projector: norm 1,024, merging layer 1,024 x 4,096, linear_1
 // 5,120 x 1,024, linear_2 5,120^2 = 35,652,608. 24,011,361,280 in all, the safetensors total of
-// mistralai/Mistral-Small-3.1-24B-Instruct-2503.
+// mistralai/Mistral-Small-3.1-24B-Instruct-2503. With no tie_word_embeddings anywhere (as in the fixture)
+// transformers 5.17 ties lm_head to the embedding (PretrainedConfig's default): PyTorch counts 23,340,272,640
+// (bench/data/transformers_params_vlm.jsonl); the untied count is the config's with tie_word_embeddings false.
 TEST(Arch, Mistral3CountsPixtralAndTheProjector) {
   const std::string path = std::string(LLMEM_SOURCE_DIR) + "/tests/fixtures/mistral_small_3_1_24b_config.json";
-  const ArchModel m = model_from_config(HfConfig::parse(slurp(path), path));
+  const ArchModel tied = model_from_config(HfConfig::parse(slurp(path), path));
+  EXPECT_EQ(unique_params(tied), 23'340'272'640u);
+  ASSERT_EQ(tied.tied.size(), 1u);
+  nlohmann::json untied = nlohmann::json::parse(slurp(path));
+  untied["tie_word_embeddings"] = false;
+  const ArchModel m = model_from_config(HfConfig(untied, path));
   EXPECT_EQ(m.facts.family, "mistral3");
   EXPECT_EQ(unique_params(m) - role_params(m, TensorRole::kVisionTower),
             uint64_t{1'342'177'280} + 40 * uint64_t{555'755'520} + 5'120);
