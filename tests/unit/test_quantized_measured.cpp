@@ -1,0 +1,55 @@
+// Quantised checkpoints saved by transformers 5.17 on the GPU machine (bench/gpu/measure_quantized.py ->
+// bench/data/quantized.jsonl): a catalog model cut to a few layers, quantised with FineGrainedFP8Config(
+// weight_block_size=[128, 128]) and saved; the bytes of its safetensors headers, per dtype. llmem derives the same
+// checkpoint from config.json alone (stored_tensors) and must agree to the byte.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "llmem/arch.hpp"
+#include "llmem/catalog.hpp"
+#include "llmem/hf_config.hpp"
+#include "llmem/quantization.hpp"
+
+namespace llmem {
+namespace {
+
+TEST(QuantizedMeasured, Fp8CheckpointsAsSavedToTheByte) {
+  std::ifstream in(std::string(LLMEM_SOURCE_DIR) + "/bench/data/quantized.jsonl");
+  ASSERT_TRUE(in) << "bench/data/quantized.jsonl missing";
+  int compared = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto rec = nlohmann::json::parse(line);
+    if (!rec.contains("stored_bytes") || rec.at("scheme") != "fp8") continue;
+    SCOPED_TRACE(rec.at("id").get<std::string>());
+    std::string id = rec.at("model");
+    id.replace(id.find("__"), 2, "/");
+    const auto entry = find_in_catalog(id);
+    ASSERT_TRUE(entry) << id;
+    auto cfg = nlohmann::json::parse(std::string(entry->config_json));
+    cfg["num_hidden_layers"] = rec.at("layers");
+    // FineGrainedFP8Config(weight_block_size=[128, 128]).to_dict()'s keys that shape the checkpoint
+    cfg["quantization_config"] =
+        nlohmann::json::parse(R"({"quant_method": "fp8", "activation_scheme": "dynamic", "weight_block_size": [128, 128]})");
+    const ArchModel m = model_from_config(HfConfig(cfg, id));
+    ASSERT_TRUE(m.quant);
+    const StoredTensors stored = stored_tensors(m.tensors, *m.quant);
+    std::map<std::string, uint64_t> by_dtype;
+    uint64_t total = 0;
+    for (const auto& t : stored.tensors) {
+      by_dtype[std::string(dtype_name(t.dtype))] += t.data_bytes;
+      total += t.data_bytes;
+    }
+    EXPECT_EQ(total, rec.at("stored_bytes").get<uint64_t>());
+    for (const auto& [dtype, bytes] : rec.at("stored_dtypes").items()) EXPECT_EQ(by_dtype[dtype], bytes.get<uint64_t>()) << dtype;
+    ++compared;
+  }
+  EXPECT_GE(compared, 2);
+}
+
+}  // namespace
+}  // namespace llmem
