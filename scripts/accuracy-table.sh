@@ -10,8 +10,10 @@ if [ ! -x "$LLMEM" ]; then
   cmake --build build --target llmem_cli >/dev/null
 fi
 holdout_files=(bench/data/transformers_holdout.jsonl bench/data/transformers_holdout2.jsonl
-               bench/data/transformers_holdout3.jsonl bench/data/transformers_holdout4.jsonl)
-table=$("$LLMEM" validate bench/data/transformers_memory.jsonl bench/data/llamacpp_memory_h200.jsonl --markdown)
+               bench/data/transformers_holdout3.jsonl bench/data/transformers_holdout4.jsonl
+               bench/data/transformers_finetune_holdout.jsonl bench/data/fake_pg_memory_holdout.jsonl)
+table=$("$LLMEM" validate bench/data/transformers_memory.jsonl bench/data/transformers_finetune.jsonl \
+          bench/data/fake_pg_memory.jsonl bench/data/llamacpp_memory_h200.jsonl --markdown)
 holdout=$("$LLMEM" validate "${holdout_files[@]}" --markdown)
 python3 - "$table" "$holdout" "${holdout_files[@]}" <<'PY'
 import glob, os, re, sys
@@ -19,15 +21,21 @@ table, holdout, files = sys.argv[1], sys.argv[2], sys.argv[3:]
 # the blind results: the summary lines of the validate output saved with each held-out set
 rows = ["| set | measured at | workload | cases | framework peak: median / max abs error | process (NVML): median / max |",
         "|---|---|---|---:|---:|---:|"]
-line_re = re.compile(r"^(inference|training)\s+(\d+) cases\s+framework peak \|err\| median ([\d.]+) %, max ([\d.]+) %"
+line_re = re.compile(r"^(inference|training|sharded)\s+(\d+) cases\s+framework peak \|err\| median ([\d.]+) %, max ([\d.]+) %"
                      r".*process median ([\d.]+) %, max ([\d.]+) %")
+# the validate output's newer form: "training 20 cases |err| median / max: framework peak 0.1 / 2.9 %, reserved
+# 0.3 / 3.2 %," then on the next line "process 0.3 / 3.1 %"
+new_re = re.compile(r"^(inference|training|sharded)\s+(\d+) cases\s+\|err\| median / max: framework peak ([\d.]+) / ([\d.]+) %"
+                    r".*process ([\d.]+) / ([\d.]+) %")
 for n, f in enumerate(files, 1):
     saved = sorted(glob.glob(f[:-len(".jsonl")] + "_validate_*.txt"))
     if len(saved) != 1:
         sys.exit(f"{f}: expected one saved validate output, found {len(saved)}")
     commit = os.path.basename(saved[0]).rsplit("_", 1)[1][:-len(".txt")]
-    for line in open(saved[0]):
-        m = line_re.match(line.strip())
+    lines = [l.strip() for l in open(saved[0])]
+    for i, line in enumerate(lines):
+        joined = line + " " + (lines[i + 1] if i + 1 < len(lines) else "")
+        m = line_re.match(line) or new_re.match(joined)
         if m:
             w, c, fm, fx, pm, px = m.groups()
             rows.append(f"| {n} (`{os.path.basename(f)}`) | {commit} | {w} | {c} | {fm} % / {fx} % | {pm} % / {px} % |")
