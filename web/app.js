@@ -415,7 +415,7 @@ function renderPerGpu(estimate, lines) {
   const cliCaption = lines.find((l) => /^Per GPU /.test(l));
   const largest = rows.find((g) => g.process_peak_bytes === estimate.process_peak_bytes) || rows[0];
   $('per-gpu-caption').textContent = cliCaption ||
-    `Per GPU (modelled from source, not yet measured; the table above is GPU ${largest.index}'s, the largest):`;
+    `Per GPU (modelled from source, see the note; the table above is GPU ${largest.index}'s, the largest):`;
   const kv = (g) => (g.components || []).filter((c) => c.name === 'kv_cache').reduce((s, c) => s + c.bytes, 0);
   $('per-gpu').tBodies[0].replaceChildren(...rows.map((g) => {
     const tr = document.createElement('tr');

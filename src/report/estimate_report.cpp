@@ -352,7 +352,7 @@ void append_per_gpu(std::string& out, const Estimate& e) {
   uint64_t worst_bytes = 0;
   for (const auto& g : e.per_gpu)
     if (g.process_peak_bytes > worst_bytes) worst_bytes = g.process_peak_bytes, worst = g.index;
-  append(out, "\nPer GPU (modelled from source, not yet measured; the table above is GPU {}'s, the largest):\n", worst);
+  append(out, "\nPer GPU (modelled from source, see the note; the table above is GPU {}'s, the largest):\n", worst);
   append(out, "{:<5}{:>9}{:>10}{:>11}{:>11}  {}\n", "GPU", "weights", "KV cache", "framework", "process", "holds");
   for (const auto& g : e.per_gpu) {
     uint64_t kv = 0;
