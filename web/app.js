@@ -518,12 +518,12 @@ function renderFit(fit, text) {
       ? [o.quant, gib(o.weight_bytes, 2), gib(o.process_peak_bytes, 2), o.all_layers_fit ? 'yes' : 'no',
          o.all_layers_fit ? 'all' : o.max_ngl < 0 ? 'none' : `${o.max_ngl} of ${o.n_layer + 1}`,
          o.max_context ? thousands(o.max_context) + (o.context_capped ? '*' : '') : '—']
-      : [o.mode, o.precision, o.fits ? 'yes' : 'no',
+      : [o.sharding ? `${o.mode}/${o.sharding}` : o.mode, o.precision, o.fits ? 'yes' : 'no',
          (o.per_gpu_approximate ? '~' : '') + gib(o.per_gpu_bytes, 2), (o.per_gpu_approximate ? '~' : '') + gib(o.headroom_bytes, 2),
          o.max_context ? thousands(o.max_context) + (o.context_capped ? '*' : '') : '—',
          o.max_batch ? thousands(o.max_batch) + (o.batch_capped ? '*' : '') : '—',
-         // more than one GPU is the even split's answer, an approximation (~), as the CLI marks it
-         o.gpus_needed === 0 ? 'none' : o.gpus_needed === 1 ? '1' : `~${o.gpus_needed}`];
+         // the even split's answer is an approximation (~), the per-GPU model's is not, as the CLI marks them
+         o.gpus_needed === 0 ? 'none' : (o.gpus_needed_approximate ? '~' : '') + o.gpus_needed];
     tr.append(...cells.map((c, i) => cell('td', c, i >= (llama ? 1 : 3) ? 'num' : '')));
     tr.className = (llama ? o.all_layers_fit : o.fits) ? 'fits' : 'no-fit';
     tr.dataset.option = JSON.stringify(o);
