@@ -171,7 +171,7 @@ std::string transformers_fit_text(const FitResult& r, const FitRequest& req) {
   if (sharded)
     out += paragraph("", "full/SHARDING: full fine-tuning per rank (llmem estimate --gpus --sharding), each of ddp, zero1, "
                          "zero2, zero3 and fsdp estimated and the one with the most headroom shown; modelled from source "
-                         "(rank 0 of DDP and FSDP2 measured on one GPU: FSDP2's process peak up to 28 % higher).", 2);
+                         "(rank 0 of DDP and FSDP2 measured on one GPU: FSDP2's process peak up to 26 % higher).", 2);
   if (needed_modelled)
     out += paragraph("", "GPUs needed without ~: the fewest of 2, 4, 8, ..., 64 GPUs on which the per-GPU model fits "
                          "(inference: device_map=\"auto\"; full training: the first sharding that fits" +

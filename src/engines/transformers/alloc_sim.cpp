@@ -134,7 +134,10 @@ void CachingAllocator::free(uint64_t handle) {
 }
 
 Tracker::Tracker(bool simulate_allocator, bool expandable_segments)
-    : simulate_(simulate_allocator), debug_(std::getenv("LLMEM_DEBUG_TRACE") != nullptr), allocator_(expandable_segments) {}
+    : simulate_(simulate_allocator),
+      debug_(std::getenv("LLMEM_DEBUG_TRACE") != nullptr),
+      allocator_(expandable_segments),
+      side_(expandable_segments) {}
 
 void Tracker::set_phase(std::string phase) {
   phase_ = std::move(phase);
@@ -151,8 +154,12 @@ void Tracker::alloc(const std::string& name, uint64_t whole_bytes) {
   // A tensor of no elements takes no memory from the caching allocator (no block), but it is live all the same:
   // its free must match.
   const uint64_t size = bytes == 0 ? 0 : CachingAllocator::round_size(bytes);
-  const uint64_t handle = simulate_ && bytes > 0 ? allocator_.malloc(bytes) : 0;
-  it->second = Live{size, handle};
+  const bool side = !side_category_.empty() && category(name) == side_category_;
+  CachingAllocator& pool = side ? side_ : allocator_;
+  const uint64_t handle = simulate_ && bytes > 0 ? pool.malloc(bytes) : 0;
+  if (side) side_used_ = true;
+  peak_total_reserved_ = std::max(peak_total_reserved_, allocator_.reserved() + side_.reserved());
+  it->second = Live{size, handle, side};
   allocated_ += size;
   category_bytes_[category_index(name)] += size;
   if (debug_) {
@@ -169,7 +176,7 @@ void Tracker::free(const std::string& name) {
   if (it == tensors_.end()) internal_error("free of a tensor that is not allocated: " + name);
   allocated_ -= it->second.bytes;
   category_bytes_[category_index(name)] -= it->second.bytes;
-  if (simulate_ && it->second.handle != 0) allocator_.free(it->second.handle);
+  if (simulate_ && it->second.handle != 0) (it->second.side ? side_ : allocator_).free(it->second.handle);
   if (debug_)
     std::fprintf(stderr, "f %s %llu %llu\n", name.c_str(), static_cast<unsigned long long>(it->second.bytes),
                  static_cast<unsigned long long>(allocator_.reserved()));

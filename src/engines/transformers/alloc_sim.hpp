@@ -88,7 +88,7 @@ class Tracker {
   // Marks the current moment as a candidate peak: remembers the live set when it is the largest so far.
   uint64_t allocated() const { return allocated_; }
   uint64_t peak_allocated() const { return peak_allocated_; }
-  uint64_t peak_reserved() const { return allocator_.peak_reserved(); }
+  uint64_t peak_reserved() const { return side_used_ ? peak_total_reserved_ : allocator_.peak_reserved(); }
   const std::string& peak_phase() const { return peak_phase_; }
   // Live bytes at the peak, grouped by the category prefix of each tensor name ("kv_cache/3/k" -> "kv_cache").
   const std::map<std::string, uint64_t>& peak_breakdown() const;
@@ -104,17 +104,26 @@ class Tracker {
   // single-GPU replay (a hook's copy of a layer's inputs, a prefetched all-gather). Not called again from within.
   using PhaseHook = std::function<void(Tracker&, const std::string& phase)>;
   void set_phase_hook(PhaseHook hook) { hook_ = std::move(hook); }
+  // Allocations of this category come from a second stream (FSDP2's all-gather and reduce-scatter streams): the
+  // caching allocator keeps a stream's freed blocks for that stream, so they form their own pool of segments, and
+  // the reserved peak is the two pools' sum.
+  void set_side_stream_category(std::string category) { side_category_ = std::move(category); }
 
  private:
   struct Live {
     uint64_t bytes;
     uint64_t handle;
+    bool side = false;
   };
   void note_peak();
   size_t category_index(const std::string& name);
   bool simulate_;
   bool debug_ = false;
   CachingAllocator allocator_;
+  CachingAllocator side_;  // the side stream's pool (set_side_stream_category)
+  std::string side_category_;
+  bool side_used_ = false;
+  uint64_t peak_total_reserved_ = 0;
   // A fit runs hundreds of replays of tens of thousands of tensors (an MoE's experts): live tensors are hashed,
   // and the few categories are kept as parallel vectors so that a new peak copies numbers, not a map.
   std::unordered_map<std::string, Live> tensors_;

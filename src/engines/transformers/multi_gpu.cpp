@@ -250,7 +250,7 @@ void estimate_multi_gpu(Estimate& e, const ArchModel& m, const Geometry& g, cons
       w.mode == RunMode::kTrain
           ? "Rank 0 of DDP and FSDP2 was measured with PyTorch's fake process group on one H200 (bench/data/"
             "fake_pg_memory*.jsonl): framework peak within 8.4 %, but FSDP2's reserved and process peaks run up to "
-            "31 % above these figures; ZeRO is not measured"
+            "29 % above these figures; ZeRO is not measured"
           : "The placement equals from_pretrained's own device_map (4,000 settings checked); the per-GPU memory is "
             "not measured on several GPUs"));
 }

@@ -202,6 +202,7 @@ void estimate_sharded_training(Estimate& e, const ArchModel& m, const Geometry& 
   const Shape s = shape_of(m, w);
   Tracker t(true, w.expandable_segments);
   t.set_view([&w](const std::string& name, uint64_t bytes) { return rank_view(w, name, bytes); });
+  if (w.sharding == "fsdp") t.set_side_stream_category("comm_buffers");
   ShardHooks hooks{s, w, false, false, {}};
   t.set_phase_hook([&hooks](Tracker& tr, const std::string& phase) { hooks(tr, phase); });
   run_training(t, m, g, w);
