@@ -242,6 +242,10 @@ std::optional<QuantScheme> quant_scheme_from_config(const HfConfig& config) {
   } else {
     q.fail("quant_method", "'" + m + "' is not known (known: mxfp4, fp8, bitsandbytes, gptq, awq, compressed-tensors)");
   }
+  auto plain = std::make_shared<std::unordered_set<std::string>>();
+  for (const auto& p : s.skip)
+    if (!p.empty() && p.find('*') == std::string::npos && p.rfind("re:", 0) != 0) plain->insert(p);
+  s.plain_skip = std::move(plain);
   return s;
 }
 
@@ -325,8 +329,23 @@ std::string module_of(const std::string& name) {
 }
 
 bool skipped(const QuantScheme& q, const std::string& module) {
-  for (const auto& p : q.skip)
-    if (module_matches(module, p)) return true;
+  if (!q.plain_skip) {
+    for (const auto& p : q.skip)
+      if (module_matches(module, p)) return true;
+    return false;
+  }
+  // a plain name matches a run of whole components (module_matches): look every run up
+  for (size_t from = 0; from <= module.size();) {
+    for (size_t to = module.find('.', from);; to = module.find('.', to + 1)) {
+      if (q.plain_skip->count(module.substr(from, to == std::string::npos ? std::string::npos : to - from))) return true;
+      if (to == std::string::npos) break;
+    }
+    const size_t dot = module.find('.', from);
+    if (dot == std::string::npos) break;
+    from = dot + 1;
+  }
+  for (const auto& p : q.skip)  // globs and regexes
+    if ((p.find('*') != std::string::npos || p.rfind("re:", 0) == 0) && module_matches(module, p)) return true;
   return false;
 }
 

@@ -53,3 +53,35 @@ TEST(QuantizedMeasured, Fp8CheckpointsAsSavedToTheByte) {
 
 }  // namespace
 }  // namespace llmem
+
+namespace llmem {
+namespace {
+
+// The indexed lookup of plain skip entries (QuantScheme::plain_skip) answers as matching each entry in turn:
+// whole paths, prefixes, last components and inner runs of components; globs and regexes beside them.
+TEST(QuantizedMeasured, IndexedSkipListMatchesEntryByEntry) {
+  const auto entry = find_in_catalog("Qwen/Qwen3-30B-A3B");
+  ASSERT_TRUE(entry);
+  auto cfg = nlohmann::json::parse(std::string(entry->config_json));
+  cfg["num_hidden_layers"] = 3u;
+  cfg["quantization_config"] = nlohmann::json::parse(R"({"quant_method": "fp8", "weight_block_size": [128, 128],
+      "modules_to_not_convert": ["lm_head", "model.layers.0.mlp.gate", "self_attn.k_proj", "layers.1", "o_proj",
+                                 "model.layers.2.mlp.experts.7", "layers.*.v_proj", "mlp.experts.3.up_proj", "", "x.y"]})");
+  const ArchModel m = model_from_config(HfConfig(cfg, "skip test"));
+  ASSERT_TRUE(m.quant && m.quant->plain_skip);
+  QuantScheme unindexed = *m.quant;
+  unindexed.plain_skip = nullptr;
+  const auto a = stored_tensors(m.tensors, *m.quant).tensors;
+  const auto b = stored_tensors(m.tensors, unindexed).tensors;
+  ASSERT_EQ(a.size(), b.size());
+  size_t kept = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].name, b[i].name);
+    EXPECT_EQ(a[i].dtype, b[i].dtype) << a[i].name;
+    kept += a[i].dtype != DType::F8_E4M3 && a[i].shape.size() == 2;
+  }
+  EXPECT_GT(kept, 0u);
+}
+
+}  // namespace
+}  // namespace llmem

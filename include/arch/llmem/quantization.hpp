@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "llmem/dtype.hpp"
@@ -61,6 +63,10 @@ struct QuantScheme {
   std::vector<CtGroup> groups;
   // modules kept in the checkpoint's dtype (modules_to_not_convert, llm_int8_skip_modules, ignore)
   std::vector<std::string> skip;
+  // `skip`'s plain module names (no '*', no "re:"), for lookup by every run of whole components of a module name:
+  // a checkpoint may list hundreds (Qwen3-235B-A22B-FP8: a router per layer). Set by quant_scheme_from_config;
+  // without it (a scheme built by hand) every entry is matched in turn.
+  std::shared_ptr<const std::unordered_set<std::string>> plain_skip;
   std::string origin;                 // the config file, for errors
 };
 
