@@ -338,8 +338,7 @@ void read_gpt2(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["vocab"] = c.dim("vocab_size");
   d["ffn"] = c.dim_or("n_inner", 4 * d["hidden"]);  // n_inner null -> 4 * n_embd (GPT2MLP)
   d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "n_embd / n_head");
-  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
-  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
+  d.set("tied", c.flag_or("tie_word_embeddings", true));
   m.hidden = d["hidden"];
   m.n_heads = m.n_kv_heads = d["heads"];
   m.head_dim = d["head_dim"];
@@ -450,8 +449,7 @@ void read_falcon(const HfConfig& c, Dims& d, ModelFacts& m) {
   // one with two norms (ln_attn, ln_mlp: falcon-40b) takes both before the attention; it keeps the one-norm kind,
   // whose replay lacks the second norm's output (one hidden-state tensor per layer): no such run was measured.
   if (!parallel && !new_arch) m.traits.residual = ResidualKind::kSequential;
-  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
-  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
+  d.set("tied", c.flag_or("tie_word_embeddings", true));
   m.hidden = d["hidden"];
   m.n_heads = d["heads"];
   m.n_kv_heads = kv;
@@ -503,8 +501,7 @@ void read_opt(const HfConfig& c, Dims& d, ModelFacts& m) {
   d.set("final_ln", c.flag_or("do_layer_norm_before", true) && !c.flag_or("_remove_final_layer_norm", false));
   d.set("bias", c.flag_or("enable_bias", true));
   d.set("ln_affine", c.flag_or("layer_norm_elementwise_affine", true));
-  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
-  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
+  d.set("tied", c.flag_or("tie_word_embeddings", true));
   m.hidden = d["hidden"];
   m.n_heads = m.n_kv_heads = d["heads"];
   m.head_dim = d["head_dim"];
@@ -563,8 +560,7 @@ void read_bloom(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["vocab"] = c.dim("vocab_size");
   d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "hidden_size / n_head");
   d["ffn"] = 4 * d["hidden"];  // BloomMLP is always 4 * hidden; n_inner is ignored
-  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
-  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
+  d.set("tied", c.flag_or("tie_word_embeddings", true));
   m.hidden = d["hidden"];
   m.n_heads = m.n_kv_heads = d["heads"];
   m.head_dim = d["head_dim"];
@@ -608,8 +604,7 @@ void read_xglm(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "d_model / attention_heads");
   // XGLMConfig leaves tie_word_embeddings at PretrainedConfig's default, true; the sinusoidal positions are a
   // buffer, not parameters.
-  if (c.has("tie_word_embeddings")) d.set("tied", c.flag_or("tie_word_embeddings", true));
-  else if (!c.sub("text_config").has("tie_word_embeddings")) d.set("tied", true);
+  d.set("tied", c.flag_or("tie_word_embeddings", true));
   m.hidden = d["hidden"];
   m.n_heads = m.n_kv_heads = d["heads"];
   m.head_dim = d["head_dim"];
