@@ -103,37 +103,34 @@ void LoraLayer::linear(TensorRole role, const std::string& mod, uint64_t in, uin
     return;
   }
   make(mod + "_base", mul(T, outw, 2));
-  if (c_.w.hf_trainer) {
-    // Trainer(bf16=True) runs under autocast: peft still casts x to the adapter's fp32, but autocast casts it back
-    // to bf16 for lora_A (that copy is what autograd keeps), and lora_A, lora_B, the scaling and the sum all come
-    // out in bf16 (measured: TinyLlama LoRA b2 x 1024 peaks 0.73 GB lower under the Trainer than in a plain loop,
-    // bench/data/transformers_finetune.jsonl: q/k/v/o x 22 layers x 2048 tokens x 2048 x 2 bytes)
-    make(mod + "_x32", mul(T, in, 4));
-    make(mod + "_xbf16", mul(T, in, 2), true);       // kept for lora_A's weight gradient
-    drop(mod + "_x32");
-    make(mod + "_a", mul(T, c_.w.lora_r, 2), true);  // kept for lora_B's weight gradient
-    make(mod + "_b", mul(T, outw, 2));
-    drop(mod + "_a", true);
-    make(mod + "_scaled", mul(T, outw, 2));
-    drop(mod + "_b");
-    make(res, mul(T, outw, 2), keep_res);            // result + the bf16 update
+  // Trainer(bf16=True) runs under autocast: peft still casts x to the adapter's fp32, but autocast casts it back to
+  // bf16 for lora_A (that copy is what autograd keeps), and lora_A, lora_B, the scaling and the sum all come out in
+  // bf16 (measured: TinyLlama LoRA b2 x 1024 peaks 0.73 GB lower under the Trainer than in a plain loop,
+  // bench/data/transformers_finetune.jsonl: q/k/v/o x 22 layers x 2048 tokens x 2048 x 2 bytes). Without autocast
+  // the adapter path runs in fp32.
+  const bool autocast = c_.w.hf_trainer;
+  const uint64_t a = autocast ? 2 : 4;  // bytes per element of the adapter path
+  const std::string x = mod + (autocast ? "_xbf16" : "_x32");
+  if (autocast) make(mod + "_x32", mul(T, in, 4));
+  make(x, mul(T, in, a), true);  // kept for lora_A's weight gradient
+  if (autocast) drop(mod + "_x32");
+  make(mod + "_a", mul(T, c_.w.lora_r, a), true);  // kept for lora_B's weight gradient
+  make(mod + "_b", mul(T, outw, a));
+  drop(mod + "_a", true);
+  make(mod + "_scaled", mul(T, outw, a));
+  drop(mod + "_b");
+  if (autocast) {
+    make(res, mul(T, outw, 2), keep_res);  // result + the bf16 update
     drop(mod + "_scaled");
     drop(mod + "_base");
-    drop(mod + "_xbf16", true);
-    return;
+  } else {
+    make(mod + "_sum", mul(T, outw, 4));  // bf16 result + fp32 update promotes to fp32
+    drop(mod + "_scaled");
+    drop(mod + "_base");
+    make(res, mul(T, outw, 2), keep_res);  // result.to(torch_result_dtype)
+    drop(mod + "_sum");
   }
-  make(mod + "_x32", mul(T, in, 4), true);          // kept for lora_A's weight gradient
-  make(mod + "_a", mul(T, c_.w.lora_r, 4), true);   // kept for lora_B's weight gradient
-  make(mod + "_b", mul(T, outw, 4));
-  drop(mod + "_a", true);
-  make(mod + "_scaled", mul(T, outw, 4));
-  drop(mod + "_b");
-  make(mod + "_sum", mul(T, outw, 4));               // bf16 result + fp32 update promotes to fp32
-  drop(mod + "_scaled");
-  drop(mod + "_base");
-  make(res, mul(T, outw, 2), keep_res);              // result.to(torch_result_dtype)
-  drop(mod + "_sum");
-  drop(mod + "_x32", true);
+  drop(x, true);
 }
 
 // q, k, v (Qwen3 and kin: q_norm(q_proj(x).view(...)), k_norm likewise, per head; the projection's output goes
