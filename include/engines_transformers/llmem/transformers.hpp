@@ -27,8 +27,6 @@ bool differs_when_built(const ArchModel& m);
 // [E, 2I, H] and experts.down_proj [E, H, I], the router before or after them as PyTorch registers it, and the
 // built names (PyTorch's own parameter lists, bench/data/transformers_params_catalog.jsonl).
 ArchModel as_built(const ArchModel& m);
-// The experts part of as_built alone.
-ArchModel with_fused_experts(const ArchModel& m);
 
 // The names of the model's linear layers inside its decoder layers, as LoRA targets name them ("q_proj", "dense",
 // "c_attn", ...), in module order.

@@ -20,13 +20,11 @@ std::string_view category(const std::string& name) {
   return std::string_view(name).substr(0, name.find('/'));
 }
 
-// A replay that frees what it never allocated, or allocates a live name again, has lost track of its tensors: an
-// error in llmem, not in the user's input.
+}  // namespace
+
 [[noreturn]] void internal_error(const std::string& what) {
   throw Error(ErrorKind::kRuntime, "", "internal error: estimator: " + what);
 }
-
-}  // namespace
 
 uint64_t CachingAllocator::round_size(uint64_t bytes) {
   if (bytes < kMinBlock) return kMinBlock;
@@ -157,13 +155,12 @@ void Tracker::alloc(const std::string& name, uint64_t whole_bytes) {
   const bool side = !side_category_.empty() && category(name) == side_category_;
   CachingAllocator& pool = side ? side_ : allocator_;
   const uint64_t handle = simulate_ && bytes > 0 ? pool.malloc(bytes) : 0;
-  if (side) side_used_ = true;
   peak_total_reserved_ = std::max(peak_total_reserved_, allocator_.reserved() + side_.reserved());
   it->second = Live{size, handle, side};
   allocated_ += size;
   category_bytes_[category_index(name)] += size;
   if (debug_) {
-    const auto [seg, off, seg_size] = allocator_.where(handle);
+    const auto [seg, off, seg_size] = pool.where(handle);
     std::fprintf(stderr, "a %s %llu %llu seg#%llu(%llu MiB)+%.1f\n", name.c_str(), static_cast<unsigned long long>(size),
                  static_cast<unsigned long long>(allocator_.reserved()), static_cast<unsigned long long>(seg),
                  static_cast<unsigned long long>(seg_size >> 20), static_cast<double>(off) / 1048576.0);

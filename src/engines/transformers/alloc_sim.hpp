@@ -28,6 +28,10 @@
 
 namespace llmem::sim {
 
+// An estimator that lost track of its own state (a replay freeing what it never allocated, a tensor table the
+// engine cannot lay out): an error in llmem, not in the user's input. Throws Error(kRuntime) "internal error: ...".
+[[noreturn]] void internal_error(const std::string& what);
+
 class CachingAllocator {
  public:
   explicit CachingAllocator(bool expandable_segments = false) : expandable_(expandable_segments) {}
@@ -88,7 +92,9 @@ class Tracker {
   // Marks the current moment as a candidate peak: remembers the live set when it is the largest so far.
   uint64_t allocated() const { return allocated_; }
   uint64_t peak_allocated() const { return peak_allocated_; }
-  uint64_t peak_reserved() const { return side_used_ ? peak_total_reserved_ : allocator_.peak_reserved(); }
+  // the pools' summed peak (one pool's peak without a side stream: reserved memory grows only at a malloc, after
+  // each of which the sum is taken)
+  uint64_t peak_reserved() const { return peak_total_reserved_; }
   const std::string& peak_phase() const { return peak_phase_; }
   // Live bytes at the peak, grouped by the category prefix of each tensor name ("kv_cache/3/k" -> "kv_cache").
   const std::map<std::string, uint64_t>& peak_breakdown() const;
@@ -122,7 +128,6 @@ class Tracker {
   CachingAllocator allocator_;
   CachingAllocator side_;  // the side stream's pool (set_side_stream_category)
   std::string side_category_;
-  bool side_used_ = false;
   uint64_t peak_total_reserved_ = 0;
   // A fit runs hundreds of replays of tens of thousands of tensors (an MoE's experts): live tensors are hashed,
   // and the few categories are kept as parallel vectors so that a new peak copies numbers, not a map.
