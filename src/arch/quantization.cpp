@@ -210,6 +210,11 @@ void read_compressed(const HfConfig& q, QuantScheme& s) {
   }
 }
 
+// A skip-list entry that names modules (no '*' glob, no "re:" regex): module_matches' whole-component rule.
+bool plain_pattern(const std::string& p) {
+  return !p.empty() && p.find('*') == std::string::npos && p.rfind("re:", 0) != 0;
+}
+
 }  // namespace
 
 std::optional<QuantScheme> quant_scheme_from_config(const HfConfig& config) {
@@ -244,7 +249,7 @@ std::optional<QuantScheme> quant_scheme_from_config(const HfConfig& config) {
   }
   auto plain = std::make_shared<std::unordered_set<std::string>>();
   for (const auto& p : s.skip)
-    if (!p.empty() && p.find('*') == std::string::npos && p.rfind("re:", 0) != 0) plain->insert(p);
+    if (plain_pattern(p)) plain->insert(p);
   s.plain_skip = std::move(plain);
   return s;
 }
@@ -345,7 +350,7 @@ bool skipped(const QuantScheme& q, const std::string& module) {
     from = dot + 1;
   }
   for (const auto& p : q.skip)  // globs and regexes
-    if ((p.find('*') != std::string::npos || p.rfind("re:", 0) == 0) && module_matches(module, p)) return true;
+    if (!p.empty() && !plain_pattern(p) && module_matches(module, p)) return true;
   return false;
 }
 

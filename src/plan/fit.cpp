@@ -51,6 +51,18 @@ void check_request(const FitRequest& r) {
   if (r.gpus > 4096) throw usage_error("gpus", "{field} " + std::to_string(r.gpus) + " is beyond any plausible machine (max 4096)");
 }
 
+// An estimate the engine may refuse as beyond its arithmetic or not modelled (a usage error): empty then.
+std::optional<Estimate> try_estimate(const Engine& engine, const EngineModel& model, const Workload& w, const GpuProfile& gpu,
+                                     uint64_t* estimates) {
+  ++*estimates;
+  try {
+    return engine.estimate(model, w, gpu);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kUsage) return std::nullopt;
+    throw;
+  }
+}
+
 // One candidate's estimates: whether a workload fits the budget on the GPUs the engine is planned for, counted.
 struct Searcher {
   const Engine& engine;
@@ -64,16 +76,11 @@ struct Searcher {
   bool fits(const Estimate& e) const { return e.fits_within(per_gpu_bytes(e, training, gpus), budget()); }
 
   FitProbe probe(const Workload& w) const {
-    ++*estimates;
-    try {
-      const Estimate e = engine.estimate(model, w, req.gpu);
-      const uint64_t bytes = per_gpu_bytes(e, training, gpus);
-      return {e.fits_within(bytes, budget()), bytes};
-    } catch (const Error& e) {
-      // a search point the engine refuses is beyond its arithmetic (64-bit sizes, a plausible run): surely too large
-      if (e.kind() == ErrorKind::kUsage) return {false, std::nullopt};
-      throw;
-    }
+    const auto e = try_estimate(engine, model, w, req.gpu, estimates);
+    // a search point the engine refuses is beyond its arithmetic (64-bit sizes, a plausible run): surely too large
+    if (!e) return {false, std::nullopt};
+    const uint64_t bytes = per_gpu_bytes(*e, training, gpus);
+    return {e->fits_within(bytes, budget()), bytes};
   }
 };
 
@@ -116,18 +123,6 @@ std::vector<FitCandidate> per_gpu_candidates(std::vector<FitCandidate> cs, const
   return cs;
 }
 
-// An estimate the engine may refuse as beyond its arithmetic or not modelled (a usage error): empty then.
-std::optional<Estimate> try_estimate(const Engine& engine, const EngineModel& model, const Workload& w, const GpuProfile& gpu,
-                                     uint64_t* estimates) {
-  ++*estimates;
-  try {
-    return engine.estimate(model, w, gpu);
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::kUsage) return std::nullopt;
-    throw;
-  }
-}
-
 // A full fine-tune over several GPUs: every sharding estimated per rank, the one with the most headroom (the
 // smallest per-rank process peak; ties: the first of kShardings) kept. Other candidates: their own estimate.
 Estimate fit_candidate(const Engine& engine, const EngineModel& model, FitCandidate& c, const FitRequest& req, uint64_t* estimates) {
@@ -168,7 +163,7 @@ std::optional<std::pair<bool, std::string>> fits_on(const Engine& engine, const 
   for (const std::string& s : shardings_for(w)) {
     w.sharding = s;
     auto e = try_estimate(engine, model, w, req.gpu, estimates);
-    if (e && e->process_peak_bytes <= budget) return std::pair<bool, std::string>{true, s};
+    if (e && e->fits_within(e->process_peak_bytes, budget)) return std::pair<bool, std::string>{true, s};
   }
   return std::pair<bool, std::string>{false, ""};
 }
@@ -236,6 +231,14 @@ void record_knob(FitOption& o, Knob knob, uint64_t answer, uint64_t cap_count, u
   }
 }
 
+// The same workload in one process on one GPU (no placement, no sharding).
+Workload one_gpu(Workload w) {
+  w.gpus = 1;
+  w.device_map.clear();
+  w.sharding.clear();
+  return w;
+}
+
 // A candidate with its searches, given the estimate of its own workload.
 FitOption run_candidate(const Engine& engine, const EngineModel& model, const FitCandidate& c, const FitRequest& req,
                         const Estimate& base, uint64_t* estimates) {
@@ -248,11 +251,7 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   // the single-process estimate (for a per-GPU workload, the same workload on one GPU)
   Estimate single;
   if (o.per_gpu_modelled) {
-    Workload one = c.workload;
-    one.gpus = 1;
-    one.device_map.clear();
-    one.sharding.clear();
-    single = engine.estimate(model, one, req.gpu);
+    single = engine.estimate(model, one_gpu(c.workload), req.gpu);
     ++*estimates;
   }
   const Estimate& whole = o.per_gpu_modelled ? single : base;
@@ -265,11 +264,7 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   // else (and beyond 64 GPUs) the even split of the single process
   o.gpus_needed = engine.splits_over_gpus() ? gpus_needed(whole, s.training, req.gpu.budget_bytes()) : 0;
   if (o.gpus_needed > 1) {
-    Workload one = c.workload;
-    one.gpus = 1;
-    one.device_map.clear();
-    one.sharding.clear();
-    const auto modelled = modelled_gpus_needed(engine, model, one, req, o.gpus_needed, estimates);
+    const auto modelled = modelled_gpus_needed(engine, model, one_gpu(c.workload), req, o.gpus_needed, estimates);
     if (modelled && modelled->first) {
       o.gpus_needed = modelled->first;
       o.gpus_needed_modelled = true;
