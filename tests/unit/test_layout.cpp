@@ -4,7 +4,6 @@
 // aliases. The allocator replay and the device_map placement run on this list.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -18,15 +17,10 @@ namespace llmem {
 namespace {
 
 TEST(Layout, EveryCatalogModelIsBuiltAsPyTorchBuildsIt) {
-  std::ifstream in(std::string(LLMEM_SOURCE_DIR) + "/bench/data/transformers_params_catalog.jsonl");
-  ASSERT_TRUE(in) << "ground truth file missing";
   int checked = 0;
-  for (std::string line; std::getline(in, line);) {
-    const auto rec = nlohmann::json::parse(line);
+  for (const auto& rec : test::bench_records("transformers_params_catalog.jsonl")) {
     if (rec.contains("error")) continue;  // remote-code models transformers cannot build
-    std::string id = rec.at("config").get<std::string>();
-    id = id.substr(0, id.size() - 5);
-    id.replace(id.find("__"), 2, "/");
+    const std::string id = test::catalog_id(rec.at("config"));
     SCOPED_TRACE(id);
     const ArchModel built = as_built(test::catalog_model(id));
     std::map<std::string, std::vector<uint64_t>> ours;

@@ -4,12 +4,12 @@
 // checkpoint from config.json alone (stored_tensors) and must agree to the byte.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "catalog_model.hpp"
 #include "llmem/arch.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/hf_config.hpp"
@@ -19,15 +19,11 @@ namespace llmem {
 namespace {
 
 TEST(QuantizedMeasured, Fp8CheckpointsAsSavedToTheByte) {
-  std::ifstream in(std::string(LLMEM_SOURCE_DIR) + "/bench/data/quantized.jsonl");
-  ASSERT_TRUE(in) << "bench/data/quantized.jsonl missing";
   int compared = 0;
-  for (std::string line; std::getline(in, line);) {
-    const auto rec = nlohmann::json::parse(line);
+  for (const auto& rec : test::bench_records("quantized.jsonl")) {
     if (!rec.contains("stored_bytes") || rec.at("scheme") != "fp8") continue;
     SCOPED_TRACE(rec.at("id").get<std::string>());
-    std::string id = rec.at("model");
-    id.replace(id.find("__"), 2, "/");
+    const std::string id = test::catalog_id(rec.at("model"));
     const auto entry = find_in_catalog(id);
     ASSERT_TRUE(entry) << id;
     auto cfg = nlohmann::json::parse(std::string(entry->config_json));
