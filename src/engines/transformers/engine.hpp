@@ -9,6 +9,8 @@
 //   optimizer.cpp         trainable parameters, AdamW's states and step, zero_grad
 //   bnb.cpp               bitsandbytes' storage arithmetic: 4-bit weights (QLoRA), 8-bit optimizer states
 //   estimate.cpp          the public entry points (estimate_transformers, LoRA target names)
+//   layout.cpp            the model as transformers builds it from the table's checkpoint names (as_built: MoE
+//                         experts fused, load-time renames), what every replay and the placement see
 //   placement.cpp         from_pretrained's device_map over several GPUs (accelerate's algorithm, llmem/placement.hpp)
 //   multi_gpu.cpp         --gpus: one replay per GPU (split inference), the top-level figures from the largest
 //   sharding.cpp          --gpus with --sharding: rank 0 of DDP, FSDP2, ZeRO 1-3, and DeepSpeed's own estimators
