@@ -90,6 +90,165 @@ GgufLayout gpt2() {
   return layout;
 }
 
+// GPT-NeoX (Pythia): fused QKV whose rows the converter regroups per head (same shape), LayerNorms with biases, a
+// GELU MLP, an untied output matrix named embed_out (conversion/gptneox.py; tensor_mapping.py).
+GgufLayout gptneox() {
+  GgufLayout layout;
+  layout.architecture = "gptneox";
+  layout.layer_prefix = "gpt_neox.layers.";
+  layout.global_tensors = {
+      {"gpt_neox.embed_in.weight", "token_embd.weight"},
+      {"gpt_neox.final_layer_norm.weight", "output_norm.weight"},
+      {"gpt_neox.final_layer_norm.bias", "output_norm.bias"},
+      {"embed_out.weight", "output.weight"},
+  };
+  layout.layer_tensors = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"input_layernorm.bias", "attn_norm.bias"},
+      {"attention.query_key_value.weight", "attn_qkv.weight"},
+      {"attention.query_key_value.bias", "attn_qkv.bias"},
+      {"attention.dense.weight", "attn_output.weight"},
+      {"attention.dense.bias", "attn_output.bias"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"post_attention_layernorm.bias", "ffn_norm.bias"},
+      {"mlp.dense_h_to_4h.weight", "ffn_up.weight"},
+      {"mlp.dense_h_to_4h.bias", "ffn_up.bias"},
+      {"mlp.dense_4h_to_h.weight", "ffn_down.weight"},
+      {"mlp.dense_4h_to_h.bias", "ffn_down.bias"},
+  };
+  return layout;
+}
+
+// Phi-2 (PhiForCausalLM): separate Q/K/V with biases, one LayerNorm per layer feeding attention and MLP in
+// parallel, an output matrix with a bias (conversion/phi.py).
+GgufLayout phi2() {
+  GgufLayout layout;
+  layout.architecture = "phi2";
+  layout.layer_prefix = "model.layers.";
+  layout.global_tensors = {
+      {"model.embed_tokens.weight", "token_embd.weight"},
+      {"model.final_layernorm.weight", "output_norm.weight"},
+      {"model.final_layernorm.bias", "output_norm.bias"},
+      {"lm_head.weight", "output.weight"},
+      {"lm_head.bias", "output.bias"},
+  };
+  layout.layer_tensors = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"input_layernorm.bias", "attn_norm.bias"},
+      {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.q_proj.bias", "attn_q.bias"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.k_proj.bias", "attn_k.bias"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.v_proj.bias", "attn_v.bias"},
+      {"self_attn.dense.weight", "attn_output.weight"},
+      {"self_attn.dense.bias", "attn_output.bias"},
+      {"mlp.fc1.weight", "ffn_up.weight"},
+      {"mlp.fc1.bias", "ffn_up.bias"},
+      {"mlp.fc2.weight", "ffn_down.weight"},
+      {"mlp.fc2.bias", "ffn_down.bias"},
+  };
+  return layout;
+}
+
+// Falcon: fused QKV (the converter reorders its rows into Q, K, V blocks; same shape), no biases on projections,
+// parallel attention and MLP from one LayerNorm (7B: input_layernorm) or two (40B's new decoder architecture). The tied LM head is not written (conversion/falcon.py).
+GgufLayout falcon() {
+  GgufLayout layout;
+  layout.architecture = "falcon";
+  layout.layer_prefix = "transformer.h.";
+  layout.global_tensors = {
+      {"transformer.word_embeddings.weight", "token_embd.weight"},
+      {"transformer.ln_f.weight", "output_norm.weight"},
+      {"transformer.ln_f.bias", "output_norm.bias"},
+      {"lm_head.weight", "output.weight"},
+  };
+  layout.layer_tensors = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"input_layernorm.bias", "attn_norm.bias"},
+      // 40B: ln_mlp is ATTN_NORM (it feeds the FFN branch in llama.cpp's graph) and ln_attn ATTN_NORM_2
+      {"ln_mlp.weight", "attn_norm.weight"},
+      {"ln_mlp.bias", "attn_norm.bias"},
+      {"ln_attn.weight", "attn_norm_2.weight"},
+      {"ln_attn.bias", "attn_norm_2.bias"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"post_attention_layernorm.bias", "ffn_norm.bias"},
+      {"self_attention.query_key_value.weight", "attn_qkv.weight"},
+      {"self_attention.query_key_value.bias", "attn_qkv.bias"},
+      {"self_attention.dense.weight", "attn_output.weight"},
+      {"self_attention.dense.bias", "attn_output.bias"},
+      {"mlp.dense_h_to_4h.weight", "ffn_up.weight"},
+      {"mlp.dense_h_to_4h.bias", "ffn_up.bias"},
+      {"mlp.dense_4h_to_h.weight", "ffn_down.weight"},
+      {"mlp.dense_4h_to_h.bias", "ffn_down.bias"},
+  };
+  return layout;
+}
+
+// BLOOM: a LayerNorm right after the embeddings (token_embd_norm), fused QKV with biases (rows regrouped per head
+// by the converter; same shape), ALiBi instead of positions, tied LM head not written (conversion/bloom.py).
+GgufLayout bloom() {
+  GgufLayout layout;
+  layout.architecture = "bloom";
+  layout.layer_prefix = "transformer.h.";
+  layout.global_tensors = {
+      {"transformer.word_embeddings.weight", "token_embd.weight"},
+      {"transformer.word_embeddings_layernorm.weight", "token_embd_norm.weight"},
+      {"transformer.word_embeddings_layernorm.bias", "token_embd_norm.bias"},
+      {"transformer.ln_f.weight", "output_norm.weight"},
+      {"transformer.ln_f.bias", "output_norm.bias"},
+      {"lm_head.weight", "output.weight"},
+  };
+  layout.layer_tensors = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"input_layernorm.bias", "attn_norm.bias"},
+      {"self_attention.query_key_value.weight", "attn_qkv.weight"},
+      {"self_attention.query_key_value.bias", "attn_qkv.bias"},
+      {"self_attention.dense.weight", "attn_output.weight"},
+      {"self_attention.dense.bias", "attn_output.bias"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"post_attention_layernorm.bias", "ffn_norm.bias"},
+      {"mlp.dense_h_to_4h.weight", "ffn_up.weight"},
+      {"mlp.dense_h_to_4h.bias", "ffn_up.bias"},
+      {"mlp.dense_4h_to_h.weight", "ffn_down.weight"},
+      {"mlp.dense_4h_to_h.bias", "ffn_down.bias"},
+  };
+  return layout;
+}
+
+// OLMo 2: Llama's names, norms after the sub-blocks only (post_attention_norm, post_ffw_norm; no input norms) and
+// Q/K norms over whole projections (attn_q_norm is n_head * head_dim wide).
+GgufLayout olmo2() {
+  GgufLayout layout = llama_like("olmo2");
+  layout.layer_tensors["post_attention_layernorm.weight"] = "post_attention_norm.weight";
+  layout.layer_tensors["post_feedforward_layernorm.weight"] = "post_ffw_norm.weight";
+  return layout;
+}
+
+// Qwen (1): GPT-2-like module names on nn.Linear layers (not Conv1D), fused QKV with a bias, SwiGLU whose w1 is the
+// up and w2 the gate projection (tensor_mapping.py), an untied LM head.
+GgufLayout qwen() {
+  GgufLayout layout;
+  layout.architecture = "qwen";
+  layout.layer_prefix = "transformer.h.";
+  layout.global_tensors = {
+      {"transformer.wte.weight", "token_embd.weight"},
+      {"transformer.ln_f.weight", "output_norm.weight"},
+      {"lm_head.weight", "output.weight"},
+  };
+  layout.layer_tensors = {
+      {"ln_1.weight", "attn_norm.weight"},
+      {"attn.c_attn.weight", "attn_qkv.weight"},
+      {"attn.c_attn.bias", "attn_qkv.bias"},
+      {"attn.c_proj.weight", "attn_output.weight"},
+      {"ln_2.weight", "ffn_norm.weight"},
+      {"mlp.w1.weight", "ffn_up.weight"},
+      {"mlp.w2.weight", "ffn_gate.weight"},
+      {"mlp.c_proj.weight", "ffn_down.weight"},
+  };
+  return layout;
+}
+
 const std::map<std::string, GgufLayout>& layouts() {
   static const std::map<std::string, GgufLayout> table = {
       // Mistral and Mixtral convert to the llama architecture (conversion: LlamaModel registers
@@ -106,6 +265,12 @@ const std::map<std::string, GgufLayout>& layouts() {
       {"gemma3", gemma_sandwich("gemma3")},
       {"gemma3_text", gemma_sandwich("gemma3")},
       {"gpt2", gpt2()},
+      {"gpt_neox", gptneox()},
+      {"phi", phi2()},
+      {"falcon", falcon()},
+      {"bloom", bloom()},
+      {"olmo2", olmo2()},
+      {"qwen", qwen()},
   };
   return table;
 }

@@ -47,6 +47,8 @@ struct Hparams {
   uint64_t n_embd_head_v = 0;
   uint64_t n_swa = 0;               // sliding window (tokens), 0 = none
   std::vector<bool> swa_layers;     // per layer: uses the sliding window
+  // GPT-NeoX's use_parallel_residual: attention and FFN both read the layer input (else one after the other)
+  bool parallel_residual = true;
   uint64_t n_gqa() const { return n_head.empty() || n_head_kv.empty() || n_head_kv[0] == 0 ? 1 : n_head[0] / n_head_kv[0]; }
 };
 

@@ -38,6 +38,11 @@ struct Architecture {
   // Absolute position embeddings (GPT-2): the host gathers position_embd rows next to the token embeddings and
   // the graph has no rope positions input.
   bool learned_positions = false;
+  // ALiBi (BLOOM): attention biases from the mask's soft_max; the graph has no positions input at all.
+  bool alibi = false;
+  // The FFN tensors are feed_forward_length / ffn_divisor wide (Qwen 1 writes twice the width it uses:
+  // llama-model.cpp creates ffn_gate/up/down with n_ff/2).
+  uint64_t ffn_divisor = 1;
   // The builder always routes through experts: llama.cpp refuses such a file without expert_count/used_count.
   bool needs_experts = false;
   Type70BRule type_70b;

@@ -155,4 +155,156 @@ void build_gpt2(LlmGraph& g) {
   g.build_output(cur, Norm::kLayer, false);
 }
 
+// ---- parallel branches and LayerNorm decoders ---------------------------------------------------------------------
+//
+// In a layer whose result sums an attention branch and an FFN branch fed from the same residual, the graph holds
+// the branches apart: build_attn expands Q, V, K and the cache stores at once, and the attention itself and its
+// output projection are reached only by the final walk through the sum, after any source listed before them
+// (ggml_visit_parents walks the sources left to right). Each builder below records its ops in that order.
+
+namespace {
+
+// The FFN branch fed from `x` (a GELU MLP; biases where the file has them).
+FfnParams gelu_mlp(const LlmGraph& g) { return {.kind = FfnKind::kPlain, .biases = g.has_tensor("blk.0.ffn_up.bias")}; }
+
+}  // namespace
+
+// src/models/gptneox.cpp: LayerNorms with biases, a fused QKV (views) with a bias, partial rope, a GELU MLP with
+// biases. With use_parallel_residual (Pythia) the FFN reads its own norm of the layer input, and the layer's result
+// is add(add(ffn, input), attention); without it the layer is sequential.
+void build_gptneox(LlmGraph& g) {
+  AttentionParams attn;
+  attn.qkv = QkvLayout::kFusedViews;
+  attn.qkv_bias = g.has_qkv_bias();
+  attn.o_bias = g.has_tensor("blk.0.attn_output.bias");
+  const FfnParams ffn = gelu_mlp(g);
+  int cur = g.build_inputs();
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    const bool last = il + 1 == g.hp().n_layer;
+    int x = g.norm(cur, Norm::kLayer, g.n_tokens());
+    const LlmGraph::Qkv qkv = g.attention_inputs(il, x, attn);
+    if (g.hp().parallel_residual) {
+      // add(add(ffn(norm(inpL)), inpL), attn): the FFN branch first; the last layer's get_rows of inpL is its input
+      const int inp = last ? g.output_rows(cur) : cur;
+      const uint64_t rows = last ? g.n_output_rows() : g.n_tokens();
+      x = g.ffn(g.norm(inp, Norm::kLayer, rows), rows, ffn);
+      const int sum = g.add(x, inp, rows);
+      int a = g.attention_output(il, qkv, attn);
+      if (last) a = g.output_rows(a);
+      cur = g.add(sum, a, rows);
+    } else {
+      const int a = g.attention_output(il, qkv, attn);
+      const LayerRows r = g.layer_rows(il, a, cur);
+      const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
+      x = g.ffn(g.norm(ffn_inp, Norm::kLayer, r.rows), r.rows, ffn);
+      cur = g.add(x, ffn_inp, r.rows);
+    }
+  }
+  g.build_output(cur, Norm::kLayer, false);
+}
+
+// src/models/phi2.cpp: one LayerNorm feeds both branches; Q scaled by 1/sqrt(head_dim) after rope; the layer's
+// result is add(add(attn, ffn), inpL), so the attention branch comes first; the LM head has a bias.
+void build_phi2(LlmGraph& g) {
+  AttentionParams attn;
+  attn.qkv = g.has_tensor("blk.0.attn_qkv.weight") ? QkvLayout::kFusedViews : QkvLayout::kSeparate;
+  attn.qkv_bias = g.has_qkv_bias();
+  attn.scale_q = true;
+  attn.o_bias = g.has_tensor("blk.0.attn_output.bias");
+  const FfnParams ffn = gelu_mlp(g);
+  int cur = g.build_inputs();
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    const bool last = il + 1 == g.hp().n_layer;
+    const uint64_t rows = last ? g.n_output_rows() : g.n_tokens();
+    int normed = g.norm(cur, Norm::kLayer, g.n_tokens());
+    int a = g.self_attention(il, normed, attn);
+    if (last) a = g.output_rows(a);
+    if (last) normed = g.output_rows(normed);
+    const int f = g.ffn(normed, rows, ffn);
+    const int sum = g.add(a, f, rows);
+    cur = g.add(sum, last ? g.output_rows(cur) : cur, rows);
+  }
+  g.build_output(cur, Norm::kLayer, false, g.has_tensor("output.bias"));
+}
+
+// src/models/falcon.cpp: attn_norm feeds the FFN and, without attn_norm_2 (7B), the attention; with it (40B) the
+// attention reads its own norm, computed first. The result is add(add(ffn, attn), inpL).
+void build_falcon(LlmGraph& g) {
+  AttentionParams attn;
+  attn.qkv = QkvLayout::kFusedViews;
+  attn.qkv_bias = g.has_qkv_bias();
+  attn.o_bias = false;  // build_attn(wo, NULL)
+  const bool two_norms = g.has_tensor("blk.0.attn_norm_2.weight");
+  const FfnParams ffn = gelu_mlp(g);
+  int cur = g.build_inputs();
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    const bool last = il + 1 == g.hp().n_layer;
+    const uint64_t rows = last ? g.n_output_rows() : g.n_tokens();
+    int attn_norm = -1;
+    LlmGraph::Qkv qkv{};
+    if (two_norms) {
+      qkv = g.attention_inputs(il, g.norm(cur, Norm::kLayer, g.n_tokens()), attn);
+      attn_norm = g.norm(cur, Norm::kLayer, g.n_tokens());  // reached through the FFN branch
+    } else {
+      attn_norm = g.norm(cur, Norm::kLayer, g.n_tokens());
+      qkv = g.attention_inputs(il, attn_norm, attn);
+    }
+    if (last) attn_norm = g.output_rows(attn_norm);
+    const int f = g.ffn(attn_norm, rows, ffn);
+    int a = g.attention_output(il, qkv, attn);
+    if (last) a = g.output_rows(a);
+    const int sum = g.add(f, a, rows);
+    cur = g.add(sum, last ? g.output_rows(cur) : cur, rows);
+  }
+  g.build_output(cur, Norm::kLayer, false);
+}
+
+// src/models/bloom.cpp: a LayerNorm of the embeddings, then sequential LayerNorm layers with a fused QKV (views)
+// and biases everywhere; ALiBi, so no rope and no positions input (architectures.cpp).
+void build_bloom(LlmGraph& g) {
+  AttentionParams attn;
+  attn.qkv = QkvLayout::kFusedViews;
+  attn.qkv_bias = g.has_qkv_bias();
+  attn.rope = false;
+  attn.o_bias = g.has_tensor("blk.0.attn_output.bias");
+  const FfnParams ffn = gelu_mlp(g);
+  int cur = g.norm(g.build_inputs(), Norm::kLayer, g.n_tokens());
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    int x = g.norm(cur, Norm::kLayer, g.n_tokens());
+    x = g.self_attention(il, x, attn);
+    const LayerRows r = g.layer_rows(il, x, cur);
+    const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
+    x = g.ffn(g.norm(ffn_inp, Norm::kLayer, r.rows), r.rows, ffn);
+    cur = g.add(x, ffn_inp, r.rows);
+  }
+  g.build_output(cur, Norm::kLayer, false);
+}
+
+// src/models/olmo2.cpp: no input norm; RMS norms of the whole Q and K projections; norms after the attention and
+// after the FFN (each before its residual add).
+void build_olmo2(LlmGraph& g) {
+  AttentionParams attn;
+  attn.qk_norm_rows = true;
+  int cur = g.build_inputs();
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    int x = g.self_attention(il, cur, attn);
+    const LayerRows r = g.layer_rows(il, x, cur);
+    x = g.norm(r.attn_out, Norm::kRms, r.rows);
+    const int ffn_inp = g.add(x, r.residual, r.rows);
+    x = g.ffn(ffn_inp, r.rows, {});
+    x = g.norm(x, Norm::kRms, r.rows);
+    cur = g.add(x, ffn_inp, r.rows);
+  }
+  g.build_output(cur, Norm::kRms, false);
+}
+
+// src/models/qwen.cpp: the pre-norm decoder with a fused QKV (views) and its bias; the FFN is n_ff/2 wide
+// (architectures.cpp ffn_divisor).
+void build_qwen(LlmGraph& g) {
+  AttentionParams attn;
+  attn.qkv = QkvLayout::kFusedViews;
+  attn.qkv_bias = g.has_qkv_bias();
+  prenorm_decoder(g, attn, Experts::kNever);
+}
+
 }  // namespace llmem::llamacpp

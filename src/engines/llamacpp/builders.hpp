@@ -16,5 +16,11 @@ void build_gemma2(LlmGraph& g);
 void build_gemma3(LlmGraph& g);
 void build_phi3(LlmGraph& g);
 void build_gpt2(LlmGraph& g);
+void build_gptneox(LlmGraph& g);
+void build_phi2(LlmGraph& g);
+void build_falcon(LlmGraph& g);
+void build_bloom(LlmGraph& g);
+void build_olmo2(LlmGraph& g);
+void build_qwen(LlmGraph& g);
 
 }  // namespace llmem::llamacpp

@@ -57,7 +57,7 @@ int LlmGraph::build_inputs() {
   // token_embd stays on the host (the input layer): its rows arrive as a copy
   const int embd = g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
   if (arch_.learned_positions) pos_embd_ = g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
-  else pos_ = g_.input(4 * n_tokens, "pos");
+  else if (!arch_.alibi) pos_ = g_.input(4 * n_tokens, "pos");
   kv_ = kv_inputs(shape_.n_kv_cells, "");
   if (shape_.n_kv_cells_swa > 0) kv_swa_ = kv_inputs(shape_.n_kv_cells_swa, "_swa");
   out_ids_ = g_.input(4 * std::min(shape_.n_outputs, n_tokens), "out_ids");
@@ -97,6 +97,23 @@ LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p
   const uint64_t nh = hp().n_head[il], nkv = hp().n_head_kv[il], dk = hp().n_embd_head_k, dv = hp().n_embd_head_v;
   const uint64_t T = shape_.n_tokens;
   Qkv r{};
+  if (p.qk_norm_rows) {  // OLMo 2: each chain whole, Q, V, K, as build_attn's expansions visit them
+    if (p.qkv != QkvLayout::kSeparate || p.qkv_bias || p.qk_norm || !p.rope)
+      throw std::logic_error("llama.cpp graph: qk_norm_rows is modelled for separate, bias-free, roped Q/K/V only");
+    auto rows_norm = [&](uint64_t width) {
+      int y = f32(width * T, {weights_, x}, false, {width, T});
+      y = f32(width * T, {y}, true, {width, T});                // rms_norm
+      y = f32(width * T, {y, weights_}, true, {width, T});      // mul by attn_q_norm / attn_k_norm
+      return g_.view(y);                                        // reshape to heads
+    };
+    r.q = rows_norm(dk * nh);
+    r.q = f32(dk * nh * T, {r.q, pos_, weights_}, true, {dk, nh, T});
+    r.v = f32(dv * nkv * T, {weights_, x}, false, {dv * nkv, T});
+    r.k = rows_norm(dk * nkv);
+    r.k = f32(dk * nkv * T, {r.k, pos_, weights_}, true, {dk, nkv, T});
+    if (p.scale_q) r.q = f32(dk * nh * T, {r.q}, true, {dk, nh, T});
+    return r;
+  }
   if (p.qkv == QkvLayout::kSeparate) {
     r.q = f32(dk * nh * T, {weights_, x}, false, {dk * nh, T});
     if (p.qkv_bias) r.q = f32(dk * nh * T, {r.q, weights_}, true, {dk * nh, T});
@@ -135,12 +152,11 @@ LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p
 }
 
 // Stores K and V into the cache (build_attn: cpy_k, then cpy_v; set_rows results are views of the cache and
-// allocate nothing) and attends over the cache's cells.
-int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
-  const uint64_t nh = hp().n_head[il], nkv = hp().n_head_kv[il], dk = hp().n_embd_head_k, dv = hp().n_embd_head_v;
+// allocate nothing).
+void LlmGraph::store_kv(uint64_t il, Qkv& qkv, const AttentionParams& p) {
+  const uint64_t nkv = hp().n_head_kv[il], dv = hp().n_embd_head_v;
   const uint64_t T = shape_.n_tokens;
   const bool swa = shape_.n_kv_cells_swa > 0 && !hp().swa_layers.empty() && hp().swa_layers[il];
-  const uint64_t n_kv = swa ? shape_.n_kv_cells_swa : shape_.n_kv_cells;
   const KvInputs& in = swa ? kv_swa_ : kv_;
   g_.view(kv_cache_, {g_.view(qkv.k), in.k_idx});
   // without flash attention the V cache is transposed, and a strided V (a view of a fused QKV) is first made
@@ -148,6 +164,15 @@ int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
   if (p.qkv == QkvLayout::kFusedViews && !shape_.flash_attn)
     qkv.v = f32(dv * nkv * T, {g_.view(qkv.v)}, false, {dv * nkv, T});
   g_.view(kv_cache_, {g_.view(qkv.v), in.v_idx});
+}
+
+// Attends over the cache's cells (after store_kv).
+int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
+  const uint64_t nh = hp().n_head[il], nkv = hp().n_head_kv[il], dk = hp().n_embd_head_k, dv = hp().n_embd_head_v;
+  const uint64_t T = shape_.n_tokens;
+  const bool swa = shape_.n_kv_cells_swa > 0 && !hp().swa_layers.empty() && hp().swa_layers[il];
+  const uint64_t n_kv = swa ? shape_.n_kv_cells_swa : shape_.n_kv_cells;
+  const KvInputs& in = swa ? kv_swa_ : kv_;
   if (shape_.flash_attn) {
     uint64_t bytes = pad_to(4 * dv * nh * T, kCudaAlignmentBytes);
     // quantised K/V: the MMA kernel converts them to f16 inside the node's allocation (fattn-common.cuh)
@@ -164,12 +189,29 @@ int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
   return f32(dv * nh * T, {g_.view(kqv)}, false, {dv * nh, T});  // cont(permute)
 }
 
-int LlmGraph::self_attention(uint64_t il, int x, const AttentionParams& p) {
+LlmGraph::Qkv LlmGraph::attention_inputs(uint64_t il, int x, const AttentionParams& p) {
+  Qkv qkv = project_qkv(il, x, p);
+  store_kv(il, qkv, p);
+  return qkv;
+}
+
+int LlmGraph::attention_output(uint64_t il, Qkv qkv, const AttentionParams& p) {
   const uint64_t n_embd = hp().n_embd, T = shape_.n_tokens;
-  const int attn = attend(il, project_qkv(il, x, p), p);
-  x = f32(n_embd * T, {weights_, g_.view(attn)}, false, {n_embd, T});  // wo
+  const int attn = attend(il, qkv, p);
+  int x = f32(n_embd * T, {weights_, g_.view(attn)}, false, {n_embd, T});  // wo
   if (p.o_bias) x = f32(n_embd * T, {x, weights_}, true, {n_embd, T});
   return x;
+}
+
+int LlmGraph::self_attention(uint64_t il, int x, const AttentionParams& p) {
+  return attention_output(il, attention_inputs(il, x, p), p);
+}
+
+uint64_t LlmGraph::n_output_rows() const { return std::min(shape_.n_outputs, shape_.n_tokens); }
+
+int LlmGraph::output_rows(int x) {
+  const uint64_t n_embd = hp().n_embd, n = n_output_rows();
+  return f32(n_embd * n, {x, out_ids_}, false, {n_embd, n});
 }
 
 LayerRows LlmGraph::layer_rows(uint64_t il, int attn_out, int residual) {
@@ -237,7 +279,7 @@ int LlmGraph::moe_ffn(int x, uint64_t rows) {
 
 // ---- output (llama-graph.cpp: result_norm, result_output) --------------------------------------------------------
 
-void LlmGraph::build_output(int cur, Norm kind, bool final_logit_softcap) {
+void LlmGraph::build_output(int cur, Norm kind, bool final_logit_softcap, bool output_bias) {
   if (!with_output_) {  // the output layer stays on the host: the split ends with the last hidden state
     g_.mark_output(cur);
     return;
@@ -246,6 +288,7 @@ void LlmGraph::build_output(int cur, Norm kind, bool final_logit_softcap) {
   const int x = norm(cur, kind, n_outputs);
   g_.mark_output(x);
   int logits = f32(n_vocab * n_outputs, {weights_, x}, false, {n_vocab, n_outputs});
+  if (output_bias) logits = f32(n_vocab * n_outputs, {logits, weights_}, true, {n_vocab, n_outputs});
   if (final_logit_softcap)  // scale, tanh, scale, in place
     for (int step = 0; step < 3; ++step) logits = f32(n_vocab * n_outputs, {logits}, true, {n_vocab, n_outputs});
   g_.mark_output(logits);

@@ -46,6 +46,9 @@ struct AttentionParams {
   QkvLayout qkv = QkvLayout::kSeparate;
   bool qkv_bias = false;   // biases on the projections (or on the fused projection)
   bool qk_norm = false;    // rms_norm of the Q and K heads before rope (Qwen3, Gemma 3)
+  // rms_norm of the whole Q and K projections before they are split into heads (OLMo 2: attn_q_norm is
+  // n_head * head_dim wide). The graph then holds Q's chain, V, then K's chain, as build_attn expands them.
+  bool qk_norm_rows = false;
   bool rope = true;        // false where the model adds learned positions to the embeddings
   bool scale_q = false;    // ggml_scale of Q before attention (Gemma's query_pre_attn_scalar, Phi-3's 1/sqrt(d))
   bool kq_softcap = false; // scale, tanh, scale of the KQ logits (Gemma 2); a kernel parameter with flash attention
@@ -92,14 +95,26 @@ class LlmGraph {
   int scale(int x, uint64_t rows);
   int norm(int x, Norm kind, uint64_t rows);
 
+  struct Qkv {
+    int q, k, v;
+  };
   // The attention sub-block after the input norm: projections, rope, cache store, attention, output projection.
   int self_attention(uint64_t il, int x, const AttentionParams& p);
+  // The same in the two parts the graph holds apart when the layer's result is a sum of parallel branches: what
+  // build_attn expands at once (Q, V, K and the cache stores), and the attention and output projection, which the
+  // final walk reaches only through the sum (after an FFN branch that comes first in the sum's sources).
+  Qkv attention_inputs(uint64_t il, int x, const AttentionParams& p);
+  int attention_output(uint64_t il, Qkv qkv, const AttentionParams& p);
+  // ggml_get_rows(x, inp_out_ids): the last layer's rows that produce outputs.
+  int output_rows(int x);
+  uint64_t n_output_rows() const;
   LayerRows layer_rows(uint64_t il, int attn_out, int residual);
   int ffn(int x, uint64_t rows, const FfnParams& p);
   // build_moe_ffn with softmax gating and normalised top-k weights (Qwen3-MoE, Mixtral).
   int moe_ffn(int x, uint64_t rows);
-  // The output norm and the LM head (with_output), or the last hidden state as the split's output.
-  void build_output(int cur, Norm kind, bool final_logit_softcap);
+  // The output norm and the LM head (with_output), or the last hidden state as the split's output; output_bias
+  // adds the head's bias (Phi-2).
+  void build_output(int cur, Norm kind, bool final_logit_softcap, bool output_bias = false);
 
   // ggml_gallocr's buffer for what was recorded.
   uint64_t compute_buffer_bytes() const;
@@ -108,12 +123,10 @@ class LlmGraph {
   struct KvInputs {
     int k_idx = -1, v_idx = -1, mask = -1;
   };
-  struct Qkv {
-    int q, k, v;
-  };
   int f32(uint64_t elems, std::vector<int> src, bool inplace, std::initializer_list<uint64_t> shape);
   KvInputs kv_inputs(uint64_t n_kv_cells, const std::string& suffix);
   Qkv project_qkv(uint64_t il, int x, const AttentionParams& p);
+  void store_kv(uint64_t il, Qkv& qkv, const AttentionParams& p);
   int attend(uint64_t il, Qkv qkv, const AttentionParams& p);
   int rms_norm_heads(int x, uint64_t n_heads);
 

@@ -157,7 +157,7 @@ uint64_t host_compute_buffer(const Model& m, const Architecture& arch, const Gra
   const uint64_t T = s.n_tokens, E = hp.n_embd;
   const uint64_t ekv = hp.n_head_kv[0] * hp.n_embd_head_k;
   auto a = [](uint64_t x) { return pad_to(x, 32); };
-  uint64_t b = a(4 * T) + a(4 * E * T) + (arch.learned_positions ? 0 : a(4 * T));
+  uint64_t b = a(4 * T) + a(4 * E * T) + (arch.learned_positions || arch.alibi ? 0 : a(4 * T));
   auto cache = [&](uint64_t n_kv) { return a(8 * T) + a(s.flash_attn ? 8 * T : 8 * T * ekv) + a((s.flash_attn ? 2 : 4) * n_kv * T); };
   b += cache(s.n_kv_cells);
   if (s.n_kv_cells_swa) b += cache(s.n_kv_cells_swa);

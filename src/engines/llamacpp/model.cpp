@@ -113,7 +113,9 @@ void read_hparams(const GgufFile& g, const Architecture& arch, Hparams& hp) {
   hp.n_head_kv = per_layer(g, p + "attention.head_count_kv", hp.n_layer, hp.n_head[0]);
   const uint64_t n_ff_default = 0;
   auto ff = per_layer(g, p + "feed_forward_length", hp.n_layer, n_ff_default);
-  hp.n_ff = ff.empty() ? 0 : *std::max_element(ff.begin(), ff.end());
+  hp.n_ff = (ff.empty() ? 0 : *std::max_element(ff.begin(), ff.end())) / arch.ffn_divisor;
+  if (auto par = g.metadata.find(p + "use_parallel_residual"); par != g.metadata.end() && par->is_boolean())
+    hp.parallel_residual = par->get<bool>();
   if (hp.n_head[0] == 0) throw Error(ErrorKind::kInvalidInput, g.file, p + "attention.head_count is 0");
   hp.n_embd_head_k = g.get_uint(p + "attention.key_length").value_or(hp.n_embd / hp.n_head[0]);
   hp.n_embd_head_v = g.get_uint(p + "attention.value_length").value_or(hp.n_embd / hp.n_head[0]);
@@ -175,7 +177,8 @@ Hparams hparams_from_facts(const ModelFacts& f, const GgufLayout& layout, const 
   hp.n_embd = f.hidden;
   hp.n_vocab = f.vocab;
   hp.n_ctx_train = f.max_positions;
-  hp.n_ff = f.intermediate;
+  hp.n_ff = f.intermediate / arch.ffn_divisor;
+  hp.parallel_residual = f.traits.residual != ResidualKind::kSequential;
   hp.n_expert = f.n_experts;
   hp.n_expert_used = f.n_experts_active;
   hp.n_head.assign(hp.n_layer, f.n_heads);

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""A random-weight Hugging Face checkpoint without torch or transformers, then llama.cpp's own converter on it.
+
+make_gguf.py builds each model with transformers on the GPU machine. This script makes the same kind of input on
+any machine with numpy: the tensor list (names, shapes, stored dtypes, quantised layouts such as MXFP4's _blocks
+and _scales) comes from llmem's own derivation of the config (bench/tools/hf_checkpoint_tensors, whose names and
+shapes a unit test checks against PyTorch's parameter lists for all catalog models), the data is random
+(normal * 0.02 for floats, uniform bytes for MXFP4 blocks, exponents near 2^-1 for its scales), and the converter
+runs unchanged with make_gguf.py's stand-in vocabulary. transformers is replaced by a stub module whose
+AutoConfig/AutoTokenizer raise: the converter reads config.json itself and only falls back to them.
+
+  python3 make_checkpoint.py --tool build/bench/hf_checkpoint_tensors --out-dir DIR \
+      NAME=CATALOG_ID[,key=value...] ...                 (values are JSON: num_hidden_layers=2)
+Writes DIR/hf/NAME/{config.json,model.safetensors} and DIR/gguf/NAME-base.gguf (--outtype auto), and prints one
+JSON line per model: {name, catalog_id, overrides, gguf, converter_log_tail, ok}.
+"""
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+
+ST_DTYPES = {"F32": ("F32", np.float32), "F16": ("F16", np.float16), "BF16": ("BF16", None),
+             "U8": ("U8", np.uint8), "I8": ("I8", np.int8), "I32": ("I32", np.int32),
+             "F8_E4M3": ("F8_E4M3", None)}
+
+STUB = '''
+class _Missing:
+    @classmethod
+    def from_pretrained(cls, *a, **k):
+        raise RuntimeError("transformers is not installed (llmem harness stub)")
+AutoConfig = _Missing
+AutoTokenizer = _Missing
+'''
+
+# Debian's torch (1.13) predates the float8 and unsigned dtypes the converter names in its dtype tables; they get
+# stand-in objects (the tables use them as keys; no tensor of these types is written by this harness).
+SITECUSTOMIZE = '''
+try:
+    import torch
+    for _n in ("float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu", "float8_e4m3fnuz", "float8_e5m2fnuz",
+               "uint16", "uint32", "uint64"):
+        if not hasattr(torch, _n):
+            setattr(torch, _n, type(_n, (), {})())
+except ImportError:
+    pass
+'''
+
+
+def parse_spec(spec):
+    name, _, rest = spec.partition("=")
+    parts = rest.split(",")
+    overrides = {}
+    for kv in parts[1:]:
+        k, _, v = kv.partition("=")
+        overrides[k] = json.loads(v)
+    return name, parts[0], overrides
+
+
+def tensor_bytes(rng, t):
+    shape = t["shape"]
+    n = int(np.prod(shape)) if shape else 1
+    dt = t["dtype"]
+    name = t["name"]
+    if dt == "U8" and name.endswith("_scales"):  # E8M0 exponents around 2^-1 .. 2^-6
+        return rng.integers(121, 127, size=n, dtype=np.uint8).tobytes()
+    if dt in ("U8", "I8"):
+        return rng.integers(0, 256, size=n, dtype=np.uint8).tobytes()
+    if dt == "I32":
+        return rng.integers(-2**31, 2**31 - 1, size=n, dtype=np.int64).astype(np.int32).tobytes()
+    vals = (rng.standard_normal(n, dtype=np.float32) * 0.02)
+    if name.endswith("norm.weight") or "layernorm" in name or name.endswith("ln_f.weight") or "norm" in name.split(".")[-2:-1]:
+        vals = vals + 1.0
+    if dt == "F32":
+        return vals.astype(np.float32).tobytes()
+    if dt == "F16":
+        return vals.astype(np.float16).tobytes()
+    if dt == "BF16":
+        return (vals.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()
+    raise ValueError(f"{name}: dtype {dt} not written by this harness")
+
+
+def write_safetensors(path, tensors, seed=0):
+    rng = np.random.default_rng(seed)
+    header = {}
+    blobs = []
+    off = 0
+    for t in tensors:
+        b = tensor_bytes(rng, t)
+        header[t["name"]] = {"dtype": ST_DTYPES[t["dtype"]][0], "shape": t["shape"], "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tool", default=str(REPO / "build/bench/hf_checkpoint_tensors"))
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--llama-src", default=os.environ.get("LLAMA_SRC", "/work/llama-src"))
+    ap.add_argument("--outtype", default="auto")
+    ap.add_argument("specs", nargs="+")
+    args = ap.parse_args()
+    out = Path(args.out_dir)
+    stub_dir = Path(tempfile.mkdtemp(prefix="llmem-stub-"))
+    (stub_dir / "transformers").mkdir()
+    (stub_dir / "transformers" / "__init__.py").write_text(STUB)
+    (stub_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    rc = 0
+    for spec in args.specs:
+        name, cat_id, overrides = parse_spec(spec)
+        cfg_path = REPO / "data" / "catalog" / (cat_id.replace("/", "__") + ".json")
+        cmd = [args.tool, str(cfg_path)] + [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+        derived = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        hf = out / "hf" / name
+        hf.mkdir(parents=True, exist_ok=True)
+        (hf / "config.json").write_text(json.dumps(derived["config"], indent=1))
+        write_safetensors(hf / "model.safetensors", derived["tensors"])
+        gguf_dir = out / "gguf"
+        gguf_dir.mkdir(parents=True, exist_ok=True)
+        gguf = gguf_dir / f"{name}-base.gguf"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(stub_dir), str(Path(args.llama_src) / "gguf-py"), args.llama_src,
+                                             env.get("PYTHONPATH", "")])
+        env["LLAMA_SRC"] = args.llama_src
+        conv = [sys.executable, str(HERE / "make_gguf.py"), "_convert", "--vocab-size",
+                str(derived["config"].get("vocab_size") or derived["config"].get("padded_vocab_size")),
+                "--llama-dir", args.llama_src, "--", str(hf), "--outtype", args.outtype, "--outfile", str(gguf)]
+        p = subprocess.run(conv, capture_output=True, text=True, env=env)
+        ok = p.returncode == 0 and gguf.is_file()
+        rc |= 0 if ok else 1
+        print(json.dumps({"name": name, "catalog_id": cat_id, "overrides": overrides, "gguf": str(gguf), "ok": ok,
+                          "converter_log_tail": (p.stdout + p.stderr)[-3000:]}), flush=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
