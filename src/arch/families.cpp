@@ -689,6 +689,13 @@ void read_deepseek(const HfConfig& c, Dims& d, ModelFacts& m) {
   m.n_experts_active = c.count_or("num_experts_per_tok", 0);
   m.n_shared_experts = n_shared;
   m.moe_intermediate = d["moe_ffn"];
+  m.routing.sigmoid = c.has("scoring_func") && c.json().at("scoring_func").is_string() &&
+                      c.json().at("scoring_func").get<std::string>() == "sigmoid";
+  m.routing.groups = c.dim_or("n_group", 1);
+  m.routing.groups_used = c.dim_or("topk_group", 1);
+  m.routing.normalise = c.flag_or("norm_topk_prob", false);
+  if (c.has("routed_scaling_factor") && c.json().at("routed_scaling_factor").is_number())
+    m.routing.scale = c.json().at("routed_scaling_factor").get<double>();
   m.attention_kind = "mla";
   m.position_kind = "rope";
   // transformers caches the decompressed per-head keys (nope + rope) and values, not the latent.

@@ -249,6 +249,40 @@ GgufLayout qwen() {
   return layout;
 }
 
+// DeepSeek V2/V3 (conversion/deepseek.py): MLA projections, kv_b_proj split for the absorbed attention, routed
+// experts stacked, shared experts, V3's router bias; the MTP layer (past num_hidden_layers) is dropped.
+GgufLayout deepseek2(bool router_bias) {
+  GgufLayout layout = llama_like("deepseek2");
+  auto& l = layout.layer_tensors;
+  l["self_attn.q_a_proj.weight"] = "attn_q_a.weight";
+  l["self_attn.q_a_layernorm.weight"] = "attn_q_a_norm.weight";
+  l["self_attn.q_b_proj.weight"] = "attn_q_b.weight";
+  l["self_attn.kv_a_proj_with_mqa.weight"] = "attn_kv_a_mqa.weight";
+  l["self_attn.kv_a_layernorm.weight"] = "attn_kv_a_norm.weight";
+  l["mlp.shared_experts.gate_proj.weight"] = "ffn_gate_shexp.weight";
+  l["mlp.shared_experts.up_proj.weight"] = "ffn_up_shexp.weight";
+  l["mlp.shared_experts.down_proj.weight"] = "ffn_down_shexp.weight";
+  layout.layer_transforms["self_attn.kv_b_proj.weight"] = GgufLayout::Transform::kMlaKvB;
+  if (router_bias) layout.router_bias = "exp_probs_b.bias";
+  return layout;
+}
+
+// gpt-oss (conversion/gpt_oss.py): biases on every attention projection, attention sinks, a router with a bias,
+// experts fused per layer with biases (gate and up interleaved), the post-attention norm named as such.
+GgufLayout gpt_oss() {
+  GgufLayout layout = llama_like("gpt-oss");
+  auto& l = layout.layer_tensors;
+  l["self_attn.sinks"] = "attn_sinks.weight";
+  l["mlp.router.weight"] = "ffn_gate_inp.weight";
+  l["mlp.router.bias"] = "ffn_gate_inp.bias";
+  l["mlp.experts.down_proj_bias"] = "ffn_down_exps.bias";
+  l["post_attention_layernorm.weight"] = "post_attention_norm.weight";
+  layout.layer_transforms["mlp.experts.gate_up_proj"] = GgufLayout::Transform::kExpertsGateUp;
+  layout.layer_transforms["mlp.experts.gate_up_proj_bias"] = GgufLayout::Transform::kExpertsGateUpBias;
+  layout.layer_transforms["mlp.experts.down_proj"] = GgufLayout::Transform::kExpertsDown;
+  return layout;
+}
+
 const std::map<std::string, GgufLayout>& layouts() {
   static const std::map<std::string, GgufLayout> table = {
       // Mistral and Mixtral convert to the llama architecture (conversion: LlamaModel registers
@@ -271,6 +305,9 @@ const std::map<std::string, GgufLayout>& layouts() {
       {"bloom", bloom()},
       {"olmo2", olmo2()},
       {"qwen", qwen()},
+      {"deepseek_v2", deepseek2(false)},
+      {"deepseek_v3", deepseek2(true)},
+      {"gpt_oss", gpt_oss()},
   };
   return table;
 }

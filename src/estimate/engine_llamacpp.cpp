@@ -89,6 +89,10 @@ class LlamaCppEngine final : public Engine {
     return w;
   }
 
+  static bool stored_in_mxfp4(const SourceFacts& facts) {
+    return facts.arch && facts.arch->quant && facts.arch->quant->method == QuantMethod::kMxfp4;
+  }
+
   std::unique_ptr<EngineModel> prepare(const SourceFacts& facts, const Workload& w) const override {
     auto out = std::make_unique<LlamaCppModel>();
     const ModelSource& src = facts.source;
@@ -100,11 +104,13 @@ class LlamaCppEngine final : public Engine {
                              "); {field} predicts the file for config and safetensors sources");
       return out;
     }
-    if (w.quant.empty())
+    // a checkpoint stored in MXFP4 (gpt-oss) converts to MXFP4 experts; MXFP4_MOE is its scheme unless one is named
+    const std::string quant = w.quant.empty() && stored_in_mxfp4(facts) ? "MXFP4_MOE" : w.quant;
+    if (quant.empty())
       throw usage_error("quant", "llama.cpp needs {field} SCHEME for a source that is not a .gguf file (e.g. {field} Q4_K_M)");
     if (!facts.arch) throw Error(ErrorKind::kUnsupported, src.spec, "predicting a GGUF needs a config.json of a known architecture");
     out->model = llamacpp::from_config(*facts.arch, src.display_name());
-    llamacpp::quantize(out->model, llamacpp::find_scheme(w.quant));
+    llamacpp::quantize(out->model, llamacpp::find_scheme(quant));
     return out;
   }
 
@@ -133,6 +139,8 @@ class LlamaCppEngine final : public Engine {
       return {{"", resolve(spec)}};
     }
     std::vector<std::string> schemes = llamacpp::fit_schemes();
+    // llama-quantize refuses to requantize MXFP4 experts: such a checkpoint has its own scheme and the float ones
+    if (stored_in_mxfp4(facts)) schemes = {"MXFP4_MOE", "BF16"};
     if (!base.quant.empty()) schemes = {llamacpp::find_scheme(base.quant).name};
     std::vector<FitCandidate> out;
     for (const auto& scheme : schemes) {

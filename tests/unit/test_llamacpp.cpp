@@ -323,8 +323,9 @@ llamacpp::Model load(const fixtures::GgufWriter& w, const std::string& name) {
 // config lands on one of them.
 TEST(LlamaCppArchitectures, TheRegistryIsTheListOfSizedArchitectures) {
   const std::vector<std::string> sized = llamacpp::sized_architectures();
-  const std::set<std::string> expected = {"llama", "mistral3", "qwen2", "qwen3", "qwen3moe",
-                                          "gemma", "gemma2", "gemma3", "phi3", "gpt2"};
+  const std::set<std::string> expected = {"llama", "mistral3", "qwen2",   "qwen3", "qwen3moe", "gemma",
+                                          "gemma2", "gemma3",  "phi3",    "gpt2",  "gptneox",  "phi2",
+                                          "falcon", "bloom",   "olmo2",   "qwen",  "deepseek2", "gpt-oss"};
   EXPECT_EQ(std::set<std::string>(sized.begin(), sized.end()), expected);
   EXPECT_EQ(sized.size(), expected.size()) << "an architecture is registered twice";
   for (const auto& model_type : gguf_layout_model_types()) {
@@ -334,9 +335,24 @@ TEST(LlamaCppArchitectures, TheRegistryIsTheListOfSizedArchitectures) {
   // each loads from a GGUF and gets a compute buffer from its own builder
   for (const auto& arch : sized) {
     fixtures::GgufWriter w = small_gguf(arch, 2);
-    if (arch == "qwen3moe") {
-      w.kv(arch + ".expert_count", fixtures::GgufValue::u32(4));
-      w.kv(arch + ".expert_used_count", fixtures::GgufValue::u32(2));
+    using fixtures::GgufValue;
+    if (arch == "qwen3moe" || arch == "gpt-oss" || arch == "deepseek2") {
+      w.kv(arch + ".expert_count", GgufValue::u32(4));
+      w.kv(arch + ".expert_used_count", GgufValue::u32(2));
+      w.kv(arch + ".expert_feed_forward_length", GgufValue::u32(128));
+    }
+    if (arch == "qwen") w.kv(arch + ".attention.layer_norm_rms_epsilon", GgufValue::f32(1e-6f));
+    if (arch == "gpt-oss") w.kv(arch + ".attention.sliding_window", GgufValue::u32(128));
+    if (arch == "deepseek2") {  // MLA: a 64-wide latent and 32 rope dims; one dense layer, then experts
+      w.kv(arch + ".attention.kv_lora_rank", GgufValue::u32(64));
+      w.kv(arch + ".attention.q_lora_rank", GgufValue::u32(96));
+      w.kv(arch + ".attention.key_length", GgufValue::u32(96));
+      w.kv(arch + ".attention.value_length", GgufValue::u32(64));
+      w.kv(arch + ".attention.key_length_mla", GgufValue::u32(96));
+      w.kv(arch + ".attention.value_length_mla", GgufValue::u32(64));
+      w.kv(arch + ".rope.dimension_count", GgufValue::u32(32));
+      w.kv(arch + ".leading_dense_block_count", GgufValue::u32(1));
+      w.kv(arch + ".expert_shared_count", GgufValue::u32(1));
     }
     const llamacpp::Model m = load(w, "arch_" + arch);
     EXPECT_EQ(m.hp.arch, arch);

@@ -17,6 +17,7 @@ JSON line per model: {name, catalog_id, overrides, gguf, converter_log_tail, ok}
 import argparse
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -57,7 +58,7 @@ except ImportError:
 
 def parse_spec(spec):
     name, _, rest = spec.partition("=")
-    parts = rest.split(",")
+    parts = re.split(r",(?=[A-Za-z_][A-Za-z0-9_]*=)", rest)  # JSON values may hold commas
     overrides = {}
     for kv in parts[1:]:
         k, _, v = kv.partition("=")
@@ -86,6 +87,20 @@ def tensor_bytes(rng, t):
     if dt == "BF16":
         return (vals.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()
     raise ValueError(f"{name}: dtype {dt} not written by this harness")
+
+
+def add_checkpoint_buffers(derived):
+    """Tensors a real checkpoint stores that are PyTorch buffers, not parameters (so not in llmem's list):
+    DeepSeek-V3's router score-correction bias, F32 [n_routed_experts], beside every MoE layer's router."""
+    if derived["config"].get("model_type") != "deepseek_v3":
+        return
+    out = []
+    for t in derived["tensors"]:
+        out.append(t)
+        if t["name"].endswith(".mlp.gate.weight"):
+            out.append({"name": t["name"][:-len("weight")] + "e_score_correction_bias", "shape": [t["shape"][0]],
+                        "dtype": "F32"})
+    derived["tensors"] = out
 
 
 def write_safetensors(path, tensors, seed=0):
@@ -127,6 +142,7 @@ def main():
         cfg_path = REPO / "data" / "catalog" / (cat_id.replace("/", "__") + ".json")
         cmd = [args.tool, str(cfg_path)] + [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
         derived = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        add_checkpoint_buffers(derived)
         hf = out / "hf" / name
         hf.mkdir(parents=True, exist_ok=True)
         (hf / "config.json").write_text(json.dumps(derived["config"], indent=1))

@@ -144,6 +144,15 @@ struct ModelFacts {
   bool embd_dropout = false;       // dropout after the embeddings in training
   double partial_rotary = 1.0;     // fraction of head_dim that is rotated (phi, gpt-neox)
   ArchTraits traits;               // the forward pass's mechanisms, typed (see ArchTraits)
+  // How the router picks experts, where the config says more than top-k of a softmax (DeepSeek: scoring_func,
+  // n_group / topk_group, norm_topk_prob, routed_scaling_factor); engines that replay the routing read it.
+  struct MoeRouting {
+    bool sigmoid = false;          // scoring_func "sigmoid" instead of softmax
+    uint64_t groups = 1;           // n_group: experts in groups, the best topk_group groups kept
+    uint64_t groups_used = 1;
+    bool normalise = false;        // norm_topk_prob: the chosen weights divided by their sum
+    double scale = 1.0;            // routed_scaling_factor
+  } routing;
 };
 
 struct TiedAlias {

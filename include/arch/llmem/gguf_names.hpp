@@ -28,6 +28,22 @@ struct GgufLayout {
   // The converter drops lm_head.weight (Gemma 2/3: "lm_head is not used in llama.cpp"); llama.cpp then uses
   // token_embd as the output matrix.
   bool drops_lm_head = false;
+  // Tensors the converter splits or re-lays out rather than renames, by their suffix inside a layer.
+  enum class Transform {
+    // DeepSeek's kv_b_proj [H*(dn+dv), R] -> attn_k_b {dn, R, H} and attn_v_b {R, dv, H} (conversion/deepseek.py;
+    // dv is read off o_proj [hidden, H*dv])
+    kMlaKvB,
+    // gpt-oss's experts.gate_up_proj [E, H, 2I] -> ffn_gate_exps and ffn_up_exps {H, I, E} (even and odd rows)
+    kExpertsGateUp,
+    // gpt-oss's experts.gate_up_proj_bias [E, 2I] -> ffn_gate_exps.bias and ffn_up_exps.bias {I, E}
+    kExpertsGateUpBias,
+    // gpt-oss's experts.down_proj [E, I, H] (input first) -> ffn_down_exps {I, H, E}
+    kExpertsDown,
+  };
+  std::map<std::string, Transform> layer_transforms;
+  // A routed layer's score-correction bias, which DeepSeek-V3 checkpoints store (mlp.gate.e_score_correction_bias,
+  // a buffer PyTorch does not list among the parameters): its GGUF name in every layer with a router ("" none).
+  std::string router_bias;
 };
 
 // The layout for a config's model_type, nullptr when llmem knows none.

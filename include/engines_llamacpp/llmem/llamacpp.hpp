@@ -49,6 +49,23 @@ struct Hparams {
   std::vector<bool> swa_layers;     // per layer: uses the sliding window
   // GPT-NeoX's use_parallel_residual: attention and FFN both read the layer input (else one after the other)
   bool parallel_residual = true;
+  // DeepSeek's multi-head latent attention (llama-hparams is_mla): the cache holds one row per token of
+  // n_embd_head_k = kv_lora_rank + n_rot under one KV head, and V is a view of its first n_embd_head_v = kv_lora_rank
+  // (no V tensor); the heads before absorption are n_embd_head_k_mla (nope + rope) and n_embd_head_v_mla wide.
+  bool mla = false;
+  uint64_t n_lora_q = 0;            // 0: one wq projection (DeepSeek-V2-Lite)
+  uint64_t n_lora_kv = 0;
+  uint64_t n_rot = 0;
+  uint64_t n_embd_head_k_mla = 0, n_embd_head_v_mla = 0;
+  // Routed experts beyond their count (DeepSeek, gpt-oss): width, leading dense layers, shared experts and how the
+  // router picks (llama.cpp's build_moe_ffn arguments).
+  uint64_t n_ff_exp = 0;            // 0: the experts are n_ff wide
+  uint64_t n_layer_dense_lead = 0;
+  uint64_t n_expert_shared = 0;
+  uint64_t n_expert_groups = 0, n_group_used = 0;
+  int expert_gating = 1;            // LLAMA_EXPERT_GATING_FUNC_TYPE: 1 softmax, 2 sigmoid, 3 softmax of the chosen
+  bool expert_weights_norm = false;
+  double expert_weights_scale = 0.0;
   uint64_t n_gqa() const { return n_head.empty() || n_head_kv.empty() || n_head_kv[0] == 0 ? 1 : n_head[0] / n_head_kv[0]; }
 };
 
@@ -79,6 +96,7 @@ struct QuantScheme {
   int ftype = 0;               // LLAMA_FTYPE_*
   DType base = DType::F16;     // the scheme's default tensor type
   std::string description;
+  bool needs_imatrix = false;  // llama-quantize refuses it without --imatrix (its very-low-bit tensors)
 };
 const std::vector<QuantScheme>& quant_schemes();
 // Case-insensitive; Error(kUsage) with the closest names when unknown.
@@ -105,5 +123,10 @@ struct RunOptions {
 // "host"; process_peak_bytes is the GPU process peak NVML shows. Throws Error(kUnsupported) for a model whose
 // architecture is not one of sized_architectures().
 Estimate estimate(const Model& model, const RunOptions& run, const GpuProfile& gpu);
+
+// The CPU backend's compute buffer for a run with every layer on the CPU (a CPU build of llama.cpp): the same graph
+// builders with the CPU buffer's alignment and the embeddings gathered inside the graph. llama.cpp logs it as "CPU
+// compute buffer size", which checks the builders against llama.cpp on any machine (tests/unit/test_llamacpp.cpp).
+uint64_t cpu_compute_buffer_bytes(const Model& model, const RunOptions& run);
 
 }  // namespace llmem::llamacpp

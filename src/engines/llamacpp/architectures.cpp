@@ -2,6 +2,10 @@
 #include "architectures.hpp"
 
 #include <algorithm>
+#include <optional>
+
+#include "llmem/error.hpp"
+#include "llmem/llamacpp.hpp"
 
 #include "builders.hpp"
 
@@ -14,7 +18,102 @@ constexpr SlidingWindowTraits kFullAttention{};
 constexpr SlidingWindowTraits kGemma2Window{.own_cache = true, .default_window_tokens = 4096, .default_pattern = 2};
 // Gemma 3: the window comes from the file; five sliding layers to each global one (set_swa_pattern(6)).
 constexpr SlidingWindowTraits kGemma3Window{.own_cache = true, .default_window_tokens = 0, .default_pattern = 6};
+// gpt-oss: the window comes from the file; every second layer slides, the first among them (set_swa_pattern(2)).
+constexpr SlidingWindowTraits kGptOssWindow{.own_cache = true, .default_window_tokens = 0, .default_pattern = 2};
 constexpr Type70BRule kNo70B{};
+
+std::optional<uint64_t> tensor_ne(const Model& m, const std::string& name, size_t dim) {
+  for (const auto& t : m.tensors)
+    if (t.name == name && t.ne.size() > dim) return t.ne[dim];
+  return std::nullopt;
+}
+
+bool metadata_true(const GgufFile& g, const std::string& key) {
+  auto it = g.metadata.find(key);
+  return it != g.metadata.end() && it->is_boolean() && it->get<bool>();
+}
+
+// src/models/deepseek2.cpp load_arch_hparams: MLA when the file has key_length_mla and value_length_mla; the
+// lite models (27 layers) have no q_lora_rank; routing from the expert_* keys.
+void read_deepseek2(const GgufFile& g, Hparams& hp) {
+  const std::string p = hp.arch + ".";
+  const auto k_mla = g.get_uint(p + "attention.key_length_mla"), v_mla = g.get_uint(p + "attention.value_length_mla");
+  hp.mla = k_mla && v_mla && *k_mla > 0 && *v_mla > 0;
+  hp.n_embd_head_k_mla = k_mla.value_or(0);
+  hp.n_embd_head_v_mla = v_mla.value_or(0);
+  hp.n_lora_kv = g.require_uint(p + "attention.kv_lora_rank");
+  hp.n_lora_q = hp.n_layer == 27 ? 0 : g.get_uint(p + "attention.q_lora_rank").value_or(0);
+  if (hp.n_layer != 27 && hp.n_lora_q == 0)
+    throw Error(ErrorKind::kInvalidInput, g.file, "missing " + p + "attention.q_lora_rank (llama.cpp needs it)");
+  hp.n_rot = g.get_uint(p + "rope.dimension_count").value_or(hp.n_embd_head_k);
+  hp.n_layer_dense_lead = g.get_uint(p + "leading_dense_block_count").value_or(0);
+  hp.n_ff_exp = g.get_uint(p + "expert_feed_forward_length").value_or(0);
+  hp.n_expert_shared = g.require_uint(p + "expert_shared_count");
+  hp.n_expert_groups = g.get_uint(p + "expert_group_count").value_or(0);
+  hp.n_group_used = g.get_uint(p + "expert_group_used_count").value_or(0);
+  hp.expert_gating = static_cast<int>(g.get_uint(p + "expert_gating_func").value_or(1));
+  if (hp.expert_gating == 0) hp.expert_gating = 1;
+  hp.expert_weights_norm = metadata_true(g, p + "expert_weights_norm");
+  hp.expert_weights_scale = g.get_float(p + "expert_weights_scale").value_or(0.0);
+}
+
+// The converter's keys for DeepSeek (conversion/deepseek.py), read off the predicted tensors and the config.
+void derive_deepseek2(const ModelFacts& f, const Model& m, Hparams& hp) {
+  const uint64_t R = tensor_ne(m, "blk.0.attn_kv_a_norm.weight", 0).value_or(0);
+  const uint64_t kv_a = tensor_ne(m, "blk.0.attn_kv_a_mqa.weight", 1).value_or(0);
+  const uint64_t dn = tensor_ne(m, "blk.0.attn_k_b.weight", 0).value_or(0);
+  const uint64_t dv = tensor_ne(m, "blk.0.attn_v_b.weight", 1).value_or(0);
+  if (R == 0 || kv_a <= R || dn == 0 || dv == 0)
+    throw Error(ErrorKind::kInvalidInput, m.source, "a DeepSeek model without the MLA tensors llama.cpp's converter writes");
+  hp.mla = true;
+  hp.n_lora_kv = R;
+  hp.n_rot = kv_a - R;
+  hp.n_lora_q = tensor_ne(m, "blk.0.attn_q_a.weight", 1).value_or(0);
+  hp.n_embd_head_k_mla = dn + hp.n_rot;
+  hp.n_embd_head_v_mla = dv;
+  hp.n_head_kv.assign(hp.n_layer, 1);
+  hp.n_embd_head_k = R + hp.n_rot;
+  hp.n_embd_head_v = R;
+  for (uint64_t il = 0; il < hp.n_layer && !tensor_ne(m, "blk." + std::to_string(il) + ".ffn_gate_inp.weight", 0); ++il)
+    hp.n_layer_dense_lead = il + 1;
+  hp.n_ff_exp = f.moe_intermediate;
+  hp.n_expert_shared = f.n_shared_experts;
+  hp.n_expert_groups = f.routing.groups;
+  hp.n_group_used = f.routing.groups_used;
+  hp.expert_gating = f.routing.sigmoid ? 2 : 1;
+  hp.expert_weights_norm = f.routing.normalise;
+  hp.expert_weights_scale = f.routing.scale;
+}
+
+// src/models/openai-moe.cpp: experts expert_feed_forward_length wide, the softmax taken over the chosen experts'
+// logits (LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT), no normalisation or scale.
+void read_gpt_oss(const GgufFile& g, Hparams& hp) {
+  hp.n_ff_exp = g.require_uint(hp.arch + ".expert_feed_forward_length");
+  hp.n_rot = hp.n_embd_head_k;
+  hp.expert_gating = 3;
+}
+
+// src/models/qwen.cpp load_arch_hparams reads the RMS norm epsilon, a required key.
+void read_qwen(const GgufFile& g, Hparams& hp) {
+  const std::string key = hp.arch + ".attention.layer_norm_rms_epsilon";
+  if (!g.get_float(key)) throw Error(ErrorKind::kUnsupported, g.file, "missing " + key + ": llama.cpp " + std::string(kPinnedCommit) + " refuses to load it");
+}
+
+// At the pinned commit the converter writes Qwen 1's epsilon as qwen.attention.layer_norm_epsilon
+// (conversion/qwen.py through TextModel.set_gguf_parameters, from the config's layer_norm_epsilon) while the loader
+// requires layer_norm_rms_epsilon: a file converted there does not load ("key not found in model", checked with a
+// CPU build of that commit).
+void derive_qwen(const ModelFacts&, const Model& m, Hparams&) {
+  throw Error(ErrorKind::kUnsupported, m.source,
+              "llama.cpp " + std::string(kPinnedCommit) + "'s converter writes qwen.attention.layer_norm_epsilon for Qwen 1 "
+              "but its loader requires qwen.attention.layer_norm_rms_epsilon: the converted file does not load");
+}
+
+void derive_gpt_oss(const ModelFacts& f, const Model&, Hparams& hp) {
+  hp.n_ff_exp = f.moe_intermediate;
+  hp.n_rot = hp.n_embd_head_k;
+  hp.expert_gating = 3;
+}
 
 const std::vector<Architecture>& table() {
   // LLM_ARCH_LLAMA: 80 layers is LLM_TYPE_70B with grouped-query attention (LLM_TYPE_65B without); LLM_ARCH_QWEN2:
@@ -33,10 +132,12 @@ const std::vector<Architecture>& table() {
       {"mistral3",  build_mistral3,  kFullAttention,  false,       false, 1,           false,         kNo70B},
       {"gptneox",   build_gptneox,   kFullAttention,  false,       false, 1,           false,         kNo70B},
       {"phi2",      build_phi2,      kFullAttention,  false,       false, 1,           false,         kNo70B},
-      {"falcon",    build_falcon,    kFullAttention,  false,       false, 1,           false,         kNo70B},
+      {"falcon",    build_falcon,    kFullAttention,  false,       false, 1,           false,         kNo70B, true},
       {"bloom",     build_bloom,     kFullAttention,  false,       true,  1,           false,         kNo70B},
       {"olmo2",     build_olmo2,     kFullAttention,  false,       false, 1,           false,         kNo70B},
-      {"qwen",      build_qwen,      kFullAttention,  false,       false, 2,           false,         kNo70B},
+      {"qwen",      build_qwen,      kFullAttention,  false,       false, 2,           false,         kNo70B, false, read_qwen, derive_qwen},
+      {"deepseek2", build_deepseek2, kFullAttention,  false,       false, 1,           false,         kNo70B, false, read_deepseek2, derive_deepseek2},
+      {"gpt-oss",   build_gpt_oss,   kGptOssWindow,   false,       false, 1,           true,          kNo70B, false, read_gpt_oss,   derive_gpt_oss},
   };
   return architectures;
 }

@@ -9,10 +9,19 @@
 #include <string_view>
 #include <vector>
 
+#include "llmem/arch.hpp"
+#include "llmem/gguf.hpp"
+
 namespace llmem::llamacpp {
 
 class LlmGraph;
+struct Hparams;
+struct Model;
 using GraphBuilder = void (*)(LlmGraph&);
+// What an architecture's load_arch_hparams reads beyond the common keys, from a GGUF's metadata; and the same
+// derived for a model predicted from a config (the converter's keys, from the predicted tensors and the facts).
+using HparamsReader = void (*)(const GgufFile&, Hparams&);
+using HparamsDeriver = void (*)(const ModelFacts&, const Model&, Hparams&);
 
 // How llama-model.cpp load_hparams sets up sliding-window attention for an architecture.
 struct SlidingWindowTraits {
@@ -46,6 +55,10 @@ struct Architecture {
   // The builder always routes through experts: llama.cpp refuses such a file without expert_count/used_count.
   bool needs_experts = false;
   Type70BRule type_70b;
+  // llama-quant.cpp's rules for LLM_ARCH_FALCON: Q8_0 output, its own ffn_down and attn_output mixtures.
+  bool falcon_quant_rules = false;
+  HparamsReader read_hparams = nullptr;
+  HparamsDeriver derive_hparams = nullptr;
 };
 
 // nullptr when llmem has no builder for the architecture.

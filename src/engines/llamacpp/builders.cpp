@@ -6,6 +6,10 @@
 
 #include "graph.hpp"
 
+#include <algorithm>
+
+#include "llmem/error.hpp"
+
 namespace llmem::llamacpp {
 namespace {
 
@@ -158,8 +162,8 @@ void build_gpt2(LlmGraph& g) {
 // ---- parallel branches and LayerNorm decoders ---------------------------------------------------------------------
 //
 // In a layer whose result sums an attention branch and an FFN branch fed from the same residual, the graph holds
-// the branches apart: build_attn expands Q, V, K and the cache stores at once, and the attention itself and its
-// output projection are reached only by the final walk through the sum, after any source listed before them
+// the branches apart: build_attn expands Q, V, K, the cache stores and the attention at once, and the output
+// projection is reached only by the final walk through the sum, after any source listed before it
 // (ggml_visit_parents walks the sources left to right). Each builder below records its ops in that order.
 
 namespace {
@@ -182,18 +186,18 @@ void build_gptneox(LlmGraph& g) {
   for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
     const bool last = il + 1 == g.hp().n_layer;
     int x = g.norm(cur, Norm::kLayer, g.n_tokens());
-    const LlmGraph::Qkv qkv = g.attention_inputs(il, x, attn);
+    const int core = g.attention_core(il, x, attn);
     if (g.hp().parallel_residual) {
       // add(add(ffn(norm(inpL)), inpL), attn): the FFN branch first; the last layer's get_rows of inpL is its input
       const int inp = last ? g.output_rows(cur) : cur;
       const uint64_t rows = last ? g.n_output_rows() : g.n_tokens();
       x = g.ffn(g.norm(inp, Norm::kLayer, rows), rows, ffn);
       const int sum = g.add(x, inp, rows);
-      int a = g.attention_output(il, qkv, attn);
+      int a = g.attention_output(core, attn);
       if (last) a = g.output_rows(a);
       cur = g.add(sum, a, rows);
     } else {
-      const int a = g.attention_output(il, qkv, attn);
+      const int a = g.attention_output(core, attn);
       const LayerRows r = g.layer_rows(il, a, cur);
       const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
       x = g.ffn(g.norm(ffn_inp, Norm::kLayer, r.rows), r.rows, ffn);
@@ -240,18 +244,17 @@ void build_falcon(LlmGraph& g) {
   for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
     const bool last = il + 1 == g.hp().n_layer;
     const uint64_t rows = last ? g.n_output_rows() : g.n_tokens();
-    int attn_norm = -1;
-    LlmGraph::Qkv qkv{};
+    int attn_norm = -1, core = -1;
     if (two_norms) {
-      qkv = g.attention_inputs(il, g.norm(cur, Norm::kLayer, g.n_tokens()), attn);
+      core = g.attention_core(il, g.norm(cur, Norm::kLayer, g.n_tokens()), attn);
       attn_norm = g.norm(cur, Norm::kLayer, g.n_tokens());  // reached through the FFN branch
     } else {
       attn_norm = g.norm(cur, Norm::kLayer, g.n_tokens());
-      qkv = g.attention_inputs(il, attn_norm, attn);
+      core = g.attention_core(il, attn_norm, attn);
     }
     if (last) attn_norm = g.output_rows(attn_norm);
     const int f = g.ffn(attn_norm, rows, ffn);
-    int a = g.attention_output(il, qkv, attn);
+    int a = g.attention_output(core, attn);
     if (last) a = g.output_rows(a);
     const int sum = g.add(f, a, rows);
     cur = g.add(sum, last ? g.output_rows(cur) : cur, rows);
@@ -305,6 +308,65 @@ void build_qwen(LlmGraph& g) {
   attn.qkv = QkvLayout::kFusedViews;
   attn.qkv_bias = g.has_qkv_bias();
   prenorm_decoder(g, attn, Experts::kNever);
+}
+
+// src/models/deepseek2.cpp (the MLA branch): RMS-normed pre-norm layers with multi-head latent attention; the
+// first n_layer_dense_lead layers have a dense FFN, the others routed experts (softmax or sigmoid gating, V3's
+// selection bias and group-limited choice, normalised and scaled weights) plus the shared experts, summed.
+void build_deepseek2(LlmGraph& g) {
+  const Hparams& h = g.hp();
+  if (!h.mla)
+    throw Error(ErrorKind::kUnsupported, "", "a deepseek2 GGUF without MLA (no key_length_mla): llmem sizes the MLA layout only");
+  MoeParams moe;
+  moe.gating = h.expert_gating;
+  moe.probs_bias = g.has_tensor("blk." + std::to_string(h.n_layer_dense_lead) + ".exp_probs_b.bias");
+  moe.groups = std::max<uint64_t>(1, h.n_expert_groups);
+  moe.groups_used = std::max<uint64_t>(1, h.n_group_used);
+  moe.normalise = h.expert_weights_norm;
+  moe.scale = h.expert_weights_scale != 0.0 && h.expert_weights_scale != 1.0;
+  moe.width = h.n_ff_exp;
+  const FfnParams shared{.kind = FfnKind::kGated, .biases = false, .width = h.n_ff_exp * h.n_expert_shared};
+  int cur = g.build_inputs();
+  for (uint64_t il = 0; il < h.n_layer; ++il) {
+    int x = g.norm(cur, Norm::kRms, g.n_tokens());
+    x = g.mla_attention(il, x);
+    const LayerRows r = g.layer_rows(il, x, cur);
+    const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
+    x = g.norm(ffn_inp, Norm::kRms, r.rows);
+    if (il < h.n_layer_dense_lead) {
+      x = g.ffn(x, r.rows, {});
+    } else {
+      const int routed = g.moe_ffn(x, r.rows, moe);
+      x = h.n_expert_shared > 0 ? g.add(routed, g.ffn(x, r.rows, shared), r.rows) : routed;
+    }
+    cur = g.add(x, ffn_inp, r.rows);
+  }
+  g.build_output(cur, Norm::kRms, false);
+}
+
+// src/models/openai-moe.cpp: RMS norms, Q/K/V with biases, attention sinks (a source of the attention op, no
+// memory of their own), alternating sliding-window layers, routed experts with biases and the softmax over the
+// chosen logits; the last layer is not cut to the output rows, the final hidden state is (after the loop).
+void build_gpt_oss(LlmGraph& g) {
+  AttentionParams attn;
+  attn.qkv_bias = g.has_qkv_bias();
+  attn.o_bias = g.has_tensor("blk.0.attn_output.bias");
+  MoeParams moe;
+  moe.gating = 3;
+  moe.logits_bias = g.has_tensor("blk.0.ffn_gate_inp.bias");
+  moe.normalise = false;
+  moe.expert_biases = g.has_tensor("blk.0.ffn_up_exps.bias");
+  moe.width = g.hp().n_ff_exp;
+  int cur = g.build_inputs();
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    int x = g.norm(cur, Norm::kRms, g.n_tokens());
+    x = g.self_attention(il, x, attn);
+    const int ffn_inp = g.add(x, cur, g.n_tokens());
+    x = g.norm(ffn_inp, Norm::kRms, g.n_tokens());
+    x = g.moe_ffn(x, g.n_tokens(), moe);
+    cur = g.add(x, ffn_inp, g.n_tokens());
+  }
+  g.build_output(g.output_rows(cur), Norm::kRms, false);
 }
 
 }  // namespace llmem::llamacpp

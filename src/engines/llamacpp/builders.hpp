@@ -22,5 +22,7 @@ void build_falcon(LlmGraph& g);
 void build_bloom(LlmGraph& g);
 void build_olmo2(LlmGraph& g);
 void build_qwen(LlmGraph& g);
+void build_deepseek2(LlmGraph& g);
+void build_gpt_oss(LlmGraph& g);
 
 }  // namespace llmem::llamacpp

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <string>
 
 namespace llmem::llamacpp {
 
@@ -122,7 +123,8 @@ class GallocReplay {
  public:
   GallocReplay(const Graph& graph, uint64_t alignment_bytes)
       : ts_(graph.tensors()), children_(ts_.size(), 0), views_(ts_.size(), 0), allocated_(ts_.size(), false),
-        offset_(ts_.size(), 0), allocator_(alignment_bytes), debug_(std::getenv("LLMEM_DEBUG_GALLOC") != nullptr) {}
+        offset_(ts_.size(), 0), allocator_(alignment_bytes), debug_(std::getenv("LLMEM_DEBUG_GALLOC") != nullptr),
+        trace_all_(debug_ && std::string(std::getenv("LLMEM_DEBUG_GALLOC")) == "2") {}
 
   uint64_t run() {
     // ggml_gallocr_alloc_graph_impl: count consumers and views, allocate the inputs up front
@@ -148,6 +150,9 @@ class GallocReplay {
     allocated_[i] = true;
     if (ts_[i].inplace && reuse_parent(i)) return;
     offset_[i] = allocator_.alloc(ts_[i].bytes);
+    if (trace_all_)
+      std::fprintf(stderr, "galloc: alloc #%zu %s %llu bytes at %llu\n", i, ts_[i].layout.c_str(),
+                   static_cast<unsigned long long>(pad_to(ts_[i].bytes, 1)), static_cast<unsigned long long>(offset_[i]));
     if (debug_) trace_high_water(i);
   }
 
@@ -160,6 +165,7 @@ class GallocReplay {
       if (children_[pi] == 1 && views_[pi] == 0 && allocated_[pi]) {
         offset_[i] = offset_[pi];
         allocated_[pi] = false;
+        if (trace_all_) std::fprintf(stderr, "galloc: #%zu reuses #%zu\n", i, pi);
         return true;
       }
     }
@@ -181,6 +187,7 @@ class GallocReplay {
 
   void release(size_t i) {
     if (!allocated_[i] || ts_[i].output) return;
+    if (trace_all_) std::fprintf(stderr, "galloc: free #%zu at %llu\n", i, static_cast<unsigned long long>(offset_[i]));
     allocator_.free(offset_[i], ts_[i].bytes);
     allocated_[i] = false;
   }
@@ -203,6 +210,7 @@ class GallocReplay {
   std::vector<uint64_t> offset_;
   DynAllocator allocator_;
   bool debug_;
+  bool trace_all_;  // LLMEM_DEBUG_GALLOC=2: every allocation, reuse and free
   uint64_t last_traced_bytes_ = 0;
 };
 

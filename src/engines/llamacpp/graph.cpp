@@ -44,7 +44,8 @@ LlmGraph::KvInputs LlmGraph::kv_inputs(uint64_t n_kv_cells, const std::string& s
   // set_rows indices into the cache (i64); without flash attention the V cache is transposed and V is stored
   // element by element, one index per element
   in.k_idx = g_.input(8 * n_tokens, "kidx" + suffix);
-  in.v_idx = g_.input(shape_.flash_attn ? 8 * n_tokens : 8 * n_tokens * n_embd_k_gqa, "vidx" + suffix);
+  if (!hp().mla)  // MLA stores K only (build_attn_inp_k)
+    in.v_idx = g_.input(shape_.flash_attn ? 8 * n_tokens : 8 * n_tokens * n_embd_k_gqa, "vidx" + suffix);
   // the KQ mask: f16 for the flash-attention kernel, f32 for soft_max_ext
   in.mask = g_.input((shape_.flash_attn ? 2 : 4) * n_kv_cells * n_tokens, "mask" + suffix);
   return in;
@@ -54,10 +55,22 @@ int LlmGraph::build_inputs() {
   const uint64_t n_tokens = shape_.n_tokens, n_embd = hp().n_embd;
   weights_ = g_.external("weights");
   kv_cache_ = g_.external("kv");
-  // token_embd stays on the host (the input layer): its rows arrive as a copy
-  const int embd = g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
-  if (arch_.learned_positions) pos_embd_ = g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
-  else if (!arch_.alibi) pos_ = g_.input(4 * n_tokens, "pos");
+  int embd;
+  if (shape_.cpu) {  // one backend: the token ids are the input and get_rows(token_embd) a node of the graph
+    const int tokens = g_.input(4 * n_tokens, "tokens");
+    // build_inp_embd also puts the vector-embeddings input in the graph (ggml_build_forward_select): allocated
+    // with the inputs and never consumed, it stays for the whole graph
+    g_.input(4 * n_embd * n_tokens, "inp_embd");
+    embd = f32(n_embd * n_tokens, {weights_, tokens}, false, {n_embd, n_tokens});
+  } else {  // token_embd stays on the host (the input layer): its rows arrive as a copy
+    embd = g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
+  }
+  if (arch_.learned_positions) {
+    pos_embd_ = shape_.cpu ? f32(n_embd * n_tokens, {weights_, g_.input(4 * n_tokens, "pos")}, false, {n_embd, n_tokens})
+                           : g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
+  } else if (!arch_.alibi) {
+    pos_ = g_.input(4 * n_tokens, "pos");
+  }
   kv_ = kv_inputs(shape_.n_kv_cells, "");
   if (shape_.n_kv_cells_swa > 0) kv_swa_ = kv_inputs(shape_.n_kv_cells_swa, "_swa");
   out_ids_ = g_.input(4 * std::min(shape_.n_outputs, n_tokens), "out_ids");
@@ -93,61 +106,55 @@ int LlmGraph::rms_norm_heads(int x, uint64_t n_heads) {
 
 // ---- attention (llama-graph.cpp build_qkv, build_attn; llama-kv-cache.cpp cpy_k/cpy_v) ---------------------------
 
+// build_attn expands Q, then V, then K (llama-graph.cpp: "expand k later to enable rope fusion"), so the graph holds
+// each chain whole in that order: projection (or the fused projection, reached first through Q), bias, the heads'
+// norms, rope, Q's scale.
 LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p) {
   const uint64_t nh = hp().n_head[il], nkv = hp().n_head_kv[il], dk = hp().n_embd_head_k, dv = hp().n_embd_head_v;
   const uint64_t T = shape_.n_tokens;
-  Qkv r{};
-  if (p.qk_norm_rows) {  // OLMo 2: each chain whole, Q, V, K, as build_attn's expansions visit them
-    if (p.qkv != QkvLayout::kSeparate || p.qkv_bias || p.qk_norm || !p.rope)
-      throw std::logic_error("llama.cpp graph: qk_norm_rows is modelled for separate, bias-free, roped Q/K/V only");
-    auto rows_norm = [&](uint64_t width) {
-      int y = f32(width * T, {weights_, x}, false, {width, T});
-      y = f32(width * T, {y}, true, {width, T});                // rms_norm
-      y = f32(width * T, {y, weights_}, true, {width, T});      // mul by attn_q_norm / attn_k_norm
-      return g_.view(y);                                        // reshape to heads
-    };
-    r.q = rows_norm(dk * nh);
-    r.q = f32(dk * nh * T, {r.q, pos_, weights_}, true, {dk, nh, T});
-    r.v = f32(dv * nkv * T, {weights_, x}, false, {dv * nkv, T});
-    r.k = rows_norm(dk * nkv);
-    r.k = f32(dk * nkv * T, {r.k, pos_, weights_}, true, {dk, nkv, T});
-    if (p.scale_q) r.q = f32(dk * nh * T, {r.q}, true, {dk, nh, T});
-    return r;
+  if (p.qk_norm_rows && (p.qkv != QkvLayout::kSeparate || p.qkv_bias || p.qk_norm))
+    throw std::logic_error("llama.cpp graph: qk_norm_rows is modelled for separate, bias-free Q/K/V only");
+  if (p.rope && pos_ < 0) throw std::logic_error("llama.cpp graph: rope in a builder whose architecture has no rope positions");
+  int fused = -1;
+  if (p.qkv != QkvLayout::kSeparate) {
+    const uint64_t qkv = dk * nh + 2 * dk * nkv;
+    fused = f32(qkv * T, {weights_, x}, false, {qkv, T});
+    if (p.qkv_bias) fused = f32(qkv * T, {fused, weights_}, true, {qkv, T});
   }
+  // Q or K: its heads, then norms and rope. A view (a reshape or a slice of the fused result) is never taken over
+  // in place by ggml-alloc, so the first op on it allocates.
+  auto heads_chain = [&](uint64_t heads) {
+    const uint64_t width = dk * heads;
+    int y;
+    if (p.qkv == QkvLayout::kSeparate) {
+      y = f32(width * T, {weights_, x}, false, {width, T});
+      if (p.qkv_bias) y = f32(width * T, {y, weights_}, true, {width, T});
+      if (p.qk_norm_rows) {  // OLMo 2: rms_norm of the whole projection, then its weight
+        y = f32(width * T, {y}, true, {width, T});
+        y = f32(width * T, {y, weights_}, true, {width, T});
+      }
+      y = g_.view(y);  // reshape to heads
+    } else if (p.qkv == QkvLayout::kFusedCopies) {
+      y = f32(width * T, {g_.view(fused)}, false, {dk, heads, T});  // ggml_cont of the view
+    } else {
+      y = g_.view(fused);
+    }
+    if (p.qk_norm) y = rms_norm_heads(y, heads);
+    if (p.rope) y = f32(width * T, {y, pos_, weights_}, true, {dk, heads, T});
+    return y;
+  };
+  Qkv r{};
+  r.q = heads_chain(nh);
+  if (p.scale_q) r.q = f32(dk * nh * T, {r.q}, true, {dk, nh, T});
   if (p.qkv == QkvLayout::kSeparate) {
-    r.q = f32(dk * nh * T, {weights_, x}, false, {dk * nh, T});
-    if (p.qkv_bias) r.q = f32(dk * nh * T, {r.q, weights_}, true, {dk * nh, T});
     r.v = f32(dv * nkv * T, {weights_, x}, false, {dv * nkv, T});
     if (p.qkv_bias) r.v = f32(dv * nkv * T, {r.v, weights_}, true, {dv * nkv, T});
-    r.k = f32(dk * nkv * T, {weights_, x}, false, {dk * nkv, T});
-    if (p.qkv_bias) r.k = f32(dk * nkv * T, {r.k, weights_}, true, {dk * nkv, T});
-    r.q = g_.view(r.q);  // reshape to heads
-    r.k = g_.view(r.k);
+  } else if (p.qkv == QkvLayout::kFusedCopies) {
+    r.v = f32(dv * nkv * T, {g_.view(fused)}, false, {dv * nkv, T});
   } else {
-    const uint64_t qkv = dk * nh + 2 * dk * nkv;
-    int fused = f32(qkv * T, {weights_, x}, false, {qkv, T});
-    if (p.qkv_bias) fused = f32(qkv * T, {fused, weights_}, true, {qkv, T});
-    if (p.qkv == QkvLayout::kFusedCopies) {
-      r.q = f32(dk * nh * T, {g_.view(fused)}, false, {dk, nh, T});
-      r.k = f32(dk * nkv * T, {g_.view(fused)}, false, {dk, nkv, T});
-      r.v = f32(dv * nkv * T, {g_.view(fused)}, false, {dv * nkv, T});
-    } else {  // strided views of the fused result; rope then allocates
-      r.q = g_.view(fused);
-      r.k = g_.view(fused);
-      r.v = g_.view(fused);
-    }
+    r.v = g_.view(fused);
   }
-  // rms_norm of the reshaped view is a new tensor, its mul runs in place; rope then runs in place
-  if (p.qk_norm) {
-    r.q = rms_norm_heads(r.q, nh);
-    r.k = rms_norm_heads(r.k, nkv);
-  }
-  if (p.rope) {
-    if (pos_ < 0) throw std::logic_error("llama.cpp graph: rope in a builder whose architecture has learned positions");
-    r.q = f32(dk * nh * T, {r.q, pos_, weights_}, true, {dk, nh, T});  // of a view: a new tensor
-    r.k = f32(dk * nkv * T, {r.k, pos_, weights_}, true, {dk, nkv, T});
-  }
-  if (p.scale_q) r.q = f32(dk * nh * T, {r.q}, true, {dk, nh, T});
+  r.k = heads_chain(nkv);
   return r;
 }
 
@@ -174,10 +181,11 @@ int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
   const uint64_t n_kv = swa ? shape_.n_kv_cells_swa : shape_.n_kv_cells;
   const KvInputs& in = swa ? kv_swa_ : kv_;
   if (shape_.flash_attn) {
-    uint64_t bytes = pad_to(4 * dv * nh * T, kCudaAlignmentBytes);
+    uint64_t bytes = 4 * dv * nh * T;
+    if (!shape_.cpu) bytes = pad_to(bytes, kCudaAlignmentBytes);
     // quantised K/V: the MMA kernel converts them to f16 inside the node's allocation (fattn-common.cuh)
-    if (quantised(shape_.type_k)) bytes = pad_to(bytes + 2 * dk * n_kv * nkv, kCudaAlignmentBytes);
-    if (quantised(shape_.type_v)) bytes = pad_to(bytes + 2 * dv * n_kv * nkv, kCudaAlignmentBytes);
+    if (!shape_.cpu && quantised(shape_.type_k)) bytes = pad_to(bytes + 2 * dk * n_kv * nkv, kCudaAlignmentBytes);
+    if (!shape_.cpu && quantised(shape_.type_v)) bytes = pad_to(bytes + 2 * dv * n_kv * nkv, kCudaAlignmentBytes);
     return g_.op(bytes, 1, {g_.view(qkv.q), g_.view(kv_cache_), g_.view(kv_cache_), in.mask}, false,
                  shape_key({dv, nh, T}));
   }
@@ -189,22 +197,21 @@ int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
   return f32(dv * nh * T, {g_.view(kqv)}, false, {dv * nh, T});  // cont(permute)
 }
 
-LlmGraph::Qkv LlmGraph::attention_inputs(uint64_t il, int x, const AttentionParams& p) {
+int LlmGraph::attention_core(uint64_t il, int x, const AttentionParams& p) {
   Qkv qkv = project_qkv(il, x, p);
   store_kv(il, qkv, p);
-  return qkv;
+  return attend(il, qkv, p);
 }
 
-int LlmGraph::attention_output(uint64_t il, Qkv qkv, const AttentionParams& p) {
+int LlmGraph::attention_output(int core, const AttentionParams& p) {
   const uint64_t n_embd = hp().n_embd, T = shape_.n_tokens;
-  const int attn = attend(il, qkv, p);
-  int x = f32(n_embd * T, {weights_, g_.view(attn)}, false, {n_embd, T});  // wo
+  int x = f32(n_embd * T, {weights_, g_.view(core)}, false, {n_embd, T});  // wo
   if (p.o_bias) x = f32(n_embd * T, {x, weights_}, true, {n_embd, T});
   return x;
 }
 
 int LlmGraph::self_attention(uint64_t il, int x, const AttentionParams& p) {
-  return attention_output(il, attention_inputs(il, x, p), p);
+  return attention_output(attention_core(il, x, p), p);
 }
 
 uint64_t LlmGraph::n_output_rows() const { return std::min(shape_.n_outputs, shape_.n_tokens); }
@@ -225,7 +232,7 @@ LayerRows LlmGraph::layer_rows(uint64_t il, int attn_out, int residual) {
 // ---- feed-forward (llama-graph.cpp build_ffn, build_moe_ffn) -----------------------------------------------------
 
 int LlmGraph::ffn(int x, uint64_t rows, const FfnParams& p) {
-  const uint64_t n_ff = hp().n_ff, n_embd = hp().n_embd;
+  const uint64_t n_ff = p.width ? p.width : hp().n_ff, n_embd = hp().n_embd;
   // the gated activation's result has its own layout (ggml_glu keeps the split's parents alive)
   auto glu = [&](std::vector<int> src) { return g_.op(n_ff * rows, 4, std::move(src), false, shape_key({n_ff, rows, 7})); };
   switch (p.kind) {
@@ -253,28 +260,112 @@ int LlmGraph::ffn(int x, uint64_t rows, const FfnParams& p) {
   return x;
 }
 
-int LlmGraph::moe_ffn(int x, uint64_t rows) {
-  const uint64_t n_expert = hp().n_expert, k_used = hp().n_expert_used, n_ff = hp().n_ff, n_embd = hp().n_embd;
-  const int logits = f32(n_expert * rows, {weights_, x}, false, {n_expert, rows});
-  const int probs = f32(n_expert * rows, {logits}, true, {n_expert, rows});  // soft_max
-  const int sorted = g_.op(n_expert * rows, 4, {probs}, false, "i32:" + shape_key({n_expert, rows}));  // argsort
+int LlmGraph::moe_ffn(int x, uint64_t rows, const MoeParams& p) {
+  const uint64_t n_expert = hp().n_expert, k_used = hp().n_expert_used, n_embd = hp().n_embd;
+  const uint64_t n_ff = p.width ? p.width : hp().n_ff;
+  auto i32 = [&](uint64_t elems, int src, std::initializer_list<uint64_t> shape) {
+    return g_.op(elems, 4, {src}, false, "i32:" + shape_key(shape));
+  };
+  int logits = f32(n_expert * rows, {weights_, x}, false, {n_expert, rows});
+  if (p.logits_bias) logits = f32(n_expert * rows, {logits, weights_}, true, {n_expert, rows});
+  // soft_max and sigmoid may run in place; SOFTMAX_WEIGHT keeps the logits as they are
+  const int probs = p.gating == 3 ? logits : f32(n_expert * rows, {logits}, true, {n_expert, rows});
+  int selection = probs;
+  if (p.probs_bias) selection = f32(n_expert * rows, {probs, weights_}, true, {n_expert, rows});
+  if (p.groups > 1) {  // group-limited: the best groups_used groups by the sum of their top two
+    const uint64_t per_group = n_expert / p.groups, G = p.groups;
+    const int groups_view = g_.view(selection);
+    const int top2 = g_.view(i32(per_group * G * rows, groups_view, {per_group, G, rows}));
+    int scores = f32(2 * G * rows, {g_.view(groups_view), top2}, false, {1, 2, G, rows});  // get_rows
+    scores = f32(G * rows, {g_.view(scores)}, false, {1, G, rows});                          // sum_rows
+    const int chosen_groups = g_.view(i32(G * rows, g_.view(scores), {G, rows}));            // argsort_top_k
+    const int kept = f32(per_group * p.groups_used * rows, {groups_view, chosen_groups}, false, {per_group, p.groups_used, rows});
+    const int filled = f32(per_group * G * rows, {groups_view}, true, {per_group, G, rows});  // fill(-inf)
+    selection = g_.view(g_.view(filled, {kept, chosen_groups}));                               // set_rows, reshape
+  }
+  const int sorted = i32(n_expert * rows, selection, {n_expert, rows});  // argsort
   const int top = g_.view(sorted);
   int weights = f32(k_used * rows, {g_.view(probs), top}, false, {1, k_used, rows});  // get_rows
-  int weight_sum = f32(rows, {g_.view(weights)}, false, {1, rows});                   // sum_rows
-  weight_sum = f32(rows, {weight_sum}, true, {1, rows});                               // clamp
-  weights = f32(k_used * rows, {g_.view(weights), weight_sum}, true, {k_used, rows});  // div
+  // reshapes are views, and ggml-alloc never lets an in-place op take over a view (ggml_gallocr_is_own is false
+  // for views: "not reusing parent ... as it is external" in its debug log)
+  auto as_2d = [&](int w) { return g_.view(w); };
+  auto as_3d = [&](int w) { return g_.view(w); };
+  if (p.gating == 3) weights = as_3d(f32(k_used * rows, {as_2d(weights)}, true, {k_used, rows}));  // soft_max
+  if (p.normalise) {
+    const int w2 = as_2d(weights);
+    int weight_sum = f32(rows, {w2}, false, {1, rows});                   // sum_rows
+    weight_sum = f32(rows, {weight_sum}, true, {1, rows});                // clamp
+    weights = as_3d(f32(k_used * rows, {w2, weight_sum}, true, {k_used, rows}));  // div
+  }
+  if (p.scale) weights = f32(k_used * rows, {weights}, true, {1, k_used, rows});
   const int x_rows = g_.view(x);
-  const int up = f32(n_ff * k_used * rows, {weights_, x_rows, top}, false, {n_ff, k_used, rows});
-  const int gate = f32(n_ff * k_used * rows, {weights_, x_rows, top}, false, {n_ff, k_used, rows});
+  // the walk from the activation visits the gate first (swiglu's first source), then the up projection
+  int gate = f32(n_ff * k_used * rows, {weights_, x_rows, top}, false, {n_ff, k_used, rows});
+  if (p.expert_biases) gate = f32(n_ff * k_used * rows, {gate, weights_, top}, true, {n_ff, k_used, rows});  // add_id
+  int up = f32(n_ff * k_used * rows, {weights_, x_rows, top}, false, {n_ff, k_used, rows});
+  if (p.expert_biases) up = f32(n_ff * k_used * rows, {up, weights_, top}, true, {n_ff, k_used, rows});
   const int act = g_.op(n_ff * k_used * rows, 4, {gate, up}, false, shape_key({n_ff, k_used, rows, 7}));  // swiglu
-  const int down = f32(n_embd * k_used * rows, {weights_, act, top}, false, {n_embd, k_used, rows});
+  int down = f32(n_embd * k_used * rows, {weights_, act, top}, false, {n_embd, k_used, rows});
+  if (p.expert_biases) down = f32(n_embd * k_used * rows, {down, weights_, top}, true, {n_embd, k_used, rows});
   // CUDA keeps the experts' outputs and the weights alive until the weighted reduction ends, so the
-  // multiplication by the routing weights cannot run in place
-  const int experts = f32(n_embd * k_used * rows, {down, g_.view(weights)}, false, {n_embd, k_used, rows});
+  // multiplication by the routing weights cannot run in place; the CPU backend's graph multiplies in place
+  const int experts = f32(n_embd * k_used * rows, {down, g_.view(weights)}, shape_.cpu, {n_embd, k_used, rows});
   int sum = f32(n_embd * rows, {g_.view(experts), g_.view(experts)}, false, {n_embd, rows});
   for (uint64_t e = 2; e < k_used; ++e) sum = f32(n_embd * rows, {sum, g_.view(experts)}, true, {n_embd, rows});
-  g_.op(0, 1, {down, sum, weights}, false, "dep");  // the dependency that keeps them alive (a NONE node)
+  if (!shape_.cpu) g_.op(0, 1, {down, sum, weights}, false, "dep");  // the dependency that keeps them alive (a NONE node)
   return sum;
+}
+
+// ---- multi-head latent attention (src/models/deepseek2.cpp, MLA branch; llama-graph.cpp build_attn_mha) ---------
+
+int LlmGraph::mla_attention(uint64_t il, int x) {
+  const Hparams& h = hp();
+  const uint64_t T = shape_.n_tokens, H = h.n_head[il], R = h.n_lora_kv, dr = h.n_rot;
+  const uint64_t dk = h.n_embd_head_k_mla, dv = h.n_embd_head_v_mla, n_embd = h.n_embd;
+  const uint64_t n_kv = shape_.n_kv_cells;
+  // Q: through the low-rank projection and its norm (or one wq), split into nope and rope parts
+  int q;
+  if (h.n_lora_q > 0) {
+    q = f32(h.n_lora_q * T, {weights_, x}, false, {h.n_lora_q, T});
+    q = f32(h.n_lora_q * T, {q}, true, {h.n_lora_q, T});              // rms_norm
+    q = f32(h.n_lora_q * T, {q, weights_}, true, {h.n_lora_q, T});    // mul by attn_q_a_norm
+    q = f32(dk * H * T, {weights_, q}, false, {dk * H, T});
+  } else {
+    q = f32(dk * H * T, {weights_, x}, false, {dk * H, T});
+  }
+  const int q_nope = g_.view(g_.view(q)), q_pe = g_.view(g_.view(q));
+  const int q_absorbed = f32(R * T * H, {weights_, g_.view(q_nope)}, false, {R, T, H});  // mul_mat(wk_b, q_nope)
+  const int q_roped = f32(dr * H * T, {q_pe, pos_, weights_}, true, {dr, H, T});          // rope of a view: new
+  const int q_cur = f32((R + dr) * H * T, {g_.view(q_absorbed), q_roped}, false, {R + dr, H, T});  // concat
+  // V: the normed latent (expanded before K)
+  const int kv_cmpr_pe = f32((R + dr) * T, {weights_, x}, false, {R + dr, T});
+  int kv_cmpr = f32(R * T, {g_.view(kv_cmpr_pe)}, true, {R, T});      // rms_norm of a view: new
+  kv_cmpr = f32(R * T, {kv_cmpr, weights_}, true, {R, T});            // mul by attn_kv_a_norm
+  // K: the latent and the roped k_pe, concatenated, stored
+  const int k_pe = f32(dr * T, {g_.view(kv_cmpr_pe), pos_, weights_}, true, {dr, 1, T});
+  const int k_cur = f32((R + dr) * T, {g_.view(kv_cmpr), k_pe}, false, {R + dr, 1, T});
+  g_.view(kv_cache_, {k_cur, kv_.k_idx});
+  int cur;
+  if (shape_.flash_attn) {
+    uint64_t bytes = 4 * R * H * T;
+    if (!shape_.cpu) bytes = pad_to(bytes, kCudaAlignmentBytes);
+    if (!shape_.cpu && quantised(shape_.type_k)) bytes = pad_to(bytes + 2 * (R + dr) * n_kv + 2 * R * n_kv, kCudaAlignmentBytes);
+    const int fa = g_.op(bytes, 1, {g_.view(q_cur), g_.view(kv_cache_), g_.view(kv_cache_), kv_.mask}, false,
+                         shape_key({R, H, T}));
+    const int decompressed = f32(dv * T * H, {weights_, g_.view(fa)}, false, {dv, T, H});  // mul_mat(wv_b)
+    cur = f32(dv * H * T, {g_.view(decompressed)}, false, {dv, H, T});                     // cont(permute)
+  } else {
+    // V is a strided view of the K cache: made contiguous and transposed, in the cache's type; mul_mat(v, kq)
+    // lists it first, so the walk reaches it before KQ
+    const DType vt = shape_.type_k;
+    const int v = g_.op(*dtype_bytes(vt, n_kv * R), 1, {g_.view(kv_cache_)}, false, std::string(dtype_name(vt)) + shape_key({n_kv, R}));
+    int kq = f32(n_kv * T * H, {g_.view(kv_cache_), g_.view(q_cur)}, false, {n_kv, T, H});
+    kq = f32(n_kv * T * H, {kq, kv_.mask}, true, {n_kv, T, H});  // soft_max_ext
+    const int kqv = f32(R * T * H, {v, kq}, false, {R, T, H});
+    const int decompressed = f32(dv * T * H, {weights_, kqv}, false, {dv, T, H});
+    cur = f32(dv * H * T, {g_.view(decompressed)}, false, {dv * H, T});  // cont_2d(permute)
+  }
+  return f32(n_embd * T, {weights_, g_.view(cur)}, false, {n_embd, T});  // wo
 }
 
 // ---- output (llama-graph.cpp: result_norm, result_output) --------------------------------------------------------
@@ -294,7 +385,9 @@ void LlmGraph::build_output(int cur, Norm kind, bool final_logit_softcap, bool o
   g_.mark_output(logits);
 }
 
-uint64_t LlmGraph::compute_buffer_bytes() const { return simulate_gallocr(g_, kCudaAlignmentBytes); }
+uint64_t LlmGraph::compute_buffer_bytes() const {
+  return simulate_gallocr(g_, shape_.cpu ? kCpuAlignmentBytes : kCudaAlignmentBytes);
+}
 
 uint64_t gpu_compute_buffer(const Model& model, const Architecture& arch, const GraphShape& shape, bool with_output) {
   LlmGraph graph(model, shape, arch, with_output);

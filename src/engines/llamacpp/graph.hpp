@@ -29,7 +29,13 @@ struct GraphShape {
   uint64_t n_kv_cells_swa = 0;   // cells of the sliding-window cache, 0 when there is none
   bool flash_attn = true;
   DType type_k = DType::F16, type_v = DType::F16;
+  // The CPU backend's graph of a CPU-only run instead of the CUDA split: 32-byte alignment (TENSOR_ALIGNMENT), the
+  // token embeddings gathered inside the graph (get_rows of the token ids), no CUDA-specific op sizes.
+  bool cpu = false;
 };
+
+// The CPU backend's buffer alignment (ggml-backend.cpp ggml_backend_cpu_buffer_type_get_alignment: TENSOR_ALIGNMENT).
+inline constexpr uint64_t kCpuAlignmentBytes = 32;
 
 enum class Norm {
   kRms,    // rms_norm (may run in place), mul by the weight
@@ -64,6 +70,19 @@ enum class FfnKind {
 struct FfnParams {
   FfnKind kind = FfnKind::kGated;
   bool biases = false;     // on the up and down projections
+  uint64_t width = 0;      // 0: the model's n_ff (DeepSeek's shared experts: n_ff_exp * n_expert_shared)
+};
+
+// build_moe_ffn's arguments beyond the tensors.
+struct MoeParams {
+  int gating = 1;               // LLAMA_EXPERT_GATING_FUNC_TYPE: 1 softmax, 2 sigmoid, 3 softmax of the chosen logits
+  bool logits_bias = false;     // gate_inp_b added to the router's logits (gpt-oss)
+  bool probs_bias = false;      // exp_probs_b added for the selection only (DeepSeek-V3)
+  uint64_t groups = 1, groups_used = 1;  // group-limited selection (DeepSeek-V3)
+  bool normalise = true;        // the chosen weights divided by their sum
+  bool scale = false;           // the weights scaled (expert_weights_scale other than 0 and 1)
+  bool expert_biases = false;   // add_id after the up, gate and down projections (gpt-oss)
+  uint64_t width = 0;           // 0: the model's n_ff
 };
 
 // The rows a layer carries on: the last layer keeps only the rows that produce outputs (ggml_get_rows with
@@ -95,23 +114,24 @@ class LlmGraph {
   int scale(int x, uint64_t rows);
   int norm(int x, Norm kind, uint64_t rows);
 
-  struct Qkv {
-    int q, k, v;
-  };
   // The attention sub-block after the input norm: projections, rope, cache store, attention, output projection.
   int self_attention(uint64_t il, int x, const AttentionParams& p);
-  // The same in the two parts the graph holds apart when the layer's result is a sum of parallel branches: what
-  // build_attn expands at once (Q, V, K and the cache stores), and the attention and output projection, which the
-  // final walk reaches only through the sum (after an FFN branch that comes first in the sum's sources).
-  Qkv attention_inputs(uint64_t il, int x, const AttentionParams& p);
-  int attention_output(uint64_t il, Qkv qkv, const AttentionParams& p);
+  // The same in the two parts the graph holds apart when the layer's result sums parallel branches: what
+  // build_attn expands at once (Q, V, K, the cache stores and the attention itself, which build_attn_mha expands),
+  // and the output projection, which the final walk reaches only through the sum (after an FFN branch listed
+  // before it among the sum's sources).
+  int attention_core(uint64_t il, int x, const AttentionParams& p);
+  int attention_output(int core, const AttentionParams& p);
   // ggml_get_rows(x, inp_out_ids): the last layer's rows that produce outputs.
   int output_rows(int x);
   uint64_t n_output_rows() const;
   LayerRows layer_rows(uint64_t il, int attn_out, int residual);
   int ffn(int x, uint64_t rows, const FfnParams& p);
-  // build_moe_ffn with softmax gating and normalised top-k weights (Qwen3-MoE, Mixtral).
-  int moe_ffn(int x, uint64_t rows);
+  // build_moe_ffn; the defaults are softmax gating with normalised top-k weights (Qwen3-MoE, Mixtral).
+  int moe_ffn(int x, uint64_t rows, const MoeParams& p = {});
+  // DeepSeek's multi-head latent attention with the absorbed K and V projections (src/models/deepseek2.cpp, the
+  // MLA branch), the output projection included.
+  int mla_attention(uint64_t il, int x);
   // The output norm and the LM head (with_output), or the last hidden state as the split's output; output_bias
   // adds the head's bias (Phi-2).
   void build_output(int cur, Norm kind, bool final_logit_softcap, bool output_bias = false);
@@ -122,6 +142,9 @@ class LlmGraph {
  private:
   struct KvInputs {
     int k_idx = -1, v_idx = -1, mask = -1;
+  };
+  struct Qkv {
+    int q, k, v;
   };
   int f32(uint64_t elems, std::vector<int> src, bool inplace, std::initializer_list<uint64_t> shape);
   KvInputs kv_inputs(uint64_t n_kv_cells, const std::string& suffix);

@@ -127,7 +127,8 @@ KvCache kv_cache(const Hparams& hp, const RunOptions& run, const Placement& p) {
     const bool swa = kv.any_swa && hp.swa_layers[il];
     const uint64_t cells = (swa ? kv.swa_cells : kv.n_ctx_seq) * kv.n_seq;
     // one tensor per layer for K and one for V; on CUDA each gets the quantised-row padding and 128-byte alignment
-    const uint64_t ek = hp.n_head_kv[il] * hp.n_embd_head_k, ev = hp.n_head_kv[il] * hp.n_embd_head_v;
+    // MLA caches K only: V is a view of its first kv_lora_rank values (llama-kv-cache.cpp has_v = !is_mla)
+    const uint64_t ek = hp.n_head_kv[il] * hp.n_embd_head_k, ev = hp.mla ? 0 : hp.n_head_kv[il] * hp.n_embd_head_v;
     const uint64_t k = *dtype_bytes(run.type_k, ek) * cells;
     const uint64_t v = *dtype_bytes(run.type_v, ev) * cells;
     if (il >= p.gpu_start) kv.gpu_bytes += cuda_alloc_bytes(run.type_k, ek, k) + cuda_alloc_bytes(run.type_v, ev, v);
@@ -158,7 +159,11 @@ uint64_t host_compute_buffer(const Model& m, const Architecture& arch, const Gra
   const uint64_t ekv = hp.n_head_kv[0] * hp.n_embd_head_k;
   auto a = [](uint64_t x) { return pad_to(x, 32); };
   uint64_t b = a(4 * T) + a(4 * E * T) + (arch.learned_positions || arch.alibi ? 0 : a(4 * T));
-  auto cache = [&](uint64_t n_kv) { return a(8 * T) + a(s.flash_attn ? 8 * T : 8 * T * ekv) + a((s.flash_attn ? 2 : 4) * n_kv * T); };
+  // K and V store indices and the mask; MLA stores K only (build_attn_inp_k)
+  auto cache = [&](uint64_t n_kv) {
+    const uint64_t v_idx = hp.mla ? 0 : a(s.flash_attn ? 8 * T : 8 * T * ekv);
+    return a(8 * T) + v_idx + a((s.flash_attn ? 2 : 4) * n_kv * T);
+  };
   b += cache(s.n_kv_cells);
   if (s.n_kv_cells_swa) b += cache(s.n_kv_cells_swa);
   b += a(4 * std::min(s.n_outputs, T));
@@ -237,6 +242,15 @@ const Architecture& architecture_of(const Model& m) {
 }
 
 }  // namespace
+
+uint64_t cpu_compute_buffer_bytes(const Model& m, const RunOptions& run) {
+  std::vector<std::string> notes;
+  const Placement place = place_layers(m.hp.n_layer, 0, notes);
+  const KvCache kv = kv_cache(m.hp, run, place);
+  GraphShape s = graph_shape(run, kv, run.flash_attn != FlashAttn::kOff);
+  s.cpu = true;
+  return gpu_compute_buffer(m, architecture_of(m), s, true);
+}
 
 Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) {
   const Hparams& hp = m.hp;

@@ -5,10 +5,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include <fmt/core.h>
 
 #include "architectures.hpp"
+#include "llmem/catalog.hpp"  // embedded_file
 #include "llmem/checked.hpp"
 #include "llmem/error.hpp"
 #include "llmem/gguf_names.hpp"
@@ -127,6 +131,7 @@ void read_hparams(const GgufFile& g, const Architecture& arch, Hparams& hp) {
     hp.n_swa = g.get_uint(p + "attention.sliding_window").value_or(arch.sliding_window.default_window_tokens);
     set_swa(hp, g.get_uint(p + "attention.sliding_window_pattern").value_or(arch.sliding_window.default_pattern));
   }
+  if (arch.read_hparams) arch.read_hparams(g, hp);
 }
 
 }  // namespace
@@ -160,6 +165,18 @@ Model from_gguf(const GgufFile& g) {
 // ---- from a config ----------------------------------------------------------------------------------------------
 
 namespace {
+
+// Whether convert_hf_to_gguf.py at the pinned commit converts a Hugging Face architecture (its registry in
+// conversion/__init__.py, data/llamacpp_converter_architectures.json).
+bool converter_converts(const std::string& hf_architecture) {
+  static const std::set<std::string> names = [] {
+    std::set<std::string> out;
+    for (const auto& n : nlohmann::json::parse(embedded_file("llamacpp_converter_architectures.json")).at("architectures"))
+      out.insert(n.get<std::string>());
+    return out;
+  }();
+  return names.count(hf_architecture) > 0;
+}
 
 // The converter's type for a tensor of the base (16-bit) file.
 DType converted_type(const std::string& gguf_name, size_t dims, DType base) {
@@ -203,6 +220,7 @@ struct GgufPlace {
   std::string name;
   int layer = -1;
   int expert = -1;
+  std::optional<GgufLayout::Transform> transform;  // set instead of name for a split or re-laid-out tensor
 };
 
 // Returns false for a tensor the converter drops.
@@ -214,7 +232,7 @@ bool gguf_place(const TensorInfo& t, const GgufLayout& layout, const std::string
     auto g = layout.global_tensors.find(n);
     if (g == layout.global_tensors.end()) throw unknown();
     if (layout.drops_lm_head && n == "lm_head.weight") return false;
-    place = {g->second, -1, -1};
+    place = {g->second, -1, -1, std::nullopt};
     return true;
   }
   // the arch table tells the layer; the layout tells how the name continues after "<prefix>N."
@@ -229,6 +247,10 @@ bool gguf_place(const TensorInfo& t, const GgufLayout& layout, const std::string
       place.expert = std::stoi(rest.substr(e + 8, dot - e - 8));
       rest = rest.substr(0, e + 8) + rest.substr(dot + 1);
     }
+  }
+  if (auto tr = layout.layer_transforms.find(rest); tr != layout.layer_transforms.end()) {
+    place.transform = tr->second;
+    return true;
   }
   auto l = layout.layer_tensors.find(rest);
   if (l == layout.layer_tensors.end()) throw unknown();
@@ -250,10 +272,16 @@ Model from_config(const ArchModel& am, const std::string& source) {
   const ModelFacts& f = am.facts;
   const GgufLayout* layout = gguf_layout(f.model_type);
   const Architecture* arch = layout ? find_architecture(layout->architecture) : nullptr;
-  if (!arch)
+  if (!arch) {
+    if (!converter_converts(f.architecture))
+      throw Error(ErrorKind::kUnsupported, source,
+                  "llama.cpp's converter (" + std::string(kPinnedCommit) + ") does not convert " +
+                      (f.architecture.empty() ? "model_type '" + f.model_type + "'" : f.architecture) +
+                      ": there is no GGUF of it for llama.cpp to run");
     throw Error(ErrorKind::kUnsupported, source,
                 "llmem cannot predict llama.cpp's GGUF for model_type '" + f.model_type +
                     "' yet; convert it with llama.cpp's convert_hf_to_gguf.py and point llmem at the .gguf");
+  }
   Model m;
   m.source = source;
   m.predicted = true;
@@ -261,10 +289,63 @@ Model from_config(const ArchModel& am, const std::string& source) {
   // The converter's --outtype auto: bf16 when the checkpoint is bf16, else f16.
   const DType base = f.config_dtype == DType::BF16 ? DType::BF16 : DType::F16;
 
+  // gpt-oss's checkpoints keep the experts in MXFP4, and the converter writes them as ggml's MXFP4 whatever the
+  // output type (conversion/gpt_oss.py generate_extra_tensors); the file type becomes MOSTLY_MXFP4_MOE.
+  const bool mxfp4_experts = am.quant && am.quant->method == QuantMethod::kMxfp4;
+  const DType expert_type = mxfp4_experts ? DType::MXFP4 : base;
+  auto need_dims = [&](const TensorInfo& t, size_t dims) {
+    if (t.shape.size() != dims)
+      throw Error(ErrorKind::kInvalidInput, source, fmt::format("{} has {} dimensions, the converter expects {}", t.name, t.shape.size(), dims));
+  };
+  auto transformed = [&](const TensorInfo& t, const GgufPlace& place) {
+    const std::string blk = "blk." + std::to_string(place.layer) + ".";
+    switch (*place.transform) {
+      case GgufLayout::Transform::kMlaKvB: {
+        need_dims(t, 2);
+        const uint64_t H = f.n_heads, R = t.shape[1];
+        // dv from o_proj [hidden, H*dv] of the same layer
+        uint64_t dv = 0;
+        const std::string o_name = layout->layer_prefix + std::to_string(place.layer) + ".self_attn.o_proj.weight";
+        for (const auto& o : am.tensors)
+          if (o.name == o_name && o.shape.size() == 2) dv = o.shape[1] / std::max<uint64_t>(1, H);
+        if (H == 0 || dv == 0 || t.shape[0] % H != 0 || t.shape[0] / H <= dv)
+          throw Error(ErrorKind::kInvalidInput, source, t.name + ": cannot split it into attn_k_b and attn_v_b (heads or o_proj width)");
+        const uint64_t dn = t.shape[0] / H - dv;
+        m.tensors.push_back({blk + "attn_k_b.weight", base, {dn, R, H}, place.layer});
+        m.tensors.push_back({blk + "attn_v_b.weight", base, {R, dv, H}, place.layer});
+        break;
+      }
+      case GgufLayout::Transform::kExpertsGateUp: {  // [E, H, 2I]
+        need_dims(t, 3);
+        const uint64_t E = t.shape[0], Hd = t.shape[1], I = t.shape[2] / 2;
+        m.tensors.push_back({blk + "ffn_gate_exps.weight", expert_type, {Hd, I, E}, place.layer});
+        m.tensors.push_back({blk + "ffn_up_exps.weight", expert_type, {Hd, I, E}, place.layer});
+        break;
+      }
+      case GgufLayout::Transform::kExpertsGateUpBias: {  // [E, 2I]
+        need_dims(t, 2);
+        m.tensors.push_back({blk + "ffn_gate_exps.bias", DType::F32, {t.shape[1] / 2, t.shape[0]}, place.layer});
+        m.tensors.push_back({blk + "ffn_up_exps.bias", DType::F32, {t.shape[1] / 2, t.shape[0]}, place.layer});
+        break;
+      }
+      case GgufLayout::Transform::kExpertsDown:  // [E, I, H]
+        need_dims(t, 3);
+        m.tensors.push_back({blk + "ffn_down_exps.weight", expert_type, {t.shape[1], t.shape[2], t.shape[0]}, place.layer});
+        break;
+    }
+  };
+
   std::map<std::string, size_t> stacked;  // GGUF name -> index, for experts
   for (const auto& t : am.tensors) {
     GgufPlace place;
     if (!gguf_place(t, *layout, f.model_type, source, place)) continue;
+    if (place.transform) {
+      transformed(t, place);
+      continue;
+    }
+    // the router's score-correction bias sits beside the router in the checkpoint
+    if (!layout->router_bias.empty() && place.name.ends_with("ffn_gate_inp.weight") && t.shape.size() == 2)
+      m.tensors.push_back({"blk." + std::to_string(place.layer) + "." + layout->router_bias, DType::F32, {t.shape[0]}, place.layer});
     std::vector<uint64_t> ne = gguf_ne(t, *layout, place.name);
     if (place.expert >= 0) {
       auto it = stacked.find(place.name);
@@ -280,7 +361,8 @@ Model from_config(const ArchModel& am, const std::string& source) {
     const DType type = converted_type(place.name, ne.size(), base);
     m.tensors.push_back({place.name, type, std::move(ne), place.layer});
   }
-  m.scheme = base == DType::BF16 ? "BF16" : "F16";
+  if (arch->derive_hparams) arch->derive_hparams(f, m, m.hp);
+  m.scheme = mxfp4_experts ? "MXFP4_MOE" : base == DType::BF16 ? "BF16" : "F16";
   return m;
 }
 

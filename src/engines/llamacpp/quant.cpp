@@ -3,15 +3,17 @@
 // by role, layer and model shape, and the fallback when a row is not a whole number of blocks. Without an
 // importance matrix and without --pure or per-tensor overrides, as a plain `llama-quantize IN OUT SCHEME` runs.
 //
-// llama-quant.cpp also has choices for LLM_ARCH_FALCON alone (Q8_0 output, its own ffn_down and attn_output
-// mixtures). They are not re-stated: Falcon is not an architecture llmem sizes (from_gguf refuses it and no
-// layout converts a config to it); an entry for it in architectures.cpp would bring them as its quant traits.
+// llama-quant.cpp's choices for LLM_ARCH_FALCON alone (Q8_0 output, its own ffn_down and attn_output mixtures) come
+// with the architecture's entry (architectures.cpp falcon_quant_rules). The schemes whose very-low-bit tensors need
+// an importance matrix (tensor_requires_imatrix) are predicted as llama-quantize makes them with one: those are the
+// only files it writes for them.
 #include <algorithm>
 #include <cctype>
 
 #include "architectures.hpp"
 #include "llmem/catalog.hpp"  // edit_distance
 #include "llmem/error.hpp"
+#include <fmt/core.h>
 #include "llmem/llamacpp.hpp"
 
 namespace llmem::llamacpp {
@@ -22,7 +24,8 @@ enum Ftype {
   kAllF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 7, kQ5_0 = 8, kQ5_1 = 9, kQ2_K = 10, kQ3_K_S = 11,
   kQ3_K_M = 12, kQ3_K_L = 13, kQ4_K_S = 14, kQ4_K_M = 15, kQ5_K_S = 16, kQ5_K_M = 17, kQ6_K = 18,
   kIQ2_XXS = 19, kIQ2_XS = 20, kQ2_K_S = 21, kIQ3_XS = 22, kIQ3_XXS = 23, kIQ1_S = 24, kIQ4_NL = 25, kIQ3_S = 26,
-  kIQ3_M = 27, kIQ2_S = 28, kIQ2_M = 29, kIQ4_XS = 30, kIQ1_M = 31, kBF16 = 32,
+  kIQ3_M = 27, kIQ2_S = 28, kIQ2_M = 29, kIQ4_XS = 30, kIQ1_M = 31, kBF16 = 32, kTQ1_0 = 36, kTQ2_0 = 37,
+  kMXFP4_MOE = 38,
 };
 
 enum class Category { kOutput, kTokenEmbd, kAttnQkv, kAttnKvB, kAttnV, kAttnK, kAttnQ, kAttnOutput, kFfnUp, kFfnGate, kFfnDown, kOther };
@@ -82,6 +85,8 @@ struct State {
   uint64_t n_expert = 0;
   uint64_t n_gqa = 1;
   bool is_70b = false;
+  bool falcon = false;       // LLM_ARCH_FALCON's rules
+  bool has_imatrix = false;  // the schemes that need one are predicted with one
 };
 
 bool use_more_bits(int i_layer, int n_layers) {
@@ -113,13 +118,17 @@ DType mixture_type(State& s, DType new_type, const GgufTensor& t, Category cat) 
   const bool iq_low = f == kIQ2_XXS || f == kIQ2_XS || f == kIQ1_S || f == kIQ2_S || f == kIQ2_M || f == kIQ1_M;
   if (cat == Category::kOutput || (s.tied && cat == Category::kTokenEmbd)) {
     const uint64_t nx = t.ne[0];
-    if (nx % block_elems(new_type) != 0) new_type = DType::Q8_0;
+    if (f == kMXFP4_MOE || s.falcon || nx % block_elems(new_type) != 0) new_type = DType::Q8_0;
     else if (f == kIQ2_XXS || f == kIQ2_XS || f == kIQ3_XXS || f == kIQ1_S || f == kIQ2_S || f == kIQ2_M || f == kIQ1_M)
       new_type = DType::Q5_K;
     else if (new_type != DType::Q8_0) new_type = DType::Q6_K;
+  } else if (f == kMXFP4_MOE) {
+    // experts (and any other 3-D tensor with more than one matrix) to MXFP4, the rest to Q8_0
+    new_type = t.ne.size() > 2 && t.ne[2] > 1 ? DType::MXFP4 : DType::Q8_0;
   } else if (cat == Category::kTokenEmbd) {
     if (f == kIQ2_XXS || f == kIQ2_XS || f == kIQ1_S || f == kIQ1_M) new_type = DType::Q2_K;
     else if (f == kIQ2_S || f == kIQ2_M || f == kIQ3_XXS) new_type = DType::IQ3_S;
+    else if (f == kTQ1_0 || f == kTQ2_0) new_type = DType::Q4_K;
   } else if (iq_low) {
     if (is_attn_v_like(cat)) {
       if (s.n_gqa >= 4 || s.n_expert >= 4) new_type = DType::Q4_K;
@@ -138,7 +147,7 @@ DType mixture_type(State& s, DType new_type, const GgufTensor& t, Category cat) 
   } else if (is_attn_v_like(cat)) {
     if (f == kQ2_K) new_type = s.n_gqa >= 4 ? DType::Q4_K : DType::Q3_K;
     else if (f == kQ2_K_S && s.n_gqa >= 4) new_type = DType::Q4_K;
-    else if (f == kIQ3_XXS) new_type = s.n_gqa >= 4 ? DType::Q4_K : DType::IQ3_S;  // no imatrix
+    else if (f == kIQ3_XXS) new_type = s.n_gqa >= 4 ? DType::Q4_K : !s.has_imatrix ? DType::IQ3_S : DType::IQ3_XXS;
     else if ((f == kIQ3_XS || f == kIQ3_S) && s.n_gqa >= 4) new_type = DType::Q4_K;
     else if (f == kIQ3_M) new_type = DType::Q4_K;
     else if (f == kQ3_K_M) new_type = s.i_attention_wv < 2 ? DType::Q5_K : DType::Q4_K;
@@ -160,17 +169,23 @@ DType mixture_type(State& s, DType new_type, const GgufTensor& t, Category cat) 
     const int i_layer = layer_of(s, s.i_ffn_down, t), n_layer = s.n_ffn;
     if (f == kQ2_K) new_type = DType::Q3_K;
     else if (f == kQ2_K_S) { if (i_layer < n_layer / 8) new_type = DType::Q4_K; }
-    else if (f == kIQ3_XXS) new_type = i_layer < n_layer / 8 ? DType::Q4_K : DType::Q3_K;  // no imatrix
-    else if (f == kQ3_K_M) new_type = i_layer < n_layer / 16 ? DType::Q5_K : DType::Q4_K;
+    else if (f == kIQ3_XXS && !s.has_imatrix) new_type = i_layer < n_layer / 8 ? DType::Q4_K : DType::Q3_K;
+    else if (f == kQ3_K_M)
+      new_type = i_layer < n_layer / 16 ? DType::Q5_K : !s.falcon || use_more_bits(i_layer, n_layer) ? DType::Q4_K : DType::Q3_K;
     else if (f == kIQ3_M && (i_layer < n_layer / 8 || (s.n_expert == 8 && use_more_bits(i_layer, n_layer)))) new_type = DType::Q4_K;
-    else if (f == kQ3_K_L) new_type = DType::Q5_K;
-    else if (f == kQ4_K_M) { if (use_more_bits(i_layer, n_layer)) new_type = DType::Q6_K; }
-    else if (i_layer < n_layer / 8 && (f == kIQ4_NL || f == kIQ4_XS)) new_type = DType::Q5_K;  // no imatrix
+    else if (f == kQ3_K_L) new_type = s.falcon ? DType::Q4_K : DType::Q5_K;
+    else if (f == kQ4_K_M) {
+      if (s.falcon) new_type = i_layer < n_layer / 16 ? DType::Q6_K : use_more_bits(i_layer, n_layer) ? DType::Q5_K : DType::Q4_K;
+      else if (use_more_bits(i_layer, n_layer)) new_type = DType::Q6_K;
+    }
+    else if (i_layer < n_layer / 8 && (f == kIQ4_NL || f == kIQ4_XS) && !s.has_imatrix) new_type = DType::Q5_K;
     else if (f == kQ5_K_M && use_more_bits(i_layer, n_layer)) new_type = DType::Q6_K;
-    else if (f == kQ4_K_S && i_layer < n_layer / 8) new_type = DType::Q5_K;
+    else if (f == kQ4_K_S && !s.falcon && i_layer < n_layer / 8) new_type = DType::Q5_K;
     ++s.i_ffn_down;
   } else if (cat == Category::kAttnOutput) {
-    if (s.n_expert == 8) {
+    if (s.falcon) {
+      if (f == kQ3_K_L) new_type = DType::Q4_K;
+    } else if (s.n_expert == 8) {
       if (f == kQ2_K || f == kIQ3_XS || f == kIQ3_XXS || f == kQ3_K_S || f == kQ3_K_M || f == kIQ4_NL || f == kQ4_K_S ||
           f == kQ4_K_M || f == kIQ3_S || f == kIQ3_M || f == kIQ4_XS)
         new_type = DType::Q5_K;
@@ -220,8 +235,8 @@ std::string upper(std::string s) {
 }  // namespace
 
 const std::vector<QuantScheme>& quant_schemes() {
-  // tools/quantize/quantize.cpp's list (the schemes a plain llama-quantize accepts without an imatrix; IQ2/IQ1
-  // Q2_K_S and IQ3_XS refuse to run without one and are left out).
+  // tools/quantize/quantize.cpp's list. The schemes marked "needs an importance matrix" refuse to run without one
+  // (llama-quantize --imatrix FILE); they are predicted as made with it.
   static const std::vector<QuantScheme> all = {
       {"F32", kAllF32, DType::F32, "32-bit float"},
       {"F16", kF16, DType::F16, "16-bit float"},
@@ -244,6 +259,18 @@ const std::vector<QuantScheme>& quant_schemes() {
       {"IQ3_M", kIQ3_M, DType::IQ3_S, "IQ3_S mix"},
       {"IQ3_S", kIQ3_S, DType::IQ3_S, "3.44 bits per weight"},
       {"Q2_K", kQ2_K, DType::Q2_K, "Q2_K with Q3_K/Q4_K for attn_v, ffn_down and attn_output"},
+      {"MXFP4_MOE", kMXFP4_MOE, DType::MXFP4, "MXFP4 experts, Q8_0 for the rest (gpt-oss's own format)"},
+      {"IQ3_XS", kIQ3_XS, DType::IQ3_S, "3.3 bits per weight, IQ3_XXS for most FFN; needs an importance matrix", true},
+      {"IQ3_XXS", kIQ3_XXS, DType::IQ3_XXS, "3.06 bits per weight; needs an importance matrix", true},
+      {"Q2_K_S", kQ2_K_S, DType::Q2_K, "Q2_K throughout; needs an importance matrix", true},
+      {"IQ2_M", kIQ2_M, DType::IQ2_S, "2.7 bits per weight; needs an importance matrix", true},
+      {"IQ2_S", kIQ2_S, DType::IQ2_XS, "2.5 bits per weight; needs an importance matrix", true},
+      {"IQ2_XS", kIQ2_XS, DType::IQ2_XS, "2.31 bits per weight; needs an importance matrix", true},
+      {"IQ2_XXS", kIQ2_XXS, DType::IQ2_XXS, "2.06 bits per weight; needs an importance matrix", true},
+      {"IQ1_M", kIQ1_M, DType::IQ1_M, "1.75 bits per weight; needs an importance matrix", true},
+      {"IQ1_S", kIQ1_S, DType::IQ1_S, "1.56 bits per weight; needs an importance matrix", true},
+      {"TQ2_0", kTQ2_0, DType::TQ2_0, "2.06 bits per weight, ternary (for ternary models)"},
+      {"TQ1_0", kTQ1_0, DType::TQ1_0, "1.69 bits per weight, ternary (for ternary models)"},
   };
   return all;
 }
@@ -255,6 +282,7 @@ const QuantScheme& find_scheme(const std::string& name) {
   if (want == "Q3_K") want = "Q3_K_M";
   if (want == "FP16") want = "F16";
   if (want == "FP32") want = "F32";
+  if (want == "MXFP4") want = "MXFP4_MOE";
   for (const auto& s : quant_schemes())
     if (s.name == want) return s;
   std::vector<std::pair<size_t, std::string>> scored;
@@ -273,6 +301,9 @@ void quantize(Model& model, const QuantScheme& scheme) {
   s.n_gqa = model.hp.n_gqa();
   s.n_ffn = static_cast<int>(model.hp.n_layer);
   s.is_70b = is_type_70b(model.hp);
+  const Architecture* arch = find_architecture(model.hp.arch);
+  s.falcon = arch && arch->falcon_quant_rules;
+  s.has_imatrix = scheme.needs_imatrix;
   for (const auto& t : model.tensors) {
     const Category c = category_of(t.name);
     if (is_attn_v_like(c)) ++s.n_attention_wv;
@@ -290,11 +321,19 @@ void quantize(Model& model, const QuantScheme& scheme) {
   for (size_t i : order) {
     GgufTensor& t = model.tensors[i];
     if (!allows_quantization(t)) continue;
+    // a float scheme is the converter's --outtype: tensors the checkpoint already stores quantised (gpt-oss's
+    // MXFP4 experts) stay as they are
+    if (!is_quantized(scheme.base) && is_quantized(t.type)) continue;
     DType type = scheme.base;
     if (is_quantized(scheme.base)) {
       type = mixture_type(s, type, t, category_of(t.name));
       type = fallback(type, t.ne[0]);
     }
+    if (is_quantized(t.type) && type != t.type)
+      throw Error(ErrorKind::kUnsupported, model.source,
+                  fmt::format("llama-quantize refuses {} for this model: {} is already {} and requantizing from it is "
+                              "disabled (llama-quantize --allow-requantize overrides; {} keeps it)",
+                              scheme.name, t.name, dtype_name(t.type), t.type == DType::MXFP4 ? "MXFP4_MOE" : "a float scheme"));
     t.type = type;
   }
   model.scheme = scheme.name;
