@@ -154,8 +154,8 @@ TEST(LlamaCppBuffers, MatchWhatLlamaCppLogged) {
     EXPECT_NEAR(c["weights"] + c["output (tied)"], lg["model_buffer_mib"]["CUDA0"].get<double>(), 0.006) << what;
     EXPECT_NEAR(c["kv_cache"], lg["kv_buffer_mib"].value("CUDA0", 0.0), 0.006) << what;
     const double compute = lg["compute_buffer_mib"]["CUDA0"];
-    // the graph replay is exact at the model's usual shapes; where the ubatch is the whole context or the peak
-    // falls inside a layer at long context it is off by one or two [n_embd x n_ubatch] f32 tensors (see
+    // the graph replay is exact with every layer on the GPU, except where the ubatch is the whole context
+    // (n_ctx 512 with a 508-token prompt: llama.cpp reserves for 508 tokens; up to 3.94 MiB here, see
     // docs/memory-model.md)
     // MoE: the replay of the routed-experts graph (CUDA's fused weighted reduction keeps tensors alive that the
     // replay frees, or the reverse) is off by up to ~45 MiB either way; a known gap, docs/memory-model.md
@@ -177,7 +177,9 @@ TEST(LlamaCppBuffers, MatchWhatLlamaCppLogged) {
         if (t.layer >= 0 && static_cast<uint64_t>(t.layer) < m.hp.n_layer - static_cast<uint64_t>(run.n_gpu_layers))
           largest_host_weight = std::max(largest_host_weight, static_cast<double>(t.bytes()) / (1 << 20));
     EXPECT_NEAR(c["compute"], compute,
-                (moe ? 0.15 * compute : std::max(10.0, 0.01 * compute)) + largest_host_weight) << what;
+                (moe ? 0.15 * compute : partial ? std::max(10.0, 0.01 * compute) : run.n_ctx <= 512 ? 4.0 : 0.006) +
+                    largest_host_weight)
+        << what;
     EXPECT_NEAR(c["compute (host)"], lg["compute_buffer_mib"]["CUDA_Host"].get<double>(),
                 partial && fused_qkv ? 18.5 : 0.2) << what;
     const bool ok = r.contains("ok") && r["ok"].is_boolean() && r["ok"].get<bool>();

@@ -93,6 +93,12 @@ void read_gpt_oss(const GgufFile& g, Hparams& hp) {
   hp.expert_gating = 3;
 }
 
+// conversion/falcon.py writes a context length of 2048 ("not in config.json").
+void derive_falcon(const ModelFacts&, const Model&, Hparams& hp) { hp.n_ctx_train = 2048; }
+
+// conversion/bloom.py writes the config's seq_length, else the embedding width (bloom-560m: 1024).
+void derive_bloom(const ModelFacts& f, const Model&, Hparams& hp) { hp.n_ctx_train = f.max_positions ? f.max_positions : hp.n_embd; }
+
 // src/models/qwen.cpp load_arch_hparams reads the RMS norm epsilon, a required key.
 void read_qwen(const GgufFile& g, Hparams& hp) {
   const std::string key = hp.arch + ".attention.layer_norm_rms_epsilon";
@@ -132,8 +138,8 @@ const std::vector<Architecture>& table() {
       {"mistral3",  build_mistral3,  kFullAttention,  false,       false, 1,           false,         kNo70B},
       {"gptneox",   build_gptneox,   kFullAttention,  false,       false, 1,           false,         kNo70B},
       {"phi2",      build_phi2,      kFullAttention,  false,       false, 1,           false,         kNo70B},
-      {"falcon",    build_falcon,    kFullAttention,  false,       false, 1,           false,         kNo70B, true},
-      {"bloom",     build_bloom,     kFullAttention,  false,       true,  1,           false,         kNo70B},
+      {"falcon",    build_falcon,    kFullAttention,  false,       false, 1,           false,         kNo70B, true, nullptr, derive_falcon},
+      {"bloom",     build_bloom,     kFullAttention,  false,       true,  1,           false,         kNo70B, false, nullptr, derive_bloom},
       {"olmo2",     build_olmo2,     kFullAttention,  false,       false, 1,           false,         kNo70B},
       {"qwen",      build_qwen,      kFullAttention,  false,       false, 2,           false,         kNo70B, false, read_qwen, derive_qwen},
       {"deepseek2", build_deepseek2, kFullAttention,  false,       false, 1,           false,         kNo70B, false, read_deepseek2, derive_deepseek2},
