@@ -61,7 +61,7 @@ class LlamaCppEngine final : public Engine {
 
   std::vector<WeightScheme> weight_schemes() const override {
     std::vector<WeightScheme> out;
-    for (const auto& q : llamacpp::quant_schemes()) out.push_back({q.name, std::string(dtype_name(q.base)), q.description});
+    for (const auto& q : llamacpp::quant_schemes()) out.push_back({q.name, std::string(dtype_name(q.base)), q.description, q.needs_imatrix});
     return out;
   }
 

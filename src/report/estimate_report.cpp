@@ -513,7 +513,7 @@ std::string weight_schemes_text(const std::vector<WeightScheme>& schemes) {
 
 json weight_schemes_json(const std::vector<WeightScheme>& schemes) {
   json out = json::array();
-  for (const auto& q : schemes) out.push_back({{"name", q.name}, {"default_type", q.default_type}, {"description", q.description}});
+  for (const auto& q : schemes) out.push_back({{"name", q.name}, {"default_type", q.default_type}, {"description", q.description}, {"needs_imatrix", q.needs_imatrix}});
   return {{"schema_version", 1}, {"engine", "llamacpp"}, {"schemes", out}};
 }
 

@@ -12,7 +12,7 @@ set -euo pipefail
 B=${LLAMA_BUILD_DIR:?a llama.cpp build dir with bin/llama-completion}
 S=${LLAMA_SRC:-/work/llama-src}
 commit=$(git -C "$S" rev-parse HEAD 2>/dev/null || echo unknown)
-mib() { grep -m1 -oE "$1 += +[0-9.]+ MiB" <<<"$2" | grep -oE '[0-9.]+ MiB' | cut -d' ' -f1; }
+mib() { grep -m1 -oE "$1 += +[0-9.]+ MiB" <<<"$2" | grep -oE '[0-9.]+ MiB' | cut -d' ' -f1 || true; }
 for spec in "$@"; do
   name=${spec%%=*}
   file=${spec#*=}
@@ -23,7 +23,7 @@ for spec in "$@"; do
     comp=$(mib 'CPU compute buffer size' "$log")
     kvmib=$(grep -m1 -oE 'llama_kv_cache: size = +[0-9.]+ MiB' <<<"$log" | grep -oE '[0-9.]+ MiB' | cut -d' ' -f1 || true)
     if [ -z "$comp" ]; then
-      err=$(grep -m1 -iE 'error|failed' <<<"$log" | tr -d '"\\' | cut -c1-200)
+      err=$(grep -m1 -E ' E [a-z_]+: ' <<<"$log" | sed -E 's/^.* E [a-z_]+: //' | tr -d '"\\' | cut -c1-200 || true)
       printf '{"llama_cpp_commit":"%s","tool":"llama-completion","backend":"CPU","model":"%s","n_ctx":%s,"flash_attn":"%s","n_ubatch":%s,"cache_type":"%s","error":"%s"}\n' \
         "$commit" "$name" "$ctx" "$fa" "$ub" "$kv" "$err"
       continue

@@ -137,10 +137,10 @@ void build_phi3(LlmGraph& g) {
 }
 
 // src/models/gpt2.cpp: learned positions added to the embeddings (no rope), LayerNorms with biases, a fused QKV
-// whose views are copied contiguous, biases on every projection, a GELU MLP.
+// (build_qkv: strided views of the one projection, as for Phi-3), biases on every projection, a GELU MLP.
 void build_gpt2(LlmGraph& g) {
   AttentionParams attn;
-  attn.qkv = QkvLayout::kFusedCopies;
+  attn.qkv = QkvLayout::kFusedViews;
   attn.qkv_bias = g.has_qkv_bias();
   attn.rope = false;
   attn.o_bias = true;

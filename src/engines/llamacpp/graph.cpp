@@ -65,11 +65,30 @@ int LlmGraph::build_inputs() {
   } else {  // token_embd stays on the host (the input layer): its rows arrive as a copy
     embd = g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
   }
+  // A quantised cache rotates Q and K (and V) with Hadamard matrices (llama-kv-cache.cpp attn_rot_k/v, when the
+  // head size is a multiple of 64): K's is the largest power of two dividing the head size, V's 64 x 64. The walk
+  // meets K's matrix first (the source Q's rotation lists first), then the positions (Q's rope), then V's.
+  const bool rot_k = !hp().mla && quantised(shape_.type_k) && hp().n_embd_head_k % 64 == 0;
+  const bool rot_v = !hp().mla && quantised(shape_.type_v) && hp().n_embd_head_v % 64 == 0;
+  if (rot_k) {
+    k_rot_n_ = 64;
+    while (hp().n_embd_head_k % (k_rot_n_ * 2) == 0) k_rot_n_ *= 2;
+    k_rot_ = g_.input(4 * k_rot_n_ * k_rot_n_, "k_rot");
+  }
   if (arch_.learned_positions) {
     pos_embd_ = shape_.cpu ? f32(n_embd * n_tokens, {weights_, g_.input(4 * n_tokens, "pos")}, false, {n_embd, n_tokens})
                            : g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
   } else if (!arch_.alibi) {
     pos_ = g_.input(4 * n_tokens, "pos");
+  }
+  if (rot_v) v_rot_ = g_.input(4 * 64 * 64, "v_rot");
+  // the sliding-window cache has its own pair (its layers use them; same sizes). A CPU build's buffer holds both
+  // (gemma-2, gpt-oss: exact with them); llama.cpp's CUDA buffer for the measured gemma-2 runs with a q8_0 cache
+  // matches with one pair only (0.53 MiB less), so the second is not counted there: why the CUDA split holds no
+  // copy of it is not established
+  if (shape_.cpu && shape_.n_kv_cells_swa > 0) {
+    if (rot_k) g_.input(4 * k_rot_n_ * k_rot_n_, "k_rot_swa");
+    if (rot_v) g_.input(4 * 64 * 64, "v_rot_swa");
   }
   kv_ = kv_inputs(shape_.n_kv_cells, "");
   if (shape_.n_kv_cells_swa > 0) kv_swa_ = kv_inputs(shape_.n_kv_cells_swa, "_swa");
@@ -106,6 +125,14 @@ int LlmGraph::rms_norm_heads(int x, uint64_t n_heads) {
 
 // ---- attention (llama-graph.cpp build_qkv, build_attn; llama-kv-cache.cpp cpy_k/cpy_v) ---------------------------
 
+// llama_mul_mat_hadamard: a contiguous tensor is reshaped (a view), a strided one copied (ggml_cont_2d), then
+// multiplied by the rotation (a new f32 tensor of the same size) and reshaped back.
+int LlmGraph::hadamard(int x, uint64_t elems, bool contiguous, int rot) {
+  if (rot < 0) return x;
+  const int rows = contiguous ? g_.view(x) : f32(elems, {g_.view(x)}, false, {elems, 1});
+  return g_.view(f32(elems, {rot, rows}, false, {elems, 2}));
+}
+
 // build_attn expands Q, then V, then K (llama-graph.cpp: "expand k later to enable rope fusion"), so the graph holds
 // each chain whole in that order: projection (or the fused projection, reached first through Q), bias, the heads'
 // norms, rope, Q's scale.
@@ -134,8 +161,6 @@ LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p
         y = f32(width * T, {y, weights_}, true, {width, T});
       }
       y = g_.view(y);  // reshape to heads
-    } else if (p.qkv == QkvLayout::kFusedCopies) {
-      y = f32(width * T, {g_.view(fused)}, false, {dk, heads, T});  // ggml_cont of the view
     } else {
       y = g_.view(fused);
     }
@@ -143,18 +168,22 @@ LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p
     if (p.rope) y = f32(width * T, {y, pos_, weights_}, true, {dk, heads, T});
     return y;
   };
+  // each chain ends with its Hadamard rotation under a quantised cache; Q and K are contiguous there (rope or
+  // norms made them so, or a reshape of their projection), V only when it is its own projection
+  const bool q_contiguous = p.rope || p.qk_norm || p.qkv != QkvLayout::kFusedViews;
   Qkv r{};
   r.q = heads_chain(nh);
   if (p.scale_q) r.q = f32(dk * nh * T, {r.q}, true, {dk, nh, T});
+  r.q = hadamard(r.q, dk * nh * T, q_contiguous || p.scale_q, k_rot_);
   if (p.qkv == QkvLayout::kSeparate) {
     r.v = f32(dv * nkv * T, {weights_, x}, false, {dv * nkv, T});
     if (p.qkv_bias) r.v = f32(dv * nkv * T, {r.v, weights_}, true, {dv * nkv, T});
-  } else if (p.qkv == QkvLayout::kFusedCopies) {
-    r.v = f32(dv * nkv * T, {g_.view(fused)}, false, {dv * nkv, T});
   } else {
     r.v = g_.view(fused);
   }
+  r.v = hadamard(r.v, dv * nkv * T, p.qkv != QkvLayout::kFusedViews, v_rot_);
   r.k = heads_chain(nkv);
+  r.k = hadamard(r.k, dk * nkv * T, q_contiguous, k_rot_);
   return r;
 }
 
@@ -200,7 +229,9 @@ int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
 int LlmGraph::attention_core(uint64_t il, int x, const AttentionParams& p) {
   Qkv qkv = project_qkv(il, x, p);
   store_kv(il, qkv, p);
-  return attend(il, qkv, p);
+  const int out = attend(il, qkv, p);
+  // the attention's output rotated back under a quantised V cache (build_attn after build_attn_mha)
+  return hadamard(out, hp().n_embd_head_v * hp().n_head[il] * shape_.n_tokens, true, v_rot_);
 }
 
 int LlmGraph::attention_output(int core, const AttentionParams& p) {
@@ -262,7 +293,7 @@ int LlmGraph::ffn(int x, uint64_t rows, const FfnParams& p) {
 
 int LlmGraph::moe_ffn(int x, uint64_t rows, const MoeParams& p) {
   const uint64_t n_expert = hp().n_expert, k_used = hp().n_expert_used, n_embd = hp().n_embd;
-  const uint64_t n_ff = p.width ? p.width : hp().n_ff;
+  const uint64_t n_ff = p.width ? p.width : hp().n_ff_exp ? hp().n_ff_exp : hp().n_ff;
   auto i32 = [&](uint64_t elems, int src, std::initializer_list<uint64_t> shape) {
     return g_.op(elems, 4, {src}, false, "i32:" + shape_key(shape));
   };

@@ -44,8 +44,7 @@ enum class Norm {
 
 enum class QkvLayout {
   kSeparate,      // wq, wk, wv (build_qkv: three mul_mats, issued Q, V, K in the DFS order of the graph)
-  kFusedViews,    // one wqkv; Q, K, V are strided views of its result (Phi-3)
-  kFusedCopies,   // one wqkv; Q, K, V are made contiguous copies of its views (GPT-2: ggml_cont of each view)
+  kFusedViews,    // one wqkv; Q, K, V are strided views of its result (build_qkv: Phi-3, GPT-2, Falcon, ...)
 };
 
 struct AttentionParams {
@@ -152,6 +151,7 @@ class LlmGraph {
   void store_kv(uint64_t il, Qkv& qkv, const AttentionParams& p);
   int attend(uint64_t il, Qkv qkv, const AttentionParams& p);
   int rms_norm_heads(int x, uint64_t n_heads);
+  int hadamard(int x, uint64_t elems, bool contiguous, int rot);
 
   const Model& model_;
   const GraphShape& shape_;
@@ -161,6 +161,8 @@ class LlmGraph {
   int weights_ = -1, kv_cache_ = -1;
   int pos_ = -1, pos_embd_ = -1, out_ids_ = -1;
   KvInputs kv_, kv_swa_;
+  int k_rot_ = -1, v_rot_ = -1;  // the Hadamard rotation inputs of a quantised cache
+  uint64_t k_rot_n_ = 0;
 };
 
 // The size of the GPU split's compute buffer for a model whose architecture is `arch`.

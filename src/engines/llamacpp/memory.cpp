@@ -268,6 +268,18 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
   if (!flash && quantised(run.type_v))
     throw usage_error("cache_type_v", "a quantised V cache ({field}) needs flash attention (llama.cpp refuses it without)");
 
+  // llama-context.cpp: with flash attention possible, a quantised cache's block must divide the head size
+  // (Phi-2's 80-wide heads refuse q8_0: "K cache type q8_0 with block size 32 does not divide n_embd_head_k=80")
+  if (run.flash_attn != FlashAttn::kOff) {
+    auto check = [&](DType t, uint64_t head, const char* which, const char* field) {
+      const uint64_t blck = dtype_info(t).block_elems;
+      if (quantised(t) && head % blck != 0)
+        throw usage_error(field, fmt::format("{{field}} {} with block size {} does not divide the model's {} head size {} "
+                                             "(llama.cpp refuses to create the context)", dtype_name(t), blck, which, head));
+    };
+    check(run.type_k, hp.n_embd_head_k, "K", "cache_type_k");
+    check(run.type_v, hp.n_embd_head_v, "V", "cache_type_v");
+  }
   const WeightBytes weights = weights_by_placement(m, place);
   const KvCache kv = kv_cache(hp, run, place);
   const GraphShape s = graph_shape(run, kv, flash);

@@ -123,6 +123,8 @@ void read_hparams(const GgufFile& g, const Architecture& arch, Hparams& hp) {
   if (hp.n_head[0] == 0) throw Error(ErrorKind::kInvalidInput, g.file, p + "attention.head_count is 0");
   hp.n_embd_head_k = g.get_uint(p + "attention.key_length").value_or(hp.n_embd / hp.n_head[0]);
   hp.n_embd_head_v = g.get_uint(p + "attention.value_length").value_or(hp.n_embd / hp.n_head[0]);
+  // the experts' own width when the file has one (Qwen3-MoE: feed_forward_length is the dense 6144, the experts 768)
+  hp.n_ff_exp = g.get_uint(p + "expert_feed_forward_length").value_or(0);
   hp.n_expert = g.get_uint(p + "expert_count").value_or(0);
   hp.n_expert_used = g.get_uint(p + "expert_used_count").value_or(0);
   check_experts(g, arch, hp);
@@ -198,6 +200,7 @@ Hparams hparams_from_facts(const ModelFacts& f, const GgufLayout& layout, const 
   hp.parallel_residual = f.traits.residual != ResidualKind::kSequential;
   hp.n_expert = f.n_experts;
   hp.n_expert_used = f.n_experts_active;
+  if (f.n_experts > 0) hp.n_ff_exp = f.moe_intermediate;  // the converter's expert_feed_forward_length
   hp.n_head.assign(hp.n_layer, f.n_heads);
   hp.n_head_kv.assign(hp.n_layer, f.n_kv_heads);
   hp.n_embd_head_k = f.head_dim;
