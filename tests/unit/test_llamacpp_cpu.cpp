@@ -56,13 +56,12 @@ GgufFile record_gguf(const json& r) {
   return g;
 }
 
+// The converter's output type (--outtype auto), which the float schemes stand for. The file type does not always
+// say it: GPT-NeoX's converter writes none, and gpt-oss's is MOSTLY_MXFP4_MOE (38) for BF16 weights beside its
+// MXFP4 experts (which a float scheme leaves as they are). The 2-D weights' type tells it.
 std::string scheme_of_base(const json& r) {
-  switch (r.at("file_type").get<int>()) {
-    case 1: return "F16";
-    case 32: return "BF16";
-    case 38: return "MXFP4_MOE";
-    default: ADD_FAILURE() << "base file type " << r.at("file_type"); return "F16";
-  }
+  const json& counts = r.at("type_counts");
+  return counts.contains("BF16") ? "BF16" : counts.contains("F32") && !counts.contains("F16") ? "F32" : "F16";
 }
 
 TEST(LlamaCppCpuData, PredictedFilesEqualRealOnesTensorByTensor) {
@@ -103,6 +102,11 @@ TEST(LlamaCppCpuData, PredictedFilesEqualRealOnesTensorByTensor) {
     for (const char* scheme : {"base", "Q4_K_M", "Q8_0", "Q2_K"})
       EXPECT_TRUE(per_arch[arch].count(scheme)) << arch << " " << scheme << ": no real file in the data";
   EXPECT_TRUE(per_arch["gpt-oss"].count("base") && per_arch["gpt-oss"].count("MXFP4_MOE"));
+  // the schemes that need an importance matrix (made with one), on a GQA, an MHA and a fused-QKV model
+  for (const char* arch : {"gptneox", "falcon", "olmo2"})
+    for (const char* scheme : {"IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", "Q2_K_S"})
+      EXPECT_TRUE(per_arch[arch].count(scheme)) << arch << " " << scheme << ": no real file in the data";
+  for (const char* scheme : {"TQ1_0", "TQ2_0", "IQ3_S", "IQ3_M"}) EXPECT_TRUE(per_arch["olmo2"].count(scheme)) << scheme;
   EXPECT_TRUE(per_arch["deepseek2"].count("MXFP4_MOE"));
 }
 
@@ -163,7 +167,8 @@ TEST(LlamaCppCpuData, GraphBuildersMatchACpuBuild) {
     ++checked;
   }
   EXPECT_GE(checked, 40);
-  for (const char* arch : {"gptneox", "phi2", "falcon", "bloom", "olmo2", "deepseek2", "gpt-oss", "llama", "qwen2"})
+  for (const char* arch : {"gptneox", "phi2", "falcon", "bloom", "olmo2", "deepseek2", "gpt-oss", "llama", "gemma2", "phi3",
+                           "qwen3", "qwen3moe", "gpt2"})
     EXPECT_TRUE(archs.count(arch)) << arch << ": no CPU run";
 }
 

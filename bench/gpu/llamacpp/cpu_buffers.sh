@@ -7,7 +7,8 @@
 #   LLAMA_BUILD_DIR=/work/llama-src/build-cpu bash cpu_buffers.sh NAME=FILE.gguf ... > runs.jsonl
 #
 # Each model runs at n_ctx 4096 with flash attention on and off (n_ubatch 512), and at n_ctx 2048 with n_ubatch 256
-# and a q8_0 KV cache (flash attention on). The log prints MiB with two decimals.
+# and a q8_0 KV cache (flash attention on). The log prints MiB with two decimals; the KV figure sums the caches
+# (a sliding-window model has two).
 set -euo pipefail
 B=${LLAMA_BUILD_DIR:?a llama.cpp build dir with bin/llama-completion}
 S=${LLAMA_SRC:-/work/llama-src}
@@ -21,7 +22,11 @@ for spec in "$@"; do
     log=$(LD_LIBRARY_PATH=$B/bin timeout 600 "$B/bin/llama-completion" -m "$file" -c "$ctx" -fa "$fa" -b "$ub" -ub "$ub" \
       -ctk "$kv" -ctv "$kv" -n 1 -p hi --no-warmup -t 2 -v 2>&1 || true)
     comp=$(mib 'CPU compute buffer size' "$log")
-    kvmib=$(grep -m1 -oE 'llama_kv_cache: size = +[0-9.]+ MiB' <<<"$log" | grep -oE '[0-9.]+ MiB' | cut -d' ' -f1 || true)
+    # one line per cache (a sliding-window model has two), and the whole set twice: llama-completion first builds
+    # a context to fit its parameters to free memory (common_fit_params), then the one it runs; the sum of the
+    # second half
+    kvmib=$(grep -oE 'llama_kv_cache: size = +[0-9.]+ MiB' <<<"$log" | grep -oE '[0-9.]+ MiB' | cut -d' ' -f1 |
+      awk '{v[NR] = $1} END {h = (NR % 2 == 0) ? NR / 2 : 0; for (i = h + 1; i <= NR; i++) s += v[i]; if (NR) printf "%.2f", s}' || true)
     if [ -z "$comp" ]; then
       err=$(grep -m1 -E ' E [a-z_]+: ' <<<"$log" | sed -E 's/^.* E [a-z_]+: //' | tr -d '"\\' | cut -c1-200 || true)
       printf '{"llama_cpp_commit":"%s","tool":"llama-completion","backend":"CPU","model":"%s","n_ctx":%s,"flash_attn":"%s","n_ubatch":%s,"cache_type":"%s","error":"%s"}\n' \

@@ -180,6 +180,7 @@ struct WeightScheme {
   std::string name;          // "Q4_K_M"
   std::string default_type;  // the scheme's base tensor type ("Q4_K")
   std::string description;
+  bool needs_imatrix = false;  // llama-quantize makes it only with an importance matrix (--imatrix)
 };
 
 class Engine {

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <optional>
 
+#include <fmt/core.h>
+
 #include "llmem/error.hpp"
 #include "llmem/llamacpp.hpp"
 
@@ -55,6 +57,17 @@ void read_deepseek2(const GgufFile& g, Hparams& hp) {
   if (hp.expert_gating == 0) hp.expert_gating = 1;
   hp.expert_weights_norm = metadata_true(g, p + "expert_weights_norm");
   hp.expert_weights_scale = g.get_float(p + "expert_weights_scale").value_or(0.0);
+  // the MLA layout's own consistency: the cached row is the latent plus the rope part, V the latent
+  if (hp.mla && (hp.n_lora_kv == 0 || hp.n_rot == 0 || hp.n_rot >= hp.n_embd_head_k_mla ||
+                 hp.n_embd_head_k != hp.n_lora_kv + hp.n_rot || hp.n_embd_head_v != hp.n_lora_kv))
+    throw Error(ErrorKind::kInvalidInput, g.file,
+                fmt::format("inconsistent MLA sizes: key_length {} is not kv_lora_rank {} + rope {}, or value_length {} is not "
+                            "kv_lora_rank, or key_length_mla {} is not larger than the rope part",
+                            hp.n_embd_head_k, hp.n_lora_kv, hp.n_rot, hp.n_embd_head_v, hp.n_embd_head_k_mla));
+  if (hp.n_expert > 0 && hp.n_ff_exp == 0)
+    throw Error(ErrorKind::kInvalidInput, g.file, "missing " + p + "expert_feed_forward_length for a model with experts");
+  if (hp.n_layer_dense_lead > hp.n_layer)
+    throw Error(ErrorKind::kInvalidInput, g.file, p + "leading_dense_block_count is larger than the layer count");
 }
 
 // The converter's keys for DeepSeek (conversion/deepseek.py), read off the predicted tensors and the config.
@@ -89,6 +102,7 @@ void derive_deepseek2(const ModelFacts& f, const Model& m, Hparams& hp) {
 // logits (LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT), no normalisation or scale.
 void read_gpt_oss(const GgufFile& g, Hparams& hp) {
   hp.n_ff_exp = g.require_uint(hp.arch + ".expert_feed_forward_length");
+  if (hp.n_ff_exp == 0) throw Error(ErrorKind::kInvalidInput, g.file, hp.arch + ".expert_feed_forward_length is 0");
   hp.n_rot = hp.n_embd_head_k;
   hp.expert_gating = 3;
 }

@@ -300,10 +300,12 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
       fmt::format("{} of {} layers{} (CUDA model buffer)", place.gpu_layers, hp.n_layer, place.output_on_gpu ? " + output layer" : ""));
   add("output (tied)", weights.tied_output_copy, "gpu", "token_embd duplicated as the output matrix");
   add("kv_cache", kv.gpu_bytes, "gpu",
-      fmt::format("{} cells (n_ctx padded to 256{}){} × {} layers, K {} V {}", kv.n_ctx,
+      fmt::format("{} cells (n_ctx padded to 256{}){} × {} layers, {}", kv.n_ctx,
                   kv.n_seq > 1 ? fmt::format("; {} streams of {}", kv.n_seq, kv.n_ctx_seq) : "",
                   kv.any_swa ? fmt::format(", {} per stream for sliding-window layers", kv.swa_cells) : "", place.gpu_layers,
-                  dtype_name(run.type_k), dtype_name(run.type_v)));
+                  hp.mla ? fmt::format("K {} only (MLA: {} latent + {} rope values per token, V a view of K)",
+                                       dtype_name(run.type_k), hp.n_lora_kv, hp.n_rot)
+                         : fmt::format("K {} V {}", dtype_name(run.type_k), dtype_name(run.type_v))));
   add("compute", compute_gpu, "gpu",
       fmt::format("worst-case graph: {} tokens, flash attention {}", s.n_tokens, flash ? "on" : "off"));
   add("cuda_runtime", oh.base, "gpu",
