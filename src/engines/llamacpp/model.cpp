@@ -173,8 +173,8 @@ namespace {
 bool converter_converts(const std::string& hf_architecture) {
   static const std::set<std::string> names = [] {
     std::set<std::string> out;
-    for (const auto& n : nlohmann::json::parse(embedded_file("llamacpp_converter_architectures.json")).at("architectures"))
-      out.insert(n.get<std::string>());
+    const nlohmann::json registry = nlohmann::json::parse(embedded_file("llamacpp_converter_architectures.json"));
+    for (const auto& n : registry.at("architectures")) out.insert(n.get<std::string>());
     return out;
   }();
   return names.count(hf_architecture) > 0;
