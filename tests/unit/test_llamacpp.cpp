@@ -364,6 +364,19 @@ TEST(LlamaCppArchitectures, TheRegistryIsTheListOfSizedArchitectures) {
   }
 }
 
+// A head size of 0 (hostile or broken metadata) is an error naming the keys, not a division by zero later.
+TEST(LlamaCppGguf, ZeroHeadSizeIsAnError) {
+  fixtures::GgufWriter w = small_gguf("llama", 2);
+  w.kv("llama.attention.key_length", fixtures::GgufValue::u32(0));
+  try {
+    load(w, "zero_head");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidInput);
+    EXPECT_NE(std::string(e.what()).find("attention.key_length"), std::string::npos) << e.what();
+  }
+}
+
 TEST(LlamaCppGguf, UnknownArchitectureIsAClearError) {
   fixtures::GgufWriter w;
   w.kv("general.architecture", fixtures::GgufValue::string("mamba"));

@@ -68,8 +68,8 @@ int LlmGraph::build_inputs() {
   // A quantised cache rotates Q and K (and V) with Hadamard matrices (llama-kv-cache.cpp attn_rot_k/v, when the
   // head size is a multiple of 64): K's is the largest power of two dividing the head size, V's 64 x 64. The walk
   // meets K's matrix first (the source Q's rotation lists first), then the positions (Q's rope), then V's.
-  const bool rot_k = !hp().mla && quantised(shape_.type_k) && hp().n_embd_head_k % 64 == 0;
-  const bool rot_v = !hp().mla && quantised(shape_.type_v) && hp().n_embd_head_v % 64 == 0;
+  const bool rot_k = !hp().mla && quantised(shape_.type_k) && hp().n_embd_head_k > 0 && hp().n_embd_head_k % 64 == 0;
+  const bool rot_v = !hp().mla && quantised(shape_.type_v) && hp().n_embd_head_v > 0 && hp().n_embd_head_v % 64 == 0;
   if (rot_k) {
     k_rot_n_ = 64;
     while (hp().n_embd_head_k % (k_rot_n_ * 2) == 0) k_rot_n_ *= 2;

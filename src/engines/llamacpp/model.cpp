@@ -123,6 +123,9 @@ void read_hparams(const GgufFile& g, const Architecture& arch, Hparams& hp) {
   if (hp.n_head[0] == 0) throw Error(ErrorKind::kInvalidInput, g.file, p + "attention.head_count is 0");
   hp.n_embd_head_k = g.get_uint(p + "attention.key_length").value_or(hp.n_embd / hp.n_head[0]);
   hp.n_embd_head_v = g.get_uint(p + "attention.value_length").value_or(hp.n_embd / hp.n_head[0]);
+  if (hp.n_embd_head_k == 0 || hp.n_embd_head_v == 0)
+    throw Error(ErrorKind::kInvalidInput, g.file, "a head size of 0 (" + p + "attention.key_length / value_length, or " + p +
+                                                      "embedding_length smaller than the head count)");
   // the experts' own width when the file has one (Qwen3-MoE: feed_forward_length is the dense 6144, the experts 768)
   hp.n_ff_exp = g.get_uint(p + "expert_feed_forward_length").value_or(0);
   hp.n_expert = g.get_uint(p + "expert_count").value_or(0);
