@@ -68,6 +68,10 @@ void read_deepseek2(const GgufFile& g, Hparams& hp) {
     throw Error(ErrorKind::kInvalidInput, g.file, "missing " + p + "expert_feed_forward_length for a model with experts");
   if (hp.n_layer_dense_lead > hp.n_layer)
     throw Error(ErrorKind::kInvalidInput, g.file, p + "leading_dense_block_count is larger than the layer count");
+  if (hp.n_layer_dense_lead < hp.n_layer && hp.n_expert < 2)
+    throw Error(ErrorKind::kInvalidInput, g.file,
+                fmt::format("{}expert_count is {}: layers past the {} leading dense ones route through experts", p, hp.n_expert,
+                            hp.n_layer_dense_lead));
 }
 
 // The converter's keys for DeepSeek (conversion/deepseek.py), read off the predicted tensors and the config.
