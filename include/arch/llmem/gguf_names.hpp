@@ -31,7 +31,7 @@ struct GgufLayout {
   // Tensors the converter splits or re-lays out rather than renames, by their suffix inside a layer.
   enum class Transform {
     // DeepSeek's kv_b_proj [H*(dn+dv), R] -> attn_k_b {dn, R, H} and attn_v_b {R, dv, H} (conversion/deepseek.py;
-    // dv is read off o_proj [hidden, H*dv])
+    // dv is the layer's v_head_dim)
     kMlaKvB,
     // gpt-oss's experts.gate_up_proj [E, H, 2I] -> ffn_gate_exps and ffn_up_exps {H, I, E} (even and odd rows)
     kExpertsGateUp,

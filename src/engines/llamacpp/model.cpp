@@ -309,13 +309,11 @@ Model from_config(const ArchModel& am, const std::string& source) {
       case GgufLayout::Transform::kMlaKvB: {
         need_dims(t, 2);
         const uint64_t H = f.n_heads, R = t.shape[1];
-        // dv from o_proj [hidden, H*dv] of the same layer
-        uint64_t dv = 0;
-        const std::string o_name = layout->layer_prefix + std::to_string(place.layer) + ".self_attn.o_proj.weight";
-        for (const auto& o : am.tensors)
-          if (o.name == o_name && o.shape.size() == 2) dv = o.shape[1] / std::max<uint64_t>(1, H);
+        // the value head size, as the facts hold it for this layer (the config's v_head_dim)
+        const auto il = static_cast<size_t>(place.layer);
+        const uint64_t dv = il < f.attention.size() ? f.attention[il].v_head_dim : 0;
         if (H == 0 || dv == 0 || t.shape[0] % H != 0 || t.shape[0] / H <= dv)
-          throw Error(ErrorKind::kInvalidInput, source, t.name + ": cannot split it into attn_k_b and attn_v_b (heads or o_proj width)");
+          throw Error(ErrorKind::kInvalidInput, source, t.name + ": cannot split it into attn_k_b and attn_v_b (heads or v_head_dim)");
         const uint64_t dn = t.shape[0] / H - dv;
         m.tensors.push_back({blk + "attn_k_b.weight", base, {dn, R, H}, place.layer});
         m.tensors.push_back({blk + "attn_v_b.weight", base, {R, dv, H}, place.layer});
