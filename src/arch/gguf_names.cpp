@@ -2,6 +2,9 @@
 // are gguf-py/gguf/tensor_mapping.py's), one entry per Hugging Face model_type.
 #include "llmem/gguf_names.hpp"
 
+#include <initializer_list>
+#include <utility>
+
 namespace llmem {
 namespace {
 
@@ -69,23 +72,26 @@ GgufLayout gemma_sandwich(const std::string& architecture) {
   return layout;
 }
 
+// Module -> GGUF names for modules that carry a weight and a bias (LayerNorms, biased linear layers): both entries.
+std::map<std::string, std::string> with_biases(std::initializer_list<std::pair<const char*, const char*>> modules) {
+  std::map<std::string, std::string> names;
+  for (const auto& [hf, gguf] : modules) {
+    names[std::string(hf) + ".weight"] = std::string(gguf) + ".weight";
+    names[std::string(hf) + ".bias"] = std::string(gguf) + ".bias";
+  }
+  return names;
+}
+
 GgufLayout gpt2() {
   GgufLayout layout;
   layout.architecture = "gpt2";
   layout.layer_prefix = "transformer.h.";
-  layout.global_tensors = {
-      {"transformer.wte.weight", "token_embd.weight"},   {"transformer.wpe.weight", "position_embd.weight"},
-      {"transformer.ln_f.weight", "output_norm.weight"}, {"transformer.ln_f.bias", "output_norm.bias"},
-      {"lm_head.weight", "output.weight"},
-  };
-  layout.layer_tensors = {
-      {"ln_1.weight", "attn_norm.weight"},        {"ln_1.bias", "attn_norm.bias"},
-      {"attn.c_attn.weight", "attn_qkv.weight"},  {"attn.c_attn.bias", "attn_qkv.bias"},
-      {"attn.c_proj.weight", "attn_output.weight"}, {"attn.c_proj.bias", "attn_output.bias"},
-      {"ln_2.weight", "ffn_norm.weight"},         {"ln_2.bias", "ffn_norm.bias"},
-      {"mlp.c_fc.weight", "ffn_up.weight"},       {"mlp.c_fc.bias", "ffn_up.bias"},
-      {"mlp.c_proj.weight", "ffn_down.weight"},   {"mlp.c_proj.bias", "ffn_down.bias"},
-  };
+  layout.global_tensors = with_biases({{"transformer.ln_f", "output_norm"}});
+  layout.global_tensors.insert({{"transformer.wte.weight", "token_embd.weight"},
+                                {"transformer.wpe.weight", "position_embd.weight"},
+                                {"lm_head.weight", "output.weight"}});
+  layout.layer_tensors = with_biases({{"ln_1", "attn_norm"}, {"attn.c_attn", "attn_qkv"}, {"attn.c_proj", "attn_output"},
+                                      {"ln_2", "ffn_norm"}, {"mlp.c_fc", "ffn_up"}, {"mlp.c_proj", "ffn_down"}});
   layout.conv1d_weights = true;
   return layout;
 }
@@ -96,26 +102,14 @@ GgufLayout gptneox() {
   GgufLayout layout;
   layout.architecture = "gptneox";
   layout.layer_prefix = "gpt_neox.layers.";
-  layout.global_tensors = {
-      {"gpt_neox.embed_in.weight", "token_embd.weight"},
-      {"gpt_neox.final_layer_norm.weight", "output_norm.weight"},
-      {"gpt_neox.final_layer_norm.bias", "output_norm.bias"},
-      {"embed_out.weight", "output.weight"},
-  };
-  layout.layer_tensors = {
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"input_layernorm.bias", "attn_norm.bias"},
-      {"attention.query_key_value.weight", "attn_qkv.weight"},
-      {"attention.query_key_value.bias", "attn_qkv.bias"},
-      {"attention.dense.weight", "attn_output.weight"},
-      {"attention.dense.bias", "attn_output.bias"},
-      {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"post_attention_layernorm.bias", "ffn_norm.bias"},
-      {"mlp.dense_h_to_4h.weight", "ffn_up.weight"},
-      {"mlp.dense_h_to_4h.bias", "ffn_up.bias"},
-      {"mlp.dense_4h_to_h.weight", "ffn_down.weight"},
-      {"mlp.dense_4h_to_h.bias", "ffn_down.bias"},
-  };
+  layout.global_tensors = with_biases({{"gpt_neox.final_layer_norm", "output_norm"}});
+  layout.global_tensors.insert({{"gpt_neox.embed_in.weight", "token_embd.weight"}, {"embed_out.weight", "output.weight"}});
+  layout.layer_tensors = with_biases({{"input_layernorm", "attn_norm"},
+                                      {"attention.query_key_value", "attn_qkv"},
+                                      {"attention.dense", "attn_output"},
+                                      {"post_attention_layernorm", "ffn_norm"},
+                                      {"mlp.dense_h_to_4h", "ffn_up"},
+                                      {"mlp.dense_4h_to_h", "ffn_down"}});
   return layout;
 }
 
@@ -125,94 +119,50 @@ GgufLayout phi2() {
   GgufLayout layout;
   layout.architecture = "phi2";
   layout.layer_prefix = "model.layers.";
-  layout.global_tensors = {
-      {"model.embed_tokens.weight", "token_embd.weight"},
-      {"model.final_layernorm.weight", "output_norm.weight"},
-      {"model.final_layernorm.bias", "output_norm.bias"},
-      {"lm_head.weight", "output.weight"},
-      {"lm_head.bias", "output.bias"},
-  };
-  layout.layer_tensors = {
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"input_layernorm.bias", "attn_norm.bias"},
-      {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.q_proj.bias", "attn_q.bias"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},
-      {"self_attn.k_proj.bias", "attn_k.bias"},
-      {"self_attn.v_proj.weight", "attn_v.weight"},
-      {"self_attn.v_proj.bias", "attn_v.bias"},
-      {"self_attn.dense.weight", "attn_output.weight"},
-      {"self_attn.dense.bias", "attn_output.bias"},
-      {"mlp.fc1.weight", "ffn_up.weight"},
-      {"mlp.fc1.bias", "ffn_up.bias"},
-      {"mlp.fc2.weight", "ffn_down.weight"},
-      {"mlp.fc2.bias", "ffn_down.bias"},
-  };
+  layout.global_tensors = with_biases({{"model.final_layernorm", "output_norm"}, {"lm_head", "output"}});
+  layout.global_tensors.insert({{"model.embed_tokens.weight", "token_embd.weight"}});
+  layout.layer_tensors = with_biases({{"input_layernorm", "attn_norm"},
+                                      {"self_attn.q_proj", "attn_q"},
+                                      {"self_attn.k_proj", "attn_k"},
+                                      {"self_attn.v_proj", "attn_v"},
+                                      {"self_attn.dense", "attn_output"},
+                                      {"mlp.fc1", "ffn_up"},
+                                      {"mlp.fc2", "ffn_down"}});
+  return layout;
+}
+
+// BLOOM's module names, which Falcon shares (tensor_mapping.py lists them for both): transformer.h.N with a fused
+// self_attention.query_key_value, a dense output and the dense_h_to_4h / dense_4h_to_h MLP.
+GgufLayout bloom_family(const std::string& architecture) {
+  GgufLayout layout;
+  layout.architecture = architecture;
+  layout.layer_prefix = "transformer.h.";
+  layout.global_tensors = with_biases({{"transformer.ln_f", "output_norm"}});
+  layout.global_tensors.insert({{"transformer.word_embeddings.weight", "token_embd.weight"}, {"lm_head.weight", "output.weight"}});
+  layout.layer_tensors = with_biases({{"input_layernorm", "attn_norm"},
+                                      {"self_attention.query_key_value", "attn_qkv"},
+                                      {"self_attention.dense", "attn_output"},
+                                      {"post_attention_layernorm", "ffn_norm"},
+                                      {"mlp.dense_h_to_4h", "ffn_up"},
+                                      {"mlp.dense_4h_to_h", "ffn_down"}});
   return layout;
 }
 
 // Falcon: fused QKV (the converter reorders its rows into Q, K, V blocks; same shape), no biases on projections,
-// parallel attention and MLP from one LayerNorm (7B: input_layernorm) or two (40B's new decoder architecture). The tied LM head is not written (conversion/falcon.py).
+// parallel attention and MLP from one LayerNorm (7B: input_layernorm) or two (40B's new decoder architecture:
+// ln_mlp is ATTN_NORM, which feeds the FFN branch in llama.cpp's graph, and ln_attn ATTN_NORM_2). The tied LM head
+// is not written (conversion/falcon.py).
 GgufLayout falcon() {
-  GgufLayout layout;
-  layout.architecture = "falcon";
-  layout.layer_prefix = "transformer.h.";
-  layout.global_tensors = {
-      {"transformer.word_embeddings.weight", "token_embd.weight"},
-      {"transformer.ln_f.weight", "output_norm.weight"},
-      {"transformer.ln_f.bias", "output_norm.bias"},
-      {"lm_head.weight", "output.weight"},
-  };
-  layout.layer_tensors = {
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"input_layernorm.bias", "attn_norm.bias"},
-      // 40B: ln_mlp is ATTN_NORM (it feeds the FFN branch in llama.cpp's graph) and ln_attn ATTN_NORM_2
-      {"ln_mlp.weight", "attn_norm.weight"},
-      {"ln_mlp.bias", "attn_norm.bias"},
-      {"ln_attn.weight", "attn_norm_2.weight"},
-      {"ln_attn.bias", "attn_norm_2.bias"},
-      {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"post_attention_layernorm.bias", "ffn_norm.bias"},
-      {"self_attention.query_key_value.weight", "attn_qkv.weight"},
-      {"self_attention.query_key_value.bias", "attn_qkv.bias"},
-      {"self_attention.dense.weight", "attn_output.weight"},
-      {"self_attention.dense.bias", "attn_output.bias"},
-      {"mlp.dense_h_to_4h.weight", "ffn_up.weight"},
-      {"mlp.dense_h_to_4h.bias", "ffn_up.bias"},
-      {"mlp.dense_4h_to_h.weight", "ffn_down.weight"},
-      {"mlp.dense_4h_to_h.bias", "ffn_down.bias"},
-  };
+  GgufLayout layout = bloom_family("falcon");
+  layout.layer_tensors.merge(with_biases({{"ln_mlp", "attn_norm"}, {"ln_attn", "attn_norm_2"}}));
   return layout;
 }
 
 // BLOOM: a LayerNorm right after the embeddings (token_embd_norm), fused QKV with biases (rows regrouped per head
 // by the converter; same shape), ALiBi instead of positions, tied LM head not written (conversion/bloom.py).
 GgufLayout bloom() {
-  GgufLayout layout;
-  layout.architecture = "bloom";
-  layout.layer_prefix = "transformer.h.";
-  layout.global_tensors = {
-      {"transformer.word_embeddings.weight", "token_embd.weight"},
-      {"transformer.word_embeddings_layernorm.weight", "token_embd_norm.weight"},
-      {"transformer.word_embeddings_layernorm.bias", "token_embd_norm.bias"},
-      {"transformer.ln_f.weight", "output_norm.weight"},
-      {"transformer.ln_f.bias", "output_norm.bias"},
-      {"lm_head.weight", "output.weight"},
-  };
-  layout.layer_tensors = {
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"input_layernorm.bias", "attn_norm.bias"},
-      {"self_attention.query_key_value.weight", "attn_qkv.weight"},
-      {"self_attention.query_key_value.bias", "attn_qkv.bias"},
-      {"self_attention.dense.weight", "attn_output.weight"},
-      {"self_attention.dense.bias", "attn_output.bias"},
-      {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"post_attention_layernorm.bias", "ffn_norm.bias"},
-      {"mlp.dense_h_to_4h.weight", "ffn_up.weight"},
-      {"mlp.dense_h_to_4h.bias", "ffn_up.bias"},
-      {"mlp.dense_4h_to_h.weight", "ffn_down.weight"},
-      {"mlp.dense_4h_to_h.bias", "ffn_down.bias"},
-  };
+  GgufLayout layout = bloom_family("bloom");
+  layout.global_tensors.merge(with_biases({{"transformer.word_embeddings_layernorm", "token_embd_norm"}}));
   return layout;
 }
 
