@@ -24,19 +24,23 @@ int ffn_or_experts(LlmGraph& g, int x, uint64_t rows, Experts experts, const Ffn
   return routed ? g.moe_ffn(x, rows) : g.ffn(x, rows, dense);
 }
 
+// One pre-norm layer: norm, attention, residual add; norm, FFN (or experts), residual add. The llama-like files
+// with RMS norms and SwiGLU, and GPT-2, BLOOM and sequential GPT-NeoX with LayerNorms and a GELU MLP.
+int prenorm_layer(LlmGraph& g, uint64_t il, int cur, Norm norm, const AttentionParams& attn, Experts experts,
+                  const FfnParams& ffn) {
+  int x = g.norm(cur, norm, g.n_tokens());
+  x = g.self_attention(il, x, attn);
+  const LayerRows r = g.layer_rows(il, x, cur);
+  const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
+  x = g.norm(ffn_inp, norm, r.rows);
+  x = ffn_or_experts(g, x, r.rows, experts, ffn);
+  return g.add(x, ffn_inp, r.rows);
+}
+
 // RMS norm, attention, residual; RMS norm, SwiGLU (or experts), residual; the output norm and head.
 void prenorm_decoder(LlmGraph& g, const AttentionParams& attn, Experts experts) {
   int cur = g.build_inputs();
-  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
-    const int inp_sa = cur;
-    int x = g.norm(cur, Norm::kRms, g.n_tokens());
-    x = g.self_attention(il, x, attn);
-    const LayerRows r = g.layer_rows(il, x, inp_sa);
-    const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
-    x = g.norm(ffn_inp, Norm::kRms, r.rows);
-    x = ffn_or_experts(g, x, r.rows, experts, {});
-    cur = g.add(x, ffn_inp, r.rows);
-  }
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) cur = prenorm_layer(g, il, cur, Norm::kRms, attn, experts, {});
   g.build_output(cur, Norm::kRms, false);
 }
 
@@ -147,15 +151,7 @@ void build_gpt2(LlmGraph& g) {
   const FfnParams ffn{.kind = FfnKind::kPlain, .biases = true};
   const int embd = g.build_inputs();
   int cur = g.add(embd, g.position_embeddings(), g.n_tokens());
-  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
-    int x = g.norm(cur, Norm::kLayer, g.n_tokens());
-    x = g.self_attention(il, x, attn);
-    const LayerRows r = g.layer_rows(il, x, cur);
-    const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
-    x = g.norm(ffn_inp, Norm::kLayer, r.rows);
-    x = g.ffn(x, r.rows, ffn);
-    cur = g.add(x, ffn_inp, r.rows);
-  }
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) cur = prenorm_layer(g, il, cur, Norm::kLayer, attn, Experts::kNever, ffn);
   g.build_output(cur, Norm::kLayer, false);
 }
 
@@ -184,25 +180,20 @@ void build_gptneox(LlmGraph& g) {
   const FfnParams ffn = gelu_mlp(g);
   int cur = g.build_inputs();
   for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
-    const bool last = il + 1 == g.hp().n_layer;
-    int x = g.norm(cur, Norm::kLayer, g.n_tokens());
-    const int core = g.attention_core(il, x, attn);
-    if (g.hp().parallel_residual) {
-      // add(add(ffn(norm(inpL)), inpL), attn): the FFN branch first; the last layer's get_rows of inpL is its input
-      const int inp = last ? g.output_rows(cur) : cur;
-      const uint64_t rows = last ? g.n_output_rows() : g.n_tokens();
-      x = g.ffn(g.norm(inp, Norm::kLayer, rows), rows, ffn);
-      const int sum = g.add(x, inp, rows);
-      int a = g.attention_output(core, attn);
-      if (last) a = g.output_rows(a);
-      cur = g.add(sum, a, rows);
-    } else {
-      const int a = g.attention_output(core, attn);
-      const LayerRows r = g.layer_rows(il, a, cur);
-      const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
-      x = g.ffn(g.norm(ffn_inp, Norm::kLayer, r.rows), r.rows, ffn);
-      cur = g.add(x, ffn_inp, r.rows);
+    if (!g.hp().parallel_residual) {
+      cur = prenorm_layer(g, il, cur, Norm::kLayer, attn, Experts::kNever, ffn);
+      continue;
     }
+    // add(add(ffn(norm(inpL)), inpL), attn): the FFN branch first; the last layer's get_rows of inpL is its input
+    const bool last = il + 1 == g.hp().n_layer;
+    const int core = g.attention_core(il, g.norm(cur, Norm::kLayer, g.n_tokens()), attn);
+    const int inp = last ? g.output_rows(cur) : cur;
+    const uint64_t rows = last ? g.n_output_rows() : g.n_tokens();
+    const int f = g.ffn(g.norm(inp, Norm::kLayer, rows), rows, ffn);
+    const int sum = g.add(f, inp, rows);
+    int a = g.attention_output(core, attn);
+    if (last) a = g.output_rows(a);
+    cur = g.add(sum, a, rows);
   }
   g.build_output(cur, Norm::kLayer, false);
 }
@@ -272,14 +263,7 @@ void build_bloom(LlmGraph& g) {
   attn.o_bias = g.has_tensor("blk.0.attn_output.bias");
   const FfnParams ffn = gelu_mlp(g);
   int cur = g.norm(g.build_inputs(), Norm::kLayer, g.n_tokens());
-  for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
-    int x = g.norm(cur, Norm::kLayer, g.n_tokens());
-    x = g.self_attention(il, x, attn);
-    const LayerRows r = g.layer_rows(il, x, cur);
-    const int ffn_inp = g.add(r.attn_out, r.residual, r.rows);
-    x = g.ffn(g.norm(ffn_inp, Norm::kLayer, r.rows), r.rows, ffn);
-    cur = g.add(x, ffn_inp, r.rows);
-  }
+  for (uint64_t il = 0; il < g.hp().n_layer; ++il) cur = prenorm_layer(g, il, cur, Norm::kLayer, attn, Experts::kNever, ffn);
   g.build_output(cur, Norm::kLayer, false);
 }
 
