@@ -121,11 +121,9 @@ class LlamaCppEngine final : public Engine {
     e.layers = m.hp.n_layer;
     e.weights_scheme = m.scheme;
     e.weights_predicted = m.predicted;
-    if (m.predicted)
-      for (const auto& q : llamacpp::quant_schemes())
-        if (q.name == m.scheme && q.needs_imatrix)
-          e.notes.push_back(q.name + " needs an importance matrix: llama-quantize makes it only with --imatrix FILE "
-                                     "(from llama-imatrix); the types predicted are the ones it then chooses");
+    if (m.predicted && llamacpp::find_scheme(m.scheme).needs_imatrix)
+      e.notes.push_back(m.scheme + " needs an importance matrix: llama-quantize makes it only with --imatrix FILE "
+                                   "(from llama-imatrix); the types predicted are the ones it then chooses");
     return e;
   }
 

@@ -70,11 +70,8 @@ int LlmGraph::build_inputs() {
   // meets K's matrix first (the source Q's rotation lists first), then the positions (Q's rope), then V's.
   const bool rot_k = !hp().mla && quantised(shape_.type_k) && hp().n_embd_head_k > 0 && hp().n_embd_head_k % 64 == 0;
   const bool rot_v = !hp().mla && quantised(shape_.type_v) && hp().n_embd_head_v > 0 && hp().n_embd_head_v % 64 == 0;
-  if (rot_k) {
-    k_rot_n_ = 64;
-    while (hp().n_embd_head_k % (k_rot_n_ * 2) == 0) k_rot_n_ *= 2;
-    k_rot_ = g_.input(4 * k_rot_n_ * k_rot_n_, "k_rot");
-  }
+  const uint64_t k_rot_bytes = rot_k ? 4 * hadamard_k_size(hp().n_embd_head_k) * hadamard_k_size(hp().n_embd_head_k) : 0;
+  if (rot_k) k_rot_ = g_.input(k_rot_bytes, "k_rot");
   if (arch_.learned_positions) {
     pos_embd_ = shape_.cpu ? f32(n_embd * n_tokens, {weights_, g_.input(4 * n_tokens, "pos")}, false, {n_embd, n_tokens})
                            : g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
@@ -87,7 +84,7 @@ int LlmGraph::build_inputs() {
   // matches with one pair only (0.53 MiB less), so the second is not counted there: why the CUDA split holds no
   // copy of it is not established
   if (shape_.cpu && shape_.n_kv_cells_swa > 0) {
-    if (rot_k) g_.input(4 * k_rot_n_ * k_rot_n_, "k_rot_swa");
+    if (rot_k) g_.input(k_rot_bytes, "k_rot_swa");
     if (rot_v) g_.input(4 * 64 * 64, "v_rot_swa");
   }
   kv_ = kv_inputs(shape_.n_kv_cells, "");

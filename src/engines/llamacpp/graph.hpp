@@ -18,6 +18,14 @@
 
 namespace llmem::llamacpp {
 
+// A quantised cache's Hadamard rotation of K (llama-kv-cache.cpp build_input_k_rot): the largest power of two,
+// 64 or more, dividing the head size (a multiple of 64). V's is always 64 x 64.
+inline uint64_t hadamard_k_size(uint64_t head_k) {
+  uint64_t n = 64;
+  while (head_k % (n * 2) == 0) n *= 2;
+  return n;
+}
+
 // CUDA buffers align every allocation to 128 bytes (ggml-cuda.cu ggml_backend_cuda_buffer_type_get_alignment).
 inline constexpr uint64_t kCudaAlignmentBytes = 128;
 
@@ -162,7 +170,6 @@ class LlmGraph {
   int pos_ = -1, pos_embd_ = -1, out_ids_ = -1;
   KvInputs kv_, kv_swa_;
   int k_rot_ = -1, v_rot_ = -1;  // the Hadamard rotation inputs of a quantised cache
-  uint64_t k_rot_n_ = 0;
 };
 
 // The size of the GPU split's compute buffer for a model whose architecture is `arch`.

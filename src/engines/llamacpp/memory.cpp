@@ -171,8 +171,7 @@ uint64_t host_compute_buffer(const Model& m, const Architecture& arch, const Gra
   // (llama-kv-cache.cpp attn_rot_k/v): nrot x nrot and 64 x 64 f32 inputs per cache
   const uint64_t hd = hp.n_embd_head_k;
   if (quantised(s.type_k) && hd > 0 && hd % 64 == 0) {
-    uint64_t nrot = 64;
-    while (hd % (nrot * 2) == 0) nrot *= 2;
+    const uint64_t nrot = hadamard_k_size(hd);
     const uint64_t per_cache = a(4 * nrot * nrot) + a(4 * 64 * 64);
     b += per_cache * (s.n_kv_cells_swa ? 2 : 1);
   }
