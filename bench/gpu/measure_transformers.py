@@ -200,17 +200,53 @@ def aux(rec, key, fn):
         rec.setdefault("aux_errors", {})[key] = f"{type(e).__name__}: {str(e)[:300]}"
 
 
-def build_model(sc, torch, transformers):
-    from transformers import AutoConfig, AutoModelForCausalLM
+def scenario_config(sc):
+    from transformers import AutoConfig
     with open(os.path.join(scenario_mod.CATALOG, sc["model"] + ".json")) as f:
         cfg_dict = json.load(f)
     model_type = cfg_dict.pop("model_type")
     cfg_dict.update(sc.get("config_override") or {})  # e.g. an MoE cut to fewer layers
-    cfg = AutoConfig.for_model(model_type, **cfg_dict)
+    return AutoConfig.for_model(model_type, **cfg_dict)
+
+
+def checkpoint_dir(sc):
+    """Where the random-weight checkpoint of a load=from_pretrained scenario lives: one per model, cut and dtype."""
+    key = sc["model"] + "".join(f"-{k}{v}" for k, v in sorted((sc.get("config_override") or {}).items())
+                                if k != "layer_types") + "-" + sc["dtype"]
+    root = os.environ.get("LLMEM_CKPT_DIR") or os.path.join(os.environ.get("TMPDIR", "/tmp"), "llmem-ckpt")
+    return os.path.join(root, key)
+
+
+def prepare_checkpoint(sc, torch):
+    """Before GO (CPU only): from_config on the CPU with random weights, save_pretrained (safetensors), once per
+    checkpoint_dir; concurrent children wait on a file lock. The GPU is not touched."""
+    import fcntl
+    from transformers import AutoModelForCausalLM
+    d = checkpoint_dir(sc)
+    os.makedirs(os.path.dirname(d), exist_ok=True)
+    with open(d + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(d, "done")):
+            return d
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[sc["dtype"]]
+        with torch.device("cpu"):
+            model = AutoModelForCausalLM.from_config(scenario_config(sc), dtype=dtype)
+        model.save_pretrained(d)
+        del model
+        open(os.path.join(d, "done"), "w").close()
+    return d
+
+
+def build_model(sc, torch, transformers):
+    from transformers import AutoModelForCausalLM
+    cfg = scenario_config(sc)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[sc["dtype"]]
     kwargs = {}
     if sc.get("attn_requested"):
         kwargs["attn_implementation"] = sc["attn_requested"]
+    if sc.get("load") == "from_pretrained":  # what users run: the saved checkpoint, loaded onto the GPU
+        model = AutoModelForCausalLM.from_pretrained(checkpoint_dir(sc), dtype=dtype, device_map="cuda", **kwargs)
+        return model, model.config
     with torch.device("cuda"):
         try:
             model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, **kwargs)
@@ -256,6 +292,12 @@ def run_scenario(sc, rec, sampler):
     if sc.get("train") == "lora":
         import peft  # noqa: F401
     rec["t_import_s"] = round(time.time() - t0, 2)
+    if sc.get("load") == "from_pretrained":
+        t1 = time.time()
+        prepare_checkpoint(sc, torch)
+        rec["t_checkpoint_s"] = round(time.time() - t1, 2)
+        aux(rec, "checkpoint_bytes", lambda: sum(os.path.getsize(os.path.join(checkpoint_dir(sc), f))
+                                                 for f in os.listdir(checkpoint_dir(sc)) if f.endswith(".safetensors")))
     if not wait_for_go():
         raise SystemExit(0)
     rec["_t_go"] = time.time()
@@ -423,11 +465,13 @@ def _generate(sc, rec, model, ids, torch, st):
 
     probe = Probe()
     aux(rec, "cache_implementation", lambda: getattr(model.generation_config, "cache_implementation", None))
+    aux(rec, "compile_config", lambda: repr(getattr(model.generation_config, "compile_config", None))[:300])
     mask = torch.ones_like(ids)
+    extra = {"cache_implementation": sc["cache_impl"]} if sc.get("cache_impl") else {}
     with torch.no_grad():
         out = model.generate(ids, attention_mask=mask, max_new_tokens=N, min_new_tokens=N, do_sample=False,
                              pad_token_id=0, logits_processor=LogitsProcessorList([probe]),
-                             return_dict_in_generate=True)
+                             return_dict_in_generate=True, **extra)
         torch.cuda.synchronize()
         seqs = out.sequences if hasattr(out, "sequences") else out
         rec["generated_tokens"] = int(seqs.shape[1] - ids.shape[1])
@@ -713,7 +757,7 @@ def _dry_child(sc):
 # ----------------------------------------------------------------------------------------------------------------
 SCENARIO_OUT_KEYS = ("model", "mode", "dtype", "batch", "prompt", "new_tokens", "train", "precision", "optimizer",
                      "seq", "grad_ckpt", "lora_r", "lora_targets", "steps", "attn_requested", "tier",
-                     "hf_trainer", "grad_accum", "alloc_conf", "config_override", "hf_optim")
+                     "hf_trainer", "grad_accum", "alloc_conf", "config_override", "hf_optim", "cache_impl", "load")
 
 
 class Job:
@@ -827,7 +871,10 @@ def driver(args):
                                 "gemma_lora": scenario_mod.build_gemma_lora,
                                 "finetune": scenario_mod.build_finetune,
                                 "finetune_holdout": scenario_mod.build_finetune_holdout,
-                                "finetune_all": scenario_mod.build_finetune_all}[args.set]())
+                                "finetune_all": scenario_mod.build_finetune_all,
+                                "issue15": scenario_mod.build_issue15,
+                                "issue15_holdout": scenario_mod.build_issue15_holdout,
+                                "issue15_all": scenario_mod.build_issue15_all}[args.set]())
     if args.only:
         scs = [s for s in scs if any(o in s["id"] for o in args.only.split(","))]
     if args.max_tier is not None:
@@ -1098,7 +1145,8 @@ def main():
                     help="scenarios with est_gib at least this are 'big': at most 2 run at once, and they get "
                          "their memory before small ones")
     ap.add_argument("--set", choices=("main", "holdout", "holdout2", "holdout3", "holdout4", "gemma_lora",
-                                      "finetune", "finetune_holdout", "finetune_all"),
+                                      "finetune", "finetune_holdout", "finetune_all", "issue15", "issue15_holdout",
+                                      "issue15_all"),
                     default="main",
                     help="scenario set: the main list, or a held-out list (scenarios.build_holdout .. build_holdout4, "
                          "build_gemma_lora)")

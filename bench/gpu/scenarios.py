@@ -46,6 +46,16 @@ Q3 = "Qwen__Qwen3-8B"
 L31 = "meta-llama__Llama-3.1-8B"
 MOE = "Qwen__Qwen3-30B-A3B"  # measured cut to MOE_LAYERS decoder layers (config_override), 128 experts kept
 MOE_LAYERS = 4
+# issue 15's MoE / MLA / long-context models (the MoE ones measured cut to a few decoder layers: the mechanisms are
+# per layer; config_override below)
+MIXTRAL = "mistralai__Mixtral-8x7B-v0.1"
+DSV2L = "deepseek-ai__DeepSeek-V2-Lite"
+DSV3 = "deepseek-ai__DeepSeek-V3"
+GPTOSS = "openai__gpt-oss-20b"
+PHI35 = "microsoft__Phi-3.5-mini-instruct"
+CUTS = {MOE: {"num_hidden_layers": MOE_LAYERS}, MIXTRAL: {"num_hidden_layers": 2},
+        DSV2L: {"num_hidden_layers": 6}, DSV3: {"num_hidden_layers": 2, "first_k_dense_replace": 1},
+        GPTOSS: {"num_hidden_layers": 4, "layer_types": ["sliding_attention", "full_attention"] * 2}}
 
 STUDY_MODELS = [TL, PHI2, MIS, ZEP, SOLAR, XGLM, YI, YOURI]
 OTHER_MODELS = [Q05, Q7, G2, GPT2M, PY, OPT, BLOOM, FAL, PHI3, Q3, L31]
@@ -60,6 +70,8 @@ PARAMS = {
     # Qwen3-30B-A3B cut to 4 layers: 2 x 151936 x 2048 (embedding, untied head) + 4 x ~623 M (128 experts of
     # 3 x 2048 x 768, attention, router): a generous round figure for scheduling only
     MOE: 3200000000,
+    # llmem params of the cuts in CUTS (issue 15), and Phi-3.5-mini whole
+    MIXTRAL: 3164688384, DSV2L: 3424678912, DSV3: 13944134656, GPTOSS: 4451017664, PHI35: 3821079552,
 }
 
 # LoRA target module names per model_type (attention projections).
@@ -73,6 +85,11 @@ LORA_TARGETS = {
     "gemma2": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "gemma3_text": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "qwen3_moe": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "mixtral": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "deepseek_v2": ["q_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"],
+    "deepseek_v3": ["q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"],
+    "gpt_oss": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "phi3": ["qkv_proj", "o_proj"],
 }
 
 DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
@@ -524,6 +541,89 @@ def build_gemma_lora():
         _train(G1, "bf16", 2, 2048, True, train="lora", lora_r=16, tier=7),
     ]
     return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3, build_holdout4)
+
+
+def _i15(sc, cache=None, load=None):
+    """An issue-15 scenario: the MoE cuts of CUTS, a requested cache implementation (generate's
+    cache_implementation: static, offloaded; None = what generate picks) and the loading path (load=
+    "from_pretrained": a random-weight checkpoint saved by save_pretrained before the scenario starts, loaded with
+    from_pretrained(dtype=..., device_map="cuda") as users load a model; default from_config on the GPU)."""
+    m = sc["model"]
+    if m in CUTS:
+        sc["config_override"] = dict(CUTS[m])
+        sc["id"] = sc["id"].replace(m, f"{m}-L{CUTS[m]['num_hidden_layers']}")
+    if cache:
+        sc["cache_impl"] = cache
+        sc["id"] += f"-{cache}"
+    if load:
+        sc["load"] = load
+        sc["id"] += "-pretrained"
+    return sc
+
+
+def build_issue15():
+    """Issue 15 (tier 10): MoE inference (Qwen3-MoE, Mixtral, DeepSeek-V2-Lite MLA, DeepSeek-V3, gpt-oss) and LoRA
+    on MoE, Gemma-3 text, static and offloaded caches, long prefills of MHA (Phi-3.5-mini) and GQA models, a batch-8
+    prefill with a 152k vocabulary, from_pretrained beside from_config. Split from build_issue15_holdout() before
+    any of it was measured or modelled."""
+    s = [
+        _i15(_gen(MOE, "bf16", 1, 512, 64, tier=10)),
+        _i15(_gen(MOE, "bf16", 8, 1024, 32, tier=10)),
+        _i15(_fwd(MOE, "bf16", 1, 8192, tier=10)),
+        _i15(_gen(MIXTRAL, "bf16", 1, 2048, 64, tier=10)),
+        _i15(_fwd(MIXTRAL, "bf16", 4, 2048, tier=10)),
+        _i15(_gen(DSV2L, "bf16", 1, 1024, 64, tier=10)),
+        _i15(_fwd(DSV2L, "bf16", 1, 8192, tier=10)),
+        _i15(_gen(GPTOSS, "bf16", 2, 2048, 32, tier=10)),
+        _i15(_fwd(DSV3, "bf16", 1, 4096, tier=10)),
+        _i15(_train(MIXTRAL, "bf16", 1, 1024, False, optimizer="adamw-default", train="lora", lora_r=16, tier=10)),
+        _i15(_train(DSV2L, "bf16", 2, 1024, False, optimizer="adamw-default", train="lora", lora_r=16, tier=10)),
+        _i15(_gen(G3, "bf16", 1, 8192, 64, tier=10)),
+        _i15(_fwd(G3, "bf16", 4, 4096, tier=10)),
+        _i15(_gen(TL, "fp16", 4, 1024, 128, tier=10), cache="static"),
+        _i15(_gen(L31, "bf16", 1, 4096, 64, tier=10), cache="static"),
+        _i15(_gen(G2, "bf16", 1, 4096, 64, tier=10), cache="static"),
+        _i15(_gen(L31, "bf16", 1, 8192, 32, tier=10), cache="offloaded"),
+        _i15(_fwd(PHI35, "bf16", 1, 16384, tier=10)),
+        _i15(_gen(PHI35, "bf16", 1, 8192, 16, tier=10)),
+        _i15(_fwd(L31, "bf16", 1, 32768, tier=10)),
+        _i15(_fwd(Q7, "bf16", 8, 2048, tier=10)),
+        _i15(_gen(TL, "bf16", 1, 1024, 64, tier=10), load="from_pretrained"),
+        _i15(_gen(MOE, "bf16", 1, 512, 64, tier=10), load="from_pretrained"),
+        _i15(_gen(G3, "bf16", 1, 2048, 64, tier=10), load="from_pretrained"),
+    ]
+    return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3, build_holdout4,
+                     build_gemma_lora, build_finetune, build_finetune_holdout)
+
+
+def build_issue15_holdout():
+    """Held-out for build_issue15() (tier 11): chosen with it, measured in the same device commands, compared with
+    llmem only after the modelling the main set leads to is done."""
+    s = [
+        _i15(_gen(MOE, "bf16", 4, 2048, 16, tier=11)),
+        _i15(_fwd(MIXTRAL, "bf16", 1, 8192, tier=11)),
+        _i15(_gen(DSV2L, "bf16", 4, 2048, 32, tier=11)),
+        _i15(_fwd(GPTOSS, "bf16", 1, 8192, tier=11)),
+        _i15(_gen(DSV3, "bf16", 1, 1024, 32, tier=11)),
+        _i15(_train(MOE, "bf16", 2, 1024, False, optimizer="adamw-default", train="lora", lora_r=16, tier=11)),
+        _i15(_train(GPTOSS, "bf16", 1, 2048, False, optimizer="adamw-default", train="lora", lora_r=16, tier=11)),
+        _i15(_gen(G3, "bf16", 4, 2048, 128, tier=11)),
+        _i15(_gen(Q05, "bf16", 8, 512, 128, tier=11), cache="static"),
+        _i15(_gen(G3, "bf16", 2, 4096, 32, tier=11), cache="static"),
+        _i15(_gen(Q7, "bf16", 1, 4096, 64, tier=11), cache="offloaded"),
+        _i15(_fwd(YOURI, "fp16", 2, 4096, tier=11)),
+        _i15(_fwd(PHI35, "bf16", 1, 32768, tier=11)),
+        _i15(_gen(L31, "bf16", 1, 16384, 16, tier=11)),
+        _i15(_gen(Q05, "bf16", 1, 2048, 64, tier=11), load="from_pretrained"),
+        _i15(_fwd(MOE, "bf16", 2, 2048, tier=11), load="from_pretrained"),
+    ]
+    return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3, build_holdout4,
+                     build_gemma_lora, build_finetune, build_finetune_holdout, build_issue15)
+
+
+def build_issue15_all():
+    """Both issue-15 sets, run in the same device commands (the held-out records are kept in their own file)."""
+    return build_issue15() + build_issue15_holdout()
 
 
 def _held_out(s, *earlier_sets):

@@ -1,0 +1,15 @@
+#!/bin/bash
+# Device command of 2026-12-05 (fifth session): issue 15's scenario sets (scenarios.build_issue15 and its held-out
+# build_issue15_holdout), one scenario per fresh process, several processes sharing the GPU. From the repository
+# root. The held-out records are split off by tier (11) afterwards and compared with llmem only after the modelling.
+set -o pipefail
+export PYTHONUNBUFFERED=1
+: "${OUT:?OUT must name a folder}"
+total_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
+budget=$(( total_mib * 88 / 100 / 1024 ))  # GiB the scheduling bounds may sum to (126 on an H200, 69 on an H100)
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python3 -c \
+  "import torch, transformers, peft, accelerate; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__)"; \
+  echo "mem budget ${budget} GiB"; } > "$OUT/issue15_env.txt" 2>&1
+export LLMEM_CKPT_DIR=/tmp/llmem-ckpt
+timeout 585 python3 bench/gpu/measure_transformers.py --set issue15_all --out "$OUT/issue15_all.jsonl" \
+  --workers 8 --mem-budget-gib "$budget" --deadline 450 --hard-stop 570 --timeout 240 2>&1 | tee "$OUT/issue15_log.txt" | tail -60
