@@ -33,9 +33,18 @@ for fuzzer in build-fuzz/tests/fuzz/fuzz_*; do
   name=$(basename "$fuzzer")
   corpus="tests/fuzz/corpus/${name#fuzz_}"
   work=$(mktemp -d)
-  [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+  mkdir -p "$work/corpus" "$work/found"
+  [ -d "$corpus" ] && cp -r "$corpus"/. "$work/corpus"/
   echo "-- $name"
-  "$fuzzer" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 "$work" 2>&1 | tail -n 4
+  # A failure prints the fuzzer's report and the input that caused it (hex), so CI's log alone reproduces it.
+  if ! "$fuzzer" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix="$work/found/" "$work/corpus" > "$work/log" 2>&1; then
+    grep -v '^#' "$work/log" | tail -n 80
+    for f in "$work"/found/*; do [ -f "$f" ] && { echo "input $(basename "$f"), $(stat -c %s "$f") bytes:"; od -A d -t x1 "$f" | head -n 64; }; done
+    echo "$name failed" >&2
+    exit 1
+  fi
+  tail -n 4 "$work/log"
   rm -rf "$work"
 done
 echo "all tests passed"
