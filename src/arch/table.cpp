@@ -11,9 +11,11 @@ namespace llmem::arch {
 namespace {
 
 // Far above any real model (DeepSeek-V3 has 61 layers of 256 experts, ~45k tensors), low enough that a hostile
-// config cannot make llmem build billions of tensor records.
+// config cannot make llmem build billions of tensor records. A config near the earlier limit of 5M tensors ran the
+// fuzzer (2 GiB, AddressSanitizer) out of memory: the records, the count's copy and the module tree cost ~2 KiB a
+// tensor there; 966k tensors still did. 300k is ~6x DeepSeek-V3.
 constexpr uint64_t kMaxRepeat = 100'000;
-constexpr size_t kMaxTensors = 5'000'000;
+constexpr size_t kMaxTensors = 300'000;
 
 [[noreturn]] void internal(const Family& f, const std::string& what) {
   throw Error(ErrorKind::kRuntime, "", std::string("internal error in the ") + f.name + " table: " + what);
