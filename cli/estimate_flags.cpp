@@ -48,6 +48,9 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--new-tokens", w.new_tokens, "transformers inference: tokens to generate")->capture_default_str();
   cmd->add_flag_callback("--no-cache", [&w] { w.use_cache = false; },
                          "transformers inference: one forward pass without KV cache (use_cache=False)");
+  cmd->add_option("--cache", w.cache_impl,
+                  "transformers generation: generate's cache_implementation dynamic, static (alias hybrid) or "
+                  "offloaded (default: dynamic, what generate picks without a generation config)");
   cmd->add_option("--mxfp4-kernels", w.mxfp4_kernels,
                   "transformers inference of an MXFP4 checkpoint (gpt-oss): yes if Triton >= 3.4 and the kernels "
                   "package are installed (experts stay packed), no (default: experts dequantised to bf16)");
@@ -122,7 +125,7 @@ const FlagNames& estimate_flag_names() {
       {"source", "SOURCE"},           {"engine", "--engine"},           {"gpu", "--gpu"},
       {"reserve", "--reserve"},       {"memory", "--vram"},             {"dtype", "--dtype"},
       {"batch", "--batch"},           {"prompt_tokens", "--prompt"},    {"new_tokens", "--new-tokens"},
-      {"use_cache", "--no-cache"},    {"mxfp4_kernels", "--mxfp4-kernels"}, {"attn", "--attn"},               {"train", "--train"},
+      {"use_cache", "--no-cache"},    {"cache_impl", "--cache"},    {"mxfp4_kernels", "--mxfp4-kernels"}, {"attn", "--attn"},               {"train", "--train"},
       {"precision", "--precision"},   {"optimizer", "--optimizer"},     {"seq_tokens", "--seq"},
       {"grad_ckpt", "--grad-ckpt"},   {"grad_accum", "--grad-accum"},   {"alloc_conf", "--alloc-conf"},
       {"hf_trainer", "--hf-trainer"}, {"lora_r", "--lora-r"},           {"lora_targets", "--lora-targets"},

@@ -11,6 +11,15 @@ const char* flash_attention_name(FlashAttention f) {
   return "auto";
 }
 
+const char* kv_cache_impl_name(KvCacheImpl c) {
+  switch (c) {
+    case KvCacheImpl::kStatic: return "static";
+    case KvCacheImpl::kOffloaded: return "offloaded";
+    case KvCacheImpl::kDynamic: return "dynamic";
+  }
+  return "dynamic";
+}
+
 }  // namespace llmem
 
 namespace llmem {

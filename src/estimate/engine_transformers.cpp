@@ -93,6 +93,18 @@ std::optional<std::string> positions_note(const ArchModel& m, const Workload& w)
                      what, limit);
 }
 
+// generate's cache_implementation (transformers 5.17 generation/configuration_utils.py): "hybrid" and
+// "sliding_window" build the same StaticCache (its sliding layers sized by the config's window).
+KvCacheImpl resolve_cache_impl(const WorkloadSpec& spec) {
+  const std::string& c = spec.cache_impl;
+  if (!c.empty() && !spec.use_cache)
+    throw usage_error("cache_impl", "{field} applies to generation; --no-cache runs one forward pass without a cache");
+  if (c.empty() || c == "dynamic") return KvCacheImpl::kDynamic;
+  if (c == "static" || c == "hybrid" || c == "sliding_window") return KvCacheImpl::kStatic;
+  if (c == "offloaded") return KvCacheImpl::kOffloaded;
+  throw usage_error("cache_impl", "{field} must be dynamic, static (hybrid, sliding_window) or offloaded, got '" + c + "'");
+}
+
 void resolve_training(const WorkloadSpec& spec, Workload& w) {
   w.mode = RunMode::kTrain;
   if (spec.train == "full") w.train = TrainMethod::kFull;
@@ -188,7 +200,7 @@ class TransformersEngine final : public Engine {
 
   bool reads(const std::string& field, const WorkloadSpec& spec) const override {
     static const std::set<std::string> always = {"batch", "attn", "train", "alloc_conf", "n_gpus"};
-    static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache", "mxfp4_kernels", "device_map", "max_memory"};
+    static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache", "cache_impl", "mxfp4_kernels", "device_map", "max_memory"};
     static const std::set<std::string> training = {"precision", "optimizer", "seq_tokens", "grad_ckpt", "grad_accum", "hf_trainer", "sharding"};
     static const std::set<std::string> lora = {"lora_r", "lora_targets"};
     static const std::set<std::string> qlora = {"bnb_4bit_quant_type", "bnb_double_quant"};
@@ -218,6 +230,7 @@ class TransformersEngine final : public Engine {
       resolve_training(spec, w);
     } else {
       w.mode = spec.use_cache ? RunMode::kGenerate : RunMode::kForward;
+      w.cache = resolve_cache_impl(spec);
       w.prompt_tokens = positive_count(spec.prompt_tokens, "prompt_tokens");
       w.new_tokens = positive_count(spec.new_tokens, "new_tokens");
     }

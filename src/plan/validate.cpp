@@ -96,7 +96,8 @@ WorkloadSpec transformers_workload(const json& rec, const std::string& mode) {
   w.batch = field<int64_t>(rec, "batch", 1);
   // The attention implementation transformers used is part of the scenario (the harness reads it back).
   if (rec.contains("attn") && rec["attn"].is_string() && (rec["attn"] == "sdpa" || rec["attn"] == "eager")) w.attn = rec["attn"];
-  w.from_config = true;  // the harness builds every model with from_config
+  // the harness builds a model with from_config unless the record loads a saved checkpoint (load: from_pretrained)
+  w.from_config = field<std::string>(rec, "load", "") != "from_pretrained";
   w.alloc_conf = field<std::string>(rec, "alloc_conf", "");
   if (mode == "train") {
     w.train = rec.at("train");
@@ -120,6 +121,7 @@ WorkloadSpec transformers_workload(const json& rec, const std::string& mode) {
     w.prompt_tokens = rec.at("prompt");
     w.use_cache = mode != "forward";
     w.new_tokens = field<int64_t>(rec, "new_tokens", 1);
+    if (w.use_cache) w.cache_impl = field<std::string>(rec, "cache_impl", "");
   }
   return w;
 }

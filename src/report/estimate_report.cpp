@@ -79,7 +79,10 @@ json transformers_json(const EstimateResult& r) {
     wl["hf_trainer"] = w.hf_trainer;
   } else {
     wl["prompt"] = w.prompt_tokens;
-    if (w.mode == RunMode::kGenerate) wl["new_tokens"] = w.new_tokens;
+    if (w.mode == RunMode::kGenerate) {
+      wl["new_tokens"] = w.new_tokens;
+      wl["cache"] = kv_cache_impl_name(w.cache);
+    }
   }
   if (!e.per_gpu.empty()) {
     wl["gpus"] = w.gpus;
@@ -319,8 +322,9 @@ std::string transformers_description(const Workload& w) {
                        w.grad_accum > 1 ? fmt::format(", {} micro-batches per step", w.grad_accum) : std::string(),
                        w.grad_ckpt ? ", gradient checkpointing" : "");
   if (w.mode == RunMode::kGenerate)
-    return fmt::format("generate {} tokens from a {}-token prompt, batch {}, {}", w.new_tokens, w.prompt_tokens, w.batch,
-                       dtype_name(w.dtype));
+    return fmt::format("generate {} tokens from a {}-token prompt, batch {}, {}{}", w.new_tokens, w.prompt_tokens, w.batch,
+                       dtype_name(w.dtype),
+                       w.cache == KvCacheImpl::kDynamic ? "" : fmt::format(", {} cache", kv_cache_impl_name(w.cache)));
   return fmt::format("one forward pass of {} tokens, batch {}, {}, no KV cache", w.prompt_tokens, w.batch, dtype_name(w.dtype));
 }
 

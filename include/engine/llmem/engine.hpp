@@ -19,6 +19,11 @@
 namespace llmem {
 
 enum class RunMode { kGenerate, kForward, kTrain };
+// generate's KV cache (transformers cache_utils.py): DynamicCache (grown by torch.cat), StaticCache (preallocated
+// at max_length, sliding layers at their window; the decode forward is compiled), or DynamicCache with offloading
+// (each layer's K/V moved to the CPU once used, the next layer's prefetched)
+enum class KvCacheImpl { kDynamic, kStatic, kOffloaded };
+const char* kv_cache_impl_name(KvCacheImpl c);  // "dynamic", "static", "offloaded"
 // kQLora: LoRA adapters on a bitsandbytes 4-bit base (transformers' BitsAndBytesConfig(load_in_4bit=True), peft's
 // prepare_model_for_kbit_training; see src/engines/transformers/bnb.hpp)
 enum class TrainMethod { kFull, kLora, kQLora };
@@ -45,6 +50,7 @@ struct Workload {
   uint64_t prompt_tokens = 6;        // inference: prompt length; training: sequence length
   uint64_t new_tokens = 14;          // generate only
   std::string attn;                  // "sdpa", "eager", or "" for the engine's default for the architecture
+  KvCacheImpl cache = KvCacheImpl::kDynamic;  // generate only
   // Weights built by from_config (random init, as the measurement harness does) instead of from_pretrained:
   // transformers then creates a tied LM head before tying it, a transient extra copy of the embedding.
   bool from_config = false;
