@@ -1,5 +1,6 @@
 #include "llmem/tensor.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include "llmem/checked.hpp"
@@ -7,6 +8,8 @@
 namespace llmem {
 
 std::optional<uint64_t> shape_numel(const std::vector<uint64_t>& shape) {
+  // a zero dimension makes zero elements whatever the others are (no overflow in any order)
+  if (std::find(shape.begin(), shape.end(), uint64_t{0}) != shape.end()) return 0;
   uint64_t n = 1;
   for (uint64_t d : shape) {
     auto m = checked_mul(n, d);

@@ -370,16 +370,19 @@ class Parser {
       if (n_dims > kGgufMaxDims)
         fail("has " + std::to_string(n_dims) + " dimensions; GGUF allows at most " + std::to_string(kGgufMaxDims));
       uint64_t ne[kGgufMaxDims] = {1, 1, 1, 1};
-      uint64_t numel = 1;
+      uint64_t numel = 1, nonzero = 1;
       for (uint32_t d = 0; d < n_dims; ++d) {
         ne[d] = cur_.u64("a dimension");
         // ne[] is int64 in ggml: a value with the top bit set is negative there.
         if (ne[d] > static_cast<uint64_t>(INT64_MAX))
           fail("dimension " + std::to_string(d) + " is negative (" + std::to_string(static_cast<int64_t>(ne[d])) + ")");
-        auto m = checked_mul(numel, ne[d]);
+        // The non-zero dimensions' product must fit too: an empty tensor with absurd other dimensions would
+        // overflow any product taken in another order (ggml's own checks divide by each dimension).
+        auto m = checked_mul(nonzero, ne[d] == 0 ? 1 : ne[d]);
         if (!m || *m > static_cast<uint64_t>(INT64_MAX))
           fail("element count overflows: ne[0.." + std::to_string(d) + "] multiply past 2^63");
-        numel = *m;
+        nonzero = *m;
+        numel = ne[d] == 0 ? 0 : numel * ne[d];  // <= nonzero: cannot overflow
       }
       for (uint32_t d = n_dims; d-- > 0;) ti.shape.push_back(ne[d]);  // outermost first
 

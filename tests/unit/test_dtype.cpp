@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "llmem/dtype.hpp"
+#include "llmem/tensor.hpp"
 
 using namespace llmem;
 
@@ -38,4 +39,12 @@ TEST(DType, Parsing) {
   EXPECT_EQ(dtype_from_name("fp16"), DType::F16);
   EXPECT_EQ(dtype_from_name("q4_k"), DType::Q4_K);
   EXPECT_EQ(dtype_from_torch("bfloat16"), DType::BF16);
+}
+
+TEST(Shape, NumelIsZeroWithAZeroDimensionWhateverTheOthers) {
+  EXPECT_EQ(llmem::shape_numel({0, 1ull << 40, 1ull << 40}), 0u);
+  EXPECT_EQ(llmem::shape_numel({1ull << 40, 1ull << 40, 0}), 0u);
+  EXPECT_EQ(llmem::shape_numel({1ull << 40, 1ull << 40}), std::nullopt);
+  EXPECT_EQ(llmem::shape_numel({3, 5}), 15u);
+  EXPECT_EQ(llmem::shape_numel({}), 1u);
 }

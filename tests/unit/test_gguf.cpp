@@ -549,6 +549,9 @@ TEST(GgufHostile, Dimensions) {
                "tensor 'neg': dimension 1 is negative (-9223372036854775808)");
   expect_error(GgufWriter().tensor("ovf", {1ull << 32, 1ull << 32}, ggml::F32).bytes(), "tensor 'ovf': element count overflows");
   expect_error(GgufWriter().tensor("ovf", {1ull << 62, 2}, ggml::F32).bytes(), "element count overflows");
+  // an empty tensor whose other dimensions multiply past 2^63 (found by fuzz_gguf): refused, in either order
+  expect_error(GgufWriter().tensor("ovf", {0, 1ull << 40, 1ull << 40}, ggml::F32).bytes(), "element count overflows");
+  expect_error(GgufWriter().tensor("ovf", {1ull << 40, 1ull << 40, 0}, ggml::F32).bytes(), "element count overflows");
   expect_error(GgufWriter().tensor("ovf", {1ull << 62}, ggml::F32).bytes(), "tensor 'ovf': size in bytes");
 }
 

@@ -162,7 +162,7 @@ void eager(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len) {
 // additive one in the model dtype; all three go when sdpa_attention_forward returns.
 void sdpa_flash(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len) {
   const auto& g = c.g;
-  const bool masked = q_len > 1 && sdpa_mask_needed(g, layer, kv_len);
+  const bool masked = q_len > 1 && (c.always_masked || sdpa_mask_needed(g, layer, kv_len));
   const bool repeated = masked && g.gqa_groups() > 1;
   if (repeated) repeat_kv(c, layer, kv_len);
   if (masked) c.t.alloc(L(layer, "sdpa_bias"), mul(c.batch, q_len, kv_len, c.s));

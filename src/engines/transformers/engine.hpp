@@ -99,6 +99,9 @@ struct Ctx {
   bool bf16 = false;  // activations in bfloat16 (F.softmax's fused half->float path exists for float16 only)
   bool math_sdpa_upcast = false;  // SDPA runs PyTorch's math backend with its fp32 upcast (see attention.cpp)
   bool cache = false;      // a KV cache is updated (generate); without one the layer's own K/V stay in locals
+  // StaticCache: attention reads the preallocated max_length keys, so masking_utils always builds a mask (the
+  // kv length is not the query length) and SDPA expands GQA's K/V (see sdpa_mask_needed)
+  bool always_masked = false;
   bool cublas_pending = true;  // cuBLAS takes its workspace from the allocator at the first matmul
 };
 

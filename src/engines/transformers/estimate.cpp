@@ -67,6 +67,7 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
   static const std::map<std::string, std::string> kDetail = {
       {"weights", "every parameter in the requested dtype"},
       {"kv_cache", "DynamicCache keys and values at the peak (torch.cat growth)"},
+      {"kv_prefetch", "offloaded cache: the next layer's keys and values prefetched back to the GPU (their own stream's pool)"},
       {"activations", "hidden states and temporaries alive at the peak"},
       {"logits", "LM-head output (last position when generating) and its fp32 copy"},
       {"inputs", "input ids and attention mask (int64)"},
@@ -80,12 +81,16 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
       {"master_weights", "fp32 master copy of this rank's parameter shard (DeepSpeed bf16)"},
       {"comm_buffers", "communication buffers: DDP gradient buckets, FSDP2 all-gather and reduce-scatter buffers, ZeRO's buckets"},
   };
-  for (const char* cat : {"weights", "master_weights", "gradients", "optimizer_states", "optimizer_temp", "lora", "kv_cache", "saved_activations",
+  for (const char* cat : {"weights", "master_weights", "gradients", "optimizer_states", "optimizer_temp", "lora", "kv_cache", "kv_prefetch", "saved_activations",
                           "activations", "logits", "loss", "inputs", "workspace", "comm_buffers"}) {
     auto it = t.peak_breakdown().find(cat);
     if (it == t.peak_breakdown().end()) continue;
     auto d = kDetail.find(cat);
     std::string detail = d == kDetail.end() ? "" : d->second;
+    if (std::string(cat) == "kv_cache" && w.cache == KvCacheImpl::kStatic)
+      detail = "StaticCache keys and values, preallocated at max_length (sliding layers at their window)";
+    if (std::string(cat) == "kv_cache" && w.cache == KvCacheImpl::kOffloaded)
+      detail = "offloaded DynamicCache: the layer being updated (the others on the CPU)";
     if (std::string(cat) == "weights" && w.mode == RunMode::kTrain && w.train == TrainMethod::kQLora)
       detail = "the 4-bit linears as bitsandbytes stores them, the other parameters in fp32 (peft's cast)";
     if (std::string(cat) == "optimizer_states" &&

@@ -32,6 +32,16 @@ std::string kv_name(uint64_t layer, const char* which, uint64_t step) {
   return fmt::format("kv_cache/{}/{}/{}", layer, which, step);
 }
 
+// An offloaded cache's copy of a layer brought back to the GPU ahead of its update (Cache.prefetch, on the cache's
+// prefetch stream: its blocks form that stream's pool).
+std::string prefetch_name(uint64_t layer, const char* which) { return fmt::format("kv_prefetch/{}/{}", layer, which); }
+
+void prefetch_layer(Tracker& t, const Geometry& g, const Workload& w, uint64_t s, const KvState& kv, uint64_t layer) {
+  if (kv.len[layer] == 0) return;  // not initialised yet (prefill): nothing to bring back
+  t.alloc(prefetch_name(layer, "k"), mul(w.batch, kv.len[layer], g.k_dim, s));
+  t.alloc(prefetch_name(layer, "v"), mul(w.batch, kv.len[layer], g.v_dim, s));
+}
+
 // What the base model's forward holds beside the layers: inputs_embeds, the mask, the rotary tables.
 struct BaseLocals {
   bool causal_mask = false;  // eager: the additive [B, 1, P, P] mask
@@ -41,21 +51,21 @@ struct BaseLocals {
 
 // The model's forward up to the first layer: embeddings, the mask, then the rotary tables (whose inv_freq @
 // positions is the first matmul, so cuBLAS's workspace comes here; without rotary it comes at the first
-// projection).
-BaseLocals embed_and_mask(Ctx& c, uint64_t prompt_tokens) {
+// projection). `kv_tokens`: the keys a full-attention layer reads (the prompt, or a StaticCache's max_length).
+BaseLocals embed_and_mask(Ctx& c, uint64_t prompt_tokens, uint64_t kv_tokens) {
   const auto& g = c.g;
   const uint64_t B = c.batch, P = prompt_tokens, s = c.s;
   BaseLocals locals;
   c.t.alloc("activations/embed", mul(B, P, g.hidden, s));
   if (c.eager) {
-    // masking_utils.eager_mask: sdpa_mask builds a boolean [B, 1, P, P] mask, turned into the additive one
-    c.t.alloc("activations/causal_mask_bool", mul(B, P, P));
-    c.t.alloc("activations/causal_mask", mul(B, P, P, s));
+    // masking_utils.eager_mask: sdpa_mask builds a boolean [B, 1, P, kv] mask, turned into the additive one
+    c.t.alloc("activations/causal_mask_bool", mul(B, P, kv_tokens));
+    c.t.alloc("activations/causal_mask", mul(B, P, kv_tokens, s));
     c.t.free("activations/causal_mask_bool");
     locals.causal_mask = true;
   }
-  if (!c.eager && sdpa_mask_needed(g, 0, P)) {
-    c.t.alloc("activations/sdpa_mask", mul(B, P, P));  // boolean [B, 1, P, P]
+  if (!c.eager && (c.always_masked || sdpa_mask_needed(g, 0, P))) {
+    c.t.alloc("activations/sdpa_mask", mul(B, P, kv_tokens));  // boolean [B, 1, P, kv]
     locals.sdpa_mask = true;
   }
   if (g.rope) {
@@ -106,18 +116,25 @@ void final_norm_and_head(Ctx& c, const ArchModel& m, const std::string& last_hid
 
 // Decode: each of the remaining new_tokens - 1 forward passes appends one token to every layer's cache
 // (DynamicLayer.update: torch.cat allocates the grown tensor before the old one goes); a sliding layer's stored
-// view keeps the whole cat result alive, so the next cat starts from the window.
+// view keeps the whole cat result alive, so the next cat starts from the window. A StaticCache writes in place
+// (index_copy_): nothing grows. An offloaded cache (Cache.update with offloading) first prefetches the next layer
+// back to the GPU on its own stream, then cats onto this layer's prefetched copy (which goes), and moves the result
+// to the CPU once the layer has used it.
 void decode(Tracker& t, const Geometry& g, const Workload& w, uint64_t s, KvState& kv) {
+  const bool offloaded = w.cache == KvCacheImpl::kOffloaded;
   for (uint64_t step = 1; step < w.new_tokens; ++step) {
     t.set_phase(fmt::format("decode step {}", step));
-    for (uint64_t layer = 0; layer < g.layers; ++layer) {
+    for (uint64_t layer = 0; w.cache != KvCacheImpl::kStatic && layer < g.layers; ++layer) {
       const uint64_t new_len = kv.len[layer] + 1;
+      if (offloaded) prefetch_layer(t, g, w, s, kv, (layer + 1) % g.layers);
       for (const char* which : {"k", "v"}) {
         const uint64_t dim = which[0] == 'k' ? g.k_dim : g.v_dim;
         t.alloc(kv_name(layer, which, step), mul(w.batch, new_len, dim, s));  // torch.cat([cache, new], dim=-2)
-        t.free(kv_name(layer, which, step - 1));
+        t.free(offloaded ? prefetch_name(layer, which) : kv_name(layer, which, step - 1));
       }
       kv.len[layer] = g.window[layer] ? std::min(new_len, g.window[layer] - 1) : new_len;
+      if (offloaded)
+        for (const char* which : {"k", "v"}) t.free(kv_name(layer, which, step));  // .to("cpu") once attended
     }
     t.free("logits/next_token_f32");
     t.alloc("logits/next_token_f32", mul(w.batch, g.vocab, 4));
@@ -141,22 +158,40 @@ std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, con
   }
   const uint64_t P = w.prompt_tokens, B = w.batch;
   const bool generate = w.mode == RunMode::kGenerate;
+  const bool static_cache = generate && w.cache == KvCacheImpl::kStatic;
+  const bool offloaded = generate && w.cache == KvCacheImpl::kOffloaded;
+  // StaticCache (generate's max_length = prompt + new tokens): every layer's keys and values preallocated at its
+  // first update (StaticLayer.lazy_initialization: torch.zeros), a sliding layer's at min(window, max_length);
+  // attention reads the whole preallocated length, or a sliding layer's longer prompt as given
+  const uint64_t max_len = P + w.new_tokens;
+  auto static_len = [&](uint64_t layer) { return g.window[layer] ? std::min(g.window[layer], max_len) : max_len; };
+  auto kv_len = [&](uint64_t layer) {
+    if (!static_cache) return P;
+    return g.window[layer] && P > static_len(layer) ? P : static_len(layer);
+  };
+  c.always_masked = static_cache;
+  if (offloaded) t.set_side_stream_category("kv_prefetch");
   t.set_phase("inputs");
   t.alloc("inputs/input_ids", mul(B, P, 8));
   if (generate) t.alloc("inputs/attention_mask", mul(B, P, 8));
-  const BaseLocals locals = embed_and_mask(c, P);
+  const BaseLocals locals = embed_and_mask(c, P, static_cache ? max_len : P);
   KvState kv;
   kv.len.assign(g.layers, 0);
   std::string h = "activations/embed";
   for (uint64_t layer = 0; layer < g.layers; ++layer) {
     auto update = [&] {
       if (!generate) return;  // use_cache=False: nothing is kept
-      t.alloc(kv_name(layer, "k", 0), mul(B, P, g.k_dim, s));
-      t.alloc(kv_name(layer, "v", 0), mul(B, P, g.v_dim, s));
+      // the last layer's update prefetches layer 0 (the prefetch wraps around), already offloaded
+      if (offloaded) prefetch_layer(t, g, w, s, kv, (layer + 1) % g.layers);
+      const uint64_t len = static_cache ? static_len(layer) : P;
+      t.alloc(kv_name(layer, "k", 0), mul(B, len, g.k_dim, s));
+      t.alloc(kv_name(layer, "v", 0), mul(B, len, g.v_dim, s));
       kv.len[layer] = P;
     };
     const std::string out = fmt::format("activations/hidden{}", layer);
-    decoder_layer(c, layer, P, P, out, update);
+    decoder_layer(c, layer, P, kv_len(layer), out, update);
+    if (offloaded)  // moved to the CPU (Cache.offload) once the layer has attended over it
+      for (const char* which : {"k", "v"}) t.free(kv_name(layer, which, 0));
     if (h != "activations/embed") t.free(h);  // inputs_embeds stays: a local of the base model
     h = out;
   }
