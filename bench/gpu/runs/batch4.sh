@@ -11,5 +11,5 @@ budget=$(( total_mib * 88 / 100 / 1024 ))  # GiB the scheduling bounds may sum t
   "import torch, transformers, peft, accelerate; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__)"; \
   echo "mem budget ${budget} GiB"; } > "$OUT/issue15_env.txt" 2>&1
 export LLMEM_CKPT_DIR=/tmp/llmem-ckpt
-timeout 585 python3 bench/gpu/measure_transformers.py --set issue15_all --out "$OUT/issue15_all.jsonl" \
-  --workers 8 --mem-budget-gib "$budget" --deadline 450 --hard-stop 570 --timeout 240 2>&1 | tee "$OUT/issue15_log.txt" | tail -60
+timeout 520 python3 bench/gpu/measure_transformers.py --set issue15_all --out "$OUT/issue15_all.jsonl" \
+  --workers 8 --mem-budget-gib "$budget" --deadline 390 --hard-stop 505 --timeout 240 2>&1 | tee "$OUT/issue15_log.txt" | tail -60
