@@ -14,10 +14,10 @@ export LLMEM_CKPT_DIR=/tmp/llmem-ckpt
 if [ "$total_mib" -gt 100000 ]; then  # room for a traced copy of three main-set cases beside the sets
   budget=$(( budget - 34 ))
   mkdir -p "$OUT/trace"
-  TRACE_LIST=bench/gpu/trace_cases_issue15.txt timeout 520 bash bench/gpu/trace_cases.sh "$OUT/trace" --set issue15 \
-    --workers 3 --mem-budget-gib 34 --deadline 300 --hard-stop 505 --timeout 240 > "$OUT/trace/log.txt" 2>&1 &
+  TRACE_LIST=bench/gpu/trace_cases_issue15.txt timeout 460 bash bench/gpu/trace_cases.sh "$OUT/trace" --set issue15 \
+    --workers 3 --mem-budget-gib 34 --deadline 250 --hard-stop 450 --timeout 240 > "$OUT/trace/log.txt" 2>&1 &
 fi
-timeout 520 python3 bench/gpu/measure_transformers.py --set issue15_all --out "$OUT/issue15_all.jsonl" \
-  --workers 8 --mem-budget-gib "$budget" --deadline 390 --hard-stop 505 --timeout 240 2>&1 | tee "$OUT/issue15_log.txt" | tail -60
+timeout 460 python3 bench/gpu/measure_transformers.py --set issue15_all --out "$OUT/issue15_all.jsonl" \
+  --workers 8 --mem-budget-gib "$budget" --deadline 330 --hard-stop 450 --timeout 240 2>&1 | tee "$OUT/issue15_log.txt" | tail -60
 wait
 ls -la "$OUT" "$OUT/trace" "$OUT/trace/traces" 2>/dev/null | tail -20
