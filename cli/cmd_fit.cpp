@@ -117,6 +117,15 @@ void run_fit(FitFlags f) {
     return;
   }
   const SourceCliOptions source_options = f.source_options;
+  // vLLM with no GPU named: every catalog card, which one serves the model at which --max-model-len
+  const bool gpu_named = f.cmd->get_option("--gpu")->count() > 0 || f.cmd->get_option("--vram")->count() > 0;
+  if (f.request.engine == "vllm" && !gpu_named) {
+    const auto fits = fit_every_gpu(f.request, f.source, source_options.to_options(),
+                                    [&](const ModelSource& src) { print_source_verbose(src, source_options); });
+    if (f.json) fmt::print("{}\n", report::gpus_fit_json(fits, f.request).dump(2));
+    else fmt::print("{}", report::gpus_fit_text(fits, f.request));
+    return;
+  }
   const FitResult result = fit(f.request, f.source, source_options.to_options(),
                                [&](const ModelSource& src) { print_source_verbose(src, source_options); });
   if (f.json) fmt::print("{}\n", report::fit_json(result, f.request).dump(2));
@@ -138,6 +147,7 @@ const bool registered = register_command(25, [](CLI::App& root, int& exit_code) 
       "  llmem fit mistralai/Mistral-7B-v0.1 --engine llamacpp --vram 8GiB    per quantisation scheme\n"
       "  llmem fit --engine llamacpp --vram 8GiB         the catalog at the best scheme that fits\n"
       "  llmem fit meta-llama/Llama-3.1-8B --engine vllm --gpu L4    the largest --max-model-len\n"
+      "  llmem fit Qwen/Qwen3-8B --engine vllm             every catalog GPU: starts?, KV tokens, largest length\n"
       "  llmem fit Qwen/Qwen3-8B --engine vllm --gpu A100-80GB --max-model-len 32768 --concurrency 16\n"
       "\n"
       "The budget per GPU is its memory (--vram wins over --gpu's size; --gpu still gives the CUDA context) less "

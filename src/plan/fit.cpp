@@ -475,6 +475,27 @@ FitResult fit(const FitRequest& req, const std::string& source, const SourceOpti
   return fit(req, read_source_facts(std::move(src)));
 }
 
+std::vector<GpuFit> fit_every_gpu(const FitRequest& req, const std::string& source, const SourceOptions& source_options,
+                                  const std::function<void(const ModelSource&)>& source_opened) {
+  if (!req.engine.empty()) checked_engine(req, find_engine(req.engine), "");
+  ModelSource src = open_source(source, source_options);
+  if (source_opened) source_opened(src);
+  const SourceFacts facts = read_source_facts(std::move(src));
+  std::vector<GpuProfile> gpus = gpu_catalog();
+  std::stable_sort(gpus.begin(), gpus.end(),
+                   [](const GpuProfile& a, const GpuProfile& b) { return a.memory_bytes < b.memory_bytes; });
+  std::vector<GpuFit> out;
+  for (GpuProfile g : gpus) {
+    FitRequest r = req;
+    g.reserve_bytes = req.gpu.reserve_bytes;
+    g.reserve_source = req.gpu.reserve_source;
+    r.gpu = g;
+    r.progress = {};
+    out.push_back({g, fit(r, facts)});
+  }
+  return out;
+}
+
 FitResult fit(const FitRequest& req, const SourceFacts& facts) {
   const Engine& engine =
       req.engine.empty() ? checked_engine(req, default_engine(facts), default_engine_reason(facts)) : checked_engine(req, find_engine(req.engine), "");

@@ -434,6 +434,57 @@ json ranking_json(const FitRanking& rk, const FitRequest& req) {
           {"multi_gpu", kMultiGpuNote}};
 }
 
+json gpus_fit_json(const std::vector<GpuFit>& fits, const FitRequest& req) {
+  json gpus = json::array();
+  for (const auto& f : fits) {
+    FitRequest r = req;
+    r.gpu = f.gpu;
+    json j = {{"gpu", gpu_json(r)}, {"options", json::array()}};
+    for (const auto& o : f.result.options) j["options"].push_back(vllm_option_json(o));
+    gpus.push_back(std::move(j));
+  }
+  const FitResult* first = fits.empty() ? nullptr : &fits.front().result;
+  return {{"schema_version", 1},
+          {"engine", first ? first->engine : std::string("vllm")},
+          {"source", first ? source_json(first->source) : json(nullptr)},
+          {"params", first ? first->params : 0},
+          {"engine_version", first && !first->options.empty() ? first->options.front().workload.vllm_version : ""},
+          {"gpus", gpus}};
+}
+
+std::string gpus_fit_text(const std::vector<GpuFit>& fits, const FitRequest& req) {
+  std::string out;
+  if (fits.empty()) return out;
+  const FitResult& first = fits.front().result;
+  const FitOption* o0 = first.options.empty() ? nullptr : &first.options.front();
+  const uint64_t asked = o0 && o0->serving ? o0->serving->max_model_len : 0;
+  append(out, "{} under vLLM {} on every GPU of the catalog (--gpu NAME for one)\n", first.source.display_name(),
+         o0 ? o0->workload.vllm_version : std::string());
+  append(out, "--gpu-memory-utilization {:.2f}; KV cache and concurrency at --max-model-len {}\n\n",
+         o0 ? o0->workload.gpu_memory_utilization : 0.0, format_thousands(asked));
+  append(out, "{:<24} {:>8} {:>7} {:>16} {:>14} {:>12}\n", "GPU", "GiB", "starts", "KV tokens", "concurrency", "largest len");
+  append(out, "{}\n", std::string(86, '-'));
+  bool nominal = false, other = false;
+  for (const auto& f : fits) {
+    if (f.result.options.empty() || !f.result.options.front().serving) continue;
+    const FitOption& o = f.result.options.front();
+    const ServingFigures& s = *o.serving;
+    nominal = nominal || s.total_memory_basis == "nominal";
+    other = other || f.gpu.context_source.find("not known for this card") != std::string::npos;
+    append(out, "{:<24} {:>8.1f} {:>7} {:>16} {:>14} {:>12}\n", f.gpu.name + (f.gpu.context_source.find("not known for this card") == std::string::npos ? "" : " (!)"),
+           gib(f.gpu.memory_bytes), o.fits ? "yes" : "no", o.fits ? format_thousands(s.kv_cache_tokens) : std::string("-"),
+           o.fits ? fmt::format("{:.2f}x", s.max_concurrency) : std::string("-"), o.max_context ? format_thousands(o.max_context) + (o.context_capped ? "*" : "") : "none");
+  }
+  append(out, "{}\n", std::string(86, '-'));
+  append(out, "largest len: the largest --max-model-len that starts on that card; * the model's maximum.\n");
+  if (nominal)
+    append(out, "Cards without a driver-reported total are budgeted against their nominal size; torch reports a\n"
+                "few hundred MiB less.\n");
+  if (other) append(out, "(!) a card whose per-process overheads are not known (llmem --list-gpus says which).\n");
+  (void)req;
+  return out;
+}
+
 std::string ranking_text(const FitRanking& rk, const FitRequest& req) {
   if (is_vllm(rk.engine)) return vllm_ranking_text(rk, req);
   return is_llamacpp(rk.engine) ? llama_ranking_text(rk, req) : transformers_ranking_text(rk, req);

@@ -14,6 +14,7 @@
 #include "fixtures/cli_run.hpp"
 #include "fixtures/safetensors_writer.hpp"
 #include "llmem/catalog.hpp"
+#include "llmem/engine.hpp"
 #include "llmem/error.hpp"
 #include "llmem/estimate.hpp"
 #include "llmem/field_error.hpp"
@@ -494,4 +495,43 @@ TEST(CliFit, FullTrainingOverSeveralGpusUsesTheBestSharding) {
     if (l.rfind("full/" + best + " ", 0) == 0 && l.find(" amp-bf16 ") != std::string::npos) line = l;
   ASSERT_FALSE(line.empty()) << text.out;
   EXPECT_EQ(line.find('~'), std::string::npos) << line;
+}
+
+// vLLM with no GPU named: every catalog card, smallest first, each the same answer as `fit --gpu` on it.
+TEST(CliFit, VllmWithoutAGpuAnswersForEveryCatalogCard) {
+  CliRun r = run_llmem("fit Qwen/Qwen3-8B --engine vllm --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["schema_version"], 1);
+  EXPECT_EQ(j["engine"], "vllm");
+  const json& gpus = j["gpus"];
+  ASSERT_EQ(gpus.size(), gpu_catalog().size());
+  uint64_t last = 0;
+  bool some_start = false, some_do_not = false;
+  for (const auto& g : gpus) {
+    const uint64_t mem = g["gpu"]["memory_bytes"];
+    EXPECT_GE(mem, last);
+    last = mem;
+    const bool starts = g["options"][0]["starts"];
+    (starts ? some_start : some_do_not) = true;
+  }
+  EXPECT_TRUE(some_start);
+  EXPECT_TRUE(some_do_not);  // an 8 GiB card does not hold Qwen3-8B's 16 GB of weights
+  for (const char* name : {"L4", "H200"}) {
+    CliRun one = run_llmem(std::string("fit Qwen/Qwen3-8B --engine vllm --json --gpu ") + name);
+    ASSERT_EQ(one.exit_code, 0) << one.err;
+    const json o = json::parse(one.out)["options"][0];
+    bool found = false;
+    for (const auto& g : gpus)
+      if (g["gpu"]["name"] == name) {
+        found = true;
+        EXPECT_EQ(g["options"][0]["largest_max_model_len"], o["largest_max_model_len"]) << name;
+        EXPECT_EQ(g["options"][0]["kv_cache_tokens"], o["kv_cache_tokens"]) << name;
+        EXPECT_EQ(g["options"][0]["starts"], o["starts"]) << name;
+      }
+    EXPECT_TRUE(found) << name;
+  }
+  CliRun text = run_llmem("fit Qwen/Qwen3-8B --engine vllm");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("on every GPU of the catalog"), std::string::npos);
 }

@@ -138,6 +138,16 @@ FitResult fit(const FitRequest& request, const std::string& source, const Source
 // The same for a source already read.
 FitResult fit(const FitRequest& request, const SourceFacts& facts);
 
+// The fit on every catalog GPU, smallest memory first (vLLM's fit when no GPU is named: which card serves the model
+// at which --max-model-len). Each request is `request` with that card (and `request`'s reserve).
+struct GpuFit {
+  GpuProfile gpu;
+  FitResult result;
+};
+std::vector<GpuFit> fit_every_gpu(const FitRequest& request, const std::string& source,
+                                  const SourceOptions& source_options = {},
+                                  const std::function<void(const ModelSource&)>& source_opened = {});
+
 struct RankedModel {
   std::string id;                 // catalog id
   uint64_t params = 0;            // exact PyTorch count
