@@ -420,6 +420,7 @@ def _run_body(sc, rec, sampler, torch, transformers, st):
     rec["model_class"] = type(model).__name__
     rec["moved_to_cuda"] = bool(getattr(model, "_llmem_moved_to_cuda", False))
     aux(rec, "attn", lambda: model.config._attn_implementation)
+    aux(rec, "experts_implementation", lambda: getattr(model.config, "_experts_implementation", None))
     facts = {}
     aux(facts, "f", lambda: model_facts(model))
     rec.update(facts["f"] or {})
