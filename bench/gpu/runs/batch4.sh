@@ -9,7 +9,7 @@ total_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | 
 budget=$(( total_mib * 88 / 100 / 1024 ))  # GiB the scheduling bounds may sum to (126 on an H200, 69 on an H100)
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python3 -c \
   "import torch, transformers, peft, accelerate; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__)"; \
-  echo "mem budget ${budget} GiB"; } > "$OUT/issue15_env.txt" 2>&1
+  echo "mem budget ${budget} GiB"; } > "$OUT/batch4_env.txt" 2>&1
 export LLMEM_CKPT_DIR=/tmp/llmem-ckpt
 # the main and held-out sets side by side (each its own driver and share of the memory), so a cut run keeps some of
 # both; on a GPU with room a traced copy of three main-set cases beside them
@@ -21,7 +21,7 @@ if [ "$total_mib" -gt 100000 ]; then
 else
   main_budget=$(( budget * 52 / 100 )); hold_budget=$(( budget - main_budget ))
 fi
-echo "budgets: main ${main_budget} held-out ${hold_budget} GiB" >> "$OUT/issue15_env.txt"
+echo "budgets: main ${main_budget} held-out ${hold_budget} GiB" >> "$OUT/batch4_env.txt"
 timeout 380 python3 bench/gpu/measure_transformers.py --set issue15_holdout --out "$OUT/issue15_holdout.jsonl" \
   --workers 5 --mem-budget-gib "$hold_budget" --deadline 270 --hard-stop 370 --timeout 200 > "$OUT/issue15_holdout_log.txt" 2>&1 &
 timeout 380 python3 bench/gpu/measure_transformers.py --set issue15 --out "$OUT/issue15.jsonl" \
