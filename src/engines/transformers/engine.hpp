@@ -58,7 +58,9 @@ struct Geometry {
   uint64_t layers = 0, hidden = 0, q_dim = 0, k_dim = 0, v_dim = 0, ffn = 0, vocab = 0, heads = 0, kv_heads = 0,
            head_dim = 0;
   bool gated = false, rope = false;
-  uint64_t experts = 0, top_k = 0, moe_ffn = 0;
+  uint64_t experts = 0, top_k = 0, moe_ffn = 0, shared_ffn = 0;
+  std::vector<bool> moe_layer;   // per layer: routed experts (DeepSeek's first layers are dense)
+  bool is_moe(uint64_t layer) const { return experts > 0 && (layer >= moe_layer.size() || moe_layer[layer]); }
   std::vector<uint64_t> window;  // per layer: sliding window in tokens, 0 = full
   std::string activation;
   uint64_t rot_dims = 0;  // rotated part of each head (partial rotary: phi, gpt-neox)
@@ -74,6 +76,8 @@ struct Geometry {
 };
 
 Geometry geometry(const ModelFacts& facts);
+// The same, with which layers route to experts read from the model's tensors.
+Geometry geometry(const ArchModel& model);
 
 // "sdpa" or "eager": what transformers runs when the workload names no implementation.
 std::string default_attention(const Geometry& g);

@@ -195,7 +195,7 @@ std::vector<std::string> attention_lora_targets(const ArchModel& model) {
 
 Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu) {
   validate_workload(w);
-  const transformers::Geometry g = transformers::geometry(model.facts);
+  const transformers::Geometry g = transformers::geometry(model);
   Estimate e;
   e.engine = "transformers";
   e.engine_version = kTransformersVersion;

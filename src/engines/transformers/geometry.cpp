@@ -24,8 +24,21 @@ Geometry geometry(const ModelFacts& f) {
   g.experts = f.n_experts;
   g.top_k = f.n_experts_active;
   g.moe_ffn = f.moe_intermediate;
+  g.shared_ffn = f.n_shared_experts * f.moe_intermediate;  // DeepSeek's shared experts: one MLP of that width
   for (const auto& a : f.attention) g.window.push_back(a.sliding_window);
   g.window.resize(g.layers, 0);
+  return g;
+}
+
+Geometry geometry(const ArchModel& model) {
+  Geometry g = geometry(model.facts);
+  if (g.experts == 0) return g;
+  g.moe_layer.assign(g.layers, false);
+  bool any = false;
+  for (const auto& t : model.tensors)
+    if (t.role == TensorRole::kExpert && t.layer >= 0 && static_cast<uint64_t>(t.layer) < g.layers)
+      any = g.moe_layer[static_cast<uint64_t>(t.layer)] = true;
+  if (!any) g.moe_layer.clear();  // no per-layer record: every layer routes
   return g;
 }
 

@@ -27,17 +27,76 @@ void norm(Ctx& c, const std::string& out, uint64_t rows, uint64_t width, const s
 
 namespace {
 
-// Router logits, then each expert's share of the tokens (top_k of them per token, spread over experts).
+// A sparse MoE block without autograd, as transformers 5.17 runs it on PyTorch >= 2.9 (PreTrainedModel picks
+// config._experts_implementation = "grouped_mm"; integrations/moe.py grouped_mm_experts_forward). The router:
+// logits in the model dtype, softmax in fp32, top-k weights (renormalised) cast back. The experts: each token's top
+// k rows gathered (hidden_states[token_idx]), sorted by expert (argsort and its inverse), two torch._grouped_mm
+// calls over the sorted rows with the gate/up product between them, the routing weights applied, the rows put
+// back in token order and index_add_'ed into zeros_like(hidden_states). Every local lives until the function
+// returns. DeepSeek's shared experts then run as one dense MLP on the block's input.
 void moe_mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
   const auto& g = c.g;
-  c.t.alloc(L(layer, "router"), mul(tokens, g.experts, 4));
-  const uint64_t routed = mul(tokens, std::max<uint64_t>(1, g.top_k));
-  c.t.alloc(L(layer, "moe_gate_up"), mul(routed, 2 * g.moe_ffn, c.s) / std::max<uint64_t>(1, g.experts));
-  c.t.alloc(L(layer, "moe_out"), mul(tokens, g.hidden, c.s));
-  c.t.free(L(layer, "moe_gate_up"));
-  c.t.free(L(layer, "router"));
-  c.t.alloc(out, mul(tokens, g.hidden, c.s));
-  c.t.free(L(layer, "moe_out"));
+  const uint64_t T = tokens, E = std::max<uint64_t>(1, g.experts), k = std::max<uint64_t>(1, g.top_k);
+  const uint64_t S = mul(T, k), H = g.hidden, I = g.moe_ffn, s = c.s;
+  c.t.alloc(L(layer, "router_logits"), mul(T, E, s));
+  c.t.alloc(L(layer, "router_probs"), mul(T, E, 4));
+  c.t.alloc(L(layer, "topk_w"), mul(T, k, 4));
+  c.t.alloc(L(layer, "topk_idx"), mul(T, k, 8));
+  c.t.free(L(layer, "router_probs"));
+  c.t.alloc(L(layer, "topk_sum"), mul(T, 4));
+  c.t.alloc(L(layer, "topk_norm"), mul(T, k, 4));
+  c.t.free(L(layer, "topk_sum"));
+  c.t.free(L(layer, "topk_w"));
+  c.t.alloc(L(layer, "topk_weights"), mul(T, k, s));
+  c.t.free(L(layer, "topk_norm"));
+  // grouped_mm_experts_forward
+  c.t.alloc(out, mul(T, H, s));  // final_hidden_states, returned
+  c.t.alloc(L(layer, "arange"), mul(T, 8));
+  c.t.alloc(L(layer, "token_idx"), mul(S, 8));
+  c.t.free(L(layer, "arange"));
+  for (const char* sorted : {"perm", "inv_perm"}) {  // argsort: sort's values and indices, the values dropped
+    c.t.alloc(L(layer, std::string(sorted) + "_values"), mul(S, 8));
+    c.t.alloc(L(layer, sorted), mul(S, 8));
+    c.t.free(L(layer, std::string(sorted) + "_values"));
+  }
+  c.t.alloc(L(layer, "rows"), mul(S, H, s));  // hidden_states[token_idx]
+  c.t.alloc(L(layer, "ids_sorted"), mul(S, 8));
+  c.t.alloc(L(layer, "w_sorted"), mul(S, s));
+  c.t.alloc(L(layer, "rows_sorted"), mul(S, H, s));
+  c.t.alloc(L(layer, "histc_in"), mul(S, 4));
+  c.t.alloc(L(layer, "counts"), mul(E, 4));
+  c.t.alloc(L(layer, "offsets"), mul(E, 4));
+  c.t.alloc(L(layer, "gate_up"), mul(S, 2 * I, s));
+  c.t.alloc(L(layer, "act"), mul(S, I, s));
+  c.t.alloc(L(layer, "act_up"), mul(S, I, s));
+  c.t.free(L(layer, "act"));
+  c.t.alloc(L(layer, "down"), mul(S, H, s));
+  c.t.alloc(L(layer, "down_w"), mul(S, H, s));  // out_per_sample_g * sample_weights_g
+  c.t.free(L(layer, "down"));
+  c.t.alloc(L(layer, "down_unsorted"), mul(S, H, s));  // [inv_perm]
+  for (const char* local : {"token_idx", "perm", "inv_perm", "rows", "ids_sorted", "w_sorted", "rows_sorted", "histc_in",
+                            "counts", "offsets", "gate_up", "act_up", "down_w", "down_unsorted"})
+    c.t.free(L(layer, local));
+  c.t.free(L(layer, "topk_weights"));
+  c.t.free(L(layer, "topk_idx"));
+  c.t.free(L(layer, "router_logits"));
+  if (g.shared_ffn == 0) return;
+  // shared_experts(residuals): down(act(gate(x)) * up(x)), added to the routed output (a new tensor)
+  const uint64_t n = mul(T, g.shared_ffn, s);
+  c.t.alloc(L(layer, "shared_gate"), n);
+  c.t.alloc(L(layer, "shared_act"), n);
+  c.t.free(L(layer, "shared_gate"));
+  c.t.alloc(L(layer, "shared_up"), n);
+  c.t.alloc(L(layer, "shared_prod"), n);
+  c.t.free(L(layer, "shared_act"));
+  c.t.free(L(layer, "shared_up"));
+  c.t.alloc(L(layer, "shared_out"), mul(T, H, s));
+  c.t.free(L(layer, "shared_prod"));
+  c.t.alloc(L(layer, "moe_sum"), mul(T, H, s));
+  c.t.free(L(layer, "shared_out"));
+  c.t.free(out);
+  c.t.alloc(out, mul(T, H, s));
+  c.t.free(L(layer, "moe_sum"));
 }
 
 // NewGELUActivation in Python (activations.py), evaluated left to right, each op a new tensor:
@@ -65,7 +124,7 @@ void python_gelu(Ctx& c, uint64_t layer, uint64_t bytes) {
 void mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
   const auto& g = c.g;
   const uint64_t T = mul(c.batch, tokens);
-  if (g.experts > 0) {
+  if (g.is_moe(layer)) {
     moe_mlp(c, layer, T, out);
     return;
   }
