@@ -147,7 +147,7 @@ const bool registered = register_command(25, [](CLI::App& root, int& exit_code) 
       "  llmem fit mistralai/Mistral-7B-v0.1 --engine llamacpp --vram 8GiB    per quantisation scheme\n"
       "  llmem fit --engine llamacpp --vram 8GiB         the catalog at the best scheme that fits\n"
       "  llmem fit meta-llama/Llama-3.1-8B --engine vllm --gpu L4    the largest --max-model-len\n"
-      "  llmem fit Qwen/Qwen3-8B --engine vllm             every catalog GPU: starts?, KV tokens, largest length\n"
+      "  llmem fit Qwen/Qwen3-8B --engine vllm             every catalog GPU: KV tokens, largest length\n"
       "  llmem fit Qwen/Qwen3-8B --engine vllm --gpu A100-80GB --max-model-len 32768 --concurrency 16\n"
       "\n"
       "The budget per GPU is its memory (--vram wins over --gpu's size; --gpu still gives the CUDA context) less "

@@ -223,7 +223,7 @@ TEST(CliRules, TextFitsOneHundredColumns) {
                            "estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_K_M --tensors",
                            "estimate meta-llama/Llama-3.1-8B --engine vllm --gpu RTX-3090 --max-model-len 16384",
                            "estimate --list-gpus", "estimate --list-quants", "fit --list-gpus", "fit microsoft/phi-2 --gpu RTX-4090",
-                           "fit google/gemma-2-2b --vram 8GiB --prompt 2000 --gpus 3", "fit --vram 24GiB",
+                           "fit google/gemma-2-2b --vram 8GiB --prompt 2000 --gpus 3", "fit --vram 24GiB", "fit Qwen/Qwen3-8B --engine vllm",
                            "fit mistralai/Mistral-7B-v0.1 --engine llamacpp --vram 8GiB", "fit --engine llamacpp --vram 8GiB",
                            "study", "params Qwen/Qwen3-30B-A3B --depth 3", "catalog", "families",
                            "validate bench/data/transformers_memory.jsonl bench/data/llamacpp_memory_h200.jsonl",
