@@ -49,8 +49,8 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_flag_callback("--no-cache", [&w] { w.use_cache = false; },
                          "transformers inference: one forward pass without KV cache (use_cache=False)");
   cmd->add_option("--cache", w.cache_impl,
-                  "transformers generation: generate's cache_implementation dynamic, static (alias hybrid) or "
-                  "offloaded (default: dynamic, what generate picks without a generation config)");
+                  "transformers generation: generate's cache_implementation dynamic (alias hybrid), static or "
+                  "offloaded (default: dynamic, what generate picks)");
   cmd->add_option("--mxfp4-kernels", w.mxfp4_kernels,
                   "transformers inference of an MXFP4 checkpoint (gpt-oss): yes if Triton >= 3.4 and the kernels "
                   "package are installed (experts stay packed), no (default: experts dequantised to bf16)");

@@ -139,6 +139,9 @@ const std::vector<Row> kQwenMoe = {
 // LlamaDecoderLayer and kin: RMSNorm, sequential residual, separate q/k/v projections, SDPA (modeling_llama.py;
 // mistral, qwen2, qwen3, mixtral, gpt_oss, llama_moe and idefics' decoder are written the same way).
 const ArchTraits kLlamaTraits{};
+// GptOssForCausalLM: no SDPA path (_supports_sdpa = False: the sinks), so transformers runs eager attention
+const ArchTraits kGptOssTraits{.default_attention = AttentionImpl::kEager, .softmax_in_model_dtype = true,
+                               .attention_sinks = true};
 
 // Pre-LN decoders with F.layer_norm and separate projections (OPTDecoderLayer, XGLMDecoderLayer).
 const ArchTraits kLayerNormTraits{.norm = NormKind::kLayerNorm};
@@ -1301,7 +1304,7 @@ const std::vector<Family> kFamilies = {
     {"opt", {"opt"}, {"OPTForCausalLM"}, kLayerNormTraits, read_opt, kOpt},
     {"bloom", {"bloom"}, {"BloomForCausalLM"}, kBloomTraits, read_bloom, kBloom},
     {"xglm", {"xglm"}, {"XGLMForCausalLM"}, kLayerNormTraits, read_xglm, kXglm},
-    {"gpt_oss", {"gpt_oss"}, {"GptOssForCausalLM"}, kLlamaTraits, read_gpt_oss,
+    {"gpt_oss", {"gpt_oss"}, {"GptOssForCausalLM"}, kGptOssTraits, read_gpt_oss,
      cat({kLlamaEmbed, kGptOssLayer, kLlamaHead})},
     {"qwen", {"qwen"}, {"QWenLMHeadModel"}, kQwen1Traits, read_qwen1, kQwen1},
     {"llama_moe", {"llama_moe"}, {"LlamaMoEForCausalLM"}, kLlamaTraits, read_llama_moe,

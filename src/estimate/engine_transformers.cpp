@@ -93,16 +93,17 @@ std::optional<std::string> positions_note(const ArchModel& m, const Workload& w)
                      what, limit);
 }
 
-// generate's cache_implementation (transformers 5.17 generation/configuration_utils.py): "hybrid" and
-// "sliding_window" build the same StaticCache (its sliding layers sized by the config's window).
+// generate's cache_implementation. "hybrid" (what Gemma 2/3's generation configs name) gives a DynamicCache in
+// transformers 5.17 (measured: bench/data/transformers_issue15.jsonl, kv_cache_class), whose sliding layers keep
+// their window.
 KvCacheImpl resolve_cache_impl(const WorkloadSpec& spec) {
   const std::string& c = spec.cache_impl;
   if (!c.empty() && !spec.use_cache)
     throw usage_error("cache_impl", "{field} applies to generation; --no-cache runs one forward pass without a cache");
-  if (c.empty() || c == "dynamic") return KvCacheImpl::kDynamic;
-  if (c == "static" || c == "hybrid" || c == "sliding_window") return KvCacheImpl::kStatic;
+  if (c.empty() || c == "dynamic" || c == "hybrid") return KvCacheImpl::kDynamic;
+  if (c == "static") return KvCacheImpl::kStatic;
   if (c == "offloaded") return KvCacheImpl::kOffloaded;
-  throw usage_error("cache_impl", "{field} must be dynamic, static (hybrid, sliding_window) or offloaded, got '" + c + "'");
+  throw usage_error("cache_impl", "{field} must be dynamic (alias hybrid), static or offloaded, got '" + c + "'");
 }
 
 void resolve_training(const WorkloadSpec& spec, Workload& w) {
@@ -249,8 +250,11 @@ class TransformersEngine final : public Engine {
 
   Estimate estimate(const EngineModel& model, const Workload& workload, const GpuProfile& gpu) const override {
     check_positions(arch_of(model), workload);
-    Estimate e = estimate_transformers(replayed(model, workload), workload, gpu);
-    if (auto note = positions_note(arch_of(model), workload)) e.notes.push_back(*note);
+    Workload w = workload;
+    const auto& tm = static_cast<const TransformersModel&>(model);
+    w.experts_stacked_at_load = tm.built && !w.from_config && &replayed(model, workload) == tm.built.get();
+    Estimate e = estimate_transformers(replayed(model, w), w, gpu);
+    if (auto note = positions_note(arch_of(model), w)) e.notes.push_back(*note);
     return e;
   }
 

@@ -97,6 +97,10 @@ struct ArchTraits {
   // until the next block returns (BloomBlock), so they outlive their layer by one
   bool block_returns_attn_weights = false;
   bool softmax_in_model_dtype = false;  // eager softmax without the fp32 upcast (GPT-2's eager_attention_forward)
+  // gpt-oss's eager_attention_forward: the masked scores get a sink column (torch.cat), their row max is subtracted
+  // (a new tensor) and the softmax runs in the model dtype; the masked scores stay until the dropout line
+  // (allocator trace of gpt-oss-20b, bench/data/traces)
+  bool attention_sinks = false;
   // The rotated query stays alive until the attention returns (allocator trace of pythia-1.4b, GPT-NeoX)
   bool rotated_query_kept = false;
   // Training: autograd keeps the fused projection's whole output (SDPA keeps v, a view of it) and the rotated q

@@ -54,6 +54,9 @@ struct Workload {
   // Weights built by from_config (random init, as the measurement harness does) instead of from_pretrained:
   // transformers then creates a tied LM head before tying it, a transient extra copy of the embedding.
   bool from_config = false;
+  // Set by the transformers engine for from_pretrained of a checkpoint that stores MoE experts one by one:
+  // transformers 5.17's loader stacks them into the fused parameters as it loads (core_model_loading.py)
+  bool experts_stacked_at_load = false;
   // A quantised checkpoint's MXFP4 experts stay packed only where Triton >= 3.4 and the `kernels` package (the
   // triton_kernels hub kernels) are installed (transformers 5.17 quantizer_mxfp4.py); default: not installed
   bool mxfp4_kernels = false;

@@ -37,8 +37,8 @@ struct WorkloadSpec {
   int64_t prompt_tokens = 6;              // the study's "Hello, world!" prompt
   int64_t new_tokens = 14;                // the study's max_length 20
   bool use_cache = true;                  // false: one forward pass without KV cache
-  // generate's cache_implementation: "" (what generate picks for a config without one: dynamic), dynamic, static
-  // (hybrid and sliding_window are its aliases in transformers 5), offloaded
+  // generate's cache_implementation: "" (what generate picks: dynamic), dynamic (hybrid: a DynamicCache in
+  // transformers 5.17), static, offloaded
   std::string cache_impl;
   // transformers inference of an MXFP4 checkpoint: "yes" when Triton >= 3.4 and the kernels package are installed
   // (experts stay packed), "no" or "" (the default) when not (experts dequantised to bf16)

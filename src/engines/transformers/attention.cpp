@@ -129,6 +129,25 @@ void eager(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len) {
   if (repeated) repeat_kv(c, layer, kv_len);
   const uint64_t scores = mul(c.batch, g.heads, q_len, kv_len);
   c.t.alloc(L(layer, "scores"), mul(scores, c.s));
+  if (g.traits.attention_sinks) {
+    // (q @ k^T) * scaling, + mask, cat([scores, sinks]), minus its row max, softmax in the model dtype
+    const uint64_t with_sink = mul(c.batch, g.heads, q_len, kv_len + 1);
+    c.t.alloc(L(layer, "scores_scaled"), mul(scores, c.s));
+    c.t.free(L(layer, "scores"));
+    c.t.alloc(L(layer, "scores_masked"), mul(scores, c.s));
+    c.t.free(L(layer, "scores_scaled"));
+    c.t.alloc(L(layer, "combined"), mul(with_sink, c.s));
+    c.t.alloc(L(layer, "row_max"), mul(c.batch, g.heads, q_len, c.s + 8));  // max's values and indices
+    c.t.alloc(L(layer, "combined_shifted"), mul(with_sink, c.s));
+    c.t.free(L(layer, "row_max"));
+    c.t.free(L(layer, "combined"));
+    c.t.alloc(L(layer, "probs"), mul(with_sink, c.s));
+    c.t.free(L(layer, "combined_shifted"));
+    c.t.free(L(layer, "scores_masked"));  // attn_weights = dropout(probs[..., :-1]): a view of probs
+    c.t.alloc(L(layer, "attn"), mul(c.batch, q_len, g.heads * g.v_head_dim(), c.s));
+    if (repeated) free_repeated_kv(c, layer);
+    return;
+  }
   if (!g.traits.scores_from_baddbmm) {
     // torch.matmul(q, k^T) * scaling, then + mask (GPT-2's own path: / sqrt(d), then torch.where(causal, ...)):
     // each a new tensor

@@ -137,7 +137,13 @@ void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, cons
 // quantiser keeps on the GPU (src/arch/quantization.cpp weights_as_loaded).
 // `loaded`: a quantised checkpoint as its quantiser keeps it (weights_as_loaded, computed once per estimate).
 uint64_t weight_bytes_in(const ArchModel& m, DType dtype, const LoadedWeights* loaded = nullptr);
-void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded = nullptr);
+// How from_pretrained loads (transformers 5.17): the allocator warm-up, and MoE experts stacked as they load.
+struct LoadPath {
+  bool from_pretrained = false;
+  bool experts_stacked = false;
+};
+void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded = nullptr,
+                  const LoadPath& path = {});
 // Returns the attention implementation it ran ("sdpa" or "eager").
 std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w,
                           const LoadedWeights* loaded = nullptr);

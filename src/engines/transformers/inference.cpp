@@ -1,5 +1,9 @@
 // Inference: the weights, then a forward pass over the prompt (all positions' logits) or a generate (prefill, then
 // one forward per new token through DynamicCache).
+#include <algorithm>
+#include <map>
+#include <string_view>
+
 #include "engine.hpp"
 
 namespace llmem::transformers {
@@ -11,15 +15,67 @@ uint64_t weight_bytes_in(const ArchModel& m, DType dtype, const LoadedWeights* l
   return total;
 }
 
-void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded) {
+void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded, const LoadPath& path) {
   t.set_phase("loading weights");
+  if (path.from_pretrained) {
+    // modeling_utils.caching_allocator_warmup: one torch.empty of the weights' total bytes, dropped at once, so
+    // the caching allocator starts with one segment that holds them
+    uint64_t total = 0;
+    if (loaded) for (const auto& w : loaded->tensors) total += w.data_bytes;
+    else for (const auto& w : m.tensors) total += dtype_bytes(dtype, w.numel()).value_or(0);
+    t.alloc("weights/warmup", total);
+    t.free("weights/warmup");
+  }
   if (loaded) {
     // one allocation per stored tensor as the quantiser keeps it (packed weights, scales, zero points)
     for (const auto& w : loaded->tensors)
       t.alloc("weights/" + w.name, w.data_bytes);
     return;
   }
-  for (const auto& w : m.tensors) t.alloc("weights/" + w.name, dtype_bytes(dtype, w.numel()).value_or(0));
+  // from_pretrained materialises the checkpoint's tensors in its (sorted) name order: lm_head and the embedding
+  // before the layers (allocator trace of Qwen3-30B-A3B); from_config builds module by module
+  std::vector<const TensorInfo*> order;
+  for (const auto& w : m.tensors) order.push_back(&w);
+  if (path.from_pretrained)
+    std::stable_sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) { return a->name < b->name; });
+  // a layer's fused gate_up_proj by its experts module, to load with that layer's down_proj (see below)
+  std::map<std::string, const TensorInfo*> gate_ups;
+  constexpr std::string_view kGateUp = ".experts.gate_up_proj", kDown = ".experts.down_proj";
+  for (const TensorInfo* w : order)
+    if (path.experts_stacked && w->role == TensorRole::kExpert && w->name.ends_with(kGateUp))
+      gate_ups[w->name.substr(0, w->name.size() - kGateUp.size())] = w;
+  for (const TensorInfo* tensor : order) {
+    const TensorInfo& w = *tensor;
+    const uint64_t bytes = dtype_bytes(dtype, w.numel()).value_or(0);
+    if (!path.experts_stacked || w.role != TensorRole::kExpert) {
+      t.alloc("weights/" + w.name, bytes);
+      continue;
+    }
+    if (w.name.ends_with(kGateUp)) continue;  // loaded with its layer's down_proj
+    const auto gu = gate_ups.find(w.name.substr(0, w.name.size() - kDown.size()));
+    if (!w.name.ends_with(kDown) || gu == gate_ups.end()) {
+      t.alloc("weights/" + w.name, bytes);
+      continue;
+    }
+    // core_model_loading.py: the checkpoint's per-expert tensors copied to the GPU in name order (expert by expert:
+    // down, gate, up), then each projection stacked (MergeModulelist: torch.stack, a new tensor) and its copies
+    // dropped, and gate and up concatenated into gate_up_proj (Concatenate: torch.cat), their stacks dropped
+    // (allocator trace of Qwen3-30B-A3B from_pretrained, bench/data/traces)
+    const TensorInfo& gate_up = *gu->second;
+    const uint64_t gu_bytes = dtype_bytes(dtype, gate_up.numel()).value_or(0);
+    const uint64_t experts = std::max<uint64_t>(1, w.shape.empty() ? 1 : w.shape[0]);
+    const std::string down = "weights/" + w.name, fused = "weights/" + gate_up.name;
+    const std::pair<std::string, uint64_t> parts[] = {{down, bytes}, {fused + "/gate", gu_bytes / 2}, {fused + "/up", gu_bytes / 2}};
+    for (uint64_t e = 0; e < experts; ++e)
+      for (const auto& [name, total] : parts) t.alloc(fmt::format("{}/expert{}", name, e), total / experts);
+    for (const auto& [name, total] : parts) {
+      t.alloc(name, total);
+      for (uint64_t e = 0; e < experts; ++e) t.free(fmt::format("{}/expert{}", name, e));
+    }
+    t.alloc(fused, gu_bytes);
+    t.free(fused + "/gate");
+    t.free(fused + "/up");
+  }
 }
 
 namespace {
@@ -150,7 +206,7 @@ std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, con
   const bool math_upcast = g.traits.sdpa_math_backend && attn == "sdpa" && s < 4;
   Ctx c{t, g, s, w.batch, !math_upcast && (attn == "eager" || g.traits.materialises_scores), w.dtype == DType::BF16,
         math_upcast, w.mode == RunMode::kGenerate};
-  load_weights(t, m, w.dtype, loaded);
+  load_weights(t, m, w.dtype, loaded, {.from_pretrained = !w.from_config, .experts_stacked = w.experts_stacked_at_load});
   if (!m.tied.empty() && w.from_config) {
     // from_config builds lm_head, then ties it to the embedding: one untied copy lives until the tie
     t.alloc("weights/untied_head", mul(g.vocab, g.hidden, s));
