@@ -206,7 +206,10 @@ std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, con
   const bool math_upcast = g.traits.sdpa_math_backend && attn == "sdpa" && s < 4;
   Ctx c{t, g, s, w.batch, !math_upcast && (attn == "eager" || g.traits.materialises_scores), w.dtype == DType::BF16,
         math_upcast, w.mode == RunMode::kGenerate};
-  load_weights(t, m, w.dtype, loaded, {.from_pretrained = !w.from_config, .experts_stacked = w.experts_stacked_at_load});
+  // the warm-up is per device (the bytes placed on it); the multi-GPU replay's view maps whole tensors only, so it
+  // is replayed on one GPU
+  load_weights(t, m, w.dtype, loaded,
+               {.from_pretrained = !w.from_config && w.gpus <= 1, .experts_stacked = w.experts_stacked_at_load});
   if (!m.tied.empty() && w.from_config) {
     // from_config builds lm_head, then ties it to the embedding: one untied copy lives until the tie
     t.alloc("weights/untied_head", mul(g.vocab, g.hidden, s));

@@ -157,7 +157,7 @@ void TrainingRun::load() {
   t_.set_phase("loading weights");
   if (qlora_) return load_qlora();
   load_weights(t_, m_, amp_ ? DType::F32 : DType::BF16, nullptr,
-               {.from_pretrained = !w_.from_config, .experts_stacked = w_.experts_stacked_at_load});
+               {.from_pretrained = !w_.from_config && w_.gpus <= 1, .experts_stacked = w_.experts_stacked_at_load});
   if (!m_.tied.empty() && w_.from_config) {
     t_.alloc("weights/untied_head", mul(g_.vocab, g_.hidden, c_.p));
     t_.free("weights/untied_head");
