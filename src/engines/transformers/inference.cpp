@@ -66,11 +66,14 @@ void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeigh
     const uint64_t experts = std::max<uint64_t>(1, w.shape.empty() ? 1 : w.shape[0]);
     const std::string down = "weights/" + w.name, fused = "weights/" + gate_up.name;
     const std::pair<std::string, uint64_t> parts[] = {{down, bytes}, {fused + "/gate", gu_bytes / 2}, {fused + "/up", gu_bytes / 2}};
-    for (uint64_t e = 0; e < experts; ++e)
-      for (const auto& [name, total] : parts) t.alloc(fmt::format("{}/expert{}", name, e), total / experts);
+    // the copies of one projection are replayed as one block: E small tensors per projection and layer cost a fit
+    // (hundreds of replays of DeepSeek-V3's 61 x 256 experts) seconds, and placed one by one they did not bring
+    // the replayed reserved memory closer to the trace (Qwen3-30B-A3B: 12.9 % under, against 8.6 % as one block)
+    (void)experts;
     for (const auto& [name, total] : parts) {
+      t.alloc(name + "/experts", total);
       t.alloc(name, total);
-      for (uint64_t e = 0; e < experts; ++e) t.free(fmt::format("{}/expert{}", name, e));
+      t.free(name + "/experts");
     }
     t.alloc(fused, gu_bytes);
     t.free(fused + "/gate");
