@@ -27,6 +27,21 @@ void norm(Ctx& c, const std::string& out, uint64_t rows, uint64_t width, const s
 
 namespace {
 
+// down_proj(act_fn(gate_proj(x)) * up_proj(x)) on T tokens of MLP width `width`: act(gate), up and their product
+// alive together; leaves `out` [T, hidden]. Tensor names start with `prefix` (DeepSeek's shared experts: "shared_").
+void gated_mlp(Ctx& c, uint64_t layer, uint64_t T, uint64_t width, const std::string& prefix, const std::string& out) {
+  const uint64_t n = mul(T, width, c.s);
+  c.t.alloc(L(layer, prefix + "gate"), n);
+  c.t.alloc(L(layer, prefix + "act"), n);
+  c.t.free(L(layer, prefix + "gate"));
+  c.t.alloc(L(layer, prefix + "up"), n);
+  c.t.alloc(L(layer, prefix + "prod"), n);
+  c.t.free(L(layer, prefix + "act"));
+  c.t.free(L(layer, prefix + "up"));
+  c.t.alloc(out, mul(T, c.g.hidden, c.s));
+  c.t.free(L(layer, prefix + "prod"));
+}
+
 // A sparse MoE block without autograd, as transformers 5.17 runs it on PyTorch >= 2.9 (PreTrainedModel picks
 // config._experts_implementation = "grouped_mm"; integrations/moe.py grouped_mm_experts_forward). The router:
 // logits in the model dtype, softmax in fp32, top-k weights (renormalised) cast back. The experts: each token's top
@@ -82,16 +97,7 @@ void moe_mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
   c.t.free(L(layer, "router_logits"));
   if (g.shared_ffn == 0) return;
   // shared_experts(residuals): down(act(gate(x)) * up(x)), added to the routed output (a new tensor)
-  const uint64_t n = mul(T, g.shared_ffn, s);
-  c.t.alloc(L(layer, "shared_gate"), n);
-  c.t.alloc(L(layer, "shared_act"), n);
-  c.t.free(L(layer, "shared_gate"));
-  c.t.alloc(L(layer, "shared_up"), n);
-  c.t.alloc(L(layer, "shared_prod"), n);
-  c.t.free(L(layer, "shared_act"));
-  c.t.free(L(layer, "shared_up"));
-  c.t.alloc(L(layer, "shared_out"), mul(T, H, s));
-  c.t.free(L(layer, "shared_prod"));
+  gated_mlp(c, layer, T, g.shared_ffn, "shared_", L(layer, "shared_out"));
   c.t.alloc(L(layer, "moe_sum"), mul(T, H, s));
   c.t.free(L(layer, "shared_out"));
   c.t.free(out);
@@ -128,21 +134,12 @@ void mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
     moe_mlp(c, layer, T, out);
     return;
   }
-  const uint64_t n = mul(T, g.ffn, c.s);
   if (g.gated) {
-    // down_proj(act_fn(gate_proj(x)) * up_proj(x))
-    c.t.alloc(L(layer, "gate"), n);
-    c.t.alloc(L(layer, "act"), n);
-    c.t.free(L(layer, "gate"));
-    c.t.alloc(L(layer, "up"), n);
-    c.t.alloc(L(layer, "prod"), n);
-    c.t.free(L(layer, "act"));
-    c.t.free(L(layer, "up"));
-    c.t.alloc(out, mul(T, g.hidden, c.s));
-    c.t.free(L(layer, "prod"));
+    gated_mlp(c, layer, T, g.ffn, "", out);
     return;
   }
   // fc2(act(fc1(x)))
+  const uint64_t n = mul(T, g.ffn, c.s);
   c.t.alloc(L(layer, "fc1"), n);
   if (is_python_gelu(g.activation)) python_gelu(c, layer, n);
   else c.t.alloc(L(layer, "act"), n);
