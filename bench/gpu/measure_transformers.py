@@ -372,7 +372,8 @@ def run_scenario(sc, rec, sampler):
 
 # Python frames of an allocation worth keeping in a trace: the innermost ones in model/library code.
 TRACE_FRAME_KEYS = ("transformers/", "peft/", "torch/optim", "torch/nn/", "torch/utils/checkpoint",
-                    "torch/autograd", "measure_transformers")
+                    "torch/autograd", "measure_transformers", "torch/_inductor", "torchinductor",
+                    "torch/cuda/graphs")
 
 
 def write_trace(torch, trace_dir, sc_id):
@@ -447,6 +448,16 @@ def _run_body(sc, rec, sampler, torch, transformers, st):
                sampler=sampler)
 
 
+def dynamo_counters():
+    """torch._dynamo's counters (frames compiled, graph breaks, inductor, CUDA-graph skips), or None if nothing
+    was compiled."""
+    import sys
+    if "torch._dynamo.utils" not in sys.modules:
+        return None
+    from torch._dynamo.utils import counters
+    return {k: {str(kk): int(vv) for kk, vv in v.items()} for k, v in counters.items() if v} or None
+
+
 def _generate(sc, rec, model, ids, torch, st):
     from transformers import LogitsProcessor, LogitsProcessorList
     N = sc["new_tokens"]
@@ -457,11 +468,15 @@ def _generate(sc, rec, model, ids, torch, st):
 
         def __init__(self):
             self.alloc = []
+            self.reserved = []
+            self.peak = []
 
         def __call__(self, input_ids, scores):
             if not self.alloc:
                 st.close("prefill")
             self.alloc.append(torch.cuda.memory_allocated())
+            self.reserved.append(torch.cuda.memory_reserved())
+            self.peak.append(torch.cuda.max_memory_allocated())  # since the stage began (Stages resets it)
             return scores
 
     probe = Probe()
@@ -483,6 +498,10 @@ def _generate(sc, rec, model, ids, torch, st):
         del out, pkv, seqs
     rec["after_generate_freed_allocated_bytes"] = torch.cuda.memory_allocated()
     rec["step_allocated"] = probe.alloc
+    rec["step_reserved"] = probe.reserved
+    rec["step_max_allocated"] = probe.peak
+    # whether generate compiled the decoding step (a static cache does, with mode "reduce-overhead": CUDA graphs)
+    aux(rec, "dynamo_counters", dynamo_counters)
     rec["allocated_after_prefill_bytes"] = probe.alloc[0] if probe.alloc else None
     st.close("decode")
 
@@ -875,7 +894,8 @@ def driver(args):
                                 "finetune_all": scenario_mod.build_finetune_all,
                                 "issue15": scenario_mod.build_issue15,
                                 "issue15_holdout": scenario_mod.build_issue15_holdout,
-                                "issue15_all": scenario_mod.build_issue15_all}[args.set]())
+                                "issue15_all": scenario_mod.build_issue15_all,
+                                "issue15_holdout2": scenario_mod.build_issue15_holdout2}[args.set]())
     if args.only:
         scs = [s for s in scs if any(o in s["id"] for o in args.only.split(","))]
     if args.max_tier is not None:
@@ -1147,7 +1167,7 @@ def main():
                          "their memory before small ones")
     ap.add_argument("--set", choices=("main", "holdout", "holdout2", "holdout3", "holdout4", "gemma_lora",
                                       "finetune", "finetune_holdout", "finetune_all", "issue15", "issue15_holdout",
-                                      "issue15_all"),
+                                      "issue15_all", "issue15_holdout2"),
                     default="main",
                     help="scenario set: the main list, or a held-out list (scenarios.build_holdout .. build_holdout4, "
                          "build_gemma_lora)")

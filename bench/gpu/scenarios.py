@@ -53,6 +53,9 @@ DSV2L = "deepseek-ai__DeepSeek-V2-Lite"
 DSV3 = "deepseek-ai__DeepSeek-V3"
 GPTOSS = "openai__gpt-oss-20b"
 PHI35 = "microsoft__Phi-3.5-mini-instruct"
+L32 = "meta-llama__Llama-3.2-1B-Instruct"
+Q306 = "Qwen__Qwen3-0.6B"
+Q15 = "Qwen__Qwen2.5-1.5B"
 CUTS = {MOE: {"num_hidden_layers": MOE_LAYERS}, MIXTRAL: {"num_hidden_layers": 2},
         DSV2L: {"num_hidden_layers": 6}, DSV3: {"num_hidden_layers": 2, "first_k_dense_replace": 1},
         GPTOSS: {"num_hidden_layers": 4, "layer_types": ["sliding_attention", "full_attention"] * 2}}
@@ -72,6 +75,8 @@ PARAMS = {
     MOE: 3200000000,
     # llmem params of the cuts in CUTS (issue 15), and Phi-3.5-mini whole
     MIXTRAL: 3164688384, DSV2L: 3424678912, DSV3: 13944134656, GPTOSS: 4451017664, PHI35: 3821079552,
+    # llmem params (issue 15's second held-out set)
+    L32: 1235814400, Q306: 596049920, Q15: 1543714304,
 }
 
 # LoRA target module names per model_type (attention projections).
@@ -619,6 +624,30 @@ def build_issue15_holdout():
     ]
     return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3, build_holdout4,
                      build_gemma_lora, build_finetune, build_finetune_holdout, build_issue15)
+
+
+def build_issue15_holdout2():
+    """Second held-out set for issue 15 (tier 12), written before the sixth session's modelling of what the first
+    held-out set missed (generate's compiled decode under a static cache, gpt-oss LoRA, MoE from_pretrained) and
+    measured in the same device command as the traces that modelling reads; compared with llmem only after it."""
+    s = [
+        _i15(_gen(L32, "bf16", 4, 2048, 64, tier=12), cache="static"),
+        _i15(_gen(Q306, "bf16", 2, 4096, 32, tier=12), cache="static"),
+        _i15(_gen(MIS, "bf16", 1, 2048, 128, tier=12), cache="static"),
+        _i15(_gen(G3, "bf16", 1, 1024, 64, tier=12), cache="static"),
+        _i15(_gen(PHI35, "bf16", 1, 4096, 32, tier=12), cache="static"),
+        _i15(_gen(Q15, "bf16", 16, 256, 64, tier=12), cache="static"),
+        _i15(_train(GPTOSS, "bf16", 2, 1024, False, optimizer="adamw-default", train="lora", lora_r=16, tier=12)),
+        _i15(_train(GPTOSS, "bf16", 1, 4096, False, optimizer="adamw-default", train="lora", lora_r=8, tier=12)),
+        _i15(_gen(MIXTRAL, "bf16", 1, 1024, 32, tier=12), load="from_pretrained"),
+        _i15(_fwd(DSV2L, "bf16", 1, 4096, tier=12), load="from_pretrained"),
+        _i15(_gen(MOE, "bf16", 4, 1024, 16, tier=12), load="from_pretrained"),
+        _i15(_gen(DSV2L, "bf16", 2, 4096, 32, tier=12)),
+        _i15(_fwd(MOE, "bf16", 4, 4096, tier=12)),
+        _i15(_gen(GPTOSS, "bf16", 1, 4096, 64, tier=12)),
+    ]
+    return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3, build_holdout4,
+                     build_gemma_lora, build_finetune, build_finetune_holdout, build_issue15, build_issue15_holdout)
 
 
 def build_issue15_all():
