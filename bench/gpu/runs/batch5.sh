@@ -22,5 +22,5 @@ timeout 560 python3 bench/gpu/measure_transformers.py --set issue15_holdout2 --o
 wait
 tail -12 "$OUT/trace/log.txt"
 # $OUT brings back a few files only: one archive
-tar -C "$OUT" -cf "$OUT/../batch5.tar" . && rm -rf "${OUT:?}"/* && mv "$OUT/../batch5.tar" "$OUT/"
+tar -C "$OUT" -cf /tmp/batch5.tar . && rm -rf "${OUT:?}"/* && mv /tmp/batch5.tar "$OUT/"
 ls -la "$OUT"
