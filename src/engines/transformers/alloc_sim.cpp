@@ -90,6 +90,18 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
   return blocks_.size() - 1;
 }
 
+void CachingAllocator::empty_cache() {
+  if (expandable_) return;
+  for (uint64_t id = 1; id < segments_.size(); ++id) {
+    Segment& seg = segments_[id];
+    if (seg.size == 0 || seg.free_blocks.size() != 1 || seg.free_blocks.begin()->second != seg.size) continue;
+    (seg.small ? free_small_ : free_large_).erase({seg.size, rank_of_segment(id), 0});
+    reserved_ -= seg.size;
+    seg.free_blocks.clear();
+    seg.size = 0;
+  }
+}
+
 CachingAllocator::Segment& CachingAllocator::new_segment(uint64_t size, bool small) {
   ++next_segment_;
   segments_.push_back(Segment{size, small, {}});
@@ -156,6 +168,7 @@ void Tracker::alloc(const std::string& name, uint64_t whole_bytes) {
   CachingAllocator& pool = side ? side_ : allocator_;
   const uint64_t handle = simulate_ && bytes > 0 ? pool.malloc(bytes) : 0;
   peak_total_reserved_ = std::max(peak_total_reserved_, allocator_.reserved() + side_.reserved());
+  peak_with_outside_ = std::max(peak_with_outside_, allocator_.reserved() + side_.reserved() + outside_);
   it->second = Live{size, handle, side};
   allocated_ += size;
   category_bytes_[category_index(name)] += size;
@@ -178,6 +191,16 @@ void Tracker::free(const std::string& name) {
     std::fprintf(stderr, "f %s %llu %llu\n", name.c_str(), static_cast<unsigned long long>(it->second.bytes),
                  static_cast<unsigned long long>(allocator_.reserved()));
   tensors_.erase(it);
+}
+
+void Tracker::empty_cache() {
+  allocator_.empty_cache();
+  side_.empty_cache();
+}
+
+void Tracker::add_outside(uint64_t bytes) {
+  outside_ += bytes;
+  peak_with_outside_ = std::max(peak_with_outside_, allocator_.reserved() + side_.reserved() + outside_);
 }
 
 uint64_t Tracker::bytes_of(const std::string& name) const {

@@ -9,7 +9,8 @@
 // under 10 MiB gets a 20 MiB segment and a bigger one a segment of its size rounded up to 2 MiB; a request is
 // served by the smallest cached free block that fits (best fit), which is split when the remainder is worth
 // keeping (more than 1 MiB in the large pool, 512 bytes or more in the small pool); freed blocks merge with free
-// neighbours of the same segment. Segments are never returned to the driver (no empty_cache()).
+// neighbours of the same segment. Segments go back to the driver only at torch.cuda.empty_cache() (empty_cache():
+// every segment with no live block; CUDA-graph trees call it before their first capture).
 //
 // With PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (Note [Expandable Segments] in CUDACachingAllocator.cpp),
 // each pool has one segment per stream that grows: when no cached block fits, physical pages are mapped at the
@@ -41,6 +42,9 @@ class CachingAllocator {
   void free(uint64_t handle);
   uint64_t reserved() const { return reserved_; }
   uint64_t peak_reserved() const { return peak_reserved_; }
+  // torch.cuda.empty_cache() (release_cached_blocks): every segment without a live block goes back to the driver.
+  // With expandable segments the unmapped pages are left alone (not modelled: nothing calls it there yet).
+  void empty_cache();
   static uint64_t round_size(uint64_t bytes);
   // Where a live block sits: {segment number, offset, segment size} (for LLMEM_DEBUG_TRACE).
   std::tuple<uint64_t, uint64_t, uint64_t> where(uint64_t handle) const;
@@ -114,6 +118,12 @@ class Tracker {
   // caching allocator keeps a stream's freed blocks for that stream, so they form their own pool of segments, and
   // the reserved peak is the two pools' sum.
   void set_side_stream_category(std::string category) { side_category_ = std::move(category); }
+  // torch.cuda.empty_cache() on both pools.
+  void empty_cache();
+  // Device memory outside the caching allocator that the process holds from now on (a compiled graph's kernels
+  // and CUDA graph): the process peak is the largest reserved total plus what was held beside it at that moment.
+  void add_outside(uint64_t bytes);
+  uint64_t peak_reserved_with_outside() const { return peak_with_outside_; }
 
  private:
   struct Live {
@@ -129,6 +139,7 @@ class Tracker {
   CachingAllocator side_;  // the side stream's pool (set_side_stream_category)
   std::string side_category_;
   uint64_t peak_total_reserved_ = 0;
+  uint64_t outside_ = 0, peak_with_outside_ = 0;
   // A fit runs hundreds of replays of tens of thousands of tensors (an MoE's experts): live tensors are hashed,
   // and the few categories are kept as parallel vectors so that a new peak copies numbers, not a map.
   std::unordered_map<std::string, Live> tensors_;

@@ -80,9 +80,12 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
       {"loss", "cross-entropy's fp32 log-softmax and its gradient"},
       {"master_weights", "fp32 master copy of this rank's parameter shard (DeepSpeed bf16)"},
       {"comm_buffers", "communication buffers: DDP gradient buckets, FSDP2 all-gather and reduce-scatter buffers, ZeRO's buckets"},
+      {"compile", "torch.compile of the decoding step (static cache): inductor's pad_mm benchmarks on random copies of a matmul's operands"},
+      {"cudagraph", "the compiled decoding step's CUDA-graph pool: its activations, logits and cuBLAS workspace"},
   };
   for (const char* cat : {"weights", "master_weights", "gradients", "optimizer_states", "optimizer_temp", "lora", "kv_cache", "kv_prefetch", "saved_activations",
-                          "activations", "logits", "loss", "inputs", "workspace", "comm_buffers"}) {
+                          "activations", "logits", "loss", "inputs", "workspace", "comm_buffers", "compile",
+                          "cudagraph"}) {
     auto it = t.peak_breakdown().find(cat);
     if (it == t.peak_breakdown().end()) continue;
     auto d = kDetail.find(cat);
@@ -105,6 +108,14 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
   const uint64_t outside = gpu.cuda_context_bytes + (w.mode == RunMode::kTrain ? gpu.training_extra_bytes : 0);
   e.components.push_back({"cuda_context", outside, "CUDA context, kernels and library handles: " + gpu.context_source});
   e.process_peak_bytes = e.reserved_peak_bytes + outside;
+  if (t.peak_reserved_with_outside() > e.reserved_peak_bytes) {
+    // memory held outside the caching allocator from some moment on (inference.cpp: compiled_decode_first_call)
+    const uint64_t more = t.peak_reserved_with_outside() - e.reserved_peak_bytes;
+    e.components.push_back({"compiled_kernels", more,
+                            "the compiled decoding step's kernels and CUDA graph, outside the caching allocator "
+                            "(as much as the process then holds beyond the reserved peak)"});
+    e.process_peak_bytes += more;
+  }
   if (managed == 0) return;
   // bitsandbytes' paged states: cudaMallocManaged, prefetched to the GPU before each parameter's update
   e.components.push_back({"optimizer_paged", managed,

@@ -173,16 +173,107 @@ void final_norm_and_head(Ctx& c, const ArchModel& m, const std::string& last_hid
   }
 }
 
+// A static cache makes generate compile the decoding step: _valid_auto_compile_criteria (a compileable cache on
+// CUDA, no quantiser that cannot compile) and get_compiled_call with the default CompileConfig (torch.compile,
+// mode "reduce-overhead": inductor and CUDA-graph trees). The first compiled call, from the allocator traces of
+// four static-cache generates (bench/data/traces, inductor frames kept):
+//  - inductor's pad_mm pass (torch/_inductor/fx_passes/pad_mm.py) benchmarks each distinct matmul of the step whose
+//    M (the batch: one token per sequence), K or N is not a multiple of the alignment (8 elements in 16-bit, 4 in
+//    fp32; a size of 1 is left alone), on random copies of both operands (realize_tensor): the LM head's whole
+//    weight among them, beside everything live. Each benchmark clears the L2 cache with a buffer of its size
+//    (benchmark_gpu) and pads M into a new output. Whether the mm is compute bound is asked first
+//    (is_mm_compute_bound); on the H100 and H200 with PyTorch 2.11 it benchmarked at M = 2, so it is taken as yes.
+//    A warm inductor cache (a second run) skips the benchmarks; this is the first run's peak.
+//  - the CUDA-graph tree empties the caching allocator's cache (torch.cuda.empty_cache) before its first capture;
+//  - the warm-up and the capture run in the graph's private memory pool: cuBLAS's workspace for the capture stream,
+//    the step's activations and its logits (the graph's output, kept); Triton's autotuning clears the L2 cache
+//    again and clones the kernel arguments it mutates (one layer's cache keys).
+// From then on the process also holds the compiled kernels and the CUDA graph outside the caching allocator.
+constexpr uint64_t kL2FlushBytes = uint64_t{50} << 20;  // the H100's and H200's L2 cache (the traces' buffer)
+// NVML's process memory beyond max_memory_reserved, static-cache generate against the same models' dynamic-cache
+// runs: 62 MiB more on the H200 (0.738 GiB against 0.676, bench/data/transformers_issue15.jsonl) and 66 MiB on
+// the H100 (756 MiB against 690, transformers_issue15b_traces.jsonl)
+constexpr uint64_t kCompiledOutsideBytes = uint64_t{64} << 20;
+
+// pad_mm.get_padded_length
+uint64_t padded_length(uint64_t x, uint64_t align) { return x == 1 || x % align == 0 ? 0 : (x / align + 1) * align - x; }
+
+void compiled_decode_first_call(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, uint64_t s,
+                                uint64_t cache_len) {
+  t.set_phase("decode step 1 (torch.compile)");
+  const uint64_t M = w.batch, align = s == 4 ? 4 : 8;
+  // the step's distinct matmuls (K, N) from the model's linear weights (an expert's run through grouped_mm, not
+  // mm), biggest first as the traces show them benchmarked
+  std::vector<std::pair<uint64_t, uint64_t>> mms;
+  for (const auto& tt : m.tensors) {
+    if (tt.shape.size() != 2 || (!is_linear_role(tt.role) && tt.role != TensorRole::kTokenEmbedding) ||
+        tt.role == TensorRole::kExpert)
+      continue;
+    if (tt.role == TensorRole::kTokenEmbedding && m.tied.empty()) continue;  // a lookup, unless it is the head too
+    const bool conv1d = m.facts.traits.conv1d_weights && tt.role != TensorRole::kLmHead && tt.role != TensorRole::kTokenEmbedding;
+    const uint64_t K = conv1d ? tt.shape[0] : tt.shape[1], N = conv1d ? tt.shape[1] : tt.shape[0];
+    if (std::find(mms.begin(), mms.end(), std::pair{K, N}) == mms.end()) mms.push_back({K, N});
+  }
+  std::sort(mms.begin(), mms.end(), [](auto a, auto b) { return a.first * a.second > b.first * b.second; });
+  const uint64_t pm = padded_length(M, align);
+  for (const auto& [K, N] : mms) {
+    const uint64_t pk = padded_length(K, align), pn = padded_length(N, align);
+    if (pm == 0 && pk == 0 && pn == 0) continue;
+    t.alloc("compile/mat1", mul(M, K, s));  // realize_tensor: torch.randn of each operand's storage
+    t.alloc("compile/mat2", mul(K, N, s));
+    if (pm || pk) t.alloc("compile/mat1_pad", mul(M + pm, K + pk, s));  // the activation: padding planned away
+    t.alloc("compile/out", mul(M, N, s));  // the unpadded mm, timed
+    t.alloc("compile/l2_flush", kL2FlushBytes);
+    t.free("compile/out");
+    t.free("compile/l2_flush");
+    if (pk || pn) t.alloc("compile/mat2_pad", mul(K + pk, N + pn, s));  // the weight: padded inside the timed call
+    t.alloc("compile/l2_flush", kL2FlushBytes);
+    t.alloc("compile/out_pad", mul(M + pm, N + pn, s));
+    t.free("compile/out_pad");
+    t.free("compile/l2_flush");
+    if (pk || pn) t.free("compile/mat2_pad");
+    if (pm || pk) t.free("compile/mat1_pad");
+    t.free("compile/mat2");
+    t.free("compile/mat1");
+  }
+  // the CUDA-graph tree: empty_cache, then the warm-up and the capture in the graph's own pool
+  t.empty_cache();
+  t.set_side_stream_category("cudagraph");
+  t.add_outside(kCompiledOutsideBytes);
+  t.alloc("cudagraph/cublas_workspace", kCublasWorkspaceBytes);
+  t.alloc("cudagraph/hidden", mul(M, g.hidden, s));
+  // a full sliding layer (StaticSlidingWindowLayer.update once the prompt fills its window): torch.cat of the
+  // window's last positions and the new token, copied into the cache; the compiled step keeps every such layer's
+  // concatenated keys and values at once (the gemma-2 trace: 26 buffers of a window's keys or values)
+  std::vector<std::string> full_windows;
+  for (uint64_t layer = 0; layer < g.layers; ++layer) {
+    if (!g.window[layer] || w.prompt_tokens < g.window[layer]) continue;
+    for (const char* which : {"k", "v"}) {
+      full_windows.push_back(fmt::format("cudagraph/window/{}/{}", layer, which));
+      t.alloc(full_windows.back(), mul(w.batch, g.window[layer], which[0] == 'k' ? g.k_dim : g.v_dim, s));
+    }
+  }
+  t.alloc("cudagraph/logits", mul(M, g.vocab, s));  // the graph's output, kept in its pool
+  t.alloc("cudagraph/l2_flush", kL2FlushBytes);     // Triton's autotuning
+  t.alloc("cudagraph/arg_clone", mul(w.batch, cache_len, g.k_dim, s));  // a mutated argument's clone
+  t.free("cudagraph/arg_clone");
+  t.free("cudagraph/l2_flush");
+  for (const auto& name : full_windows) t.free(name);
+  t.free("cudagraph/hidden");
+}
+
 // Decode: each of the remaining new_tokens - 1 forward passes appends one token to every layer's cache
 // (DynamicLayer.update: torch.cat allocates the grown tensor before the old one goes); a sliding layer's stored
 // view keeps the whole cat result alive, so the next cat starts from the window. A StaticCache writes in place
 // (index_copy_): nothing grows. An offloaded cache (Cache.update with offloading) first prefetches the next layer
 // back to the GPU on its own stream, then cats onto this layer's prefetched copy (which goes), and moves the result
 // to the CPU once the layer has used it.
-void decode(Tracker& t, const Geometry& g, const Workload& w, uint64_t s, KvState& kv) {
+void decode(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, uint64_t s, KvState& kv,
+            bool compiled, uint64_t cache_len) {
   const bool offloaded = w.cache == KvCacheImpl::kOffloaded;
   for (uint64_t step = 1; step < w.new_tokens; ++step) {
     t.set_phase(fmt::format("decode step {}", step));
+    if (compiled && step == 1) compiled_decode_first_call(t, m, g, w, s, cache_len);
     for (uint64_t layer = 0; w.cache != KvCacheImpl::kStatic && layer < g.layers; ++layer) {
       const uint64_t new_len = kv.len[layer] + 1;
       if (offloaded) prefetch_layer(t, g, w, s, kv, (layer + 1) % g.layers);
@@ -264,7 +355,9 @@ std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, con
   // generation: freed here, after the first token's fp32 copy, as before the single-forward change (its logits are
   // one position per sequence, so this order moves little; not re-checked on a trace)
   free_base_locals(t, locals);
-  decode(t, g, w, s, kv);
+  // generate compiles the decoding step for a static cache (quantised weights: not modelled, replayed eagerly)
+  const bool compiled = static_cache && !loaded;
+  decode(t, m, g, w, s, kv, compiled, max_len);
   return attn;
 }
 
