@@ -62,6 +62,11 @@ struct SavedBuilder {
     // SDPA turns a boolean mask into an additive one in the query's dtype (convert_boolean_attn_mask), per call,
     // and the memory-efficient kernel keeps it as its bias
     const uint64_t seq = c.w.prompt_tokens;
+    if (g.traits.default_attention == AttentionImpl::kEager && !g.traits.scores_from_baddbmm && !fused) {
+      eager_attention(layer);
+      if (full || adapts(c, TensorRole::kAttnOutput)) add("o_in", mul(qs, full ? 2 : 4));
+      return;
+    }
     if (sdpa_mask_needed(g, layer, seq)) add("sdpa_bias", mul(c.w.batch, seq, seq, 2));
     if (!fused && sdpa_repeats_kv(g, layer, seq)) {
       add("q", mul(qs, 2));
@@ -78,8 +83,63 @@ struct SavedBuilder {
     if (full || adapts(c, TensorRole::kAttnOutput)) add("o_in", mul(qs, full ? 2 : 4));
   }
 
-  void mlp() {
+  // eager_attention_forward under autograd (the default of gpt-oss; modeling_gpt_oss.py): the query after rotary
+  // and the keys repeated to every head (repeat_kv: new tensors) kept by the first matmul; the scores scaled and
+  // masked (nothing kept); gpt-oss appends each head's sink logit (torch.cat), subtracts the row maximum (max keeps
+  // its indices) and takes the softmax in the model dtype, which keeps its output, [B, H, S, S + 1]; the second
+  // matmul keeps that (as the slice without the sink column) and the repeated values. Without sinks the softmax is
+  // fp32 (kept) and its cast to the model dtype is what the matmul keeps. Dropout at p = 0 is the identity.
+  // (Allocator trace of gpt-oss-20b LoRA, bench/data/traces: 512 MiB of probabilities per layer at 2048 tokens.)
+  void eager_attention(uint64_t) {
     const auto& g = c.g;
+    const uint64_t B = c.w.batch, S = c.w.prompt_tokens;
+    add("q", mul(c.T, g.q_dim, 2));
+    add("k_rep", mul(c.T, g.heads * g.head_dim, 2));
+    add("v_rep", mul(c.T, g.heads * g.v_head_dim(), 2));
+    if (g.traits.attention_sinks) {
+      add("max_idx", mul(B, g.heads, S, 8));
+      add("probs", mul(mul(B, g.heads, S), S + 1, g.traits.softmax_in_model_dtype ? 2 : 4));
+      return;
+    }
+    if (g.traits.softmax_in_model_dtype) {
+      add("probs", mul(mul(B, g.heads, S), S, 2));
+      return;
+    }
+    add("probs_f32", mul(mul(B, g.heads, S), S, 4));
+    add("probs", mul(mul(B, g.heads, S), S, 2));
+  }
+
+  // A sparse MoE block under autograd as transformers 5.17 runs it (grouped_mm_experts_forward, integrations/moe.py)
+  // with the experts frozen (LoRA: peft's targets never reach the fused 3-D experts) and the input needing a
+  // gradient: the router's fp32 softmax and top-k indices; the gather and sort indices (token_idx, perm, inv_perm);
+  // grouped_mm keeps nothing of a frozen weight's input; the gate keeps gate_up (its chunks are views: act_fn's
+  // input) and act(gate) (the product's other factor) - gpt-oss's clamped, sigmoid-gated GLU keeps its clamped
+  // gate, the sigmoid, the GLU and up + 1 instead; the routing weights' product keeps the experts' output. DeepSeek's
+  // shared experts are a dense gated MLP. (Allocator trace of gpt-oss-20b LoRA: 360 MiB per layer at 2048 tokens.)
+  void moe_mlp() {
+    const auto& g = c.g;
+    const uint64_t T = c.T, k = std::max<uint64_t>(1, g.top_k), S = mul(T, k), I = g.moe_ffn;
+    add("router_probs", mul(T, std::max<uint64_t>(1, g.experts), 4));
+    add("topk_idx", mul(T, k, 8));
+    for (const char* idx : {"token_idx", "perm", "inv_perm"}) add(idx, mul(S, 8));
+    add("experts_gate_up", mul(S, 2 * I, 2));
+    if (g.traits.attention_sinks) {  // gpt-oss's _apply_gate (the family's other trait: its clamped GLU)
+      for (const char* part : {"experts_gate_clamped", "experts_sigmoid", "experts_glu", "experts_up_plus1"})
+        add(part, mul(S, I, 2));
+    } else {
+      add("experts_act", mul(S, I, 2));
+    }
+    add("experts_out", mul(S, g.hidden, 2));
+    if (g.shared_ffn == 0) return;
+    for (const char* part : {"shared_gate", "shared_act", "shared_up"}) add(part, mul(T, g.shared_ffn, 2));
+  }
+
+  void mlp(uint64_t layer) {
+    const auto& g = c.g;
+    if (g.is_moe(layer) && !full) {
+      moe_mlp();
+      return;
+    }
     const uint64_t is = mul(c.T, g.ffn);
     if (g.gated) {
       add("mlp_gate", mul(is, 2));  // act_fn keeps gate, the product keeps act(gate) and up
@@ -130,7 +190,7 @@ SavedSet saved_for_layer(const TrainCtx& c, uint64_t layer) {
     b.norm("norm2_in");
     if (b.full) b.add("mlp_in", mul(b.hs, c.amp ? 2 * (g.gated ? 2 : 1) : 2));
   }
-  b.mlp();
+  b.mlp(layer);
   if (g.traits.sandwich_norms) b.norm("post_mlp_norm_in");
   if (c.f.resid_dropout) b.add("dropout_mask2", b.hs);
   return b.v;
