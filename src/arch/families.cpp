@@ -646,7 +646,8 @@ const std::vector<Row> kXglm = {
 // --- deepseek_v2, deepseek_v3 (multi-head latent attention + MoE with shared experts) -----------------------------
 
 // DeepseekV2Attention / DeepseekV3Attention: multi-head latent attention (compressed q, joint compressed k/v).
-const ArchTraits kDeepseekTraits{.qkv = QkvLayout::kLatent, .experts = ExpertsLayout::kFusedRouterAfter};
+const ArchTraits kDeepseekTraits{.qkv = QkvLayout::kLatent, .experts = ExpertsLayout::kFusedRouterAfter,
+                                 .moe_routing_fp32 = true};
 
 void read_deepseek(const HfConfig& c, Dims& d, ModelFacts& m) {
   const bool v3 = c.model_type() == "deepseek_v3";
@@ -701,8 +702,10 @@ void read_deepseek(const HfConfig& c, Dims& d, ModelFacts& m) {
     m.routing.scale = c.json().at("routed_scaling_factor").get<double>();
   m.attention_kind = "mla";
   m.position_kind = "rope";
-  // transformers caches the decompressed per-head keys (nope + rope) and values, not the latent.
+  // the attention's per-head keys (nope + rope) and values; transformers caches the latent (mla_cache_*_dim)
   uniform_attention(m, d["layers"], d["heads"], d["q_head"], d["v_dim"]);
+  m.mla_cache_k_dim = d["kv_lora"];
+  m.mla_cache_v_dim = d["rope"];
   if (uint64_t mtp = c.count_or("num_nextn_predict_layers", 0); mtp > 0)
     m.notes.push_back("the published weights also ship " + std::to_string(mtp) +
                       " multi-token-prediction layer(s) (model.layers." + std::to_string(d["layers"]) +

@@ -57,6 +57,7 @@ Replay replay(const std::string& text) {
   std::unordered_map<uint64_t, uint64_t> handles;  // address -> model handle
   Replay out;
   uint64_t segments = 0;
+  bool emptied = false;
   size_t pos = text.find('\n') + 1;  // line 1: header
   while (pos < text.size()) {
     const size_t end = text.find('\n', pos);
@@ -79,8 +80,13 @@ Replay replay(const std::string& text) {
       segments += size;
       out.real_segment_peak = std::max(out.real_segment_peak, segments);
     } else if (action == "segment_free") {
+      // only torch.cuda.empty_cache() gives segments back (a CUDA-graph tree calls it before its first capture):
+      // the first of a run of frees is the call
+      if (!emptied) a.empty_cache();
+      emptied = true;
       segments -= size;
     }
+    if (action != "segment_free") emptied = false;
   }
   out.peak_reserved = a.peak_reserved();
   return out;
@@ -91,7 +97,8 @@ Replay replay(const std::string& text) {
 TEST(AllocatorModel, ReplaysRealTracesToTheReservedPeakPyTorchReached) {
   const fs::path data = fs::path(LLMEM_SOURCE_DIR) / "bench" / "data";
   std::map<std::string, uint64_t> measured;
-  for (const char* runs : {"transformers_traces.jsonl", "transformers_issue15_traces.jsonl"}) {
+  for (const char* runs : {"transformers_traces.jsonl", "transformers_issue15_traces.jsonl",
+                           "transformers_issue15b_traces.jsonl"}) {
     std::ifstream in(data / runs);
     for (std::string line; std::getline(in, line);) {
       if (line.empty()) continue;
@@ -114,10 +121,16 @@ TEST(AllocatorModel, ReplaysRealTracesToTheReservedPeakPyTorchReached) {
     exact += r.peak_reserved == measured[id];
     // Where the model differs it is by a few segments: among free blocks of equal size PyTorch takes the one at
     // the lowest address, which the model can only approximate (newest segment first, see alloc_sim.hpp).
-    // Measured over the 61 traces: 56 exact, the rest within 0.45 % (the offloaded cache's 0.53 %, below).
+    // Measured over the 67 traces: 60 exact, the rest within 0.45 % (the offloaded cache's 0.53 % and two static
+    // caches', below).
     // An offloaded cache prefetches on its own stream, whose blocks the caching allocator keeps in that stream's
     // pool; the trace does not say which stream an event is on, so its replay here is one pool (0.53 % over).
-    const double limit = id.ends_with("-offloaded") ? 0.01 : 0.005;
+    // A static cache's generate compiles its decoding step, whose CUDA-graph tree allocates from a private pool
+    // (torch.cuda.graph_pool_handle) that cannot reuse the default pool's free blocks; the trace does not say which
+    // pool an event is in, so these replay as one pool and come out short: 5.8 % (gemma-2-2b) and 7.4 %
+    // (Qwen2.5-0.5B b8) under, the other two static traces within 0.5 %. The estimate itself replays that pool
+    // (inference.cpp: compiled_decode_first_call).
+    const double limit = id.ends_with("-offloaded") ? 0.01 : id.ends_with("-static") ? 0.08 : 0.005;
     EXPECT_LE(err, limit) << name << ": model " << r.peak_reserved << " B, PyTorch " << measured[id] << " B";
     ++checked;
   }

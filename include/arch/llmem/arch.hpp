@@ -108,6 +108,9 @@ struct ArchTraits {
   // q, k and v even for a fused projection (see Phi-3 in families.cpp)
   bool fused_qkv_saved_whole = false;
   ExpertsLayout experts = ExpertsLayout::kAsStored;
+  // The routing weights reach the experts in fp32 (DeepSeek-V2/V3's routers score in fp32 and scale without a cast
+  // back), so the weighted expert outputs and their sum are fp32 (allocator trace of DeepSeek-V2-Lite)
+  bool moe_routing_fp32 = false;
   // The output projection's name once transformers 5 has built the model, where its conversion mapping renames the
   // checkpoint's (GPT-NeoX: embed_out.weight -> lm_head.weight, PyTorch's parameter list); null = as stored
   const char* built_lm_head = nullptr;
@@ -139,6 +142,10 @@ struct ModelFacts {
   std::optional<DType> config_dtype;  // torch_dtype / dtype in the config
   std::vector<LayerAttention> attention;  // one per decoder layer
   std::string attention_kind;      // "mha", "gqa", "mqa", "mla"
+  // MLA: the latent transformers 5.17 caches per token and layer (DeepseekV2Attention: the compressed kv, width
+  // kv_lora_rank, as keys and the rotary key part, qk_rope_head_dim, as values; measured kv_cache_bytes of
+  // DeepSeek-V2-Lite and DeepSeek-V3 generate, bench/data/transformers_issue15*.jsonl); 0 elsewhere
+  uint64_t mla_cache_k_dim = 0, mla_cache_v_dim = 0;
   std::string position_kind;       // "rope", "learned", "alibi", "sinusoidal"
   std::vector<std::string> notes;  // facts a reader found worth telling (e.g. extra layers the weights ship)
   // What the forward pass does beyond shapes (read from the config's common keys).

@@ -57,6 +57,8 @@ inline std::string L(uint64_t layer, const std::string& what) { return fmt::form
 struct Geometry {
   uint64_t layers = 0, hidden = 0, q_dim = 0, k_dim = 0, v_dim = 0, ffn = 0, vocab = 0, heads = 0, kv_heads = 0,
            head_dim = 0;
+  // what the KV cache holds per token and layer: k_dim and v_dim, or MLA's latent (ModelFacts::mla_cache_*_dim)
+  uint64_t cache_k_dim = 0, cache_v_dim = 0;
   bool gated = false, rope = false;
   uint64_t experts = 0, top_k = 0, moe_ffn = 0, shared_ffn = 0;
   std::vector<bool> moe_layer;   // per layer: routed experts (DeepSeek's first layers are dense)

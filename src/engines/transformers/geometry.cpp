@@ -17,6 +17,8 @@ Geometry geometry(const ModelFacts& f) {
   g.q_dim = f.n_heads * f.head_dim;
   g.k_dim = f.attention.empty() ? g.q_dim : f.attention[0].kv_heads * f.attention[0].k_head_dim;
   g.v_dim = f.attention.empty() ? g.q_dim : f.attention[0].kv_heads * f.attention[0].v_head_dim;
+  g.cache_k_dim = f.mla_cache_k_dim ? f.mla_cache_k_dim : g.k_dim;
+  g.cache_v_dim = f.mla_cache_k_dim ? f.mla_cache_v_dim : g.v_dim;
   g.ffn = f.intermediate ? f.intermediate : 4 * f.hidden;
   g.vocab = f.vocab;
   g.gated = f.gated_mlp;

@@ -97,8 +97,8 @@ std::string prefetch_name(uint64_t layer, const char* which) { return fmt::forma
 
 void prefetch_layer(Tracker& t, const Geometry& g, const Workload& w, uint64_t s, const KvState& kv, uint64_t layer) {
   if (kv.len[layer] == 0) return;  // not initialised yet (prefill): nothing to bring back
-  t.alloc(prefetch_name(layer, "k"), mul(w.batch, kv.len[layer], g.k_dim, s));
-  t.alloc(prefetch_name(layer, "v"), mul(w.batch, kv.len[layer], g.v_dim, s));
+  t.alloc(prefetch_name(layer, "k"), mul(w.batch, kv.len[layer], g.cache_k_dim, s));
+  t.alloc(prefetch_name(layer, "v"), mul(w.batch, kv.len[layer], g.cache_v_dim, s));
 }
 
 // What the base model's forward holds beside the layers: inputs_embeds, the mask, the rotary tables.
@@ -250,12 +250,12 @@ void compiled_decode_first_call(Tracker& t, const ArchModel& m, const Geometry& 
     if (!g.window[layer] || w.prompt_tokens < g.window[layer]) continue;
     for (const char* which : {"k", "v"}) {
       full_windows.push_back(fmt::format("cudagraph/window/{}/{}", layer, which));
-      t.alloc(full_windows.back(), mul(w.batch, g.window[layer], which[0] == 'k' ? g.k_dim : g.v_dim, s));
+      t.alloc(full_windows.back(), mul(w.batch, g.window[layer], which[0] == 'k' ? g.cache_k_dim : g.cache_v_dim, s));
     }
   }
   t.alloc("cudagraph/logits", mul(M, g.vocab, s));  // the graph's output, kept in its pool
   t.alloc("cudagraph/l2_flush", kL2FlushBytes);     // Triton's autotuning
-  t.alloc("cudagraph/arg_clone", mul(w.batch, cache_len, g.k_dim, s));  // a mutated argument's clone
+  t.alloc("cudagraph/arg_clone", mul(w.batch, cache_len, g.cache_k_dim, s));  // a mutated argument's clone
   t.free("cudagraph/arg_clone");
   t.free("cudagraph/l2_flush");
   for (const auto& name : full_windows) t.free(name);
@@ -278,7 +278,7 @@ void decode(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w
       const uint64_t new_len = kv.len[layer] + 1;
       if (offloaded) prefetch_layer(t, g, w, s, kv, (layer + 1) % g.layers);
       for (const char* which : {"k", "v"}) {
-        const uint64_t dim = which[0] == 'k' ? g.k_dim : g.v_dim;
+        const uint64_t dim = which[0] == 'k' ? g.cache_k_dim : g.cache_v_dim;
         t.alloc(kv_name(layer, which, step), mul(w.batch, new_len, dim, s));  // torch.cat([cache, new], dim=-2)
         t.free(offloaded ? prefetch_name(layer, which) : kv_name(layer, which, step - 1));
       }
@@ -337,8 +337,8 @@ std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, con
       // the last layer's update prefetches layer 0 (the prefetch wraps around), already offloaded
       if (offloaded) prefetch_layer(t, g, w, s, kv, (layer + 1) % g.layers);
       const uint64_t len = static_cache ? static_len(layer) : P;
-      t.alloc(kv_name(layer, "k", 0), mul(B, len, g.k_dim, s));
-      t.alloc(kv_name(layer, "v", 0), mul(B, len, g.v_dim, s));
+      t.alloc(kv_name(layer, "k", 0), mul(B, len, g.cache_k_dim, s));
+      t.alloc(kv_name(layer, "v", 0), mul(B, len, g.cache_v_dim, s));
       kv.len[layer] = P;
     };
     const std::string out = fmt::format("activations/hidden{}", layer);

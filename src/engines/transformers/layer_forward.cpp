@@ -44,15 +44,20 @@ void gated_mlp(Ctx& c, uint64_t layer, uint64_t T, uint64_t width, const std::st
 
 // A sparse MoE block without autograd, as transformers 5.17 runs it on PyTorch >= 2.9 (PreTrainedModel picks
 // config._experts_implementation = "grouped_mm"; integrations/moe.py grouped_mm_experts_forward). The router:
-// logits in the model dtype, softmax in fp32, top-k weights (renormalised) cast back. The experts: each token's top
-// k rows gathered (hidden_states[token_idx]), sorted by expert (argsort and its inverse), two torch._grouped_mm
-// calls over the sorted rows with the gate/up product between them, the routing weights applied, the rows put
-// back in token order and index_add_'ed into zeros_like(hidden_states). Every local lives until the function
-// returns. DeepSeek's shared experts then run as one dense MLP on the block's input.
+// logits in the model dtype, softmax in fp32, top-k weights (renormalised) cast back - DeepSeek's stay fp32
+// (moe_routing_fp32). The experts, in the order the allocator traces show (Qwen3-30B-A3B, DeepSeek-V2-Lite,
+// bench/data/traces): each token's top-k rows gathered in expert order (one [S, H] tensor, S = tokens x k), the
+// first grouped_mm [S, 2I] and a copy of it (the first dropped), act(gate) and its product with up (act dropped,
+// then the copy), the second grouped_mm [S, H] and its copy (the product, then the grouped_mm output dropped), the
+// routing weights applied (in the promoted dtype: fp32 with DeepSeek's weights), put back in token order (the
+// weighted rows dropped), summed per token into the block's output (cast to the model dtype when it is fp32); the
+// rows, the copy and the unsorted rows live until the function returns. DeepSeek's shared experts then run as one
+// dense MLP on the block's input.
 void moe_mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
   const auto& g = c.g;
   const uint64_t T = tokens, E = std::max<uint64_t>(1, g.experts), k = std::max<uint64_t>(1, g.top_k);
   const uint64_t S = mul(T, k), H = g.hidden, I = g.moe_ffn, s = c.s;
+  const uint64_t ws = g.traits.moe_routing_fp32 ? 4 : s;  // the weighted rows' element size
   c.t.alloc(L(layer, "router_logits"), mul(T, E, s));
   c.t.alloc(L(layer, "router_probs"), mul(T, E, 4));
   c.t.alloc(L(layer, "topk_w"), mul(T, k, 4));
@@ -62,10 +67,9 @@ void moe_mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
   c.t.alloc(L(layer, "topk_norm"), mul(T, k, 4));
   c.t.free(L(layer, "topk_sum"));
   c.t.free(L(layer, "topk_w"));
-  c.t.alloc(L(layer, "topk_weights"), mul(T, k, s));
+  c.t.alloc(L(layer, "topk_weights"), mul(T, k, ws));
   c.t.free(L(layer, "topk_norm"));
   // grouped_mm_experts_forward
-  c.t.alloc(out, mul(T, H, s));  // final_hidden_states, returned
   c.t.alloc(L(layer, "arange"), mul(T, 8));
   c.t.alloc(L(layer, "token_idx"), mul(S, 8));
   c.t.free(L(layer, "arange"));
@@ -74,24 +78,34 @@ void moe_mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
     c.t.alloc(L(layer, sorted), mul(S, 8));
     c.t.free(L(layer, std::string(sorted) + "_values"));
   }
-  c.t.alloc(L(layer, "rows"), mul(S, H, s));  // hidden_states[token_idx]
-  c.t.alloc(L(layer, "ids_sorted"), mul(S, 8));
-  c.t.alloc(L(layer, "w_sorted"), mul(S, s));
-  c.t.alloc(L(layer, "rows_sorted"), mul(S, H, s));
+  c.t.alloc(L(layer, "rows"), mul(S, H, s));
   c.t.alloc(L(layer, "histc_in"), mul(S, 4));
   c.t.alloc(L(layer, "counts"), mul(E, 4));
   c.t.alloc(L(layer, "offsets"), mul(E, 4));
+  c.t.alloc(L(layer, "gate_up_mm"), mul(S, 2 * I, s));
   c.t.alloc(L(layer, "gate_up"), mul(S, 2 * I, s));
+  c.t.free(L(layer, "gate_up_mm"));
   c.t.alloc(L(layer, "act"), mul(S, I, s));
   c.t.alloc(L(layer, "act_up"), mul(S, I, s));
   c.t.free(L(layer, "act"));
+  c.t.free(L(layer, "gate_up"));
+  c.t.alloc(L(layer, "down_mm"), mul(S, H, s));
+  c.t.free(L(layer, "act_up"));
   c.t.alloc(L(layer, "down"), mul(S, H, s));
-  c.t.alloc(L(layer, "down_w"), mul(S, H, s));  // out_per_sample_g * sample_weights_g
-  c.t.free(L(layer, "down"));
-  c.t.alloc(L(layer, "down_unsorted"), mul(S, H, s));  // [inv_perm]
-  for (const char* local : {"token_idx", "perm", "inv_perm", "rows", "ids_sorted", "w_sorted", "rows_sorted", "histc_in",
-                            "counts", "offsets", "gate_up", "act_up", "down_w", "down_unsorted"})
+  c.t.free(L(layer, "down_mm"));
+  c.t.alloc(L(layer, "down_w"), mul(S, H, ws));  // out_per_sample_g * sample_weights_g
+  c.t.alloc(L(layer, "down_unsorted"), mul(S, H, ws));  // [inv_perm]
+  c.t.free(L(layer, "down_w"));
+  if (ws != s) {
+    c.t.alloc(L(layer, "moe_sum_f32"), mul(T, H, ws));
+    c.t.alloc(out, mul(T, H, s));  // .to(hidden_states.dtype)
+  } else {
+    c.t.alloc(out, mul(T, H, s));
+  }
+  for (const char* local : {"token_idx", "perm", "inv_perm", "rows", "histc_in", "counts", "offsets", "down",
+                            "down_unsorted"})
     c.t.free(L(layer, local));
+  if (ws != s) c.t.free(L(layer, "moe_sum_f32"));
   c.t.free(L(layer, "topk_weights"));
   c.t.free(L(layer, "topk_idx"));
   c.t.free(L(layer, "router_logits"));
