@@ -60,6 +60,7 @@ struct Geometry {
   // what the KV cache holds per token and layer: k_dim and v_dim, or MLA's latent (ModelFacts::mla_cache_*_dim)
   uint64_t cache_k_dim = 0, cache_v_dim = 0;
   bool gated = false, rope = false;
+  bool fused_gate_up = false;  // one gate_up_proj (Phi-3), chunked into gate and up
   uint64_t experts = 0, top_k = 0, moe_ffn = 0, shared_ffn = 0;
   std::vector<bool> moe_layer;   // per layer: routed experts (DeepSeek's first layers are dense)
   bool is_moe(uint64_t layer) const { return experts > 0 && (layer >= moe_layer.size() || moe_layer[layer]); }

@@ -1,3 +1,4 @@
+#include <algorithm>
 // The model's shapes and traits as the replay reads them, and the rules that decide whether SDPA gets a mask.
 #include "engine.hpp"
 
@@ -34,6 +35,8 @@ Geometry geometry(const ModelFacts& f) {
 
 Geometry geometry(const ArchModel& model) {
   Geometry g = geometry(model.facts);
+  g.fused_gate_up = std::any_of(model.tensors.begin(), model.tensors.end(),
+                                [](const TensorInfo& t) { return t.role == TensorRole::kMlpGateUp; });
   if (g.experts == 0) return g;
   g.moe_layer.assign(g.layers, false);
   bool any = false;
