@@ -61,6 +61,7 @@ struct Geometry {
   uint64_t cache_k_dim = 0, cache_v_dim = 0;
   bool gated = false, rope = false;
   bool fused_gate_up = false;  // one gate_up_proj (Phi-3), chunked into gate and up
+  bool experts_bias = false;   // the fused experts carry biases (gpt-oss: gate_up_proj_bias, down_proj_bias)
   uint64_t experts = 0, top_k = 0, moe_ffn = 0, shared_ffn = 0;
   std::vector<bool> moe_layer;   // per layer: routed experts (DeepSeek's first layers are dense)
   bool is_moe(uint64_t layer) const { return experts > 0 && (layer >= moe_layer.size() || moe_layer[layer]); }

@@ -37,6 +37,9 @@ Geometry geometry(const ArchModel& model) {
   Geometry g = geometry(model.facts);
   g.fused_gate_up = std::any_of(model.tensors.begin(), model.tensors.end(),
                                 [](const TensorInfo& t) { return t.role == TensorRole::kMlpGateUp; });
+  g.experts_bias = std::any_of(model.tensors.begin(), model.tensors.end(), [](const TensorInfo& t) {
+    return t.role == TensorRole::kExpert && t.name.ends_with("_bias");
+  });
   if (g.experts == 0) return g;
   g.moe_layer.assign(g.layers, false);
   bool any = false;

@@ -92,6 +92,10 @@ void moe_mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
     c.t.free(L(layer, std::string(sorted) + "_values"));
   }
   c.t.alloc(L(layer, "rows"), mul(S, H, s));
+  if (g.experts_bias) {  // gate_up_proj_bias[expert_ids_g], down_proj_bias[expert_ids_g]: locals to the end
+    c.t.alloc(L(layer, "gate_up_bias"), mul(S, 2 * I, s));
+    c.t.alloc(L(layer, "down_bias"), mul(S, H, s));
+  }
   c.t.alloc(L(layer, "histc_in"), mul(S, 4));
   c.t.alloc(L(layer, "counts"), mul(E, 4));
   c.t.alloc(L(layer, "offsets"), mul(E, 4));
@@ -119,6 +123,10 @@ void moe_mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
                             "down_unsorted"})
     c.t.free(L(layer, local));
   if (ws != s) c.t.free(L(layer, "moe_sum_f32"));
+  if (g.experts_bias) {
+    c.t.free(L(layer, "gate_up_bias"));
+    c.t.free(L(layer, "down_bias"));
+  }
   c.t.free(L(layer, "topk_weights"));
   c.t.free(L(layer, "topk_idx"));
   c.t.free(L(layer, "router_logits"));

@@ -96,6 +96,8 @@ class TrainingRun {
   void fp32_linear_casts(uint64_t layer, bool alloc);
   void forward(uint64_t step);
   void forward_layer(uint64_t layer);
+  void moe_transients(uint64_t layer);
+  void sink_attention_transients(uint64_t layer);
   void loss(uint64_t step);
   void loss_backward(uint64_t step);
   void layers_backward(uint64_t step);
@@ -246,6 +248,59 @@ void TrainingRun::forward_layer(uint64_t layer) {
   } else {
     for (const auto& [n, b] : saved_[layer]) t_.alloc(fmt::format("saved_activations/{}/{}", layer, n), b);
     if (qlora_) weight_casts(layer, true);
+    if (g_.traits.default_attention == AttentionImpl::kEager && g_.traits.attention_sinks) sink_attention_transients(layer);
+    if (g_.is_moe(layer) && c_.lora) moe_transients(layer);
+  }
+}
+
+// gpt-oss's eager attention under autograd beyond what it keeps (the softmax's output, saved_activations.cpp), as
+// its allocator trace shows it per layer: q kᵀ, its scaled copy (the first dropped), the masked scores (the scaled
+// dropped), the sink column concatenated, the row max subtracted (the concatenation dropped); the masked scores
+// and the subtraction go once the softmax has run.
+void TrainingRun::sink_attention_transients(uint64_t layer) {
+  const uint64_t B = w_.batch, S = w_.prompt_tokens, H = g_.heads;
+  const uint64_t scores = mul(mul(B, H, S), S, 2), with_sink = mul(mul(B, H, S), S + 1, 2);
+  auto name = [&](const char* n) { return fmt::format("activations/{}/attn_{}", layer, n); };
+  t_.alloc(name("qk"), scores);
+  t_.alloc(name("scaled"), scores);
+  t_.free(name("qk"));
+  t_.alloc(name("masked"), scores);
+  t_.free(name("scaled"));
+  t_.alloc(name("cat"), with_sink);
+  t_.alloc(name("shifted"), with_sink);
+  t_.free(name("cat"));
+  t_.free(name("masked"));
+  t_.free(name("shifted"));
+}
+
+// What a sparse MoE block makes under autograd beyond what it keeps (saved_activations.cpp), in the order
+// grouped_mm_experts_forward makes and drops it (allocator trace of Qwen3-30B-A3B LoRA, bench/data/traces): the
+// gathered rows (until the function returns), each grouped_mm's output (dropped for its copy), the product
+// of act(gate) and up (a frozen expert's grouped_mm keeps nothing of its input), the weighted rows and their
+// unsorted copy. They leave the segments the later layers' and the backward's blocks land in.
+void TrainingRun::moe_transients(uint64_t layer) {
+  const uint64_t T = c_.T, k = std::max<uint64_t>(1, g_.top_k), S = mul(T, k), H = g_.hidden, I = g_.moe_ffn;
+  const uint64_t ws = g_.traits.moe_routing_fp32 ? 4 : 2;
+  auto name = [&](const char* n) { return fmt::format("activations/{}/moe_{}", layer, n); };
+  t_.alloc(name("rows"), mul(S, H, 2));
+  if (g_.experts_bias) {  // the biases gathered per row, locals to the end
+    t_.alloc(name("gate_up_bias"), mul(S, 2 * I, 2));
+    t_.alloc(name("down_bias"), mul(S, H, 2));
+  }
+  t_.alloc(name("gate_up_mm"), mul(S, 2 * I, 2));
+  t_.free(name("gate_up_mm"));
+  t_.alloc(name("prod"), mul(S, I, 2));
+  t_.alloc(name("down_mm"), mul(S, H, 2));
+  t_.free(name("prod"));
+  t_.free(name("down_mm"));
+  t_.alloc(name("down_w"), mul(S, H, ws));
+  t_.alloc(name("down_unsorted"), mul(S, H, ws));
+  t_.free(name("down_w"));
+  t_.free(name("rows"));
+  t_.free(name("down_unsorted"));
+  if (g_.experts_bias) {
+    t_.free(name("gate_up_bias"));
+    t_.free(name("down_bias"));
   }
 }
 
