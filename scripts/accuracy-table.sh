@@ -12,7 +12,7 @@ fi
 holdout_files=(bench/data/transformers_holdout.jsonl bench/data/transformers_holdout2.jsonl
                bench/data/transformers_holdout3.jsonl bench/data/transformers_holdout4.jsonl
                bench/data/transformers_finetune_holdout.jsonl bench/data/fake_pg_memory_holdout.jsonl
-               bench/data/transformers_issue15_holdout.jsonl)
+               bench/data/transformers_issue15_holdout.jsonl bench/data/transformers_issue15_holdout2.jsonl)
 table=$("$LLMEM" validate bench/data/transformers_memory.jsonl bench/data/transformers_finetune.jsonl \
           bench/data/transformers_issue15.jsonl \
           bench/data/fake_pg_memory.jsonl bench/data/llamacpp_memory_h200.jsonl --markdown)
