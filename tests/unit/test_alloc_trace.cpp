@@ -98,7 +98,8 @@ TEST(AllocatorModel, ReplaysRealTracesToTheReservedPeakPyTorchReached) {
   const fs::path data = fs::path(LLMEM_SOURCE_DIR) / "bench" / "data";
   std::map<std::string, uint64_t> measured;
   for (const char* runs : {"transformers_traces.jsonl", "transformers_issue15_traces.jsonl",
-                           "transformers_issue15b_traces.jsonl", "transformers_issue15c_traces.jsonl"}) {
+                           "transformers_issue15b_traces.jsonl", "transformers_issue15c_traces.jsonl",
+                           "transformers_issue15d_traces.jsonl"}) {
     std::ifstream in(data / runs);
     for (std::string line; std::getline(in, line);) {
       if (line.empty()) continue;
