@@ -1,6 +1,7 @@
 // Inference: the weights, then a forward pass over the prompt (all positions' logits) or a generate (prefill, then
 // one forward per new token through DynamicCache).
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <string_view>
 
@@ -14,6 +15,142 @@ uint64_t weight_bytes_in(const ArchModel& m, DType dtype, const LoadedWeights* l
   for (const auto& t : m.tensors) total += dtype_bytes(dtype, t.numel()).value_or(0);
   return total;
 }
+
+namespace {
+
+// core_model_loading.dot_natural_key: the checkpoint's names split at dots, whole-number parts compared as numbers
+// ("layers.2" before "layers.10").
+bool natural_less(std::string_view a, std::string_view b) {
+  while (!a.empty() && !b.empty()) {
+    const size_t ea = std::min(a.find('.'), a.size()), eb = std::min(b.find('.'), b.size());
+    const std::string_view pa = a.substr(0, ea), pb = b.substr(0, eb);
+    const bool na = !pa.empty() && pa.find_first_not_of("0123456789") == std::string_view::npos;
+    const bool nb = !pb.empty() && pb.find_first_not_of("0123456789") == std::string_view::npos;
+    if (na && nb && pa.size() != pb.size()) return pa.size() < pb.size();  // no leading zeros: length orders
+    if (pa != pb) return na != nb ? na : pa < pb;
+    a.remove_prefix(std::min(ea + 1, a.size()));
+    b.remove_prefix(std::min(eb + 1, b.size()));
+  }
+  return a.size() < b.size();
+}
+
+// from_pretrained of a checkpoint that stores MoE experts one by one (what save_pretrained writes), as transformers
+// 5.17 loads it (core_model_loading.convert_and_load_state_dict_in_model): every tensor of the checkpoint, in
+// natural name order, is submitted to a pool of GLOBAL_WORKERS = 4 threads that copy it to the GPU; the main thread
+// takes the model's parameters in order and waits for each one's copies; a layer's expert parameters are converted
+// as they complete (MergeModulelist: torch.stack of a projection's per-expert copies; Concatenate: torch.cat of the
+// gate and up stacks), the converter whose first source sorts first going first (Mixtral's w1: gate_up, then down;
+// Qwen3-MoE's and DeepSeek's down_proj: down first), each source's copies dropped when its conversion is done.
+// Meanwhile the threads keep copying the next tensors into the holes the dropped copies leave, so the stacks and the
+// concatenation find no room there (allocator traces of Mixtral-8x7B, Qwen3-30B-A3B and DeepSeek-V2-Lite loads,
+// bench/data/traces). The thread race is replayed as the copy stream running kLookahead tensors ahead of the
+// converter at each wait and after each conversion op: one worker's copy per op and thread, as the Mixtral trace
+// shows it (3-5 copies between ops). A layer's copies of more than kMaxCopyChunks experts are replayed in that many
+// groups, so that a fit of DeepSeek-V3 (58 layers of 256 experts) stays fast.
+void load_stacking_experts(Tracker& t, const ArchModel& m, DType dtype) {
+  constexpr size_t kLookahead = 4;
+  constexpr uint64_t kMaxCopyChunks = 32;
+  struct Item {
+    std::string key;   // the checkpoint name it sorts by
+    std::string name;  // the tracker's name
+    uint64_t bytes = 0;
+    const std::string* group = nullptr;  // a layer's expert copy: its experts module
+  };
+  struct Group {          // one layer's experts
+    std::string down, gate_up;
+    uint64_t down_bytes = 0, gate_up_bytes = 0, chunks = 1;
+    bool gate_up_first = false;
+  };
+  std::map<std::string, Group> groups;  // by experts module ("model.layers.3.mlp")
+  constexpr std::string_view kGateUp = ".experts.gate_up_proj", kDown = ".experts.down_proj";
+  for (const auto& w : m.tensors) {
+    if (w.role != TensorRole::kExpert) continue;
+    const bool gu = w.name.ends_with(kGateUp), dn = w.name.ends_with(kDown);
+    if (!gu && !dn) continue;
+    Group& g = groups[w.name.substr(0, w.name.size() - (gu ? kGateUp.size() : kDown.size()))];
+    const uint64_t bytes = dtype_bytes(dtype, w.numel()).value_or(0);
+    const uint64_t experts = std::max<uint64_t>(1, w.shape.empty() ? 1 : w.shape[0]);
+    g.chunks = std::min(experts, kMaxCopyChunks);
+    (gu ? g.gate_up : g.down) = "weights/" + w.name;
+    (gu ? g.gate_up_bytes : g.down_bytes) = bytes;
+    g.gate_up_first = m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst;  // Mixtral's w1 sorts first
+  }
+  auto complete = [](const Group& g) { return !g.down.empty() && !g.gate_up.empty(); };
+  // the checkpoint's tensors: every parameter but a complete group's experts, which it stores per expert
+  std::vector<Item> queue;
+  for (const auto& w : m.tensors) {
+    if (w.role == TensorRole::kExpert) {
+      const auto gu = w.name.ends_with(kGateUp), dn = w.name.ends_with(kDown);
+      if ((gu || dn)) {
+        const auto it = groups.find(w.name.substr(0, w.name.size() - (gu ? kGateUp.size() : kDown.size())));
+        if (it != groups.end() && complete(it->second)) continue;
+      }
+    }
+    queue.push_back({w.name, "weights/" + w.name, dtype_bytes(dtype, w.numel()).value_or(0)});
+  }
+  for (const auto& [module, g] : groups) {
+    if (!complete(g)) continue;
+    // the stored names sort expert by expert: Mixtral's block_sparse_moe.experts.{e}.w1 (gate), w2 (down), w3
+    // (up); the others' mlp.experts.{e}.down_proj, gate_proj, up_proj
+    const char* order[3] = {"down", "gate", "up"};
+    if (g.gate_up_first) order[0] = "gate", order[1] = "down";
+    for (uint64_t c = 0; c < g.chunks; ++c)
+      for (int p = 0; p < 3; ++p) {
+        const std::string proj = order[p];
+        const uint64_t total = proj == "down" ? g.down_bytes : g.gate_up_bytes / 2;
+        const std::string target = proj == "down" ? g.down : g.gate_up + "/" + proj;
+        queue.push_back({fmt::format("{}.experts.{}.{}{}", module, c, p, proj), fmt::format("{}/copy/{}", target, c),
+                         total / g.chunks, &module});
+      }
+  }
+  std::stable_sort(queue.begin(), queue.end(), [](const Item& a, const Item& b) { return natural_less(a.key, b.key); });
+  std::map<std::string, size_t> position;  // the last queue index of each group's copies
+  for (size_t i = 0; i < queue.size(); ++i)
+    if (queue[i].group) position[*queue[i].group] = i;
+  size_t next = 0;  // the copy stream: queue[0, next) allocated
+  auto copy_until = [&](size_t end) {
+    for (end = std::min(end, queue.size()); next < end; ++next) t.alloc(queue[next].name, queue[next].bytes);
+  };
+  auto op = [&](const std::function<void()>& body) {
+    body();
+    copy_until(next + kLookahead);
+  };
+  // the main thread: parameters in the order their first checkpoint tensor appears
+  std::vector<std::string> done;
+  for (size_t i = 0; i < queue.size(); ++i) {
+    if (!queue[i].group) {  // a plain tensor: waited for, then set (nothing converted)
+      copy_until(std::max(next, i + 1 + kLookahead));
+      continue;
+    }
+    const std::string& module = *queue[i].group;
+    if (std::find(done.begin(), done.end(), module) != done.end()) continue;
+    done.push_back(module);
+    const Group& g = groups.at(module);
+    copy_until(std::max(next, position.at(module) + 1 + kLookahead));
+    auto stack = [&](const std::string& target, uint64_t bytes) {
+      op([&] { t.alloc(target, bytes); });
+      for (uint64_t c = 0; c < g.chunks; ++c) t.free(fmt::format("{}/copy/{}", target, c));
+    };
+    auto down = [&] { stack(g.down, g.down_bytes); };
+    auto gate_up = [&] {
+      stack(g.gate_up + "/gate", g.gate_up_bytes / 2);
+      stack(g.gate_up + "/up", g.gate_up_bytes / 2);
+      op([&] { t.alloc(g.gate_up, g.gate_up_bytes); });
+      t.free(g.gate_up + "/gate");
+      t.free(g.gate_up + "/up");
+    };
+    if (g.gate_up_first) {
+      gate_up();
+      down();
+    } else {
+      down();
+      gate_up();
+    }
+  }
+  copy_until(queue.size());
+}
+
+}  // namespace
 
 void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded, const LoadPath& path) {
   t.set_phase("loading weights");
@@ -32,53 +169,18 @@ void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeigh
       t.alloc("weights/" + w.name, w.data_bytes);
     return;
   }
-  // from_pretrained materialises the checkpoint's tensors in its (sorted) name order: lm_head and the embedding
-  // before the layers (allocator trace of Qwen3-30B-A3B); from_config builds module by module
+  if (path.from_pretrained && path.experts_stacked) {
+    load_stacking_experts(t, m, dtype);
+    return;
+  }
+  // from_pretrained materialises the checkpoint's tensors in its name order (lm_head and the embedding before the
+  // layers); from_config builds module by module
   std::vector<const TensorInfo*> order;
   for (const auto& w : m.tensors) order.push_back(&w);
   if (path.from_pretrained)
-    std::stable_sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) { return a->name < b->name; });
-  // a layer's fused gate_up_proj by its experts module, to load with that layer's down_proj (see below)
-  std::map<std::string, const TensorInfo*> gate_ups;
-  constexpr std::string_view kGateUp = ".experts.gate_up_proj", kDown = ".experts.down_proj";
-  for (const TensorInfo* w : order)
-    if (path.experts_stacked && w->role == TensorRole::kExpert && w->name.ends_with(kGateUp))
-      gate_ups[w->name.substr(0, w->name.size() - kGateUp.size())] = w;
-  for (const TensorInfo* tensor : order) {
-    const TensorInfo& w = *tensor;
-    const uint64_t bytes = dtype_bytes(dtype, w.numel()).value_or(0);
-    if (!path.experts_stacked || w.role != TensorRole::kExpert) {
-      t.alloc("weights/" + w.name, bytes);
-      continue;
-    }
-    if (w.name.ends_with(kGateUp)) continue;  // loaded with its layer's down_proj
-    const auto gu = gate_ups.find(w.name.substr(0, w.name.size() - kDown.size()));
-    if (!w.name.ends_with(kDown) || gu == gate_ups.end()) {
-      t.alloc("weights/" + w.name, bytes);
-      continue;
-    }
-    // core_model_loading.py: the checkpoint's per-expert tensors copied to the GPU in name order (expert by expert:
-    // down, gate, up), then each projection stacked (MergeModulelist: torch.stack, a new tensor) and its copies
-    // dropped, and gate and up concatenated into gate_up_proj (Concatenate: torch.cat), their stacks dropped
-    // (allocator trace of Qwen3-30B-A3B from_pretrained, bench/data/traces)
-    const TensorInfo& gate_up = *gu->second;
-    const uint64_t gu_bytes = dtype_bytes(dtype, gate_up.numel()).value_or(0);
-    const uint64_t experts = std::max<uint64_t>(1, w.shape.empty() ? 1 : w.shape[0]);
-    const std::string down = "weights/" + w.name, fused = "weights/" + gate_up.name;
-    const std::pair<std::string, uint64_t> parts[] = {{down, bytes}, {fused + "/gate", gu_bytes / 2}, {fused + "/up", gu_bytes / 2}};
-    // the copies of one projection are replayed as one block: E small tensors per projection and layer cost a fit
-    // (hundreds of replays of DeepSeek-V3's 61 x 256 experts) seconds, and placed one by one they did not bring
-    // the replayed reserved memory closer to the trace (Qwen3-30B-A3B: 12.9 % under, against 8.6 % as one block)
-    (void)experts;
-    for (const auto& [name, total] : parts) {
-      t.alloc(name + "/experts", total);
-      t.alloc(name, total);
-      t.free(name + "/experts");
-    }
-    t.alloc(fused, gu_bytes);
-    t.free(fused + "/gate");
-    t.free(fused + "/up");
-  }
+    std::stable_sort(order.begin(), order.end(),
+                     [](const TensorInfo* a, const TensorInfo* b) { return natural_less(a->name, b->name); });
+  for (const TensorInfo* w : order) t.alloc("weights/" + w->name, dtype_bytes(dtype, w->numel()).value_or(0));
 }
 
 namespace {

@@ -246,17 +246,20 @@ void TrainingRun::forward_layer(uint64_t layer) {
     if (qlora_) weight_casts(layer, true);
     for (const auto& [n, b] : saved_[layer]) t_.free(fmt::format("activations/{}/{}", layer, n));
   } else {
-    for (const auto& [n, b] : saved_[layer]) t_.alloc(fmt::format("saved_activations/{}/{}", layer, n), b);
+    // gpt-oss's softmax output is made inside its attention's transients (sink_attention_transients)
+    const bool sinks = g_.traits.default_attention == AttentionImpl::kEager && g_.traits.attention_sinks;
+    for (const auto& [n, b] : saved_[layer])
+      if (!sinks || n != "probs") t_.alloc(fmt::format("saved_activations/{}/{}", layer, n), b);
     if (qlora_) weight_casts(layer, true);
-    if (g_.traits.default_attention == AttentionImpl::kEager && g_.traits.attention_sinks) sink_attention_transients(layer);
+    if (sinks) sink_attention_transients(layer);
     if (g_.is_moe(layer) && c_.lora) moe_transients(layer);
   }
 }
 
-// gpt-oss's eager attention under autograd beyond what it keeps (the softmax's output, saved_activations.cpp), as
-// its allocator trace shows it per layer: q kᵀ, its scaled copy (the first dropped), the masked scores (the scaled
-// dropped), the sink column concatenated, the row max subtracted (the concatenation dropped); the masked scores
-// and the subtraction go once the softmax has run.
+// gpt-oss's eager attention under autograd, as its allocator traces show it per layer: q kᵀ, its scaled copy (the
+// first dropped), the masked scores (the scaled dropped), the sink column concatenated, the row max subtracted (the
+// concatenation dropped), the softmax's output (kept for backward: saved_activations.cpp); the masked scores and
+// the subtraction go once the softmax has run.
 void TrainingRun::sink_attention_transients(uint64_t layer) {
   const uint64_t B = w_.batch, S = w_.prompt_tokens, H = g_.heads;
   const uint64_t scores = mul(mul(B, H, S), S, 2), with_sink = mul(mul(B, H, S), S + 1, 2);
@@ -269,6 +272,10 @@ void TrainingRun::sink_attention_transients(uint64_t layer) {
   t_.alloc(name("cat"), with_sink);
   t_.alloc(name("shifted"), with_sink);
   t_.free(name("cat"));
+  uint64_t probs = with_sink;  // the softmax's output, kept for backward (saved_activations.cpp)
+  for (const auto& [n, b] : saved_[layer])
+    if (n == "probs") probs = b;
+  t_.alloc(fmt::format("saved_activations/{}/probs", layer), probs);
   t_.free(name("masked"));
   t_.free(name("shifted"));
 }
