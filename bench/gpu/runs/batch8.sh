@@ -1,6 +1,6 @@
 #!/bin/bash
-# Fourth device command of the sixth session (2026-12-05): traces of bench/gpu/trace_cases_issue15e.txt (held-out set
-# MoE generates whose decode peaks above the prefill). From the repository root.
+# Fourth device command of the sixth session (2026-12-05): traces of bench/gpu/trace_cases_issue15e.txt (MoE
+# generates whose decode peaks above the prefill). From the repository root.
 set -o pipefail
 export PYTHONUNBUFFERED=1
 : "${OUT:?OUT must name a folder}"
