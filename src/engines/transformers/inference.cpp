@@ -370,8 +370,36 @@ void compiled_decode_first_call(Tracker& t, const ArchModel& m, const Geometry& 
 // (index_copy_): nothing grows. An offloaded cache (Cache.update with offloading) first prefetches the next layer
 // back to the GPU on its own stream, then cats onto this layer's prefetched copy (which goes), and moves the result
 // to the CPU once the layer has used it.
+// A MoE layer of a decoding step. generate runs its decoding steps with the experts' "batched_mm" implementation
+// (integrations/moe.py batched_mm_experts_forward; the allocator traces of Mixtral and Qwen3-MoE generates show
+// grouped_mm in the prefill and batched_mm in every decoding step, batch 1 and 8): each of the S = tokens x top_k
+// selected (token, expert) pairs gets its own copy of that expert's weights, gate_up_proj[expert_ids] [S, 2I, H]
+// and then down_proj[expert_ids] [S, H, I] (made before the first is dropped), with bmm's small outputs between.
+// The same every layer and step: replayed once per step, after the step's last cache update.
+void batched_experts_step(Tracker& t, const Geometry& g, const Workload& w, uint64_t s) {
+  const uint64_t T = w.batch, S = mul(T, std::max<uint64_t>(1, g.top_k)), H = g.hidden, I = g.moe_ffn;
+  const uint64_t ws = g.traits.moe_routing_fp32 ? 4 : s;
+  t.alloc("activations/decode_moe/rows", mul(S, H, s));
+  if (g.experts_bias) t.alloc("activations/decode_moe/gate_up_bias", mul(S, 2 * I, s));
+  t.alloc("activations/decode_moe/gate_up_w", mul(mul(S, 2 * I), H, s));
+  t.alloc("activations/decode_moe/gate_up", mul(S, 2 * I, s));
+  t.alloc("activations/decode_moe/act", mul(S, I, s));
+  t.alloc("activations/decode_moe/act_up", mul(S, I, s));
+  t.free("activations/decode_moe/act");
+  t.free("activations/decode_moe/gate_up");
+  if (g.experts_bias) t.free("activations/decode_moe/gate_up_bias");
+  t.alloc("activations/decode_moe/down_w", mul(mul(S, H), I, s));
+  t.free("activations/decode_moe/gate_up_w");
+  t.alloc("activations/decode_moe/down", mul(S, H, s));
+  t.free("activations/decode_moe/act_up");
+  t.alloc("activations/decode_moe/weighted", mul(S, H, ws));
+  t.alloc("activations/decode_moe/sum", mul(T, H, ws));
+  for (const char* local : {"rows", "down_w", "down", "weighted", "sum"})
+    t.free(std::string("activations/decode_moe/") + local);
+}
+
 void decode(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, uint64_t s, KvState& kv,
-            bool compiled, uint64_t cache_len) {
+            bool compiled, uint64_t cache_len, bool batched_experts) {
   const bool offloaded = w.cache == KvCacheImpl::kOffloaded;
   for (uint64_t step = 1; step < w.new_tokens; ++step) {
     t.set_phase(fmt::format("decode step {}", step));
@@ -388,6 +416,7 @@ void decode(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w
       if (offloaded)
         for (const char* which : {"k", "v"}) t.free(kv_name(layer, which, step));  // .to("cpu") once attended
     }
+    if (batched_experts) batched_experts_step(t, g, w, s);
     t.free("logits/next_token_f32");
     t.alloc("logits/next_token_f32", mul(w.batch, g.vocab, 4));
   }
@@ -459,7 +488,9 @@ std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, con
   free_base_locals(t, locals);
   // generate compiles the decoding step for a static cache (quantised weights: not modelled, replayed eagerly)
   const bool compiled = static_cache && !loaded;
-  decode(t, m, g, w, s, kv, compiled, max_len);
+  bool moe = false;
+  for (uint64_t layer = 0; layer < g.layers; ++layer) moe |= g.is_moe(layer);
+  decode(t, m, g, w, s, kv, compiled, max_len, moe && !loaded);
   return attn;
 }
 
