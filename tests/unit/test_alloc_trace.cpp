@@ -99,7 +99,8 @@ TEST(AllocatorModel, ReplaysRealTracesToTheReservedPeakPyTorchReached) {
   std::map<std::string, uint64_t> measured;
   for (const char* runs : {"transformers_traces.jsonl", "transformers_issue15_traces.jsonl",
                            "transformers_issue15b_traces.jsonl", "transformers_issue15c_traces.jsonl",
-                           "transformers_issue15d_traces.jsonl", "transformers_issue15e_traces.jsonl"}) {
+                           "transformers_issue15d_traces.jsonl", "transformers_issue15e_traces.jsonl",
+                           "transformers_finetune_b_traces.jsonl"}) {
     std::ifstream in(data / runs);
     for (std::string line; std::getline(in, line);) {
       if (line.empty()) continue;
