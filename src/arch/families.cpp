@@ -141,7 +141,7 @@ const std::vector<Row> kQwenMoe = {
 const ArchTraits kLlamaTraits{};
 // GptOssForCausalLM: no SDPA path (_supports_sdpa = False: the sinks), so transformers runs eager attention
 const ArchTraits kGptOssTraits{.default_attention = AttentionImpl::kEager, .softmax_in_model_dtype = true,
-                               .attention_sinks = true};
+                               .attention_sinks = true, .experts_clamped_glu = true};
 
 // Pre-LN decoders with F.layer_norm and separate projections (OPTDecoderLayer, XGLMDecoderLayer).
 const ArchTraits kLayerNormTraits{.norm = NormKind::kLayerNorm};

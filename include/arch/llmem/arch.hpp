@@ -111,6 +111,9 @@ struct ArchTraits {
   // The routing weights reach the experts in fp32 (DeepSeek-V2/V3's routers score in fp32 and scale without a cast
   // back), so the weighted expert outputs and their sum are fp32 (allocator trace of DeepSeek-V2-Lite)
   bool moe_routing_fp32 = false;
+  // The experts' gate is gpt-oss's clamped, sigmoid-gated GLU (GptOssExperts._apply_gate: clamp gate and up,
+  // gate * sigmoid(gate * alpha), (up + 1) * glu), not act(gate) * up
+  bool experts_clamped_glu = false;
   // The output projection's name once transformers 5 has built the model, where its conversion mapping renames the
   // checkpoint's (GPT-NeoX: embed_out.weight -> lm_head.weight, PyTorch's parameter list); null = as stored
   const char* built_lm_head = nullptr;

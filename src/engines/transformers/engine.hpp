@@ -76,6 +76,9 @@ struct Geometry {
   bool partial_rope() const { return rope && rot_dims < head_dim; }
   // value width per query head (v_dim is per KV head group)
   uint64_t v_head_dim() const { return v_dim / std::max<uint64_t>(1, kv_heads); }
+  // the element size of a MoE block's weighted expert outputs for activations of `s` bytes: the routing weights'
+  // dtype promotes them (DeepSeek's are fp32: moe_routing_fp32)
+  uint64_t weighted_experts_bytes(uint64_t s) const { return traits.moe_routing_fp32 ? 4 : s; }
   uint64_t gqa_groups() const { return heads / std::max<uint64_t>(1, kv_heads); }
 };
 

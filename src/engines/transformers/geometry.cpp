@@ -1,5 +1,6 @@
-#include <algorithm>
 // The model's shapes and traits as the replay reads them, and the rules that decide whether SDPA gets a mask.
+#include <algorithm>
+
 #include "engine.hpp"
 
 namespace llmem::transformers {

@@ -1,7 +1,6 @@
 // Inference: the weights, then a forward pass over the prompt (all positions' logits) or a generate (prefill, then
 // one forward per new token through DynamicCache).
 #include <algorithm>
-#include <functional>
 #include <map>
 #include <string_view>
 
@@ -50,102 +49,94 @@ bool natural_less(std::string_view a, std::string_view b) {
 void load_stacking_experts(Tracker& t, const ArchModel& m, DType dtype) {
   constexpr size_t kLookahead = 4;
   constexpr uint64_t kMaxCopyChunks = 32;
+  struct Group {  // one layer's experts
+    std::string down, gate_up;
+    uint64_t down_bytes = 0, gate_up_bytes = 0, chunks = 1;
+    size_t last = 0;    // the queue index of its last copy
+    bool done = false;  // converted
+  };
   struct Item {
     std::string key;   // the checkpoint name it sorts by
     std::string name;  // the tracker's name
     uint64_t bytes = 0;
-    const std::string* group = nullptr;  // a layer's expert copy: its experts module
+    Group* group = nullptr;  // a layer's expert copy: its layer's experts
   };
-  struct Group {          // one layer's experts
-    std::string down, gate_up;
-    uint64_t down_bytes = 0, gate_up_bytes = 0, chunks = 1;
-    bool gate_up_first = false;
-  };
-  std::map<std::string, Group> groups;  // by experts module ("model.layers.3.mlp")
+  // Mixtral's block_sparse_moe.experts.{e}.w1 (gate) sorts before w2 (down): its gate_up converter goes first
+  const bool gate_up_first = m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst;
+  // a fused expert parameter's experts module ("model.layers.3.mlp") and whether it is gate_up_proj; "" otherwise
   constexpr std::string_view kGateUp = ".experts.gate_up_proj", kDown = ".experts.down_proj";
+  auto module_of = [&](const TensorInfo& w) -> std::pair<std::string, bool> {
+    if (w.role != TensorRole::kExpert) return {"", false};
+    if (w.name.ends_with(kGateUp)) return {w.name.substr(0, w.name.size() - kGateUp.size()), true};
+    if (w.name.ends_with(kDown)) return {w.name.substr(0, w.name.size() - kDown.size()), false};
+    return {"", false};
+  };
+  std::map<std::string, Group> groups;  // by experts module
   for (const auto& w : m.tensors) {
-    if (w.role != TensorRole::kExpert) continue;
-    const bool gu = w.name.ends_with(kGateUp), dn = w.name.ends_with(kDown);
-    if (!gu && !dn) continue;
-    Group& g = groups[w.name.substr(0, w.name.size() - (gu ? kGateUp.size() : kDown.size()))];
-    const uint64_t bytes = dtype_bytes(dtype, w.numel()).value_or(0);
-    const uint64_t experts = std::max<uint64_t>(1, w.shape.empty() ? 1 : w.shape[0]);
-    g.chunks = std::min(experts, kMaxCopyChunks);
+    const auto [module, gu] = module_of(w);
+    if (module.empty()) continue;
+    Group& g = groups[module];
+    g.chunks = std::min(std::max<uint64_t>(1, w.shape.empty() ? 1 : w.shape[0]), kMaxCopyChunks);
     (gu ? g.gate_up : g.down) = "weights/" + w.name;
-    (gu ? g.gate_up_bytes : g.down_bytes) = bytes;
-    g.gate_up_first = m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst;  // Mixtral's w1 sorts first
+    (gu ? g.gate_up_bytes : g.down_bytes) = dtype_bytes(dtype, w.numel()).value_or(0);
   }
   auto complete = [](const Group& g) { return !g.down.empty() && !g.gate_up.empty(); };
   // the checkpoint's tensors: every parameter but a complete group's experts, which it stores per expert
   std::vector<Item> queue;
   for (const auto& w : m.tensors) {
-    if (w.role == TensorRole::kExpert) {
-      const auto gu = w.name.ends_with(kGateUp), dn = w.name.ends_with(kDown);
-      if ((gu || dn)) {
-        const auto it = groups.find(w.name.substr(0, w.name.size() - (gu ? kGateUp.size() : kDown.size())));
-        if (it != groups.end() && complete(it->second)) continue;
-      }
-    }
+    const auto module = module_of(w).first;
+    if (!module.empty() && complete(groups.at(module))) continue;
     queue.push_back({w.name, "weights/" + w.name, dtype_bytes(dtype, w.numel()).value_or(0)});
   }
-  for (const auto& [module, g] : groups) {
+  for (auto& [module, g] : groups) {
     if (!complete(g)) continue;
-    // the stored names sort expert by expert: Mixtral's block_sparse_moe.experts.{e}.w1 (gate), w2 (down), w3
-    // (up); the others' mlp.experts.{e}.down_proj, gate_proj, up_proj
+    // the stored names sort expert by expert: Mixtral's w1 (gate), w2 (down), w3 (up); the others' down_proj,
+    // gate_proj, up_proj
     const char* order[3] = {"down", "gate", "up"};
-    if (g.gate_up_first) order[0] = "gate", order[1] = "down";
+    if (gate_up_first) order[0] = "gate", order[1] = "down";
     for (uint64_t c = 0; c < g.chunks; ++c)
       for (int p = 0; p < 3; ++p) {
         const std::string proj = order[p];
         const uint64_t total = proj == "down" ? g.down_bytes : g.gate_up_bytes / 2;
         const std::string target = proj == "down" ? g.down : g.gate_up + "/" + proj;
         queue.push_back({fmt::format("{}.experts.{}.{}{}", module, c, p, proj), fmt::format("{}/copy/{}", target, c),
-                         total / g.chunks, &module});
+                         total / g.chunks, &g});
       }
   }
   std::stable_sort(queue.begin(), queue.end(), [](const Item& a, const Item& b) { return natural_less(a.key, b.key); });
-  std::map<std::string, size_t> position;  // the last queue index of each group's copies
   for (size_t i = 0; i < queue.size(); ++i)
-    if (queue[i].group) position[*queue[i].group] = i;
+    if (queue[i].group) queue[i].group->last = i;
   size_t next = 0;  // the copy stream: queue[0, next) allocated
   auto copy_until = [&](size_t end) {
     for (end = std::min(end, queue.size()); next < end; ++next) t.alloc(queue[next].name, queue[next].bytes);
   };
-  auto op = [&](const std::function<void()>& body) {
-    body();
-    copy_until(next + kLookahead);
-  };
-  // the main thread: parameters in the order their first checkpoint tensor appears
-  std::vector<std::string> done;
+  // the main thread: parameters in the order their first checkpoint tensor appears; after each conversion op the
+  // copy stream moves kLookahead tensors on
   for (size_t i = 0; i < queue.size(); ++i) {
-    if (!queue[i].group) {  // a plain tensor: waited for, then set (nothing converted)
+    Group* g = queue[i].group;
+    if (!g) {  // a plain tensor: waited for, then set (nothing converted)
       copy_until(std::max(next, i + 1 + kLookahead));
       continue;
     }
-    const std::string& module = *queue[i].group;
-    if (std::find(done.begin(), done.end(), module) != done.end()) continue;
-    done.push_back(module);
-    const Group& g = groups.at(module);
-    copy_until(std::max(next, position.at(module) + 1 + kLookahead));
+    if (g->done) continue;
+    g->done = true;
+    copy_until(std::max(next, g->last + 1 + kLookahead));
     auto stack = [&](const std::string& target, uint64_t bytes) {
-      op([&] { t.alloc(target, bytes); });
-      for (uint64_t c = 0; c < g.chunks; ++c) t.free(fmt::format("{}/copy/{}", target, c));
+      t.alloc(target, bytes);
+      copy_until(next + kLookahead);
+      for (uint64_t c = 0; c < g->chunks; ++c) t.free(fmt::format("{}/copy/{}", target, c));
     };
-    auto down = [&] { stack(g.down, g.down_bytes); };
     auto gate_up = [&] {
-      stack(g.gate_up + "/gate", g.gate_up_bytes / 2);
-      stack(g.gate_up + "/up", g.gate_up_bytes / 2);
-      op([&] { t.alloc(g.gate_up, g.gate_up_bytes); });
-      t.free(g.gate_up + "/gate");
-      t.free(g.gate_up + "/up");
+      stack(g->gate_up + "/gate", g->gate_up_bytes / 2);
+      stack(g->gate_up + "/up", g->gate_up_bytes / 2);
+      t.alloc(g->gate_up, g->gate_up_bytes);
+      copy_until(next + kLookahead);
+      t.free(g->gate_up + "/gate");
+      t.free(g->gate_up + "/up");
     };
-    if (g.gate_up_first) {
-      gate_up();
-      down();
-    } else {
-      down();
-      gate_up();
-    }
+    if (gate_up_first) gate_up();
+    stack(g->down, g->down_bytes);
+    if (!gate_up_first) gate_up();
   }
   copy_until(queue.size());
 }
@@ -364,12 +355,6 @@ void compiled_decode_first_call(Tracker& t, const ArchModel& m, const Geometry& 
   t.free("cudagraph/hidden");
 }
 
-// Decode: each of the remaining new_tokens - 1 forward passes appends one token to every layer's cache
-// (DynamicLayer.update: torch.cat allocates the grown tensor before the old one goes); a sliding layer's stored
-// view keeps the whole cat result alive, so the next cat starts from the window. A StaticCache writes in place
-// (index_copy_): nothing grows. An offloaded cache (Cache.update with offloading) first prefetches the next layer
-// back to the GPU on its own stream, then cats onto this layer's prefetched copy (which goes), and moves the result
-// to the CPU once the layer has used it.
 // A MoE layer of a decoding step. generate runs its decoding steps with the experts' "batched_mm" implementation
 // (integrations/moe.py batched_mm_experts_forward; the allocator traces of Mixtral and Qwen3-MoE generates show
 // grouped_mm in the prefill and batched_mm in every decoding step, batch 1 and 8): each of the S = tokens x top_k
@@ -378,7 +363,7 @@ void compiled_decode_first_call(Tracker& t, const ArchModel& m, const Geometry& 
 // The same every layer and step: replayed once per step, after the step's last cache update.
 void batched_experts_step(Tracker& t, const Geometry& g, const Workload& w, uint64_t s) {
   const uint64_t T = w.batch, S = mul(T, std::max<uint64_t>(1, g.top_k)), H = g.hidden, I = g.moe_ffn;
-  const uint64_t ws = g.traits.moe_routing_fp32 ? 4 : s;
+  const uint64_t ws = g.weighted_experts_bytes(s);
   t.alloc("activations/decode_moe/rows", mul(S, H, s));
   if (g.experts_bias) t.alloc("activations/decode_moe/gate_up_bias", mul(S, 2 * I, s));
   t.alloc("activations/decode_moe/gate_up_w", mul(mul(S, 2 * I), H, s));
@@ -398,6 +383,12 @@ void batched_experts_step(Tracker& t, const Geometry& g, const Workload& w, uint
     t.free(std::string("activations/decode_moe/") + local);
 }
 
+// Decode: each of the remaining new_tokens - 1 forward passes appends one token to every layer's cache
+// (DynamicLayer.update: torch.cat allocates the grown tensor before the old one goes); a sliding layer's stored
+// view keeps the whole cat result alive, so the next cat starts from the window. A StaticCache writes in place
+// (index_copy_): nothing grows. An offloaded cache (Cache.update with offloading) first prefetches the next layer
+// back to the GPU on its own stream, then cats onto this layer's prefetched copy (which goes), and moves the result
+// to the CPU once the layer has used it.
 void decode(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, uint64_t s, KvState& kv,
             bool compiled, uint64_t cache_len, bool batched_experts) {
   const bool offloaded = w.cache == KvCacheImpl::kOffloaded;

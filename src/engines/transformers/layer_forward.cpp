@@ -70,7 +70,7 @@ void moe_mlp(Ctx& c, uint64_t layer, uint64_t tokens, const std::string& out) {
   const auto& g = c.g;
   const uint64_t T = tokens, E = std::max<uint64_t>(1, g.experts), k = std::max<uint64_t>(1, g.top_k);
   const uint64_t S = mul(T, k), H = g.hidden, I = g.moe_ffn, s = c.s;
-  const uint64_t ws = g.traits.moe_routing_fp32 ? 4 : s;  // the weighted rows' element size
+  const uint64_t ws = g.weighted_experts_bytes(s);
   c.t.alloc(L(layer, "router_logits"), mul(T, E, s));
   c.t.alloc(L(layer, "router_probs"), mul(T, E, 4));
   c.t.alloc(L(layer, "topk_w"), mul(T, k, 4));

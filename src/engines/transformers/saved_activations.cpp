@@ -123,7 +123,7 @@ struct SavedBuilder {
     add("topk_idx", mul(T, k, 8));
     for (const char* idx : {"token_idx", "perm", "inv_perm"}) add(idx, mul(S, 8));
     add("experts_gate_up", mul(S, 2 * I, 2));
-    if (g.traits.attention_sinks) {  // gpt-oss's _apply_gate (the family's other trait: its clamped GLU)
+    if (g.traits.experts_clamped_glu) {
       for (const char* part : {"experts_gate_clamped", "experts_sigmoid", "experts_glu", "experts_up_plus1"})
         add(part, mul(S, I, 2));
     } else {

@@ -287,7 +287,7 @@ void TrainingRun::sink_attention_transients(uint64_t layer) {
 // unsorted copy. They leave the segments the later layers' and the backward's blocks land in.
 void TrainingRun::moe_transients(uint64_t layer) {
   const uint64_t T = c_.T, k = std::max<uint64_t>(1, g_.top_k), S = mul(T, k), H = g_.hidden, I = g_.moe_ffn;
-  const uint64_t ws = g_.traits.moe_routing_fp32 ? 4 : 2;
+  const uint64_t ws = g_.weighted_experts_bytes(2);
   auto name = [&](const char* n) { return fmt::format("activations/{}/moe_{}", layer, n); };
   t_.alloc(name("rows"), mul(S, H, 2));
   if (g_.experts_bias) {  // the biases gathered per row, locals to the end
