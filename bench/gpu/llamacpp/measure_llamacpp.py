@@ -198,8 +198,16 @@ def default_configs(ctxs, fas, kv_ctx=4096, partial_ctx=4096, kv_types=("q8_0",)
 
 
 def entry_id(e):
+    extra = ""  # tensor placement beyond -ngl: only named when set, so earlier records keep their ids
+    if e.get("n_cpu_moe"):
+        extra += f"|ncmoe-{e['n_cpu_moe']}"
+    if e.get("override_tensor"):
+        extra += f"|ot-{e['override_tensor']}"
+    if e.get("no_mmap"):
+        extra += "|no-mmap"
     return (f"{e['model']}|{e['scheme']}|ctx{e['n_ctx']}|fa-{e['flash_attn']}|k-{e['cache_type_k']}|"
-            f"v-{e['cache_type_v']}|ngl-{e['ngl_label']}|b{e['n_batch']}|ub{e['n_ubatch']}|g{e['n_gen']}|{e['tool']}")
+            f"v-{e['cache_type_v']}|ngl-{e['ngl_label']}|b{e['n_batch']}|ub{e['n_ubatch']}|g{e['n_gen']}|{e['tool']}"
+            + extra)
 
 
 class ModelFacts:
@@ -258,8 +266,11 @@ def build_matrix(args, work, facts):
                     "flash_attn": cfg["fa"], "cache_type_k": cfg["k"], "cache_type_v": cfg["v"],
                     "ngl_label": ngl_label, "n_gpu_layers": ngl, "n_layer": n_layer,
                     "n_gen": args.n_gen, "n_prompt": n_ctx - args.n_gen, "n_depth": 0,
-                    "n_batch": args.n_batch, "n_ubatch": args.n_ubatch, "threads": args.threads,
+                    "n_batch": args.n_batch, "n_ubatch": int(cfg.get("ub", args.n_ubatch)), "threads": args.threads,
                     "tool": "llama-bench", "facts": f,
+                    # --n-cpu-moe N, --override-tensor PATTERN=BUFFER (one), --no-mmap (llama-bench -mmp 0)
+                    "n_cpu_moe": int(cfg.get("ncmoe", 0)), "override_tensor": cfg.get("ot", ""),
+                    "no_mmap": cfg.get("mmap", "1") == "0",
                 }
                 e["id"] = entry_id(e)
                 if e["id"] in seen:
@@ -275,7 +286,19 @@ def bench_command(e, ldir):
             "-r", "1", "--no-warmup",
             "-fa", e["flash_attn"], "-ctk", e["cache_type_k"], "-ctv", e["cache_type_v"],
             "-ngl", str(e["n_gpu_layers"]), "-t", str(e["threads"]),
-            "-b", str(e["n_batch"]), "-ub", str(e["n_ubatch"]), "-o", "jsonl", "-v"]
+            "-b", str(e["n_batch"]), "-ub", str(e["n_ubatch"]), "-o", "jsonl", "-v"] + placement_args(e)
+
+
+def placement_args(e):
+    """llama-bench's flags for tensor placement beyond -ngl (absent from earlier records: none)."""
+    out = []
+    if e.get("n_cpu_moe"):
+        out += ["-ncmoe", str(e["n_cpu_moe"])]
+    if e.get("override_tensor"):
+        out += ["-ot", e["override_tensor"]]
+    if e.get("no_mmap"):
+        out += ["-mmp", "0"]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -537,7 +560,8 @@ def main(argv):
     ap.add_argument("--partial-ctx", type=int, default=4096, help="n_ctx of the half-offload run (default 4096)")
     ap.add_argument("--no-partial", action="store_true", help="no half-offload runs")
     ap.add_argument("--configs", help="instead of the default matrix: 'ctx=4096,fa=on,k=f16,v=f16,ngl=all;...' "
-                                      "(ngl: all | half | a number)")
+                                      "(ngl: all | half | a number; optional ncmoe=N, ot=PATTERN=BUFFER, ub=N, "
+                                      "mmap=0)")
     ap.add_argument("--n-gen", type=int, default=4, help="tokens generated after the prompt (default 4)")
     ap.add_argument("--n-batch", type=int, default=2048)
     ap.add_argument("--n-ubatch", type=int, default=512)

@@ -117,7 +117,20 @@ struct RunOptions {
   DType type_v = DType::F16;
   FlashAttn flash_attn = FlashAttn::kAuto;
   uint64_t n_parallel = 1;
+  // Tensors kept off their layer's device (llama.cpp's --override-tensor PATTERN=BUFFER, std::regex_search on the
+  // tensor's name, the first match wins): buffer "CPU" (host memory) or "CUDA0".
+  std::vector<std::pair<std::string, std::string>> tensor_overrides;
+  // --cpu-moe / --n-cpu-moe N (common/arg.cpp): the routed experts' tensors (blk.I.ffn_{up,down,gate,gate_up}_(ch)exps)
+  // of layers I < cpu_moe_layers stay in host memory; checked after tensor_overrides. UINT64_MAX: every layer.
+  uint64_t cpu_moe_layers = 0;
+  // Host-resident weights mapped from the file (llama.cpp's default) or, with --no-mmap, read into pinned host
+  // memory (CUDA_Host).
+  bool mmap = true;
 };
+
+// The buffer types --override-tensor accepts with one CUDA GPU (parse_tensor_buffer_overrides: each device's
+// default buffer type), and a usage error naming them for any other. Also checks that the pattern is a regex.
+void check_tensor_override(const std::string& pattern, const std::string& buffer);
 
 // GPU and host memory of a llama.cpp process (CUDA build, one GPU) for the run. Components carry device "gpu" or
 // "host"; process_peak_bytes is the GPU process peak NVML shows. Throws Error(kUnsupported) for a model whose

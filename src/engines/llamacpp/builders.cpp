@@ -309,7 +309,7 @@ void build_deepseek2(LlmGraph& g) {
   moe.normalise = h.expert_weights_norm;
   moe.scale = h.expert_weights_scale != 0.0 && h.expert_weights_scale != 1.0;
   moe.width = h.n_ff_exp;
-  const FfnParams shared{.kind = FfnKind::kGated, .biases = false, .width = h.n_ff_exp * h.n_expert_shared};
+  const FfnParams shared{.kind = FfnKind::kGated, .biases = false, .width = h.n_ff_exp * h.n_expert_shared, .suffix = "_shexp"};
   int cur = g.build_inputs();
   for (uint64_t il = 0; il < h.n_layer; ++il) {
     int x = g.norm(cur, Norm::kRms, g.n_tokens());

@@ -35,6 +35,19 @@ int LlmGraph::f32(uint64_t elems, std::vector<int> src, bool inplace, std::initi
   return g_.op(elems, 4, std::move(src), inplace, shape_key(shape));
 }
 
+// A matmul's weight. One in host memory under an op the CUDA backend takes over (ggml-backend.cpp
+// ggml_backend_sched_backend_id_from_cur: a weight in a host buffer, offload_op for a batch of 32 or more) is copied
+// into the compute buffer: the op starts a split of its own whose input is the copy (ggml_backend_sched_split_graph
+// "by starting a new split, the memory of the previously offloaded weights can be reused"), allocated just before
+// the op and freed after it.
+int LlmGraph::weight(const std::string& name) {
+  if (!shape_.weight_copies) return weights_;
+  const std::string full = layer_ < 0 ? name : "blk." + std::to_string(layer_) + "." + name;
+  const auto it = shape_.weight_copies->find(full);
+  if (it == shape_.weight_copies->end()) return weights_;
+  return g_.op(it->second, 1, {weights_}, false, "copy:" + full);
+}
+
 // ---- inputs (llama-graph.cpp build_inp_*) ------------------------------------------------------------------------
 
 LlmGraph::KvInputs LlmGraph::kv_inputs(uint64_t n_kv_cells, const std::string& suffix) {
@@ -142,7 +155,7 @@ LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p
   int fused = -1;
   if (p.qkv != QkvLayout::kSeparate) {
     const uint64_t qkv = dk * nh + 2 * dk * nkv;
-    fused = f32(qkv * T, {weights_, x}, false, {qkv, T});
+    fused = f32(qkv * T, {weight("attn_qkv.weight"), x}, false, {qkv, T});
     if (p.qkv_bias) fused = f32(qkv * T, {fused, weights_}, true, {qkv, T});
   }
   // Q or K: its heads, then norms and rope. A view (a reshape or a slice of the fused result) is never taken over
@@ -151,7 +164,7 @@ LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p
     const uint64_t width = dk * heads;
     int y;
     if (p.qkv == QkvLayout::kSeparate) {
-      y = f32(width * T, {weights_, x}, false, {width, T});
+      y = f32(width * T, {weight(heads == nh ? "attn_q.weight" : "attn_k.weight"), x}, false, {width, T});
       if (p.qkv_bias) y = f32(width * T, {y, weights_}, true, {width, T});
       if (p.qk_norm_rows) {  // OLMo 2: rms_norm of the whole projection, then its weight
         y = f32(width * T, {y}, true, {width, T});
@@ -173,7 +186,7 @@ LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p
   if (p.scale_q) r.q = f32(dk * nh * T, {r.q}, true, {dk, nh, T});
   r.q = hadamard(r.q, dk * nh * T, q_contiguous || p.scale_q, k_rot_);
   if (p.qkv == QkvLayout::kSeparate) {
-    r.v = f32(dv * nkv * T, {weights_, x}, false, {dv * nkv, T});
+    r.v = f32(dv * nkv * T, {weight("attn_v.weight"), x}, false, {dv * nkv, T});
     if (p.qkv_bias) r.v = f32(dv * nkv * T, {r.v, weights_}, true, {dv * nkv, T});
   } else {
     r.v = g_.view(fused);
@@ -206,24 +219,30 @@ int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
   const bool swa = shape_.n_kv_cells_swa > 0 && !hp().swa_layers.empty() && hp().swa_layers[il];
   const uint64_t n_kv = swa ? shape_.n_kv_cells_swa : shape_.n_kv_cells;
   const KvInputs& in = swa ? kv_swa_ : kv_;
+  // a layer whose cache stays in host memory: the K and V views the GPU's attention reads arrive as copies
+  int k_src = g_.view(kv_cache_), v_src = g_.view(kv_cache_);
+  if (shape_.weight_copies && il < shape_.host_kv_layers) {
+    k_src = g_.op(*dtype_bytes(shape_.type_k, n_kv * dk * nkv), 1, {k_src}, false, "copy:k");
+    v_src = g_.op(*dtype_bytes(shape_.type_v, n_kv * dv * nkv), 1, {v_src}, false, "copy:v");
+  }
   if (shape_.flash_attn) {
     uint64_t bytes = 4 * dv * nh * T;
     if (!shape_.cpu) bytes = pad_to(bytes, kCudaAlignmentBytes);
     // quantised K/V: the MMA kernel converts them to f16 inside the node's allocation (fattn-common.cuh)
     if (!shape_.cpu && quantised(shape_.type_k)) bytes = pad_to(bytes + 2 * dk * n_kv * nkv, kCudaAlignmentBytes);
     if (!shape_.cpu && quantised(shape_.type_v)) bytes = pad_to(bytes + 2 * dv * n_kv * nkv, kCudaAlignmentBytes);
-    return g_.op(bytes, 1, {g_.view(qkv.q), g_.view(kv_cache_), g_.view(kv_cache_), in.mask}, false,
-                 shape_key({dv, nh, T}));
+    return g_.op(bytes, 1, {g_.view(qkv.q), k_src, v_src, in.mask}, false, shape_key({dv, nh, T}));
   }
-  int kq = f32(n_kv * T * nh, {g_.view(kv_cache_), qkv.q}, false, {n_kv, T, nh});
+  int kq = f32(n_kv * T * nh, {k_src, qkv.q}, false, {n_kv, T, nh});
   if (p.kq_softcap)  // scale, tanh, scale, in place
     for (int step = 0; step < 3; ++step) kq = f32(n_kv * T * nh, {kq}, true, {n_kv, T, nh});
   kq = f32(n_kv * T * nh, {kq, in.mask}, true, {n_kv, T, nh});  // soft_max_ext
-  const int kqv = f32(dv * T * nh, {g_.view(kv_cache_), kq}, false, {dv, T, nh});
+  const int kqv = f32(dv * T * nh, {v_src, kq}, false, {dv, T, nh});
   return f32(dv * nh * T, {g_.view(kqv)}, false, {dv * nh, T});  // cont(permute)
 }
 
 int LlmGraph::attention_core(uint64_t il, int x, const AttentionParams& p) {
+  layer_ = static_cast<int64_t>(il);
   Qkv qkv = project_qkv(il, x, p);
   store_kv(il, qkv, p);
   const int out = attend(il, qkv, p);
@@ -233,7 +252,7 @@ int LlmGraph::attention_core(uint64_t il, int x, const AttentionParams& p) {
 
 int LlmGraph::attention_output(int core, const AttentionParams& p) {
   const uint64_t n_embd = hp().n_embd, T = shape_.n_tokens;
-  int x = f32(n_embd * T, {weights_, g_.view(core)}, false, {n_embd, T});  // wo
+  int x = f32(n_embd * T, {weight("attn_output.weight"), g_.view(core)}, false, {n_embd, T});  // wo
   if (p.o_bias) x = f32(n_embd * T, {x, weights_}, true, {n_embd, T});
   return x;
 }
@@ -260,30 +279,31 @@ LayerRows LlmGraph::layer_rows(uint64_t il, int attn_out, int residual) {
 // ---- feed-forward (llama-graph.cpp build_ffn, build_moe_ffn) -----------------------------------------------------
 
 int LlmGraph::ffn(int x, uint64_t rows, const FfnParams& p) {
+  const std::string sfx = p.suffix;
   const uint64_t n_ff = p.width ? p.width : hp().n_ff, n_embd = hp().n_embd;
   // the gated activation's result has its own layout (ggml_glu keeps the split's parents alive)
   auto glu = [&](std::vector<int> src) { return g_.op(n_ff * rows, 4, std::move(src), false, shape_key({n_ff, rows, 7})); };
   switch (p.kind) {
     case FfnKind::kGated: {  // act(gate) * up: the DFS visits the gate first
-      const int gate = f32(n_ff * rows, {weights_, x}, false, {n_ff, rows});
-      int up = f32(n_ff * rows, {weights_, x}, false, {n_ff, rows});
+      const int gate = f32(n_ff * rows, {weight("ffn_gate" + sfx + ".weight"), x}, false, {n_ff, rows});
+      int up = f32(n_ff * rows, {weight("ffn_up" + sfx + ".weight"), x}, false, {n_ff, rows});
       if (p.biases) up = f32(n_ff * rows, {up, weights_}, true, {n_ff, rows});
       x = glu({gate, up});
       break;
     }
     case FfnKind::kGatedFused: {
-      int up = f32(2 * n_ff * rows, {weights_, x}, false, {2 * n_ff, rows});
+      int up = f32(2 * n_ff * rows, {weight("ffn_up" + sfx + ".weight"), x}, false, {2 * n_ff, rows});
       if (p.biases) up = f32(2 * n_ff * rows, {up, weights_}, true, {2 * n_ff, rows});
       x = glu({up});  // swiglu of the two halves
       break;
     }
     case FfnKind::kPlain:
-      x = f32(n_ff * rows, {weights_, x}, false, {n_ff, rows});
+      x = f32(n_ff * rows, {weight("ffn_up" + sfx + ".weight"), x}, false, {n_ff, rows});
       if (p.biases) x = f32(n_ff * rows, {x, weights_}, true, {n_ff, rows});
       x = f32(n_ff * rows, {x}, true, {n_ff, rows});  // gelu, in place
       break;
   }
-  x = f32(n_embd * rows, {weights_, x}, false, {n_embd, rows});
+  x = f32(n_embd * rows, {weight("ffn_down" + sfx + ".weight"), x}, false, {n_embd, rows});
   if (p.biases) x = f32(n_embd * rows, {x, weights_}, true, {n_embd, rows});
   return x;
 }
@@ -294,7 +314,7 @@ int LlmGraph::moe_ffn(int x, uint64_t rows, const MoeParams& p) {
   auto i32 = [&](uint64_t elems, int src, std::initializer_list<uint64_t> shape) {
     return g_.op(elems, 4, {src}, false, "i32:" + shape_key(shape));
   };
-  int logits = f32(n_expert * rows, {weights_, x}, false, {n_expert, rows});
+  int logits = f32(n_expert * rows, {weight("ffn_gate_inp.weight"), x}, false, {n_expert, rows});
   if (p.logits_bias) logits = f32(n_expert * rows, {logits, weights_}, true, {n_expert, rows});
   // soft_max and sigmoid may run in place; SOFTMAX_WEIGHT keeps the logits as they are
   const int probs = p.gating == 3 ? logits : f32(n_expert * rows, {logits}, true, {n_expert, rows});
@@ -328,12 +348,12 @@ int LlmGraph::moe_ffn(int x, uint64_t rows, const MoeParams& p) {
   if (p.scale) weights = f32(k_used * rows, {weights}, true, {1, k_used, rows});
   const int x_rows = g_.view(x);
   // the walk from the activation visits the gate first (swiglu's first source), then the up projection
-  int gate = f32(n_ff * k_used * rows, {weights_, x_rows, top}, false, {n_ff, k_used, rows});
+  int gate = f32(n_ff * k_used * rows, {weight("ffn_gate_exps.weight"), x_rows, top}, false, {n_ff, k_used, rows});
   if (p.expert_biases) gate = f32(n_ff * k_used * rows, {gate, weights_, top}, true, {n_ff, k_used, rows});  // add_id
-  int up = f32(n_ff * k_used * rows, {weights_, x_rows, top}, false, {n_ff, k_used, rows});
+  int up = f32(n_ff * k_used * rows, {weight("ffn_up_exps.weight"), x_rows, top}, false, {n_ff, k_used, rows});
   if (p.expert_biases) up = f32(n_ff * k_used * rows, {up, weights_, top}, true, {n_ff, k_used, rows});
   const int act = g_.op(n_ff * k_used * rows, 4, {gate, up}, false, shape_key({n_ff, k_used, rows, 7}));  // swiglu
-  int down = f32(n_embd * k_used * rows, {weights_, act, top}, false, {n_embd, k_used, rows});
+  int down = f32(n_embd * k_used * rows, {weight("ffn_down_exps.weight"), act, top}, false, {n_embd, k_used, rows});
   if (p.expert_biases) down = f32(n_embd * k_used * rows, {down, weights_, top}, true, {n_embd, k_used, rows});
   // CUDA keeps the experts' outputs and the weights alive until the weighted reduction ends, so the
   // multiplication by the routing weights cannot run in place; the CPU backend's graph multiplies in place
@@ -347,6 +367,7 @@ int LlmGraph::moe_ffn(int x, uint64_t rows, const MoeParams& p) {
 // ---- multi-head latent attention (src/models/deepseek2.cpp, MLA branch; llama-graph.cpp build_attn_mha) ---------
 
 int LlmGraph::mla_attention(uint64_t il, int x) {
+  layer_ = static_cast<int64_t>(il);
   const Hparams& h = hp();
   const uint64_t T = shape_.n_tokens, H = h.n_head[il], R = h.n_lora_kv, dr = h.n_rot;
   const uint64_t dk = h.n_embd_head_k_mla, dv = h.n_embd_head_v_mla, n_embd = h.n_embd;
@@ -354,19 +375,19 @@ int LlmGraph::mla_attention(uint64_t il, int x) {
   // Q: through the low-rank projection and its norm (or one wq), split into nope and rope parts
   int q;
   if (h.n_lora_q > 0) {
-    q = f32(h.n_lora_q * T, {weights_, x}, false, {h.n_lora_q, T});
+    q = f32(h.n_lora_q * T, {weight("attn_q_a.weight"), x}, false, {h.n_lora_q, T});
     q = f32(h.n_lora_q * T, {q}, true, {h.n_lora_q, T});              // rms_norm
     q = f32(h.n_lora_q * T, {q, weights_}, true, {h.n_lora_q, T});    // mul by attn_q_a_norm
-    q = f32(dk * H * T, {weights_, q}, false, {dk * H, T});
+    q = f32(dk * H * T, {weight("attn_q_b.weight"), q}, false, {dk * H, T});
   } else {
-    q = f32(dk * H * T, {weights_, x}, false, {dk * H, T});
+    q = f32(dk * H * T, {weight("attn_q.weight"), x}, false, {dk * H, T});
   }
   const int q_nope = g_.view(g_.view(q)), q_pe = g_.view(g_.view(q));
-  const int q_absorbed = f32(R * T * H, {weights_, g_.view(q_nope)}, false, {R, T, H});  // mul_mat(wk_b, q_nope)
+  const int q_absorbed = f32(R * T * H, {weight("attn_k_b.weight"), g_.view(q_nope)}, false, {R, T, H});  // mul_mat(wk_b, q_nope)
   const int q_roped = f32(dr * H * T, {q_pe, pos_, weights_}, true, {dr, H, T});          // rope of a view: new
   const int q_cur = f32((R + dr) * H * T, {g_.view(q_absorbed), q_roped}, false, {R + dr, H, T});  // concat
   // V: the normed latent (expanded before K)
-  const int kv_cmpr_pe = f32((R + dr) * T, {weights_, x}, false, {R + dr, T});
+  const int kv_cmpr_pe = f32((R + dr) * T, {weight("attn_kv_a_mqa.weight"), x}, false, {R + dr, T});
   int kv_cmpr = f32(R * T, {g_.view(kv_cmpr_pe)}, true, {R, T});      // rms_norm of a view: new
   kv_cmpr = f32(R * T, {kv_cmpr, weights_}, true, {R, T});            // mul by attn_kv_a_norm
   // K: the latent and the roped k_pe, concatenated, stored
@@ -380,7 +401,7 @@ int LlmGraph::mla_attention(uint64_t il, int x) {
     if (!shape_.cpu && quantised(shape_.type_k)) bytes = pad_to(bytes + 2 * (R + dr) * n_kv + 2 * R * n_kv, kCudaAlignmentBytes);
     const int fa = g_.op(bytes, 1, {g_.view(q_cur), g_.view(kv_cache_), g_.view(kv_cache_), kv_.mask}, false,
                          shape_key({R, H, T}));
-    const int decompressed = f32(dv * T * H, {weights_, g_.view(fa)}, false, {dv, T, H});  // mul_mat(wv_b)
+    const int decompressed = f32(dv * T * H, {weight("attn_v_b.weight"), g_.view(fa)}, false, {dv, T, H});  // mul_mat(wv_b)
     cur = f32(dv * H * T, {g_.view(decompressed)}, false, {dv, H, T});                     // cont(permute)
   } else {
     // V is a strided view of the K cache: made contiguous and transposed, in the cache's type; mul_mat(v, kq)
@@ -390,10 +411,10 @@ int LlmGraph::mla_attention(uint64_t il, int x) {
     int kq = f32(n_kv * T * H, {g_.view(kv_cache_), g_.view(q_cur)}, false, {n_kv, T, H});
     kq = f32(n_kv * T * H, {kq, kv_.mask}, true, {n_kv, T, H});  // soft_max_ext
     const int kqv = f32(R * T * H, {v, kq}, false, {R, T, H});
-    const int decompressed = f32(dv * T * H, {weights_, kqv}, false, {dv, T, H});
+    const int decompressed = f32(dv * T * H, {weight("attn_v_b.weight"), kqv}, false, {dv, T, H});
     cur = f32(dv * H * T, {g_.view(decompressed)}, false, {dv * H, T});  // cont_2d(permute)
   }
-  return f32(n_embd * T, {weights_, g_.view(cur)}, false, {n_embd, T});  // wo
+  return f32(n_embd * T, {weight("attn_output.weight"), g_.view(cur)}, false, {n_embd, T});  // wo
 }
 
 // ---- output (llama-graph.cpp: result_norm, result_output) --------------------------------------------------------
@@ -406,7 +427,8 @@ void LlmGraph::build_output(int cur, Norm kind, bool final_logit_softcap, bool o
   const uint64_t n_vocab = hp().n_vocab, n_outputs = std::min(shape_.n_outputs, shape_.n_tokens);
   const int x = norm(cur, kind, n_outputs);
   g_.mark_output(x);
-  int logits = f32(n_vocab * n_outputs, {weights_, x}, false, {n_vocab, n_outputs});
+  layer_ = -1;
+  int logits = f32(n_vocab * n_outputs, {weight("output.weight"), x}, false, {n_vocab, n_outputs});
   if (output_bias) logits = f32(n_vocab * n_outputs, {logits, weights_}, true, {n_vocab, n_outputs});
   if (final_logit_softcap)  // scale, tanh, scale, in place
     for (int step = 0; step < 3; ++step) logits = f32(n_vocab * n_outputs, {logits}, true, {n_vocab, n_outputs});

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <string>
 
 #include "architectures.hpp"
@@ -40,6 +41,12 @@ struct GraphShape {
   // The CPU backend's graph of a CPU-only run instead of the CUDA split: 32-byte alignment (TENSOR_ALIGNMENT), the
   // token embeddings gathered inside the graph (get_rows of the token ids), no CUDA-specific op sizes.
   bool cpu = false;
+  // Weights in host memory that the scheduler copies into the GPU's compute buffer for the ops it offloads (tensor
+  // name -> the copy's bytes in a CUDA buffer); null or empty when none are.
+  const std::map<std::string, uint64_t>* weight_copies = nullptr;
+  // With weight_copies set (ops offloaded to the GPU): layers below this keep their KV cache in host memory, and
+  // their attention on the GPU reads copies of the cache's K and V views (split inputs, freed after the op).
+  uint64_t host_kv_layers = 0;
 };
 
 // The CPU backend's buffer alignment (ggml-backend.cpp ggml_backend_cpu_buffer_type_get_alignment: TENSOR_ALIGNMENT).
@@ -78,6 +85,7 @@ struct FfnParams {
   FfnKind kind = FfnKind::kGated;
   bool biases = false;     // on the up and down projections
   uint64_t width = 0;      // 0: the model's n_ff (DeepSeek's shared experts: n_ff_exp * n_expert_shared)
+  const char* suffix = "";  // of the tensors' names: ffn_gate<suffix>.weight ("_shexp": DeepSeek's shared experts)
 };
 
 // build_moe_ffn's arguments beyond the tensors.
@@ -154,6 +162,9 @@ class LlmGraph {
     int q, k, v;
   };
   int f32(uint64_t elems, std::vector<int> src, bool inplace, std::initializer_list<uint64_t> shape);
+  // The weight `name` of the current layer (blk.N.name; the output layer's after build_output starts), or its copy
+  // in the compute buffer (GraphShape::weight_copies).
+  int weight(const std::string& name);
   KvInputs kv_inputs(uint64_t n_kv_cells, const std::string& suffix);
   Qkv project_qkv(uint64_t il, int x, const AttentionParams& p);
   void store_kv(uint64_t il, Qkv& qkv, const AttentionParams& p);
@@ -167,6 +178,7 @@ class LlmGraph {
   bool with_output_;
   Graph g_;
   int weights_ = -1, kv_cache_ = -1;
+  int64_t layer_ = -1;  // the layer whose weights the blocks use: set by its attention, which every layer starts with
   int pos_ = -1, pos_embd_ = -1, out_ids_ = -1;
   KvInputs kv_, kv_swa_;
   int k_rot_ = -1, v_rot_ = -1;  // the Hadamard rotation inputs of a quantised cache

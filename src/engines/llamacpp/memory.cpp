@@ -21,7 +21,10 @@
 //  - outside the buffers: the CUDA context, cuBLAS handle and workspace and the ggml-cuda memory pool
 //    (data/runtime_overheads.json, measured).
 #include <algorithm>
+#include <map>
+#include <regex>
 #include <string>
+#include <string_view>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -78,13 +81,56 @@ uint64_t cuda_alloc_bytes(DType type, uint64_t ne0, uint64_t bytes) {
 
 uint64_t cuda_tensor_bytes(const GgufTensor& t) { return cuda_alloc_bytes(t.type, t.ne.empty() ? 0 : t.ne[0], t.bytes()); }
 
+// common/common.h LLM_FFN_EXPS_REGEX "\\.ffn_(up|down|gate|gate_up)_(ch|)exps", searched in the name (so the
+// experts' biases match too), as --cpu-moe and --n-cpu-moe add it per layer (blk.I + the pattern). Written out
+// rather than as a std::regex: fit evaluates it for every tensor of every candidate.
+bool routed_expert_tensor(const std::string& name) {
+  for (const char* stem : {".ffn_up_", ".ffn_down_", ".ffn_gate_", ".ffn_gate_up_"}) {
+    for (size_t at = name.find(stem); at != std::string::npos; at = name.find(stem, at + 1)) {
+      const std::string_view rest = std::string_view(name).substr(at + std::string_view(stem).size());
+      if (rest.rfind("exps", 0) == 0 || rest.rfind("chexps", 0) == 0) return true;
+    }
+  }
+  return false;
+}
+
+// Where each tensor lives (llama-model-loader.cpp create_tensor): an --override-tensor pattern that matches the name
+// (the first one) names the buffer; else --cpu-moe / --n-cpu-moe keep a layer's routed experts in host memory; else
+// the tensor goes with its layer (-ngl), the input layer always to the host.
+std::vector<bool> tensors_on_gpu(const Model& m, const Placement& p, const RunOptions& run) {
+  std::vector<std::regex> patterns;
+  for (const auto& [pattern, buffer] : run.tensor_overrides) patterns.emplace_back(pattern);
+  std::vector<bool> on_gpu(m.tensors.size(), false);
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    const GgufTensor& t = m.tensors[i];
+    bool overridden = false;
+    for (size_t k = 0; k < patterns.size() && !overridden; ++k) {
+      if (!std::regex_search(t.name, patterns[k])) continue;
+      overridden = true;
+      on_gpu[i] = run.tensor_overrides[k].second != "CPU";
+    }
+    if (overridden) continue;
+    if (t.layer >= 0 && static_cast<uint64_t>(t.layer) < run.cpu_moe_layers && routed_expert_tensor(t.name)) continue;
+    const bool output_layer = t.layer < 0 && !input_layer_tensor(t.name);
+    on_gpu[i] = t.layer >= 0 ? static_cast<uint64_t>(t.layer) >= p.gpu_start : output_layer && p.output_on_gpu;
+  }
+  return on_gpu;
+}
+
 struct WeightBytes {
   uint64_t gpu = 0;
   uint64_t host = 0;
+  uint64_t host_experts = 0;      // of host: routed experts of layers on the GPU, kept in host memory
   uint64_t tied_output_copy = 0;  // token_embd duplicated into the GPU's output layer
+  // host-resident matmul weights the GPU multiplies with for large batches: their copies in the compute buffer
+  std::map<std::string, uint64_t> copies;
 };
 
-WeightBytes weights_by_placement(const Model& m, const Placement& p) {
+// op offload (ggml-backend.cpp): the CUDA backend takes an op whose weight is in a host buffer when its batch is
+// at least this (ggml-cuda.cu op_offload_min_batch_size, GGML_OP_OFFLOAD_MIN_BATCH's default).
+constexpr uint64_t kOpOffloadMinBatch = 32;
+
+WeightBytes weights_by_home(const Model& m, const Placement& p, const std::vector<bool>& on_gpu, uint64_t n_tokens) {
   WeightBytes w;
   bool has_output = false;
   const GgufTensor* token_embd = nullptr;
@@ -92,13 +138,25 @@ WeightBytes weights_by_placement(const Model& m, const Placement& p) {
     if (t.name == "output.weight") has_output = true;
     if (t.name == "token_embd.weight") token_embd = &t;
   }
-  for (const auto& t : m.tensors) {
-    const bool output_layer = t.layer < 0 && !input_layer_tensor(t.name);
-    const bool on_gpu = t.layer >= 0 ? static_cast<uint64_t>(t.layer) >= p.gpu_start : output_layer && p.output_on_gpu;
-    if (on_gpu) w.gpu += cuda_tensor_bytes(t);
-    else w.host += t.bytes();
+  const bool offload = n_tokens >= kOpOffloadMinBatch;
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    const GgufTensor& t = m.tensors[i];
+    if (on_gpu[i]) {
+      w.gpu += cuda_tensor_bytes(t);
+      continue;
+    }
+    w.host += t.bytes();
+    if (t.layer >= 0 && static_cast<uint64_t>(t.layer) >= p.gpu_start) w.host_experts += t.bytes();
+    // matrices the graph multiplies with (get_rows of the input layer is never offloaded: its batch counts 0)
+    const bool matrix = t.ne.size() >= 2 && !input_layer_tensor(t.name) && t.name.size() > 7 &&
+                        t.name.compare(t.name.size() - 7, 7, ".weight") == 0;
+    if (offload && matrix) w.copies[t.name] = cuda_tensor_bytes(t);
   }
-  if (!has_output && token_embd && p.output_on_gpu) w.tied_output_copy = cuda_tensor_bytes(*token_embd);
+  if (!has_output && token_embd) {
+    // the output layer's duplicate of token_embd: in the GPU's buffer, or on the host and copied for large batches
+    if (p.output_on_gpu) w.tied_output_copy = cuda_tensor_bytes(*token_embd);
+    else if (offload) w.copies["output.weight"] = cuda_tensor_bytes(*token_embd);
+  }
   return w;
 }
 
@@ -204,17 +262,18 @@ struct CudaExtras {
   uint64_t pool_bytes = 0;
 };
 
-CudaExtras cuda_extras(const Model& m, const GraphShape& s, const Placement& p, const Overheads& oh) {
+CudaExtras cuda_extras(const Model& m, const GraphShape& s, const std::vector<bool>& on_gpu, const Overheads& oh) {
   const Hparams& hp = m.hp;
   CudaExtras x;
   x.cublas = !s.flash_attn;  // KQ and KQV without flash attention are cuBLAS batched GEMMs
   uint64_t max_k = 0;
-  for (const auto& t : m.tensors) {
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    const GgufTensor& t = m.tensors[i];
     if (t.ne.size() < 2 || t.name.find("weight") == std::string::npos) continue;
     // matmul weights: the layers' and the output's (token_embd and position_embd feed get_rows on the host).
     // Those left on the host run on the GPU too for batches of 32 or more (op offload, ggml-backend.cpp).
-    const bool on_gpu = t.layer >= 0 ? static_cast<uint64_t>(t.layer) >= p.gpu_start : p.output_on_gpu && t.name == "output.weight";
-    if (!on_gpu && !(s.n_tokens >= 32 && (t.layer >= 0 || t.name == "output.weight"))) continue;
+    const bool gpu = on_gpu[i] && !input_layer_tensor(t.name);
+    if (!gpu && !(s.n_tokens >= kOpOffloadMinBatch && (t.layer >= 0 || t.name == "output.weight"))) continue;
     if (t.type == DType::F32 || t.type == DType::F16 || t.type == DType::BF16) {
       if (s.n_tokens > 16) x.cublas = true;  // float weights (and MoE routers) multiply through cuBLAS for batches > 16
     } else if (t.name != "token_embd.weight") {
@@ -251,6 +310,16 @@ uint64_t cpu_compute_buffer_bytes(const Model& m, const RunOptions& run) {
   return gpu_compute_buffer(m, architecture_of(m), s, true);
 }
 
+void check_tensor_override(const std::string& pattern, const std::string& buffer) {
+  if (buffer != "CPU" && buffer != "CUDA0")
+    throw usage_error("override_tensor", fmt::format("{{field}}: unknown buffer type '{}' (llama.cpp's with one GPU: CPU, CUDA0)", buffer));
+  try {
+    std::regex check(pattern);
+  } catch (const std::regex_error&) {
+    throw usage_error("override_tensor", fmt::format("{{field}}: '{}' is not a regular expression", pattern));
+  }
+}
+
 Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) {
   const Hparams& hp = m.hp;
   const Architecture& arch = architecture_of(m);
@@ -279,24 +348,34 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
     check(run.type_k, hp.n_embd_head_k, "K", "cache_type_k");
     check(run.type_v, hp.n_embd_head_v, "V", "cache_type_v");
   }
-  const WeightBytes weights = weights_by_placement(m, place);
   const KvCache kv = kv_cache(hp, run, place);
-  const GraphShape s = graph_shape(run, kv, flash);
+  GraphShape s = graph_shape(run, kv, flash);
+  const std::vector<bool> on_gpu = tensors_on_gpu(m, place, run);
+  const WeightBytes weights = weights_by_home(m, place, on_gpu, s.n_tokens);
+  // host-resident weights of large batches run on the GPU from copies; the caches of layers left on the host are
+  // then read from copies too, and the output layer (when it stays on the host) multiplies on the GPU
+  const bool offload = s.n_tokens >= kOpOffloadMinBatch;
+  if (offload && !weights.copies.empty()) {
+    s.weight_copies = &weights.copies;
+    s.host_kv_layers = std::min(place.gpu_start, hp.n_layer);
+  }
   uint64_t compute_gpu = 0;
-  if (place.gpu_layers > 0 || place.output_on_gpu) compute_gpu = gpu_compute_buffer(m, arch, s, place.output_on_gpu);
+  if (place.gpu_layers > 0 || place.output_on_gpu || !weights.copies.empty())
+    compute_gpu = gpu_compute_buffer(m, arch, s, place.output_on_gpu || offload);
   // the host side: token ids and the embedding rows (get_rows on token_embd), plus everything of the layers left
   // on the host when not all are offloaded
   const uint64_t compute_host = host_compute_buffer(m, arch, s);
   const uint64_t output_buf = 4 * hp.n_vocab * kv.n_seq;
   const Overheads oh = llamacpp_overheads();
-  const CudaExtras extras = cuda_extras(m, s, place, oh);
+  const CudaExtras extras = cuda_extras(m, s, on_gpu, oh);
 
   auto add = [&](const std::string& name, uint64_t bytes, const std::string& device, const std::string& detail) {
     if (bytes == 0) return;
     e.components.push_back({name, bytes, detail, device});
   };
   add("weights", weights.gpu, "gpu",
-      fmt::format("{} of {} layers{} (CUDA model buffer)", place.gpu_layers, hp.n_layer, place.output_on_gpu ? " + output layer" : ""));
+      fmt::format("{} of {} layers{}{} (CUDA model buffer)", place.gpu_layers, hp.n_layer, place.output_on_gpu ? " + output layer" : "",
+                  weights.host_experts ? ", less the tensors kept in host memory" : ""));
   add("output (tied)", weights.tied_output_copy, "gpu", "token_embd duplicated as the output matrix");
   add("kv_cache", kv.gpu_bytes, "gpu",
       fmt::format("{} cells (n_ctx padded to 256{}){} × {} layers, {}", kv.n_ctx,
@@ -305,14 +384,24 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
                   hp.mla ? fmt::format("K {} only (MLA: {} latent + {} rope values per token, V a view of K)",
                                        dtype_name(run.type_k), hp.n_lora_kv, hp.n_rot)
                          : fmt::format("K {} V {}", dtype_name(run.type_k), dtype_name(run.type_v))));
+  uint64_t largest_copy = 0;
+  for (const auto& [name, bytes] : weights.copies) largest_copy = std::max(largest_copy, bytes);
   add("compute", compute_gpu, "gpu",
-      fmt::format("worst-case graph: {} tokens, flash attention {}", s.n_tokens, flash ? "on" : "off"));
+      fmt::format("worst-case graph: {} tokens, flash attention {}{}", s.n_tokens, flash ? "on" : "off",
+                  largest_copy ? fmt::format("; host weights multiply on the GPU from copies (largest {:.1f} MiB)",
+                                             static_cast<double>(largest_copy) / kMiB)
+                               : ""));
   add("cuda_runtime", oh.base, "gpu",
       fmt::format("CUDA context, kernels and graphs: {:.0f} MiB measured on an NVIDIA H200 with llama.cpp {} "
                   "(data/runtime_overheads.json)", static_cast<double>(oh.base) / kMiB, kPinnedCommit));
   if (extras.cublas) add("cublas", oh.cublas, "gpu", "cuBLAS handle, workspace and kernels (used without flash attention, for float weights and MoE routers)");
   add("cuda_pool", extras.pool_bytes, "gpu", "ggml-cuda's memory pool: the largest per-op temporary (quantised activations, f16 attention probabilities)");
-  add("weights (mmap)", weights.host, "host", "token_embd and layers left on the host, mapped from the file");
+  const std::string host_what = weights.host_experts
+                                    ? fmt::format("token_embd, layers left on the host and {:.1f} MiB of tensors kept there",
+                                                  static_cast<double>(weights.host_experts) / kMiB)
+                                    : "token_embd and layers left on the host";
+  if (run.mmap) add("weights (mmap)", weights.host, "host", host_what + ", mapped from the file (page cache)");
+  else add("weights (pinned)", weights.host, "host", host_what + ", read into pinned host memory (--no-mmap)");
   add("kv_cache (host)", kv.host_bytes, "host", "KV cache of the layers left on the host");
   add("compute (host)", compute_host, "host", "host compute buffer");
   add("output", output_buf, "host", "logits of the last token per sequence (f32)");
