@@ -92,6 +92,13 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--cache-type-v", w.cache_type_v, "llama.cpp: V cache type (quantised V needs flash attention)")->capture_default_str();
   cmd->add_option("--flash-attn", w.flash_attn, "llama.cpp: flash attention on, off or auto")->capture_default_str();
   cmd->add_option("--parallel", w.n_parallel, "llama.cpp: parallel sequences (-np); each gets its own n_ctx/N slice of the KV cache")->capture_default_str();
+  cmd->add_option("--n-cpu-moe", w.n_cpu_moe, "llama.cpp: keep the routed experts of the first N layers in host memory")
+      ->capture_default_str();
+  cmd->add_flag("--cpu-moe", w.cpu_moe, "llama.cpp: keep every layer's routed experts in host memory");
+  cmd->add_option("--override-tensor", w.override_tensor,
+                  "llama.cpp: PATTERN=BUFFER[,...]: tensors whose name matches the regex go to CPU or CUDA0 (e.g. exps=CPU)")
+      ->delimiter(',');
+  cmd->add_flag("--no-mmap", w.no_mmap, "llama.cpp: read host-resident weights into pinned memory instead of mapping the file");
   cmd->add_flag("--tensors", r.list_tensors, "llama.cpp: list every tensor with the type it has (or would have) in the file");
   // the GPU
   cmd->add_option("--gpu", r.gpu.name,
@@ -135,6 +142,8 @@ const FlagNames& estimate_flag_names() {
       {"quant", "--quant"},           {"n_ctx", "--ctx"},               {"n_ubatch", "--ubatch"},
       {"n_gpu_layers", "--ngl"},      {"cache_type_k", "--cache-type-k"}, {"cache_type_v", "--cache-type-v"},
       {"flash_attn", "--flash-attn"}, {"n_parallel", "--parallel"},     {"list_tensors", "--tensors"},
+      {"n_cpu_moe", "--n-cpu-moe"},   {"cpu_moe", "--cpu-moe"},         {"override_tensor", "--override-tensor"},
+      {"no_mmap", "--no-mmap"},
       {"vllm_version", "--vllm-version"}, {"vllm_dtype", "--dtype"}, {"gpu_memory_utilization", "--gpu-memory-utilization"},
       {"max_model_len", "--max-model-len"}, {"max_num_seqs", "--max-num-seqs"},
       {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},

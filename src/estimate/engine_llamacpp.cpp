@@ -42,6 +42,9 @@ llamacpp::RunOptions run_options(const Workload& w) {
   run.type_v = w.cache_type_v;
   run.flash_attn = engine_flash_attn(w.flash_attn);
   run.n_parallel = w.n_parallel;
+  run.tensor_overrides = w.tensor_overrides;
+  run.cpu_moe_layers = w.cpu_moe_layers;
+  run.mmap = w.mmap;
   return run;
 }
 
@@ -67,7 +70,8 @@ class LlamaCppEngine final : public Engine {
 
   bool reads(const std::string& field, const WorkloadSpec&) const override {
     static const std::set<std::string> fields = {"quant",        "batch",        "n_ctx",      "n_ubatch",   "n_gpu_layers",
-                                                 "cache_type_k", "cache_type_v", "flash_attn", "n_parallel", "list_tensors"};
+                                                 "cache_type_k", "cache_type_v", "flash_attn", "n_parallel", "list_tensors",
+                                                 "n_cpu_moe",    "cpu_moe",      "override_tensor", "no_mmap"};
     return fields.count(field) != 0;
   }
 
@@ -86,6 +90,18 @@ class LlamaCppEngine final : public Engine {
     auto flash = llamacpp::flash_attn_from_name(spec.flash_attn);
     if (!flash) throw usage_error("flash_attn", "{field} must be on, off or auto, got '" + spec.flash_attn + "'");
     w.flash_attn = workload_flash_attn(*flash);
+    // common/arg.cpp: --override-tensor takes PATTERN=BUFFER items (split at the first '='), --cpu-moe and
+    // --n-cpu-moe N add the experts' pattern for every layer or the first N
+    for (const std::string& item : spec.override_tensor) {
+      const size_t eq = item.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw usage_error("override_tensor", "{field} takes PATTERN=BUFFER (e.g. exps=CPU), got '" + item + "'");
+      w.tensor_overrides.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+      llamacpp::check_tensor_override(w.tensor_overrides.back().first, w.tensor_overrides.back().second);
+    }
+    if (spec.n_cpu_moe < 0) throw usage_error("n_cpu_moe", "{field} must be 0 or more layers, got " + std::to_string(spec.n_cpu_moe));
+    w.cpu_moe_layers = spec.cpu_moe ? UINT64_MAX : static_cast<uint64_t>(spec.n_cpu_moe);
+    w.mmap = !spec.no_mmap;
     return w;
   }
 

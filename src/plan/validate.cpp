@@ -44,7 +44,10 @@ constexpr int64_t kHarnessAllLayers = 900;
 // compute on CUDA0) against the engine's, and the NVML process peak where the run completed.
 std::optional<ValidationRow> evaluate_llamacpp(const json& rec, const GpuProfile& gpu) {
   const json& lg = rec.at("llama_log");
-  if (!lg.is_object() || !lg.contains("model_buffer_mib") || !lg["model_buffer_mib"].contains("CUDA0")) return std::nullopt;
+  // a run that logged no CUDA buffer at all did not get as far as the context (with -ngl 0 llama.cpp still
+  // reserves a CUDA compute buffer, for the ops it offloads)
+  auto logged_cuda = [&](const char* k) { return lg.is_object() && lg.contains(k) && lg[k].contains("CUDA0"); };
+  if (!logged_cuda("model_buffer_mib") && !logged_cuda("compute_buffer_mib")) return std::nullopt;
   const std::string id = model_id(rec.at("catalog_id"));
   auto entry = find_in_catalog(id);
   if (!entry) return std::nullopt;
@@ -69,12 +72,20 @@ std::optional<ValidationRow> evaluate_llamacpp(const json& rec, const GpuProfile
   w.flash_attn = rec.at("flash_attn");
   w.cache_type_k = rec.at("cache_type_k");
   w.cache_type_v = rec.at("cache_type_v");
+  // tensor placement beyond -ngl (records before 2026-12-05 have none)
+  w.n_cpu_moe = field<int64_t>(rec, "n_cpu_moe", 0);
+  if (const std::string ot = field<std::string>(rec, "override_tensor", ""); !ot.empty()) w.override_tensor = {ot};
+  w.no_mmap = field<bool>(rec, "no_mmap", false);
   const Estimate e = estimate(req).estimate;
 
   ValidationRow r;
   r.group = "llama.cpp";
   r.label = fmt::format("{} {} c{} fa-{} {} ngl{}", rec.at("model").get<std::string>(), rec.at("scheme").get<std::string>(), w.n_ctx,
                         w.flash_attn, w.cache_type_k, ngl >= kHarnessAllLayers ? std::string("all") : std::to_string(ngl));
+  if (w.n_ubatch != 512) r.label += fmt::format(" ub{}", w.n_ubatch);
+  if (w.n_cpu_moe) r.label += fmt::format(" ncmoe{}", w.n_cpu_moe);
+  if (!w.override_tensor.empty()) r.label += " ot:" + w.override_tensor.front();
+  if (w.no_mmap) r.label += " no-mmap";
   double logged = 0;
   for (const char* k : {"model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib"})
     if (lg.contains(k) && lg[k].contains("CUDA0")) logged += lg[k]["CUDA0"].get<double>() * kMiB;

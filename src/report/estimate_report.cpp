@@ -129,6 +129,12 @@ json llamacpp_json(const EstimateResult& r) {
              {"cache_type_v", dtype_name(w.cache_type_v)},
              {"flash_attn", flash_attention_name(w.flash_attn)},
              {"n_parallel", w.n_parallel}};
+  // tensors kept in host memory beyond -ngl: the layers whose routed experts stay there, the overrides, mmap
+  wl["cpu_moe_layers"] = std::min<uint64_t>(w.cpu_moe_layers, e.layers);
+  json overrides = json::array();
+  for (const auto& [pattern, buffer] : w.tensor_overrides) overrides.push_back(pattern + "=" + buffer);
+  wl["override_tensor"] = overrides;
+  wl["mmap"] = w.mmap;
   json j = {{"schema_version", 1},
             {"source", r.source.spec},
             {"engine", e.engine},

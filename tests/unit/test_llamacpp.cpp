@@ -40,6 +40,7 @@ const std::map<std::string, HarnessModel>& harness_models() {
       {"gemma-2-2b", {"google/gemma-2-2b"}},
       {"Phi-3-mini-4k", {"microsoft/Phi-3-mini-4k-instruct"}},
       {"Qwen3-30B-A3B-2L", {"Qwen/Qwen3-30B-A3B", 2}},
+      {"Qwen3-30B-A3B-4L", {"Qwen/Qwen3-30B-A3B", 4}},
       {"gpt2", {"openai-community/gpt2"}},
   };
   return m;
@@ -74,18 +75,26 @@ llamacpp::RunOptions run_of(const json& r) {
   run.type_v = *dtype_from_name(r.at("cache_type_v").get<std::string>());
   const int64_t ngl = r.at("n_gpu_layers");
   run.n_gpu_layers = ngl >= 900 ? -1 : ngl;
+  // tensors kept in host memory beyond -ngl (llamacpp_offload_h100.jsonl): llama-bench's -ncmoe, -ot, -mmp 0
+  run.cpu_moe_layers = r.value("n_cpu_moe", 0);
+  const std::string ot = r.value("override_tensor", std::string());
+  if (!ot.empty()) run.tensor_overrides = {{ot.substr(0, ot.find('=')), ot.substr(ot.find('=') + 1)}};
+  run.mmap = !r.value("no_mmap", false);
   return run;
 }
 
 // The rows of both llama.cpp data files whose log has the CUDA buffers, for the harness's models.
 std::vector<json> measured_buffer_rows() {
   auto rows = read_jsonl("bench/data/llamacpp_buffers_h200.jsonl");
-  const auto complete = read_jsonl("bench/data/llamacpp_memory_h200.jsonl");
-  rows.insert(rows.end(), complete.begin(), complete.end());
+  for (const char* more : {"bench/data/llamacpp_memory_h200.jsonl", "bench/data/llamacpp_offload_h100.jsonl"}) {
+    const auto extra = read_jsonl(more);
+    rows.insert(rows.end(), extra.begin(), extra.end());
+  }
   std::vector<json> kept;
   for (const auto& r : rows) {
     const json& lg = r.value("llama_log", json::object());
-    if (!lg.contains("model_buffer_mib") || !lg["model_buffer_mib"].contains("CUDA0")) continue;
+    // -ngl 0 leaves no CUDA model buffer, but a compute buffer for the ops the GPU takes over
+    if (!lg.contains("compute_buffer_mib") || !lg["compute_buffer_mib"].contains("CUDA0")) continue;
     if (!harness_models().count(r.at("model"))) continue;
     kept.push_back(r);
   }
@@ -141,7 +150,7 @@ TEST(LlamaCppQuant, SchemeNamesAndErrors) {
 TEST(LlamaCppBuffers, MatchWhatLlamaCppLogged) {
   int checked = 0;
   std::map<std::string, int> checked_per_arch;
-  std::vector<double> process_err;
+  std::vector<double> process_err, copies_err;
   for (const auto& r : measured_buffer_rows()) {
     const json& lg = r.at("llama_log");
     llamacpp::Model m = predicted(r.at("model"));
@@ -151,45 +160,58 @@ TEST(LlamaCppBuffers, MatchWhatLlamaCppLogged) {
     std::map<std::string, double> c = components_mib(e);
     const std::string what = r.at("id");
     // llama.cpp prints MiB with two decimals
-    EXPECT_NEAR(c["weights"] + c["output (tied)"], lg["model_buffer_mib"]["CUDA0"].get<double>(), 0.006) << what;
+    EXPECT_NEAR(c["weights"] + c["output (tied)"], lg["model_buffer_mib"].value("CUDA0", 0.0), 0.006) << what;
+    // host-resident weights: with --no-mmap read into pinned memory (CUDA_Host; token_embd of a type the CUDA
+    // backend cannot gather into a plain CPU buffer), exactly their bytes; mapped (CPU_Mapped), llama.cpp logs the
+    // span of the file the mapping covers, first to last host tensor, GPU tensors between them included
+    double host_logged = 0;
+    for (const char* b : {"CPU_Mapped", "CUDA_Host", "CPU"}) host_logged += lg["model_buffer_mib"].value(b, 0.0);
+    if (run.mmap) EXPECT_LE(c["weights (mmap)"], host_logged + 0.01) << what;
+    else EXPECT_NEAR(c["weights (pinned)"], host_logged, 0.02) << what;
     EXPECT_NEAR(c["kv_cache"], lg["kv_buffer_mib"].value("CUDA0", 0.0), 0.006) << what;
     const double compute = lg["compute_buffer_mib"]["CUDA0"];
     // the graph replay is exact with every layer on the GPU, except where the ubatch is the whole context
     // (n_ctx 512 with a 508-token prompt: llama.cpp reserves for 508 tokens; up to 3.94 MiB here, see
     // docs/memory-model.md)
-    // Partial offload is replayed as if every layer ran on the GPU, which is exact for separate Q/K/V weights
-    // (llama, qwen2, gemma2 here). Two copies the scheduler makes are not replayed (docs/memory-model.md):
-    //  - the GPU multiplies host layers' weights for large batches (op offload), so a copy of a host weight can
-    //    sit in the GPU buffer: off by at most the largest weight of a host layer;
-    //  - with a fused QKV weight (phi3, gpt2) the host buffer is larger than the replay by 6 MiB (gpt2) and
-    //    18 MiB (phi3) in the measured runs: the host stores the K/V rows of host layers from copies of (views
-    //    of) the fused activation; the exact copies the scheduler makes are not identified yet. A known gap,
-    //    bounded here by the measured worst case, not a mechanism.
+    // With weights in host memory (partial -ngl, --n-cpu-moe, --override-tensor) the GPU multiplies them for large
+    // batches from copies in its compute buffer (op offload), and reads host layers' KV caches from copies: both
+    // replayed, exact in most of these runs (the median below). Where the last layers' tensors land after the
+    // copies depends on the free list they leave, which differs from llama.cpp's in two measured runs (Qwen3-MoE,
+    // 4 layers, Q8_0, -ngl 2: +44 MiB; TinyLlama Q4_K_M -ngl 0: -14 MiB): bounded by 15 % there, a named gap.
+    // With a fused QKV weight (phi3, gpt2) the host compute buffer is larger than the replay by 6 MiB (gpt2) and
+    // 18 MiB (phi3) in the measured partial runs: the host stores the K/V rows of host layers from copies of
+    // (views of) the fused activation; the exact copies the scheduler makes are not identified yet. A known gap,
+    // bounded here by the measured worst case, not a mechanism.
     const bool partial = run.n_gpu_layers >= 0 && static_cast<uint64_t>(run.n_gpu_layers) < m.hp.n_layer;
+    // weights in host memory multiplied on the GPU (op offload, batches of 32 or more): their copies are replayed
+    const bool copies = run.n_ubatch >= 32 && (partial || run.cpu_moe_layers > 0 || !run.tensor_overrides.empty());
     const bool fused_qkv = std::any_of(m.tensors.begin(), m.tensors.end(),
                                        [](const llamacpp::GgufTensor& t) { return t.name == "blk.0.attn_qkv.weight"; });
-    double largest_host_weight = 0;
-    if (partial)
-      for (const auto& t : m.tensors)
-        if (t.layer >= 0 && static_cast<uint64_t>(t.layer) < m.hp.n_layer - static_cast<uint64_t>(run.n_gpu_layers))
-          largest_host_weight = std::max(largest_host_weight, static_cast<double>(t.bytes()) / (1 << 20));
     // GPT-2 with a q8_0 cache: llama.cpp's CUDA buffer holds 1.50 MiB (one [n_embd x n_ubatch] f32 tensor) more than
     // the replay, which matches a CPU build's buffer for the same graph exactly (test_llamacpp_cpu.cpp); a named
     // gap, cause not found
     const bool gpt2_quantised_cache = m.hp.arch == "gpt2" && run.type_k != DType::F16;
     EXPECT_NEAR(c["compute"], compute,
-                (partial ? std::max(10.0, 0.01 * compute) : run.n_ctx <= 512 ? 4.0 : gpt2_quantised_cache ? 1.51 : 0.006) +
-                    largest_host_weight)
+                copies ? std::max(10.0, 0.15 * compute) : run.n_ctx <= 512 ? 4.0 : gpt2_quantised_cache ? 1.51 : 0.006)
         << what;
+    if (copies) copies_err.push_back(std::fabs(c["compute"] - compute));
+    // Below op offload's batch of 32 the routed experts kept in host memory run on the CPU, whose split's
+    // activations (the experts' inputs and outputs, a few [n_ff x k x n_ubatch] tensors) the host compute buffer
+    // holds: not replayed, 2.0 MiB in the measured run (4 layers, n_ubatch 16). A named gap.
+    const bool host_experts_on_cpu = run.n_ubatch < 32 && run.cpu_moe_layers > 0 && m.hp.n_expert > 1;
     EXPECT_NEAR(c["compute (host)"], lg["compute_buffer_mib"]["CUDA_Host"].get<double>(),
-                partial && fused_qkv ? 18.5 : 0.2) << what;
+                partial && fused_qkv ? 18.5 : host_experts_on_cpu ? 2.1 : 0.2) << what;
     const bool ok = r.contains("ok") && r["ok"].is_boolean() && r["ok"].get<bool>();
     if (ok && r.contains("peak_tree_bytes") && r["peak_tree_bytes"].is_number() && r["peak_tree_bytes"].get<double>() > 0)
       process_err.push_back(std::fabs(static_cast<double>(e.process_peak_bytes) / r["peak_tree_bytes"].get<double>() - 1));
     ++checked;
     ++checked_per_arch[m.hp.arch];
   }
-  EXPECT_GE(checked, 180);
+  EXPECT_GE(checked, 220);
+  // the copies of host weights: exact (llama.cpp logs two decimals) in the median run
+  ASSERT_GE(copies_err.size(), 40u);
+  std::sort(copies_err.begin(), copies_err.end());
+  EXPECT_LE(copies_err[copies_err.size() / 2], 0.006);
   // the builders these measurements exercise directly (the others: LlamaCppBuilders below)
   for (const char* arch : {"llama", "qwen2", "gemma2", "phi3", "qwen3moe", "gpt2"})
     EXPECT_GE(checked_per_arch[arch], 18) << arch;

@@ -92,6 +92,11 @@ struct Workload {
   DType cache_type_v = DType::F16;
   FlashAttention flash_attn = FlashAttention::kAuto;
   uint64_t n_parallel = 1;           // sequences, each with its own n_ctx / n_parallel slice of the KV cache
+  // tensors kept off their layer's GPU: --override-tensor patterns (regex, first match) -> "CPU" or "CUDA0", then the
+  // routed experts of layers below cpu_moe_layers (--n-cpu-moe N; UINT64_MAX for --cpu-moe) in host memory
+  std::vector<std::pair<std::string, std::string>> tensor_overrides;
+  uint64_t cpu_moe_layers = 0;
+  bool mmap = true;                  // host-resident weights mapped from the file (else --no-mmap: pinned memory)
   // vLLM (names as `vllm serve`'s flags; 0 or "" = vLLM's default for the version and GPU)
   std::string vllm_version;          // a pinned version ("0.11.0")
   std::string vllm_dtype = "auto";   // --dtype: auto, float16, bfloat16, float32

@@ -74,6 +74,10 @@ struct WorkloadSpec {
   std::string cache_type_v = "f16";
   std::string flash_attn = "auto";        // on, off, auto
   int64_t n_parallel = 1;
+  int64_t n_cpu_moe = 0;                  // --n-cpu-moe: the routed experts of the first N layers in host memory
+  bool cpu_moe = false;                   // --cpu-moe: every layer's routed experts in host memory
+  std::vector<std::string> override_tensor;  // --override-tensor PATTERN=BUFFER (CPU or CUDA0), in order
+  bool no_mmap = false;                   // --no-mmap: host-resident weights read into pinned memory
   // vLLM (flag names as `vllm serve`'s)
   std::string vllm_version;               // "" = the newest pinned version
   std::string vllm_dtype = "auto";        // auto, float16, bfloat16, float32 (also fp16, bf16, fp32)
