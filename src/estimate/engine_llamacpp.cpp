@@ -132,7 +132,10 @@ class LlamaCppEngine final : public Engine {
 
   Estimate estimate(const EngineModel& model, const Workload& w, const GpuProfile& gpu) const override {
     const llamacpp::Model& m = model_of(model);
-    Estimate e = llamacpp::estimate(m, run_options(w), gpu);
+    llamacpp::RunOptions run = run_options(w);
+    if (w.gpu_expert_layers >= 0)
+      run.cpu_moe_layers = m.hp.n_layer - std::min<uint64_t>(static_cast<uint64_t>(w.gpu_expert_layers), m.hp.n_layer);
+    Estimate e = llamacpp::estimate(m, run, gpu);
     e.architecture = m.hp.arch;
     e.layers = m.hp.n_layer;
     e.weights_scheme = m.scheme;
@@ -173,7 +176,7 @@ class LlamaCppEngine final : public Engine {
     return fit_candidates(facts, base);
   }
 
-  std::vector<Knob> fit_knobs() const override { return {Knob::kGpuLayers, Knob::kContext}; }
+  std::vector<Knob> fit_knobs() const override { return {Knob::kGpuLayers, Knob::kGpuExpertLayers, Knob::kContext}; }
 
   KnobRange knob_range(const EngineModel& model, const Workload& w, Knob knob) const override {
     const llamacpp::Hparams& hp = model_of(model).hp;
@@ -185,6 +188,13 @@ class LlamaCppEngine final : public Engine {
       r.base_count = w.n_gpu_layers < 0 ? all : std::min<uint64_t>(static_cast<uint64_t>(w.n_gpu_layers) + 1, all);
       return r;
     }
+    if (knob == Knob::kGpuExpertLayers) {
+      // counts 1 .. n_layer + 1 stand for --n-cpu-moe n_layer .. 0, for a model with routed experts
+      r.applies = hp.n_expert > 1;
+      r.max_count = hp.n_layer + 1;
+      r.base_count = hp.n_layer + 1 - std::min<uint64_t>(w.cpu_moe_layers, hp.n_layer);
+      return r;
+    }
     // context: up to the training context (rounded down to whole steps, at least one), when the file says
     r.unit = kContextStepCells;
     r.max_count = hp.n_ctx_train ? std::max<uint64_t>(1, hp.n_ctx_train / kContextStepCells) : 0;
@@ -194,6 +204,7 @@ class LlamaCppEngine final : public Engine {
 
   Workload with_knob(Workload w, Knob knob, uint64_t count) const override {
     if (knob == Knob::kGpuLayers) w.n_gpu_layers = static_cast<int64_t>(count) - 1;
+    else if (knob == Knob::kGpuExpertLayers) w.gpu_expert_layers = static_cast<int64_t>(count) - 1;
     else w.n_ctx = count * kContextStepCells;
     return w;
   }

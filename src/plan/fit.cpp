@@ -228,6 +228,9 @@ void record_knob(FitOption& o, Knob knob, uint64_t answer, uint64_t cap_count, u
     case Knob::kGpuLayers:
       o.max_gpu_layers = static_cast<int64_t>(answer) - 1;
       break;
+    case Knob::kGpuExpertLayers:
+      o.min_n_cpu_moe = answer == 0 ? -1 : static_cast<int64_t>(cap_count - answer);
+      break;
   }
 }
 
@@ -285,6 +288,7 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   const bool floor_exceeds = floor && (s.gpus > 1 ? ceil_div(floor - oh, s.gpus) + oh : floor) > s.budget();
   for (Knob knob : engine.fit_knobs()) {
     const KnobRange range = engine.knob_range(model, c.workload, knob);
+    if (!range.applies) continue;
     const uint64_t unknown_cap = knob == Knob::kBatch ? req.batch_cap : req.context_cap_unknown / range.unit;
     const uint64_t cap_count = range.max_count ? range.max_count : unknown_cap;
     record_knob(o, knob, search_knob(s, c.workload, base_probe, floor_exceeds, knob, range, cap_count), cap_count, range.unit);

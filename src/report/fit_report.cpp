@@ -234,6 +234,7 @@ json llama_option_json(const FitOption& o) {
           {"process_peak_bytes", o.process_peak_bytes},
           {"all_layers_fit", o.fits},
           {"max_ngl", o.max_gpu_layers},
+          {"min_n_cpu_moe", o.min_n_cpu_moe ? json(*o.min_n_cpu_moe) : json(nullptr)},
           {"n_layer", o.layers},
           {"max_context", o.max_context},
           {"context_cap", o.context_cap},
@@ -253,6 +254,13 @@ std::string ngl_cell(const FitOption& o) {
   return fmt::format("{} of {}", o.max_gpu_layers, o.layers + 1);
 }
 
+// The smallest --n-cpu-moe that fits with every layer on the GPU: "—" for a dense model.
+std::string ncmoe_cell(const FitOption& o) {
+  if (!o.min_n_cpu_moe) return "—";
+  if (*o.min_n_cpu_moe < 0) return "none";
+  return std::to_string(*o.min_n_cpu_moe);
+}
+
 std::string llama_fit_text(const FitResult& r, const FitRequest& req) {
   const WorkloadSpec& w = req.workload;
   std::string out;
@@ -260,16 +268,23 @@ std::string llama_fit_text(const FitResult& r, const FitRequest& req) {
                                    req.gpu.display_name, w.n_ctx, w.flash_attn, w.cache_type_k),
                    2);
   out += paragraph("", gpu_budget_text(req.gpu), 2) + "\n";
-  append(out, "{:<8} {:>11} {:>13} {:>6} {:>12} {:>14}\n", "quant", "file GiB", "GPU peak GiB", "fits", "-ngl", "max context");
+  const bool moe = std::any_of(r.options.begin(), r.options.end(), [](const FitOption& o) { return o.min_n_cpu_moe.has_value(); });
+  append(out, "{:<8} {:>11} {:>13} {:>6} {:>12}{} {:>14}\n", "quant", "file GiB", "GPU peak GiB", "fits", "-ngl",
+         moe ? fmt::format(" {:>11}", "--n-cpu-moe") : "", "max context");
   for (const auto& x : r.options)
-    append(out, "{:<8} {:>11.2f} {:>13.2f} {:>6} {:>12} {:>14}\n", x.precision, gib(x.weight_bytes), gib(x.process_peak_bytes),
-           x.fits ? "yes" : "no", ngl_cell(x), x.max_context ? format_thousands(x.max_context) + (x.context_capped ? "*" : "") : "—");
+    append(out, "{:<8} {:>11.2f} {:>13.2f} {:>6} {:>12}{} {:>14}\n", x.precision, gib(x.weight_bytes), gib(x.process_peak_bytes),
+           x.fits ? "yes" : "no", ngl_cell(x), moe ? fmt::format(" {:>11}", ncmoe_cell(x)) : "",
+           x.max_context ? format_thousands(x.max_context) + (x.context_capped ? "*" : "") : "—");
   out += "\n";
   out += paragraph("", fmt::format("file GiB: tensor data of the GGUF{}; GPU peak: every layer on the GPU at n_ctx {}; -ngl: "
-                                   "layers that fit (the output layer counts as one); max context: every layer on the GPU, "
+                                   "layers that fit (the output layer counts as one);{} max context: every layer on the GPU, "
                                    "multiples of 256 (* = the model's training context)",
                                    r.options.empty() || r.options[0].weights_predicted ? " llama-quantize would write (predicted)" : "",
-                                   w.n_ctx),
+                                   w.n_ctx,
+                                   moe ? " --n-cpu-moe: with every layer on the GPU, the fewest layers (the first) whose routed "
+                                         "experts stay in host memory for the rest to fit (the GPU multiplies them from copies "
+                                         "for batches of 32 or more);"
+                                       : ""),
                    0);
   append_notes(out, r.notes);
   return out;
@@ -288,10 +303,13 @@ std::string llama_ranking_text(const FitRanking& rk, const FitRequest& req) {
            gib(m.best.weight_bytes), gib(m.best.process_peak_bytes), format_thousands(m.best.max_context));
   if (!rk.does_not_fit.empty()) {
     // a model that fits at no scheme is shown at the last one tried, the smallest
-    append(out, "\ndoes not fit even at {} (layers that fit with -ngl):\n", rk.does_not_fit.front().best.precision);
+    append(out, "\ndoes not fit even at {} (GiB needed; the layers that fit with -ngl, or for MoE models the fewest\n"
+                "layers whose experts stay in host memory, --n-cpu-moe):\n",
+           rk.does_not_fit.front().best.precision);
     for (const auto& m : rk.does_not_fit)
-      append(out, "  {:<40} {:>8.2f} B  {:.2f} GiB needed, -ngl {}\n", m.id, static_cast<double>(m.params) / 1e9,
-             gib(m.best.process_peak_bytes), ngl_cell(m.best));
+      append(out, "  {:<40} {:>8.2f} B {:>7.2f} GiB  -ngl {}{}\n", m.id, static_cast<double>(m.params) / 1e9,
+             gib(m.best.process_peak_bytes), ngl_cell(m.best),
+             m.best.min_n_cpu_moe && *m.best.min_n_cpu_moe >= 0 ? fmt::format(", --n-cpu-moe {}", *m.best.min_n_cpu_moe) : "");
   }
   for (const auto& s : rk.skipped) out += paragraph("skipped: ", s, 2);
   append_notes(out, rk.notes);

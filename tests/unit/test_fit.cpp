@@ -264,6 +264,35 @@ TEST(FitPlan, LlamaCppMoreBitsNeedMoreMemory) {
   EXPECT_EQ(opts[2].max_gpu_layers, static_cast<int64_t>(opts[2].layers) + 1);
 }
 
+// A MoE model too large for the GPU: the smallest --n-cpu-moe fit reports fits with every layer on the GPU and one
+// layer fewer in host memory does not, as the seam's own estimate says; a dense model has no such answer.
+TEST(FitPlan, LlamaCppSmallestNCpuMoeFits) {
+  const uint64_t budget = uint64_t{8} << 30;
+  const FitResult r = fit(request_with(budget, "llamacpp"), catalog_facts("Qwen/Qwen3-30B-A3B"));
+  const FitOption& q4 = find_option(r.options, "Q4_K_M", FitMode::kInference);
+  EXPECT_FALSE(q4.fits);
+  ASSERT_TRUE(q4.min_n_cpu_moe.has_value());
+  const int64_t n = *q4.min_n_cpu_moe;
+  ASSERT_GT(n, 0);
+  ASSERT_LT(n, static_cast<int64_t>(q4.layers));
+  auto peak = [&](int64_t n_cpu_moe) {
+    EstimateRequest e;
+    e.source_facts = std::make_shared<const SourceFacts>(catalog_facts("Qwen/Qwen3-30B-A3B"));
+    e.engine = "llamacpp";
+    e.workload.quant = "Q4_K_M";
+    e.workload.n_cpu_moe = n_cpu_moe;
+    e.gpu_profile = default_gpu();
+    return estimate(e).estimate.process_peak_bytes;
+  };
+  const uint64_t budget_bytes = request_with(budget, "llamacpp").gpu.budget_bytes();
+  EXPECT_LE(peak(n), budget_bytes);
+  EXPECT_GT(peak(n - 1), budget_bytes);
+  // fewer bits keep more layers' experts on the GPU
+  EXPECT_LT(*find_option(r.options, "Q2_K", FitMode::kInference).min_n_cpu_moe, n);
+  const FitResult dense = fit(request_with(budget, "llamacpp"), catalog_facts("TinyLlama/TinyLlama-1.1B-Chat-v1.0"));
+  for (const auto& o : dense.options) EXPECT_FALSE(o.min_n_cpu_moe.has_value()) << o.precision;
+}
+
 // max_context agrees with `llmem estimate`: the estimate at max_context fits, at max_context + 1 it does not.
 TEST(CliFit, MaxContextIsConsistentWithEstimate) {
   const std::string model = "meta-llama/Llama-3.1-8B", gpu = "RTX-4090";

@@ -96,6 +96,9 @@ struct Workload {
   // routed experts of layers below cpu_moe_layers (--n-cpu-moe N; UINT64_MAX for --cpu-moe) in host memory
   std::vector<std::pair<std::string, std::string>> tensor_overrides;
   uint64_t cpu_moe_layers = 0;
+  // fit's --n-cpu-moe search: the last N layers keep their routed experts on the GPU (the first n_layer - N in host
+  // memory); -1: cpu_moe_layers says
+  int64_t gpu_expert_layers = -1;
   bool mmap = true;                  // host-resident weights mapped from the file (else --no-mmap: pinned memory)
   // vLLM (names as `vllm serve`'s flags; 0 or "" = vLLM's default for the version and GPU)
   std::string vllm_version;          // a pinned version ("0.11.0")

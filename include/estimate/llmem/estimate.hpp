@@ -168,12 +168,17 @@ enum class Knob {
   kContext,    // prompt tokens (transformers inference), sequence tokens (training), KV cells (llama.cpp)
   kBatch,      // sequences per batch
   kGpuLayers,  // llama.cpp's -ngl, as count = layers + 1 (count 0: not even 0 layers fit)
+  // llama.cpp's --n-cpu-moe N with every layer on the GPU (MoE models), as count = the layers that keep their routed
+  // experts on the GPU + 1 = n_layer + 1 - N: the largest count that fits is the smallest N (count 0: not even
+  // every layer's experts in host memory fits)
+  kGpuExpertLayers,
 };
 
 struct KnobRange {
   uint64_t max_count = 0;    // the model's limit; 0 = the model does not say (the plan's cap applies)
   uint64_t unit = 1;         // knob value of one count (llama.cpp's context: 256 cells)
   uint64_t base_count = 0;   // the count the candidate's own workload stands at
+  bool applies = true;       // false where the model has nothing the knob changes (--n-cpu-moe of a dense model)
 };
 
 // A workload `fit` tries, with the label it shows.

@@ -94,6 +94,9 @@ struct FitOption {
   uint64_t max_batch = 0;            // at the requested context; 0 where batch 1 does not fit
   bool batch_capped = false;
   int64_t max_gpu_layers = -1;       // llama.cpp: largest -ngl that fits (layers + 1 = all); -1: none
+  // llama.cpp MoE models: the smallest --n-cpu-moe that fits with every layer on the GPU; -1: none (not even every
+  // layer's experts in host memory); unset for a dense model
+  std::optional<int64_t> min_n_cpu_moe;
   // serving engines (vLLM): the start-up figures at the requested settings (max_context is then the largest
   // --max-model-len that starts, and the utilisation/--kv-cache-memory answers are for --concurrency)
   std::optional<ServingFigures> serving;
