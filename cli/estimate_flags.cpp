@@ -71,7 +71,7 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--seq", w.seq_tokens, "with --train: sequence length in tokens")->capture_default_str();
   cmd->add_flag("--grad-ckpt", w.grad_ckpt, "with --train: gradient checkpointing");
   cmd->add_option("--lora-r", w.lora_r, "with --train lora: LoRA rank")->capture_default_str();
-  cmd->add_option("--gpus", w.n_gpus, "transformers: GPUs of --gpu's kind: inference split by --device-map, training sharded by --sharding")
+  cmd->add_option("--gpus", w.n_gpus, "GPUs of --gpu's kind: transformers inference split by --device-map, training sharded by --sharding; llama.cpp layers split by --split-mode")
       ->capture_default_str();
   cmd->add_option("--device-map", w.device_map,
                   "transformers inference with --gpus: from_pretrained's device_map auto, balanced, balanced_low_0 or sequential (default auto)");
@@ -98,6 +98,10 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--override-tensor", w.override_tensor,
                   "llama.cpp: PATTERN=BUFFER[,...]: tensors whose name matches the regex go to CPU or CUDA0 (e.g. exps=CPU)")
       ->delimiter(',');
+  cmd->add_option("--tensor-split", w.tensor_split, "llama.cpp with --gpus: each GPU's share of the layers, e.g. 3,1 (default: equal)");
+  cmd->add_option("--split-mode", w.split_mode, "llama.cpp with --gpus: layer (default) or none (everything on --main-gpu)")
+      ->capture_default_str();
+  cmd->add_option("--main-gpu", w.main_gpu, "llama.cpp with --gpus and --split-mode none: the GPU used")->capture_default_str();
   cmd->add_flag("--no-mmap", w.no_mmap, "llama.cpp: read host-resident weights into pinned memory instead of mapping the file");
   cmd->add_flag("--tensors", r.list_tensors, "llama.cpp: list every tensor with the type it has (or would have) in the file");
   // the GPU
@@ -143,7 +147,8 @@ const FlagNames& estimate_flag_names() {
       {"n_gpu_layers", "--ngl"},      {"cache_type_k", "--cache-type-k"}, {"cache_type_v", "--cache-type-v"},
       {"flash_attn", "--flash-attn"}, {"n_parallel", "--parallel"},     {"list_tensors", "--tensors"},
       {"n_cpu_moe", "--n-cpu-moe"},   {"cpu_moe", "--cpu-moe"},         {"override_tensor", "--override-tensor"},
-      {"no_mmap", "--no-mmap"},
+      {"no_mmap", "--no-mmap"},       {"tensor_split", "--tensor-split"}, {"split_mode", "--split-mode"},
+      {"main_gpu", "--main-gpu"},
       {"vllm_version", "--vllm-version"}, {"vllm_dtype", "--dtype"}, {"gpu_memory_utilization", "--gpu-memory-utilization"},
       {"max_model_len", "--max-model-len"}, {"max_num_seqs", "--max-num-seqs"},
       {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},

@@ -2,8 +2,12 @@
 // (llamacpp_options.hpp), loads a GGUF or predicts the file a config would become, and says what `fit` tries (the
 // quantisation schemes) and searches (-ngl, then the context with every layer on the GPU).
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <set>
+#include <sstream>
+
+#include <fmt/core.h>
 
 #include "adapters.hpp"
 #include "llmem/error.hpp"
@@ -45,6 +49,10 @@ llamacpp::RunOptions run_options(const Workload& w) {
   run.tensor_overrides = w.tensor_overrides;
   run.cpu_moe_layers = w.cpu_moe_layers;
   run.mmap = w.mmap;
+  run.n_gpus = w.gpus;
+  run.tensor_split = w.tensor_split;
+  run.split_none = w.split_none;
+  run.main_gpu = w.main_gpu;
   return run;
 }
 
@@ -71,7 +79,8 @@ class LlamaCppEngine final : public Engine {
   bool reads(const std::string& field, const WorkloadSpec&) const override {
     static const std::set<std::string> fields = {"quant",        "batch",        "n_ctx",      "n_ubatch",   "n_gpu_layers",
                                                  "cache_type_k", "cache_type_v", "flash_attn", "n_parallel", "list_tensors",
-                                                 "n_cpu_moe",    "cpu_moe",      "override_tensor", "no_mmap"};
+                                                 "n_cpu_moe",    "cpu_moe",      "override_tensor", "no_mmap",
+                                                 "n_gpus",       "tensor_split", "split_mode", "main_gpu"};
     return fields.count(field) != 0;
   }
 
@@ -102,6 +111,33 @@ class LlamaCppEngine final : public Engine {
     if (spec.n_cpu_moe < 0) throw usage_error("n_cpu_moe", "{field} must be 0 or more layers, got " + std::to_string(spec.n_cpu_moe));
     w.cpu_moe_layers = spec.cpu_moe ? UINT64_MAX : static_cast<uint64_t>(spec.n_cpu_moe);
     w.mmap = !spec.no_mmap;
+    // several GPUs (common/arg.cpp --split-mode, --tensor-split, --main-gpu)
+    if (spec.n_gpus < 1 || spec.n_gpus > 16)
+      throw usage_error("n_gpus", fmt::format("{{field}} must be 1 to 16 (llama.cpp's GGML_CUDA_MAX_DEVICES), got {}", spec.n_gpus));
+    w.gpus = static_cast<uint64_t>(spec.n_gpus);
+    if (spec.split_mode == "row")
+      throw usage_error("split_mode", "{field} row (matrices split across GPUs by rows) is not modelled; layer and none are");
+    if (spec.split_mode != "layer" && spec.split_mode != "none")
+      throw usage_error("split_mode", "{field} must be layer, none or row, got '" + spec.split_mode + "'");
+    w.split_none = spec.split_mode == "none";
+    if (spec.main_gpu < 0 || static_cast<uint64_t>(spec.main_gpu) >= w.gpus)
+      throw usage_error("main_gpu", fmt::format("{{field}} {} is not one of the {} GPUs (0-{})", spec.main_gpu, w.gpus, w.gpus - 1));
+    w.main_gpu = static_cast<uint64_t>(spec.main_gpu);
+    if (!spec.tensor_split.empty()) {
+      std::stringstream list(spec.tensor_split);
+      double sum = 0;
+      for (std::string item; std::getline(list, item, ',');) {
+        char* end = nullptr;
+        const double v = std::strtod(item.c_str(), &end);
+        if (item.empty() || end != item.c_str() + item.size() || !(v >= 0) || v > 1e9)
+          throw usage_error("tensor_split", "{field} takes non-negative shares separated by commas (e.g. 3,1), got '" + spec.tensor_split + "'");
+        w.tensor_split.push_back(v);
+        sum += v;
+      }
+      if (w.tensor_split.size() > w.gpus)
+        throw usage_error("tensor_split", fmt::format("{{field}} has {} shares for {} GPUs ({{field:n_gpus}})", w.tensor_split.size(), w.gpus));
+      if (sum <= 0) throw usage_error("tensor_split", "{field} gives every GPU a share of 0");
+    }
     return w;
   }
 

@@ -154,6 +154,7 @@ json llamacpp_json(const EstimateResult& r) {
     for (const auto& t : e.weight_tensors) ts.push_back({{"name", t.name}, {"type", t.type}, {"ne", t.ne}, {"bytes", t.bytes}});
     j["tensors"] = ts;
   }
+  if (!e.per_gpu.empty()) j["per_gpu"] = per_gpu_json(e);
   return j;
 }
 
@@ -426,13 +427,15 @@ std::string llamacpp_text(const EstimateResult& r) {
   append(out, "{}\n", std::string(kColumns, '-'));
   append(out, "{:<28}{:>12.3f}  tensor data of the {} file ({} bytes)\n", "Weights (file)", static_cast<double>(e.weight_bytes) / kGiB,
          e.weights_scheme, format_thousands(e.weight_bytes));
-  append(out, "{:<28}{:>12.3f}  llama.cpp's GPU buffers (model, KV cache, compute)\n", "GPU buffers",
-         static_cast<double>(e.framework_peak_bytes) / kGiB);
-  append(out, "{:<28}{:>12.3f}  what nvidia-smi / NVML shows for the process\n", "GPU process peak",
-         static_cast<double>(e.process_peak_bytes) / kGiB);
+  const bool several = !e.per_gpu.empty();
+  append(out, "{:<28}{:>12.3f}  {}\n", "GPU buffers", static_cast<double>(e.framework_peak_bytes) / kGiB,
+         several ? "llama.cpp's buffers on the fullest GPU (model, KV, compute)" : "llama.cpp's GPU buffers (model, KV cache, compute)");
+  append(out, "{:<28}{:>12.3f}  {}\n", "GPU process peak", static_cast<double>(e.process_peak_bytes) / kGiB,
+         several ? "what NVML shows for the process on the fullest GPU" : "what nvidia-smi / NVML shows for the process");
   append(out, "{:<28}{:>12.3f}  host memory: mmap'd weights not on the GPU, CPU buffers\n", "Host",
          static_cast<double>(e.host_bytes) / kGiB);
   append_fit_line(out, e);
+  append_per_gpu(out, e);
   append_notes(out, e.notes);
   notes.append_to(out);
   return out;

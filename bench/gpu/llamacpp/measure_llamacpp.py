@@ -205,6 +205,8 @@ def entry_id(e):
         extra += f"|ot-{e['override_tensor']}"
     if e.get("no_mmap"):
         extra += "|no-mmap"
+    if e.get("rpc"):
+        extra += f"|rpc{e['rpc']}-ts{e.get('tensor_split') or 'default'}"
     return (f"{e['model']}|{e['scheme']}|ctx{e['n_ctx']}|fa-{e['flash_attn']}|k-{e['cache_type_k']}|"
             f"v-{e['cache_type_v']}|ngl-{e['ngl_label']}|b{e['n_batch']}|ub{e['n_ubatch']}|g{e['n_gen']}|{e['tool']}"
             + extra)
@@ -271,6 +273,8 @@ def build_matrix(args, work, facts):
                     # --n-cpu-moe N, --override-tensor PATTERN=BUFFER (one), --no-mmap (llama-bench -mmp 0)
                     "n_cpu_moe": int(cfg.get("ncmoe", 0)), "override_tensor": cfg.get("ot", ""),
                     "no_mmap": cfg.get("mmap", "1") == "0",
+                    # several devices: rpc=N rpc-server processes on this GPU, ts=a/b the tensor split
+                    "rpc": int(cfg.get("rpc", 0)), "tensor_split": cfg.get("ts", "").replace("/", ","),
                 }
                 e["id"] = entry_id(e)
                 if e["id"] in seen:
@@ -298,6 +302,74 @@ def placement_args(e):
         out += ["-ot", e["override_tensor"]]
     if e.get("no_mmap"):
         out += ["-mmp", "0"]
+    if e.get("tensor_split"):
+        out += ["-ts", e["tensor_split"]]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# several devices on one GPU: llama.cpp's RPC backend
+# ----------------------------------------------------------------------------------------------------------------
+# A run with rpc=N starts N rpc-server processes (each exposing the GPU as one RPC device, each under its own
+# `llmem measure`, so NVML gives each device's process peak: its CUDA context, buffers, cuBLAS and pool), then
+# llama-bench with --rpc and the GPU hidden (CUDA_VISIBLE_DEVICES=""), so its devices are RPC0..RPC{N-1} and every
+# buffer it logs is one device's. RPC devices support async compute and events at this commit, so llama.cpp's
+# pipeline parallelism (4 copies of each split input) is on as with several CUDA GPUs; what RPC does not show is
+# the peer-to-peer copies and NCCL of real GPUs.
+_port_lock = threading.Lock()
+_next_port = [50100]
+
+
+def start_rpc_servers(n, rundir, ctx):
+    servers = []
+    for i in range(n):
+        with _port_lock:
+            port = _next_port[0]
+            _next_port[0] += 1
+        report = rundir / f"rpc{i}.json"
+        cmd = [ctx["llmem"], "measure", "--json", "--output", str(report), "--",
+               str(ctx["ldir"] / "bin" / "rpc-server"), "-H", "127.0.0.1", "-p", str(port)]
+        log = open(rundir / f"rpc{i}.log", "w")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=ctx["env"], start_new_session=True)
+        servers.append({"port": port, "proc": proc, "report": report, "log": log, "index": i})
+    # wait until each listens (the CUDA backend loads first)
+    import socket
+    t0 = time.time()
+    for srv in servers:
+        while time.time() - t0 < 60:
+            try:
+                socket.create_connection(("127.0.0.1", srv["port"]), timeout=1).close()
+                break
+            except OSError:
+                if srv["proc"].poll() is not None:
+                    break
+                time.sleep(0.2)
+    return servers
+
+
+def stop_rpc_servers(servers):
+    out = []
+    for srv in servers:
+        try:
+            os.killpg(srv["proc"].pid, signal.SIGTERM)   # llmem forwards it to rpc-server
+            srv["proc"].wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            kill_tree(srv["proc"], signal.SIGKILL)
+            srv["proc"].wait()
+        srv["log"].close()
+        rec = {"index": srv["index"], "port": srv["port"]}
+        try:
+            rep = json.loads(srv["report"].read_text())
+            rec["peak_tree_bytes"] = rep.get("peak_tree_bytes")
+            g = (rep.get("gpus") or [{}])[0]
+            rec["tree_source"] = g.get("tree_source")
+        except (OSError, ValueError) as ex:
+            rec["error"] = f"no llmem report: {type(ex).__name__}: {ex}"
+        try:
+            rec["log_tail"] = (srv["report"].parent / f"rpc{srv['index']}.log").read_text(errors="replace").splitlines()[-12:]
+        except OSError:
+            pass
+        out.append(rec)
     return out
 
 
@@ -351,6 +423,11 @@ def run_one(e, ctx):
         f.unlink()
     cmd = bench_command(e, ctx["ldir"])
     report = rundir / "llmem.json"
+    servers = start_rpc_servers(e["rpc"], rundir, ctx) if e.get("rpc") else []
+    env = ctx["env"]
+    if servers:
+        cmd += ["-rpc", ",".join(f"127.0.0.1:{s['port']}" for s in servers)]
+        env = dict(env, CUDA_VISIBLE_DEVICES="")
     if ctx["no_llmem"]:
         full = cmd
     else:
@@ -371,7 +448,7 @@ def run_one(e, ctx):
     t0 = time.time()
     timed_out = False
     with open(rundir / "stdout.txt", "w") as so, open(rundir / "stderr.txt", "w") as se:
-        proc = subprocess.Popen(full, stdout=so, stderr=se, env=ctx["env"], start_new_session=True)
+        proc = subprocess.Popen(full, stdout=so, stderr=se, env=env, start_new_session=True)
         with ctx["lock"]:
             ctx["procs"].add(proc)
         limit = min(ctx["timeout"], max(1.0, ctx["deadline"].hard_left()))
@@ -388,6 +465,8 @@ def run_one(e, ctx):
                 proc.wait()
         with ctx["lock"]:
             ctx["procs"].discard(proc)
+    if servers:
+        rec["rpc_servers"] = stop_rpc_servers(servers)
     rec["wall_s"] = round(time.time() - t0, 3)
     rec["exit_status"] = proc.returncode
     rec["timed_out"] = timed_out

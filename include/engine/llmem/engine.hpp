@@ -100,6 +100,9 @@ struct Workload {
   // memory); -1: cpu_moe_layers says
   int64_t gpu_expert_layers = -1;
   bool mmap = true;                  // host-resident weights mapped from the file (else --no-mmap: pinned memory)
+  std::vector<double> tensor_split;  // llama.cpp over `gpus` GPUs: each one's share of the layers (empty: equal)
+  bool split_none = false;           // --split-mode none: everything on main_gpu
+  uint64_t main_gpu = 0;
   // vLLM (names as `vllm serve`'s flags; 0 or "" = vLLM's default for the version and GPU)
   std::string vllm_version;          // a pinned version ("0.11.0")
   std::string vllm_dtype = "auto";   // --dtype: auto, float16, bfloat16, float32

@@ -126,6 +126,13 @@ struct RunOptions {
   // Host-resident weights mapped from the file (llama.cpp's default) or, with --no-mmap, read into pinned host
   // memory (CUDA_Host).
   bool mmap = true;
+  // Several GPUs (--split-mode layer, llama.cpp's default): the offloaded layers and the output layer split over
+  // n_gpus in proportion to tensor_split (empty: equal shares, what llama.cpp's default split by free memory gives
+  // identical idle GPUs), each with its own buffers; --split-mode none puts everything on main_gpu.
+  uint64_t n_gpus = 1;
+  std::vector<double> tensor_split;
+  bool split_none = false;
+  uint64_t main_gpu = 0;
 };
 
 // The buffer types --override-tensor accepts with one CUDA GPU (parse_tensor_buffer_overrides: each device's

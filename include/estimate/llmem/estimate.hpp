@@ -78,6 +78,9 @@ struct WorkloadSpec {
   bool cpu_moe = false;                   // --cpu-moe: every layer's routed experts in host memory
   std::vector<std::string> override_tensor;  // --override-tensor PATTERN=BUFFER (CPU or CUDA0), in order
   bool no_mmap = false;                   // --no-mmap: host-resident weights read into pinned memory
+  std::string tensor_split;               // --tensor-split 3,1: each GPU's share of the layers ("" = equal)
+  std::string split_mode = "layer";       // --split-mode layer | none (row is not modelled)
+  int64_t main_gpu = 0;                   // --main-gpu: the GPU of --split-mode none
   // vLLM (flag names as `vllm serve`'s)
   std::string vllm_version;               // "" = the newest pinned version
   std::string vllm_dtype = "auto";        // auto, float16, bfloat16, float32 (also fp16, bf16, fp32)

@@ -28,6 +28,7 @@ int ffn_or_experts(LlmGraph& g, int x, uint64_t rows, Experts experts, const Ffn
 // with RMS norms and SwiGLU, and GPT-2, BLOOM and sequential GPT-NeoX with LayerNorms and a GELU MLP.
 int prenorm_layer(LlmGraph& g, uint64_t il, int cur, Norm norm, const AttentionParams& attn, Experts experts,
                   const FfnParams& ffn) {
+  g.begin_layer(il);
   int x = g.norm(cur, norm, g.n_tokens());
   x = g.self_attention(il, x, attn);
   const LayerRows r = g.layer_rows(il, x, cur);
@@ -67,6 +68,7 @@ void gemma_decoder(LlmGraph& g, const GemmaVariant& v) {
   attn.kq_softcap = v.logit_softcaps;
   int cur = g.scale(g.build_inputs(), g.n_tokens());
   for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    g.begin_layer(il);
     int x = g.norm(cur, Norm::kRms, g.n_tokens());
     x = g.self_attention(il, x, attn);
     const LayerRows r = g.layer_rows(il, x, cur);
@@ -129,6 +131,7 @@ void build_phi3(LlmGraph& g) {
   const FfnParams ffn{.kind = FfnKind::kGatedFused, .biases = false};
   int cur = g.build_inputs();
   for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    g.begin_layer(il);
     int x = g.norm(cur, Norm::kRms, g.n_tokens());
     x = g.self_attention(il, x, attn);
     const LayerRows r = g.layer_rows(il, x, cur);
@@ -180,6 +183,7 @@ void build_gptneox(LlmGraph& g) {
   const FfnParams ffn = gelu_mlp(g);
   int cur = g.build_inputs();
   for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    g.begin_layer(il);
     if (!g.hp().parallel_residual) {
       cur = prenorm_layer(g, il, cur, Norm::kLayer, attn, Experts::kNever, ffn);
       continue;
@@ -209,6 +213,7 @@ void build_phi2(LlmGraph& g) {
   const FfnParams ffn = gelu_mlp(g);
   int cur = g.build_inputs();
   for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    g.begin_layer(il);
     const bool last = il + 1 == g.hp().n_layer;
     const uint64_t rows = last ? g.n_output_rows() : g.n_tokens();
     int normed = g.norm(cur, Norm::kLayer, g.n_tokens());
@@ -233,6 +238,7 @@ void build_falcon(LlmGraph& g) {
   const FfnParams ffn = gelu_mlp(g);
   int cur = g.build_inputs();
   for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    g.begin_layer(il);
     const bool last = il + 1 == g.hp().n_layer;
     const uint64_t rows = last ? g.n_output_rows() : g.n_tokens();
     int attn_norm = -1, core = -1;
@@ -274,6 +280,7 @@ void build_olmo2(LlmGraph& g) {
   attn.qk_norm_rows = true;
   int cur = g.build_inputs();
   for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    g.begin_layer(il);
     int x = g.self_attention(il, cur, attn);
     const LayerRows r = g.layer_rows(il, x, cur);
     x = g.norm(r.attn_out, Norm::kRms, r.rows);
@@ -312,6 +319,7 @@ void build_deepseek2(LlmGraph& g) {
   const FfnParams shared{.kind = FfnKind::kGated, .biases = false, .width = h.n_ff_exp * h.n_expert_shared, .suffix = "_shexp"};
   int cur = g.build_inputs();
   for (uint64_t il = 0; il < h.n_layer; ++il) {
+    g.begin_layer(il);
     int x = g.norm(cur, Norm::kRms, g.n_tokens());
     x = g.mla_attention(il, x);
     const LayerRows r = g.layer_rows(il, x, cur);
@@ -343,6 +351,7 @@ void build_gpt_oss(LlmGraph& g) {
   moe.width = g.hp().n_ff_exp;
   int cur = g.build_inputs();
   for (uint64_t il = 0; il < g.hp().n_layer; ++il) {
+    g.begin_layer(il);
     int x = g.norm(cur, Norm::kRms, g.n_tokens());
     x = g.self_attention(il, x, attn);
     const int ffn_inp = g.add(x, cur, g.n_tokens());

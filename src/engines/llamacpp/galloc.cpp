@@ -21,16 +21,24 @@ int Graph::external(const std::string& what) {
 
 int Graph::input(uint64_t bytes, const std::string& layout) {
   GraphTensor t;
-  t.bytes = bytes;
+  // with pipeline parallelism every input copied into a device is there `copies` times, kept (input and output)
+  t.bytes = bytes * copies_;
+  t.output = copies_ > 1;
   t.input = true;
   t.layout = layout;
   return push(std::move(t));
 }
 
+int Graph::input_kept(uint64_t bytes, const std::string& layout) {
+  const int i = input(bytes, layout);
+  tensors_[static_cast<size_t>(i)].keep = true;
+  return i;
+}
+
 int Graph::op(uint64_t elems, uint64_t elem_bytes, std::vector<int> src, bool inplace, const std::string& shape) {
   GraphTensor t;
   t.bytes = elems * elem_bytes;
-  t.src = std::move(src);
+  t.src = unmuted(std::move(src));
   t.inplace = inplace;
   t.layout = std::to_string(elem_bytes) + ":" + shape;
   return push(std::move(t));
@@ -38,17 +46,59 @@ int Graph::op(uint64_t elems, uint64_t elem_bytes, std::vector<int> src, bool in
 
 int Graph::view(int of, std::vector<int> extra_src) {
   GraphTensor t;
+  if (muted_) {  // a placeholder with its root's size, for the copy another device may read
+    const int root = tensors_[static_cast<size_t>(of)].view_src;
+    t.bytes = tensors_[static_cast<size_t>(root >= 0 ? root : of)].bytes;
+    return push(std::move(t));
+  }
+  of = unmuted({of}).front();
   // ggml's view_src is always the root tensor, also for a view of a view (ggml.c ggml_view_impl)
   const int parent_root = tensors_[static_cast<size_t>(of)].view_src;
   t.view_src = parent_root >= 0 ? parent_root : of;
   t.src = {of};
-  t.src.insert(t.src.end(), extra_src.begin(), extra_src.end());
+  const std::vector<int> extra = unmuted(std::move(extra_src));
+  t.src.insert(t.src.end(), extra.begin(), extra.end());
   return push(std::move(t));
+}
+
+void Graph::set_muted(bool muted) {
+  muted_ = muted;
+  if (muted) device_graph_ = true;
+}
+
+std::vector<int> Graph::unmuted(std::vector<int> src) {
+  if (muted_) return {};  // a muted op depends on nothing here
+  for (int& s : src)
+    if (s >= 0 && tensors_[static_cast<size_t>(s)].muted) s = split_input(s);
+  return src;
+}
+
+int Graph::split_input(int muted_tensor) {
+  for (const auto& [from, to] : copy_of_)
+    if (from == muted_tensor) return to;
+  GraphTensor t;
+  t.bytes = tensors_[static_cast<size_t>(muted_tensor)].bytes;
+  t.layout = "split-input";
+  if (copies_ > 1) {
+    t.bytes *= copies_;
+    t.input = t.output = true;
+  } else {
+    t.src = {muted_tensor};  // allocated where first read (its source, a placeholder, allocates nothing)
+  }
+  const int copy = push(std::move(t));
+  copy_of_.emplace_back(muted_tensor, copy);
+  return copy;
 }
 
 void Graph::mark_output(int tensor) { tensors_[static_cast<size_t>(tensor)].output = true; }
 
 int Graph::push(GraphTensor t) {
+  if (muted_) {
+    t.muted = t.external = true;
+    t.src.clear();
+    t.view_src = -1;
+    t.input = t.output = false;
+  }
   tensors_.push_back(std::move(t));
   return static_cast<int>(tensors_.size()) - 1;
 }
@@ -122,7 +172,7 @@ class DynAllocator {
 class GallocReplay {
  public:
   GallocReplay(const Graph& graph, uint64_t alignment_bytes)
-      : ts_(graph.tensors()), children_(ts_.size(), 0), views_(ts_.size(), 0), allocated_(ts_.size(), false),
+      : ts_(graph.tensors()), device_graph_(graph.device_graph()), children_(ts_.size(), 0), views_(ts_.size(), 0), allocated_(ts_.size(), false),
         offset_(ts_.size(), 0), allocator_(alignment_bytes), debug_(std::getenv("LLMEM_DEBUG_GALLOC") != nullptr),
         trace_all_(debug_ && std::string(std::getenv("LLMEM_DEBUG_GALLOC")) == "2") {}
 
@@ -130,9 +180,11 @@ class GallocReplay {
     // ggml_gallocr_alloc_graph_impl: count consumers and views, allocate the inputs up front
     for (size_t i = 0; i < ts_.size(); ++i) {
       if (is_view(i)) views_[static_cast<size_t>(ts_[i].view_src)] += 1;
-      if (ts_[i].input) allocate(i);
       for (int p : ts_[i].src) children_[static_cast<size_t>(p)] += 1;
     }
+    // inputs first; in one device's graph only those it reads (and kept ones)
+    for (size_t i = 0; i < ts_.size(); ++i)
+      if (ts_[i].input && (!device_graph_ || children_[i] > 0 || ts_[i].keep)) allocate(i);
     for (size_t i = 0; i < ts_.size(); ++i) {
       if (ts_[i].external || ts_[i].input) continue;
       if (ts_[i].src.empty() && !is_view(i)) continue;
@@ -205,6 +257,7 @@ class GallocReplay {
   }
 
   const std::vector<GraphTensor>& ts_;
+  bool device_graph_;
   std::vector<int> children_, views_;
   std::vector<bool> allocated_;
   std::vector<uint64_t> offset_;

@@ -20,6 +20,8 @@ struct GraphTensor {
   bool input = false;
   bool output = false;
   bool external = false;      // weights, KV cache: in buffers of their own
+  bool muted = false;         // an op of another device (Graph::set_muted): a placeholder, allocated elsewhere
+  bool keep = false;          // an input kept even when nothing reads it (Graph::input_kept)
   std::vector<int> src;
   std::string layout;         // type and shape, for the same-layout test of in-place reuse
 };
@@ -29,8 +31,11 @@ class Graph {
  public:
   // A tensor that lives in another buffer (weights, the KV cache).
   int external(const std::string& what);
-  // A graph input the scheduler copies in from the host at the start of the split.
+  // A graph input the scheduler copies in from the host at the start of the split. In a graph with muted ops
+  // (another device's), an input nothing here reads is not this device's and allocates nothing.
   int input(uint64_t bytes, const std::string& layout);
+  // An input that stays even when nothing reads it (the CPU graph's vector-embeddings input).
+  int input_kept(uint64_t bytes, const std::string& layout);
   // An op producing a new tensor of `elems` elements of `elem_bytes` each; `shape` makes its layout.
   int op(uint64_t elems, uint64_t elem_bytes, std::vector<int> src, bool inplace, const std::string& shape);
   // A view of `of` (reshape, permute, slice); extra_src are further parents (a set_rows' indices).
@@ -38,9 +43,23 @@ class Graph {
   void mark_output(int tensor);
   const std::vector<GraphTensor>& tensors() const { return tensors_; }
 
+  // Several devices (llama.cpp's layer split): the graph of one device is the whole graph with the other devices'
+  // ops muted. A muted op allocates nothing here; an op of this device that reads one reads the scheduler's copy
+  // of it (ggml-backend.cpp split inputs): made at the first read and freed after the last, or, with pipeline
+  // parallelism (copies > 1), `copies` of it allocated with the inputs and kept for the whole graph, as every
+  // input copied in from the host then is too.
+  void set_muted(bool muted);
+  void set_split_input_copies(uint64_t copies) { copies_ = copies; }
+  bool device_graph() const { return device_graph_; }
+
  private:
   int push(GraphTensor t);
+  int split_input(int muted_tensor);
+  std::vector<int> unmuted(std::vector<int> src);
   std::vector<GraphTensor> tensors_;
+  bool muted_ = false, device_graph_ = false;
+  uint64_t copies_ = 1;
+  std::vector<std::pair<int, int>> copy_of_;  // muted tensor -> its split input here
 };
 
 // The size of the buffer ggml_gallocr reserves for the graph, with every allocation padded to `alignment_bytes`.

@@ -22,7 +22,14 @@ bool quantised(DType type) { return dtype_info(type).block_elems > 1; }
 }  // namespace
 
 LlmGraph::LlmGraph(const Model& model, const GraphShape& shape, const Architecture& arch, bool with_output)
-    : model_(model), shape_(shape), arch_(arch), with_output_(with_output) {}
+    : model_(model), shape_(shape), arch_(arch), with_output_(with_output) {
+  g_.set_split_input_copies(shape.split_input_copies);
+}
+
+void LlmGraph::begin_layer(uint64_t il) {
+  layer_ = static_cast<int64_t>(il);
+  if (shape_.device_graph) g_.set_muted(il < shape_.first_layer || il > shape_.last_layer);
+}
 
 bool LlmGraph::has_tensor(const std::string& gguf_name) const {
   return std::any_of(model_.tensors.begin(), model_.tensors.end(),
@@ -73,7 +80,7 @@ int LlmGraph::build_inputs() {
     const int tokens = g_.input(4 * n_tokens, "tokens");
     // build_inp_embd also puts the vector-embeddings input in the graph (ggml_build_forward_select): allocated
     // with the inputs and never consumed, it stays for the whole graph
-    g_.input(4 * n_embd * n_tokens, "inp_embd");
+    g_.input_kept(4 * n_embd * n_tokens, "inp_embd");
     embd = f32(n_embd * n_tokens, {weights_, tokens}, false, {n_embd, n_tokens});
   } else {  // token_embd stays on the host (the input layer): its rows arrive as a copy
     embd = g_.input(4 * n_embd * n_tokens, "4:" + shape_key({n_embd, n_tokens}));
@@ -103,6 +110,8 @@ int LlmGraph::build_inputs() {
   kv_ = kv_inputs(shape_.n_kv_cells, "");
   if (shape_.n_kv_cells_swa > 0) kv_swa_ = kv_inputs(shape_.n_kv_cells_swa, "_swa");
   out_ids_ = g_.input(4 * std::min(shape_.n_outputs, n_tokens), "out_ids");
+  // what comes before the first layer (Gemma's scaled embeddings) runs on the first layer's device
+  if (shape_.device_graph) g_.set_muted(shape_.first_layer > 0);
   return embd;
 }
 
@@ -420,6 +429,10 @@ int LlmGraph::mla_attention(uint64_t il, int x) {
 // ---- output (llama-graph.cpp: result_norm, result_output) --------------------------------------------------------
 
 void LlmGraph::build_output(int cur, Norm kind, bool final_logit_softcap, bool output_bias) {
+  if (shape_.device_graph) {  // the output layer's device reads the last hidden state from the last layer's
+    g_.set_muted(!with_output_);
+    if (!with_output_) return;
+  }
   if (!with_output_) {  // the output layer stays on the host: the split ends with the last hidden state
     g_.mark_output(cur);
     return;

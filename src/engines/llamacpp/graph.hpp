@@ -47,6 +47,12 @@ struct GraphShape {
   // With weight_copies set (ops offloaded to the GPU): layers below this keep their KV cache in host memory, and
   // their attention on the GPU reads copies of the cache's K and V views (split inputs, freed after the op).
   uint64_t host_kv_layers = 0;
+  // One device of several (llama.cpp's layer split): its layers first_layer..last_layer, the output where the graph
+  // is built with_output; the other devices' ops are muted (Graph::set_muted) and the tensors it reads from them
+  // arrive as split inputs, split_input_copies times with pipeline parallelism (GGML_SCHED_MAX_COPIES).
+  bool device_graph = false;
+  uint64_t first_layer = 0, last_layer = 0;
+  uint64_t split_input_copies = 1;
 };
 
 // The CPU backend's buffer alignment (ggml-backend.cpp ggml_backend_cpu_buffer_type_get_alignment: TENSOR_ALIGNMENT).
@@ -118,6 +124,9 @@ class LlmGraph {
   // Biases on Q/K/V (or the fused QKV) of the first layer, as llama.cpp's builders test model.layers[il].bq.
   bool has_qkv_bias() const;
   bool has_experts() const { return model_.hp.n_expert > 1; }
+  // Every layer starts here: its weights are named blk.<il>, and in one device's graph another device's layer is
+  // muted.
+  void begin_layer(uint64_t il);
 
   // build_inp_embd, build_inp_pos, build_attn_inp_kv(_iswa), build_inp_out_ids: the inputs, in the order the
   // scheduler copies them in. Returns the embeddings; position_embeddings() holds the learned positions' rows.

@@ -167,6 +167,7 @@ struct KvCache {
   bool any_swa = false;
   uint64_t swa_cells = 0;      // cells per stream of the sliding-window cache
   uint64_t gpu_bytes = 0, host_bytes = 0;
+  std::vector<uint64_t> layer_gpu_bytes;  // per layer, K and V as the CUDA buffer holds them (0 on the host)
 };
 
 KvCache kv_cache(const Hparams& hp, const RunOptions& run, const Placement& p) {
@@ -189,8 +190,13 @@ KvCache kv_cache(const Hparams& hp, const RunOptions& run, const Placement& p) {
     const uint64_t ek = hp.n_head_kv[il] * hp.n_embd_head_k, ev = hp.mla ? 0 : hp.n_head_kv[il] * hp.n_embd_head_v;
     const uint64_t k = *dtype_bytes(run.type_k, ek) * cells;
     const uint64_t v = *dtype_bytes(run.type_v, ev) * cells;
-    if (il >= p.gpu_start) kv.gpu_bytes += cuda_alloc_bytes(run.type_k, ek, k) + cuda_alloc_bytes(run.type_v, ev, v);
-    else kv.host_bytes += k + v;
+    kv.layer_gpu_bytes.push_back(0);
+    if (il >= p.gpu_start) {
+      kv.layer_gpu_bytes.back() = cuda_alloc_bytes(run.type_k, ek, k) + cuda_alloc_bytes(run.type_v, ev, v);
+      kv.gpu_bytes += kv.layer_gpu_bytes.back();
+    } else {
+      kv.host_bytes += k + v;
+    }
   }
   return kv;
 }
@@ -293,10 +299,132 @@ CudaExtras cuda_extras(const Model& m, const GraphShape& s, const std::vector<bo
   return x;
 }
 
+// llama-model.cpp load_tensors: the split points are the cumulative shares of tensor_split (by default each
+// device's free memory: equal for identical idle GPUs), and offloaded layer il (the output layer is il = n_layer)
+// goes to the first device whose split point is above (il - i_gpu_start) / act_gpu_layers, in float as there.
+// -1: the host.
+std::vector<int> layer_devices(const Placement& p, const RunOptions& run) {
+  const size_t n = run.n_gpus;
+  std::vector<float> splits(n, 1.0f);
+  if (!run.tensor_split.empty())
+    for (size_t i = 0; i < n; ++i) splits[i] = i < run.tensor_split.size() ? static_cast<float>(run.tensor_split[i]) : 0.0f;
+  float sum = 0;
+  for (float& x : splits) x = sum += x;
+  for (float& x : splits) x /= sum;
+  const uint64_t start = std::min(p.gpu_start, p.n_layer + 1);
+  const uint64_t act = p.n_layer + 1 - start;
+  std::vector<int> dev(p.n_layer + 1, -1);
+  if (run.split_none) {
+    for (uint64_t il = start; il <= p.n_layer; ++il) dev[il] = static_cast<int>(run.main_gpu);
+    return dev;
+  }
+  for (uint64_t il = start; il <= p.n_layer; ++il) {
+    const float x = static_cast<float>(il - start) / static_cast<float>(act);
+    const auto at = std::upper_bound(splits.begin(), splits.end(), x) - splits.begin();
+    dev[il] = static_cast<int>(std::min<std::ptrdiff_t>(at, static_cast<std::ptrdiff_t>(n) - 1));
+  }
+  return dev;
+}
+
 const Architecture& architecture_of(const Model& m) {
   const Architecture* arch = find_architecture(m.hp.arch);
   if (!arch) throw Error(ErrorKind::kUnsupported, m.source, "llmem has no llama.cpp graph builder for architecture '" + m.hp.arch + "'");
   return *arch;
+}
+
+// Several GPUs: each device's own model, KV and compute buffers and its own CUDA context, cuBLAS and pool
+// (llama-model.cpp places the layers, llama-context.cpp makes one scheduler over all devices). The compute buffer
+// of a device is the whole graph replayed with the other devices' ops muted: the tensors it reads from them (the
+// residual stream at its first layer) are split inputs, and with pipeline parallelism (llama-context.cpp: several
+// devices, every layer and the output offloaded, --split-mode layer, KV offloaded, no tensor overrides) the
+// scheduler keeps GGML_SCHED_MAX_COPIES = 4 copies of every split input and of every input copied in from the
+// host, for the whole graph. Host layers' ops offloaded for large batches run on the first device.
+void split_over_devices(Estimate& e, const Model& m, const Architecture& arch, const RunOptions& run, const Placement& place,
+                        const std::vector<bool>& on_gpu, const KvCache& kv, const GraphShape& s, const CudaExtras& extras,
+                        const Overheads& oh) {
+  const Hparams& hp = m.hp;
+  const std::vector<int> dev = layer_devices(place, run);
+  const bool all_offloaded = place.gpu_start == 0 && place.output_on_gpu;
+  const bool pipeline = !run.split_none && all_offloaded && run.tensor_overrides.empty() && run.cpu_moe_layers == 0;
+  const uint64_t copies = pipeline ? 4 : 1;
+  const int output_dev = dev[hp.n_layer];
+  const GgufTensor* token_embd = nullptr;
+  bool has_output = false;
+  for (const auto& t : m.tensors) {
+    if (t.name == "token_embd.weight") token_embd = &t;
+    if (t.name == "output.weight") has_output = true;
+  }
+  uint64_t worst = 0;
+  std::vector<GpuEstimate> out;
+  for (uint64_t d = 0; d < run.n_gpus; ++d) {
+    const int di = static_cast<int>(d);
+    uint64_t first = UINT64_MAX, last = 0;
+    for (uint64_t il = 0; il < hp.n_layer; ++il)
+      if (dev[il] == di) first = std::min(first, il), last = std::max(last, il);
+    // the first device also runs what op offload takes from the host layers
+    if (d == 0 && place.gpu_start > 0 && s.weight_copies) {
+      if (first == UINT64_MAX) last = std::min(place.gpu_start, hp.n_layer) - 1;
+      first = 0;
+    }
+    GpuEstimate g;
+    g.index = static_cast<unsigned>(d);
+    uint64_t weights = 0, kv_bytes = 0, compute = 0;
+    for (size_t i = 0; i < m.tensors.size(); ++i) {
+      const GgufTensor& t = m.tensors[i];
+      if (!on_gpu[i]) continue;
+      int td = t.layer >= 0 ? dev[static_cast<size_t>(t.layer)] : output_dev;
+      if (td < 0) td = 0;  // a tensor overridden onto the GPU whose layer is on the host
+      if (td == di) weights += cuda_tensor_bytes(t);
+    }
+    if (!has_output && token_embd && place.output_on_gpu && output_dev == di) weights += cuda_tensor_bytes(*token_embd);
+    for (uint64_t il = 0; il < hp.n_layer; ++il)
+      if (dev[il] == di) kv_bytes += kv.layer_gpu_bytes[il];
+    const bool with_output = output_dev == di;
+    if (first != UINT64_MAX || with_output) {
+      GraphShape sd = s;
+      sd.device_graph = true;
+      sd.first_layer = first == UINT64_MAX ? hp.n_layer : first;
+      sd.last_layer = first == UINT64_MAX ? 0 : last;
+      sd.split_input_copies = copies;
+      compute = gpu_compute_buffer(m, arch, sd, with_output);
+    }
+    const bool used = weights || kv_bytes || compute;
+    g.role = first == UINT64_MAX ? (with_output ? "output layer" : "nothing")
+                                 : fmt::format("layers {}-{}{}", first, last, with_output ? " + output layer" : "");
+    g.weight_bytes = weights;
+    g.framework_peak_bytes = g.reserved_peak_bytes = weights + kv_bytes + compute;
+    const uint64_t overheads = used ? oh.base + (extras.cublas ? oh.cublas : 0) + extras.pool_bytes : 0;
+    g.process_peak_bytes = g.framework_peak_bytes + overheads;
+    g.peak_phase = e.peak_phase;
+    g.components = {{"weights", weights, "CUDA model buffer", "gpu"},
+                    {"kv_cache", kv_bytes, "its layers' K and V", "gpu"},
+                    {"compute", compute, copies > 1 ? "its part of the graph; split inputs x4 (pipeline parallelism)" : "its part of the graph", "gpu"},
+                    {"cuda_runtime", used ? oh.base : 0, "its CUDA context, kernels and graphs", "gpu"},
+                    {"cublas", used && extras.cublas ? oh.cublas : 0, "its cuBLAS handle and workspace", "gpu"},
+                    {"cuda_pool", used ? extras.pool_bytes : 0, "its ggml-cuda memory pool", "gpu"}};
+    g.fits = g.process_peak_bytes <= e.gpu.budget_bytes();
+    worst = std::max(worst, g.process_peak_bytes);
+    out.push_back(std::move(g));
+  }
+  // the GPU components shown are the fullest GPU's, as the per-GPU table says
+  const GpuEstimate& fullest = *std::max_element(out.begin(), out.end(), [](const GpuEstimate& a, const GpuEstimate& b) {
+    return a.process_peak_bytes < b.process_peak_bytes;
+  });
+  std::vector<MemoryComponent> shown;
+  for (const auto& c : fullest.components)
+    if (c.bytes) shown.push_back({c.name, c.bytes, fmt::format("GPU {}: {}", fullest.index, c.detail), "gpu"});
+  for (const auto& c : e.components)
+    if (c.device == "host") shown.push_back(c);
+  e.components = std::move(shown);
+  e.per_gpu = std::move(out);
+  uint64_t framework = 0;
+  for (const auto& g : e.per_gpu) framework = std::max(framework, g.framework_peak_bytes);
+  e.framework_peak_bytes = e.reserved_peak_bytes = framework;
+  e.process_peak_bytes = worst;
+  e.notes.push_back(fmt::format("{} GPUs, --split-mode {}{}: framework and process peak are the fullest GPU's; per GPU "
+                                "below (its own CUDA context each)",
+                                run.n_gpus, run.split_none ? "none" : "layer",
+                                copies > 1 ? ", pipeline parallelism (4 copies of each split input)" : ""));
 }
 
 }  // namespace
@@ -415,6 +543,7 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
     e.notes.push_back(fmt::format("tensor types predicted for {} from llama-quantize's rules (no imatrix)", m.scheme));
   if (hp.n_ctx_train && run.n_ctx > hp.n_ctx_train)
     e.notes.push_back(fmt::format("n_ctx {} is beyond the model's training context {}", run.n_ctx, hp.n_ctx_train));
+  if (run.n_gpus > 1) split_over_devices(e, m, arch, run, place, on_gpu, kv, s, extras, oh);
   return e;
 }
 
