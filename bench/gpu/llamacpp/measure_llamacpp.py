@@ -274,7 +274,7 @@ def build_matrix(args, work, facts):
                     "n_cpu_moe": int(cfg.get("ncmoe", 0)), "override_tensor": cfg.get("ot", ""),
                     "no_mmap": cfg.get("mmap", "1") == "0",
                     # several devices: rpc=N rpc-server processes on this GPU, ts=a/b the tensor split
-                    "rpc": int(cfg.get("rpc", 0)), "tensor_split": cfg.get("ts", "").replace("/", ","),
+                    "rpc": int(cfg.get("rpc", 0)), "tensor_split": cfg.get("ts", ""),  # llama-bench -ts a/b
                 }
                 e["id"] = entry_id(e)
                 if e["id"] in seen:
