@@ -311,7 +311,7 @@ const Engine& checked_engine(const FitRequest& req, const Engine& engine, const 
     for (const Engine* e : engines())
       if (e->splits_over_gpus()) splitting += (splitting.empty() ? "" : " or ") + std::string("{field:engine} ") + e->name();
     throw usage_error("gpus", "{field} " + std::to_string(req.gpus) + " applies to " + splitting + ": " + engine.name() +
-                                  "'s own placement over several GPUs is not modelled, so fit plans it for one GPU");
+                                  "'s split over several GPUs is modelled by estimate --gpus, not searched by fit: fit plans one GPU");
   }
   engine.resolve(req.workload);
   return engine;
@@ -320,7 +320,7 @@ const Engine& checked_engine(const FitRequest& req, const Engine& engine, const 
 // Several GPUs the request did not ask for by count (--gpu auto found them) under an engine fit plans on one GPU.
 std::vector<std::string> gpu_notes(const FitRequest& req, const Engine& engine) {
   if (req.gpus <= 1 || engine.splits_over_gpus()) return {};
-  return {fmt::format("{} GPUs, but {}'s own placement over several GPUs is not modelled: planned for one of them", req.gpus,
+  return {fmt::format("{} GPUs, but fit does not search {}'s split over several GPUs (estimate --gpus shows it): planned for one of them", req.gpus,
                       engine.name())};
 }
 

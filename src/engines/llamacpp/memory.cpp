@@ -268,10 +268,13 @@ struct CudaExtras {
   uint64_t pool_bytes = 0;
 };
 
-CudaExtras cuda_extras(const Model& m, const GraphShape& s, const std::vector<bool>& on_gpu, const Overheads& oh) {
+// One device of several: `device_tensors` says which weights it multiplies with, `attention_here` whether it runs
+// any layer's attention; null: the one GPU.
+CudaExtras cuda_extras(const Model& m, const GraphShape& s, const std::vector<bool>& on_gpu, const Overheads& oh,
+                       const std::vector<bool>* device_tensors = nullptr, bool attention_here = true) {
   const Hparams& hp = m.hp;
   CudaExtras x;
-  x.cublas = !s.flash_attn;  // KQ and KQV without flash attention are cuBLAS batched GEMMs
+  x.cublas = !s.flash_attn && attention_here;  // KQ and KQV without flash attention are cuBLAS batched GEMMs
   uint64_t max_k = 0;
   for (size_t i = 0; i < m.tensors.size(); ++i) {
     const GgufTensor& t = m.tensors[i];
@@ -279,7 +282,17 @@ CudaExtras cuda_extras(const Model& m, const GraphShape& s, const std::vector<bo
     // matmul weights: the layers' and the output's (token_embd and position_embd feed get_rows on the host).
     // Those left on the host run on the GPU too for batches of 32 or more (op offload, ggml-backend.cpp).
     const bool gpu = on_gpu[i] && !input_layer_tensor(t.name);
-    if (!gpu && !(s.n_tokens >= kOpOffloadMinBatch && (t.layer >= 0 || t.name == "output.weight"))) continue;
+    // after the last layer's attention only the rows that produce logits go on (one per sequence in a run: the last
+    // token's), so its FFN and the output matrix multiply a row or two at run time, never through cuBLAS (the
+    // reserved worst-case graph is sized, not run)
+    if ((t.layer >= 0 && static_cast<uint64_t>(t.layer) + 1 == hp.n_layer && t.name.find(".ffn_") != std::string::npos) ||
+        t.name == "output.weight")
+      continue;
+    if (device_tensors) {
+      if (!(*device_tensors)[i] || input_layer_tensor(t.name)) continue;
+    } else if (!gpu && !(s.n_tokens >= kOpOffloadMinBatch && (t.layer >= 0 || t.name == "output.weight"))) {
+      continue;
+    }
     if (t.type == DType::F32 || t.type == DType::F16 || t.type == DType::BF16) {
       if (s.n_tokens > 16) x.cublas = true;  // float weights (and MoE routers) multiply through cuBLAS for batches > 16
     } else if (t.name != "token_embd.weight") {
@@ -289,7 +302,7 @@ CudaExtras cuda_extras(const Model& m, const GraphShape& s, const std::vector<bo
   // MMQ: the activations quantised to q8_1 (144 bytes per 128 values, rows padded to 512)
   const uint64_t used = hp.n_expert > 1 ? std::max<uint64_t>(1, hp.n_expert_used) : 1;
   uint64_t pool = s.n_tokens * used * pad_to(max_k, 512) * 144 / 128;
-  if (!s.flash_attn) {
+  if (!s.flash_attn && attention_here) {
     // KQV = mul_mat(V, softmax(KQ)) in f16: the [n_kv x T x n_head] probabilities converted to f16
     uint64_t nh = 0;
     for (uint64_t il = 0; il < hp.n_layer; ++il) nh = std::max(nh, hp.n_head[il]);
@@ -340,11 +353,11 @@ const Architecture& architecture_of(const Model& m) {
 // scheduler keeps GGML_SCHED_MAX_COPIES = 4 copies of every split input and of every input copied in from the
 // host, for the whole graph. Host layers' ops offloaded for large batches run on the first device.
 void split_over_devices(Estimate& e, const Model& m, const Architecture& arch, const RunOptions& run, const Placement& place,
-                        const std::vector<bool>& on_gpu, const KvCache& kv, const GraphShape& s, const CudaExtras& extras,
-                        const Overheads& oh) {
+                        const std::vector<bool>& on_gpu, const KvCache& kv, const GraphShape& s, const Overheads& oh) {
   const Hparams& hp = m.hp;
   const std::vector<int> dev = layer_devices(place, run);
   const bool all_offloaded = place.gpu_start == 0 && place.output_on_gpu;
+  // has_tensor_overrides(): any --override-tensor, --cpu-moe or --n-cpu-moe, whether or not a tensor matches
   const bool pipeline = !run.split_none && all_offloaded && run.tensor_overrides.empty() && run.cpu_moe_layers == 0;
   const uint64_t copies = pipeline ? 4 : 1;
   const int output_dev = dev[hp.n_layer];
@@ -358,6 +371,13 @@ void split_over_devices(Estimate& e, const Model& m, const Architecture& arch, c
   std::vector<GpuEstimate> out;
   for (uint64_t d = 0; d < run.n_gpus; ++d) {
     const int di = static_cast<int>(d);
+    // the weights this device multiplies with: its own, and on the first device those op offload brings from the host
+    std::vector<bool> mine(m.tensors.size(), false);
+    for (size_t i = 0; i < m.tensors.size(); ++i) {
+      const GgufTensor& t = m.tensors[i];
+      const int td = t.layer >= 0 ? dev[static_cast<size_t>(t.layer)] : output_dev;
+      mine[i] = on_gpu[i] ? (td < 0 ? 0 : td) == di : d == 0 && s.weight_copies && s.weight_copies->count(t.name);
+    }
     uint64_t first = UINT64_MAX, last = 0;
     for (uint64_t il = 0; il < hp.n_layer; ++il)
       if (dev[il] == di) first = std::min(first, il), last = std::max(last, il);
@@ -393,15 +413,16 @@ void split_over_devices(Estimate& e, const Model& m, const Architecture& arch, c
                                  : fmt::format("layers {}-{}{}", first, last, with_output ? " + output layer" : "");
     g.weight_bytes = weights;
     g.framework_peak_bytes = g.reserved_peak_bytes = weights + kv_bytes + compute;
-    const uint64_t overheads = used ? oh.base + (extras.cublas ? oh.cublas : 0) + extras.pool_bytes : 0;
+    const CudaExtras x = cuda_extras(m, s, on_gpu, oh, &mine, first != UINT64_MAX);
+    const uint64_t overheads = used ? oh.base + (x.cublas ? oh.cublas : 0) + x.pool_bytes : 0;
     g.process_peak_bytes = g.framework_peak_bytes + overheads;
     g.peak_phase = e.peak_phase;
     g.components = {{"weights", weights, "CUDA model buffer", "gpu"},
                     {"kv_cache", kv_bytes, "its layers' K and V", "gpu"},
                     {"compute", compute, copies > 1 ? "its part of the graph; split inputs x4 (pipeline parallelism)" : "its part of the graph", "gpu"},
                     {"cuda_runtime", used ? oh.base : 0, "its CUDA context, kernels and graphs", "gpu"},
-                    {"cublas", used && extras.cublas ? oh.cublas : 0, "its cuBLAS handle and workspace", "gpu"},
-                    {"cuda_pool", used ? extras.pool_bytes : 0, "its ggml-cuda memory pool", "gpu"}};
+                    {"cublas", used && x.cublas ? oh.cublas : 0, "its cuBLAS handle and workspace", "gpu"},
+                    {"cuda_pool", used ? x.pool_bytes : 0, "its ggml-cuda memory pool", "gpu"}};
     g.fits = g.process_peak_bytes <= e.gpu.budget_bytes();
     worst = std::max(worst, g.process_peak_bytes);
     out.push_back(std::move(g));
@@ -543,7 +564,7 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
     e.notes.push_back(fmt::format("tensor types predicted for {} from llama-quantize's rules (no imatrix)", m.scheme));
   if (hp.n_ctx_train && run.n_ctx > hp.n_ctx_train)
     e.notes.push_back(fmt::format("n_ctx {} is beyond the model's training context {}", run.n_ctx, hp.n_ctx_train));
-  if (run.n_gpus > 1) split_over_devices(e, m, arch, run, place, on_gpu, kv, s, extras, oh);
+  if (run.n_gpus > 1) split_over_devices(e, m, arch, run, place, on_gpu, kv, s, oh);
   return e;
 }
 
