@@ -57,6 +57,19 @@ llamacpp::Model predicted(const std::string& harness_name) {
   return llamacpp::from_config(am, hm.catalog_id);
 }
 
+// The model a measurement record was made from: the record's catalog config ("Org__Name") with its overrides, as
+// the harness built it.
+llamacpp::Model predicted_of(const json& r) {
+  std::string id = r.at("catalog_id");
+  if (const auto at = id.find("__"); at != std::string::npos) id.replace(at, 2, "/");
+  auto entry = find_in_catalog(id);
+  if (!entry) throw std::runtime_error("not in the catalog: " + id);
+  json cfg = json::parse(entry->config_json);
+  const json overrides = r.value("overrides", json::object());  // named: items() does not own a temporary
+  for (const auto& [k, v] : overrides.items()) cfg[k] = v;
+  return llamacpp::from_config(model_from_config(HfConfig::parse(cfg.dump(), id)), id);
+}
+
 std::vector<json> read_jsonl(const std::string& rel) {
   std::ifstream in(std::string(LLMEM_SOURCE_DIR) + "/" + rel);
   std::vector<json> rows;
@@ -87,7 +100,8 @@ llamacpp::RunOptions run_of(const json& r) {
 // The rows of both llama.cpp data files whose log has the CUDA buffers, for the harness's models.
 std::vector<json> measured_buffer_rows() {
   auto rows = read_jsonl("bench/data/llamacpp_buffers_h200.jsonl");
-  for (const char* more : {"bench/data/llamacpp_memory_h200.jsonl", "bench/data/llamacpp_offload_h100.jsonl"}) {
+  for (const char* more : {"bench/data/llamacpp_memory_h200.jsonl", "bench/data/llamacpp_offload_h100.jsonl",
+                           "bench/data/llamacpp_arch_h100.jsonl"}) {
     const auto extra = read_jsonl(more);
     rows.insert(rows.end(), extra.begin(), extra.end());
   }
@@ -96,7 +110,6 @@ std::vector<json> measured_buffer_rows() {
     const json& lg = r.value("llama_log", json::object());
     // -ngl 0 leaves no CUDA model buffer, but a compute buffer for the ops the GPU takes over
     if (!lg.contains("compute_buffer_mib") || !lg["compute_buffer_mib"].contains("CUDA0")) continue;
-    if (!harness_models().count(r.at("model"))) continue;
     kept.push_back(r);
   }
   return kept;
@@ -154,7 +167,7 @@ TEST(LlamaCppBuffers, MatchWhatLlamaCppLogged) {
   std::vector<double> process_err, copies_err;
   for (const auto& r : measured_buffer_rows()) {
     const json& lg = r.at("llama_log");
-    llamacpp::Model m = predicted(r.at("model"));
+    llamacpp::Model m = predicted_of(r);
     llamacpp::quantize(m, llamacpp::find_scheme(r.at("scheme")));
     const llamacpp::RunOptions run = run_of(r);
     const Estimate e = llamacpp::estimate(m, run, default_gpu());
@@ -179,15 +192,13 @@ TEST(LlamaCppBuffers, MatchWhatLlamaCppLogged) {
     // replayed, exact in most of these runs (the median below). Where the last layers' tensors land after the
     // copies depends on the free list they leave, which differs from llama.cpp's in two measured runs (Qwen3-MoE,
     // 4 layers, Q8_0, -ngl 2: +44 MiB; TinyLlama Q4_K_M -ngl 0: -14 MiB): bounded by 15 % there, a named gap.
-    // With a fused QKV weight (phi3, gpt2) the host compute buffer is larger than the replay by 6 MiB (gpt2) and
-    // 18 MiB (phi3) in the measured partial runs: the host stores the K/V rows of host layers from copies of
-    // (views of) the fused activation; the exact copies the scheduler makes are not identified yet. A known gap,
+    // With layers on the host the host compute buffer is larger than the replay by up to 18 MiB in the measured
+    // partial runs (phi3 18, gpt2 6, phi2 5; the others exact): the host stores the K/V rows of host layers from
+    // copies of the activations; the exact copies the scheduler makes are not identified yet. A known gap,
     // bounded here by the measured worst case, not a mechanism.
     const bool partial = run.n_gpu_layers >= 0 && static_cast<uint64_t>(run.n_gpu_layers) < m.hp.n_layer;
     // weights in host memory multiplied on the GPU (op offload, batches of 32 or more): their copies are replayed
     const bool copies = run.n_ubatch >= 32 && (partial || run.cpu_moe_layers > 0 || !run.tensor_overrides.empty());
-    const bool fused_qkv = std::any_of(m.tensors.begin(), m.tensors.end(),
-                                       [](const llamacpp::GgufTensor& t) { return t.name == "blk.0.attn_qkv.weight"; });
     // GPT-2 with a q8_0 cache: llama.cpp's CUDA buffer holds 1.50 MiB (one [n_embd x n_ubatch] f32 tensor) more than
     // the replay, which matches a CPU build's buffer for the same graph exactly (test_llamacpp_cpu.cpp); a named
     // gap, cause not found
@@ -201,14 +212,14 @@ TEST(LlamaCppBuffers, MatchWhatLlamaCppLogged) {
     // holds: not replayed, 2.0 MiB in the measured run (4 layers, n_ubatch 16). A named gap.
     const bool host_experts_on_cpu = run.n_ubatch < 32 && run.cpu_moe_layers > 0 && m.hp.n_expert > 1;
     EXPECT_NEAR(c["compute (host)"], lg["compute_buffer_mib"]["CUDA_Host"].get<double>(),
-                partial && fused_qkv ? 18.5 : host_experts_on_cpu ? 2.1 : 0.2) << what;
+                partial ? 18.5 : host_experts_on_cpu ? 2.1 : 0.2) << what;
     const bool ok = r.contains("ok") && r["ok"].is_boolean() && r["ok"].get<bool>();
     if (ok && r.contains("peak_tree_bytes") && r["peak_tree_bytes"].is_number() && r["peak_tree_bytes"].get<double>() > 0)
       process_err.push_back(std::fabs(static_cast<double>(e.process_peak_bytes) / r["peak_tree_bytes"].get<double>() - 1));
     ++checked;
     ++checked_per_arch[m.hp.arch];
   }
-  EXPECT_GE(checked, 220);
+  EXPECT_GE(checked, 240);
   // the copies of host weights: exact (llama.cpp logs two decimals) in the median run
   ASSERT_GE(copies_err.size(), 40u);
   std::sort(copies_err.begin(), copies_err.end());
@@ -216,6 +227,8 @@ TEST(LlamaCppBuffers, MatchWhatLlamaCppLogged) {
   // the builders these measurements exercise directly (the others: LlamaCppBuilders below)
   for (const char* arch : {"llama", "qwen2", "gemma2", "phi3", "qwen3moe", "gpt2"})
     EXPECT_GE(checked_per_arch[arch], 18) << arch;
+  // measured on the GPU after their builders were written (llama_arch1.sh)
+  for (const char* arch : {"phi2", "bloom", "olmo2", "deepseek2"}) EXPECT_GE(checked_per_arch[arch], 4) << arch;
   // the GPU process peak NVML saw (llmem measure) against the estimate: the targets
   ASSERT_GE(process_err.size(), 100u);
   std::sort(process_err.begin(), process_err.end());

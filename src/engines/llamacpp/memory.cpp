@@ -72,6 +72,13 @@ bool input_layer_tensor(const std::string& name) {
   return name == "token_embd.weight" || name == "position_embd.weight" || name == "token_types.weight";
 }
 
+// The layer whose device a tensor goes to: its blk.N, -1 for the output layer's; the embeddings' norm
+// (token_embd_norm, BLOOM) is a repeating-layer tensor placed with layer 0 (llama-arch.cpp: "do the norms on the
+// first layer (not the input layer)").
+int64_t placement_layer(const GgufTensor& t) {
+  return t.layer < 0 && t.name.rfind("token_embd_norm.", 0) == 0 ? 0 : t.layer;
+}
+
 // ggml_backend_cuda_buffer_type_get_alloc_size: a quantised tensor whose rows are not a multiple of
 // MATRIX_ROW_PADDING gets that many extra columns of one row, once; then the buffer's 128-byte alignment.
 uint64_t cuda_alloc_bytes(DType type, uint64_t ne0, uint64_t bytes) {
@@ -111,8 +118,9 @@ std::vector<bool> tensors_on_gpu(const Model& m, const Placement& p, const RunOp
     }
     if (overridden) continue;
     if (t.layer >= 0 && static_cast<uint64_t>(t.layer) < run.cpu_moe_layers && routed_expert_tensor(t.name)) continue;
-    const bool output_layer = t.layer < 0 && !input_layer_tensor(t.name);
-    on_gpu[i] = t.layer >= 0 ? static_cast<uint64_t>(t.layer) >= p.gpu_start : output_layer && p.output_on_gpu;
+    const int64_t layer = placement_layer(t);
+    const bool output_layer = layer < 0 && !input_layer_tensor(t.name);
+    on_gpu[i] = layer >= 0 ? static_cast<uint64_t>(layer) >= p.gpu_start : output_layer && p.output_on_gpu;
   }
   return on_gpu;
 }
@@ -375,7 +383,7 @@ void split_over_devices(Estimate& e, const Model& m, const Architecture& arch, c
     std::vector<bool> mine(m.tensors.size(), false);
     for (size_t i = 0; i < m.tensors.size(); ++i) {
       const GgufTensor& t = m.tensors[i];
-      const int td = t.layer >= 0 ? dev[static_cast<size_t>(t.layer)] : output_dev;
+      const int td = placement_layer(t) >= 0 ? dev[static_cast<size_t>(placement_layer(t))] : output_dev;
       mine[i] = on_gpu[i] ? (td < 0 ? 0 : td) == di : d == 0 && s.weight_copies && s.weight_copies->count(t.name);
     }
     uint64_t first = UINT64_MAX, last = 0;
@@ -392,7 +400,7 @@ void split_over_devices(Estimate& e, const Model& m, const Architecture& arch, c
     for (size_t i = 0; i < m.tensors.size(); ++i) {
       const GgufTensor& t = m.tensors[i];
       if (!on_gpu[i]) continue;
-      int td = t.layer >= 0 ? dev[static_cast<size_t>(t.layer)] : output_dev;
+      int td = placement_layer(t) >= 0 ? dev[static_cast<size_t>(placement_layer(t))] : output_dev;
       if (td < 0) td = 0;  // a tensor overridden onto the GPU whose layer is on the host
       if (td == di) weights += cuda_tensor_bytes(t);
     }
