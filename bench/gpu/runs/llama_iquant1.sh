@@ -7,5 +7,5 @@ set -o pipefail
 C="ctx=4096,fa=on,ngl=all;ctx=4096,fa=off,ngl=all;ctx=4096,fa=on,ngl=half"
 timeout 590 bash bench/gpu/llamacpp/run_all.sh --deadline 560 --prep-deadline 330 --stages 123J4 \
   --models "TinyLlama-1.1B Qwen3-30B-A3B-4L=Qwen__Qwen3-30B-A3B,num_hidden_layers=4" \
-  --schemes IQ4_NL,IQ4_XS,IQ3_S,IQ3_M,MXFP4_MOE --keep all --measure-schemes IQ4_NL,IQ4_XS,IQ3_S,IQ3_M,MXFP4_MOE \
+  --schemes IQ4_NL,IQ4_XS,IQ3_S,IQ3_M,MXFP4_MOE --keep IQ4_NL,IQ4_XS,IQ3_S,IQ3_M,MXFP4_MOE --measure-schemes IQ4_NL,IQ4_XS,IQ3_S,IQ3_M,MXFP4_MOE \
   --ctx 4096 --fa on,off --measure-args "--configs $C"
