@@ -507,8 +507,12 @@ function renderFit(fit, text) {
     $('fit-box').hidden = false;
     return;
   }
+  // a MoE model's options carry the smallest --n-cpu-moe (null for a dense model), as llmem fit's column
+  const moe = llama && fit.options.some((o) => o.min_n_cpu_moe !== null && o.min_n_cpu_moe !== undefined);
+  const ncmoe = (o) => (o.min_n_cpu_moe === null || o.min_n_cpu_moe === undefined ? '—'
+    : o.min_n_cpu_moe < 0 ? 'none' : String(o.min_n_cpu_moe));
   const columns = llama
-    ? ['quant', 'file GiB', 'GPU peak GiB', 'fits', '-ngl', 'max context']
+    ? ['quant', 'file GiB', 'GPU peak GiB', 'fits', '-ngl', ...(moe ? ['--n-cpu-moe'] : []), 'max context']
     : ['Mode', 'Precision', 'Fits', 'Peak GiB', 'Headroom GiB', 'Max context (tokens)', 'Max batch', 'GPUs needed'];
   head.replaceChildren(Object.assign(document.createElement('tr'), {}));
   head.rows[0].append(...columns.map((c) => cell('th', c)));
@@ -517,6 +521,7 @@ function renderFit(fit, text) {
     const cells = llama
       ? [o.quant, gib(o.weight_bytes, 2), gib(o.process_peak_bytes, 2), o.all_layers_fit ? 'yes' : 'no',
          o.all_layers_fit ? 'all' : o.max_ngl < 0 ? 'none' : `${o.max_ngl} of ${o.n_layer + 1}`,
+         ...(moe ? [ncmoe(o)] : []),
          o.max_context ? thousands(o.max_context) + (o.context_capped ? '*' : '') : '—']
       : [o.sharding ? `${o.mode}/${o.sharding}` : o.mode, o.precision, o.fits ? 'yes' : 'no',
          (o.per_gpu_approximate ? '~' : '') + gib(o.per_gpu_bytes, 2), (o.per_gpu_approximate ? '~' : '') + gib(o.headroom_bytes, 2),
@@ -530,7 +535,7 @@ function renderFit(fit, text) {
     return tr;
   }));
   $('fit-foot').textContent = (llama
-    ? `On ${fit.gpu.display_name} (${gib(fit.gpu.memory_bytes, 2)} GiB), n_ctx ${thousands(fit.n_ctx)}. file GiB: tensor data of the GGUF llama-quantize would write; GPU peak: every layer on the GPU; -ngl: layers that fit (the output layer counts as one); max context: every layer on the GPU, multiples of 256.`
+    ? `On ${fit.gpu.display_name} (${gib(fit.gpu.memory_bytes, 2)} GiB), n_ctx ${thousands(fit.n_ctx)}. file GiB: tensor data of the GGUF llama-quantize would write; GPU peak: every layer on the GPU; -ngl: layers that fit (the output layer counts as one);${moe ? ' --n-cpu-moe: with every layer on the GPU, the fewest layers whose routed experts stay in host memory for the rest to fit;' : ''} max context: every layer on the GPU, multiples of 256.`
     : `On ${fit.gpu.display_name} (${gib(fit.gpu.memory_bytes, 2)} GiB, a budget of ${gib(fit.gpu.budget_bytes ?? fit.gpu.memory_bytes, 2)} GiB after the reserve). Peak and headroom at the given context and batch 1; max context at batch 1 (prompt tokens for inference, sequence length for training); max batch at the given context; ~ an approximation: the footprint split evenly over GPUs.`) +
     ' * = the search\'s limit (the model\'s context), not memory\'s.';
   $('fit-box').hidden = false;
