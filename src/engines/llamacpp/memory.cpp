@@ -375,6 +375,12 @@ void split_over_devices(Estimate& e, const Model& m, const Architecture& arch, c
     if (t.name == "token_embd.weight") token_embd = &t;
     if (t.name == "output.weight") has_output = true;
   }
+  // each tensor's device (one overridden onto the GPU whose layer is on the host: the first)
+  std::vector<int> tensor_dev(m.tensors.size(), 0);
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    const int64_t layer = placement_layer(m.tensors[i]);
+    tensor_dev[i] = std::max(0, layer >= 0 ? dev[static_cast<size_t>(layer)] : output_dev);
+  }
   uint64_t worst = 0;
   std::vector<GpuEstimate> out;
   for (uint64_t d = 0; d < run.n_gpus; ++d) {
@@ -382,9 +388,7 @@ void split_over_devices(Estimate& e, const Model& m, const Architecture& arch, c
     // the weights this device multiplies with: its own, and on the first device those op offload brings from the host
     std::vector<bool> mine(m.tensors.size(), false);
     for (size_t i = 0; i < m.tensors.size(); ++i) {
-      const GgufTensor& t = m.tensors[i];
-      const int td = placement_layer(t) >= 0 ? dev[static_cast<size_t>(placement_layer(t))] : output_dev;
-      mine[i] = on_gpu[i] ? (td < 0 ? 0 : td) == di : d == 0 && s.weight_copies && s.weight_copies->count(t.name);
+      mine[i] = on_gpu[i] ? tensor_dev[i] == di : d == 0 && s.weight_copies && s.weight_copies->count(m.tensors[i].name);
     }
     uint64_t first = UINT64_MAX, last = 0;
     for (uint64_t il = 0; il < hp.n_layer; ++il)
@@ -397,13 +401,8 @@ void split_over_devices(Estimate& e, const Model& m, const Architecture& arch, c
     GpuEstimate g;
     g.index = static_cast<unsigned>(d);
     uint64_t weights = 0, kv_bytes = 0, compute = 0;
-    for (size_t i = 0; i < m.tensors.size(); ++i) {
-      const GgufTensor& t = m.tensors[i];
-      if (!on_gpu[i]) continue;
-      int td = placement_layer(t) >= 0 ? dev[static_cast<size_t>(placement_layer(t))] : output_dev;
-      if (td < 0) td = 0;  // a tensor overridden onto the GPU whose layer is on the host
-      if (td == di) weights += cuda_tensor_bytes(t);
-    }
+    for (size_t i = 0; i < m.tensors.size(); ++i)
+      if (mine[i] && on_gpu[i]) weights += cuda_tensor_bytes(m.tensors[i]);
     if (!has_output && token_embd && place.output_on_gpu && output_dev == di) weights += cuda_tensor_bytes(*token_embd);
     for (uint64_t il = 0; il < hp.n_layer; ++il)
       if (dev[il] == di) kv_bytes += kv.layer_gpu_bytes[il];
