@@ -77,9 +77,16 @@ def array_spec(v):
     raise TypeError(v)
 
 
-def build_header(d, token_pad):
+# token index -> name, for --newline-token (the SentencePiece layout of Llama/Phi-3 vocabularies)
+LOADABLE_NAMES = {0: '<unk>', 1: '<s>', 2: '</s>', 13: '<0x0A>', 32000: '<|endoftext|>'}
+
+
+def build_header(d, token_pad, newline_token=False):
     """Header bytes up to (not including) the alignment padding. token_pad: extra bytes added
-    to the dummy string arrays so the header ends where the original did."""
+    to the dummy string arrays so the header ends where the original did. newline_token: a few dummy tokens of
+    tokenizer.ggml.tokens get the names llama.cpp's vocabulary loader looks up (LOADABLE_NAMES), so that
+    llama.cpp itself loads the file (llama-vocab.cpp: the SPM newline "<0x0A>", Phi-3's special tokens; a
+    dummy vocabulary without them throws _Map_base::at)."""
     md = d['metadata']
     out = [b'GGUF', struct.pack('<I', d['gguf_version']),
            struct.pack('<Q', len(d['tensors'])), struct.pack('<Q', len(md))]
@@ -96,7 +103,10 @@ def build_header(d, token_pad):
                 parts = []
                 for i in range(n):
                     s = f't{i}'
-                    if pad_left:
+                    named = newline_token and k == 'tokenizer.ggml.tokens' and i in LOADABLE_NAMES
+                    if named:
+                        s = LOADABLE_NAMES[i]
+                    elif pad_left:
                         extra = min(pad_left, 64)
                         s += 'x' * extra
                         pad_left -= extra
@@ -116,15 +126,15 @@ def build_header(d, token_pad):
     return b''.join(out)
 
 
-def rebuild(d, outdir):
+def rebuild(d, outdir, newline_token=False):
     align = d['alignment']
     target = d['tensor_data_offset']
-    hdr = build_header(d, 0)
+    hdr = build_header(d, 0, newline_token)
     if len(hdr) > target:
         raise ValueError(f"{d['file']}: dummy header {len(hdr)} B is longer than the original "
                          f"tensor_data_offset {target}")
     # header end must land in (target - align, target]; pad the dummy strings to end exactly at target
-    hdr = build_header(d, target - len(hdr))
+    hdr = build_header(d, target - len(hdr), newline_token)
     assert len(hdr) == target, (len(hdr), target)
     if 'general.alignment' in d['metadata']:
         assert d['metadata']['general.alignment'] == align
@@ -246,6 +256,9 @@ def main():
     ap.add_argument('--out', default='/tmp/peer-ggufs')
     ap.add_argument('--verify', action='store_true')
     ap.add_argument('--only', help='substring of the file name')
+    ap.add_argument('--newline-token', action='store_true',
+                    help='give the dummy tokens llama.cpp looks up their names (LOADABLE_NAMES), so that llama.cpp '
+                         'loads SPM vocabularies; the stored node-llama-cpp data was made without it')
     ap.add_argument('--gguf-py', action='store_true', help='--verify also with gguf-py GGUFReader (slow)')
     ap.add_argument('--llmem', default='/work/main/build/llmem', help="llmem binary for --verify ('' to skip)")
     a = ap.parse_args()
@@ -255,7 +268,7 @@ def main():
         d = json.loads(line)
         if a.only and a.only not in d['file']:
             continue
-        path = rebuild(d, a.out)
+        path = rebuild(d, a.out, a.newline_token)
         msg = 'written'
         if a.verify:
             errs = verify(d, path, a.gguf_py, a.llmem if a.llmem and os.path.exists(a.llmem) else None)

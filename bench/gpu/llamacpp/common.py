@@ -55,15 +55,33 @@ def _value(text):
         return text
 
 
+def _split_top_level(text):
+    """Split at the commas outside brackets, so that a JSON list value (layer_types=["a","b"]) stays whole."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
 class ModelSpec:
-    """NAME=CATALOG_ID[,key=value,...]; CATALOG_ID '@tiny' is the gguf-py-only test model."""
+    """NAME=CATALOG_ID[,key=value,...]; CATALOG_ID '@tiny' is the gguf-py-only test model; a value may be JSON
+    (a list keeps its commas: layer_types=["sliding_attention","full_attention"])."""
 
     def __init__(self, text):
         text = text.strip()
         if "=" not in text.split(",")[0]:
             raise ValueError(f"model spec {text!r}: expected NAME=CATALOG_ID[,key=value...]")
         name, rest = text.split("=", 1)
-        parts = rest.split(",")
+        parts = _split_top_level(rest)
         self.text = text
         self.name = name.strip()
         self.catalog = parts[0].strip()

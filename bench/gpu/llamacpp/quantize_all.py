@@ -11,6 +11,11 @@ scheme is in --keep (disk is 64 GiB: an F32 Phi-3 is 15 GB). The base GGUF itsel
 estimated output plus --disk-margin-gib. Work already done (a kept file with its .done.json, or a dump in the
 work dir's record) is skipped, so a second call continues. No job starts after the deadline; at --hard-at the
 running ones are killed.
+
+Schemes llama-quantize refuses without an importance matrix (--imatrix-schemes, the list llmem predicts as made
+with one) get `--imatrix WORK/NAME.imatrix.gguf`, made once per model by `llama-imatrix` on the CPU (the GPU hidden:
+a PTX-only CUDA backend would JIT-compile first) over this repository's README.md, 4 chunks of 512 tokens. The
+tensor types depend on the matrix's presence, not on its values; records carry "imatrix": true.
 """
 import argparse
 import os
@@ -64,6 +69,9 @@ def main(argv):
     ap.add_argument("--delete-base", action="store_true",
                     help="delete a model's base GGUF once all its schemes are done")
     ap.add_argument("--disk-margin-gib", type=float, default=3.0)
+    ap.add_argument("--imatrix-schemes", default="IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ3_XXS IQ3_XS Q2_K_S",
+                    help="schemes quantised with an importance matrix (default: those llama-quantize refuses "
+                         "without one)")
     ap.add_argument("--reader", choices=["fast", "gguf-py"], default="fast")
     common.add_deadline_args(ap)
     args = ap.parse_args(argv)
@@ -125,11 +133,39 @@ def main(argv):
             return 0
         return int(base.stat().st_size * common.SCHEME_SIZE_FACTOR.get(scheme, 1.0))
 
+    imatrix_schemes = set(common.parse_list(args.imatrix_schemes, upper=True))
+    imatrix_files = {}  # model name -> (path or None, record)
+    imatrix_locks = {spec.name: threading.Lock() for spec in specs}
+
+    def imatrix_for(spec):
+        """The model's importance matrix, made on first use (None if llama-imatrix failed)."""
+        with imatrix_locks[spec.name]:
+            if spec.name in imatrix_files:
+                return imatrix_files[spec.name][0]
+            path = work.root / f"{spec.name}.imatrix.gguf"
+            cmd = [str(ldir / "bin" / "llama-imatrix"), "-m", str(work.base(spec.name)),
+                   "-f", str(common.REPO / "README.md"), "-o", str(path), "-c", "512", "--chunks", "4",
+                   "-ngl", "0", "-t", str(max(1, args.threads))]
+            logf = work.log(f"imatrix-{spec.name}.log")
+            rc, timed_out, secs = run_quantize(cmd, logf, dl.hard_left, dict(env, CUDA_VISIBLE_DEVICES=""))
+            ok = rc == 0 and path.is_file()
+            rec = {"model": spec.name, "stage": "imatrix", "command": cmd, "rc": rc, "timed_out": timed_out,
+                   "seconds": round(secs, 3), "ok": ok,
+                   "log_tail": logf.read_text(errors="replace")[-4000:]}
+            with lock:
+                qsink.write(rec)
+            common.log(f"quantize_all: {spec.name}: importance matrix " + ("made" if ok else "FAILED") +
+                       f" in {secs:.1f} s")
+            imatrix_files[spec.name] = (path if ok else None, rec)
+            return imatrix_files[spec.name][0]
+
     def do_dump(spec, scheme, path):
         if args.no_dump:
             return None
         try:
             rec = dump_gguf.dump(path, spec.name, scheme, args.reader)
+            if scheme in imatrix_schemes:
+                rec["imatrix"] = True
         except Exception as e:
             rec = {"model": spec.name, "scheme": scheme, "file": Path(path).name, "error": f"{type(e).__name__}: {e}"}
         with lock:
@@ -155,6 +191,11 @@ def main(argv):
             common.remove_gguf(out)
             tmp = Path(str(out) + ".partial")
             cmd = [str(qbin), str(base), str(tmp), scheme, str(args.threads)]
+            if scheme in imatrix_schemes:
+                imat = imatrix_for(spec)
+                rec["imatrix"] = True
+                if imat is not None:
+                    cmd = [str(qbin), "--imatrix", str(imat), str(base), str(tmp), scheme, str(args.threads)]
             rec["command"] = cmd
             logf = work.log(f"quantize-{spec.name}-{scheme}.log")
             rc, timed_out, secs = run_quantize(cmd, logf, dl.hard_left, env)
