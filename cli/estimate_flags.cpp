@@ -103,6 +103,8 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
       ->capture_default_str();
   cmd->add_option("--main-gpu", w.main_gpu, "llama.cpp with --gpus and --split-mode none: the GPU used")->capture_default_str();
   cmd->add_flag("--no-mmap", w.no_mmap, "llama.cpp: read host-resident weights into pinned memory instead of mapping the file");
+  cmd->add_flag("--mlock", w.mlock, "llama.cpp: as its --mlock: read host-resident weights (not mapped) and lock them in RAM");
+  cmd->add_option("--ram", w.ram, "llama.cpp: the machine's RAM with a unit, e.g. 32GiB: does the host side fit?");
   cmd->add_flag("--tensors", r.list_tensors, "llama.cpp: list every tensor with the type it has (or would have) in the file");
   // the GPU
   cmd->add_option("--gpu", r.gpu.name,
@@ -148,7 +150,7 @@ const FlagNames& estimate_flag_names() {
       {"flash_attn", "--flash-attn"}, {"n_parallel", "--parallel"},     {"list_tensors", "--tensors"},
       {"n_cpu_moe", "--n-cpu-moe"},   {"cpu_moe", "--cpu-moe"},         {"override_tensor", "--override-tensor"},
       {"no_mmap", "--no-mmap"},       {"tensor_split", "--tensor-split"}, {"split_mode", "--split-mode"},
-      {"main_gpu", "--main-gpu"},
+      {"main_gpu", "--main-gpu"},     {"mlock", "--mlock"},             {"ram", "--ram"},
       {"vllm_version", "--vllm-version"}, {"vllm_dtype", "--dtype"}, {"gpu_memory_utilization", "--gpu-memory-utilization"},
       {"max_model_len", "--max-model-len"}, {"max_num_seqs", "--max-num-seqs"},
       {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},

@@ -19,4 +19,8 @@ inline uint64_t positive_count(int64_t value, const char* field) {
   return static_cast<uint64_t>(value);
 }
 
+// A size a person typed, in bytes (gpu_profile.cpp): a number and a unit (24GiB, 80GB), never a bare number; "0"
+// where zero_allowed. A FieldError naming the field otherwise.
+uint64_t parse_size(const std::string& text, const std::string& field, bool zero_allowed);
+
 }  // namespace llmem::adapters

@@ -49,6 +49,7 @@ llamacpp::RunOptions run_options(const Workload& w) {
   run.tensor_overrides = w.tensor_overrides;
   run.cpu_moe_layers = w.cpu_moe_layers;
   run.mmap = w.mmap;
+  run.mlock = w.mlock;
   run.n_gpus = w.gpus;
   run.tensor_split = w.tensor_split;
   run.split_none = w.split_none;
@@ -80,6 +81,7 @@ class LlamaCppEngine final : public Engine {
     static const std::set<std::string> fields = {"quant",        "batch",        "n_ctx",      "n_ubatch",   "n_gpu_layers",
                                                  "cache_type_k", "cache_type_v", "flash_attn", "n_parallel", "list_tensors",
                                                  "n_cpu_moe",    "cpu_moe",      "override_tensor", "no_mmap",
+                                                 "mlock",        "ram",
                                                  "n_gpus",       "tensor_split", "split_mode", "main_gpu"};
     return fields.count(field) != 0;
   }
@@ -110,7 +112,11 @@ class LlamaCppEngine final : public Engine {
     }
     if (spec.n_cpu_moe < 0) throw usage_error("n_cpu_moe", "{field} must be 0 or more layers, got " + std::to_string(spec.n_cpu_moe));
     w.cpu_moe_layers = spec.cpu_moe ? UINT64_MAX : static_cast<uint64_t>(spec.n_cpu_moe);
-    w.mmap = !spec.no_mmap;
+    // --mlock is llama.cpp's load mode mlock (common/arg.cpp): the file is read, not mapped (llama-model-loader's
+    // use_mmap covers mmap and mmap+mlock only), and the host buffers of the weights are mlock'ed
+    w.mmap = !spec.no_mmap && !spec.mlock;
+    w.mlock = spec.mlock;
+    if (!spec.ram.empty()) w.host_ram_bytes = parse_size(spec.ram, "ram", false);
     // several GPUs (common/arg.cpp --split-mode, --tensor-split, --main-gpu)
     if (spec.n_gpus < 1 || spec.n_gpus > 16)
       throw usage_error("n_gpus", fmt::format("{{field}} must be 1 to 16 (llama.cpp's GGML_CUDA_MAX_DEVICES), got {}", spec.n_gpus));
@@ -172,6 +178,7 @@ class LlamaCppEngine final : public Engine {
     if (w.gpu_expert_layers >= 0)
       run.cpu_moe_layers = m.hp.n_layer - std::min<uint64_t>(static_cast<uint64_t>(w.gpu_expert_layers), m.hp.n_layer);
     Estimate e = llamacpp::estimate(m, run, gpu);
+    e.host_ram_bytes = w.host_ram_bytes;
     e.architecture = m.hp.arch;
     e.layers = m.hp.n_layer;
     e.weights_scheme = m.scheme;

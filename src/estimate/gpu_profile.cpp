@@ -9,9 +9,10 @@
 #include "llmem/error.hpp"
 #include "llmem/estimate.hpp"
 #include "llmem/units.hpp"
+#include "adapters.hpp"
 
 namespace llmem {
-namespace {
+namespace adapters {
 
 // A size a person typed, in bytes: a number and a unit, never a bare number (12 could mean 12 GiB or 12 GB; as
 // bytes it would be a GPU of 12 bytes). "0" needs no unit where zero is allowed.
@@ -31,6 +32,12 @@ uint64_t parse_size(const std::string& text, const std::string& field, bool zero
                                  "memory size (e.g. 24GiB, 80GB, 512MiB; GB = 10^9 bytes, GiB = 2^30)");
   return *bytes;
 }
+
+}  // namespace adapters
+
+namespace {
+
+using adapters::parse_size;
 
 bool decimal_unit(const std::string& text) {
   std::string unit;

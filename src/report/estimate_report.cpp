@@ -135,6 +135,7 @@ json llamacpp_json(const EstimateResult& r) {
   for (const auto& [pattern, buffer] : w.tensor_overrides) overrides.push_back(pattern + "=" + buffer);
   wl["override_tensor"] = overrides;
   wl["mmap"] = w.mmap;
+  wl["mlock"] = w.mlock;
   json j = {{"schema_version", 1},
             {"source", r.source.spec},
             {"engine", e.engine},
@@ -155,6 +156,9 @@ json llamacpp_json(const EstimateResult& r) {
     j["tensors"] = ts;
   }
   if (!e.per_gpu.empty()) j["per_gpu"] = per_gpu_json(e);
+  // --ram: the machine's RAM and whether the host side fits it (null when not given)
+  j["host_ram_bytes"] = e.host_ram_bytes ? json(e.host_ram_bytes) : json(nullptr);
+  j["host_fits"] = e.host_ram_bytes ? json(e.host_fits()) : json(nullptr);
   return j;
 }
 
@@ -349,7 +353,7 @@ void append_fit_line(std::string& out, const Estimate& e) {
   const double free_gib = (static_cast<double>(e.gpu.budget_bytes()) - static_cast<double>(e.process_peak_bytes)) / kGiB;
   append(out, "\n{} on {}: {}{}\n", fits(e) ? "Fits" : "Does NOT fit", e.gpu.display_name,
          free_gib >= 0 ? fmt::format("{:.2f} GiB to spare", free_gib) : fmt::format("{:.2f} GiB short", -free_gib),
-         e.offloaded_weight_bytes ? " on the GPUs" : "");
+         e.offloaded_weight_bytes ? " on the GPUs" : !e.host_fits() ? " on the GPU, but not in the machine's RAM" : "");
   if (e.offloaded_weight_bytes)
     append(out, "but {:.2f} GiB of weights do not fit them: device_map offloads those to the CPU\n",
            static_cast<double>(e.offloaded_weight_bytes) / kGiB);
@@ -432,8 +436,15 @@ std::string llamacpp_text(const EstimateResult& r) {
          several ? "llama.cpp's buffers on the fullest GPU (model, KV, compute)" : "llama.cpp's GPU buffers (model, KV cache, compute)");
   append(out, "{:<28}{:>12.3f}  {}\n", "GPU process peak", static_cast<double>(e.process_peak_bytes) / kGiB,
          several ? "what NVML shows for the process on the fullest GPU" : "what nvidia-smi / NVML shows for the process");
-  append(out, "{:<28}{:>12.3f}  host memory: mmap'd weights not on the GPU, CPU buffers\n", "Host",
-         static_cast<double>(e.host_bytes) / kGiB);
+  append(out, "{:<28}{:>12.3f}  host memory: weights off the GPU ({}), CPU buffers\n", "Host",
+         static_cast<double>(e.host_bytes) / kGiB, r.workload.mmap ? "mapped" : r.workload.mlock ? "locked" : "pinned");
+  if (e.host_ram_bytes) {
+    const double spare = (static_cast<double>(e.host_ram_bytes) - static_cast<double>(e.host_bytes)) / kGiB;
+    append(out, "{:<28}{:>12.3f}  --ram: {}\n", "Host RAM", static_cast<double>(e.host_ram_bytes) / kGiB,
+           spare >= 0 ? fmt::format("the host side fits, {:.2f} GiB to spare", spare)
+           : r.workload.mmap ? fmt::format("{:.2f} GiB short (mapped weights re-read from disk)", -spare)
+                             : fmt::format("{:.2f} GiB short (pinned buffers fail to allocate)", -spare));
+  }
   append_fit_line(out, e);
   append_per_gpu(out, e);
   append_notes(out, e.notes);

@@ -360,6 +360,41 @@ TEST(LlamaCppCli, EstimateJsonHasTheKeysScriptsUse) {
   EXPECT_TRUE(gpu && host);
 }
 
+// --mlock is llama.cpp's load mode mlock: the same buffers as --no-mmap (read into pinned memory, not mapped), the
+// weights' buffer locked; --ram checks the host side against the machine's RAM, and "fits" needs both.
+TEST(LlamaCppCli, MlockAndRamCheckTheHostSide) {
+  const std::string base = "estimate Qwen/Qwen3-30B-A3B --engine llamacpp --quant Q4_K_M --n-cpu-moe 30 --json";
+  auto run = [](const std::string& cmd) {
+    const fixtures::CliRun r = fixtures::run_llmem(cmd);
+    EXPECT_EQ(r.exit_code, 0) << cmd << "\n" << r.err;
+    return json::parse(r.out);
+  };
+  const json mapped = run(base), pinned = run(base + " --no-mmap"), locked = run(base + " --mlock");
+  EXPECT_TRUE(mapped["workload"]["mmap"].get<bool>());
+  EXPECT_FALSE(locked["workload"]["mmap"].get<bool>());
+  EXPECT_TRUE(locked["workload"]["mlock"].get<bool>());
+  EXPECT_EQ(locked["host_bytes"], pinned["host_bytes"]);
+  EXPECT_EQ(locked["framework_peak_bytes"], pinned["framework_peak_bytes"]);
+  // 30 of 48 layers' experts on the host: about 10 GiB
+  const uint64_t host = mapped["host_bytes"].get<uint64_t>();
+  EXPECT_GT(host, uint64_t{9} << 30);
+  EXPECT_LT(host, uint64_t{12} << 30);
+  bool locked_weights = false;
+  for (const auto& c : locked["components"]) locked_weights = locked_weights || c["name"] == "weights (locked)";
+  EXPECT_TRUE(locked_weights);
+  EXPECT_TRUE(mapped["host_ram_bytes"].is_null());
+  EXPECT_TRUE(mapped["host_fits"].is_null());
+  const json small = run(base + " --ram 8GiB"), large = run(base + " --ram 16GiB");
+  EXPECT_EQ(small["host_ram_bytes"], uint64_t{8} << 30);
+  EXPECT_FALSE(small["host_fits"].get<bool>());
+  EXPECT_FALSE(small["fits"].get<bool>());  // the GPU side fits an H200; the host side does not fit 8 GiB
+  EXPECT_TRUE(large["host_fits"].get<bool>());
+  EXPECT_TRUE(large["fits"].get<bool>());
+  const fixtures::CliRun text = fixtures::run_llmem("estimate Qwen/Qwen3-30B-A3B --engine llamacpp --quant Q4_K_M --n-cpu-moe 30 --ram 8GiB");
+  EXPECT_NE(text.out.find("GiB short (mapped weights re-read from disk)"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("but not in the machine's RAM"), std::string::npos) << text.out;
+}
+
 TEST(LlamaCppCli, BadInputIsOneLineAndExit2) {
   fixtures::CliRun r = fixtures::run_llmem("estimate TinyLlama/TinyLlama-1.1B-Chat-v1.0 --engine llamacpp --quant Q4_KM");
   EXPECT_EQ(r.exit_code, 2) << r.err;

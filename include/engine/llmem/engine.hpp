@@ -100,6 +100,8 @@ struct Workload {
   // memory); -1: cpu_moe_layers says
   int64_t gpu_expert_layers = -1;
   bool mmap = true;                  // host-resident weights mapped from the file (else --no-mmap: pinned memory)
+  bool mlock = false;                // --mlock: not mapped, and the host weights' buffer locked in RAM (mlock(2))
+  uint64_t host_ram_bytes = 0;       // --ram: the machine's RAM the host side must fit in (0 = not checked)
   std::vector<double> tensor_split;  // llama.cpp over `gpus` GPUs: each one's share of the layers (empty: equal)
   bool split_none = false;           // --split-mode none: everything on main_gpu
   uint64_t main_gpu = 0;
@@ -208,6 +210,7 @@ struct Estimate {
   uint64_t process_peak_bytes = 0;    // NVML per-process used memory at the peak
   uint64_t weight_bytes = 0;
   uint64_t host_bytes = 0;            // host memory the engine uses for the model (llama.cpp: mmap'd weights, CPU buffers)
+  uint64_t host_ram_bytes = 0;        // the RAM host_bytes must fit in (--ram); 0 = not checked
   GpuProfile gpu;
   std::vector<std::string> notes;
   // The model as the engine loads it, where the engine reads a file format of its own (llama.cpp); empty or zero
@@ -225,10 +228,12 @@ struct Estimate {
   std::vector<std::string> multi_gpu_lines;  // the placement or sharding in words (and DeepSpeed's own estimate)
 
   // The one rule of "fits", for estimate and fit alike: the peak a GPU holds (the process peak, or fit's per-GPU
-  // share of it) within the budget, and no weight that device_map moved off the GPUs.
+  // share of it) within the budget, no weight that device_map moved off the GPUs, and the host side within the
+  // machine's RAM where --ram gave it.
   bool fits_within(uint64_t peak_per_gpu_bytes, uint64_t budget_bytes) const {
-    return peak_per_gpu_bytes <= budget_bytes && offloaded_weight_bytes == 0;
+    return peak_per_gpu_bytes <= budget_bytes && offloaded_weight_bytes == 0 && host_fits();
   }
+  bool host_fits() const { return host_ram_bytes == 0 || host_bytes <= host_ram_bytes; }
 };
 
 }  // namespace llmem

@@ -126,6 +126,7 @@ struct RunOptions {
   // Host-resident weights mapped from the file (llama.cpp's default) or, with --no-mmap, read into pinned host
   // memory (CUDA_Host).
   bool mmap = true;
+  bool mlock = false;  // --mlock: not mapped (mmap false) and the weights' host buffer locked in RAM
   // Several GPUs (--split-mode layer, llama.cpp's default): the offloaded layers and the output layer split over
   // n_gpus in proportion to tensor_split (empty: equal shares, what llama.cpp's default split by free memory gives
   // identical idle GPUs), each with its own buffers; --split-mode none puts everything on main_gpu.

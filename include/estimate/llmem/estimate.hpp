@@ -78,6 +78,8 @@ struct WorkloadSpec {
   bool cpu_moe = false;                   // --cpu-moe: every layer's routed experts in host memory
   std::vector<std::string> override_tensor;  // --override-tensor PATTERN=BUFFER (CPU or CUDA0), in order
   bool no_mmap = false;                   // --no-mmap: host-resident weights read into pinned memory
+  bool mlock = false;                     // --mlock (llama.cpp's load mode mlock): as --no-mmap, the host weights locked
+  std::string ram;                        // --ram SIZE: the machine's RAM, to check the host side against ("" = none)
   std::string tensor_split;               // --tensor-split 3,1: each GPU's share of the layers ("" = equal)
   std::string split_mode = "layer";       // --split-mode layer | none (row is not modelled)
   int64_t main_gpu = 0;                   // --main-gpu: the GPU of --split-mode none

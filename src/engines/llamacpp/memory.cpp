@@ -557,6 +557,7 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
                                                   static_cast<double>(weights.host_experts) / kMiB)
                                     : "token_embd and layers left on the host";
   if (run.mmap) add("weights (mmap)", weights.host, "host", host_what + ", mapped from the file (page cache)");
+  else if (run.mlock) add("weights (locked)", weights.host, "host", host_what + ", read into pinned host memory and locked (--mlock)");
   else add("weights (pinned)", weights.host, "host", host_what + ", read into pinned host memory (--no-mmap)");
   add("kv_cache (host)", kv.host_bytes, "host", "KV cache of the layers left on the host");
   add("compute (host)", compute_host, "host", "host compute buffer");
