@@ -92,7 +92,7 @@ struct VllmResult {
   uint64_t requested_memory_bytes = 0; // total x gpu_memory_utilization
   uint64_t weight_bytes = 0;           // "Model loading took X GiB"
   uint64_t activation_peak_bytes = 0;  // torch peak increase during the profile run
-  uint64_t forward_peak_bytes = 0;     // its forward pass alone (V0 ranks other than 0 do not sample)
+  uint64_t forward_peak_bytes = 0;     // its forward pass and the cuBLAS workspace (V0 ranks other than 0 do not sample)
   uint64_t non_torch_bytes = 0;        // non-torch increase (0.6.4: everything outside torch)
   uint64_t cuda_graph_bytes = 0;       // CUDA graph pool (not budgeted by the pinned versions)
   int64_t available_kv_bytes = 0;      // "Available KV cache memory" (negative: vLLM refuses)

@@ -112,8 +112,15 @@ SchedulerLimits scheduler_limits(const VllmOptions& opt, const VersionRules& rul
   return lim;
 }
 
+uint64_t cublas_workspace_bytes(int compute_capability) {
+  // CublasHandlePool.cpp parseChosenWorkspaceSize: sm90 ? 4096 * 8 * 1024 : 4096 * 1024 * 2 + 16 * 1024 * 8.
+  if (compute_capability == 90) return 4096ull * 8 * 1024;
+  return 4096ull * 1024 * 2 + 16ull * 1024 * 8;
+}
+
 ActivationPeak activation_peak(const ArchModel& model, const Checkpoint& ckpt, const VersionRules& rules,
-                               const SchedulerLimits& lim, DType dtype, uint64_t tp, uint64_t rank_logit_rows) {
+                               const SchedulerLimits& lim, DType dtype, uint64_t tp, uint64_t rank_logit_rows,
+                               int compute_capability) {
   const ModelFacts& f = model.facts;
   const uint64_t tokens = lim.max_num_batched_tokens;
   const uint64_t b = dtype_info(dtype).block_bytes;
@@ -123,8 +130,9 @@ ActivationPeak activation_peak(const ArchModel& model, const Checkpoint& ckpt, c
   a.sampler_bytes = rank_logit_rows
                         ? tokens * f.hidden * b + rank_logit_rows * padded_vocab(f.vocab, 1) * rules.sampler_bytes_per_logit
                         : 0;
-  a.bytes = std::max(a.forward_bytes, a.sampler_bytes);
-  if (a.bytes == a.sampler_bytes && a.sampler_bytes > 0) {
+  a.cublas_workspace_bytes = cublas_workspace_bytes(compute_capability);
+  a.bytes = std::max(a.forward_bytes, a.sampler_bytes) + a.cublas_workspace_bytes;
+  if (a.sampler_bytes > 0 && a.sampler_bytes >= a.forward_bytes) {
     a.phase = "sampler";
   } else {
     const uint64_t attn = attention_phase(f, ckpt, tokens, b, tp);

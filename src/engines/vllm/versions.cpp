@@ -101,6 +101,12 @@ std::string nearest_pin(const std::string& version, const std::string& engine, s
   if (version != pin)
     note = "V0 log (" + (version.empty() ? std::string("version not stated") : version) + ") computed with the " +
            pin + " rules";
+  // 0.6.5-0.6.6 (vllm/utils.py memory_profiling from PR #10511 until PR #11809, released in 0.7.0) counted torch
+  // memory as allocated_bytes.all.current, so the caching allocator's reserved but unallocated segments after the
+  // profile's empty_cache() are in the printed non-torch figure; 0.7.3 counts memory_reserved(). Not modelled.
+  if (!version.empty() && v[0] == 0 && v[1] == 6 && v[2] >= 5)
+    note += "; its non-torch figure also holds torch's reserved but unallocated memory (memory_profiling before "
+            "PR #11809), which llmem does not model";
   return pin;
 }
 

@@ -141,7 +141,8 @@ void add_components(VllmResult& r, const WeightBreakdown& w, const ActivationPea
   r.components.push_back({"activations", r.activation_peak_bytes,
                           "profile run peak over the weights: " + act.phase + " (forward " +
                               format_bytes(act.forward_bytes) + ", sampler " + format_bytes(act.sampler_bytes) +
-                              ") at " + std::to_string(r.max_num_batched_tokens) + " tokens, " +
+                              ", cuBLAS workspace " + format_bytes(act.cublas_workspace_bytes) + ") at " +
+                              std::to_string(r.max_num_batched_tokens) + " tokens, " +
                               std::to_string(r.max_num_seqs) + " sequences"});
   r.components.push_back({"non_torch", r.non_torch_bytes,
                           rules.non_torch_includes_context
@@ -272,9 +273,11 @@ VllmResult simulate(const ArchModel& model, const VllmOptions& opt_in, const Gpu
   r.max_num_batched_tokens = lim.max_num_batched_tokens;
   r.max_num_seqs = lim.max_num_seqs;
   const uint64_t rows = std::min(lim.max_num_seqs, lim.max_num_batched_tokens);
-  const ActivationPeak act = activation_peak(model, opt.checkpoint, rules, lim, dtype, tp, rows);
+  const ActivationPeak act =
+      activation_peak(model, opt.checkpoint, rules, lim, dtype, tp, rows, llmem::compute_capability(gpu));
   r.activation_peak_bytes = act.bytes;
-  r.forward_peak_bytes = act.forward_bytes;
+  // A rank that does not sample (V0 TP > 1) still runs GEMMs, so it holds the cuBLAS workspace too.
+  r.forward_peak_bytes = act.forward_bytes + act.cublas_workspace_bytes;
 
   const uint64_t context = gpu.cuda_context_bytes;
   r.non_torch_bytes = (rules.nccl_before_baseline ? 0 : nccl_buffer_bytes(tp)) +

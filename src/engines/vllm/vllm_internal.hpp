@@ -100,12 +100,21 @@ struct SchedulerLimits {
 SchedulerLimits scheduler_limits(const VllmOptions& opt, const VersionRules& rules, uint64_t max_model_len,
                                  bool has_sliding_window, const GpuProfile& gpu, uint64_t total_memory_bytes);
 struct ActivationPeak {
-  uint64_t bytes = 0;
+  uint64_t bytes = 0;    // the torch peak increase: max(forward, sampler) + the cuBLAS workspace
   std::string phase;     // where the peak is: "MLP", "MoE", "attention", "sampler"
   uint64_t forward_bytes = 0, sampler_bytes = 0;
+  uint64_t cublas_workspace_bytes = 0;  // allocated at the profile's first GEMM and kept (see cublas_workspace_bytes)
 };
+// compute_capability: 90 for sm_90 etc. (0: unknown), for the cuBLAS workspace's size.
 ActivationPeak activation_peak(const ArchModel& model, const Checkpoint& ckpt, const VersionRules& rules,
-                               const SchedulerLimits& lim, DType dtype, uint64_t tp, uint64_t rank_logit_rows);
+                               const SchedulerLimits& lim, DType dtype, uint64_t tp, uint64_t rank_logit_rows,
+                               int compute_capability);
+// The cuBLAS workspace PyTorch gives each (handle, stream) at its first GEMM (aten/src/ATen/cuda/CublasHandlePool.cpp
+// getCurrentCUDABlasHandle / getNewWorkspace): allocated through the caching allocator and kept, so vLLM's torch
+// peak (allocated_bytes.all.peak) holds it from the profile run's first GEMM on, and it is torch memory, not
+// non-torch. Size: parseChosenWorkspaceSize's default ":4096:2:16:8" = 2 x 4 MiB + 8 x 16 KiB, 32 MiB on sm_90
+// (torch 2.5.1 and 2.8.0, the torch of vLLM 0.6.4/0.7.3 and 0.11.0).
+uint64_t cublas_workspace_bytes(int compute_capability);
 // The largest forward pass of `tokens` tokens (the CUDA graph pool holds the largest captured batch's).
 uint64_t forward_peak_bytes(const ArchModel& model, const Checkpoint& ckpt, uint64_t tokens, DType dtype,
                             uint64_t tp);
