@@ -339,10 +339,13 @@ bool skipped(const QuantScheme& q, const std::string& module) {
       if (module_matches(module, p)) return true;
     return false;
   }
-  // a plain name matches a run of whole components (module_matches): look every run up
+  // a plain name matches a run of whole components (module_matches): look every run up, in one buffer that keeps
+  // its capacity (a quantised MoE checkpoint asks this for every one of tens of thousands of tensors)
+  thread_local std::string run;
   for (size_t from = 0; from <= module.size();) {
     for (size_t to = module.find('.', from);; to = module.find('.', to + 1)) {
-      if (q.plain_skip->count(module.substr(from, to == std::string::npos ? std::string::npos : to - from))) return true;
+      run.assign(module, from, to == std::string::npos ? std::string::npos : to - from);
+      if (q.plain_skip->count(run)) return true;
       if (to == std::string::npos) break;
     }
     const size_t dot = module.find('.', from);
@@ -492,6 +495,7 @@ bool mxfp4_expert(const TensorInfo& t, const QuantScheme& q) {
 
 StoredTensors stored_tensors(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, bool conv1d) {
   StoredTensors out;
+  out.tensors.reserve(arch_tensors.size() * 2);  // most schemes store a linear weight and its scales
   std::vector<std::string> quantised_modules;
   for (const auto& t : arch_tensors) {
     if (mxfp4_expert(t, q)) {
@@ -542,10 +546,9 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
   } else {
     w.how = q.method_name + " weights kept packed as stored (transformers' " + q.method_name + " quantiser)";
   }
-  const std::vector<TensorInfo> source = dequantise ? arch_tensors : stored_tensors(arch_tensors, q, conv1d).tensors;
-  for (TensorInfo t : source) {
+  auto keep = [&](TensorInfo t) {
     const bool side = t.name.find(".quant_state.") != std::string::npos || t.name.ends_with(".weight_format");
-    if (side) continue;  // bitsandbytes rebuilds these into Python objects; they are not CUDA tensors
+    if (side) return;  // bitsandbytes rebuilds these into Python objects; they are not CUDA tensors
     const bool plain = t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16;
     const bool scale = t.name.ends_with("_scale_inv") || t.name.ends_with(".weight_scale") || t.name.ends_with(".SCB") ||
                        t.name.ends_with(".scales") || t.name.ends_with(".input_scale") || t.name.find(".weight.") != std::string::npos;
@@ -555,6 +558,14 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
     }
     w.bytes += t.data_bytes;
     w.tensors.push_back(std::move(t));
+  };
+  if (dequantise) {
+    w.tensors.reserve(arch_tensors.size());
+    for (const TensorInfo& t : arch_tensors) keep(t);
+  } else {
+    StoredTensors stored = stored_tensors(arch_tensors, q, conv1d);  // this function's own: its tensors move
+    w.tensors.reserve(stored.tensors.size());
+    for (TensorInfo& t : stored.tensors) keep(std::move(t));
   }
   return w;
 }

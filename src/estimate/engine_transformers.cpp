@@ -21,6 +21,8 @@ namespace {
 struct TransformersModel final : EngineModel {
   std::shared_ptr<const ArchModel> arch;   // the tensors as stored (checkpoint names)
   std::shared_ptr<const ArchModel> built;  // as transformers builds them (as_built); null = same as arch
+  // a quantised checkpoint's weights as loaded (arch's), once per dtype and GPU generation for all its estimates
+  std::unique_ptr<LoadedWeightsCache> loaded = std::make_unique<LoadedWeightsCache>();
 };
 
 const ArchModel& arch_of(const EngineModel& model) { return *static_cast<const TransformersModel&>(model).arch; }
@@ -253,7 +255,7 @@ class TransformersEngine final : public Engine {
     Workload w = workload;
     const auto& tm = static_cast<const TransformersModel&>(model);
     w.experts_stacked_at_load = tm.built && !w.from_config && &replayed(model, workload) == tm.built.get();
-    Estimate e = estimate_transformers(replayed(model, w), w, gpu);
+    Estimate e = estimate_transformers(replayed(model, w), w, gpu, tm.loaded.get());
     if (auto note = positions_note(arch_of(model), w)) e.notes.push_back(*note);
     return e;
   }

@@ -2,11 +2,14 @@
 // replayed allocation by allocation through a model of PyTorch's caching allocator (src/engines/transformers/).
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "llmem/arch.hpp"
 #include "llmem/engine.hpp"
+#include "llmem/quantization.hpp"
 
 namespace llmem {
 
@@ -16,8 +19,28 @@ inline constexpr const char* kTransformersVersion = "transformers 5.17, PyTorch 
 // Validates sizes (zero, negative-as-huge, products overflowing 64 bits): throws Error(kUsage) naming the option.
 void validate_workload(const Workload& w);
 
-// Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic).
-Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu);
+// A quantised checkpoint's weights as its quantiser keeps them (weights_as_loaded), computed once per model, compute
+// dtype and load options and shared by the estimates that hold on to one cache (fit's searches over one prepared
+// model). Each cache serves one ArchModel, the one it is first asked about. Safe to share between threads.
+class LoadedWeightsCache {
+ public:
+  std::shared_ptr<const LoadedWeights> get(const ArchModel& model, DType compute, const LoadOptions& options);
+
+ private:
+  struct Entry {
+    DType compute;
+    LoadOptions options;
+    std::shared_ptr<const LoadedWeights> weights;
+  };
+  std::mutex mutex_;
+  const ArchModel* model_ = nullptr;
+  std::vector<Entry> entries_;
+};
+
+// Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic). `loaded`: a
+// cache of the model's quantised weights as loaded (none: computed for this estimate alone).
+Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu,
+                               LoadedWeightsCache* loaded = nullptr);
 
 // Whether the model transformers builds differs from the tensor table's checkpoint names: MoE experts fused
 // (ArchTraits::experts), the output projection renamed (ArchTraits::built_lm_head). A quantised checkpoint's
