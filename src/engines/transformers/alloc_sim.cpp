@@ -158,6 +158,12 @@ void Tracker::set_phase(std::string phase) {
   in_hook_ = false;
 }
 
+bool Tracker::fresh() const {
+  return simulate_ && !debug_ && tensors_.empty() && category_names_.empty() && peak_allocated_ == 0 &&
+         peak_total_reserved_ == 0 && outside_ == 0 && allocator_.reserved() == 0 && side_.reserved() == 0 &&
+         side_category_.empty() && !view_ && !hook_ && devices_.empty();
+}
+
 void Tracker::fan_out(std::vector<Tracker*> devices, Route route) {
   devices_ = std::move(devices);
   route_ = std::move(route);

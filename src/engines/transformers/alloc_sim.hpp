@@ -41,6 +41,7 @@ class CachingAllocator {
   // Throws an internal Error for a handle that is not live.
   void free(uint64_t handle);
   uint64_t reserved() const { return reserved_; }
+  bool expandable_segments() const { return expandable_; }
   uint64_t peak_reserved() const { return peak_reserved_; }
   // torch.cuda.empty_cache() (release_cached_blocks): every segment without a live block goes back to the driver.
   // With expandable segments the unmapped pages are left alone (not modelled: nothing calls it there yet).
@@ -124,6 +125,11 @@ class Tracker {
   // and CUDA graph): the process peak is the largest reserved total plus what was held beside it at that moment.
   void add_outside(uint64_t bytes);
   uint64_t peak_reserved_with_outside() const { return peak_with_outside_; }
+
+  // Nothing replayed or set yet beyond the constructor's choices, and no trace printed: a copy of another fresh
+  // tracker's state after the same events is the state these events would give this one (ReplayCache).
+  bool fresh() const;
+  bool expandable_segments() const { return allocator_.expandable_segments(); }
 
   // Several devices in one replay (multi_gpu.cpp): each tensor's allocation and free go to the tracker of the
   // device `route` names for it, which so sees the very events, in the same order, that a replay of its own through

@@ -204,21 +204,22 @@ std::vector<std::string> attention_lora_targets(const ArchModel& model) {
   return v.empty() ? present({"query_key_value", "c_attn", "qkv_proj", "Wqkv"}) : v;
 }
 
-std::shared_ptr<const LoadedWeights> LoadedWeightsCache::get(const ArchModel& model, DType compute, const LoadOptions& options) {
+ReplayCache::ReplayCache() : loads_(std::make_unique<Loads>()) {}
+ReplayCache::~ReplayCache() = default;
+
+std::shared_ptr<const LoadedWeights> ReplayCache::loaded_weights(const ArchModel& model, DType compute, const LoadOptions& options) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (model_ && model_ != &model) sim::internal_error("a cache of loaded weights asked about a second model");
-  model_ = &model;
   for (const Entry& e : entries_)
-    if (e.compute == compute && e.options.compute_capability == options.compute_capability &&
+    if (e.model == &model && e.compute == compute && e.options.compute_capability == options.compute_capability &&
         e.options.mxfp4_kernels == options.mxfp4_kernels)
       return e.weights;
   auto weights = std::make_shared<const LoadedWeights>(
       weights_as_loaded(model.tensors, *model.quant, compute, options, model.facts.traits.conv1d_weights));
-  entries_.push_back({compute, options, weights});
+  entries_.push_back({&model, compute, options, weights});
   return weights;
 }
 
-Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu, LoadedWeightsCache* cache) {
+Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu, ReplayCache* cache) {
   validate_workload(w);
   const transformers::Geometry g = transformers::geometry(model);
   Estimate e;
@@ -243,14 +244,14 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   std::shared_ptr<const LoadedWeights> loaded;  // what the quantiser keeps, computed once (inference only)
   uint64_t managed = 0;
   if (w.mode == RunMode::kTrain) {
-    managed = transformers::run_training(t, model, g, w);
+    managed = transformers::run_training(t, model, g, w, cache);
     attn_used = "sdpa";
   } else {
     if (quant_load)
-      loaded = cache ? cache->get(model, w.dtype, *quant_load)
+      loaded = cache ? cache->loaded_weights(model, w.dtype, *quant_load)
                      : std::make_shared<const LoadedWeights>(weights_as_loaded(model.tensors, *model.quant, w.dtype, *quant_load,
                                                                                 model.facts.traits.conv1d_weights));
-    attn_used = transformers::run_inference(t, model, g, w, loaded.get());
+    attn_used = transformers::run_inference(t, model, g, w, loaded.get(), cache);
   }
   const DType weight_dtype = w.mode != RunMode::kTrain ? w.dtype
                              : w.precision == TrainPrecision::kAmpBf16 ? DType::F32 : DType::BF16;
