@@ -333,7 +333,20 @@ std::string module_of(const std::string& name) {
   return dot == std::string::npos ? name : name.substr(0, dot);
 }
 
-bool skipped(const QuantScheme& q, const std::string& module) {
+// A scheme's skip list as stored_tensors asks it, once per call: with plain_skip, the entries that are not plain
+// names (globs, regexes), which every module is matched against in turn.
+struct SkipList {
+  const QuantScheme& q;
+  std::vector<const std::string*> patterns;
+  explicit SkipList(const QuantScheme& scheme) : q(scheme) {
+    if (q.plain_skip)
+      for (const auto& p : q.skip)
+        if (!p.empty() && !plain_pattern(p)) patterns.push_back(&p);
+  }
+};
+
+bool skipped(const SkipList& skips, const std::string& module) {
+  const QuantScheme& q = skips.q;
   if (!q.plain_skip) {
     for (const auto& p : q.skip)
       if (module_matches(module, p)) return true;
@@ -352,8 +365,8 @@ bool skipped(const QuantScheme& q, const std::string& module) {
     if (dot == std::string::npos) break;
     from = dot + 1;
   }
-  for (const auto& p : q.skip)  // globs and regexes
-    if (!p.empty() && !plain_pattern(p) && module_matches(module, p)) return true;
+  for (const std::string* p : skips.patterns)  // globs and regexes
+    if (module_matches(module, *p)) return true;
   return false;
 }
 
@@ -362,14 +375,15 @@ bool skipped(const QuantScheme& q, const std::string& module) {
 // them out (auto-gptq's inside_layer_modules, AutoAWQ's modules_to_not_convert ["gate"]). The LM head is kept by
 // every transformers quantiser (get_modules_to_not_convert adds the output embeddings) and lies outside the decoder
 // blocks GPTQ and AWQ quantise; compressed-tensors follows its own ignore list.
-bool quantised_linear(const TensorInfo& t, const QuantScheme& q) {
+bool quantised_linear(const TensorInfo& t, const SkipList& skips) {
+  const QuantScheme& q = skips.q;
   if (t.shape.size() != 2 || !t.name.ends_with(".weight") || !is_linear_role(t.role) || t.role == TensorRole::kRouter)
     return false;
   if (q.method == QuantMethod::kMxfp4) return false;  // only GptOssExperts are converted
   if (t.role == TensorRole::kLmHead && q.method != QuantMethod::kCompressedTensors) return false;
   if ((q.method == QuantMethod::kGptq || q.method == QuantMethod::kAwq) && t.layer < 0) return false;
   const std::string module = module_of(t.name);
-  if (skipped(q, module)) return false;
+  if (skipped(skips, module)) return false;
   if (q.method == QuantMethod::kGptq && !q.block_modules.empty()) {
     bool listed = false;
     for (const auto& b : q.block_modules) listed = listed || module.ends_with("." + b);
@@ -486,9 +500,9 @@ void store_mxfp4_expert(const TensorInfo& t, const QuantScheme& q, StoredTensors
   out.tensors.push_back(make(t.name + "_scales", {experts, outs, in / 32}, DType::U8, t));
 }
 
-bool mxfp4_expert(const TensorInfo& t, const QuantScheme& q) {
-  return q.method == QuantMethod::kMxfp4 && t.role == TensorRole::kExpert && t.shape.size() == 3 &&
-         !t.name.ends_with("_bias") && !skipped(q, module_of(t.name));
+bool mxfp4_expert(const TensorInfo& t, const SkipList& skips) {
+  return skips.q.method == QuantMethod::kMxfp4 && t.role == TensorRole::kExpert && t.shape.size() == 3 &&
+         !t.name.ends_with("_bias") && !skipped(skips, module_of(t.name));
 }
 
 }  // namespace
@@ -497,12 +511,13 @@ StoredTensors stored_tensors(const std::vector<TensorInfo>& arch_tensors, const 
   StoredTensors out;
   out.tensors.reserve(arch_tensors.size() * 2);  // most schemes store a linear weight and its scales
   std::vector<std::string> quantised_modules;
+  const SkipList skips(q);
   for (const auto& t : arch_tensors) {
-    if (mxfp4_expert(t, q)) {
+    if (mxfp4_expert(t, skips)) {
       store_mxfp4_expert(t, q, out);
       continue;
     }
-    const bool linear = quantised_linear(t, q) &&
+    const bool linear = quantised_linear(t, skips) &&
                         (q.method != QuantMethod::kCompressedTensors || ct_group_of(module_of(t.name), q));
     if (linear) {
       store_linear(t, q, t.dtype, conv1d, out);
