@@ -49,6 +49,7 @@ void rank(benchmark::State& state, uint64_t budget, FitSearch search, unsigned t
 }
 
 constexpr uint64_t k24GiB = uint64_t{24} << 30;
+constexpr uint64_t k80GiB = uint64_t{80} << 30;
 
 }  // namespace
 
@@ -57,7 +58,11 @@ BENCHMARK_CAPTURE(fit_model, phi2_rtx4090_reference_1thread, "microsoft/phi-2", 
 BENCHMARK_CAPTURE(fit_model, Qwen3_30B_A3B_h200_guided_1thread, "Qwen/Qwen3-30B-A3B", "H200", FitSearch::kGuided, 1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(fit_model, Qwen3_30B_A3B_h200_reference_1thread, "Qwen/Qwen3-30B-A3B", "H200", FitSearch::kReference, 1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(fit_model, Qwen3_30B_A3B_h200_guided_all_threads, "Qwen/Qwen3-30B-A3B", "H200", FitSearch::kGuided, 0)->Unit(benchmark::kMillisecond)->UseRealTime();
+// a quantised checkpoint: every probe of the searches replays its quantiser's tensor list (ReplayCache)
+BENCHMARK_CAPTURE(fit_model, Qwen3_30B_A3B_FP8_h200_guided_1thread, "Qwen/Qwen3-30B-A3B-FP8", "H200", FitSearch::kGuided, 1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(rank, catalog_24GiB_guided_1thread, k24GiB, FitSearch::kGuided, 1)->Unit(benchmark::kMillisecond);
+// the largest models' GPUs needed: per-GPU estimates of up to 64 GPUs (one replay routed to every GPU)
+BENCHMARK_CAPTURE(rank, catalog_80GiB_guided_1thread, k80GiB, FitSearch::kGuided, 1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(rank, catalog_24GiB_reference_1thread, k24GiB, FitSearch::kReference, 1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(rank, catalog_24GiB_guided_all_threads, k24GiB, FitSearch::kGuided, 0)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -333,24 +333,40 @@ std::string module_of(const std::string& name) {
   return dot == std::string::npos ? name : name.substr(0, dot);
 }
 
-bool skipped(const QuantScheme& q, const std::string& module) {
+// A scheme's skip list as stored_tensors asks it, once per call: with plain_skip, the entries that are not plain
+// names (globs, regexes), which every module is matched against in turn.
+struct SkipList {
+  const QuantScheme& q;
+  std::vector<const std::string*> patterns;
+  explicit SkipList(const QuantScheme& scheme) : q(scheme) {
+    if (q.plain_skip)
+      for (const auto& p : q.skip)
+        if (!p.empty() && !plain_pattern(p)) patterns.push_back(&p);
+  }
+};
+
+bool skipped(const SkipList& skips, const std::string& module) {
+  const QuantScheme& q = skips.q;
   if (!q.plain_skip) {
     for (const auto& p : q.skip)
       if (module_matches(module, p)) return true;
     return false;
   }
-  // a plain name matches a run of whole components (module_matches): look every run up
+  // a plain name matches a run of whole components (module_matches): look every run up, in one buffer that keeps
+  // its capacity (a quantised MoE checkpoint asks this for every one of tens of thousands of tensors)
+  thread_local std::string run;
   for (size_t from = 0; from <= module.size();) {
     for (size_t to = module.find('.', from);; to = module.find('.', to + 1)) {
-      if (q.plain_skip->count(module.substr(from, to == std::string::npos ? std::string::npos : to - from))) return true;
+      run.assign(module, from, to == std::string::npos ? std::string::npos : to - from);
+      if (q.plain_skip->count(run)) return true;
       if (to == std::string::npos) break;
     }
     const size_t dot = module.find('.', from);
     if (dot == std::string::npos) break;
     from = dot + 1;
   }
-  for (const auto& p : q.skip)  // globs and regexes
-    if (!p.empty() && !plain_pattern(p) && module_matches(module, p)) return true;
+  for (const std::string* p : skips.patterns)  // globs and regexes
+    if (module_matches(module, *p)) return true;
   return false;
 }
 
@@ -359,14 +375,15 @@ bool skipped(const QuantScheme& q, const std::string& module) {
 // them out (auto-gptq's inside_layer_modules, AutoAWQ's modules_to_not_convert ["gate"]). The LM head is kept by
 // every transformers quantiser (get_modules_to_not_convert adds the output embeddings) and lies outside the decoder
 // blocks GPTQ and AWQ quantise; compressed-tensors follows its own ignore list.
-bool quantised_linear(const TensorInfo& t, const QuantScheme& q) {
+bool quantised_linear(const TensorInfo& t, const SkipList& skips) {
+  const QuantScheme& q = skips.q;
   if (t.shape.size() != 2 || !t.name.ends_with(".weight") || !is_linear_role(t.role) || t.role == TensorRole::kRouter)
     return false;
   if (q.method == QuantMethod::kMxfp4) return false;  // only GptOssExperts are converted
   if (t.role == TensorRole::kLmHead && q.method != QuantMethod::kCompressedTensors) return false;
   if ((q.method == QuantMethod::kGptq || q.method == QuantMethod::kAwq) && t.layer < 0) return false;
   const std::string module = module_of(t.name);
-  if (skipped(q, module)) return false;
+  if (skipped(skips, module)) return false;
   if (q.method == QuantMethod::kGptq && !q.block_modules.empty()) {
     bool listed = false;
     for (const auto& b : q.block_modules) listed = listed || module.ends_with("." + b);
@@ -483,22 +500,24 @@ void store_mxfp4_expert(const TensorInfo& t, const QuantScheme& q, StoredTensors
   out.tensors.push_back(make(t.name + "_scales", {experts, outs, in / 32}, DType::U8, t));
 }
 
-bool mxfp4_expert(const TensorInfo& t, const QuantScheme& q) {
-  return q.method == QuantMethod::kMxfp4 && t.role == TensorRole::kExpert && t.shape.size() == 3 &&
-         !t.name.ends_with("_bias") && !skipped(q, module_of(t.name));
+bool mxfp4_expert(const TensorInfo& t, const SkipList& skips) {
+  return skips.q.method == QuantMethod::kMxfp4 && t.role == TensorRole::kExpert && t.shape.size() == 3 &&
+         !t.name.ends_with("_bias") && !skipped(skips, module_of(t.name));
 }
 
 }  // namespace
 
 StoredTensors stored_tensors(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, bool conv1d) {
   StoredTensors out;
+  out.tensors.reserve(arch_tensors.size() * 2);  // most schemes store a linear weight and its scales
   std::vector<std::string> quantised_modules;
+  const SkipList skips(q);
   for (const auto& t : arch_tensors) {
-    if (mxfp4_expert(t, q)) {
+    if (mxfp4_expert(t, skips)) {
       store_mxfp4_expert(t, q, out);
       continue;
     }
-    const bool linear = quantised_linear(t, q) &&
+    const bool linear = quantised_linear(t, skips) &&
                         (q.method != QuantMethod::kCompressedTensors || ct_group_of(module_of(t.name), q));
     if (linear) {
       store_linear(t, q, t.dtype, conv1d, out);
@@ -542,10 +561,9 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
   } else {
     w.how = q.method_name + " weights kept packed as stored (transformers' " + q.method_name + " quantiser)";
   }
-  const std::vector<TensorInfo> source = dequantise ? arch_tensors : stored_tensors(arch_tensors, q, conv1d).tensors;
-  for (TensorInfo t : source) {
+  auto keep = [&](TensorInfo t) {
     const bool side = t.name.find(".quant_state.") != std::string::npos || t.name.ends_with(".weight_format");
-    if (side) continue;  // bitsandbytes rebuilds these into Python objects; they are not CUDA tensors
+    if (side) return;  // bitsandbytes rebuilds these into Python objects; they are not CUDA tensors
     const bool plain = t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16;
     const bool scale = t.name.ends_with("_scale_inv") || t.name.ends_with(".weight_scale") || t.name.ends_with(".SCB") ||
                        t.name.ends_with(".scales") || t.name.ends_with(".input_scale") || t.name.find(".weight.") != std::string::npos;
@@ -555,6 +573,14 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
     }
     w.bytes += t.data_bytes;
     w.tensors.push_back(std::move(t));
+  };
+  if (dequantise) {
+    w.tensors.reserve(arch_tensors.size());
+    for (const TensorInfo& t : arch_tensors) keep(t);
+  } else {
+    StoredTensors stored = stored_tensors(arch_tensors, q, conv1d);  // this function's own: its tensors move
+    w.tensors.reserve(stored.tensors.size());
+    for (TensorInfo& t : stored.tensors) keep(std::move(t));
   }
   return w;
 }

@@ -2,6 +2,7 @@
 // what `fit` tries (every precision for inference, full fine-tuning and LoRA) and searches (context, batch).
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -18,19 +19,48 @@
 namespace llmem::adapters {
 namespace {
 
+// as_built(*arch), made once per model while it lives: the candidates of a fit each prepare the same source.
+std::shared_ptr<const ArchModel> built_once(const std::shared_ptr<const ArchModel>& arch) {
+  static std::mutex mutex;
+  static std::vector<std::pair<std::weak_ptr<const ArchModel>, std::shared_ptr<const ArchModel>>> made;
+  std::lock_guard<std::mutex> lock(mutex);
+  std::erase_if(made, [](const auto& m) { return m.first.expired(); });
+  for (const auto& [key, built] : made)
+    if (key.lock() == arch) return built;  // alive, so no other model has its address
+  made.emplace_back(arch, std::make_shared<const ArchModel>(as_built(*arch)));
+  return made.back().second;
+}
+
 struct TransformersModel final : EngineModel {
-  std::shared_ptr<const ArchModel> arch;   // the tensors as stored (checkpoint names)
-  std::shared_ptr<const ArchModel> built;  // as transformers builds them (as_built); null = same as arch
+  std::shared_ptr<const ArchModel> arch;  // the tensors as stored (checkpoint names)
+  bool differs_when_built = false;        // as transformers builds them, the tensors differ (as_built)
+  // what its estimates share (a quantised checkpoint's weights as loaded, the replays' loaded weights)
+  std::unique_ptr<ReplayCache> cache = std::make_unique<ReplayCache>();
+
+  // as_built(*arch), made when a workload first needs it (a quantised checkpoint's inference never does)
+  const ArchModel& built() const {
+    std::call_once(built_flag_, [this] { built_ = built_once(arch); });
+    return *built_;
+  }
+
+ private:
+  mutable std::once_flag built_flag_;
+  mutable std::shared_ptr<const ArchModel> built_;
 };
 
 const ArchModel& arch_of(const EngineModel& model) { return *static_cast<const TransformersModel&>(model).arch; }
 
-// The model a workload's replay sees: a quantised checkpoint's inference goes through its quantiser, modelled on the
-// stored names; every other workload builds the unquantised model, whose MoE experts transformers fuses.
+// Whether a workload's replay sees the model as transformers builds it: a quantised checkpoint's inference goes
+// through its quantiser, modelled on the stored names; every other workload builds the unquantised model, whose
+// MoE experts transformers fuses.
+bool replays_built(const TransformersModel& m, const Workload& w) {
+  const bool quantiser = m.arch->quant && w.mode != RunMode::kTrain && !w.from_config;
+  return m.differs_when_built && !quantiser;
+}
+
 const ArchModel& replayed(const EngineModel& model, const Workload& w) {
   const auto& m = static_cast<const TransformersModel&>(model);
-  const bool quantiser = m.arch->quant && w.mode != RunMode::kTrain && !w.from_config;
-  return quantiser || !m.built ? *m.arch : *m.built;
+  return replays_built(m, w) ? m.built() : *m.arch;
 }
 
 // The optimizer a request names. "" is what the code people write gets: torch.optim.AdamW(params), which on CUDA
@@ -244,7 +274,7 @@ class TransformersEngine final : public Engine {
     auto model = std::make_unique<TransformersModel>();
     model->arch = facts.arch;
     // the parameters PyTorch holds (MoE experts fused), prepared once for every estimate of this model
-    if (differs_when_built(*facts.arch)) model->built = std::make_shared<const ArchModel>(as_built(*facts.arch));
+    model->differs_when_built = differs_when_built(*facts.arch);
     return model;
   }
 
@@ -252,8 +282,8 @@ class TransformersEngine final : public Engine {
     check_positions(arch_of(model), workload);
     Workload w = workload;
     const auto& tm = static_cast<const TransformersModel&>(model);
-    w.experts_stacked_at_load = tm.built && !w.from_config && &replayed(model, workload) == tm.built.get();
-    Estimate e = estimate_transformers(replayed(model, w), w, gpu);
+    w.experts_stacked_at_load = !w.from_config && replays_built(tm, workload);
+    Estimate e = estimate_transformers(replayed(model, w), w, gpu, tm.cache.get());
     if (auto note = positions_note(arch_of(model), w)) e.notes.push_back(*note);
     return e;
   }

@@ -2,11 +2,14 @@
 // replayed allocation by allocation through a model of PyTorch's caching allocator (src/engines/transformers/).
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "llmem/arch.hpp"
 #include "llmem/engine.hpp"
+#include "llmem/quantization.hpp"
 
 namespace llmem {
 
@@ -16,8 +19,34 @@ inline constexpr const char* kTransformersVersion = "transformers 5.17, PyTorch 
 // Validates sizes (zero, negative-as-huge, products overflowing 64 bits): throws Error(kUsage) naming the option.
 void validate_workload(const Workload& w);
 
-// Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic).
-Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu);
+// What the estimates of one model share, worked out once: fit's searches run hundreds of estimates over one
+// prepared model. A quantised checkpoint's weights as its quantiser keeps them (weights_as_loaded), per compute
+// dtype and load options; and a replay's state once the weights are loaded (the loading depends on no knob fit
+// searches), per model, dtype, load path and allocator mode. The models asked about must outlive the cache. Safe
+// to share between threads.
+class ReplayCache {
+ public:
+  ReplayCache();
+  ~ReplayCache();
+  std::shared_ptr<const LoadedWeights> loaded_weights(const ArchModel& model, DType compute, const LoadOptions& options);
+  struct Loads;  // replays with their weights loaded (src/engines/transformers/engine.hpp)
+  Loads& loads() { return *loads_; }
+
+ private:
+  struct Entry {
+    const ArchModel* model;
+    DType compute;
+    LoadOptions options;
+    std::shared_ptr<const LoadedWeights> weights;
+  };
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+  std::unique_ptr<Loads> loads_;
+};
+
+// Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic). `cache`: what
+// the model's estimates share (none: everything worked out for this estimate alone).
+Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu, ReplayCache* cache = nullptr);
 
 // Whether the model transformers builds differs from the tensor table's checkpoint names: MoE experts fused
 // (ArchTraits::experts), the output projection renamed (ArchTraits::built_lm_head). A quantised checkpoint's

@@ -151,13 +151,37 @@ Tracker::Tracker(bool simulate_allocator, bool expandable_segments)
 
 void Tracker::set_phase(std::string phase) {
   phase_ = std::move(phase);
+  for (Tracker* d : devices_) d->set_phase(phase_);
   if (!hook_ || in_hook_) return;
   in_hook_ = true;
   hook_(*this, phase_);
   in_hook_ = false;
 }
 
+bool Tracker::fresh() const {
+  return simulate_ && !debug_ && tensors_.empty() && category_names_.empty() && peak_allocated_ == 0 &&
+         peak_total_reserved_ == 0 && outside_ == 0 && allocator_.reserved() == 0 && side_.reserved() == 0 &&
+         side_category_.empty() && !view_ && !hook_ && devices_.empty();
+}
+
+void Tracker::fan_out(std::vector<Tracker*> devices, Route route) {
+  devices_ = std::move(devices);
+  route_ = std::move(route);
+}
+
+void Tracker::set_side_stream_category(std::string category) {
+  for (Tracker* d : devices_) d->set_side_stream_category(category);
+  side_category_ = std::move(category);
+}
+
 void Tracker::alloc(const std::string& name, uint64_t whole_bytes) {
+  if (!devices_.empty()) {
+    auto [it, inserted] = routed_.try_emplace(name, 0);
+    if (!inserted) internal_error("tensor allocated twice: " + name);
+    it->second = route_(name);
+    if (it->second < devices_.size()) devices_[it->second]->alloc(name, whole_bytes);
+    return;
+  }
   auto [it, inserted] = tensors_.try_emplace(name, Live{0, 0});
   if (!inserted) internal_error("tensor allocated twice: " + name);
   const uint64_t bytes = view_ ? view_(name, whole_bytes) : whole_bytes;
@@ -182,6 +206,13 @@ void Tracker::alloc(const std::string& name, uint64_t whole_bytes) {
 }
 
 void Tracker::free(const std::string& name) {
+  if (!devices_.empty()) {
+    auto it = routed_.find(name);
+    if (it == routed_.end()) internal_error("free of a tensor that is not allocated: " + name);
+    if (it->second < devices_.size()) devices_[it->second]->free(name);
+    routed_.erase(it);
+    return;
+  }
   auto it = tensors_.find(name);
   if (it == tensors_.end()) internal_error("free of a tensor that is not allocated: " + name);
   allocated_ -= it->second.bytes;
@@ -194,11 +225,13 @@ void Tracker::free(const std::string& name) {
 }
 
 void Tracker::empty_cache() {
+  for (Tracker* d : devices_) d->empty_cache();
   allocator_.empty_cache();
   side_.empty_cache();
 }
 
 void Tracker::add_outside(uint64_t bytes) {
+  for (Tracker* d : devices_) d->add_outside(bytes);
   outside_ += bytes;
   peak_with_outside_ = std::max(peak_with_outside_, allocator_.reserved() + side_.reserved() + outside_);
 }

@@ -41,6 +41,7 @@ class CachingAllocator {
   // Throws an internal Error for a handle that is not live.
   void free(uint64_t handle);
   uint64_t reserved() const { return reserved_; }
+  bool expandable_segments() const { return expandable_; }
   uint64_t peak_reserved() const { return peak_reserved_; }
   // torch.cuda.empty_cache() (release_cached_blocks): every segment without a live block goes back to the driver.
   // With expandable segments the unmapped pages are left alone (not modelled: nothing calls it there yet).
@@ -91,7 +92,7 @@ class Tracker {
   // Frees the live tensor `name`. Throws an internal Error (naming it) when no such tensor is live: every free must
   // match an allocation.
   void free(const std::string& name);
-  bool live(const std::string& name) const { return tensors_.count(name) != 0; }
+  bool live(const std::string& name) const { return devices_.empty() ? tensors_.count(name) != 0 : routed_.count(name) != 0; }
   uint64_t bytes_of(const std::string& name) const;
   // Marks the current moment as a candidate peak: remembers the live set when it is the largest so far.
   uint64_t allocated() const { return allocated_; }
@@ -117,13 +118,27 @@ class Tracker {
   // Allocations of this category come from a second stream (FSDP2's all-gather and reduce-scatter streams): the
   // caching allocator keeps a stream's freed blocks for that stream, so they form their own pool of segments, and
   // the reserved peak is the two pools' sum.
-  void set_side_stream_category(std::string category) { side_category_ = std::move(category); }
+  void set_side_stream_category(std::string category);
   // torch.cuda.empty_cache() on both pools.
   void empty_cache();
   // Device memory outside the caching allocator that the process holds from now on (a compiled graph's kernels
   // and CUDA graph): the process peak is the largest reserved total plus what was held beside it at that moment.
   void add_outside(uint64_t bytes);
   uint64_t peak_reserved_with_outside() const { return peak_with_outside_; }
+
+  // Nothing replayed or set yet beyond the constructor's choices, and no trace printed: a copy of another fresh
+  // tracker's state after the same events is the state these events would give this one (ReplayCache).
+  bool fresh() const;
+  bool expandable_segments() const { return allocator_.expandable_segments(); }
+
+  // Several devices in one replay (multi_gpu.cpp): each tensor's allocation and free go to the tracker of the
+  // device `route` names for it, which so sees the very events, in the same order, that a replay of its own through
+  // a view (its tensors whole, the others' of no bytes, which change nothing) would give bytes to; phases (and their
+  // hooks), empty_cache, memory outside the allocator and the side stream go to every device. This tracker keeps
+  // only which tensors are live, and where: one replay instead of one per device. A route beyond the devices (a
+  // weight offloaded to the CPU) keeps the tensor live on none of them.
+  using Route = std::function<size_t(const std::string& name)>;
+  void fan_out(std::vector<Tracker*> devices, Route route);
 
  private:
   struct Live {
@@ -152,6 +167,9 @@ class Tracker {
   View view_;
   PhaseHook hook_;
   bool in_hook_ = false;
+  std::vector<Tracker*> devices_;  // fan_out: the devices' trackers, and where each live tensor went
+  Route route_;
+  std::unordered_map<std::string, size_t> routed_;
 };
 
 }  // namespace llmem::sim

@@ -19,6 +19,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +32,7 @@
 #include "llmem/checked.hpp"
 #include "llmem/engine.hpp"
 #include "llmem/error.hpp"
+#include "llmem/transformers.hpp"
 
 namespace llmem::transformers {
 
@@ -149,11 +152,13 @@ struct LoadPath {
   bool from_pretrained = false;
   bool experts_stacked = false;
 };
+// `cache`: a fresh tracker (Tracker::fresh) starts from the cache's copy of the same load when it has one, and
+// leaves one there when not; `loaded` must then be null or the cache's own (ReplayCache::loaded_weights).
 void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded = nullptr,
-                  const LoadPath& path = {});
+                  const LoadPath& path = {}, ReplayCache* cache = nullptr);
 // Returns the attention implementation it ran ("sdpa" or "eager").
 std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w,
-                          const LoadedWeights* loaded = nullptr);
+                          const LoadedWeights* loaded = nullptr, ReplayCache* cache = nullptr);
 
 // --- training (saved_activations.cpp, lora.cpp, training.cpp, optimizer.cpp) -------------------------------------
 
@@ -215,7 +220,7 @@ void clip_grad_norm(const TrainCtx& c, const std::vector<Param>& params);
 void zero_grad(const TrainCtx& c, const ArchModel& m, const std::vector<Param>& params);
 
 // Returns the CUDA managed memory the run holds outside PyTorch's allocator (paged optimizer states).
-uint64_t run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w);
+uint64_t run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, ReplayCache* cache = nullptr);
 
 // --- the estimate (estimate.cpp) and several GPUs (multi_gpu.cpp, placement.cpp) ---------------------------------
 
@@ -229,3 +234,20 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
 void estimate_multi_gpu(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu);
 
 }  // namespace llmem::transformers
+
+namespace llmem {
+
+// Trackers as load_weights left them, from a fresh one: what a load replays depends only on these.
+struct ReplayCache::Loads {
+  struct Key {
+    const ArchModel* model;
+    DType dtype;
+    const LoadedWeights* loaded;
+    bool from_pretrained, experts_stacked, expandable_segments;
+    bool operator==(const Key&) const = default;
+  };
+  std::mutex mutex;
+  std::vector<std::pair<Key, std::shared_ptr<const transformers::Tracker>>> done;
+};
+
+}  // namespace llmem

@@ -168,7 +168,7 @@ void bnb_notes(Estimate& e, const Workload& w) {
 
 // What the estimate did with a quantised checkpoint, in one line.
 std::string quant_note(const ArchModel& m, const Workload& w, const std::optional<LoadOptions>& load,
-                       const std::optional<LoadedWeights>& loaded) {
+                       const std::shared_ptr<const LoadedWeights>& loaded) {
   const std::string method = m.quant->method_name;
   if (!load)
     return "quantization_config " + method + " not applied: " +
@@ -204,7 +204,22 @@ std::vector<std::string> attention_lora_targets(const ArchModel& model) {
   return v.empty() ? present({"query_key_value", "c_attn", "qkv_proj", "Wqkv"}) : v;
 }
 
-Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu) {
+ReplayCache::ReplayCache() : loads_(std::make_unique<Loads>()) {}
+ReplayCache::~ReplayCache() = default;
+
+std::shared_ptr<const LoadedWeights> ReplayCache::loaded_weights(const ArchModel& model, DType compute, const LoadOptions& options) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const Entry& e : entries_)
+    if (e.model == &model && e.compute == compute && e.options.compute_capability == options.compute_capability &&
+        e.options.mxfp4_kernels == options.mxfp4_kernels)
+      return e.weights;
+  auto weights = std::make_shared<const LoadedWeights>(
+      weights_as_loaded(model.tensors, *model.quant, compute, options, model.facts.traits.conv1d_weights));
+  entries_.push_back({&model, compute, options, weights});
+  return weights;
+}
+
+Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu, ReplayCache* cache) {
   validate_workload(w);
   const transformers::Geometry g = transformers::geometry(model);
   Estimate e;
@@ -226,19 +241,21 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   std::optional<LoadOptions> quant_load;
   if (model.quant && w.mode != RunMode::kTrain && !w.from_config)
     quant_load = LoadOptions{compute_capability(gpu), w.mxfp4_kernels};
-  std::optional<LoadedWeights> loaded;  // what the quantiser keeps, computed once (inference only)
+  std::shared_ptr<const LoadedWeights> loaded;  // what the quantiser keeps, computed once (inference only)
   uint64_t managed = 0;
   if (w.mode == RunMode::kTrain) {
-    managed = transformers::run_training(t, model, g, w);
+    managed = transformers::run_training(t, model, g, w, cache);
     attn_used = "sdpa";
   } else {
     if (quant_load)
-      loaded = weights_as_loaded(model.tensors, *model.quant, w.dtype, *quant_load, model.facts.traits.conv1d_weights);
-    attn_used = transformers::run_inference(t, model, g, w, loaded ? &*loaded : nullptr);
+      loaded = cache ? cache->loaded_weights(model, w.dtype, *quant_load)
+                     : std::make_shared<const LoadedWeights>(weights_as_loaded(model.tensors, *model.quant, w.dtype, *quant_load,
+                                                                                model.facts.traits.conv1d_weights));
+    attn_used = transformers::run_inference(t, model, g, w, loaded.get(), cache);
   }
   const DType weight_dtype = w.mode != RunMode::kTrain ? w.dtype
                              : w.precision == TrainPrecision::kAmpBf16 ? DType::F32 : DType::BF16;
-  e.weight_bytes = loaded ? transformers::weight_bytes_in(model, weight_dtype, &*loaded)
+  e.weight_bytes = loaded ? transformers::weight_bytes_in(model, weight_dtype, loaded.get())
                               : weight_bytes(model, w, weight_dtype);
   if (model.quant) e.notes.push_back(quant_note(model, w, quant_load, loaded));
   e.framework_peak_bytes = t.peak_allocated();

@@ -18,19 +18,48 @@ uint64_t weight_bytes_in(const ArchModel& m, DType dtype, const LoadedWeights* l
 namespace {
 
 // core_model_loading.dot_natural_key: the checkpoint's names split at dots, whole-number parts compared as numbers
-// ("layers.2" before "layers.10").
-bool natural_less(std::string_view a, std::string_view b) {
-  while (!a.empty() && !b.empty()) {
-    const size_t ea = std::min(a.find('.'), a.size()), eb = std::min(b.find('.'), b.size());
-    const std::string_view pa = a.substr(0, ea), pb = b.substr(0, eb);
-    const bool na = !pa.empty() && pa.find_first_not_of("0123456789") == std::string_view::npos;
-    const bool nb = !pb.empty() && pb.find_first_not_of("0123456789") == std::string_view::npos;
-    if (na && nb && pa.size() != pb.size()) return pa.size() < pb.size();  // no leading zeros: length orders
-    if (pa != pb) return na != nb ? na : pa < pb;
-    a.remove_prefix(std::min(ea + 1, a.size()));
-    b.remove_prefix(std::min(eb + 1, b.size()));
+// ("layers.2" before "layers.10"). Each name is split once: a replay sorts thousands of names (an MoE's expert
+// copies).
+class NaturalKey {
+ public:
+  explicit NaturalKey(std::string_view name) {
+    while (!name.empty()) {
+      const size_t end = std::min(name.find('.'), name.size());
+      const std::string_view part = name.substr(0, end);
+      parts_.push_back({part, !part.empty() && part.find_first_not_of("0123456789") == std::string_view::npos});
+      name.remove_prefix(std::min(end + 1, name.size()));
+    }
   }
-  return a.size() < b.size();
+  // part by part; a name that is a prefix of the other (in whole parts) sorts first
+  bool operator<(const NaturalKey& o) const {
+    const size_t n = std::min(parts_.size(), o.parts_.size());
+    for (size_t i = 0; i < n; ++i) {
+      const Part &a = parts_[i], &b = o.parts_[i];
+      if (a.numeric && b.numeric && a.text.size() != b.text.size()) return a.text.size() < b.text.size();
+      if (a.text != b.text) return a.numeric != b.numeric ? a.numeric : a.text < b.text;
+    }
+    return parts_.size() < o.parts_.size();
+  }
+
+ private:
+  struct Part {
+    std::string_view text;
+    bool numeric;
+  };
+  std::vector<Part> parts_;
+};
+
+// Stable-sorts `items` by the natural order of key(item) (a string that outlives the sort).
+template <class T, class Key>
+void natural_sort(std::vector<T>& items, Key key) {
+  std::vector<std::pair<NaturalKey, size_t>> keyed;
+  keyed.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) keyed.emplace_back(NaturalKey(key(items[i])), i);
+  std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<T> sorted;
+  sorted.reserve(items.size());
+  for (const auto& k : keyed) sorted.push_back(std::move(items[k.second]));
+  items = std::move(sorted);
 }
 
 // from_pretrained of a checkpoint that stores MoE experts one by one (what save_pretrained writes), as transformers
@@ -103,7 +132,7 @@ void load_stacking_experts(Tracker& t, const ArchModel& m, DType dtype) {
                          total / g.chunks, &g});
       }
   }
-  std::stable_sort(queue.begin(), queue.end(), [](const Item& a, const Item& b) { return natural_less(a.key, b.key); });
+  natural_sort(queue, [](const Item& item) -> std::string_view { return item.key; });
   for (size_t i = 0; i < queue.size(); ++i)
     if (queue[i].group) queue[i].group->last = i;
   size_t next = 0;  // the copy stream: queue[0, next) allocated
@@ -143,7 +172,9 @@ void load_stacking_experts(Tracker& t, const ArchModel& m, DType dtype) {
 
 }  // namespace
 
-void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded, const LoadPath& path) {
+namespace {
+
+void replay_load(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded, const LoadPath& path) {
   t.set_phase("loading weights");
   if (path.from_pretrained) {
     // modeling_utils.caching_allocator_warmup: one torch.empty of the weights' total bytes, dropped at once, so
@@ -168,10 +199,30 @@ void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeigh
   // layers); from_config builds module by module
   std::vector<const TensorInfo*> order;
   for (const auto& w : m.tensors) order.push_back(&w);
-  if (path.from_pretrained)
-    std::stable_sort(order.begin(), order.end(),
-                     [](const TensorInfo* a, const TensorInfo* b) { return natural_less(a->name, b->name); });
+  if (path.from_pretrained) natural_sort(order, [](const TensorInfo* w) -> std::string_view { return w->name; });
   for (const TensorInfo* w : order) t.alloc("weights/" + w->name, dtype_bytes(dtype, w->numel()).value_or(0));
+}
+
+}  // namespace
+
+void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded, const LoadPath& path,
+                  ReplayCache* cache) {
+  if (!cache || !t.fresh()) return replay_load(t, m, dtype, loaded, path);
+  const ReplayCache::Loads::Key key{&m, dtype, loaded, path.from_pretrained, path.experts_stacked, t.expandable_segments()};
+  ReplayCache::Loads& loads = cache->loads();
+  {
+    std::lock_guard<std::mutex> lock(loads.mutex);
+    for (const auto& [k, done] : loads.done)
+      if (k == key) {
+        t = *done;
+        return;
+      }
+  }
+  replay_load(t, m, dtype, loaded, path);
+  std::lock_guard<std::mutex> lock(loads.mutex);
+  for (const auto& [k, done] : loads.done)
+    if (k == key) return;  // another thread's, the same
+  loads.done.emplace_back(key, std::make_shared<const Tracker>(t));
 }
 
 namespace {
@@ -415,7 +466,8 @@ void decode(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w
 
 }  // namespace
 
-std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, const LoadedWeights* loaded) {
+std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, const LoadedWeights* loaded,
+                          ReplayCache* cache) {
   const uint64_t s = dtype_info(w.dtype).block_bytes;
   const std::string attn = w.attn.empty() ? default_attention(g) : w.attn;
   // sdpa_math_backend (falcon) under "sdpa": the allocator traces show PyTorch's math backend (bench/data/traces)
@@ -425,7 +477,7 @@ std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, con
   // the warm-up is per device (the bytes placed on it); the multi-GPU replay's view maps whole tensors only, so it
   // is replayed on one GPU
   load_weights(t, m, w.dtype, loaded,
-               {.from_pretrained = !w.from_config && w.gpus <= 1, .experts_stacked = w.experts_stacked_at_load});
+               {.from_pretrained = !w.from_config && w.gpus <= 1, .experts_stacked = w.experts_stacked_at_load}, cache);
   if (!m.tied.empty() && w.from_config) {
     // from_config builds lm_head, then ties it to the embedding: one untied copy lives until the tie
     t.alloc("weights/untied_head", mul(g.vocab, g.hidden, s));

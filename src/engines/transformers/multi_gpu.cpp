@@ -101,6 +101,7 @@ struct InferenceHooks {
   const Split& s;
   const Geometry& g;
   const Workload& w;
+  const Tracker& replay;  // what is live on any device
   int device;
   bool workspace;
   std::vector<std::string> copies;
@@ -126,12 +127,12 @@ struct InferenceHooks {
       first_matmul_here(t);
       const int prev = L == 0 ? p.embed_device : p.layer_device[L - 1];
       if (prev != device) copy(t, "hidden", mul(B, P, g.hidden, el));
-      if (s.rotary != device && t.live("activations/cos")) {
+      if (s.rotary != device && replay.live("activations/cos")) {
         copy(t, "cos", mul(B, P, g.head_dim, el));
         copy(t, "sin", mul(B, P, g.head_dim, el));
       }
-      if (p.embed_device != device && t.live("activations/causal_mask")) copy(t, "causal_mask", mul(B, P, P, el));
-      if (p.embed_device != device && t.live("activations/sdpa_mask")) copy(t, "sdpa_mask", mul(B, P, P));
+      if (p.embed_device != device && replay.live("activations/causal_mask")) copy(t, "causal_mask", mul(B, P, P, el));
+      if (p.embed_device != device && replay.live("activations/sdpa_mask")) copy(t, "sdpa_mask", mul(B, P, P));
     } else if (starts(phase, "final norm")) {
       if (p.norm_device == device && !p.layer_device.empty() && p.layer_device.back() != device)
         copy(t, "hidden", mul(B, P, g.hidden, el));
@@ -183,15 +184,28 @@ void split_inference(Estimate& e, const ArchModel& m, const Geometry& g, const W
   for (const auto& [name, dev] : s.p.tensor_device)
     if (name.find("rotary_emb.inv_freq") != std::string::npos) s.rotary = dev;
   s.first_mm = g.rope ? s.rotary : (s.p.layer_device.empty() ? s.p.embed_device : s.p.layer_device[0]);
-  std::string attn;
+  // one replay, each tensor's events on its own device's tracker (Tracker::fan_out)
+  Tracker replay(true, w.expandable_segments);
+  std::vector<Tracker> trackers;
+  trackers.reserve(w.gpus);
+  std::vector<InferenceHooks> hooks;
+  hooks.reserve(w.gpus);
+  std::vector<Tracker*> devices;
   for (uint64_t d = 0; d < w.gpus; ++d) {
     const int dev = static_cast<int>(d);
-    Tracker t(true, w.expandable_segments);
-    t.set_view([&](const std::string& name, uint64_t bytes) { return route(s, name) == dev ? bytes : 0; });
-    InferenceHooks hooks{s, g, w, dev, dev == s.first_mm, {}};
-    t.set_phase_hook([&hooks](Tracker& tr, const std::string& phase) { hooks(tr, phase); });
-    attn = run_inference(t, m, g, w);
-    GpuEstimate ge = finish(static_cast<unsigned>(d), t, w, gpu);
+    trackers.emplace_back(true, w.expandable_segments);
+    hooks.push_back(InferenceHooks{s, g, w, replay, dev, dev == s.first_mm, {}});
+    trackers.back().set_phase_hook([&h = hooks.back()](Tracker& tr, const std::string& phase) { h(tr, phase); });
+    devices.push_back(&trackers.back());
+  }
+  replay.fan_out(devices, [&](const std::string& name) {
+    const int dev = route(s, name);  // the CPU or the disk: on no GPU
+    return dev >= 0 && static_cast<uint64_t>(dev) < w.gpus ? static_cast<size_t>(dev) : SIZE_MAX;
+  });
+  const std::string attn = run_inference(replay, m, g, w);
+  for (uint64_t d = 0; d < w.gpus; ++d) {
+    const int dev = static_cast<int>(d);
+    GpuEstimate ge = finish(static_cast<unsigned>(d), trackers[d], w, gpu);
     ge.role = device_role(s.p, dev);
     for (const auto& [module, mdev] : s.p.device_map)
       if (mdev == dev) ge.modules.push_back(module.empty() ? "(the whole model)" : module);

@@ -45,8 +45,9 @@ std::string ckpt_input(uint64_t layer) { return fmt::format("saved_activations/{
 
 class TrainingRun {
  public:
-  TrainingRun(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w)
-      : t_(t),
+  TrainingRun(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, ReplayCache* cache)
+      : cache_(cache),
+        t_(t),
         m_(m),
         g_(g),
         w_(w),
@@ -113,6 +114,7 @@ class TrainingRun {
   // first) a temporary added in place into the .grad that exists
   void grad(const std::string& name, uint64_t bytes);
 
+  ReplayCache* cache_;
   Tracker& t_;
   const ArchModel& m_;
   const Geometry& g_;
@@ -159,7 +161,7 @@ void TrainingRun::load() {
   t_.set_phase("loading weights");
   if (qlora_) return load_qlora();
   load_weights(t_, m_, amp_ ? DType::F32 : DType::BF16, nullptr,
-               {.from_pretrained = !w_.from_config && w_.gpus <= 1, .experts_stacked = w_.experts_stacked_at_load});
+               {.from_pretrained = !w_.from_config && w_.gpus <= 1, .experts_stacked = w_.experts_stacked_at_load}, cache_);
   if (!m_.tied.empty() && w_.from_config) {
     t_.alloc("weights/untied_head", mul(g_.vocab, g_.hidden, c_.p));
     t_.free("weights/untied_head");
@@ -504,8 +506,8 @@ void TrainingRun::embedding_backward() {
 
 }  // namespace
 
-uint64_t run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w) {
-  TrainingRun run(t, m, g, w);
+uint64_t run_training(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w, ReplayCache* cache) {
+  TrainingRun run(t, m, g, w, cache);
   run.run();
   return run.managed_bytes();
 }
