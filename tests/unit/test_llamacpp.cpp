@@ -101,7 +101,8 @@ llamacpp::RunOptions run_of(const json& r) {
 std::vector<json> measured_buffer_rows() {
   auto rows = read_jsonl("bench/data/llamacpp_buffers_h200.jsonl");
   for (const char* more : {"bench/data/llamacpp_memory_h200.jsonl", "bench/data/llamacpp_offload_h100.jsonl",
-                           "bench/data/llamacpp_arch_h100.jsonl"}) {
+                           "bench/data/llamacpp_arch_h100.jsonl", "bench/data/llamacpp_arch2_h100.jsonl",
+                           "bench/data/llamacpp_iquant2_h100.jsonl"}) {
     const auto extra = read_jsonl(more);
     rows.insert(rows.end(), extra.begin(), extra.end());
   }
@@ -129,10 +130,18 @@ TEST(LlamaCppQuant, PredictedFilesEqualRealOnesTensorByTensor) {
   const auto iquants = read_jsonl("bench/data/llamacpp_iquant_h100_gguf_tensors.jsonl");
   ASSERT_GE(iquants.size(), 9u);
   rows.insert(rows.end(), iquants.begin(), iquants.end());
+  // made on the GPU machine in 2026-12-06's calls (bench/gpu/runs/llama_combo2.sh, llama_iquant3.sh): gpt-oss cut to
+  // 4 layers from make_checkpoint.py (base and MXFP4_MOE), TinyLlama cut to 4 layers in IQ1_S, IQ2_XXS (with an
+  // importance matrix), IQ3_S and IQ4_XS; each record names its catalog config and overrides
+  for (const char* more : {"bench/data/llamacpp_arch2_h100_gguf_tensors.jsonl", "bench/data/llamacpp_iquant2_h100_gguf_tensors.jsonl"}) {
+    const auto extra = read_jsonl(more);
+    ASSERT_GE(extra.size(), 2u) << more;
+    rows.insert(rows.end(), extra.begin(), extra.end());
+  }
   std::map<std::string, std::set<std::string>> per_arch;
   for (const auto& r : rows) {
     const std::string model = r.at("model"), scheme = r.at("scheme");
-    llamacpp::Model m = predicted(model);
+    llamacpp::Model m = r.contains("catalog_id") ? predicted_of(r) : predicted(model);
     // "base" is the converter's output with --outtype bf16 (the harness's choice): every tensor the converter
     // does not force to F32 in BF16, the same types a BF16 "quantisation" of the prediction gives
     llamacpp::quantize(m, llamacpp::find_scheme(scheme == "base" ? "BF16" : scheme));
