@@ -1,4 +1,6 @@
 #!/bin/bash
+# NOT RUN YET: prepared 2026-12-06 when the session's device time was spent; the next call for issue 19 (move
+# llama-imatrix, llama-fit-params, rpc-server and libggml-rpc.so out of .llama/bin to keep the carry under 64 MiB).
 # Issue 19, 2026-12-06: falcon-7b and pythia-1.4b (gpt-neox) cut to 2 layers on the GPU, from make_checkpoint.py's
 # checkpoints (transformers 5.17's saved checkpoints of both failed the pinned converter in llama_arch1.sh): Q4_K_M,
 # n_ctx 4096 with flash attention on and off, and one layer offloaded; then llama.cpp's own projection of each run.
