@@ -27,6 +27,7 @@
 
 #include <regex>
 #include <string_view>
+#include <utility>
 
 #include <fmt/core.h>
 
@@ -316,9 +317,9 @@ bool module_matches(const std::string& module, const std::string& pattern) {
 
 namespace {
 
-TensorInfo make(const std::string& name, std::vector<uint64_t> shape, DType dtype, const TensorInfo& from) {
+TensorInfo make(std::string name, std::vector<uint64_t> shape, DType dtype, const TensorInfo& from) {
   TensorInfo t;
-  t.name = name;
+  t.name = std::move(name);  // most callers pass a name just built: moved, not copied
   t.shape = std::move(shape);
   t.dtype = dtype;
   const auto n = shape_numel(t.shape);

@@ -33,7 +33,8 @@ SourceFacts read_source_facts(ModelSource source) {
   }
   ParamsReport counted = count_params(std::move(source));
   if (counted.model) facts.arch = std::make_shared<const ArchModel>(std::move(*counted.model));
-  facts.params = counted.primary();
+  // moved, not copied: a config's count holds every parameter tensor (tens of thousands for an MoE)
+  facts.params = counted.from_config ? std::move(*counted.from_config) : std::move(*counted.from_weights);
   facts.source = std::move(counted.source);
   return facts;
 }
