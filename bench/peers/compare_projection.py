@@ -20,23 +20,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, '..', '..'))
 DATA = os.path.join(ROOT, 'bench', 'data')
 sys.path.insert(0, HERE)
-from peer_runs import load_runs  # noqa: E402
+from compare import pct  # noqa: E402
+from peer_runs import NAMED_SETS, set_records  # noqa: E402
 
-RECORDS = {'arch': 'llamacpp_arch_h100.jsonl', 'offload': 'llamacpp_offload_h100.jsonl'}
 MiB = 1024 * 1024
 
 
 def records_of(set_name, cache):
     if set_name not in cache:
-        if set_name == 'peers':
-            cache[set_name] = load_runs()[0]
-        else:
-            fn = RECORDS.get(set_name, os.path.basename(set_name))
-            recs = {}
-            for line in open(os.path.join(DATA, fn)):
-                r = json.loads(line)
-                recs[r['id']] = r
-            cache[set_name] = recs
+        # a set named by a path on the GPU machine is the bench/data file of the same name here
+        known = set_name == 'peers' or set_name in NAMED_SETS
+        cache[set_name] = {r['id']: r for r in set_records(set_name if known else
+                                                           os.path.join(DATA, os.path.basename(set_name)))}
     return cache[set_name]
 
 
@@ -56,10 +51,6 @@ def llmem_rows(llmem, records):
     if len(rows) != len(records):
         sys.exit(f'llmem validate gave {len(rows)} rows for {len(records)} records')
     return rows
-
-
-def pct(est, ref):
-    return 100.0 * (est - ref) / ref
 
 
 def stats(xs):

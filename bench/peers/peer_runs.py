@@ -29,6 +29,19 @@ def load_runs():
     return runs, src
 
 
+# The other named sets of measured llama.cpp runs the projection covers (run_llamacpp_projection.py,
+# compare_projection.py), by their bench/data file.
+NAMED_SETS = {'arch': 'llamacpp_arch_h100.jsonl', 'offload': 'llamacpp_offload_h100.jsonl'}
+
+
+def set_records(name):
+    """The run records of a set: 'peers' (load_runs), a NAMED_SETS name, or a path (its records in file order)."""
+    if name == 'peers':
+        return list(load_runs()[0].values())
+    path = os.path.join(DATA, NAMED_SETS[name]) if name in NAMED_SETS else name
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+
 def logged_cuda0(ll):
     """llama.cpp's CUDA0 buffers in MiB: (model + KV + recurrent state + compute, {part: MiB})."""
     parts = {k: (ll.get(k) or {}).get('CUDA0', 0.0)

@@ -23,12 +23,11 @@ DATA = os.path.join(ROOT, 'bench', 'data')
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, 'bench', 'gpu', 'llamacpp'))
 import common  # noqa: E402  (the harness's library search: LD_LIBRARY_PATH for the CUDA backend)
-from peer_runs import load_runs, logged_cuda0  # noqa: E402
+from peer_runs import logged_cuda0, set_records  # noqa: E402
 import rebuild_gguf_headers as rb  # noqa: E402
 
 DUMPS = {'peers': 'llamacpp_gguf_tensors.jsonl', 'arch': 'llamacpp_arch_h100_gguf_tensors.jsonl',
          'offload': 'llamacpp_gguf_tensors.jsonl'}
-RECORDS = {'arch': 'llamacpp_arch_h100.jsonl', 'offload': 'llamacpp_offload_h100.jsonl'}
 
 
 def args_of(r, path):
@@ -80,14 +79,7 @@ def main():
             for line in open(os.path.join(DATA, DUMPS[s])):
                 d = json.loads(line)
                 headers.setdefault(d['file'], d)
-        if s == 'peers':
-            runs, _ = load_runs()
-            recs = list(runs.values())
-        elif s in RECORDS:
-            recs = [json.loads(line) for line in open(os.path.join(DATA, RECORDS[s]))]
-        else:
-            recs = [json.loads(line) for line in open(s)]
-        for r in recs:
+        for r in set_records(s):
             if not r.get('ok') and s != 'peers' or r.get('rpc') or not r.get('llama_log'):
                 continue
             name = r['gguf_file']

@@ -12,7 +12,9 @@ AutoConfig/AutoTokenizer raise: the converter reads config.json itself and only 
   python3 make_checkpoint.py --tool build/bench/hf_checkpoint_tensors --out-dir DIR \
       NAME=CATALOG_ID[,key=value...] ...                 (values are JSON: num_hidden_layers=2)
 Writes DIR/hf/NAME/{config.json,model.safetensors} and DIR/gguf/NAME-base.gguf (--outtype auto), and prints one
-JSON line per model: {name, catalog_id, overrides, gguf, converter_log_tail, ok}.
+JSON line per model: {name, catalog_id, overrides, gguf, converter_log_tail, ok}. With --work WORK the base GGUF
+goes where run_all.sh's stages look for it instead (WORK/gguf/NAME/NAME-base.gguf and its .done.json), so stage 1
+skips the model and stage 2 quantises it.
 """
 import argparse
 import json
@@ -28,6 +30,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
+sys.path.insert(0, str(HERE))
+import common  # noqa: E402  (run_all.sh's work directory layout)
 
 ST_DTYPES = {"F32": ("F32", np.float32), "F16": ("F16", np.float16), "BF16": ("BF16", None),
              "U8": ("U8", np.uint8), "I8": ("I8", np.int8), "I32": ("I32", np.int32),
@@ -129,6 +133,7 @@ def main():
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--llama-src", default=os.environ.get("LLAMA_SRC", "/work/llama-src"))
     ap.add_argument("--outtype", default="auto")
+    ap.add_argument("--work", help="run_all.sh's work directory: put each base GGUF there, marked done")
     ap.add_argument("specs", nargs="+")
     args = ap.parse_args()
     out = Path(args.out_dir)
@@ -147,9 +152,11 @@ def main():
         hf.mkdir(parents=True, exist_ok=True)
         (hf / "config.json").write_text(json.dumps(derived["config"], indent=1))
         write_safetensors(hf / "model.safetensors", derived["tensors"])
-        gguf_dir = out / "gguf"
-        gguf_dir.mkdir(parents=True, exist_ok=True)
-        gguf = gguf_dir / f"{name}-base.gguf"
+        if args.work:
+            gguf = common.Work(args.work).base(name)
+        else:
+            (out / "gguf").mkdir(parents=True, exist_ok=True)
+            gguf = out / "gguf" / f"{name}-base.gguf"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(stub_dir), str(Path(args.llama_src) / "gguf-py"), args.llama_src,
                                              env.get("PYTHONPATH", "")])
@@ -159,6 +166,8 @@ def main():
                 "--llama-dir", args.llama_src, "--", str(hf), "--outtype", args.outtype, "--outfile", str(gguf)]
         p = subprocess.run(conv, capture_output=True, text=True, env=env)
         ok = p.returncode == 0 and gguf.is_file()
+        if ok and args.work:
+            common.write_sidecar(gguf, {"made_with": "make_checkpoint.py", "catalog_id": cat_id, "overrides": overrides})
         rc |= 0 if ok else 1
         print(json.dumps({"name": name, "catalog_id": cat_id, "overrides": overrides, "gguf": str(gguf), "ok": ok,
                           "converter_log_tail": (p.stdout + p.stderr)[-3000:]}), flush=True)

@@ -9,16 +9,10 @@ set -o pipefail
 R=$(pwd); OUT=${OUT:-/tmp/llamacpp-out}; W=$R/build-llamacpp; mkdir -p "$OUT/x"
 T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
 python3 bench/gpu/llamacpp/common.py prepare
-mkdir -p "$W/mc"
 timeout 60 python3 bench/gpu/llamacpp/make_checkpoint.py --tool "$R/.gpubin/hf_checkpoint_tensors" --out-dir "$W/mc" \
-  --llama-src "$R/.llama" 'falcon7b-2L=tiiuae/falcon-7b,num_hidden_layers=2,vocab_size=8192' \
+  --work "$W" --llama-src "$R/.llama" 'falcon7b-2L=tiiuae/falcon-7b,num_hidden_layers=2,vocab_size=8192' \
   'pythia-2L=EleutherAI/pythia-1.4b,num_hidden_layers=2,vocab_size=8192' > "$OUT/x/make_checkpoint.jsonl" 2> "$OUT/x/make_checkpoint.err"
-for n in falcon7b-2L pythia-2L; do
-  if [ -f "$W/mc/gguf/$n-base.gguf" ]; then
-    mkdir -p "$W/gguf/$n"; mv "$W/mc/gguf/$n-base.gguf" "$W/gguf/$n/$n-base.gguf"
-    echo '{"made_with": "make_checkpoint.py"}' > "$W/gguf/$n/$n-base.gguf.done.json"
-  else echo "no base for $n"; fi
-done
+rm -rf "$W/mc/hf"
 M="falcon7b-2L=tiiuae__falcon-7b,num_hidden_layers=2,vocab_size=8192 pythia-2L=EleutherAI__pythia-1.4b,num_hidden_layers=2,vocab_size=8192"
 C="ctx=4096,fa=on,ngl=all;ctx=4096,fa=off,ngl=all;ctx=4096,fa=on,ngl=1"
 timeout 190 bash bench/gpu/llamacpp/run_all.sh --deadline 160 --prep-deadline 60 --stages 1234 --models "$M" \

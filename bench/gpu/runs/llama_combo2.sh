@@ -1,7 +1,8 @@
 #!/bin/bash
-# Issue 19, 2026-12-06: what was left of the session's device time after llama_combo1.sh's machine was taken back
-# mid-call (nothing came back): llama.cpp's own projection for the measured runs (as in llama_combo1.sh, step 1) and
-# gpt-oss cut to 4 layers (make_checkpoint.py, MXFP4_MOE) on the GPU. Results as llama_combo1.sh's (import_combo1.py).
+# Issue 19, 2026-12-06: what was left of the session's device time after an earlier call (a superset of this one,
+# with falcon, pythia and i-quants; since removed) was taken back mid-call with nothing returned: llama.cpp's own
+# projection for the measured runs and gpt-oss cut to 4 layers (make_checkpoint.py, MXFP4_MOE) on the GPU. Imported
+# with import_llama_runs.py.
 set -o pipefail
 R=$(pwd); OUT=${OUT:-/tmp/llamacpp-out}; mkdir -p "$OUT"; W=$R/build-llamacpp
 T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }

@@ -1,14 +1,16 @@
 #!/usr/bin/python3
-"""Copies llama_combo1.sh's results (the run's files_at directory) into the repository:
+"""Copies the results of a llama.cpp device call laid out as below (a run's files_at directory, or a staging directory
+assembled from several calls: the 2026-12-06 data came from llama_combo2.sh's and llama_iquant3.sh's returns, staged
+by hand) into the repository:
   llamacpp_projection_rebuilt.jsonl        -> bench/peers/llamacpp_projection.jsonl
   a/ (gpt-oss, falcon, pythia)             -> bench/data/llamacpp_arch2_h100{,_gguf_tensors,_log}.*
   b/ (TinyLlama-4L i-quants)               -> bench/data/llamacpp_iquant2_h100{,_gguf_tensors,_log}.*
   a/, b/ llamacpp_projection.jsonl         -> bench/peers/llamacpp_projection_new.jsonl (set = the data file's name)
-  fit_print.txt, combo_log.txt             -> bench/peers/llamacpp_fit_print.txt, bench/data/llamacpp_combo1_log.txt
+  fit_print.txt, combo_log.txt             -> bench/peers/llamacpp_fit_print.txt, bench/data/llamacpp_combo2_iquant3_log.txt
 The GGUF dumps get the catalog id and overrides of their model (the runs' records carry them), so the tests can
 predict each file from the catalog.
 
-  /usr/bin/python3 bench/gpu/runs/import_combo1.py FILES_AT
+  /usr/bin/python3 bench/gpu/runs/import_llama_runs.py DIR
 """
 import json, os, shutil, sys
 
@@ -33,7 +35,7 @@ def main(src):
         shutil.copy(os.path.join(src, 'llamacpp_projection_rebuilt.jsonl'), os.path.join(PEERS, 'llamacpp_projection.jsonl'))
         shutil.copy(os.path.join(src, 'llamacpp_projection_rebuilt.jsonl.log'), os.path.join(PEERS, 'llamacpp_projection.log'))
     for name, dst in (('fit_print.txt', os.path.join(PEERS, 'llamacpp_fit_print.txt')),
-                      ('combo_log.txt', os.path.join(DATA, 'llamacpp_combo1_log.txt'))):
+                      ('combo_log.txt', os.path.join(DATA, 'llamacpp_combo2_iquant3_log.txt'))):
         if os.path.exists(os.path.join(src, name)):
             shutil.copy(os.path.join(src, name), dst)
     new_proj = []
