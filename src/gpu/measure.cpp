@@ -377,9 +377,15 @@ MeasureResult measure_command(nvml::Library& nvml, const MeasureOptions& options
   sampler.start(t0, {static_cast<uint32_t>(started.pid), static_cast<uint32_t>(::getpid())});
 
   int status = 0;
+  rusage child_usage{};
   while (true) {
-    pid_t w = ::waitpid(started.pid, &status, 0);
-    if (w == started.pid) break;
+    // wait4 rather than waitpid for the child's rusage: ru_maxrss is its peak resident set, or that of the
+    // largest descendant it waited for (the kernel folds waited-for children's maxima in), in KiB.
+    pid_t w = ::wait4(started.pid, &status, 0, &child_usage);
+    if (w == started.pid) {
+      result.host_peak_rss_bytes = static_cast<uint64_t>(child_usage.ru_maxrss) * 1024u;
+      break;
+    }
     if (w < 0 && errno != EINTR) break;
   }
   auto t_end = std::chrono::steady_clock::now();

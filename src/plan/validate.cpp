@@ -76,6 +76,11 @@ std::optional<ValidationRow> evaluate_llamacpp(const json& rec, const GpuProfile
   w.n_cpu_moe = field<int64_t>(rec, "n_cpu_moe", 0);
   if (const std::string ot = field<std::string>(rec, "override_tensor", ""); !ot.empty()) w.override_tensor = {ot};
   w.no_mmap = field<bool>(rec, "no_mmap", false);
+  const std::string load_mode = field<std::string>(rec, "load_mode", "");
+  if (load_mode == "mlock") w.mlock = true;
+  else if (load_mode == "none") w.no_mmap = true;
+  else if (!load_mode.empty() && load_mode != "mmap" && load_mode != "auto")
+    throw Error(ErrorKind::kInvalidInput, "", fmt::format("load_mode \"{}\" is not modelled", load_mode));
   const Estimate e = estimate(req).estimate;
 
   ValidationRow r;
@@ -86,6 +91,7 @@ std::optional<ValidationRow> evaluate_llamacpp(const json& rec, const GpuProfile
   if (w.n_cpu_moe) r.label += fmt::format(" ncmoe{}", w.n_cpu_moe);
   if (!w.override_tensor.empty()) r.label += " ot:" + w.override_tensor.front();
   if (w.no_mmap) r.label += " no-mmap";
+  if (w.mlock) r.label += " mlock";
   double logged = 0;
   for (const char* k : {"model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib"})
     if (lg.contains(k) && lg[k].contains("CUDA0")) logged += lg[k]["CUDA0"].get<double>() * kMiB;

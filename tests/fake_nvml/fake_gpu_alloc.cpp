@@ -1,6 +1,6 @@
 // A stand-in for a GPU program in tests: holds fake GPU memory (reported by the fake NVML) in phases.
 //
-//   fake_gpu_alloc [--gpu N] [--exit CODE] [--signal SIG] [--ignore SIG] [--pidfile PATH] PHASE [PHASE ...]
+//   fake_gpu_alloc [--gpu N] [--host-mib N] [--exit CODE] [--signal SIG] [--ignore SIG] [--pidfile PATH] PHASE [PHASE ...]
 //
 // A phase MIB:MS holds MIB MiB on GPU N for MS milliseconds and until the fake NVML has answered 3 memory
 // queries since it began (a sampler sees every phase, however loaded the machine: tests count what was sampled,
@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "fake_state.hpp"
@@ -44,10 +45,15 @@ void hold_until_queries(uint64_t target) {
 int main(int argc, char** argv) {
   unsigned gpu = 0;
   int exit_code = 0, raise_signal = 0;
+  std::vector<char> host;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--gpu" && i + 1 < argc) {
       gpu = static_cast<unsigned>(std::atoi(argv[++i]));
+    } else if (a == "--host-mib" && i + 1 < argc) {
+      // host memory, touched so that it is resident (measure's host peak RSS reads it)
+      const size_t bytes = static_cast<size_t>(std::strtoull(argv[++i], nullptr, 10)) << 20;
+      host.assign(bytes, 1);
     } else if (a == "--exit" && i + 1 < argc) {
       exit_code = std::atoi(argv[++i]);
     } else if (a == "--signal" && i + 1 < argc) {

@@ -14,6 +14,7 @@ struct Device {
 };
 Device g_devices[64];
 std::atomic<long> g_memory_calls[64];
+std::atomic<long> g_live_memory_calls[64];  // answered memory queries that saw a live allocation
 std::atomic<bool> g_initialised{false};
 
 constexpr int kSuccess = 0, kUninitialized = 1, kInvalidArgument = 2, kInsufficientSize = 7, kGpuIsLost = 15,
@@ -33,7 +34,8 @@ const fake::GpuScript* gpu_of(void* handle) {
 }
 
 bool is_lost(const fake::GpuScript& g, unsigned index) {
-  return g.lost_after_memory_calls >= 0 && g_memory_calls[index].load() >= g.lost_after_memory_calls;
+  return (g.lost_after_memory_calls >= 0 && g_memory_calls[index].load() >= g.lost_after_memory_calls) ||
+         (g.lost_after_live_memory_calls >= 0 && g_live_memory_calls[index].load() >= g.lost_after_live_memory_calls);
 }
 
 int memory(void* handle, Memory& m) {
@@ -46,7 +48,9 @@ int memory(void* handle, Memory& m) {
   for (long c : g->fail_memory_calls)
     if (c == call) return kUnknown;
   unsigned long long used = g->base_used_mib;
-  for (const auto& [pid, mib] : fake::live_allocations(index)) used += mib;
+  const auto live = fake::live_allocations(index);
+  for (const auto& [pid, mib] : live) used += mib;
+  if (!live.empty()) ++g_live_memory_calls[index];
   for (const auto& p : g->static_processes) used += p.used_mib;
   m.total = g->total_mib * kMiB;
   m.reserved = g->reserved_mib * kMiB;

@@ -42,6 +42,7 @@ Script load() {
     g.processes_error = gj.value("processes_error", 0);
     g.process_memory_unavailable = gj.value("process_memory_unavailable", false);
     g.lost_after_memory_calls = gj.value("lost_after_memory_calls", -1L);
+    g.lost_after_live_memory_calls = gj.value("lost_after_live_memory_calls", -1L);
     g.fail_memory_calls = gj.value("fail_memory_calls", std::vector<long>{});
     for (const auto& pj : gj.value("static_processes", nlohmann::json::array()))
       g.static_processes.push_back({pj.at("pid").get<uint32_t>(), pj.at("used_mib").get<uint64_t>()});

@@ -10,6 +10,7 @@
 //       "processes_error": 0,               the process query's answer (3 = NOT_SUPPORTED)
 //       "process_memory_unavailable": false, report usedGpuMemory as NVML_VALUE_NOT_AVAILABLE
 //       "lost_after_memory_calls": -1,      after N memory queries the GPU answers GPU_IS_LOST (15)
+//       "lost_after_live_memory_calls": -1, the same after N answered queries that saw a command's memory
 //       "fail_memory_calls": [],            1-based memory-query numbers that answer UNKNOWN (999)
 //       "static_processes": [{"pid": 4000001, "used_mib": 1000}]   processes not of the tree
 //     }],
@@ -44,6 +45,7 @@ struct GpuScript {
   int processes_error = 0;
   bool process_memory_unavailable = false;
   long lost_after_memory_calls = -1;
+  long lost_after_live_memory_calls = -1;
   std::vector<long> fail_memory_calls;
   std::vector<StaticProcess> static_processes;
 };

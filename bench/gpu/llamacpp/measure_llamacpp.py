@@ -205,6 +205,8 @@ def entry_id(e):
         extra += f"|ot-{e['override_tensor']}"
     if e.get("no_mmap"):
         extra += "|no-mmap"
+    if e.get("load_mode"):
+        extra += f"|lm-{e['load_mode']}"
     if e.get("rpc"):
         extra += f"|rpc{e['rpc']}-ts{e.get('tensor_split') or 'default'}"
     return (f"{e['model']}|{e['scheme']}|ctx{e['n_ctx']}|fa-{e['flash_attn']}|k-{e['cache_type_k']}|"
@@ -273,6 +275,8 @@ def build_matrix(args, work, facts):
                     # --n-cpu-moe N, --override-tensor PATTERN=BUFFER (one), --no-mmap (llama-bench -mmp 0)
                     "n_cpu_moe": int(cfg.get("ncmoe", 0)), "override_tensor": cfg.get("ot", ""),
                     "no_mmap": cfg.get("mmap", "1") == "0",
+                    # lm=mlock|mmap+mlock|none: llama-bench --load-mode (absent: its default, auto = mmap)
+                    "load_mode": cfg.get("lm", ""),
                     # several devices: rpc=N rpc-server processes on this GPU, ts=a/b the tensor split
                     "rpc": int(cfg.get("rpc", 0)), "tensor_split": cfg.get("ts", ""),  # llama-bench -ts a/b
                 }
@@ -302,6 +306,8 @@ def placement_args(e):
         out += ["-ot", e["override_tensor"]]
     if e.get("no_mmap"):
         out += ["-mmp", "0"]
+    if e.get("load_mode"):
+        out += ["-lm", e["load_mode"]]   # llama-bench --load-mode (mlock: read into pinned memory and locked)
     if e.get("tensor_split"):
         out += ["-ts", e["tensor_split"]]
     return out
@@ -500,6 +506,8 @@ def run_one(e, ctx):
             rec["tree_source"] = g.get("tree_source")
             rec["peak_device_minus_baseline_bytes"] = g.get("peak_device_minus_baseline_bytes")
             rec["llmem_exit_status"] = rep.get("exit_status")
+            # the command's peak resident set (ru_maxrss by wait4; llmem 2026-12-06 on, absent before)
+            rec["host_peak_rss_bytes"] = rep.get("host_peak_rss_bytes")
             rec["duration_ms"] = rep.get("duration_ms")
     ok = proc.returncode == 0 and not timed_out and bench is not None
     if not ctx["no_llmem"]:
