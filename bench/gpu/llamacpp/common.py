@@ -372,12 +372,14 @@ def build_info(ldir=None):
 
 
 def prepare_llama(ldir=None):
-    """Decompress any .llama/bin/*.so.xz (a CUDA backend carried compressed) whose .so is not there yet. Returns
-    notes."""
+    """Decompress any .llama/{bin,lib}/*.xz (a CUDA backend carried compressed) and .gpubin/*.xz whose file is not
+    there yet. Returns notes."""
     import lzma
     notes = []
     ld = llama_dir(ldir)
-    for xz in sorted(glob.glob(str(ld / "bin" / "*.so*.xz")) + sorted(glob.glob(str(ld / "lib" / "*.so*.xz")))):
+    # .gpubin/*.xz too: llmem and hf_checkpoint_tensors are carried compressed when the carry is near its limit
+    found = [sorted(glob.glob(str(ld / d / "*.xz"))) for d in ("bin", "lib")] + [sorted(glob.glob(str(REPO / ".gpubin" / "*.xz")))]
+    for xz in [f for group in found for f in group]:
         out = xz[:-3]
         if os.path.exists(out) and os.path.getsize(out) > 0:
             continue
