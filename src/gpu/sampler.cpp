@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include <fmt/core.h>
@@ -113,6 +114,7 @@ namespace {
 // While device used holds still, the process list is re-read at least this often (a safety net for a change
 // that leaves the device total unchanged, such as one process freeing what another takes).
 constexpr unsigned kProcessRefreshMs = 200;
+const uint64_t kPageBytes = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 // After a change of device used, the list is read for this many more rounds, in case the per-process figures
 // settle a little after the device total.
 constexpr unsigned kRoundsAfterChange = 2;
@@ -139,6 +141,7 @@ Sampler::~Sampler() {
 
 void Sampler::start(Clock::time_point t0, std::vector<uint32_t> roots) {
   t0_ = t0;
+  command_pid_ = roots.empty() ? 0 : roots.front();
   tree_.emplace(std::move(roots));
   thread_ = std::thread([this] { run(); });
 }
@@ -178,6 +181,20 @@ void Sampler::run() {
 
 bool Sampler::round() {
   round_samples_.clear();
+  // The command's resident set this round: one small read of /proc/PID/statm (its second field, in pages).
+  uint64_t host_rss = 0;
+  if (command_pid_) {
+    if (FILE* f = std::fopen(fmt::format("/proc/{}/statm", command_pid_).c_str(), "r")) {
+      unsigned long long size = 0, resident = 0;
+      if (std::fscanf(f, "%llu %llu", &size, &resident) == 2) host_rss = resident * kPageBytes;
+      std::fclose(f);
+    }
+    const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0_).count();
+    if (host_rss > host_peak_rss_) {
+      host_peak_rss_ = host_rss;
+      host_peak_rss_ms_ = t;
+    }
+  }
   bool any_left = false;
   uint64_t round_tree_bytes = 0;
   uint64_t round_delta_bytes = 0;
@@ -266,7 +283,7 @@ bool Sampler::round() {
     }
     round_tree_bytes += tree_bytes;
     round_delta_bytes += delta;
-    round_samples_.push_back(TimelineSample{t_ms, g.gpu.index, mem.used_bytes, tree_bytes, tree_procs});
+    round_samples_.push_back(TimelineSample{t_ms, g.gpu.index, mem.used_bytes, tree_bytes, tree_procs, host_rss});
   }
   if (round_ms >= 0) {
     ++rounds_;
@@ -303,6 +320,8 @@ bool Sampler::round() {
 
 void Sampler::fill(MeasureResult& r) {
   r.sample_rounds = rounds_;
+  r.host_sampled_peak_rss_bytes = host_peak_rss_;
+  r.host_sampled_peak_rss_time_ms = host_peak_rss_ms_;
   r.max_sample_gap_ms = max_gap_ms_;
   r.peak_tree_bytes = peak_tree_bytes_;
   r.peak_tree_time_ms = peak_tree_time_ms_;

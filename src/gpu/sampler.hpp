@@ -132,6 +132,9 @@ class Sampler {
     uint32_t cached_tree_processes = 0;
   };
   unsigned process_refresh_rounds_ = 1;
+  uint32_t command_pid_ = 0;          // the first root: the command's own process
+  uint64_t host_peak_rss_ = 0;
+  double host_peak_rss_ms_ = 0;
 
   nvml::Library& nvml_;
   std::vector<GpuState> gpus_;

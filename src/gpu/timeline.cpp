@@ -27,7 +27,7 @@ std::optional<TimelineFormat> timeline_format_for(const std::string& path) {
 namespace gpu {
 
 namespace {
-constexpr const char* kColumns = "time_ms,gpu_index,device_used_bytes,tree_used_bytes,tree_processes";
+constexpr const char* kColumns = "time_ms,gpu_index,device_used_bytes,tree_used_bytes,tree_processes,host_rss_bytes";
 constexpr const char* kJsonTail = "\n]}\n";
 
 nlohmann::json header_json(const TimelineHeader& h) {
@@ -64,7 +64,8 @@ TimelineWriter::TimelineWriter(std::string path, TimelineFormat format, const Ti
     case TimelineFormat::kJson: {
       // {"format":...,"gpus":[...],"columns":[...],"samples":[  <rows>  ]}
       nlohmann::json h = header_json(header);
-      h["columns"] = {"time_ms", "gpu_index", "device_used_bytes", "tree_used_bytes", "tree_processes"};
+      h["columns"] = {"time_ms", "gpu_index", "device_used_bytes", "tree_used_bytes", "tree_processes",
+                      "host_rss_bytes"};
       std::string doc = h.dump();
       doc.pop_back();  // the closing '}'
       head = doc + ",\"samples\":[";
@@ -90,18 +91,18 @@ bool TimelineWriter::write_round(const std::vector<TimelineSample>& round) {
   for (const auto& s : round) {
     switch (format_) {
       case TimelineFormat::kCsv:
-        text += fmt::format("{:.3f},{},{},{},{}\n", s.time_ms, s.gpu_index, s.device_used_bytes, s.tree_used_bytes,
-                            s.tree_processes);
+        text += fmt::format("{:.3f},{},{},{},{},{}\n", s.time_ms, s.gpu_index, s.device_used_bytes,
+                            s.tree_used_bytes, s.tree_processes, s.host_rss_bytes);
         break;
       case TimelineFormat::kJsonLines:
         text += fmt::format(
             "{{\"time_ms\":{:.3f},\"gpu_index\":{},\"device_used_bytes\":{},\"tree_used_bytes\":{},"
-            "\"tree_processes\":{}}}\n",
-            s.time_ms, s.gpu_index, s.device_used_bytes, s.tree_used_bytes, s.tree_processes);
+            "\"tree_processes\":{},\"host_rss_bytes\":{}}}\n",
+            s.time_ms, s.gpu_index, s.device_used_bytes, s.tree_used_bytes, s.tree_processes, s.host_rss_bytes);
         break;
       case TimelineFormat::kJson:
-        text += fmt::format("{}\n[{:.3f},{},{},{},{}]", first_sample_ ? "" : ",", s.time_ms, s.gpu_index,
-                            s.device_used_bytes, s.tree_used_bytes, s.tree_processes);
+        text += fmt::format("{}\n[{:.3f},{},{},{},{},{}]", first_sample_ ? "" : ",", s.time_ms, s.gpu_index,
+                            s.device_used_bytes, s.tree_used_bytes, s.tree_processes, s.host_rss_bytes);
         first_sample_ = false;
         break;
     }

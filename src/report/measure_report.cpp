@@ -120,6 +120,8 @@ nlohmann::json measure_json(const MeasureResult& r, const std::vector<std::strin
           {"forwarded_signals", forwarded},
           {"leftover_processes_killed", r.leftover_processes_killed},
           {"host_peak_rss_bytes", r.command_started ? nlohmann::json(r.host_peak_rss_bytes) : nlohmann::json(nullptr)},
+          {"host_sampled_peak_rss_bytes", r.host_sampled_peak_rss_bytes},
+          {"host_sampled_peak_rss_time_ms", r.host_sampled_peak_rss_time_ms},
           {"timeline_files", timeline_files},
           {"warnings", r.warnings},
           {"driver_version", r.driver_version},
@@ -170,7 +172,9 @@ std::string measure_text(const MeasureResult& r) {
                      mib_gib(g.peak_device_minus_baseline_bytes)));
   }
   if (r.command_started)
-    line(fmt::format("Host: peak resident set of the command's largest process: {}", mib_gib(r.host_peak_rss_bytes)));
+    line(fmt::format("Host: peak resident set of the command's largest process: {}; sampled, of the command: {} "
+                     "at {:.3f} s", mib_gib(r.host_peak_rss_bytes), mib_gib(r.host_sampled_peak_rss_bytes),
+                     r.host_sampled_peak_rss_time_ms / 1000.0));
   if (r.gpus.size() > 1)
     line(fmt::format("peak of the command over all {} GPUs: {} at {:.3f} s", r.gpus.size(), mib_gib(r.peak_tree_bytes),
                      r.peak_tree_time_ms / 1000.0));

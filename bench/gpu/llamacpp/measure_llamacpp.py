@@ -422,6 +422,27 @@ def safe_name(s):
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s)[:180]
 
 
+def host_series(path, step_mib=2.0, max_points=400):
+    """The run's timeline cut to its changes: [time_ms, host_rss_mib, gpu_tree_mib] whenever either moved by
+    step_mib or more since the last point kept (the first and the last row always); None without a timeline."""
+    try:
+        rows = [l.split(",") for l in path.read_text().splitlines()[1:]]
+    except OSError:
+        return None
+    pts, last = [], None
+    for i, r in enumerate(rows):
+        if len(r) < 6:
+            continue
+        p = [round(float(r[0]), 1), round(int(r[5]) / 2**20, 1), round(int(r[3]) / 2**20, 1)]
+        if last is None or i == len(rows) - 1 or abs(p[1] - last[1]) >= step_mib or abs(p[2] - last[2]) >= step_mib:
+            pts.append(p)
+            last = p
+    if len(pts) > max_points:
+        k = len(pts) / max_points
+        pts = [pts[int(i * k)] for i in range(max_points)] + [pts[-1]]
+    return pts
+
+
 def run_one(e, ctx):
     rundir = ctx["work"].root / "runs" / safe_name(e["id"])
     rundir.mkdir(parents=True, exist_ok=True)
@@ -437,7 +458,7 @@ def run_one(e, ctx):
     if ctx["no_llmem"]:
         full = cmd
     else:
-        full = [ctx["llmem"], "measure", "--json", "--output", str(report)]
+        full = [ctx["llmem"], "measure", "--json", "--output", str(report), "--timeline", str(rundir / "timeline.csv")]
         if ctx["interval"]:
             full += ["--interval", str(ctx["interval"])]
         full += ["--"] + cmd
@@ -508,6 +529,9 @@ def run_one(e, ctx):
             rec["llmem_exit_status"] = rep.get("exit_status")
             # the command's peak resident set (ru_maxrss by wait4; llmem 2026-12-06 on, absent before)
             rec["host_peak_rss_bytes"] = rep.get("host_peak_rss_bytes")
+            rec["host_sampled_peak_rss_bytes"] = rep.get("host_sampled_peak_rss_bytes")
+            rec["host_sampled_peak_rss_time_ms"] = rep.get("host_sampled_peak_rss_time_ms")
+            rec["host_series"] = host_series(rundir / "timeline.csv")
             rec["duration_ms"] = rep.get("duration_ms")
     ok = proc.returncode == 0 and not timed_out and bench is not None
     if not ctx["no_llmem"]:

@@ -30,6 +30,7 @@ struct TimelineSample {
   uint64_t device_used_bytes = 0;
   uint64_t tree_used_bytes = 0;    // the command's processes (or device used minus baseline in fallback)
   uint32_t tree_processes = 0;     // processes of the tree seen on this GPU
+  uint64_t host_rss_bytes = 0;     // the command's own process: resident set (/proc/PID/statm) in this round
 };
 
 enum class TimelineFormat { kCsv, kJson, kJsonLines };
@@ -96,6 +97,9 @@ struct MeasureResult {
   // wait4: the command and the descendants it waited for; file-backed pages it mapped and touched, pinned
   // buffers and the CUDA driver's own host memory included). 0 when the command did not start.
   uint64_t host_peak_rss_bytes = 0;
+  // The command's own process (not its children), sampled each round: the largest resident set seen and when.
+  uint64_t host_sampled_peak_rss_bytes = 0;
+  double host_sampled_peak_rss_time_ms = 0;
   std::vector<std::string> warnings;
   std::vector<TimelineSample> timeline;         // when MeasureOptions::keep_timeline
   std::string nvml_library;
