@@ -54,6 +54,10 @@ def main():
     w.add_clip_projector_type(gguf.VisionProjectorType.GEMMA3)
     w.add_vision_attention_layernorm_eps(v.get("layer_norm_eps", 1e-6))
     w.add_vision_use_gelu(True)
+    # Gemma3VisionModel: the pool's factor, written when not 4 (image_seq_length: config.json's mm_tokens_per_image)
+    factor = (image // patch) // int(cfg.get("mm_tokens_per_image", 256) ** 0.5)
+    if factor > 0 and factor != 4:
+        w.add_vision_projector_scale_factor(factor)
 
     def t(name, shape_torch, qtype):
         ne0 = shape_torch[-1]
