@@ -12,7 +12,12 @@ AutoConfig/AutoTokenizer raise: the converter reads config.json itself and only 
   python3 make_checkpoint.py --tool build/bench/hf_checkpoint_tensors --out-dir DIR \
       NAME=CATALOG_ID[,key=value...] ...                 (values are JSON: num_hidden_layers=2)
 Writes DIR/hf/NAME/{config.json,model.safetensors} and DIR/gguf/NAME-base.gguf (--outtype auto), and prints one
-JSON line per model: {name, catalog_id, overrides, gguf, converter_log_tail, ok}. With --work WORK the base GGUF
+JSON line per model: {name, catalog_id, overrides, gguf, converter_log_tail, ok}. CATALOG_ID may instead be a
+repo-relative path to a config.json (tests/fixtures/gemma3_4b_vlm_config.json); a dotted key overrides inside a
+nested config (vision_config.num_hidden_layers=2, text_config.num_hidden_layers=1). With --mmproj f16,f32 the
+multimodal projector is converted too (convert_hf_to_gguf.py --mmproj --outtype T, with a preprocessor_config.json
+as the hub ships it), to DIR/gguf/mmproj-NAME-T.gguf, one JSON line each (with "mmproj": T); --no-text skips the
+text model. With --work WORK the base GGUF
 goes where run_all.sh's stages look for it instead (WORK/gguf/NAME/NAME-base.gguf and its .done.json), so stage 1
 skips the model and stage 2 quantises it.
 """
@@ -62,12 +67,49 @@ except ImportError:
 
 def parse_spec(spec):
     name, _, rest = spec.partition("=")
-    parts = re.split(r",(?=[A-Za-z_][A-Za-z0-9_]*=)", rest)  # JSON values may hold commas
+    parts = re.split(r",(?=[A-Za-z_][A-Za-z0-9_.]*=)", rest)  # JSON values may hold commas
     overrides = {}
     for kv in parts[1:]:
         k, _, v = kv.partition("=")
         overrides[k] = json.loads(v)
     return name, parts[0], overrides
+
+
+def config_path(cat_id):
+    """A catalog id (data/catalog/<id>.json), or a repo-relative path to a config.json (tests/fixtures/...)."""
+    if cat_id.endswith(".json"):
+        return REPO / cat_id
+    return REPO / "data" / "catalog" / (cat_id.replace("/", "__") + ".json")
+
+
+def apply_overrides(cfg, overrides):
+    """key=value sets a top-level key; a dotted key (vision_config.num_hidden_layers=2) one of a nested dict."""
+    for k, v in overrides.items():
+        d = cfg
+        *path, last = k.split(".")
+        for p in path:
+            d = d.setdefault(p, {})
+        d[last] = v
+    return cfg
+
+
+# What the hub checkpoints ship beside config.json for their image processors (the fields the converter's
+# MmprojModel reads: image_mean, image_std; Gemma3VisionModel: image_seq_length), by model_type. The values are
+# those of google/gemma-3-4b-it, Qwen/Qwen2.5-VL-7B-Instruct and mistralai/Mistral-Small-3.1-24B-Instruct-2503.
+_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+PREPROCESSOR = {
+    "gemma3": {"image_processor_type": "Gemma3ImageProcessor", "processor_class": "Gemma3Processor",
+               "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "image_seq_length": 256,
+               "do_normalize": True, "do_rescale": True, "do_resize": True, "resample": 2,
+               "rescale_factor": 0.00392156862745098, "size": {"height": 896, "width": 896}},
+    "qwen2_5_vl": {"image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2_5_VLProcessor",
+                   "image_mean": _CLIP_MEAN, "image_std": _CLIP_STD, "min_pixels": 3136, "max_pixels": 12845056,
+                   "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2},
+    "mistral3": {"image_processor_type": "PixtralImageProcessor", "processor_class": "PixtralProcessor",
+                 "image_mean": _CLIP_MEAN, "image_std": _CLIP_STD, "patch_size": {"height": 14, "width": 14},
+                 "size": {"longest_edge": 1540}, "do_normalize": True, "do_rescale": True, "do_resize": True},
+}
 
 
 def tensor_bytes(rng, t):
@@ -134,6 +176,9 @@ def main():
     ap.add_argument("--llama-src", default=os.environ.get("LLAMA_SRC", "/work/llama-src"))
     ap.add_argument("--outtype", default="auto")
     ap.add_argument("--work", help="run_all.sh's work directory: put each base GGUF there, marked done")
+    ap.add_argument("--mmproj", default="", help="also convert the multimodal projector (convert_hf_to_gguf.py "
+                    "--mmproj) once per listed outtype (f32,f16,bf16,q8_0): OUT_DIR/gguf/mmproj-NAME-TYPE.gguf")
+    ap.add_argument("--no-text", action="store_true", help="convert only the mmproj files")
     ap.add_argument("specs", nargs="+")
     args = ap.parse_args()
     out = Path(args.out_dir)
@@ -144,14 +189,18 @@ def main():
     rc = 0
     for spec in args.specs:
         name, cat_id, overrides = parse_spec(spec)
-        cfg_path = REPO / "data" / "catalog" / (cat_id.replace("/", "__") + ".json")
-        cmd = [args.tool, str(cfg_path)] + [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
-        derived = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        cfg = apply_overrides(json.loads(config_path(cat_id).read_text()), overrides)
+        cfg_file = stub_dir / f"{name}.config.json"
+        cfg_file.write_text(json.dumps(cfg))
+        derived = json.loads(subprocess.run([args.tool, str(cfg_file)], check=True, capture_output=True,
+                                            text=True).stdout)
         add_checkpoint_buffers(derived)
         hf = out / "hf" / name
         hf.mkdir(parents=True, exist_ok=True)
         (hf / "config.json").write_text(json.dumps(derived["config"], indent=1))
         write_safetensors(hf / "model.safetensors", derived["tensors"])
+        if args.mmproj and cfg.get("model_type") in PREPROCESSOR:
+            (hf / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR[cfg["model_type"]], indent=1))
         if args.work:
             gguf = common.Work(args.work).base(name)
         else:
@@ -162,15 +211,27 @@ def main():
                                              env.get("PYTHONPATH", "")])
         env["LLAMA_SRC"] = args.llama_src
         conv = [sys.executable, str(HERE / "make_gguf.py"), "_convert", "--vocab-size",
-                str(derived["config"].get("vocab_size") or derived["config"].get("padded_vocab_size")),
+                str(cfg.get("vocab_size") or cfg.get("padded_vocab_size") or cfg.get("text_config", {}).get("vocab_size")),
                 "--llama-dir", args.llama_src, "--", str(hf), "--outtype", args.outtype, "--outfile", str(gguf)]
-        p = subprocess.run(conv, capture_output=True, text=True, env=env)
-        ok = p.returncode == 0 and gguf.is_file()
-        if ok and args.work:
-            common.write_sidecar(gguf, {"made_with": "make_checkpoint.py", "catalog_id": cat_id, "overrides": overrides})
-        rc |= 0 if ok else 1
-        print(json.dumps({"name": name, "catalog_id": cat_id, "overrides": overrides, "gguf": str(gguf), "ok": ok,
-                          "converter_log_tail": (p.stdout + p.stderr)[-3000:]}), flush=True)
+        if not args.no_text:
+            p = subprocess.run(conv, capture_output=True, text=True, env=env)
+            ok = p.returncode == 0 and gguf.is_file()
+            if ok and args.work:
+                common.write_sidecar(gguf, {"made_with": "make_checkpoint.py", "catalog_id": cat_id,
+                                            "overrides": overrides})
+            rc |= 0 if ok else 1
+            print(json.dumps({"name": name, "catalog_id": cat_id, "overrides": overrides, "gguf": str(gguf),
+                              "ok": ok, "converter_log_tail": (p.stdout + p.stderr)[-3000:]}), flush=True)
+        for outtype in [t for t in args.mmproj.split(",") if t]:
+            (out / "gguf").mkdir(parents=True, exist_ok=True)
+            mm = out / "gguf" / f"mmproj-{name}-{outtype}.gguf"
+            mconv = conv[:conv.index("--outtype")] + ["--mmproj", "--outtype", outtype, "--outfile", str(mm)]
+            p = subprocess.run(mconv, capture_output=True, text=True, env=env)
+            ok = p.returncode == 0 and mm.is_file()
+            rc |= 0 if ok else 1
+            print(json.dumps({"name": name, "catalog_id": cat_id, "overrides": overrides, "mmproj": outtype,
+                              "gguf": str(mm), "ok": ok, "converter_log_tail": (p.stdout + p.stderr)[-3000:]}),
+                  flush=True)
     return rc
 
 
