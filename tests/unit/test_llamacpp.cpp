@@ -102,7 +102,8 @@ std::vector<json> measured_buffer_rows() {
   auto rows = read_jsonl("bench/data/llamacpp_buffers_h200.jsonl");
   for (const char* more : {"bench/data/llamacpp_memory_h200.jsonl", "bench/data/llamacpp_offload_h100.jsonl",
                            "bench/data/llamacpp_arch_h100.jsonl", "bench/data/llamacpp_arch2_h100.jsonl",
-                           "bench/data/llamacpp_iquant2_h100.jsonl"}) {
+                           "bench/data/llamacpp_iquant2_h100.jsonl", "bench/data/llamacpp_arch3_h200.jsonl",
+                           "bench/data/llamacpp_host1_h200.jsonl"}) {
     const auto extra = read_jsonl(more);
     rows.insert(rows.end(), extra.begin(), extra.end());
   }
@@ -133,7 +134,10 @@ TEST(LlamaCppQuant, PredictedFilesEqualRealOnesTensorByTensor) {
   // made on the GPU machine in 2026-12-06's calls (bench/gpu/runs/llama_combo2.sh, llama_iquant3.sh): gpt-oss cut to
   // 4 layers from make_checkpoint.py (base and MXFP4_MOE), TinyLlama cut to 4 layers in IQ1_S, IQ2_XXS (with an
   // importance matrix), IQ3_S and IQ4_XS; each record names its catalog config and overrides
-  for (const char* more : {"bench/data/llamacpp_arch2_h100_gguf_tensors.jsonl", "bench/data/llamacpp_iquant2_h100_gguf_tensors.jsonl"}) {
+  // and in 2026-12-06's ninth session (llama_host1.sh): falcon-7b and pythia-1.4b cut to 2 layers (base, Q4_K_M),
+  // TinyLlama cut to 4 layers in IQ1_M, IQ2_XS, IQ2_S (importance matrix), IQ2_M, IQ3_XXS, IQ3_XS, TinyLlama Q8_0
+  for (const char* more : {"bench/data/llamacpp_arch2_h100_gguf_tensors.jsonl", "bench/data/llamacpp_iquant2_h100_gguf_tensors.jsonl",
+                           "bench/data/llamacpp_host1_h200_gguf_tensors.jsonl"}) {
     const auto extra = read_jsonl(more);
     ASSERT_GE(extra.size(), 2u) << more;
     rows.insert(rows.end(), extra.begin(), extra.end());
@@ -144,7 +148,11 @@ TEST(LlamaCppQuant, PredictedFilesEqualRealOnesTensorByTensor) {
     llamacpp::Model m = r.contains("catalog_id") ? predicted_of(r) : predicted(model);
     // "base" is the converter's output with --outtype bf16 (the harness's choice): every tensor the converter
     // does not force to F32 in BF16, the same types a BF16 "quantisation" of the prediction gives
-    llamacpp::quantize(m, llamacpp::find_scheme(scheme == "base" ? "BF16" : scheme));
+    // (make_checkpoint.py's conversions keep the checkpoint's own float type, --outtype auto: an F16 file has F16
+    // tensors and no BF16 one)
+    const json counts = r.value("type_counts", json::object());
+    const char* base = counts.contains("F16") && !counts.contains("BF16") ? "F16" : "BF16";
+    llamacpp::quantize(m, llamacpp::find_scheme(scheme == "base" ? base : scheme));
     std::map<std::string, std::pair<std::string, json>> real;
     for (const auto& t : r.at("tensors")) real[t[0]] = {t[1], t[2]};
     EXPECT_EQ(m.tensors.size(), real.size()) << model << " " << scheme;
