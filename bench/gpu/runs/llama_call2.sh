@@ -11,12 +11,19 @@ python3 bench/gpu/llamacpp/common.py prepare
 timeout 230 bash bench/gpu/runs/llama_mmproj1.sh > "$OUT/mmproj_run.log" 2>&1; echo "mmproj rc=$? at t+$(el)"
 tail -5 "$OUT/mmproj_run.log"; cp "$OUT/mmproj_run.log" "$OUT/x/"
 tar czf "$OUT/x.tgz" -C "$OUT" x
-L=$(( 585 - $(el) ))
+L=$(( 500 - $(el) ))
 S=IQ1_M,IQ2_XS,IQ2_S,IQ2_M,IQ3_XXS,IQ3_XS
 C="ctx=4096,fa=on,ngl=all;ctx=4096,fa=off,ngl=all"
 timeout $L bash bench/gpu/llamacpp/run_all.sh --deadline $((L - 10)) --prep-deadline 130 --stages 1234 \
   --models "TinyLlama-4L=TinyLlama__TinyLlama-1.1B-Chat-v1.0,num_hidden_layers=4" --schemes $S --keep $S \
   --measure-schemes $S --ctx 4096 --fa on,off --out "$OUT/x/b" --measure-args "--configs $C" > "$OUT/x/b.log" 2>&1
 tail -25 "$OUT/x/b.log"
+tar czf "$OUT/x.tgz" -C "$OUT" x
+# (3) if time is left: llama_host1.sh's host-memory set again, now with each run's host resident-set series
+L=$(( 590 - $(el) ))
+C="ctx=4096,ngl=all;ctx=4096,ngl=all,mmap=0;ctx=4096,ngl=11;ctx=4096,ngl=11,mmap=0;ctx=4096,ngl=0;ctx=4096,ngl=0,mmap=0"
+[ "$L" -gt 70 ] && timeout $L bash bench/gpu/llamacpp/run_all.sh --deadline $((L - 8)) --prep-deadline $((L / 2)) \
+  --stages 1234 --models "TinyLlama-1.1B" --schemes Q8_0 --keep Q8_0 --measure-schemes Q8_0 --ctx 4096 --fa on \
+  --out "$OUT/x/c" --measure-args "--configs $C --workers 2" > "$OUT/x/c.log" 2>&1
 tar czf "$OUT/x.tgz" -C "$OUT" x
 echo "== [t+$(el)] done"
