@@ -157,6 +157,7 @@ json llamacpp_json(const EstimateResult& r) {
   }
   if (!e.per_gpu.empty()) j["per_gpu"] = per_gpu_json(e);
   // --ram: the machine's RAM and whether the host side fits it (null when not given)
+  j["host_peak_bytes"] = e.host_peak_bytes ? json(e.host_peak_bytes) : json(nullptr);
   j["host_ram_bytes"] = e.host_ram_bytes ? json(e.host_ram_bytes) : json(nullptr);
   j["host_fits"] = e.host_ram_bytes ? json(e.host_fits()) : json(nullptr);
   return j;
@@ -436,8 +437,11 @@ std::string llamacpp_text(const EstimateResult& r) {
          several ? "llama.cpp's buffers on the fullest GPU (model, KV, compute)" : "llama.cpp's GPU buffers (model, KV cache, compute)");
   append(out, "{:<28}{:>12.3f}  {}\n", "GPU process peak", static_cast<double>(e.process_peak_bytes) / kGiB,
          several ? "what NVML shows for the process on the fullest GPU" : "what nvidia-smi / NVML shows for the process");
-  append(out, "{:<28}{:>12.3f}  host memory: weights off the GPU ({}), CPU buffers\n", "Host",
+  append(out, "{:<28}{:>12.3f}  host memory: weights off the GPU ({}), CPU buffers, the process\n", "Host",
          static_cast<double>(e.host_bytes) / kGiB, r.workload.mmap ? "mapped" : r.workload.mlock ? "locked" : "pinned");
+  if (e.host_peak_bytes > e.host_bytes)
+    append(out, "{:<28}{:>12.3f}  resident while loading: the whole file mapped (reclaimable page cache)\n",
+           "Host peak", static_cast<double>(e.host_peak_bytes) / kGiB);
   if (e.host_ram_bytes) {
     const double spare = (static_cast<double>(e.host_ram_bytes) - static_cast<double>(e.host_bytes)) / kGiB;
     append(out, "{:<28}{:>12.3f}  --ram: {}\n", "Host RAM", static_cast<double>(e.host_ram_bytes) / kGiB,

@@ -9,16 +9,16 @@ set -o pipefail
 R=$(pwd); OUT=${OUT:-/tmp/llamacpp-out}; W=$R/build-llamacpp; mkdir -p "$OUT/x"
 T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
 python3 bench/gpu/llamacpp/common.py prepare
-timeout 200 bash bench/gpu/runs/llama_mmproj1.sh > "$OUT/mmproj_run.log" 2>&1; echo "mmproj rc=$? at t+$(el)"
+timeout 180 bash bench/gpu/runs/llama_mmproj1.sh > "$OUT/mmproj_run.log" 2>&1; echo "mmproj rc=$? at t+$(el)"
 tail -5 "$OUT/mmproj_run.log"; cp "$OUT/mmproj_run.log" "$OUT/x/"
 tar czf "$OUT/x.tgz" -C "$OUT" x
 C="ctx=4096,ngl=all;ctx=4096,ngl=all,mmap=0;ctx=4096,ngl=11;ctx=4096,ngl=11,mmap=0;ctx=4096,ngl=0;ctx=4096,ngl=0,mmap=0"
-timeout 120 bash bench/gpu/llamacpp/run_all.sh --deadline 112 --prep-deadline 60 \
+timeout 110 bash bench/gpu/llamacpp/run_all.sh --deadline 102 --prep-deadline 55 \
   --stages 1234 --models "TinyLlama-1.1B" --schemes Q8_0 --keep Q8_0 --measure-schemes Q8_0 --ctx 4096 --fa on \
   --out "$OUT/x/c" --measure-args "--configs $C --workers 2" > "$OUT/x/c.log" 2>&1
 echo "host set rc=$? at t+$(el)"; tail -4 "$OUT/x/c.log"
 tar czf "$OUT/x.tgz" -C "$OUT" x
-L=$(( 440 - $(el) ))
+L=$(( 330 - $(el) ))
 S=IQ1_M,IQ2_XS,IQ2_S,IQ2_M,IQ3_XXS,IQ3_XS
 C="ctx=4096,fa=on,ngl=all;ctx=4096,fa=off,ngl=all"
 [ "$L" -gt 90 ] && timeout $L bash bench/gpu/llamacpp/run_all.sh --deadline $((L - 8)) --prep-deadline 120 --stages 1234 \

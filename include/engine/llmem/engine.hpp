@@ -211,6 +211,8 @@ struct Estimate {
   uint64_t weight_bytes = 0;
   uint64_t host_bytes = 0;            // host memory the engine uses for the model (llama.cpp: mmap'd weights, CPU buffers)
   uint64_t host_ram_bytes = 0;        // the RAM host_bytes must fit in (--ram); 0 = not checked
+  uint64_t host_peak_bytes = 0;       // the process's peak resident set (llama.cpp: mapped file pages included);
+                                      // 0 = not modelled
   GpuProfile gpu;
   std::vector<std::string> notes;
   // The model as the engine loads it, where the engine reads a file format of its own (llama.cpp); empty or zero

@@ -256,6 +256,9 @@ struct Overheads {
   uint64_t base = 0;          // CUDA context, loaded kernels, graphs: what a run with no cuBLAS use adds
   uint64_t cublas = 0;        // cuBLAS handle, its 32 MiB workspace and kernels, when cuBLAS runs at all
   uint64_t granularity = 0;   // the VMM pool maps physical memory in these steps
+  // The process's own host memory (measured, data/runtime_overheads.json): while computing, what loading without
+  // a mapping adds (upload path), and while loading (before the context's buffers exist).
+  uint64_t host_run = 0, host_upload = 0, host_load = 0;
 };
 
 Overheads llamacpp_overheads() {
@@ -265,6 +268,9 @@ Overheads llamacpp_overheads() {
   o.base = l.at("base_bytes").get<uint64_t>();
   o.cublas = l.at("cublas_bytes").get<uint64_t>();
   o.granularity = l.at("pool_granularity_bytes").get<uint64_t>();
+  o.host_run = l.at("host_run_bytes").get<uint64_t>();
+  o.host_upload = l.at("host_upload_bytes").get<uint64_t>();
+  o.host_load = l.at("host_load_bytes").get<uint64_t>();
   return o;
 }
 
@@ -562,11 +568,25 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
   add("kv_cache (host)", kv.host_bytes, "host", "KV cache of the layers left on the host");
   add("compute (host)", compute_host, "host", "host compute buffer");
   add("output", output_buf, "host", "logits of the last token per sequence (f32)");
+  // Loading without a mapping uploads the GPU's tensors through pinned staging buffers and a second CUDA backend
+  // (llama-model-loader.cpp load_all_data: upload_backend); their host memory stays in the process's peak.
+  const bool uploads = !run.mmap && weights.gpu > 0;
+  const uint64_t host_runtime = oh.host_run + (uploads ? oh.host_upload : 0);
+  add("host runtime", host_runtime, "host",
+      fmt::format("the process itself: CUDA runtime, ggml's backends, the program{}; {:.0f} MiB measured with "
+                  "llama-bench {} (data/runtime_overheads.json)",
+                  uploads ? ", the upload path of a load without mmap" : "", static_cast<double>(host_runtime) / kMiB,
+                  kPinnedCommit));
 
   e.framework_peak_bytes = weights.gpu + weights.tied_output_copy + kv.gpu_bytes + compute_gpu;
   e.reserved_peak_bytes = e.framework_peak_bytes;
   e.process_peak_bytes = e.framework_peak_bytes + oh.base + (extras.cublas ? oh.cublas : 0) + extras.pool_bytes;
-  e.host_bytes = weights.host + kv.host_bytes + compute_host + output_buf;
+  e.host_bytes = weights.host + kv.host_bytes + compute_host + output_buf + host_runtime;
+  // The resident peak: with mmap the file is mapped with MAP_POPULATE (llama-mmap.cpp, prefetch), so while loading
+  // the whole file is resident in the process besides the runtime; after loading only the host tensors' span stays
+  // mapped (unmap_fragment). Those pages are clean page cache: the kernel can reclaim them, so host_bytes (what
+  // must stay resident) is what --ram checks, and this peak is what `top` or ru_maxrss shows.
+  e.host_peak_bytes = run.mmap ? std::max(e.host_bytes, oh.host_load + m.weight_bytes()) : e.host_bytes;
   e.peak_phase = "context creation (buffers are reserved up front)";
   if (m.predicted)
     e.notes.push_back(fmt::format("tensor types predicted for {} from llama-quantize's rules (no imatrix)", m.scheme));
