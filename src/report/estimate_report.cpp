@@ -437,10 +437,10 @@ std::string llamacpp_text(const EstimateResult& r) {
          several ? "llama.cpp's buffers on the fullest GPU (model, KV, compute)" : "llama.cpp's GPU buffers (model, KV cache, compute)");
   append(out, "{:<28}{:>12.3f}  {}\n", "GPU process peak", static_cast<double>(e.process_peak_bytes) / kGiB,
          several ? "what NVML shows for the process on the fullest GPU" : "what nvidia-smi / NVML shows for the process");
-  append(out, "{:<28}{:>12.3f}  host memory: weights off the GPU ({}), CPU buffers, the process\n", "Host",
+  append(out, "{:<28}{:>12.3f}  weights off the GPU ({}), CPU buffers, the process\n", "Host",
          static_cast<double>(e.host_bytes) / kGiB, r.workload.mmap ? "mapped" : r.workload.mlock ? "locked" : "pinned");
   if (e.host_peak_bytes > e.host_bytes)
-    append(out, "{:<28}{:>12.3f}  resident while loading: the whole file mapped (reclaimable page cache)\n",
+    append(out, "{:<28}{:>12.3f}  while loading: the whole file mapped (page cache)\n",
            "Host peak", static_cast<double>(e.host_peak_bytes) / kGiB);
   if (e.host_ram_bytes) {
     const double spare = (static_cast<double>(e.host_ram_bytes) - static_cast<double>(e.host_bytes)) / kGiB;
