@@ -540,7 +540,7 @@ StoredTensors stored_tensors(const std::vector<TensorInfo>& arch_tensors, const 
 }
 
 LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, DType compute,
-                                const LoadOptions& opt, bool conv1d) {
+                                const LoadOptions& opt, bool conv1d, const std::vector<TensorInfo>* stored_list) {
   LoadedWeights w;
   const int cc = opt.compute_capability ? opt.compute_capability : 1000;
   // Dequantising loads put the quantised tensors back in the compute dtype; the rest is cast to it too.
@@ -578,6 +578,9 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
   if (dequantise) {
     w.tensors.reserve(arch_tensors.size());
     for (const TensorInfo& t : arch_tensors) keep(t);
+  } else if (stored_list) {
+    w.tensors.reserve(stored_list->size());
+    for (const TensorInfo& t : *stored_list) keep(t);
   } else {
     StoredTensors stored = stored_tensors(arch_tensors, q, conv1d);  // this function's own: its tensors move
     w.tensors.reserve(stored.tensors.size());

@@ -21,14 +21,8 @@ namespace {
 
 // as_built(*arch), made once per model while it lives: the candidates of a fit each prepare the same source.
 std::shared_ptr<const ArchModel> built_once(const std::shared_ptr<const ArchModel>& arch) {
-  static std::mutex mutex;
-  static std::vector<std::pair<std::weak_ptr<const ArchModel>, std::shared_ptr<const ArchModel>>> made;
-  std::lock_guard<std::mutex> lock(mutex);
-  std::erase_if(made, [](const auto& m) { return m.first.expired(); });
-  for (const auto& [key, built] : made)
-    if (key.lock() == arch) return built;  // alive, so no other model has its address
-  made.emplace_back(arch, std::make_shared<const ArchModel>(as_built(*arch)));
-  return made.back().second;
+  static PerModel<ArchModel> made;
+  return made.get(arch, [&] { return as_built(*arch); });
 }
 
 struct TransformersModel final : EngineModel {
@@ -275,6 +269,10 @@ class TransformersEngine final : public Engine {
     model->arch = facts.arch;
     // the parameters PyTorch holds (MoE experts fused), prepared once for every estimate of this model
     model->differs_when_built = differs_when_built(*facts.arch);
+    // a quantised config's stored tensors, derived when the source was counted (from facts.arch itself: the config's
+    // count is the one read_source_facts keeps)
+    if (facts.arch->quant && facts.params && facts.params->basis == "config" && facts.params->stored_tensors)
+      model->cache->use_stored(*facts.arch, facts.params->stored_tensors);
     return model;
   }
 

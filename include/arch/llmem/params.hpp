@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,10 +35,16 @@ struct ParamCount {
   bool stored_exact = true;               // false where a stored size depends on the data
   std::string quant_method;               // quantization_config's quant_method, "" when none
   std::vector<std::string> stored_notes;
+  // A quantised config's tensors as stored (what stored_bytes sums), kept for the estimates of the same source: the
+  // transformers engine's weights as loaded start from them instead of deriving an MoE's tens of thousands again.
+  // Null otherwise.
+  std::shared_ptr<const std::vector<TensorInfo>> stored_tensors;
   uint64_t params_with_tied() const { return total_params + tied_params; }
 };
 
-ParamCount count_from_model(const ArchModel& model);
+// `tensors`: whether the count keeps its own copy of the model's tensor list (ParamCount::tensors, which the
+// module breakdown reads); estimates read the model's own.
+ParamCount count_from_model(const ArchModel& model, bool tensors = true);
 ParamCount count_from_tensors(std::string basis, const std::vector<TensorInfo>& tensors);
 
 // A module of the breakdown. Per-layer repeats are collapsed: "layers 0-31 (x32)" stands for 32 identical
@@ -87,6 +94,7 @@ struct ParamsReport {
 // Opens the source and counts. The config's count is primary (it is PyTorch's count); weights are counted too
 // when present. Throws when neither can be counted.
 ParamsReport count_params(const std::string& spec, const SourceOptions& options = {});
-ParamsReport count_params(ModelSource source);
+// `tensors`: as count_from_model's (a config's count without its tensor list, for estimates).
+ParamsReport count_params(ModelSource source, bool tensors = true);
 
 }  // namespace llmem

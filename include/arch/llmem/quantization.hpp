@@ -104,7 +104,9 @@ struct LoadedWeights {
   std::vector<TensorInfo> tensors;    // as loaded (dtype and bytes per tensor)
   std::string how;                    // one line: what transformers does with this scheme on this GPU
 };
+// `stored`: stored_tensors(arch_tensors, q, conv1d).tensors where the caller has it already (a source's count keeps
+// it), so that an MoE's tens of thousands of tensors are not derived again per compute dtype.
 LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, DType compute,
-                                const LoadOptions& opt, bool conv1d = false);
+                                const LoadOptions& opt, bool conv1d = false, const std::vector<TensorInfo>* stored = nullptr);
 
 }  // namespace llmem

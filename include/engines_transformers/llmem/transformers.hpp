@@ -29,6 +29,8 @@ class ReplayCache {
   ReplayCache();
   ~ReplayCache();
   std::shared_ptr<const LoadedWeights> loaded_weights(const ArchModel& model, DType compute, const LoadOptions& options);
+  // `model`'s tensors as stored, derived already (ParamCount::stored_tensors): loaded_weights starts from them.
+  void use_stored(const ArchModel& model, std::shared_ptr<const std::vector<TensorInfo>> stored);
   struct Loads;  // replays with their weights loaded (src/engines/transformers/engine.hpp)
   Loads& loads() { return *loads_; }
 
@@ -41,6 +43,8 @@ class ReplayCache {
   };
   std::mutex mutex_;
   std::vector<Entry> entries_;
+  const ArchModel* stored_model_ = nullptr;
+  std::shared_ptr<const std::vector<TensorInfo>> stored_;
   std::unique_ptr<Loads> loads_;
 };
 
