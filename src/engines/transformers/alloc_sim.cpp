@@ -191,17 +191,20 @@ void Tracker::set_side_stream_category(std::string category) {
   side_category_ = std::move(category);
 }
 
-void Tracker::alloc(const std::string& name, uint64_t whole_bytes) {
+void Tracker::alloc(std::string new_name, uint64_t whole_bytes) {
   if (!devices_.empty()) {
-    auto [it, inserted] = routed_.try_emplace(name, 0);
-    if (!inserted) internal_error("tensor allocated twice: " + name);
-    it->second = route_(name);
-    if (it->second < devices_.size()) devices_[it->second]->alloc(name, whole_bytes);
+    auto [it, inserted] = routed_.try_emplace(new_name, 0);
+    if (!inserted) internal_error("tensor allocated twice: " + new_name);
+    it->second = route_(new_name);
+    if (it->second < devices_.size()) devices_[it->second]->alloc(std::move(new_name), whole_bytes);
     return;
   }
-  if (shared_ && shared_->count(name) && !shared_freed_.count(name)) internal_error("tensor allocated twice: " + name);
-  auto [it, inserted] = tensors_.try_emplace(name, Live{0, 0});
-  if (!inserted) internal_error("tensor allocated twice: " + name);
+  if (shared_ && shared_->count(new_name) && !shared_freed_.count(new_name))
+    internal_error("tensor allocated twice: " + new_name);
+  // try_emplace leaves its key unmoved when the name is live already
+  auto [it, inserted] = tensors_.try_emplace(std::move(new_name), Live{0, 0});
+  if (!inserted) internal_error("tensor allocated twice: " + new_name);
+  const std::string& name = it->first;
   const uint64_t bytes = view_ ? view_(name, whole_bytes) : whole_bytes;
   // A tensor of no elements takes no memory from the caching allocator (no block), but it is live all the same:
   // its free must match.

@@ -90,7 +90,9 @@ class Tracker {
   // replayed sequence with a real allocator trace (bench/gpu/trace_cases.sh).
   explicit Tracker(bool simulate_allocator = true, bool expandable_segments = false);
   // Allocates `bytes` under `name`. Throws an internal Error when `name` is live already.
-  void alloc(const std::string& name, uint64_t bytes);
+  // `name` by value: most callers build it for this call (fmt::format, "weights/" + ...), and it moves into the
+  // live table rather than being copied there (a fit replays hundreds of thousands of allocations).
+  void alloc(std::string name, uint64_t bytes);
   // Frees the live tensor `name`. Throws an internal Error (naming it) when no such tensor is live: every free must
   // match an allocation.
   void free(const std::string& name);
