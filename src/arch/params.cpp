@@ -97,10 +97,10 @@ void set_stored(ParamCount& c, const std::vector<TensorInfo>& stored) {
 
 }  // namespace
 
-ParamCount count_from_model(const ArchModel& model, bool tensors) {
+ParamCount count_from_model(const ArchModel& model, bool details) {
   ParamCount c;
   c.basis = "config";
-  if (tensors) c.tensors = model.tensors;
+  if (details) c.tensors = model.tensors;
   c.tied = model.tied;
   for (const auto& t : model.tensors) {
     c.total_params += t.numel();
@@ -109,14 +109,16 @@ ParamCount count_from_model(const ArchModel& model, bool tensors) {
   }
   for (const auto& a : model.tied) c.tied_params += a.numel;
   sort_dtypes(c.dtypes);
-  if (model.quant) {
-    auto s = std::make_shared<StoredTensors>(stored_tensors(model.tensors, *model.quant, model.facts.traits.conv1d_weights));
-    set_stored(c, s->tensors);
-    c.stored_exact = s->exact;
-    c.stored_notes = std::move(s->notes);
+  if (model.quant && !details) {
+    check_storable(model.tensors, *model.quant, model.facts.traits.conv1d_weights);
     c.quant_method = model.quant->method_name;
-    c.stored_tensors = std::shared_ptr<const std::vector<TensorInfo>>(s, &s->tensors);  // shares s's ownership
-  } else {
+  } else if (model.quant) {
+    StoredTensors s = stored_tensors(model.tensors, *model.quant, model.facts.traits.conv1d_weights);
+    set_stored(c, s.tensors);
+    c.stored_exact = s.exact;
+    c.stored_notes = s.notes;
+    c.quant_method = model.quant->method_name;
+  } else if (details) {
     set_stored(c, model.tensors);
   }
   return c;
@@ -367,12 +369,12 @@ std::vector<std::string> compare_stored(const std::vector<TensorInfo>& derived, 
 
 // --- the report ------------------------------------------------------------------------------------------------
 
-ParamsReport count_params(ModelSource source, bool tensors) {
+ParamsReport count_params(ModelSource source, bool details) {
   ParamsReport r;
   if (source.config) {
     try {
       r.model = model_from_config(*source.config);
-      r.from_config = count_from_model(*r.model, tensors);
+      r.from_config = count_from_model(*r.model, details);
     } catch (const Error& e) {
       // An unknown architecture is not fatal when weights can be counted instead.
       if (e.kind() != ErrorKind::kUnsupported || (!source.safetensors && !source.gguf)) throw;
@@ -385,11 +387,7 @@ ParamsReport count_params(ModelSource source, bool tensors) {
     r.comparison = compare_with_weights(*r.model, source.safetensors->tensors);
     if (r.model->quant) {
       r.comparison->stored_checked = true;
-      // a quantised config's count derived them already
-      std::vector<TensorInfo> derived =
-          r.from_config && r.from_config->stored_tensors
-              ? *r.from_config->stored_tensors
-              : stored_tensors(r.model->tensors, *r.model->quant, r.model->facts.traits.conv1d_weights).tensors;
+      std::vector<TensorInfo> derived = stored_tensors(r.model->tensors, *r.model->quant, r.model->facts.traits.conv1d_weights).tensors;
       // tied copies some exporters write are not part of the derived list
       std::vector<TensorInfo> header = source.safetensors->tensors;
       std::erase_if(header, [&](const TensorInfo& t) {

@@ -25,6 +25,12 @@ std::shared_ptr<const ArchModel> built_once(const std::shared_ptr<const ArchMode
   return made.get(arch, [&] { return as_built(*arch); });
 }
 
+// stored_tensors(*arch), made once per model while it lives (see built_once).
+std::shared_ptr<const std::vector<TensorInfo>> stored_once(const std::shared_ptr<const ArchModel>& arch) {
+  static PerModel<std::vector<TensorInfo>> made;
+  return made.get(arch, [&] { return stored_tensors(arch->tensors, *arch->quant, arch->facts.traits.conv1d_weights).tensors; });
+}
+
 struct TransformersModel final : EngineModel {
   std::shared_ptr<const ArchModel> arch;  // the tensors as stored (checkpoint names)
   bool differs_when_built = false;        // as transformers builds them, the tensors differ (as_built)
@@ -269,10 +275,10 @@ class TransformersEngine final : public Engine {
     model->arch = facts.arch;
     // the parameters PyTorch holds (MoE experts fused), prepared once for every estimate of this model
     model->differs_when_built = differs_when_built(*facts.arch);
-    // a quantised config's stored tensors, derived when the source was counted (from facts.arch itself: the config's
-    // count is the one read_source_facts keeps)
-    if (facts.arch->quant && facts.params && facts.params->basis == "config" && facts.params->stored_tensors)
-      model->cache->use_stored(*facts.arch, facts.params->stored_tensors);
+    // a quantised checkpoint's tensors as stored: derived once per source, when an estimate first loads them (a fit
+    // prepares the source once per candidate, and each inference dtype loads them anew from this list)
+    if (facts.arch->quant)
+      model->cache->use_stored(*facts.arch, [arch = facts.arch] { return stored_once(arch); });
     return model;
   }
 

@@ -3,7 +3,6 @@
 
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,16 +34,14 @@ struct ParamCount {
   bool stored_exact = true;               // false where a stored size depends on the data
   std::string quant_method;               // quantization_config's quant_method, "" when none
   std::vector<std::string> stored_notes;
-  // A quantised config's tensors as stored (what stored_bytes sums), kept for the estimates of the same source: the
-  // transformers engine's weights as loaded start from them instead of deriving an MoE's tens of thousands again.
-  // Null otherwise.
-  std::shared_ptr<const std::vector<TensorInfo>> stored_tensors;
   uint64_t params_with_tied() const { return total_params + tied_params; }
 };
 
-// `tensors`: whether the count keeps its own copy of the model's tensor list (ParamCount::tensors, which the
-// module breakdown reads); estimates read the model's own.
-ParamCount count_from_model(const ArchModel& model, bool tensors = true);
+// `details`: the params report's own parts, a copy of the model's tensor list (ParamCount::tensors, which the module
+// breakdown reads) and the checkpoint as stored (stored_*: a quantised MoE's is tens of thousands of tensors to
+// derive). Without them (estimates, which read the model itself) those fields stay empty; a scheme that cannot store
+// the model's shapes throws all the same.
+ParamCount count_from_model(const ArchModel& model, bool details = true);
 ParamCount count_from_tensors(std::string basis, const std::vector<TensorInfo>& tensors);
 
 // A module of the breakdown. Per-layer repeats are collapsed: "layers 0-31 (x32)" stands for 32 identical
@@ -94,7 +91,7 @@ struct ParamsReport {
 // Opens the source and counts. The config's count is primary (it is PyTorch's count); weights are counted too
 // when present. Throws when neither can be counted.
 ParamsReport count_params(const std::string& spec, const SourceOptions& options = {});
-// `tensors`: as count_from_model's (a config's count without its tensor list, for estimates).
-ParamsReport count_params(ModelSource source, bool tensors = true);
+// `details`: as count_from_model's, for the config's count.
+ParamsReport count_params(ModelSource source, bool details = true);
 
 }  // namespace llmem

@@ -83,6 +83,10 @@ DType quant_default_dtype(const QuantScheme& q);
 // should_convert_module and compressed-tensors' ignore lists match them.
 bool module_matches(const std::string& module, const std::string& pattern);
 
+// Throws what stored_tensors(arch_tensors, q, conv1d) would, without deriving the list (reading a source checks
+// that its checkpoint can be stored; the list itself is derived where an estimate needs it).
+void check_storable(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, bool conv1d = false);
+
 struct StoredTensors {
   std::vector<TensorInfo> tensors;  // as the checkpoint stores them, in the architecture's order
   bool exact = true;                // false where a stored size depends on the data (bnb's nested_offset text)

@@ -158,8 +158,8 @@ EstimateResult estimate(const EstimateRequest& request);
 struct SourceFacts {
   ModelSource source;
   std::shared_ptr<const ArchModel> arch;  // from a config.json of a known architecture; null otherwise
-  // The exact count (the config's, else the weights'); none for a GGUF used as-is. A config's count holds no tensor
-  // list (ParamCount::tensors, the params report's): `arch` has them.
+  // The exact count (the config's, else the weights'); none for a GGUF used as-is. A config's count leaves out the
+  // params report's details (count_from_model's `details`: the tensor list, stored_*): `arch` has the tensors.
   std::optional<ParamCount> params;
 };
 
