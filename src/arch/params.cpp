@@ -97,10 +97,10 @@ void set_stored(ParamCount& c, const std::vector<TensorInfo>& stored) {
 
 }  // namespace
 
-ParamCount count_from_model(const ArchModel& model) {
+ParamCount count_from_model(const ArchModel& model, bool details) {
   ParamCount c;
   c.basis = "config";
-  c.tensors = model.tensors;
+  if (details) c.tensors = model.tensors;
   c.tied = model.tied;
   for (const auto& t : model.tensors) {
     c.total_params += t.numel();
@@ -109,13 +109,16 @@ ParamCount count_from_model(const ArchModel& model) {
   }
   for (const auto& a : model.tied) c.tied_params += a.numel;
   sort_dtypes(c.dtypes);
-  if (model.quant) {
+  if (model.quant && !details) {
+    check_storable(model.tensors, *model.quant, model.facts.traits.conv1d_weights);
+    c.quant_method = model.quant->method_name;
+  } else if (model.quant) {
     StoredTensors s = stored_tensors(model.tensors, *model.quant, model.facts.traits.conv1d_weights);
     set_stored(c, s.tensors);
     c.stored_exact = s.exact;
     c.stored_notes = s.notes;
     c.quant_method = model.quant->method_name;
-  } else {
+  } else if (details) {
     set_stored(c, model.tensors);
   }
   return c;
@@ -366,12 +369,12 @@ std::vector<std::string> compare_stored(const std::vector<TensorInfo>& derived, 
 
 // --- the report ------------------------------------------------------------------------------------------------
 
-ParamsReport count_params(ModelSource source) {
+ParamsReport count_params(ModelSource source, bool details) {
   ParamsReport r;
   if (source.config) {
     try {
       r.model = model_from_config(*source.config);
-      r.from_config = count_from_model(*r.model);
+      r.from_config = count_from_model(*r.model, details);
     } catch (const Error& e) {
       // An unknown architecture is not fatal when weights can be counted instead.
       if (e.kind() != ErrorKind::kUnsupported || (!source.safetensors && !source.gguf)) throw;

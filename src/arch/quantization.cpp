@@ -455,10 +455,28 @@ void store_ct(const TensorInfo& t, const std::string& p, const CtGroup& g, const
   if (g.static_input) out.tensors.push_back(make(p + ".input_scale", {1}, base, t));
 }
 
+// The shapes a scheme cannot store (its packing or groups do not divide them): Error(kInvalidInput) naming the
+// tensor. The only errors of stored_tensors, so that check_storable finds them without deriving the list.
+void check_linear(const TensorInfo& t, const QuantScheme& q, bool conv1d) {
+  const uint64_t rows = conv1d ? t.shape[1] : t.shape[0], cols = conv1d ? t.shape[0] : t.shape[1];
+  if (q.method == QuantMethod::kGptq && rows * q.bits % 32)
+    cannot_store(q, t, fmt::format("{} outputs do not pack into int32 at {} bits", rows, q.bits));
+  if (q.method == QuantMethod::kAwq) {
+    const uint64_t g = q.group_size ? q.group_size : cols, pack = 32 / q.bits;
+    if (cols % g) cannot_store(q, t, fmt::format("{} inputs are not a multiple of group_size {}", cols, g));
+    if (rows % pack) cannot_store(q, t, fmt::format("{} outputs are not a multiple of {}", rows, pack));
+  }
+}
+
+void check_mxfp4_expert(const TensorInfo& t, const QuantScheme& q) {
+  if (t.shape[1] % 32) cannot_store(q, t, fmt::format("input width {} is not a multiple of the 32-value MXFP4 block", t.shape[1]));
+}
+
 // One 2-D linear weight as stored; `rows`/`cols` are nn.Linear's out and in.
 void store_linear(const TensorInfo& t, const QuantScheme& q, DType base, bool conv1d, StoredTensors& out) {
   const std::string p = module_of(t.name);
   const uint64_t rows = conv1d ? t.shape[1] : t.shape[0], cols = conv1d ? t.shape[0] : t.shape[1];
+  check_linear(t, q, conv1d);
   switch (q.method) {
     case QuantMethod::kFp8:
       out.tensors.push_back(make(t.name, t.shape, DType::F8_E4M3, t));
@@ -472,7 +490,6 @@ void store_linear(const TensorInfo& t, const QuantScheme& q, DType base, bool co
       return;
     case QuantMethod::kGptq: {
       const uint64_t g = q.group_size ? q.group_size : cols, groups = ceil_div(cols, g);
-      if (rows * q.bits % 32) cannot_store(q, t, fmt::format("{} outputs do not pack into int32 at {} bits", rows, q.bits));
       out.tensors.push_back(make(p + ".qweight", {cols / 32 * q.bits, rows}, DType::I32, t));
       out.tensors.push_back(make(p + ".qzeros", {groups, rows / 32 * q.bits}, DType::I32, t));
       out.tensors.push_back(make(p + ".scales", {groups, rows}, DType::F16, t));
@@ -481,8 +498,6 @@ void store_linear(const TensorInfo& t, const QuantScheme& q, DType base, bool co
     }
     case QuantMethod::kAwq: {
       const uint64_t g = q.group_size ? q.group_size : cols, pack = 32 / q.bits;
-      if (cols % g) cannot_store(q, t, fmt::format("{} inputs are not a multiple of group_size {}", cols, g));
-      if (rows % pack) cannot_store(q, t, fmt::format("{} outputs are not a multiple of {}", rows, pack));
       out.tensors.push_back(make(p + ".qweight", {cols, rows / pack}, DType::I32, t));
       out.tensors.push_back(make(p + ".qzeros", {cols / g, rows / pack}, DType::I32, t));
       out.tensors.push_back(make(p + ".scales", {cols / g, rows}, DType::F16, t));
@@ -496,7 +511,7 @@ void store_linear(const TensorInfo& t, const QuantScheme& q, DType base, bool co
 // gpt-oss's fused expert projection [experts, in, out] (transformers' layout) as MXFP4 blocks and scales.
 void store_mxfp4_expert(const TensorInfo& t, const QuantScheme& q, StoredTensors& out) {
   const uint64_t experts = t.shape[0], in = t.shape[1], outs = t.shape[2];
-  if (in % 32) cannot_store(q, t, fmt::format("input width {} is not a multiple of the 32-value MXFP4 block", in));
+  check_mxfp4_expert(t, q);
   out.tensors.push_back(make(t.name + "_blocks", {experts, outs, in / 32, 16}, DType::U8, t));
   out.tensors.push_back(make(t.name + "_scales", {experts, outs, in / 32}, DType::U8, t));
 }
@@ -539,8 +554,18 @@ StoredTensors stored_tensors(const std::vector<TensorInfo>& arch_tensors, const 
   return out;
 }
 
+void check_storable(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, bool conv1d) {
+  // only these schemes' packing can refuse a shape (check_linear, check_mxfp4_expert)
+  if (q.method != QuantMethod::kGptq && q.method != QuantMethod::kAwq && q.method != QuantMethod::kMxfp4) return;
+  const SkipList skips(q);
+  for (const auto& t : arch_tensors) {
+    if (mxfp4_expert(t, skips)) check_mxfp4_expert(t, q);
+    else if (quantised_linear(t, skips)) check_linear(t, q, conv1d);  // GPTQ and AWQ: no compressed-tensors groups
+  }
+}
+
 LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, DType compute,
-                                const LoadOptions& opt, bool conv1d) {
+                                const LoadOptions& opt, bool conv1d, const std::vector<TensorInfo>* stored_list) {
   LoadedWeights w;
   const int cc = opt.compute_capability ? opt.compute_capability : 1000;
   // Dequantising loads put the quantised tensors back in the compute dtype; the rest is cast to it too.
@@ -578,6 +603,9 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
   if (dequantise) {
     w.tensors.reserve(arch_tensors.size());
     for (const TensorInfo& t : arch_tensors) keep(t);
+  } else if (stored_list) {
+    w.tensors.reserve(stored_list->size());
+    for (const TensorInfo& t : *stored_list) keep(t);
   } else {
     StoredTensors stored = stored_tensors(arch_tensors, q, conv1d);  // this function's own: its tensors move
     w.tensors.reserve(stored.tensors.size());

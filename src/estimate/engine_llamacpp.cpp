@@ -167,7 +167,9 @@ class LlamaCppEngine final : public Engine {
     if (quant.empty())
       throw usage_error("quant", "llama.cpp needs {field} SCHEME for a source that is not a .gguf file (e.g. {field} Q4_K_M)");
     if (!facts.arch) throw Error(ErrorKind::kUnsupported, src.spec, "predicting a GGUF needs a config.json of a known architecture");
-    out->model = llamacpp::from_config(*facts.arch, src.display_name());
+    // the converter's GGUF, derived once per source (a fit prepares it once per scheme) and quantised per scheme
+    static adapters::PerModel<llamacpp::Model> converted;
+    out->model = *converted.get(facts.arch, [&] { return llamacpp::from_config(*facts.arch, src.display_name()); });
     llamacpp::quantize(out->model, llamacpp::find_scheme(quant));
     return out;
   }

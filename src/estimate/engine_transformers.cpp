@@ -21,14 +21,14 @@ namespace {
 
 // as_built(*arch), made once per model while it lives: the candidates of a fit each prepare the same source.
 std::shared_ptr<const ArchModel> built_once(const std::shared_ptr<const ArchModel>& arch) {
-  static std::mutex mutex;
-  static std::vector<std::pair<std::weak_ptr<const ArchModel>, std::shared_ptr<const ArchModel>>> made;
-  std::lock_guard<std::mutex> lock(mutex);
-  std::erase_if(made, [](const auto& m) { return m.first.expired(); });
-  for (const auto& [key, built] : made)
-    if (key.lock() == arch) return built;  // alive, so no other model has its address
-  made.emplace_back(arch, std::make_shared<const ArchModel>(as_built(*arch)));
-  return made.back().second;
+  static PerModel<ArchModel> made;
+  return made.get(arch, [&] { return as_built(*arch); });
+}
+
+// stored_tensors(*arch), made once per model while it lives (see built_once).
+std::shared_ptr<const std::vector<TensorInfo>> stored_once(const std::shared_ptr<const ArchModel>& arch) {
+  static PerModel<std::vector<TensorInfo>> made;
+  return made.get(arch, [&] { return stored_tensors(arch->tensors, *arch->quant, arch->facts.traits.conv1d_weights).tensors; });
 }
 
 struct TransformersModel final : EngineModel {
@@ -275,6 +275,10 @@ class TransformersEngine final : public Engine {
     model->arch = facts.arch;
     // the parameters PyTorch holds (MoE experts fused), prepared once for every estimate of this model
     model->differs_when_built = differs_when_built(*facts.arch);
+    // a quantised checkpoint's tensors as stored: derived once per source, when an estimate first loads them (a fit
+    // prepares the source once per candidate, and each inference dtype loads them anew from this list)
+    if (facts.arch->quant)
+      model->cache->use_stored(*facts.arch, [arch = facts.arch] { return stored_once(arch); });
     return model;
   }
 

@@ -31,7 +31,9 @@ SourceFacts read_source_facts(ModelSource source) {
     facts.source = std::move(source);
     return facts;
   }
-  ParamsReport counted = count_params(std::move(source));
+  // the config's count without the params report's details (its tensor list, the checkpoint as stored): estimates
+  // read the model's own tensors, and derive the stored ones where they need them
+  ParamsReport counted = count_params(std::move(source), false);
   if (counted.model) facts.arch = std::make_shared<const ArchModel>(std::move(*counted.model));
   // moved, not copied: a config's count holds every parameter tensor (tens of thousands for an MoE)
   facts.params = counted.from_config ? std::move(*counted.from_config) : std::move(*counted.from_weights);

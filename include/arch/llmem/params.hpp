@@ -37,7 +37,11 @@ struct ParamCount {
   uint64_t params_with_tied() const { return total_params + tied_params; }
 };
 
-ParamCount count_from_model(const ArchModel& model);
+// `details`: the params report's own parts, a copy of the model's tensor list (ParamCount::tensors, which the module
+// breakdown reads) and the checkpoint as stored (stored_*: a quantised MoE's is tens of thousands of tensors to
+// derive). Without them (estimates, which read the model itself) those fields stay empty; a scheme that cannot store
+// the model's shapes throws all the same.
+ParamCount count_from_model(const ArchModel& model, bool details = true);
 ParamCount count_from_tensors(std::string basis, const std::vector<TensorInfo>& tensors);
 
 // A module of the breakdown. Per-layer repeats are collapsed: "layers 0-31 (x32)" stands for 32 identical
@@ -87,6 +91,7 @@ struct ParamsReport {
 // Opens the source and counts. The config's count is primary (it is PyTorch's count); weights are counted too
 // when present. Throws when neither can be counted.
 ParamsReport count_params(const std::string& spec, const SourceOptions& options = {});
-ParamsReport count_params(ModelSource source);
+// `details`: as count_from_model's, for the config's count.
+ParamsReport count_params(ModelSource source, bool details = true);
 
 }  // namespace llmem

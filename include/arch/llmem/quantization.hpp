@@ -83,6 +83,10 @@ DType quant_default_dtype(const QuantScheme& q);
 // should_convert_module and compressed-tensors' ignore lists match them.
 bool module_matches(const std::string& module, const std::string& pattern);
 
+// Throws what stored_tensors(arch_tensors, q, conv1d) would, without deriving the list (reading a source checks
+// that its checkpoint can be stored; the list itself is derived where an estimate needs it).
+void check_storable(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, bool conv1d = false);
+
 struct StoredTensors {
   std::vector<TensorInfo> tensors;  // as the checkpoint stores them, in the architecture's order
   bool exact = true;                // false where a stored size depends on the data (bnb's nested_offset text)
@@ -104,7 +108,9 @@ struct LoadedWeights {
   std::vector<TensorInfo> tensors;    // as loaded (dtype and bytes per tensor)
   std::string how;                    // one line: what transformers does with this scheme on this GPU
 };
+// `stored`: stored_tensors(arch_tensors, q, conv1d).tensors where the caller has it already (a source's count keeps
+// it), so that an MoE's tens of thousands of tensors are not derived again per compute dtype.
 LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, DType compute,
-                                const LoadOptions& opt, bool conv1d = false);
+                                const LoadOptions& opt, bool conv1d = false, const std::vector<TensorInfo>* stored = nullptr);
 
 }  // namespace llmem

@@ -2,6 +2,7 @@
 // replayed allocation by allocation through a model of PyTorch's caching allocator (src/engines/transformers/).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,10 @@ class ReplayCache {
   ReplayCache();
   ~ReplayCache();
   std::shared_ptr<const LoadedWeights> loaded_weights(const ArchModel& model, DType compute, const LoadOptions& options);
+  // Where `model`'s tensors as stored come from (stored_tensors of them, derived once per source and shared by
+  // the caches of its prepared models), asked when loaded_weights first needs them: loaded_weights starts from them.
+  using StoredSource = std::function<std::shared_ptr<const std::vector<TensorInfo>>()>;
+  void use_stored(const ArchModel& model, StoredSource stored);
   struct Loads;  // replays with their weights loaded (src/engines/transformers/engine.hpp)
   Loads& loads() { return *loads_; }
 
@@ -41,6 +46,8 @@ class ReplayCache {
   };
   std::mutex mutex_;
   std::vector<Entry> entries_;
+  const ArchModel* stored_model_ = nullptr;
+  StoredSource stored_;
   std::unique_ptr<Loads> loads_;
 };
 

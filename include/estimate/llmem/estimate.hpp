@@ -158,7 +158,9 @@ EstimateResult estimate(const EstimateRequest& request);
 struct SourceFacts {
   ModelSource source;
   std::shared_ptr<const ArchModel> arch;  // from a config.json of a known architecture; null otherwise
-  std::optional<ParamCount> params;  // the exact count (the config's, else the weights'); none for a GGUF used as-is
+  // The exact count (the config's, else the weights'); none for a GGUF used as-is. A config's count leaves out the
+  // params report's details (count_from_model's `details`: the tensor list, stored_*): `arch` has the tensors.
+  std::optional<ParamCount> params;
 };
 
 // A model as one engine sees it (transformers: the architecture; llama.cpp: the GGUF it loads), prepared once and

@@ -159,9 +159,26 @@ void Tracker::set_phase(std::string phase) {
 }
 
 bool Tracker::fresh() const {
-  return simulate_ && !debug_ && tensors_.empty() && category_names_.empty() && peak_allocated_ == 0 &&
+  return simulate_ && !debug_ && tensors_.empty() && !shared_ && category_names_.empty() && peak_allocated_ == 0 &&
          peak_total_reserved_ == 0 && outside_ == 0 && allocator_.reserved() == 0 && side_.reserved() == 0 &&
          side_category_.empty() && !view_ && !hook_ && devices_.empty();
+}
+
+void Tracker::share_live() {
+  if (shared_) {  // a second call (not made today): one table of everything live
+    for (const auto& [name, live] : *shared_)
+      if (!shared_freed_.count(name)) tensors_.try_emplace(name, live);
+    shared_freed_.clear();
+  }
+  shared_ = std::make_shared<const std::unordered_map<std::string, Live>>(std::move(tensors_));
+  tensors_ = {};
+}
+
+const Tracker::Live* Tracker::find_live(const std::string& name) const {
+  if (auto it = tensors_.find(name); it != tensors_.end()) return &it->second;
+  if (!shared_) return nullptr;
+  auto it = shared_->find(name);
+  return it == shared_->end() || shared_freed_.count(name) ? nullptr : &it->second;
 }
 
 void Tracker::fan_out(std::vector<Tracker*> devices, Route route) {
@@ -174,16 +191,20 @@ void Tracker::set_side_stream_category(std::string category) {
   side_category_ = std::move(category);
 }
 
-void Tracker::alloc(const std::string& name, uint64_t whole_bytes) {
+void Tracker::alloc(std::string new_name, uint64_t whole_bytes) {
   if (!devices_.empty()) {
-    auto [it, inserted] = routed_.try_emplace(name, 0);
-    if (!inserted) internal_error("tensor allocated twice: " + name);
-    it->second = route_(name);
-    if (it->second < devices_.size()) devices_[it->second]->alloc(name, whole_bytes);
+    auto [it, inserted] = routed_.try_emplace(new_name, 0);
+    if (!inserted) internal_error("tensor allocated twice: " + new_name);
+    it->second = route_(new_name);
+    if (it->second < devices_.size()) devices_[it->second]->alloc(std::move(new_name), whole_bytes);
     return;
   }
-  auto [it, inserted] = tensors_.try_emplace(name, Live{0, 0});
-  if (!inserted) internal_error("tensor allocated twice: " + name);
+  if (shared_ && shared_->count(new_name) && !shared_freed_.count(new_name))
+    internal_error("tensor allocated twice: " + new_name);
+  // try_emplace leaves its key unmoved when the name is live already
+  auto [it, inserted] = tensors_.try_emplace(std::move(new_name), Live{0, 0});
+  if (!inserted) internal_error("tensor allocated twice: " + new_name);
+  const std::string& name = it->first;
   const uint64_t bytes = view_ ? view_(name, whole_bytes) : whole_bytes;
   // A tensor of no elements takes no memory from the caching allocator (no block), but it is live all the same:
   // its free must match.
@@ -213,15 +234,22 @@ void Tracker::free(const std::string& name) {
     routed_.erase(it);
     return;
   }
-  auto it = tensors_.find(name);
-  if (it == tensors_.end()) internal_error("free of a tensor that is not allocated: " + name);
-  allocated_ -= it->second.bytes;
-  category_bytes_[category_index(name)] -= it->second.bytes;
-  if (simulate_ && it->second.handle != 0) (it->second.side ? side_ : allocator_).free(it->second.handle);
+  Live gone{0, 0};
+  if (auto it = tensors_.find(name); it != tensors_.end()) {
+    gone = it->second;
+    tensors_.erase(it);
+  } else {
+    const Live* shared = find_live(name);  // not in tensors_: the shared table's, unless freed since
+    if (!shared) internal_error("free of a tensor that is not allocated: " + name);
+    gone = *shared;
+    shared_freed_.insert(name);
+  }
+  allocated_ -= gone.bytes;
+  category_bytes_[category_index(name)] -= gone.bytes;
+  if (simulate_ && gone.handle != 0) (gone.side ? side_ : allocator_).free(gone.handle);
   if (debug_)
-    std::fprintf(stderr, "f %s %llu %llu\n", name.c_str(), static_cast<unsigned long long>(it->second.bytes),
+    std::fprintf(stderr, "f %s %llu %llu\n", name.c_str(), static_cast<unsigned long long>(gone.bytes),
                  static_cast<unsigned long long>(allocator_.reserved()));
-  tensors_.erase(it);
 }
 
 void Tracker::empty_cache() {
@@ -237,8 +265,8 @@ void Tracker::add_outside(uint64_t bytes) {
 }
 
 uint64_t Tracker::bytes_of(const std::string& name) const {
-  auto it = tensors_.find(name);
-  return it == tensors_.end() ? 0 : it->second.bytes;
+  const Live* l = find_live(name);
+  return l ? l->bytes : 0;
 }
 
 void Tracker::note_peak() {

@@ -23,8 +23,10 @@
 #include <map>
 #include <set>
 #include <string>
+#include <memory>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace llmem::sim {
@@ -88,11 +90,13 @@ class Tracker {
   // replayed sequence with a real allocator trace (bench/gpu/trace_cases.sh).
   explicit Tracker(bool simulate_allocator = true, bool expandable_segments = false);
   // Allocates `bytes` under `name`. Throws an internal Error when `name` is live already.
-  void alloc(const std::string& name, uint64_t bytes);
+  // `name` by value: most callers build it for this call (fmt::format, "weights/" + ...), and it moves into the
+  // live table rather than being copied there (a fit replays hundreds of thousands of allocations).
+  void alloc(std::string name, uint64_t bytes);
   // Frees the live tensor `name`. Throws an internal Error (naming it) when no such tensor is live: every free must
   // match an allocation.
   void free(const std::string& name);
-  bool live(const std::string& name) const { return devices_.empty() ? tensors_.count(name) != 0 : routed_.count(name) != 0; }
+  bool live(const std::string& name) const { return devices_.empty() ? find_live(name) != nullptr : routed_.count(name) != 0; }
   uint64_t bytes_of(const std::string& name) const;
   // Marks the current moment as a candidate peak: remembers the live set when it is the largest so far.
   uint64_t allocated() const { return allocated_; }
@@ -129,6 +133,11 @@ class Tracker {
   // Nothing replayed or set yet beyond the constructor's choices, and no trace printed: a copy of another fresh
   // tracker's state after the same events is the state these events would give this one (ReplayCache).
   bool fresh() const;
+  // Makes the live tensors a read-only table that copies of this tracker share (ReplayCache keeps a replay with its
+  // weights loaded, and every estimate of a fit starts from a copy of it: tens of thousands of names for an MoE,
+  // which a copy would otherwise duplicate). What the tracker and its copies allocate and free afterwards is
+  // their own.
+  void share_live();
   bool expandable_segments() const { return allocator_.expandable_segments(); }
 
   // Several devices in one replay (multi_gpu.cpp): each tensor's allocation and free go to the tracker of the
@@ -147,6 +156,8 @@ class Tracker {
     bool side = false;
   };
   void note_peak();
+  // The live tensor `name` (in tensors_, or in the shared table and not freed since), or null.
+  const Live* find_live(const std::string& name) const;
   size_t category_index(const std::string& name);
   bool simulate_;
   bool debug_ = false;
@@ -158,6 +169,10 @@ class Tracker {
   // A fit runs hundreds of replays of tens of thousands of tensors (an MoE's experts): live tensors are hashed,
   // and the few categories are kept as parallel vectors so that a new peak copies numbers, not a map.
   std::unordered_map<std::string, Live> tensors_;
+  // share_live's table, and the names of its tensors freed since (a name freed and allocated again lives in
+  // tensors_ then): live tensors are those of tensors_ and those of shared_ not in shared_freed_.
+  std::shared_ptr<const std::unordered_map<std::string, Live>> shared_;
+  std::unordered_set<std::string> shared_freed_;
   uint64_t allocated_ = 0, peak_allocated_ = 0;
   std::string phase_, peak_phase_;
   std::vector<std::string> category_names_;

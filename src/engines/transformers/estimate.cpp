@@ -213,10 +213,17 @@ std::shared_ptr<const LoadedWeights> ReplayCache::loaded_weights(const ArchModel
     if (e.model == &model && e.compute == compute && e.options.compute_capability == options.compute_capability &&
         e.options.mxfp4_kernels == options.mxfp4_kernels)
       return e.weights;
+  const auto stored = &model == stored_model_ && stored_ ? stored_() : nullptr;
   auto weights = std::make_shared<const LoadedWeights>(
-      weights_as_loaded(model.tensors, *model.quant, compute, options, model.facts.traits.conv1d_weights));
+      weights_as_loaded(model.tensors, *model.quant, compute, options, model.facts.traits.conv1d_weights, stored.get()));
   entries_.push_back({&model, compute, options, weights});
   return weights;
+}
+
+void ReplayCache::use_stored(const ArchModel& model, StoredSource stored) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stored_model_ = &model;
+  stored_ = std::move(stored);
 }
 
 Estimate estimate_transformers(const ArchModel& model, const Workload& w, const GpuProfile& gpu, ReplayCache* cache) {

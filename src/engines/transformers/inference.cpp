@@ -219,6 +219,7 @@ void load_weights(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeigh
       }
   }
   replay_load(t, m, dtype, loaded, path);
+  t.share_live();  // the copies made from the cached state share its names
   std::lock_guard<std::mutex> lock(loads.mutex);
   for (const auto& [k, done] : loads.done)
     if (k == key) return;  // another thread's, the same
