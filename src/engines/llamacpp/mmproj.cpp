@@ -257,4 +257,17 @@ uint64_t clip_compute_buffer_bytes(const ClipVision& hp, bool flash_attn, bool c
   return gemma3_compute(hp, flash_attn, cpu ? kCpuAlignmentBytes : kCudaAlignmentBytes);
 }
 
+bool clip_flash_attn_auto(const ClipVision& hp, bool cpu) {
+  if (cpu) return true;
+  const uint64_t d = hp.n_head ? hp.n_embd / hp.n_head : 0;
+  for (uint64_t ok : {40, 64, 72, 80, 96, 112, 128, 256})
+    if (d == ok) return true;
+  return false;
+}
+
+uint64_t clip_host_input_bytes(const ClipVision& hp) {
+  const uint64_t side = hp.warmup_image_size();
+  return pad_to(4 * 3 * side * side, kCpuAlignmentBytes);
+}
+
 }  // namespace llmem::llamacpp
