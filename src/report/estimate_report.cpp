@@ -448,7 +448,7 @@ std::string llamacpp_text(const EstimateResult& r) {
   const bool several = !e.per_gpu.empty();
   append(out, "{:<28}{:>12.3f}  {}\n", "GPU buffers", static_cast<double>(e.framework_peak_bytes) / kGiB,
          several ? "llama.cpp's buffers on the fullest GPU (model, KV, compute)"
-         : e.mmproj && e.mmproj->device == "gpu" ? "llama.cpp's GPU buffers (model, KV cache, compute, projector)"
+         : e.mmproj && e.mmproj->device == "gpu" ? "GPU buffers (model, KV cache, compute, projector)"
                                                  : "llama.cpp's GPU buffers (model, KV cache, compute)");
   append(out, "{:<28}{:>12.3f}  {}\n", "GPU process peak", static_cast<double>(e.process_peak_bytes) / kGiB,
          several ? "what NVML shows for the process on the fullest GPU" : "what nvidia-smi / NVML shows for the process");
@@ -456,11 +456,11 @@ std::string llamacpp_text(const EstimateResult& r) {
          static_cast<double>(e.host_bytes) / kGiB, r.workload.mmap ? "mapped" : r.workload.mlock ? "locked" : "pinned");
   if (e.mmproj) {
     const MmprojFigures& m = *e.mmproj;
-    append(out, "{:<28}{:>12.3f}  mmproj file: {} projector, {}, {} bytes of tensors\n", "Projector (file)",
+    append(out, "{:<28}{:>12.3f}  {} mmproj, {}: {} bytes of tensor data\n", "Projector (file)",
            static_cast<double>(m.file_tensor_bytes) / kGiB, m.projector, m.outtype, format_thousands(m.file_tensor_bytes));
-    append(out, "{:<28}{:>12.3f}  clip's buffers {} (weights {:.1f} MiB, compute {:.1f} MiB)\n", "Projector buffers",
-           static_cast<double>(m.weights_bytes + m.compute_bytes) / kGiB, m.device == "gpu" ? "on the GPU" : "in host memory",
-           static_cast<double>(m.weights_bytes) / kMiB, static_cast<double>(m.compute_bytes) / kMiB);
+    append(out, "{:<28}{:>12.3f}  clip's weights {:.1f} + compute {:.1f} MiB, {}\n", "Projector buffers",
+           static_cast<double>(m.weights_bytes + m.compute_bytes) / kGiB, static_cast<double>(m.weights_bytes) / kMiB,
+           static_cast<double>(m.compute_bytes) / kMiB, m.device == "gpu" ? "on the GPU" : "host memory");
   }
   if (e.host_ram_bytes) {
     const double spare = (static_cast<double>(e.host_ram_bytes) - static_cast<double>(e.host_bytes)) / kGiB;

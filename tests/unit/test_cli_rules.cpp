@@ -260,6 +260,10 @@ TEST(CliRules, TextFitsOneHundredColumns) {
                            "estimate --list-gpus", "estimate --list-quants", "fit --list-gpus", "fit microsoft/phi-2 --gpu RTX-4090",
                            "fit google/gemma-2-2b --vram 8GiB --prompt 2000 --gpus 3", "fit --vram 24GiB", "fit Qwen/Qwen3-8B --engine vllm",
                            "fit mistralai/Mistral-7B-v0.1 --engine llamacpp --vram 8GiB", "fit --engine llamacpp --vram 8GiB",
+                           "estimate tests/fixtures/gemma3_4b_vlm_config.json --engine llamacpp --quant Q4_K_M --mmproj --mmproj-type f32",
+                           "estimate tests/fixtures/gemma3_4b_vlm_config.json --engine llamacpp --quant Q4_K_M --mmproj "
+                           "--no-mmproj-offload --flash-attn off",
+                           "params tests/fixtures/gemma3_tiny_mmproj_f16.gguf",
                            "study", "params Qwen/Qwen3-30B-A3B --depth 3", "catalog", "families",
                            "validate bench/data/transformers_memory.jsonl bench/data/llamacpp_memory_h200.jsonl",
                            "validate --summary bench/data/transformers_memory.jsonl", "validate bench/data/vllm_public_logs.jsonl",
