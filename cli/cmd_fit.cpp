@@ -32,7 +32,8 @@ const FlagNames& fit_flag_names() {
       {"reserve", "--reserve"},       {"gpus", "--gpus"},         {"prompt_tokens", "--prompt"},
       {"new_tokens", "--new-tokens"}, {"seq_tokens", "--seq"},    {"n_ctx", "--ctx"},
       {"quant", "--quant"},           {"flash_attn", "--flash-attn"}, {"cache_type_k", "--cache-type"},
-      {"cache_type_v", "--cache-type"}, {"train", "--train"},     {"optimizer", "--optimizer"},
+      {"cache_type_v", "--cache-type"}, {"mmproj", "--mmproj"}, {"mmproj_type", "--mmproj-type"},
+      {"no_mmproj_offload", "--no-mmproj-offload"}, {"train", "--train"},     {"optimizer", "--optimizer"},
       {"grad_ckpt", "--grad-ckpt"},   {"batch", "--batch"},       {"lora_r", "--lora-r"},
       {"vllm_version", "--vllm-version"}, {"vllm_dtype", "--dtype"}, {"gpu_memory_utilization", "--gpu-memory-utilization"},
       {"max_model_len", "--max-model-len"}, {"max_num_seqs", "--max-num-seqs"},
@@ -74,6 +75,10 @@ void add_fit_flags(CLI::App* cmd, FitFlags& f) {
   cmd->add_option("--quant", w.quant, "llama.cpp: one scheme only (default: F16 Q8_0 Q6_K Q5_K_M Q5_K_S Q4_K_M Q4_K_S Q4_0 IQ4_XS Q3_K_M Q2_K)");
   cmd->add_option("--flash-attn", w.flash_attn, "llama.cpp: on, off or auto")->capture_default_str();
   cmd->add_option("--cache-type", f.cache_type, "llama.cpp: K and V cache type (f16, q8_0, q4_0)")->capture_default_str();
+  cmd->add_flag("--mmproj", w.mmproj, "llama.cpp: a vision-language model's projector too, as estimate's --mmproj");
+  cmd->add_option("--mmproj-type", w.mmproj_type,
+                  "llama.cpp with --mmproj: f16, f32, bf16 or q8_0 (default: the converter's auto)");
+  cmd->add_flag("--no-mmproj-offload", w.no_mmproj_offload, "llama.cpp with --mmproj: the projector on the CPU");
   cmd->add_flag("--json", f.json, "Machine-readable output (schema: docs/json.md); also for --list-gpus");
   cmd->add_flag("--list-gpus", f.list_gpus, "List the GPU catalog (by memory) and exit");
   // vLLM (--engine vllm)
@@ -153,8 +158,8 @@ const bool registered = register_command(25, [](CLI::App& root, int& exit_code) 
       "The budget per GPU is its memory (--vram wins over --gpu's size; --gpu still gives the CUDA context) less "
       "--reserve (default 512MiB), and with --gpu auto less what other processes use now. --gpus splits the "
       "footprint evenly: an approximation, not a model of tensor or pipeline parallelism (transformers only).\n"
-      "--prompt, --new-tokens, --seq, --train, --optimizer, --grad-ckpt, --batch and --lora-r apply to transformers; --ctx, --quant, --flash-attn and --cache-type to "
-      "llama.cpp; the vLLM flags to vLLM. A flag given where it does not apply is an error (docs/cli.md).");
+      "--prompt, --new-tokens, --seq, --train, --optimizer, --grad-ckpt, --batch and --lora-r apply to transformers; --ctx, --quant, --flash-attn, --cache-type and the "
+      "--mmproj flags to llama.cpp; the vLLM flags to vLLM. A flag given where it does not apply is an error (docs/cli.md).");
   cmd->callback([=, &exit_code] {
     exit_code = 0;
     if (flags->list_gpus) {

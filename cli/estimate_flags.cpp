@@ -105,6 +105,13 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_flag("--no-mmap", w.no_mmap, "llama.cpp: read host-resident weights into pinned memory instead of mapping the file");
   cmd->add_flag("--mlock", w.mlock, "llama.cpp: as its --mlock: read host-resident weights (not mapped) and lock them in RAM");
   cmd->add_option("--ram", w.ram, "llama.cpp: the machine's RAM with a unit, e.g. 32GiB: does the host side fit?");
+  cmd->add_flag("--mmproj", w.mmproj,
+                "llama.cpp: a vision-language model's projector too (the mmproj GGUF its converter writes), as loaded by "
+                "llama-server --mmproj");
+  cmd->add_option("--mmproj-type", w.mmproj_type,
+                  "llama.cpp with --mmproj: the converter's --outtype f16, f32, bf16 or q8_0 (default: its auto: bf16 "
+                  "for a bf16 checkpoint, else f16)");
+  cmd->add_flag("--no-mmproj-offload", w.no_mmproj_offload, "llama.cpp with --mmproj: the projector on the CPU, as llama-server's");
   cmd->add_flag("--tensors", r.list_tensors, "llama.cpp: list every tensor with the type it has (or would have) in the file");
   // the GPU
   cmd->add_option("--gpu", r.gpu.name,
@@ -151,6 +158,7 @@ const FlagNames& estimate_flag_names() {
       {"n_cpu_moe", "--n-cpu-moe"},   {"cpu_moe", "--cpu-moe"},         {"override_tensor", "--override-tensor"},
       {"no_mmap", "--no-mmap"},       {"tensor_split", "--tensor-split"}, {"split_mode", "--split-mode"},
       {"main_gpu", "--main-gpu"},     {"mlock", "--mlock"},             {"ram", "--ram"},
+      {"mmproj", "--mmproj"},         {"mmproj_type", "--mmproj-type"}, {"no_mmproj_offload", "--no-mmproj-offload"},
       {"vllm_version", "--vllm-version"}, {"vllm_dtype", "--dtype"}, {"gpu_memory_utilization", "--gpu-memory-utilization"},
       {"max_model_len", "--max-model-len"}, {"max_num_seqs", "--max-num-seqs"},
       {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -12,6 +13,7 @@
 #include "adapters.hpp"
 #include "llmem/error.hpp"
 #include "llmem/llamacpp.hpp"
+#include "llmem/llamacpp_mmproj.hpp"
 #include "llmem/llamacpp_options.hpp"
 
 namespace llmem::adapters {
@@ -22,9 +24,86 @@ constexpr uint64_t kContextStepCells = 256;
 
 struct LlamaCppModel final : EngineModel {
   llamacpp::Model model;
+  std::optional<llamacpp::MmprojFile> mmproj;  // --mmproj: the projector's file, predicted from config.json
 };
 
 const llamacpp::Model& model_of(const EngineModel& model) { return static_cast<const LlamaCppModel&>(model).model; }
+
+// The converter's --outtype for the mmproj: f32, f16, bf16 or q8_0 as named (convert_hf_to_gguf.py's choices less
+// the ternary tq1_0/tq2_0, which no projector tensor takes), or its default "auto" (""): ModelBase.__init__ looks
+// at the first tensor of two or more dimensions, bf16 -> bf16, f16 -> f16, else f16; the config's dtype stands for
+// the checkpoint's (as the text model's prediction does).
+std::string mmproj_outtype(const std::string& asked, const ArchModel* arch) {
+  if (asked.empty()) return arch && arch->facts.config_dtype == DType::BF16 ? "bf16" : "f16";
+  return asked;
+}
+
+// Predicts the projector's file for a vision-language config (mmproj.cpp), or says why it cannot.
+llamacpp::MmprojFile predict_projector(const SourceFacts& facts, const Workload& w) {
+  const ModelSource& src = facts.source;
+  if (!src.config)
+    throw FieldError(ErrorKind::kUsage, src.display_name(), "mmproj",
+                     "has no config.json: {field} predicts the projector's file from the vision-language model's "
+                     "config (give its directory, config.json or org/name)");
+  const HfConfig& config = *src.config;
+  if (!config.has("vision_config"))
+    throw FieldError(ErrorKind::kUsage, src.display_name(), "mmproj",
+                     "has no vision tower (no vision_config in its config.json): {field} applies to vision-language "
+                     "models");
+  return llamacpp::predict_mmproj(config, mmproj_outtype(w.mmproj_type, facts.arch.get()));
+}
+
+// The projector's buffers as components of the estimate: on the GPU (clip's CUDA backend: weights, compute, and
+// the image input in the CPU backend's buffer, ggml-backend.cpp: graph inputs are on the last backend, the CPU) or,
+// with --no-mmproj-offload, in host memory (clip's CPU backend only).
+void add_projector(Estimate& e, const llamacpp::MmprojFile& f, const Workload& w) {
+  const bool cpu = !w.mmproj_offload;
+  MmprojFigures m;
+  m.projector = f.hp.projector;
+  m.outtype = f.outtype;
+  m.n_tensors = f.tensors.size();
+  m.file_tensor_bytes = f.tensor_data_bytes();
+  for (const auto& t : f.tensors) m.params += t.numel();
+  m.flash_attn = w.flash_attn == FlashAttention::kAuto ? llamacpp::clip_flash_attn_auto(f.hp, cpu) : w.flash_attn == FlashAttention::kOn;
+  m.weights_bytes = llamacpp::clip_weights_buffer_bytes(f, cpu);
+  m.compute_bytes = llamacpp::clip_compute_buffer_bytes(f.hp, m.flash_attn, cpu);
+  const uint64_t side = f.hp.warmup_image_size();
+  m.warmup_image_size = side;
+  if (!cpu) m.host_compute_bytes = llamacpp::clip_host_input_bytes(f.hp);
+  m.device = cpu ? "host" : "gpu";
+  const std::string what = fmt::format("{} projector, {} tensors {}", m.projector, m.n_tensors, m.outtype);
+  const std::string image = fmt::format("the warm-up image ({} x {} px), flash attention {}", side, side, m.flash_attn ? "on" : "off");
+  if (cpu) {
+    e.components.push_back({"mmproj weights", m.weights_bytes, what + ", clip's CPU buffer (--no-mmproj-offload)", "host"});
+    e.components.push_back({"mmproj compute", m.compute_bytes, "clip's CPU compute buffer: " + image, "host"});
+    e.host_bytes += m.weights_bytes + m.compute_bytes;
+  } else {
+    // the GPU's components first, then the host's
+    auto host_at = std::find_if(e.components.begin(), e.components.end(), [](const MemoryComponent& c) { return c.device == "host"; });
+    host_at = e.components.insert(host_at, {"mmproj weights", m.weights_bytes, what + ", clip's CUDA buffer", "gpu"});
+    e.components.insert(host_at + 1, {"mmproj compute", m.compute_bytes, "clip's CUDA compute buffer: " + image, "gpu"});
+    e.components.push_back({"mmproj input", m.host_compute_bytes, "clip's CPU compute buffer: the image, f32", "host"});
+    const uint64_t gpu = m.weights_bytes + m.compute_bytes;
+    e.framework_peak_bytes += gpu;
+    e.reserved_peak_bytes += gpu;
+    e.process_peak_bytes += gpu;
+    e.host_bytes += m.host_compute_bytes;
+    // clip runs on a CUDA backend of its own (clip_init: ggml_backend_init_by_type), with its own cuBLAS handle and
+    // memory pool; those are not counted
+    e.notes.push_back("the projector's own CUDA backend (its cuBLAS workspace and memory pool) is not counted");
+    // --gpus N: clip takes the first GPU device (ggml_backend_init_by_type(GPU))
+    if (!e.per_gpu.empty()) {
+      GpuEstimate& g0 = e.per_gpu.front();
+      g0.framework_peak_bytes += gpu;
+      g0.reserved_peak_bytes += gpu;
+      g0.process_peak_bytes += gpu;
+      g0.components.push_back({"mmproj weights", m.weights_bytes, what, "gpu"});
+      g0.components.push_back({"mmproj compute", m.compute_bytes, image, "gpu"});
+      g0.fits = g0.process_peak_bytes <= e.gpu.budget_bytes();
+    }
+  }
+  e.mmproj = m;
+}
 
 llamacpp::FlashAttn engine_flash_attn(FlashAttention f) {
   return f == FlashAttention::kOn ? llamacpp::FlashAttn::kOn : f == FlashAttention::kOff ? llamacpp::FlashAttn::kOff
@@ -81,7 +160,8 @@ class LlamaCppEngine final : public Engine {
     static const std::set<std::string> fields = {"quant",        "batch",        "n_ctx",      "n_ubatch",   "n_gpu_layers",
                                                  "cache_type_k", "cache_type_v", "flash_attn", "n_parallel", "list_tensors",
                                                  "n_cpu_moe",    "cpu_moe",      "override_tensor", "no_mmap",
-                                                 "mlock",        "ram",
+                                                 "mlock",        "ram",          "mmproj",     "mmproj_type",
+                                                 "no_mmproj_offload",
                                                  "n_gpus",       "tensor_split", "split_mode", "main_gpu"};
     return fields.count(field) != 0;
   }
@@ -129,6 +209,15 @@ class LlamaCppEngine final : public Engine {
     if (spec.main_gpu < 0 || static_cast<uint64_t>(spec.main_gpu) >= w.gpus)
       throw usage_error("main_gpu", fmt::format("{{field}} {} is not one of the {} GPUs (0-{})", spec.main_gpu, w.gpus, w.gpus - 1));
     w.main_gpu = static_cast<uint64_t>(spec.main_gpu);
+    // --mmproj (llama-server's --mmproj FILE, the file predicted): --mmproj-type and --no-mmproj-offload qualify it
+    if (!spec.mmproj && !spec.mmproj_type.empty()) throw usage_error("mmproj_type", "{field} applies with {field:mmproj}");
+    if (!spec.mmproj && spec.no_mmproj_offload) throw usage_error("no_mmproj_offload", "{field} applies with {field:mmproj}");
+    if (!spec.mmproj_type.empty() && spec.mmproj_type != "f16" && spec.mmproj_type != "f32" && spec.mmproj_type != "bf16" &&
+        spec.mmproj_type != "q8_0")
+      throw usage_error("mmproj_type", "{field} must be f16, f32, bf16 or q8_0 (the converter's --outtype), got '" + spec.mmproj_type + "'");
+    w.mmproj = spec.mmproj;
+    w.mmproj_type = spec.mmproj_type;
+    w.mmproj_offload = !spec.no_mmproj_offload;
     if (!spec.tensor_split.empty()) {
       std::stringstream list(spec.tensor_split);
       double sum = 0;
@@ -154,6 +243,12 @@ class LlamaCppEngine final : public Engine {
   std::unique_ptr<EngineModel> prepare(const SourceFacts& facts, const Workload& w) const override {
     auto out = std::make_unique<LlamaCppModel>();
     const ModelSource& src = facts.source;
+    if (w.mmproj) out->mmproj = predict_projector(facts, w);
+    // an mmproj file (convert_hf_to_gguf.py --mmproj) is no text model: clip loads it beside one
+    if (src.gguf && !src.config && src.gguf->architecture() == "clip")
+      throw Error(ErrorKind::kUsage, src.display_name(),
+                  "is a multimodal projector (mmproj, general.architecture clip), which llama.cpp loads beside a text "
+                  "model: estimate the vision-language model with --mmproj, or count this file with llmem params");
     if (src.gguf) {
       out->model = llamacpp::from_gguf(*src.gguf);
       if (!w.quant.empty() && w.quant != out->model.scheme)
@@ -180,6 +275,7 @@ class LlamaCppEngine final : public Engine {
     if (w.gpu_expert_layers >= 0)
       run.cpu_moe_layers = m.hp.n_layer - std::min<uint64_t>(static_cast<uint64_t>(w.gpu_expert_layers), m.hp.n_layer);
     Estimate e = llamacpp::estimate(m, run, gpu);
+    if (const auto& mm = static_cast<const LlamaCppModel&>(model).mmproj) add_projector(e, *mm, w);
     e.host_ram_bytes = w.host_ram_bytes;
     e.architecture = m.hp.arch;
     e.layers = m.hp.n_layer;

@@ -156,6 +156,20 @@ json llamacpp_json(const EstimateResult& r) {
     j["tensors"] = ts;
   }
   if (!e.per_gpu.empty()) j["per_gpu"] = per_gpu_json(e);
+  if (e.mmproj) {
+    const MmprojFigures& m = *e.mmproj;
+    j["mmproj"] = {{"projector_type", m.projector},
+                   {"outtype", m.outtype},
+                   {"n_tensors", m.n_tensors},
+                   {"params", m.params},
+                   {"file_tensor_bytes", m.file_tensor_bytes},
+                   {"device", m.device},
+                   {"weights_bytes", m.weights_bytes},
+                   {"compute_bytes", m.compute_bytes},
+                   {"host_input_bytes", m.host_compute_bytes},
+                   {"warmup_image_size", m.warmup_image_size},
+                   {"flash_attn", m.flash_attn}};
+  }
   // --ram: the machine's RAM and whether the host side fits it (null when not given)
   j["host_peak_bytes"] = e.host_peak_bytes ? json(e.host_peak_bytes) : json(nullptr);
   j["host_ram_bytes"] = e.host_ram_bytes ? json(e.host_ram_bytes) : json(nullptr);
@@ -434,7 +448,9 @@ std::string llamacpp_text(const EstimateResult& r) {
          e.weights_scheme, format_thousands(e.weight_bytes));
   const bool several = !e.per_gpu.empty();
   append(out, "{:<28}{:>12.3f}  {}\n", "GPU buffers", static_cast<double>(e.framework_peak_bytes) / kGiB,
-         several ? "llama.cpp's buffers on the fullest GPU (model, KV, compute)" : "llama.cpp's GPU buffers (model, KV cache, compute)");
+         several ? "llama.cpp's buffers on the fullest GPU (model, KV, compute)"
+         : e.mmproj && e.mmproj->device == "gpu" ? "GPU buffers (model, KV cache, compute, projector)"
+                                                 : "llama.cpp's GPU buffers (model, KV cache, compute)");
   append(out, "{:<28}{:>12.3f}  {}\n", "GPU process peak", static_cast<double>(e.process_peak_bytes) / kGiB,
          several ? "what NVML shows for the process on the fullest GPU" : "what nvidia-smi / NVML shows for the process");
   append(out, "{:<28}{:>12.3f}  weights off the GPU ({}), CPU buffers, the process\n", "Host",
@@ -442,6 +458,14 @@ std::string llamacpp_text(const EstimateResult& r) {
   if (e.host_peak_bytes > e.host_bytes)
     append(out, "{:<28}{:>12.3f}  while loading: the whole file mapped (page cache)\n",
            "Host peak", static_cast<double>(e.host_peak_bytes) / kGiB);
+  if (e.mmproj) {
+    const MmprojFigures& m = *e.mmproj;
+    append(out, "{:<28}{:>12.3f}  {} mmproj, {}: {} bytes of tensor data\n", "Projector (file)",
+           static_cast<double>(m.file_tensor_bytes) / kGiB, m.projector, m.outtype, format_thousands(m.file_tensor_bytes));
+    append(out, "{:<28}{:>12.3f}  clip's weights {:.1f} + compute {:.1f} MiB, {}\n", "Projector buffers",
+           static_cast<double>(m.weights_bytes + m.compute_bytes) / kGiB, static_cast<double>(m.weights_bytes) / kMiB,
+           static_cast<double>(m.compute_bytes) / kMiB, m.device == "gpu" ? "on the GPU" : "host memory");
+  }
   if (e.host_ram_bytes) {
     const double spare = (static_cast<double>(e.host_ram_bytes) - static_cast<double>(e.host_bytes)) / kGiB;
     append(out, "{:<28}{:>12.3f}  --ram: {}\n", "Host RAM", static_cast<double>(e.host_ram_bytes) / kGiB,

@@ -101,6 +101,20 @@ void append_totals(std::string& out, const ParamCount& p) {
            d.params ? 8.0 * static_cast<double>(d.bytes) / static_cast<double>(d.params) : 0.0);
 }
 
+// A GGUF of llama.cpp's multimodal projector (general.architecture "clip", what convert_hf_to_gguf.py --mmproj
+// writes): its tensors are a vision tower and projector, counted as they are; the note says what the file is.
+std::string projector_note(const ParamsReport& r) {
+  if (!r.source.gguf || r.source.gguf->architecture() != "clip") return "";
+  std::string projector;
+  for (const char* key : {"clip.projector_type", "clip.vision.projector_type"}) {
+    const auto it = r.source.gguf->metadata.find(key);
+    if (it != r.source.gguf->metadata.end() && it->is_string()) projector = it->get<std::string>();
+  }
+  return "a llama.cpp multimodal projector (mmproj GGUF, general.architecture clip" +
+         (projector.empty() ? std::string() : ", projector " + projector) +
+         "): the vision encoder and projector that llama-server loads with --mmproj next to a text model";
+}
+
 }  // namespace
 
 json params_json(const ParamsReport& r) {
@@ -139,6 +153,7 @@ json params_json(const ParamsReport& r) {
   }
   j["config_error"] = r.config_error ? json(*r.config_error) : json(nullptr);
   j["notes"] = r.model ? json(r.model->notes) : json::array();
+  if (const std::string note = projector_note(r); !note.empty()) j["notes"].push_back(note);
   j["modules"] = tree_json(module_tree(p.tensors));
   return j;
 }
@@ -166,6 +181,7 @@ std::string params_text(const ParamsReport& r, int depth) {
   if (r.config_error) append(out, "\nconfig.json not used: {}\n", *r.config_error);
   if (r.model)
     for (const auto& n : r.model->notes) append(out, "note: {}\n", n);
+  if (const std::string note = projector_note(r); !note.empty()) out += "\n" + paragraph("note: ", note, 6);
   if (r.source.header_bytes_read)
     append(out, "\nRead {} of headers from {} file(s); no tensor data was read.\n", format_bytes(r.source.header_bytes_read),
            r.source.files_read.size());

@@ -105,6 +105,12 @@ struct Workload {
   std::vector<double> tensor_split;  // llama.cpp over `gpus` GPUs: each one's share of the layers (empty: equal)
   bool split_none = false;           // --split-mode none: everything on main_gpu
   uint64_t main_gpu = 0;
+  // llama.cpp's multimodal projector (llama-server / llama-mtmd-cli --mmproj FILE): the mmproj GGUF that
+  // convert_hf_to_gguf.py --mmproj --outtype mmproj_type writes for the vision-language source, loaded by clip on
+  // the GPU (mmproj_offload, llama.cpp's default) or on the CPU (--no-mmproj-offload)
+  bool mmproj = false;
+  std::string mmproj_type;           // f16, f32, bf16, q8_0 (resolved from the converter's default, auto)
+  bool mmproj_offload = true;
   // vLLM (names as `vllm serve`'s flags; 0 or "" = vLLM's default for the version and GPU)
   std::string vllm_version;          // a pinned version ("0.11.0")
   std::string vllm_dtype = "auto";   // --dtype: auto, float16, bfloat16, float32
@@ -188,6 +194,21 @@ struct ServingFigures {
   uint64_t kv_cache_memory_bytes = 0;   // the --kv-cache-memory value that holds them
 };
 
+// llama.cpp's multimodal projector as the estimate counts it (Workload::mmproj).
+struct MmprojFigures {
+  std::string projector;              // clip.projector_type: "gemma3"
+  std::string outtype;                // the converter's --outtype: f16, f32, bf16, q8_0
+  uint64_t n_tensors = 0;
+  uint64_t file_tensor_bytes = 0;     // tensor data of the mmproj GGUF (each tensor padded to 32 bytes)
+  uint64_t params = 0;                // elements of its tensors
+  uint64_t weights_bytes = 0;         // clip's weights buffer
+  uint64_t compute_bytes = 0;         // clip's compute buffer after the warm-up image, on the projector's device
+  uint64_t host_compute_bytes = 0;    // with the projector on the GPU: the CPU backend's buffer (the image input)
+  uint64_t warmup_image_size = 0;     // the warm-up image's side in pixels
+  bool flash_attn = false;            // clip's flash attention as resolved (auto: on where the backend runs it)
+  std::string device;                 // "gpu" or "host" (--no-mmproj-offload)
+};
+
 // One GPU of several (transformers --gpus): its own replay, peaks and breakdown.
 struct GpuEstimate {
   unsigned index = 0;                 // the GPU (inference) or rank (training)
@@ -223,6 +244,7 @@ struct Estimate {
   bool weights_predicted = false;     // tensor types predicted from a config rather than read from a GGUF
   std::vector<WeightTensor> weight_tensors;  // filled on request only (EstimateRequest::list_tensors)
   std::optional<ServingFigures> serving;     // serving engines (vLLM) only
+  std::optional<MmprojFigures> mmproj;       // llama.cpp with --mmproj: the projector's file and buffers
   // transformers with --gpus N > 1: every GPU (or rank); the top-level peaks and components are those of the GPU
   // with the largest process peak
   std::vector<GpuEstimate> per_gpu;

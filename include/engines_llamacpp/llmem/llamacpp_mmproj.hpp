@@ -43,4 +43,15 @@ uint64_t clip_weights_buffer_bytes(const MmprojFile& file, bool cpu);
 // backend's graph (32-byte alignment) instead of the CUDA one.
 uint64_t clip_compute_buffer_bytes(const ClipVision& hp, bool flash_attn, bool cpu);
 
+// clip's flash attention under llama's --flash-attn auto (tools/mtmd/clip.cpp clip_model_loader::warmup): the
+// warm-up graph is reserved with flash attention and keeps it unless the backend refuses its FLASH_ATTN_EXT node
+// (mtmd.cpp mtmd_get_clip_flash_attn_type passes on and off through as they are). The CPU backend runs it; CUDA's
+// ggml_cuda_get_best_fattn_kernel (fattn.cu) takes clip's F16 K/V for head sizes 40, 64, 72, 80, 96, 112, 128, 256.
+bool clip_flash_attn_auto(const ClipVision& hp, bool cpu);
+
+// With the projector on the GPU, the CPU backend's compute buffer of clip's scheduler: the image input (inp_raw,
+// f32, warmup_image_size square x 3), which ggml_backend_sched puts on the last backend, the CPU, as every graph
+// input (ggml-backend.cpp ggml_backend_sched_backend_id_from_cur), before copying it to the GPU.
+uint64_t clip_host_input_bytes(const ClipVision& hp);
+
 }  // namespace llmem::llamacpp

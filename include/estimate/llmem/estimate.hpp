@@ -83,6 +83,9 @@ struct WorkloadSpec {
   std::string tensor_split;               // --tensor-split 3,1: each GPU's share of the layers ("" = equal)
   std::string split_mode = "layer";       // --split-mode layer | none (row is not modelled)
   int64_t main_gpu = 0;                   // --main-gpu: the GPU of --split-mode none
+  bool mmproj = false;                    // --mmproj: the vision-language model's projector (mmproj GGUF) too
+  std::string mmproj_type;                // --mmproj-type f16|f32|bf16|q8_0 ("" = the converter's auto)
+  bool no_mmproj_offload = false;         // --no-mmproj-offload: the projector on the CPU
   // vLLM (flag names as `vllm serve`'s)
   std::string vllm_version;               // "" = the newest pinned version
   std::string vllm_dtype = "auto";        // auto, float16, bfloat16, float32 (also fp16, bf16, fp32)

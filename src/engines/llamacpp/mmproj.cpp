@@ -183,13 +183,72 @@ uint64_t MmprojFile::tensor_data_bytes() const {
   return sum;
 }
 
+namespace {
+
+// conversion/qwenvl.py Qwen2VLVisionModel for Qwen2_5_VLForConditionalGeneration: the visual.* tensors, QKV split
+// into Q, K, V (modify_tensors), the Conv3D patch embedding split into two Conv2D kernels (v.patch_embd.weight and
+// .weight.1, temporal_patch_size 2); names from tensor_mapping.py (visual.blocks.N.norm1 -> v.blk.N.ln1, ...,
+// visual.merger.ln_q -> v.post_ln, visual.merger.mlp.0/2 -> mm.0/mm.2). Types: MmprojModel.tensor_force_quant
+// keeps the patch embedding F16 for --outtype f16 and F32 otherwise; 1-D tensors F32; the rest the outtype, Q8_0
+// falling back to F16 for rows that are not whole blocks (ffn_down's 3420).
+MmprojFile predict_qwen25vl(const HfConfig& config, const std::string& outtype, DType out) {
+  MmprojFile f;
+  f.outtype = outtype;
+  const HfConfig v = config.sub("vision_config");
+  ClipVision& hp = f.hp;
+  hp.projector = "qwen2.5vl_merger";
+  hp.n_embd = v.dim("hidden_size");
+  hp.n_ff = v.dim("intermediate_size");
+  hp.n_layer = v.dim("depth");
+  hp.n_head = v.dim("num_heads");
+  hp.patch_size = v.dim("patch_size");
+  hp.image_size = v.dim_or("image_size", 560);  // Qwen2VLVisionModel.__init__'s default
+  hp.projection_dim = v.dim("out_hidden_size");
+  hp.n_merge = v.dim_or("spatial_merge_size", 2);
+  if (v.dim_or("temporal_patch_size", 2) != 2)
+    throw Error(ErrorKind::kUnsupported, config.origin(), "the converter takes temporal_patch_size 2 only (Qwen2VLVisionModel)");
+  const uint64_t E = hp.n_embd, F = hp.n_ff, M = E * hp.n_merge * hp.n_merge;
+  auto matrix = [&](uint64_t ne0) { return out == DType::Q8_0 && ne0 % 32 != 0 ? DType::F16 : out; };
+  const DType patch = out == DType::F16 ? DType::F16 : DType::F32;
+  auto add = [&](std::string name, DType type, std::vector<uint64_t> ne, int layer = -1) {
+    f.tensors.push_back({std::move(name), type, std::move(ne), layer});
+  };
+  add("v.patch_embd.weight", patch, {hp.patch_size, hp.patch_size, 3, E});
+  add("v.patch_embd.weight.1", patch, {hp.patch_size, hp.patch_size, 3, E});
+  for (uint64_t il = 0; il < hp.n_layer; ++il) {
+    const std::string b = fmt::format("v.blk.{}.", il);
+    const int l = static_cast<int>(il);
+    add(b + "ln1.weight", DType::F32, {E}, l);
+    add(b + "ln2.weight", DType::F32, {E}, l);
+    for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_out"}) {
+      add(b + n + ".weight", matrix(E), {E, E}, l);
+      add(b + n + ".bias", DType::F32, {E}, l);
+    }
+    for (const char* n : {"ffn_gate", "ffn_up"}) {
+      add(b + n + ".weight", matrix(E), {E, F}, l);
+      add(b + n + ".bias", DType::F32, {F}, l);
+    }
+    add(b + "ffn_down.weight", matrix(F), {F, E}, l);
+    add(b + "ffn_down.bias", DType::F32, {E}, l);
+  }
+  add("v.post_ln.weight", DType::F32, {E});
+  add("mm.0.weight", matrix(M), {M, M});
+  add("mm.0.bias", DType::F32, {M});
+  add("mm.2.weight", matrix(M), {M, hp.projection_dim});
+  add("mm.2.bias", DType::F32, {hp.projection_dim});
+  return f;
+}
+
+}  // namespace
+
 MmprojFile predict_mmproj(const HfConfig& config, const std::string& outtype) {
   MmprojFile f;
   f.outtype = outtype;
   const DType out = outtype_dtype(outtype);
+  if (config.model_type() == "qwen2_5_vl" && config.has("vision_config")) return predict_qwen25vl(config, outtype, out);
   if (config.model_type() != "gemma3" || !config.has("vision_config"))
     throw Error(ErrorKind::kUnsupported, config.origin(),
-                "predicting the mmproj file is modelled for gemma3 (Gemma3ForConditionalGeneration) only so far");
+                "predicting the mmproj file is modelled for gemma3 and qwen2.5-vl (its tensors) only so far");
   const HfConfig v = config.sub("vision_config");
   const HfConfig text = config.has("text_config") ? config.sub("text_config") : config;
   ClipVision& hp = f.hp;
@@ -253,8 +312,22 @@ uint64_t clip_weights_buffer_bytes(const MmprojFile& file, bool cpu) {
 
 uint64_t clip_compute_buffer_bytes(const ClipVision& hp, bool flash_attn, bool cpu) {
   if (hp.projector != "gemma3")
-    throw Error(ErrorKind::kUnsupported, hp.projector, "clip's compute buffer is modelled for the gemma3 projector only so far");
+    throw Error(ErrorKind::kUnsupported, hp.projector + " projector",
+                "clip's compute buffer (the warm-up graph) is modelled for the gemma3 projector only so far");
   return gemma3_compute(hp, flash_attn, cpu ? kCpuAlignmentBytes : kCudaAlignmentBytes);
+}
+
+bool clip_flash_attn_auto(const ClipVision& hp, bool cpu) {
+  if (cpu) return true;
+  const uint64_t d = hp.n_head ? hp.n_embd / hp.n_head : 0;
+  for (uint64_t ok : {40, 64, 72, 80, 96, 112, 128, 256})
+    if (d == ok) return true;
+  return false;
+}
+
+uint64_t clip_host_input_bytes(const ClipVision& hp) {
+  const uint64_t side = hp.warmup_image_size();
+  return pad_to(4 * 3 * side * side, kCpuAlignmentBytes);
 }
 
 }  // namespace llmem::llamacpp

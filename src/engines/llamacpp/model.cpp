@@ -232,8 +232,14 @@ struct GgufPlace {
 // Returns false for a tensor the converter drops.
 bool gguf_place(const TensorInfo& t, const GgufLayout& layout, const std::string& model_type, const std::string& source,
                 GgufPlace& place) {
-  const std::string& n = t.name;
-  auto unknown = [&] { return Error(ErrorKind::kUnsupported, source, "no llama.cpp name known for tensor " + n + " (" + model_type + ")"); };
+  // conversion/base.py TextModel.filter_tensors: a vision-language checkpoint's vision tower and projector are not
+  // the text model's (they go to the mmproj file, convert_hf_to_gguf.py --mmproj), and ModelBase.filter_tensors
+  // drops "language_model." from the rest (Gemma3ForConditionalGeneration: language_model.model.layers.N...)
+  std::string n = t.name;
+  for (const char* skip : {"vision_tower.", "multi_modal_projector.", "vision_model.", "visual."})
+    if (n.rfind(skip, 0) == 0) return false;
+  if (const size_t lm = n.find("language_model."); lm != std::string::npos) n.erase(lm, 15);
+  auto unknown = [&] { return Error(ErrorKind::kUnsupported, source, "no llama.cpp name known for tensor " + t.name + " (" + model_type + ")"); };
   if (t.layer < 0) {
     auto g = layout.global_tensors.find(n);
     if (g == layout.global_tensors.end()) throw unknown();
