@@ -198,3 +198,90 @@ TEST(LlamacppMmproj, Qwen25VlTensorList) {
 }
 
 }  // namespace
+
+namespace {
+
+// Real checkpoints on the GPU machine (H100, llama.cpp 80fb11ac): bench/gpu made gemma3-2L and qwen25vl-4L
+// checkpoints from bench/data/llamacpp_mmproj1_h100_<model>.config.json, converted them with the pinned
+// convert_hf_to_gguf.py --mmproj --outtype f16/f32/bf16/q8_0 (dumped tensor by tensor:
+// llamacpp_mmproj1_h100_dumps.jsonl) and loaded each with tools/mtmd/clip.cpp on CUDA (flash attention auto, on,
+// off) and on the CPU (llamacpp_mmproj1_h100_measure.jsonl: clip's weights buffer and the scheduler's compute
+// buffers after the warm-up). The prediction from the same config.json must be each file and each buffer exactly.
+std::vector<json> read_mmproj_jsonl(const std::string& rel) {
+  std::ifstream in(std::string(LLMEM_SOURCE_DIR) + "/" + rel);
+  std::vector<json> rows;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(json::parse(line));
+  return rows;
+}
+
+// "mmproj-gemma3-2L-q8_0" -> the prediction from llamacpp_mmproj1_h100_gemma3-2L.config.json at outtype q8_0
+llamacpp::MmprojFile predicted_mmproj1(const std::string& model) {
+  const auto dash = model.rfind('-');
+  const std::string name = model.substr(std::string("mmproj-").size(), dash - std::string("mmproj-").size());
+  const std::string cfg = std::string(LLMEM_SOURCE_DIR) + "/bench/data/llamacpp_mmproj1_h100_" + name + ".config.json";
+  return llamacpp::predict_mmproj(HfConfig(read_json(cfg), name), model.substr(dash + 1));
+}
+
+TEST(LlamacppMmproj, RealConvertedFilesTensorByTensorH100) {
+  size_t checked = 0;
+  for (const json& d : read_mmproj_jsonl("bench/data/llamacpp_mmproj1_h100_dumps.jsonl")) {
+    const std::string model = d.at("model");
+    if (model.rfind("mmproj-gemma3-", 0) != 0 && model.rfind("mmproj-qwen25vl-", 0) != 0) continue;
+    SCOPED_TRACE(model);
+    ++checked;
+    const auto f = predicted_mmproj1(model);
+    const auto& tensors = d.at("tensors");
+    uint64_t raw = 0;
+    ASSERT_EQ(f.tensors.size(), tensors.size());
+    for (const auto& t : tensors) {
+      const std::string name = t.at(0);
+      const auto it = std::find_if(f.tensors.begin(), f.tensors.end(), [&](const auto& p) { return p.name == name; });
+      ASSERT_NE(it, f.tensors.end()) << name;
+      EXPECT_EQ(std::string(dtype_name(it->type)), t.at(1).get<std::string>()) << name;
+      EXPECT_EQ(it->ne, t.at(2).get<std::vector<uint64_t>>()) << name;
+      EXPECT_EQ(it->bytes(), t.at(3).get<uint64_t>()) << name;
+      raw += it->bytes();
+    }
+    // dump_gguf.py: tensor_data_bytes is the tensors' own sizes, tensor_region_bytes the data section (each tensor
+    // padded to 32 bytes: qwen2.5-vl's 3420-wide F32 biases take 16 bytes of padding each)
+    EXPECT_EQ(raw, d.at("tensor_data_bytes").get<uint64_t>());
+    EXPECT_EQ(f.tensor_data_bytes(), d.at("tensor_region_bytes").get<uint64_t>());
+  }
+  EXPECT_EQ(checked, 8u);  // gemma3-2L and qwen25vl-4L at f16, f32, bf16, q8_0
+}
+
+TEST(LlamacppMmproj, RealClipBuffersH100) {
+  size_t gemma3 = 0, qwen = 0;
+  for (const json& r : read_mmproj_jsonl("bench/data/llamacpp_mmproj1_h100_measure.jsonl")) {
+    const std::string id = r.at("id");
+    SCOPED_TRACE(id);
+    ASSERT_TRUE(r.at("ok").get<bool>());
+    const auto f = predicted_mmproj1(id.substr(0, id.find('/')));
+    const bool cpu = !r.at("use_gpu").get<bool>();
+    EXPECT_EQ(f.hp.warmup_image_size(), r.at("warmup_image_size").get<uint64_t>());
+    // the weights buffer: on CUDA0, or the CPU's (qwen2.5-vl's too: it is the file's tensors)
+    EXPECT_EQ(r.at("weights").at("buft"), cpu ? "CPU" : "CUDA0");
+    EXPECT_EQ(llamacpp::clip_weights_buffer_bytes(f, cpu), r.at("weights").at("bytes").get<uint64_t>());
+    if (f.hp.projector != "gemma3") {
+      ++qwen;
+      continue;  // its warm-up graph is not modelled
+    }
+    ++gemma3;
+    const std::string fa = r.at("fa_requested");
+    const bool flash = fa == "auto" ? llamacpp::clip_flash_attn_auto(f.hp, cpu) : fa == "on";
+    EXPECT_EQ(flash, r.at("flash_attn").get<bool>());
+    const auto& compute = r.at("compute");
+    ASSERT_EQ(compute.size(), cpu ? 1u : 2u);
+    EXPECT_EQ(compute.at(0).at("buft"), cpu ? "CPU" : "CUDA0");
+    EXPECT_EQ(llamacpp::clip_compute_buffer_bytes(f.hp, flash, cpu), compute.at(0).at("bytes").get<uint64_t>());
+    if (!cpu) {  // the image input the scheduler keeps on the CPU backend
+      EXPECT_EQ(compute.at(1).at("buft"), "CPU");
+      EXPECT_EQ(llamacpp::clip_host_input_bytes(f.hp), compute.at(1).at("bytes").get<uint64_t>());
+    }
+  }
+  EXPECT_EQ(gemma3, 16u);  // 4 outtypes x (CUDA fa auto/on/off + CPU)
+  EXPECT_EQ(qwen, 18u);
+}
+
+}  // namespace

@@ -21,7 +21,12 @@ struct ClipVision {
   uint64_t patch_size = 0, image_size = 0;
   uint64_t projection_dim = 0;  // the text model's n_embd
   uint64_t n_merge = 4;         // gemma3: the average pool's kernel (clip.vision.projector.scale_factor, default 4)
-  uint64_t warmup_image_size() const { return image_size; }  // clip.cpp load_hparams: warmup_image_size = image_size
+  // clip.cpp load_hparams: warmup_image_size = image_size, unless the projector sets a warm-up token count
+  // (hparams.set_warmup_n_tokens(n): sqrt(n) * patch_size * n_merge; qwen2/2.5/3-vl 46*46 tokens)
+  uint64_t warmup_tokens_per_side = 0;
+  uint64_t warmup_image_size() const {
+    return warmup_tokens_per_side ? warmup_tokens_per_side * patch_size * n_merge : image_size;
+  }
 };
 
 struct MmprojFile {

@@ -205,6 +205,7 @@ MmprojFile predict_qwen25vl(const HfConfig& config, const std::string& outtype, 
   hp.image_size = v.dim_or("image_size", 560);  // Qwen2VLVisionModel.__init__'s default
   hp.projection_dim = v.dim("out_hidden_size");
   hp.n_merge = v.dim_or("spatial_merge_size", 2);
+  hp.warmup_tokens_per_side = 46;  // clip.cpp load_hparams: set_warmup_n_tokens(46*46) "avoid OOM on warmup"
   if (v.dim_or("temporal_patch_size", 2) != 2)
     throw Error(ErrorKind::kUnsupported, config.origin(), "the converter takes temporal_patch_size 2 only (Qwen2VLVisionModel)");
   const uint64_t E = hp.n_embd, F = hp.n_ff, M = E * hp.n_merge * hp.n_merge;
