@@ -377,13 +377,15 @@ MeasureResult measure_command(nvml::Library& nvml, const MeasureOptions& options
   sampler.start(t0, {static_cast<uint32_t>(started.pid), static_cast<uint32_t>(::getpid())});
 
   int status = 0;
-  rusage child_usage{};
   while (true) {
-    // wait4 rather than waitpid for the child's rusage: ru_maxrss is its peak resident set, or that of the
-    // largest descendant it waited for (the kernel folds waited-for children's maxima in), in KiB.
-    pid_t w = ::wait4(started.pid, &status, 0, &child_usage);
+    pid_t w = ::waitpid(started.pid, &status, 0);
     if (w == started.pid) {
-      result.host_peak_rss_bytes = static_cast<uint64_t>(child_usage.ru_maxrss) * 1024u;
+      // The command is llmem's only child waited for so far, so RUSAGE_CHILDREN's ru_maxrss (KiB) is its peak
+      // resident set, or that of the largest descendant it waited for (the kernel folds those in). getrusage
+      // rather than wait4: POSIX, and the WebAssembly build's libc has no wait4.
+      rusage children{};
+      if (::getrusage(RUSAGE_CHILDREN, &children) == 0)
+        result.host_peak_rss_bytes = static_cast<uint64_t>(children.ru_maxrss) * 1024u;
       break;
     }
     if (w < 0 && errno != EINTR) break;

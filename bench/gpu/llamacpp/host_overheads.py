@@ -2,7 +2,7 @@
 """The llama.cpp process's own host memory, from measured runs (issue 19): what data/runtime_overheads.json's
 llamacpp.host_* figures are and how they were derived. For each run of a host-memory set (llama_host1.sh:
 TinyLlama-1.1B Q8_0 at -ngl all, 11, 0; mapped, -mmp 0 and -lm mlock) it takes the peak resident set `llmem
-measure` read (ru_maxrss via wait4) and llmem's host buffers for the same run (`llmem estimate --json`: host weights,
+measure` read (ru_maxrss) and llmem's host buffers for the same run (`llmem estimate --json`: host weights,
 host KV cache, host compute and output buffers, before any runtime figure is added) and prints:
   run:    resident set - host buffers, runs with every layer on the host (no GPU upload, the mapping kept whole): the
           CUDA runtime, ggml's backends and llama-bench themselves while computing;

@@ -527,7 +527,7 @@ def run_one(e, ctx):
             rec["tree_source"] = g.get("tree_source")
             rec["peak_device_minus_baseline_bytes"] = g.get("peak_device_minus_baseline_bytes")
             rec["llmem_exit_status"] = rep.get("exit_status")
-            # the command's peak resident set (ru_maxrss by wait4; llmem 2026-12-06 on, absent before)
+            # the command's peak resident set (ru_maxrss; llmem 2026-12-06 on, absent before)
             rec["host_peak_rss_bytes"] = rep.get("host_peak_rss_bytes")
             rec["host_sampled_peak_rss_bytes"] = rep.get("host_sampled_peak_rss_bytes")
             rec["host_sampled_peak_rss_time_ms"] = rep.get("host_sampled_peak_rss_time_ms")

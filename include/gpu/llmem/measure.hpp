@@ -93,9 +93,10 @@ struct MeasureResult {
   double peak_device_minus_baseline_sum_time_ms = 0;
   std::vector<int> forwarded_signals;           // signals forwarded to the command's process group
   unsigned leftover_processes_killed = 0;       // processes of the tree still alive after the command ended
-  // Host memory: the largest peak resident set of one process of the command's tree (the kernel's ru_maxrss from
-  // wait4: the command and the descendants it waited for; file-backed pages it mapped and touched, pinned
-  // buffers and the CUDA driver's own host memory included). 0 when the command did not start.
+  // Host memory: the largest peak resident set of one process of the command's tree (the kernel's ru_maxrss,
+  // getrusage(RUSAGE_CHILDREN) once it ended: the command and the descendants it waited for; file-backed pages
+  // it mapped and touched, pinned buffers and the CUDA driver's own host memory included). 0 when it did not
+  // start.
   uint64_t host_peak_rss_bytes = 0;
   // The command's own process (not its children), sampled each round: the largest resident set seen and when.
   uint64_t host_sampled_peak_rss_bytes = 0;
