@@ -50,6 +50,9 @@ set(CAIRO_INCLUDE_DIRS ${LLMEM_WEB_CAIRO_DIR})
 # Firefox 100+, Safari 15.2+, Node 17+) is smaller and faster than emscripten's JavaScript emulation.
 add_compile_options(-fwasm-exceptions)
 add_link_options(-fwasm-exceptions)
+# The page downloads the module: binaryen's final pass optimises the linked module for size (-Oz, after the -O3
+# of every object), which keeps llmem.wasm under 1 MB gzipped (tests/web/browser_test.mjs).
+add_link_options(-Oz)
 
 # Called at the end of CMakeLists.txt, once llmem_cli exists.
 function(llmem_web_executable)

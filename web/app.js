@@ -389,7 +389,11 @@ function renderEstimate(spec, estimate, text, args) {
     ? [['Weights (file)', estimate.weight_bytes, `tensor data of the ${estimate.workload.quant} file (${thousands(estimate.weight_bytes)} bytes)`, 'weight_bytes'],
        ['GPU buffers', estimate.framework_peak_bytes, "llama.cpp's GPU buffers (model, KV cache, compute)", 'framework_peak_bytes'],
        ['GPU process peak', estimate.process_peak_bytes, 'what nvidia-smi / NVML shows for the process', 'process_peak_bytes'],
-       ['Host', estimate.host_bytes, "host memory: mmap'd weights not on the GPU, CPU buffers", 'host_bytes']]
+       ['Host', estimate.host_bytes, 'weights off the GPU, CPU buffers, the process', 'host_bytes'],
+       // as the text report: the resident peak only where it exceeds what must stay resident (mmap: the whole file
+       // is resident while loading)
+       ...(estimate.host_peak_bytes > estimate.host_bytes
+         ? [['Host peak', estimate.host_peak_bytes, 'while loading: the whole file mapped (page cache)', 'host_peak_bytes']] : [])]
     : [['Framework peak', estimate.framework_peak_bytes, `torch.cuda.max_memory_allocated() (peak: ${estimate.peak_phase})`, 'framework_peak_bytes'],
        ['Reserved peak', estimate.reserved_peak_bytes, 'torch.cuda.max_memory_reserved()', 'reserved_peak_bytes'],
        ['Process peak', estimate.process_peak_bytes, 'what nvidia-smi / NVML shows for the process', 'process_peak_bytes']];
