@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "peer_json.hpp"
+
 namespace {
 
 std::string current_id;
@@ -34,23 +36,6 @@ std::string current_id;
 void log_to_stderr(ggml_log_level level, const char* text, void*) {
   if (level == GGML_LOG_LEVEL_DEBUG) return;
   std::fprintf(stderr, "[%s] %s", current_id.c_str(), text);
-}
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      o += b;
-    } else {
-      o += c;
-    }
-  }
-  return o;
 }
 
 std::string project(const std::vector<std::string>& args) {

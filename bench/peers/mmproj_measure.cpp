@@ -19,24 +19,9 @@
 #include <cstdio>
 #include <string>
 
-namespace {
+#include "peer_json.hpp"
 
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      o += b;
-    } else {
-      o += c;
-    }
-  }
-  return o;
-}
+namespace {
 
 void log_to_stderr(ggml_log_level level, const char* text, void*) {
   if (level == GGML_LOG_LEVEL_DEBUG) return;
