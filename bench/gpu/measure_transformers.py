@@ -209,10 +209,16 @@ def scenario_config(sc):
     return AutoConfig.for_model(model_type, **cfg_dict)
 
 
+def _quant_tag(sc):
+    with open(os.path.join(scenario_mod.CATALOG, sc["model"] + ".json")) as f:
+        q = json.load(f).get("quantization_config")
+    return q.get("quant_method", "quantised") if q else ""
+
+
 def checkpoint_dir(sc):
     """Where the random-weight checkpoint of a load=from_pretrained scenario lives: one per model, cut and dtype."""
     key = sc["model"] + "".join(f"-{k}{v}" for k, v in sorted((sc.get("config_override") or {}).items())
-                                if k != "layer_types") + "-" + sc["dtype"]
+                                if k != "layer_types") + "-" + sc["dtype"] + ("-" + quant_tag if (quant_tag := _quant_tag(sc)) else "")
     root = os.environ.get("LLMEM_CKPT_DIR") or os.path.join(os.environ.get("TMPDIR", "/tmp"), "llmem-ckpt")
     return os.path.join(root, key)
 
@@ -229,12 +235,94 @@ def prepare_checkpoint(sc, torch):
         if os.path.exists(os.path.join(d, "done")):
             return d
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[sc["dtype"]]
+        cfg = scenario_config(sc)
+        quant = getattr(cfg, "quantization_config", None)
+        if quant is not None:  # the weights are made unquantised, then stored as the quantised checkpoint
+            del cfg.quantization_config
         with torch.device("cpu"):
-            model = AutoModelForCausalLM.from_config(scenario_config(sc), dtype=dtype)
+            model = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+        linears = {n + ".weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
         model.save_pretrained(d)
         del model
+        if quant is not None:
+            quantise_checkpoint(d, dict(quant) if isinstance(quant, dict) else quant.to_dict(), linears, torch)
         open(os.path.join(d, "done"), "w").close()
     return d
+
+
+def checkpoint_tensor_bytes(d):
+    """The tensor bytes of a checkpoint's safetensors headers, per dtype (what `llmem params DIR --json` calls
+    stored_bytes, summed)."""
+    import struct
+    out = {}
+    for name in sorted(os.listdir(d)):
+        if name.endswith(".safetensors"):
+            with open(os.path.join(d, name), "rb") as f:
+                header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+            for key, t in header.items():
+                if key != "__metadata__":
+                    out[t["dtype"]] = out.get(t["dtype"], 0) + t["data_offsets"][1] - t["data_offsets"][0]
+    return out
+
+
+def quantise_checkpoint(d, quant, linears, torch):
+    """Rewrites the bf16 checkpoint in D as the hub stores a FineGrainedFP8 checkpoint (DeepSeek-V3, Qwen3-*-FP8):
+    each quantised linear's weight as float8_e4m3fn in 128x128 blocks with a float32 `weight_scale_inv` per block
+    (the dequantisation multiplier, amax / 448), everything else as it was; quantization_config back in
+    config.json. Quantised: the weights of nn.Linear modules (LM head excluded, as the quantiser's
+    get_modules_to_not_convert adds it) and the per-expert projections save_pretrained writes for the fused experts,
+    except modules_to_not_convert (substring match, as transformers' should_convert_module)."""
+    import re
+    from safetensors.torch import load_file, save_file
+    if quant.get("quant_method") != "fp8":
+        raise ValueError(f"prepare_checkpoint: quant_method {quant.get('quant_method')} is not written by this harness")
+    br, bc = quant.get("weight_block_size") or [128, 128]
+    skip = list(quant.get("modules_to_not_convert") or []) + ["lm_head"]
+    expert = re.compile(r"\.experts\.\d+\.(gate_proj|up_proj|down_proj|w1|w2|w3)\.weight$")
+    fmax = torch.finfo(torch.float8_e4m3fn).max
+    for name in sorted(os.listdir(d)):
+        if not name.endswith(".safetensors"):
+            continue
+        path = os.path.join(d, name)
+        tensors = load_file(path)
+        out = {}
+        for key, t in tensors.items():
+            module = key[:-len(".weight")] if key.endswith(".weight") else key
+            if t.dim() == 2 and (key in linears or expert.search(key)) and not any(x in module for x in skip):
+                rows, cols = t.shape
+                pr, pc = -rows % br, -cols % bc
+                w = torch.nn.functional.pad(t.float(), (0, pc, 0, pr))
+                blocks = w.view((rows + pr) // br, br, (cols + pc) // bc, bc)
+                scale = blocks.abs().amax(dim=(1, 3)).clamp(min=1e-12) / fmax
+                q = (blocks / scale[:, None, :, None]).clamp(-fmax, fmax).view(rows + pr, cols + pc)[:rows, :cols]
+                out[key] = q.to(torch.float8_e4m3fn).contiguous()
+                out[module + ".weight_scale_inv"] = scale.float().contiguous()
+            else:
+                out[key] = t
+            if t.dim() == 3 and ".experts." in key:
+                raise ValueError(f"{key}: save_pretrained wrote fused experts; the hub's per-expert FP8 layout is not "
+                                 "made from them here")
+        # a new file renamed over the old: the tensors read from it may still map its pages
+        save_file(out, path + ".tmp", metadata={"format": "pt"})
+        os.replace(path + ".tmp", path)
+    index = os.path.join(d, "model.safetensors.index.json")
+    if os.path.exists(index):  # the shards' weight_map gains the scales
+        with open(index) as f:
+            idx = json.load(f)
+        from safetensors import safe_open
+        wm = {}
+        for name in sorted(set(idx["weight_map"].values())):
+            with safe_open(os.path.join(d, name), "pt") as f:
+                wm.update({key: name for key in f.keys()})
+        idx["weight_map"] = dict(sorted(wm.items()))
+        idx.setdefault("metadata", {}).pop("total_size", None)  # a size, not read by from_pretrained
+        with open(index, "w") as f:
+            json.dump(idx, f, indent=2)
+    with open(os.path.join(d, "config.json")) as f:
+        config = json.load(f)
+    config["quantization_config"] = quant
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
 
 
 def build_model(sc, torch, transformers):
@@ -298,6 +386,7 @@ def run_scenario(sc, rec, sampler):
         rec["t_checkpoint_s"] = round(time.time() - t1, 2)
         aux(rec, "checkpoint_bytes", lambda: sum(os.path.getsize(os.path.join(checkpoint_dir(sc), f))
                                                  for f in os.listdir(checkpoint_dir(sc)) if f.endswith(".safetensors")))
+        aux(rec, "checkpoint_tensor_bytes", lambda: checkpoint_tensor_bytes(checkpoint_dir(sc)))
     if not wait_for_go():
         raise SystemExit(0)
     rec["_t_go"] = time.time()
@@ -895,7 +984,9 @@ def driver(args):
                                 "issue15": scenario_mod.build_issue15,
                                 "issue15_holdout": scenario_mod.build_issue15_holdout,
                                 "issue15_all": scenario_mod.build_issue15_all,
-                                "issue15_holdout2": scenario_mod.build_issue15_holdout2}[args.set]())
+                                "issue15_holdout2": scenario_mod.build_issue15_holdout2,
+                                "issue15_fp8": scenario_mod.build_issue15_fp8,
+                                "issue15_fp8_holdout": scenario_mod.build_issue15_fp8_holdout}[args.set]())
     if args.only:
         scs = [s for s in scs if any(o in s["id"] for o in args.only.split(","))]
     if args.max_tier is not None:
@@ -1167,7 +1258,7 @@ def main():
                          "their memory before small ones")
     ap.add_argument("--set", choices=("main", "holdout", "holdout2", "holdout3", "holdout4", "gemma_lora",
                                       "finetune", "finetune_holdout", "finetune_all", "issue15", "issue15_holdout",
-                                      "issue15_all", "issue15_holdout2"),
+                                      "issue15_all", "issue15_holdout2", "issue15_fp8", "issue15_fp8_holdout"),
                     default="main",
                     help="scenario set: the main list, or a held-out list (scenarios.build_holdout .. build_holdout4, "
                          "build_gemma_lora)")

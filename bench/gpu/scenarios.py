@@ -56,7 +56,13 @@ PHI35 = "microsoft__Phi-3.5-mini-instruct"
 L32 = "meta-llama__Llama-3.2-1B-Instruct"
 Q306 = "Qwen__Qwen3-0.6B"
 Q15 = "Qwen__Qwen2.5-1.5B"
-CUTS = {MOE: {"num_hidden_layers": MOE_LAYERS}, MIXTRAL: {"num_hidden_layers": 2},
+# issue 15's FP8 checkpoints (block-scaled, as the hub stores them; measure_transformers.prepare_checkpoint writes
+# them from random bf16 weights), cut like their bf16 twins
+MOE8 = "Qwen__Qwen3-30B-A3B-FP8"
+Q32F8 = "Qwen__Qwen3-32B-FP8"
+MOE235F8 = "Qwen__Qwen3-235B-A22B-FP8"
+CUTS = {MOE: {"num_hidden_layers": MOE_LAYERS}, MOE8: {"num_hidden_layers": MOE_LAYERS}, Q32F8: {"num_hidden_layers": 4},
+        MOE235F8: {"num_hidden_layers": 2}, MIXTRAL: {"num_hidden_layers": 2},
         DSV2L: {"num_hidden_layers": 6}, DSV3: {"num_hidden_layers": 2, "first_k_dense_replace": 1},
         GPTOSS: {"num_hidden_layers": 4, "layer_types": ["sliding_attention", "full_attention"] * 2}}
 
@@ -77,6 +83,8 @@ PARAMS = {
     MIXTRAL: 3164688384, DSV2L: 3424678912, DSV3: 13944134656, GPTOSS: 4451017664, PHI35: 3821079552,
     # llmem params (issue 15's second held-out set)
     L32: 1235814400, Q306: 596049920, Q15: 1543714304,
+    # the FP8 cuts, counted as if bf16 (an upper bound of what they load: scheduling only)
+    MOE8: 3200000000, Q32F8: 2000000000, MOE235F8: 6000000000,
 }
 
 # LoRA target module names per model_type (attention projections).
@@ -136,7 +144,7 @@ def max_positions(model):
 def estimate_gib(sc):
     """Generous upper bound of a scenario's process memory, for scheduling only (see module doc)."""
     d = dims(sc["model"], sc.get("config_override"))
-    P = PARAMS[sc["model"]]
+    P = sc.get("sched_params") or PARAMS[sc["model"]]
     L, h, inter, V = d["layers"], d["h"], d["inter"], d["vocab"]
     eager = sc.get("attn_requested") == "eager" or d["model_type"] == "gemma2"
     if sc["mode"] in ("generate", "forward"):
@@ -648,6 +656,52 @@ def build_issue15_holdout2():
     ]
     return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3, build_holdout4,
                      build_gemma_lora, build_finetune, build_finetune_holdout, build_issue15, build_issue15_holdout)
+
+
+# DeepSeek-V3's FP8 cut keeps 64 of its 256 routed experts (8 groups of 8; top-4 groups, top-8 experts as before):
+# the whole MoE layer is 11.3 B parameters, whose CPU-side random init and save would take most of a device command
+DSV3_F8_CUT = {"num_hidden_layers": 2, "first_k_dense_replace": 1, "n_routed_experts": 64}
+
+
+def _f8(sc):
+    """An issue-15 FP8 scenario: the model's hub FP8 checkpoint format (quantization_config fp8, 128x128 blocks),
+    written before GO from random bf16 weights, loaded with from_pretrained as users load it."""
+    if sc["model"] == DSV3:
+        sc["config_override"] = dict(DSV3_F8_CUT)
+        sc["sched_params"] = 5_300_000_000  # 1 dense + 1 MoE layer of 64 experts, embedding and head, as if bf16
+        sc["id"] = sc["id"].replace(DSV3, f"{DSV3}-L2-E64-fp8")
+        sc["load"] = "from_pretrained"
+        sc["id"] += "-pretrained"
+        return sc
+    return _i15(sc, load="from_pretrained")
+
+
+def build_issue15_fp8():
+    """Issue 15, FP8 checkpoints (tier 13): dense Qwen3-32B-FP8, the Qwen3-MoE FP8 experts and DeepSeek-V3 (MLA, FP8
+    shared and routed experts) loaded as stored and run: what transformers 5.17's FineGrainedFP8 quantizer keeps
+    and what its FP8 linears and experts allocate per call. Chosen with build_issue15_fp8_holdout() before either
+    was measured; this set is the one the modelling reads."""
+    s = [
+        _f8(_gen(MOE8, "bf16", 1, 512, 64, tier=13)),
+        _f8(_fwd(MOE8, "bf16", 2, 2048, tier=13)),
+        _f8(_gen(Q32F8, "bf16", 1, 1024, 32, tier=13)),
+        _f8(_fwd(Q32F8, "bf16", 2, 2048, tier=13)),
+        _f8(_fwd(DSV3, "bf16", 1, 2048, tier=13)),
+        _f8(_gen(DSV3, "bf16", 2, 512, 32, tier=13)),
+    ]
+    return _held_out(s, build_issue15, build_issue15_holdout, build_issue15_holdout2)
+
+
+def build_issue15_fp8_holdout():
+    """Held out from build_issue15_fp8() (tier 14): compared with llmem only after the FP8 modelling is done."""
+    s = [
+        _f8(_gen(MOE8, "bf16", 4, 1024, 16, tier=14)),
+        _f8(_fwd(Q32F8, "bf16", 1, 4096, tier=14)),
+        _f8(_gen(DSV3, "bf16", 1, 1024, 16, tier=14)),
+        _f8(_gen(MOE235F8, "bf16", 1, 512, 32, tier=14)),
+        _f8(_fwd(MOE235F8, "bf16", 2, 1024, tier=14)),
+    ]
+    return _held_out(s, build_issue15, build_issue15_holdout, build_issue15_holdout2, build_issue15_fp8)
 
 
 def build_issue15_all():
