@@ -103,7 +103,7 @@ std::vector<json> measured_buffer_rows() {
   for (const char* more : {"bench/data/llamacpp_memory_h200.jsonl", "bench/data/llamacpp_offload_h100.jsonl",
                            "bench/data/llamacpp_arch_h100.jsonl", "bench/data/llamacpp_arch2_h100.jsonl",
                            "bench/data/llamacpp_iquant2_h100.jsonl", "bench/data/llamacpp_arch3_h200.jsonl",
-                           "bench/data/llamacpp_host1_h200.jsonl"}) {
+                           "bench/data/llamacpp_host1_h200.jsonl", "bench/data/llamacpp_iquant4_h100.jsonl"}) {
     const auto extra = read_jsonl(more);
     rows.insert(rows.end(), extra.begin(), extra.end());
   }
@@ -135,9 +135,10 @@ TEST(LlamaCppQuant, PredictedFilesEqualRealOnesTensorByTensor) {
   // 4 layers from make_checkpoint.py (base and MXFP4_MOE), TinyLlama cut to 4 layers in IQ1_S, IQ2_XXS (with an
   // importance matrix), IQ3_S and IQ4_XS; each record names its catalog config and overrides
   // and in 2026-12-06's ninth session (llama_host1.sh): falcon-7b and pythia-1.4b cut to 2 layers (base, Q4_K_M),
-  // TinyLlama cut to 4 layers in IQ1_M, IQ2_XS, IQ2_S (importance matrix), IQ2_M, IQ3_XXS, IQ3_XS, TinyLlama Q8_0
+  // TinyLlama cut to 4 layers in IQ1_M, IQ2_XS, IQ2_S (importance matrix), IQ2_M, IQ3_XXS, IQ3_XS, TinyLlama Q8_0;
+  // and in the tenth session (llama_iquant4.sh) the same six i-quants made again for their GPU runs
   for (const char* more : {"bench/data/llamacpp_arch2_h100_gguf_tensors.jsonl", "bench/data/llamacpp_iquant2_h100_gguf_tensors.jsonl",
-                           "bench/data/llamacpp_host1_h200_gguf_tensors.jsonl"}) {
+                           "bench/data/llamacpp_host1_h200_gguf_tensors.jsonl", "bench/data/llamacpp_iquant4_h100_gguf_tensors.jsonl"}) {
     const auto extra = read_jsonl(more);
     ASSERT_GE(extra.size(), 2u) << more;
     rows.insert(rows.end(), extra.begin(), extra.end());

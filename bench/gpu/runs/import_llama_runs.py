@@ -10,7 +10,9 @@ by hand) into the repository:
 The GGUF dumps get the catalog id and overrides of their model (the runs' records carry them), so the tests can
 predict each file from the catalog.
 
-  /usr/bin/python3 bench/gpu/runs/import_llama_runs.py DIR
+  /usr/bin/python3 bench/gpu/runs/import_llama_runs.py DIR [SUB=NAME ...]
+
+SUB=NAME pairs replace the a/ and b/ mapping above (llama_iquant4.sh's b/: b=llamacpp_iquant4_h100).
 """
 import json, os, shutil, sys
 
@@ -30,7 +32,7 @@ def write(path, rows):
     print(f'{len(rows):4d} -> {os.path.relpath(path, ROOT)}')
 
 
-def main(src):
+def main(src, sets):
     if os.path.exists(os.path.join(src, 'llamacpp_projection_rebuilt.jsonl')):
         shutil.copy(os.path.join(src, 'llamacpp_projection_rebuilt.jsonl'), os.path.join(PEERS, 'llamacpp_projection.jsonl'))
         shutil.copy(os.path.join(src, 'llamacpp_projection_rebuilt.jsonl.log'), os.path.join(PEERS, 'llamacpp_projection.log'))
@@ -39,7 +41,7 @@ def main(src):
         if os.path.exists(os.path.join(src, name)):
             shutil.copy(os.path.join(src, name), dst)
     new_proj = []
-    for sub, base in SETS.items():
+    for sub, base in sets.items():
         runs = jsonl(os.path.join(src, sub, 'llamacpp_memory.jsonl'))
         if not runs:
             print(f'{sub}: no runs')
@@ -60,4 +62,5 @@ def main(src):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1])
+    pairs = dict(a.split('=', 1) for a in sys.argv[2:])
+    main(sys.argv[1], pairs or SETS)

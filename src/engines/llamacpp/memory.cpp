@@ -282,6 +282,23 @@ struct CudaExtras {
   uint64_t pool_bytes = 0;
 };
 
+// The quantised types ggml-cuda's MMQ kernels take (mmq.cu ggml_cuda_should_use_mmq's list at 80fb11ac); the
+// others (IQ1_M, TQ1_0, TQ2_0) multiply batches through cuBLAS.
+bool mmq_supported(DType t) {
+  switch (t) {
+    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0:
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+    case DType::IQ1_S: case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ2_S: case DType::IQ3_XXS:
+    case DType::IQ3_S: case DType::IQ4_XS: case DType::IQ4_NL: case DType::MXFP4:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// MMVQ_MAX_BATCH_SIZE (mmvq.cuh): up to this many columns a quantised weight multiplies with MMVQ, no pool
+constexpr uint64_t kMmvqMaxBatch = 8;
+
 // One device of several: `device_tensors` says which weights it multiplies with, `attention_here` whether it runs
 // any layer's attention; null: the one GPU.
 CudaExtras cuda_extras(const Model& m, const GraphShape& s, const std::vector<bool>& on_gpu, const Overheads& oh,
@@ -289,7 +306,7 @@ CudaExtras cuda_extras(const Model& m, const GraphShape& s, const std::vector<bo
   const Hparams& hp = m.hp;
   CudaExtras x;
   x.cublas = !s.flash_attn && attention_here;  // KQ and KQV without flash attention are cuBLAS batched GEMMs
-  uint64_t max_k = 0;
+  uint64_t max_k = 0, cublas_pool = 0;
   for (size_t i = 0; i < m.tensors.size(); ++i) {
     const GgufTensor& t = m.tensors[i];
     if (t.ne.size() < 2 || t.name.find("weight") == std::string::npos) continue;
@@ -310,12 +327,23 @@ CudaExtras cuda_extras(const Model& m, const GraphShape& s, const std::vector<bo
     if (t.type == DType::F32 || t.type == DType::F16 || t.type == DType::BF16) {
       if (s.n_tokens > 16) x.cublas = true;  // float weights (and MoE routers) multiply through cuBLAS for batches > 16
     } else if (t.name != "token_embd.weight") {
-      max_k = std::max(max_k, t.ne[0]);
+      if (mmq_supported(t.type)) {
+        max_k = std::max(max_k, t.ne[0]);
+      } else if (s.n_tokens > kMmvqMaxBatch) {
+        // ggml_cuda_mul_mat: a quantised type MMQ has no kernel for, beyond MMVQ's batches, goes to cuBLAS in F16
+        // (ggml_cuda_mul_mat_cublas_impl): the weight and the activations converted to F16 and an F16 result, three
+        // pool allocations alive together, each rounded to 128 bytes (ggml_cuda_pool_vmm::alloc). An expert
+        // tensor is taken one expert at a time, all rows routed to it (mul_mat_id's gathered copies not modelled).
+        x.cublas = true;
+        const uint64_t k = t.ne[0], n = t.ne[1];
+        cublas_pool = std::max(cublas_pool, pad_to(k * n * 2, 128) + pad_to(s.n_tokens * k * 2, 128) +
+                                                pad_to(s.n_tokens * n * 2, 128));
+      }
     }
   }
   // MMQ: the activations quantised to q8_1 (144 bytes per 128 values, rows padded to 512)
   const uint64_t used = hp.n_expert > 1 ? std::max<uint64_t>(1, hp.n_expert_used) : 1;
-  uint64_t pool = s.n_tokens * used * pad_to(max_k, 512) * 144 / 128;
+  uint64_t pool = std::max(cublas_pool, s.n_tokens * used * pad_to(max_k, 512) * 144 / 128);
   if (!s.flash_attn && attention_here) {
     // KQV = mul_mat(V, softmax(KQ)) in f16: the [n_kv x T x n_head] probabilities converted to f16
     uint64_t nh = 0;
