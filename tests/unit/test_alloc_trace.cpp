@@ -100,12 +100,14 @@ TEST(AllocatorModel, ReplaysRealTracesToTheReservedPeakPyTorchReached) {
   for (const char* runs : {"transformers_traces.jsonl", "transformers_issue15_traces.jsonl",
                            "transformers_issue15b_traces.jsonl", "transformers_issue15c_traces.jsonl",
                            "transformers_issue15d_traces.jsonl", "transformers_issue15e_traces.jsonl",
-                           "transformers_finetune_b_traces.jsonl"}) {
+                           "transformers_finetune_b_traces.jsonl", "transformers_issue15_fp8.jsonl"}) {
     std::ifstream in(data / runs);
     for (std::string line; std::getline(in, line);) {
       if (line.empty()) continue;
       const json r = json::parse(line);
-      if (r.value("ok", false)) measured[r.at("id")] = r.at("max_reserved_bytes");
+      // a traced run that failed after loading (issue 15's FP8 checkpoints: the forward needs the `kernels`
+      // package) still has a whole trace and its reserved peak
+      if (r.value("ok", false) || r.contains("trace_file")) measured[r.at("id")] = r.at("max_reserved_bytes");
     }
   }
   int checked = 0, exact = 0;

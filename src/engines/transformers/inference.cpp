@@ -75,12 +75,24 @@ void natural_sort(std::vector<T>& items, Key key) {
 // converter at each wait and after each conversion op: one worker's copy per op and thread, as the Mixtral trace
 // shows it (3-5 copies between ops). A layer's copies of more than kMaxCopyChunks experts are replayed in that many
 // groups, so that a fit of DeepSeek-V3 (58 layers of 256 experts) stays fast.
-void load_stacking_experts(Tracker& t, const ArchModel& m, DType dtype) {
+// One layer's experts, as the loader converts them: its fused targets and their bytes, and how many experts.
+struct ExpertGroup {
+  std::string down, gate_up;  // the tracker's names of the fused parameters
+  uint64_t down_bytes = 0, gate_up_bytes = 0, experts = 0;
+};
+// A checkpoint tensor loaded as it is (no conversion): its checkpoint name and bytes.
+struct PlainTensor {
+  std::string key;
+  uint64_t bytes = 0;
+};
+
+void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map<std::string, ExpertGroup>& experts,
+                     bool gate_up_first) {
   constexpr size_t kLookahead = 4;
   constexpr uint64_t kMaxCopyChunks = 32;
   struct Group {  // one layer's experts
-    std::string down, gate_up;
-    uint64_t down_bytes = 0, gate_up_bytes = 0, chunks = 1;
+    const ExpertGroup* e = nullptr;
+    uint64_t chunks = 1;
     size_t last = 0;    // the queue index of its last copy
     bool done = false;  // converted
   };
@@ -90,35 +102,13 @@ void load_stacking_experts(Tracker& t, const ArchModel& m, DType dtype) {
     uint64_t bytes = 0;
     Group* group = nullptr;  // a layer's expert copy: its layer's experts
   };
-  // Mixtral's block_sparse_moe.experts.{e}.w1 (gate) sorts before w2 (down): its gate_up converter goes first
-  const bool gate_up_first = m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst;
-  // a fused expert parameter's experts module ("model.layers.3.mlp") and whether it is gate_up_proj; "" otherwise
-  constexpr std::string_view kGateUp = ".experts.gate_up_proj", kDown = ".experts.down_proj";
-  auto module_of = [&](const TensorInfo& w) -> std::pair<std::string, bool> {
-    if (w.role != TensorRole::kExpert) return {"", false};
-    if (w.name.ends_with(kGateUp)) return {w.name.substr(0, w.name.size() - kGateUp.size()), true};
-    if (w.name.ends_with(kDown)) return {w.name.substr(0, w.name.size() - kDown.size()), false};
-    return {"", false};
-  };
-  std::map<std::string, Group> groups;  // by experts module
-  for (const auto& w : m.tensors) {
-    const auto [module, gu] = module_of(w);
-    if (module.empty()) continue;
-    Group& g = groups[module];
-    g.chunks = std::min(std::max<uint64_t>(1, w.shape.empty() ? 1 : w.shape[0]), kMaxCopyChunks);
-    (gu ? g.gate_up : g.down) = "weights/" + w.name;
-    (gu ? g.gate_up_bytes : g.down_bytes) = dtype_bytes(dtype, w.numel()).value_or(0);
-  }
-  auto complete = [](const Group& g) { return !g.down.empty() && !g.gate_up.empty(); };
-  // the checkpoint's tensors: every parameter but a complete group's experts, which it stores per expert
   std::vector<Item> queue;
-  for (const auto& w : m.tensors) {
-    const auto module = module_of(w).first;
-    if (!module.empty() && complete(groups.at(module))) continue;
-    queue.push_back({w.name, "weights/" + w.name, dtype_bytes(dtype, w.numel()).value_or(0)});
-  }
-  for (auto& [module, g] : groups) {
-    if (!complete(g)) continue;
+  queue.reserve(plain.size() + experts.size() * 3 * kMaxCopyChunks);
+  for (const auto& p : plain) queue.push_back({p.key, "weights/" + p.key, p.bytes});
+  std::vector<Group> groups;
+  groups.reserve(experts.size());
+  for (auto& [module, e] : experts) {
+    Group& g = groups.emplace_back(Group{&e, std::min(std::max<uint64_t>(1, e.experts), kMaxCopyChunks)});
     // the stored names sort expert by expert: Mixtral's w1 (gate), w2 (down), w3 (up); the others' down_proj,
     // gate_proj, up_proj
     const char* order[3] = {"down", "gate", "up"};
@@ -126,8 +116,8 @@ void load_stacking_experts(Tracker& t, const ArchModel& m, DType dtype) {
     for (uint64_t c = 0; c < g.chunks; ++c)
       for (int p = 0; p < 3; ++p) {
         const std::string proj = order[p];
-        const uint64_t total = proj == "down" ? g.down_bytes : g.gate_up_bytes / 2;
-        const std::string target = proj == "down" ? g.down : g.gate_up + "/" + proj;
+        const uint64_t total = proj == "down" ? e.down_bytes : e.gate_up_bytes / 2;
+        const std::string target = proj == "down" ? e.down : e.gate_up + "/" + proj;
         queue.push_back({fmt::format("{}.experts.{}.{}{}", module, c, p, proj), fmt::format("{}/copy/{}", target, c),
                          total / g.chunks, &g});
       }
@@ -150,24 +140,92 @@ void load_stacking_experts(Tracker& t, const ArchModel& m, DType dtype) {
     if (g->done) continue;
     g->done = true;
     copy_until(std::max(next, g->last + 1 + kLookahead));
+    const ExpertGroup& e = *g->e;
     auto stack = [&](const std::string& target, uint64_t bytes) {
       t.alloc(target, bytes);
       copy_until(next + kLookahead);
       for (uint64_t c = 0; c < g->chunks; ++c) t.free(fmt::format("{}/copy/{}", target, c));
     };
     auto gate_up = [&] {
-      stack(g->gate_up + "/gate", g->gate_up_bytes / 2);
-      stack(g->gate_up + "/up", g->gate_up_bytes / 2);
-      t.alloc(g->gate_up, g->gate_up_bytes);
+      stack(e.gate_up + "/gate", e.gate_up_bytes / 2);
+      stack(e.gate_up + "/up", e.gate_up_bytes / 2);
+      t.alloc(e.gate_up, e.gate_up_bytes);
       copy_until(next + kLookahead);
-      t.free(g->gate_up + "/gate");
-      t.free(g->gate_up + "/up");
+      t.free(e.gate_up + "/gate");
+      t.free(e.gate_up + "/up");
     };
     if (gate_up_first) gate_up();
-    stack(g->down, g->down_bytes);
+    stack(e.down, e.down_bytes);
     if (!gate_up_first) gate_up();
   }
   copy_until(queue.size());
+}
+
+// The unquantised model: its fused expert parameters (the built model's) and every other parameter in `dtype`.
+void load_stacking_experts(Tracker& t, const ArchModel& m, DType dtype) {
+  // a fused expert parameter's experts module ("model.layers.3.mlp") and whether it is gate_up_proj; "" otherwise
+  constexpr std::string_view kGateUp = ".experts.gate_up_proj", kDown = ".experts.down_proj";
+  auto module_of = [&](const TensorInfo& w) -> std::pair<std::string, bool> {
+    if (w.role != TensorRole::kExpert) return {"", false};
+    if (w.name.ends_with(kGateUp)) return {w.name.substr(0, w.name.size() - kGateUp.size()), true};
+    if (w.name.ends_with(kDown)) return {w.name.substr(0, w.name.size() - kDown.size()), false};
+    return {"", false};
+  };
+  std::map<std::string, ExpertGroup> groups;  // by experts module
+  for (const auto& w : m.tensors) {
+    const auto [module, gu] = module_of(w);
+    if (module.empty()) continue;
+    ExpertGroup& g = groups[module];
+    g.experts = w.shape.empty() ? 1 : w.shape[0];
+    (gu ? g.gate_up : g.down) = "weights/" + w.name;
+    (gu ? g.gate_up_bytes : g.down_bytes) = dtype_bytes(dtype, w.numel()).value_or(0);
+  }
+  auto complete = [](const ExpertGroup& g) { return !g.down.empty() && !g.gate_up.empty(); };
+  // the checkpoint's tensors: every parameter but a complete group's experts, which it stores per expert
+  std::vector<PlainTensor> plain;
+  for (const auto& w : m.tensors) {
+    const auto module = module_of(w).first;
+    if (!module.empty() && complete(groups.at(module))) continue;
+    plain.push_back({w.name, dtype_bytes(dtype, w.numel()).value_or(0)});
+  }
+  std::erase_if(groups, [&](const auto& g) { return !complete(g.second); });
+  replay_stacking(t, plain, groups, m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst);
+}
+
+// A quantised checkpoint that stores its experts one by one (Qwen3-30B-A3B-FP8, DeepSeek-V3): `loaded` is the list
+// as the quantiser keeps it, per expert. transformers 5.17 stacks and concatenates them as it does unquantised ones
+// (FP8Experts holds gate_up_proj [E, 2I, H] and down_proj [E, H, I] in F8_E4M3; measured: the load's peak is the
+// weights plus one layer's gate_up, bench/data/transformers_issue15_fp8.jsonl). Their per-expert scales are
+// replayed as plain copies (KiB per layer). False when `loaded` has no per-expert weights.
+bool load_stacking_loaded_experts(Tracker& t, const ArchModel& m, const LoadedWeights& loaded) {
+  const bool gate_up_first = m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst;
+  std::map<std::string, ExpertGroup> groups;
+  std::vector<PlainTensor> plain;
+  plain.reserve(loaded.tensors.size());
+  for (const auto& w : loaded.tensors) {
+    // "<module>.experts.<e>.<proj>.weight"; Mixtral's w1 (gate), w3 (up), w2 (down)
+    const auto at = w.name.find(".experts.");
+    const auto dot = at == std::string::npos ? at : w.name.find('.', at + 9);
+    const bool weight = w.role == TensorRole::kExpert && dot != std::string::npos && w.name.ends_with(".weight");
+    const std::string proj = weight ? w.name.substr(dot + 1, w.name.size() - 7 - dot - 1) : "";
+    const bool down = proj == "down_proj" || proj == "w2", gate_up = proj == "gate_proj" || proj == "up_proj" ||
+                                                                      proj == "w1" || proj == "w3";
+    if (!down && !gate_up) {
+      plain.push_back({w.name, w.data_bytes});
+      continue;
+    }
+    const std::string module = w.name.substr(0, at);
+    ExpertGroup& g = groups[module];
+    if (g.down.empty()) {
+      g.down = "weights/" + module + ".experts.down_proj";
+      g.gate_up = "weights/" + module + ".experts.gate_up_proj";
+    }
+    (down ? g.down_bytes : g.gate_up_bytes) += w.data_bytes;
+    if (down) ++g.experts;
+  }
+  if (groups.empty()) return false;
+  replay_stacking(t, plain, groups, gate_up_first);
+  return true;
 }
 
 }  // namespace
@@ -186,6 +244,7 @@ void replay_load(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeight
     t.free("weights/warmup");
   }
   if (loaded) {
+    if (path.from_pretrained && load_stacking_loaded_experts(t, m, *loaded)) return;
     // one allocation per stored tensor as the quantiser keeps it (packed weights, scales, zero points)
     for (const auto& w : loaded->tensors)
       t.alloc("weights/" + w.name, w.data_bytes);
