@@ -54,6 +54,9 @@ void add_estimate_flags(CLI::App* cmd, EstimateFlags& f) {
   cmd->add_option("--mxfp4-kernels", w.mxfp4_kernels,
                   "transformers inference of an MXFP4 checkpoint (gpt-oss): yes if Triton >= 3.4 and the kernels "
                   "package are installed (experts stay packed), no (default: experts dequantised to bf16)");
+  cmd->add_flag("--fp8-dequantize", w.fp8_dequantize,
+                "transformers inference of an FP8 checkpoint loaded with FineGrainedFP8Config(dequantize=True): weights "
+                "in the compute dtype (default: kept in FP8 from compute capability 8.9, which needs the kernels package)");
   cmd->add_option("--attn", w.attn, "transformers: attention sdpa or eager (default: transformers' choice)");
   cmd->add_option("--train", w.train, "transformers training: full, lora, or qlora (LoRA on a bitsandbytes 4-bit base)");
   cmd->add_option("--precision", w.precision, "with --train: bf16 or amp-bf16")->capture_default_str();
@@ -145,7 +148,7 @@ const FlagNames& estimate_flag_names() {
       {"source", "SOURCE"},           {"engine", "--engine"},           {"gpu", "--gpu"},
       {"reserve", "--reserve"},       {"memory", "--vram"},             {"dtype", "--dtype"},
       {"batch", "--batch"},           {"prompt_tokens", "--prompt"},    {"new_tokens", "--new-tokens"},
-      {"use_cache", "--no-cache"},    {"cache_impl", "--cache"},    {"mxfp4_kernels", "--mxfp4-kernels"}, {"attn", "--attn"},               {"train", "--train"},
+      {"use_cache", "--no-cache"},    {"cache_impl", "--cache"},    {"mxfp4_kernels", "--mxfp4-kernels"}, {"fp8_dequantize", "--fp8-dequantize"}, {"attn", "--attn"},               {"train", "--train"},
       {"precision", "--precision"},   {"optimizer", "--optimizer"},     {"seq_tokens", "--seq"},
       {"grad_ckpt", "--grad-ckpt"},   {"grad_accum", "--grad-accum"},   {"alloc_conf", "--alloc-conf"},
       {"hf_trainer", "--hf-trainer"}, {"lora_r", "--lora-r"},           {"lora_targets", "--lora-targets"},

@@ -332,6 +332,12 @@ def build_model(sc, torch, transformers):
     kwargs = {}
     if sc.get("attn_requested"):
         kwargs["attn_implementation"] = sc["attn_requested"]
+    if sc.get("quant_options"):  # loading options of a quantised checkpoint, e.g. FineGrainedFP8Config(dequantize=True)
+        with open(os.path.join(checkpoint_dir(sc), "config.json")) as f:
+            method = json.load(f)["quantization_config"]["quant_method"]
+        if method != "fp8":
+            raise ValueError(f"quant_options for quant_method {method} are not passed by this harness")
+        kwargs["quantization_config"] = transformers.FineGrainedFP8Config(**sc["quant_options"])
     if sc.get("load") == "from_pretrained":  # what users run: the saved checkpoint, loaded onto the GPU
         model = AutoModelForCausalLM.from_pretrained(checkpoint_dir(sc), dtype=dtype, device_map="cuda", **kwargs)
         return model, model.config
@@ -866,7 +872,8 @@ def _dry_child(sc):
 # ----------------------------------------------------------------------------------------------------------------
 SCENARIO_OUT_KEYS = ("model", "mode", "dtype", "batch", "prompt", "new_tokens", "train", "precision", "optimizer",
                      "seq", "grad_ckpt", "lora_r", "lora_targets", "steps", "attn_requested", "tier",
-                     "hf_trainer", "grad_accum", "alloc_conf", "config_override", "hf_optim", "cache_impl", "load")
+                     "hf_trainer", "grad_accum", "alloc_conf", "config_override", "hf_optim", "cache_impl", "load",
+                     "quant_options")
 
 
 class Job:
@@ -986,7 +993,9 @@ def driver(args):
                                 "issue15_all": scenario_mod.build_issue15_all,
                                 "issue15_holdout2": scenario_mod.build_issue15_holdout2,
                                 "issue15_fp8": scenario_mod.build_issue15_fp8,
-                                "issue15_fp8_holdout": scenario_mod.build_issue15_fp8_holdout}[args.set]())
+                                "issue15_fp8_holdout": scenario_mod.build_issue15_fp8_holdout,
+                                "issue15_fp8_dequant": scenario_mod.build_issue15_fp8_dequant,
+                                "issue15_fp8_dequant_holdout": scenario_mod.build_issue15_fp8_dequant_holdout}[args.set]())
     if args.only:
         scs = [s for s in scs if any(o in s["id"] for o in args.only.split(","))]
     if args.max_tier is not None:
@@ -1258,7 +1267,8 @@ def main():
                          "their memory before small ones")
     ap.add_argument("--set", choices=("main", "holdout", "holdout2", "holdout3", "holdout4", "gemma_lora",
                                       "finetune", "finetune_holdout", "finetune_all", "issue15", "issue15_holdout",
-                                      "issue15_all", "issue15_holdout2", "issue15_fp8", "issue15_fp8_holdout"),
+                                      "issue15_all", "issue15_holdout2", "issue15_fp8", "issue15_fp8_holdout",
+                                      "issue15_fp8_dequant", "issue15_fp8_dequant_holdout"),
                     default="main",
                     help="scenario set: the main list, or a held-out list (scenarios.build_holdout .. build_holdout4, "
                          "build_gemma_lora)")

@@ -704,6 +704,43 @@ def build_issue15_fp8_holdout():
     return _held_out(s, build_issue15, build_issue15_holdout, build_issue15_holdout2, build_issue15_fp8)
 
 
+def _f8d(sc):
+    """The FP8 scenario loaded with FineGrainedFP8Config(dequantize=True): the weights dequantised to bf16 as they
+    load (what transformers does by itself below compute capability 8.9, e.g. on an A100, and the way to run these
+    checkpoints without the `kernels` package). llmem: --fp8-dequantize."""
+    sc = _f8(sc)
+    sc["quant_options"] = {"dequantize": True}
+    sc["id"] += "-dequant"
+    return sc
+
+
+def build_issue15_fp8_dequant():
+    """Issue 15, FP8 checkpoints dequantised on load (tier 15): the runs the FP8 sets could not make on the GPU
+    machine (their forward needs the `kernels` package). Chosen with build_issue15_fp8_dequant_holdout() before either
+    was measured; the modelling reads this set."""
+    s = [
+        _f8d(_gen(MOE8, "bf16", 1, 512, 64, tier=15)),
+        _f8d(_fwd(MOE8, "bf16", 2, 2048, tier=15)),
+        _f8d(_gen(Q32F8, "bf16", 1, 1024, 32, tier=15)),
+        _f8d(_fwd(DSV3, "bf16", 1, 2048, tier=15)),
+        _f8d(_gen(DSV3, "bf16", 2, 512, 32, tier=15)),
+    ]
+    return _held_out(s, build_issue15, build_issue15_holdout, build_issue15_holdout2, build_issue15_fp8,
+                     build_issue15_fp8_holdout)
+
+
+def build_issue15_fp8_dequant_holdout():
+    """Held out from build_issue15_fp8_dequant() (tier 16): compared with llmem only after its modelling."""
+    s = [
+        _f8d(_gen(MOE8, "bf16", 4, 1024, 16, tier=16)),
+        _f8d(_fwd(Q32F8, "bf16", 1, 4096, tier=16)),
+        _f8d(_gen(DSV3, "bf16", 1, 1024, 16, tier=16)),
+        _f8d(_gen(MOE235F8, "bf16", 1, 512, 32, tier=16)),
+    ]
+    return _held_out(s, build_issue15, build_issue15_holdout, build_issue15_holdout2, build_issue15_fp8,
+                     build_issue15_fp8_holdout, build_issue15_fp8_dequant)
+
+
 def build_issue15_all():
     """Both issue-15 sets, run in the same device commands (the held-out records are kept in their own file)."""
     return build_issue15() + build_issue15_holdout()

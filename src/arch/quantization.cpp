@@ -580,13 +580,22 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
                                                   " (Triton kernels not installed)")
                        : "MXFP4 experts kept packed for the Triton kernels; their swizzle padding not modelled";
   } else if (q.method == QuantMethod::kFp8) {
-    // quantizer_finegrained_fp8.py validate_environment: below compute capability 8.9 it dequantises
-    dequantise = cc < 89;
-    w.how = dequantise ? "FP8 weights dequantised to " + std::string(dtype_name(compute)) + " (compute capability below 8.9)"
-                       : "FP8 weights kept in F8_E4M3 with their F32 block scales (compute capability 8.9 or above)";
+    // quantizer_finegrained_fp8.py validate_environment: FineGrainedFP8Config(dequantize=True), or below compute
+    // capability 8.9, dequantises. Kept, the FP8 linears and experts call the Triton kernel the `kernels` package
+    // fetches from the Hub (kernels-community/finegrained-fp8; integrations/finegrained_fp8.py), or DeepGEMM:
+    // without either the first forward raises ImportError.
+    dequantise = opt.fp8_dequantize || cc < 89;
+    w.how = dequantise ? "FP8 weights dequantised to " + std::string(dtype_name(compute)) +
+                             (opt.fp8_dequantize ? " (--fp8-dequantize: FineGrainedFP8Config(dequantize=True))"
+                                                 : " (compute capability below 8.9)")
+                       : "FP8 weights kept in F8_E4M3 with their F32 block scales (compute capability 8.9 or above); "
+                         "the forward needs the kernels package (0.16) and its Hub kernel "
+                         "kernels-community/finegrained-fp8, else ImportError (--fp8-dequantize loads them in " +
+                             std::string(dtype_name(compute)) + ")";
   } else {
     w.how = q.method_name + " weights kept packed as stored (transformers' " + q.method_name + " quantiser)";
   }
+  w.dequantised = dequantise;
   auto keep = [&](TensorInfo t) {
     const bool side = t.name.find(".quant_state.") != std::string::npos || t.name.ends_with(".weight_format");
     if (side) return;  // bitsandbytes rebuilds these into Python objects; they are not CUDA tensors

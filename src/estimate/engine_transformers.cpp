@@ -231,7 +231,7 @@ class TransformersEngine final : public Engine {
 
   bool reads(const std::string& field, const WorkloadSpec& spec) const override {
     static const std::set<std::string> always = {"batch", "attn", "train", "alloc_conf", "n_gpus"};
-    static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache", "cache_impl", "mxfp4_kernels", "device_map", "max_memory"};
+    static const std::set<std::string> inference = {"dtype", "prompt_tokens", "new_tokens", "use_cache", "cache_impl", "mxfp4_kernels", "fp8_dequantize", "device_map", "max_memory"};
     static const std::set<std::string> training = {"precision", "optimizer", "seq_tokens", "grad_ckpt", "grad_accum", "hf_trainer", "sharding"};
     static const std::set<std::string> lora = {"lora_r", "lora_targets"};
     static const std::set<std::string> qlora = {"bnb_4bit_quant_type", "bnb_double_quant"};
@@ -250,6 +250,7 @@ class TransformersEngine final : public Engine {
     w.batch = positive_count(spec.batch.value_or(1), "batch");
     w.attn = spec.attn;
     w.from_config = spec.from_config;
+    w.fp8_dequantize = spec.fp8_dequantize;
     if (spec.mxfp4_kernels == "yes") w.mxfp4_kernels = true;
     else if (!spec.mxfp4_kernels.empty() && spec.mxfp4_kernels != "no")
       throw usage_error("mxfp4_kernels", "{field} must be yes or no, got '" + spec.mxfp4_kernels + "'");

@@ -139,6 +139,9 @@ WorkloadSpec transformers_workload(const json& rec, const std::string& mode) {
     w.use_cache = mode != "forward";
     w.new_tokens = field<int64_t>(rec, "new_tokens", 1);
     if (w.use_cache) w.cache_impl = field<std::string>(rec, "cache_impl", "");
+    // a quantised checkpoint's loading options: FineGrainedFP8Config(dequantize=True)
+    if (rec.contains("quant_options") && rec["quant_options"].is_object())
+      w.fp8_dequantize = field<bool>(rec["quant_options"], "dequantize", false);
   }
   return w;
 }

@@ -81,6 +81,8 @@ const std::vector<Rule>& rules() {
       {"estimate microsoft/phi-2 --train full --no-cache", 2, "--no-cache applies to inference, not --train full"},
       {"estimate microsoft/phi-2 --engine llamacpp --quant Q4_0 --mxfp4-kernels yes", 2, "--mxfp4-kernels applies to --engine transformers"},
       {"estimate microsoft/phi-2 --mxfp4-kernels maybe", 2, "--mxfp4-kernels must be yes or no, got 'maybe'"},
+      {"estimate microsoft/phi-2 --engine llamacpp --quant Q4_0 --fp8-dequantize", 2, "--fp8-dequantize applies to --engine transformers"},
+      {"estimate microsoft/phi-2 --train lora --fp8-dequantize", 2, "--fp8-dequantize applies to inference, not --train lora"},
       {"estimate microsoft/phi-2 --train full --dtype bf16", 2, "--dtype applies to inference, not --train full"},
       {"estimate microsoft/phi-2 --engine llamacpp --quant Q4_0 --train full", 2, "--train applies to --engine transformers, not llamacpp"},
       // --- QLoRA and bitsandbytes' optimizers (issue 14): refusals that say what is possible

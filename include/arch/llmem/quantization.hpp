@@ -102,11 +102,13 @@ StoredTensors stored_tensors(const std::vector<TensorInfo>& arch_tensors, const 
 struct LoadOptions {
   int compute_capability = 0;  // e.g. 90 for sm_90; 0 = unknown (taken as recent)
   bool mxfp4_kernels = false;  // the triton_kernels hub package and Triton >= 3.4 are installed
+  bool fp8_dequantize = false;  // FineGrainedFP8Config(dequantize=True)
 };
 struct LoadedWeights {
   uint64_t bytes = 0;                 // weight bytes on the GPU after from_pretrained
   std::vector<TensorInfo> tensors;    // as loaded (dtype and bytes per tensor)
   std::string how;                    // one line: what transformers does with this scheme on this GPU
+  bool dequantised = false;           // the quantised tensors were loaded in the compute dtype
 };
 // `stored`: stored_tensors(arch_tensors, q, conv1d).tensors where the caller has it already (a source's count keeps
 // it), so that an MoE's tens of thousands of tensors are not derived again per compute dtype.

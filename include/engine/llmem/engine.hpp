@@ -60,6 +60,8 @@ struct Workload {
   // A quantised checkpoint's MXFP4 experts stay packed only where Triton >= 3.4 and the `kernels` package (the
   // triton_kernels hub kernels) are installed (transformers 5.17 quantizer_mxfp4.py); default: not installed
   bool mxfp4_kernels = false;
+  // An FP8 checkpoint loaded with FineGrainedFP8Config(dequantize=True): weights dequantised to the compute dtype
+  bool fp8_dequantize = false;
   bool expandable_segments = false;  // PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (the caching allocator's mode)
   // training
   TrainMethod train = TrainMethod::kFull;

@@ -43,6 +43,9 @@ struct WorkloadSpec {
   // transformers inference of an MXFP4 checkpoint: "yes" when Triton >= 3.4 and the kernels package are installed
   // (experts stay packed), "no" or "" (the default) when not (experts dequantised to bf16)
   std::string mxfp4_kernels;
+  // transformers inference of an FP8 checkpoint: FineGrainedFP8Config(dequantize=True), the weights loaded in the
+  // compute dtype (what transformers does by itself below compute capability 8.9)
+  bool fp8_dequantize = false;
   std::string attn;                       // "sdpa", "eager", "" = transformers' choice for the architecture
   std::string train;                      // "" (inference), "full", "lora" or "qlora"
   std::string precision = "bf16";         // training: bf16 or amp-bf16
