@@ -52,7 +52,7 @@ int LlmGraph::weight(const std::string& name) {
   const std::string full = layer_ < 0 ? name : "blk." + std::to_string(layer_) + "." + name;
   const auto it = shape_.weight_copies->find(full);
   if (it == shape_.weight_copies->end()) return weights_;
-  return g_.op(it->second, 1, {weights_}, false, "copy:" + full);
+  return g_.host_copy(it->second, weights_, true, full);
 }
 
 // ---- inputs (llama-graph.cpp build_inp_*) ------------------------------------------------------------------------
@@ -213,12 +213,19 @@ void LlmGraph::store_kv(uint64_t il, Qkv& qkv, const AttentionParams& p) {
   const uint64_t T = shape_.n_tokens;
   const bool swa = shape_.n_kv_cells_swa > 0 && !hp().swa_layers.empty() && hp().swa_layers[il];
   const KvInputs& in = swa ? kv_swa_ : kv_;
-  g_.view(kv_cache_, {g_.view(qkv.k), in.k_idx});
+  // a cache in host memory (a layer left on the host) is written by the CPU backend: set_rows into a tensor of a
+  // host buffer runs where the buffer is (ggml-backend.cpp ggml_backend_sched_backend_id_from_cur "1.vsrc")
+  const bool host_cache = shape_.weight_copies && il < shape_.host_kv_layers;
+  const int store_k = g_.view(kv_cache_, {g_.view(qkv.k), in.k_idx});
+  if (host_cache) g_.set_cpu(store_k);
   // without flash attention the V cache is transposed, and a strided V (a view of a fused QKV) is first made
   // contiguous (llama-kv-cache.cpp cpy_v: ggml_cont_2d), after K's store has freed K
-  if (p.qkv == QkvLayout::kFusedViews && !shape_.flash_attn)
+  if (p.qkv == QkvLayout::kFusedViews && !shape_.flash_attn) {
     qkv.v = f32(dv * nkv * T, {g_.view(qkv.v)}, false, {dv * nkv, T});
-  g_.view(kv_cache_, {g_.view(qkv.v), in.v_idx});
+    if (host_cache) g_.set_cpu(qkv.v);  // between the CPU's two stores, the CPU runs it too (the scheduler's pass 2)
+  }
+  const int store_v = g_.view(kv_cache_, {g_.view(qkv.v), in.v_idx});
+  if (host_cache) g_.set_cpu(store_v);
 }
 
 // Attends over the cache's cells (after store_kv).
@@ -231,8 +238,8 @@ int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
   // a layer whose cache stays in host memory: the K and V views the GPU's attention reads arrive as copies
   int k_src = g_.view(kv_cache_), v_src = g_.view(kv_cache_);
   if (shape_.weight_copies && il < shape_.host_kv_layers) {
-    k_src = g_.op(*dtype_bytes(shape_.type_k, n_kv * dk * nkv), 1, {k_src}, false, "copy:k");
-    v_src = g_.op(*dtype_bytes(shape_.type_v, n_kv * dv * nkv), 1, {v_src}, false, "copy:v");
+    k_src = g_.host_copy(*dtype_bytes(shape_.type_k, n_kv * dk * nkv), k_src, false, "k");
+    v_src = g_.host_copy(*dtype_bytes(shape_.type_v, n_kv * dv * nkv), v_src, false, "v");
   }
   if (shape_.flash_attn) {
     uint64_t bytes = 4 * dv * nh * T;
@@ -402,7 +409,8 @@ int LlmGraph::mla_attention(uint64_t il, int x) {
   // K: the latent and the roped k_pe, concatenated, stored
   const int k_pe = f32(dr * T, {g_.view(kv_cmpr_pe), pos_, weights_}, true, {dr, 1, T});
   const int k_cur = f32((R + dr) * T, {g_.view(kv_cmpr), k_pe}, false, {R + dr, 1, T});
-  g_.view(kv_cache_, {k_cur, kv_.k_idx});
+  const int store_k = g_.view(kv_cache_, {k_cur, kv_.k_idx});
+  if (shape_.weight_copies && il < shape_.host_kv_layers) g_.set_cpu(store_k);
   int cur;
   if (shape_.flash_attn) {
     uint64_t bytes = 4 * R * H * T;
