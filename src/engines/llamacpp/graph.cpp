@@ -57,16 +57,24 @@ int LlmGraph::weight(const std::string& name) {
 
 // The same for a 1-D weight (a norm's, a bias): an op reading one in host memory is taken over by the GPU as well
 // (ggml-cuda.cu get_op_batch_size: its rows for MUL and ADD), so it too reads a copy and starts a split. Which of
-// them stay on the host follows the layer (-ngl), told by its attn_norm (output_norm for the output layer), or,
-// for the experts' biases, which --n-cpu-moe's pattern moves with the experts, the tensor itself.
+// them stay on the host follows the layer (-ngl), told by its other 1-D tensors (output_norm for the output layer),
+// or, for the experts' biases, which --n-cpu-moe's pattern moves with the experts, the tensor itself.
 int LlmGraph::small_weight(uint64_t elems, const std::string& name) {
   if (!shape_.weight_copies || !shape_.host_small_weights) return weights_;
   const std::string prefix = layer_ < 0 ? "" : "blk." + std::to_string(layer_) + ".";
-  // before the first layer: the embeddings' norm (BLOOM's token_embd_norm, placed with layer 0)
-  const char* norm = layer_ >= 0 ? "attn_norm.weight" : output_started_ ? "output_norm.weight" : "token_embd_norm.weight";
-  const std::string full = prefix + (name.empty() ? norm : name);
-  if (!shape_.host_small_weights->count(full)) return weights_;
-  return g_.host_copy(elems * 4, weights_, true, name.empty() ? prefix + "norm/bias" : full);
+  const std::set<std::string>& host = *shape_.host_small_weights;
+  bool on_host;
+  if (!name.empty()) {
+    on_host = host.count(prefix + name) > 0;
+  } else if (layer_ >= 0) {  // the layer's norms and biases (not the experts'), whichever it has (OLMo 2: no attn_norm)
+    on_host = false;
+    for (auto it = host.lower_bound(prefix); it != host.end() && it->compare(0, prefix.size(), prefix) == 0; ++it)
+      on_host = on_host || it->find("_exps") == std::string::npos;
+  } else {  // before the first layer the embeddings' norm (BLOOM's token_embd_norm, placed with layer 0)
+    on_host = host.count(output_started_ ? "output_norm.weight" : "token_embd_norm.weight") > 0;
+  }
+  if (!on_host) return weights_;
+  return g_.host_copy(elems * 4, weights_, true, name.empty() ? prefix + "norm/bias" : prefix + name);
 }
 
 // ---- inputs (llama-graph.cpp build_inp_*) ------------------------------------------------------------------------
@@ -430,8 +438,16 @@ int LlmGraph::mla_attention(uint64_t il, int x) {
     uint64_t bytes = 4 * R * H * T;
     if (!shape_.cpu) bytes = pad_to(bytes, kCudaAlignmentBytes);
     if (!shape_.cpu && quantised(shape_.type_k)) bytes = pad_to(bytes + 2 * (R + dr) * n_kv + 2 * R * n_kv, kCudaAlignmentBytes);
-    const int fa = g_.op(bytes, 1, {g_.view(q_cur), g_.view(kv_cache_), g_.view(kv_cache_), kv_.mask}, false,
-                         shape_key({R, H, T}));
+    int k_src = g_.view(kv_cache_), v_src = g_.view(kv_cache_);
+    if (shape_.weight_copies && il < shape_.host_kv_layers) {
+      // a cache in host memory: the GPU's attention reads copies of its K view and of V, a view of K's first R
+      // values per cell (llama-graph.cpp build_attn, the MLA cache) that keeps K's row stride, so its copy
+      // (ggml_dup_tensor_layout) spans n_kv - 1 whole rows and R values (ggml_nbytes)
+      const uint64_t row = *dtype_bytes(shape_.type_k, R + dr);
+      k_src = g_.host_copy(row * n_kv, k_src, false, "k");
+      v_src = g_.host_copy(row * (n_kv - 1) + *dtype_bytes(shape_.type_k, R), v_src, false, "v");
+    }
+    const int fa = g_.op(bytes, 1, {g_.view(q_cur), k_src, v_src, kv_.mask}, false, shape_key({R, H, T}));
     const int decompressed = f32(dv * T * H, {weight("attn_v_b.weight"), g_.view(fa)}, false, {dv, T, H});  // mul_mat(wv_b)
     cur = f32(dv * H * T, {g_.view(decompressed)}, false, {dv, H, T});                     // cont(permute)
   } else {
