@@ -62,6 +62,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--llmem', default=os.path.join(ROOT, 'build', 'llmem'))
     ap.add_argument('--worst', type=int, default=8, help='list the N runs with the largest projection error')
+    ap.add_argument('--misses', type=float, default=None, metavar='PCT',
+                    help="list every run where llmem's GPU buffers differ from the log by more than PCT %%, with the "
+                         "logged CUDA0 compute buffer and llmem's (its GPU buffers less the projection's model and "
+                         "context buffers, which llmem matches exactly on these runs)")
     ap.add_argument('files', nargs='+')
     a = ap.parse_args()
     cache, rows = {}, []
@@ -74,10 +78,13 @@ def main():
             rec = records_of(p['set'], cache).get(p['id'])
             if rec is None:
                 sys.exit(f"{fn}: no run record for {p['set']} {p['id']}")
-            gpu = sum(b['model'] + b['context'] + b['compute'] for b in proj['buffers'] if b['buft'] == 'CUDA0')
+            cuda0 = [b for b in proj['buffers'] if b['buft'] == 'CUDA0']
+            gpu = sum(b['model'] + b['context'] + b['compute'] for b in cuda0)
             rows.append({'set': p['set'] if p['set'] in ('peers', 'arch', 'offload') else os.path.basename(p['set']),
                          'id': p['id'], 'record': rec, 'proj_gpu': gpu, 'ref_gpu': p['logged_cuda0_mib'] * MiB,
-                         'peak': p.get('peak_tree_bytes')})
+                         'peak': p.get('peak_tree_bytes'),
+                         'proj_model_ctx': sum(b['model'] + b['context'] for b in cuda0),
+                         'logged_compute_mib': (p.get('logged_cuda0_parts_mib') or {}).get('compute_buffer_mib')})
     for r, v in zip(rows, llmem_rows(a.llmem, [r['record'] for r in rows])):
         r['llmem_gpu'] = v['estimated_framework_peak_bytes']
         r['llmem_proc'] = v['estimated_process_peak_bytes']
@@ -107,6 +114,18 @@ def main():
         print(f"  {r['set']:8s} {r['id']:70s} projection {r['proj_gpu'] / MiB:9.2f} MiB  logged "
               f"{r['ref_gpu'] / MiB:9.2f} MiB ({pct(r['proj_gpu'], r['ref_gpu']):+.2f} %)  llmem "
               f"{r['llmem_gpu'] / MiB:9.2f} MiB ({pct(r['llmem_gpu'], r['ref_gpu']):+.2f} %)")
+    if a.misses is not None:
+        print_misses(rows, a.misses)
+
+
+def print_misses(rows, threshold):
+    misses = [r for r in rows if abs(pct(r['llmem_gpu'], r['ref_gpu'])) > threshold]
+    print()
+    print(f"Runs where llmem's GPU buffers differ from the log by more than {threshold} % ({len(misses)} of {len(rows)}):")
+    for r in misses:
+        lc = r['logged_compute_mib']
+        print(f"  {r['set']:8s} {r['id']:70s} llmem {pct(r['llmem_gpu'], r['ref_gpu']):+.2f} %  compute logged "
+              f"{lc if lc is not None else float('nan'):8.2f} MiB, llmem {(r['llmem_gpu'] - r['proj_model_ctx']) / MiB:8.2f} MiB")
 
 
 if __name__ == '__main__':

@@ -56,6 +56,7 @@ int Graph::view(int of, std::vector<int> extra_src) {
   const int parent_root = tensors_[static_cast<size_t>(of)].view_src;
   t.view_src = parent_root >= 0 ? parent_root : of;
   t.src = {of};
+  t.view_op = extra_src.empty();  // with further parents it is an op writing into a view (set_rows)
   const std::vector<int> extra = unmuted(std::move(extra_src));
   t.src.insert(t.src.end(), extra.begin(), extra.end());
   return push(std::move(t));
@@ -88,6 +89,18 @@ int Graph::split_input(int muted_tensor) {
   const int copy = push(std::move(t));
   copy_of_.emplace_back(muted_tensor, copy);
   return copy;
+}
+
+int Graph::host_copy(uint64_t bytes, int of, bool weight, const std::string& what) {
+  const int i = op(bytes, 1, {of}, false, "copy:" + what);
+  GraphTensor& t = tensors_[static_cast<size_t>(i)];
+  if (!t.muted) t.host_copy = true, t.host_weight = weight;
+  return i;
+}
+
+void Graph::set_cpu(int tensor) {
+  GraphTensor& t = tensors_[static_cast<size_t>(tensor)];
+  if (!t.muted) t.cpu = true;
 }
 
 void Graph::mark_output(int tensor) { tensors_[static_cast<size_t>(tensor)].output = true; }
@@ -177,6 +190,8 @@ class GallocReplay {
         trace_all_(debug_ && std::string(std::getenv("LLMEM_DEBUG_GALLOC")) == "2") {}
 
   uint64_t run() {
+    if (!device_graph_ && std::any_of(ts_.begin(), ts_.end(), [](const GraphTensor& t) { return t.host_copy; }))
+      return run_splits();
     // ggml_gallocr_alloc_graph_impl: count consumers and views, allocate the inputs up front
     for (size_t i = 0; i < ts_.size(); ++i) {
       if (is_view(i)) views_[static_cast<size_t>(ts_[i].view_src)] += 1;
@@ -190,6 +205,67 @@ class GallocReplay {
       if (ts_[i].src.empty() && !is_view(i)) continue;
       allocate(i);
       for (int p : ts_[i].src) consumed(static_cast<size_t>(p));
+    }
+    return allocator_.high_water_bytes();
+  }
+
+  // The graph as ggml_backend_sched_split_graph hands it to ggml_gallocr when ops run on the GPU from host copies.
+  // Pass 5 there cuts the node list into splits: a new one where the backend changes (the CPU's stores into a host
+  // KV cache) or where a node reads a weight of another backend while the split already has inputs ("by starting a
+  // new split, the memory of the previously offloaded weights can be reused"). A split's inputs are the tensors of
+  // other backends its nodes read, each copied once per backend, in the order the nodes (view ops skipped) and
+  // their sources are met: the host weights' copies, the host KV views' copies, and the graph inputs, which
+  // llama.cpp sets on the CPU backend (ggml_backend_sched_backend_id_from_cur "1.inp") and which reach the GPU as
+  // copies too. The graph copy lists each split's input copies before its nodes, so ggml-alloc allocates them
+  // there; the GPU tensors a CPU split reads are freed at its start (the input_dep views). An input nothing on the
+  // GPU reads (the cache's row indices of host layers) takes no room here.
+  uint64_t run_splits() {
+    auto host_side = [&](int s) { return ts_[static_cast<size_t>(s)].input || ts_[static_cast<size_t>(s)].host_copy; };
+    // the CPU's copy of what a CPU node reads from the host side is no GPU tensor's consumer
+    auto counted = [&](size_t node, int s) { return !(ts_[node].cpu && host_side(s)); };
+    for (size_t i = 0; i < ts_.size(); ++i) {
+      if (is_view(i)) views_[static_cast<size_t>(ts_[i].view_src)] += 1;
+      for (int p : ts_[i].src)
+        if (counted(i, p)) children_[static_cast<size_t>(p)] += 1;
+    }
+    auto is_node = [&](size_t i) {
+      return !ts_[i].external && !ts_[i].input && !ts_[i].host_copy && !(ts_[i].src.empty() && !is_view(i));
+    };
+    struct Split {
+      size_t begin;
+      bool cpu;
+      std::vector<size_t> inputs;
+    };
+    std::vector<Split> splits;
+    std::vector<bool> copied(ts_.size(), false);
+    for (size_t i = 0; i < ts_.size(); ++i) {
+      if (!is_node(i) || ts_[i].view_op) continue;
+      const bool cpu = ts_[i].cpu;
+      bool need_new = splits.empty() || splits.back().cpu != cpu;
+      if (!need_new && !splits.back().inputs.empty())
+        for (int p : ts_[i].src) need_new = need_new || ts_[static_cast<size_t>(p)].host_weight;
+      if (need_new) splits.push_back({i, cpu, {}});
+      for (int p : ts_[i].src) {
+        const auto pi = static_cast<size_t>(p);
+        if (cpu ? !host_side(p) && !ts_[pi].external : host_side(p) && !copied[pi]) {
+          // a GPU tensor a CPU split reads is an input of that split too (it counts for the rule above)
+          if (!cpu) copied[pi] = true;
+          splits.back().inputs.push_back(pi);
+        }
+      }
+    }
+    if (splits.empty()) return 0;
+    splits.front().begin = 0;  // views before the first node go with it
+    for (size_t k = 0; k < splits.size(); ++k) {
+      if (!splits[k].cpu)
+        for (size_t in : splits[k].inputs) allocate(in);
+      const size_t end = k + 1 < splits.size() ? splits[k + 1].begin : ts_.size();
+      for (size_t i = splits[k].begin; i < end; ++i) {
+        if (!is_node(i)) continue;
+        if (!ts_[i].cpu) allocate(i);
+        for (int p : ts_[i].src)
+          if (counted(i, p)) consumed(static_cast<size_t>(p));
+      }
     }
     return allocator_.high_water_bytes();
   }

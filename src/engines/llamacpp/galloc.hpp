@@ -22,6 +22,10 @@ struct GraphTensor {
   bool external = false;      // weights, KV cache: in buffers of their own
   bool muted = false;         // an op of another device (Graph::set_muted): a placeholder, allocated elsewhere
   bool keep = false;          // an input kept even when nothing reads it (Graph::input_kept)
+  bool host_copy = false;     // the GPU's copy of a tensor in host memory (Graph::host_copy)
+  bool host_weight = false;   // ... of a weight: its op starts a split of its own
+  bool cpu = false;           // a node the CPU backend runs (Graph::set_cpu): allocates nothing here
+  bool view_op = false;       // a view, reshape or permute (ggml_is_view_op), which the scheduler's splits skip
   std::vector<int> src;
   std::string layout;         // type and shape, for the same-layout test of in-place reuse
 };
@@ -41,6 +45,13 @@ class Graph {
   // A view of `of` (reshape, permute, slice); extra_src are further parents (a set_rows' indices).
   int view(int of, std::vector<int> extra_src = {});
   void mark_output(int tensor);
+  // The copy of a tensor in host memory that the GPU reads (ggml-backend.cpp ggml_backend_sched_split_graph: a split
+  // input of the GPU's split): a weight under an op the CUDA backend takes over (`weight` true), or a view of a
+  // host KV cache. With any in the graph the scheduler's splits are replayed (see simulate_gallocr).
+  int host_copy(uint64_t bytes, int of, bool weight, const std::string& what);
+  // The op `tensor` runs on the CPU backend (a store into a KV cache in host memory): it allocates nothing in the
+  // GPU's buffer, and the GPU tensors it reads are freed at its split's start.
+  void set_cpu(int tensor);
   const std::vector<GraphTensor>& tensors() const { return tensors_; }
 
   // Several devices (llama.cpp's layer split): the graph of one device is the whole graph with the other devices'
@@ -63,6 +74,9 @@ class Graph {
 };
 
 // The size of the buffer ggml_gallocr reserves for the graph, with every allocation padded to `alignment_bytes`.
+// A one-device graph with host copies (op offload) is replayed as ggml_backend_sched_split_graph lays it out: the
+// graph cut into splits, each split's inputs (host copies, graph inputs copied in from the host) allocated at its
+// start, before its first node.
 // LLMEM_DEBUG_GALLOC=1 traces each new high-water mark and the tensors live at it to stderr.
 uint64_t simulate_gallocr(const Graph& graph, uint64_t alignment_bytes);
 

@@ -52,7 +52,29 @@ int LlmGraph::weight(const std::string& name) {
   const std::string full = layer_ < 0 ? name : "blk." + std::to_string(layer_) + "." + name;
   const auto it = shape_.weight_copies->find(full);
   if (it == shape_.weight_copies->end()) return weights_;
-  return g_.op(it->second, 1, {weights_}, false, "copy:" + full);
+  return g_.host_copy(it->second, weights_, true, full);
+}
+
+// The same for a 1-D weight (a norm's, a bias): an op reading one in host memory is taken over by the GPU as well
+// (ggml-cuda.cu get_op_batch_size: its rows for MUL and ADD), so it too reads a copy and starts a split. Which of
+// them stay on the host follows the layer (-ngl), told by its other 1-D tensors (output_norm for the output layer),
+// or, for the experts' biases, which --n-cpu-moe's pattern moves with the experts, the tensor itself.
+int LlmGraph::small_weight(uint64_t elems, const std::string& name) {
+  if (!shape_.weight_copies || !shape_.host_small_weights) return weights_;
+  const std::string prefix = layer_ < 0 ? "" : "blk." + std::to_string(layer_) + ".";
+  const std::set<std::string>& host = *shape_.host_small_weights;
+  bool on_host;
+  if (!name.empty()) {
+    on_host = host.count(prefix + name) > 0;
+  } else if (layer_ >= 0) {  // the layer's norms and biases (not the experts'), whichever it has (OLMo 2: no attn_norm)
+    on_host = false;
+    for (auto it = host.lower_bound(prefix); it != host.end() && it->compare(0, prefix.size(), prefix) == 0; ++it)
+      on_host = on_host || it->find("_exps") == std::string::npos;
+  } else {  // before the first layer the embeddings' norm (BLOOM's token_embd_norm, placed with layer 0)
+    on_host = host.count(output_started_ ? "output_norm.weight" : "token_embd_norm.weight") > 0;
+  }
+  if (!on_host) return weights_;
+  return g_.host_copy(elems * 4, weights_, true, name.empty() ? prefix + "norm/bias" : prefix + name);
 }
 
 // ---- inputs (llama-graph.cpp build_inp_*) ------------------------------------------------------------------------
@@ -131,15 +153,15 @@ int LlmGraph::norm(int x, Norm kind, uint64_t rows) {
   // rms_norm may run in place, ggml_norm may not (ggml-alloc.c ggml_op_can_inplace); either makes a new tensor
   // where the residual still needs its input
   x = f32(n_embd * rows, {x}, kind == Norm::kRms, {n_embd, rows});
-  x = f32(n_embd * rows, {x, weights_}, true, {n_embd, rows});
-  if (kind == Norm::kLayer) x = f32(n_embd * rows, {x, weights_}, true, {n_embd, rows});
+  x = f32(n_embd * rows, {x, small_weight(n_embd)}, true, {n_embd, rows});
+  if (kind == Norm::kLayer) x = f32(n_embd * rows, {x, small_weight(n_embd)}, true, {n_embd, rows});
   return x;
 }
 
 int LlmGraph::rms_norm_heads(int x, uint64_t n_heads) {
   const uint64_t d = hp().n_embd_head_k, n_tokens = shape_.n_tokens;
   x = f32(d * n_heads * n_tokens, {x}, true, {d, n_heads, n_tokens});
-  return f32(d * n_heads * n_tokens, {x, weights_}, true, {d, n_heads, n_tokens});
+  return f32(d * n_heads * n_tokens, {x, small_weight(d)}, true, {d, n_heads, n_tokens});
 }
 
 // ---- attention (llama-graph.cpp build_qkv, build_attn; llama-kv-cache.cpp cpy_k/cpy_v) ---------------------------
@@ -165,7 +187,7 @@ LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p
   if (p.qkv != QkvLayout::kSeparate) {
     const uint64_t qkv = dk * nh + 2 * dk * nkv;
     fused = f32(qkv * T, {weight("attn_qkv.weight"), x}, false, {qkv, T});
-    if (p.qkv_bias) fused = f32(qkv * T, {fused, weights_}, true, {qkv, T});
+    if (p.qkv_bias) fused = f32(qkv * T, {fused, small_weight(qkv)}, true, {qkv, T});
   }
   // Q or K: its heads, then norms and rope. A view (a reshape or a slice of the fused result) is never taken over
   // in place by ggml-alloc, so the first op on it allocates.
@@ -174,10 +196,10 @@ LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p
     int y;
     if (p.qkv == QkvLayout::kSeparate) {
       y = f32(width * T, {weight(heads == nh ? "attn_q.weight" : "attn_k.weight"), x}, false, {width, T});
-      if (p.qkv_bias) y = f32(width * T, {y, weights_}, true, {width, T});
+      if (p.qkv_bias) y = f32(width * T, {y, small_weight(width)}, true, {width, T});
       if (p.qk_norm_rows) {  // OLMo 2: rms_norm of the whole projection, then its weight
         y = f32(width * T, {y}, true, {width, T});
-        y = f32(width * T, {y, weights_}, true, {width, T});
+        y = f32(width * T, {y, small_weight(width)}, true, {width, T});
       }
       y = g_.view(y);  // reshape to heads
     } else {
@@ -196,7 +218,7 @@ LlmGraph::Qkv LlmGraph::project_qkv(uint64_t il, int x, const AttentionParams& p
   r.q = hadamard(r.q, dk * nh * T, q_contiguous || p.scale_q, k_rot_);
   if (p.qkv == QkvLayout::kSeparate) {
     r.v = f32(dv * nkv * T, {weight("attn_v.weight"), x}, false, {dv * nkv, T});
-    if (p.qkv_bias) r.v = f32(dv * nkv * T, {r.v, weights_}, true, {dv * nkv, T});
+    if (p.qkv_bias) r.v = f32(dv * nkv * T, {r.v, small_weight(dv * nkv)}, true, {dv * nkv, T});
   } else {
     r.v = g_.view(fused);
   }
@@ -213,12 +235,19 @@ void LlmGraph::store_kv(uint64_t il, Qkv& qkv, const AttentionParams& p) {
   const uint64_t T = shape_.n_tokens;
   const bool swa = shape_.n_kv_cells_swa > 0 && !hp().swa_layers.empty() && hp().swa_layers[il];
   const KvInputs& in = swa ? kv_swa_ : kv_;
-  g_.view(kv_cache_, {g_.view(qkv.k), in.k_idx});
+  // a cache in host memory (a layer left on the host) is written by the CPU backend: set_rows into a tensor of a
+  // host buffer runs where the buffer is (ggml-backend.cpp ggml_backend_sched_backend_id_from_cur "1.vsrc")
+  const bool host_cache = shape_.weight_copies && il < shape_.host_kv_layers;
+  const int store_k = g_.view(kv_cache_, {g_.view(qkv.k), in.k_idx});
+  if (host_cache) g_.set_cpu(store_k);
   // without flash attention the V cache is transposed, and a strided V (a view of a fused QKV) is first made
   // contiguous (llama-kv-cache.cpp cpy_v: ggml_cont_2d), after K's store has freed K
-  if (p.qkv == QkvLayout::kFusedViews && !shape_.flash_attn)
+  if (p.qkv == QkvLayout::kFusedViews && !shape_.flash_attn) {
     qkv.v = f32(dv * nkv * T, {g_.view(qkv.v)}, false, {dv * nkv, T});
-  g_.view(kv_cache_, {g_.view(qkv.v), in.v_idx});
+    if (host_cache) g_.set_cpu(qkv.v);  // between the CPU's two stores, the CPU runs it too (the scheduler's pass 2)
+  }
+  const int store_v = g_.view(kv_cache_, {g_.view(qkv.v), in.v_idx});
+  if (host_cache) g_.set_cpu(store_v);
 }
 
 // Attends over the cache's cells (after store_kv).
@@ -231,8 +260,8 @@ int LlmGraph::attend(uint64_t il, Qkv qkv, const AttentionParams& p) {
   // a layer whose cache stays in host memory: the K and V views the GPU's attention reads arrive as copies
   int k_src = g_.view(kv_cache_), v_src = g_.view(kv_cache_);
   if (shape_.weight_copies && il < shape_.host_kv_layers) {
-    k_src = g_.op(*dtype_bytes(shape_.type_k, n_kv * dk * nkv), 1, {k_src}, false, "copy:k");
-    v_src = g_.op(*dtype_bytes(shape_.type_v, n_kv * dv * nkv), 1, {v_src}, false, "copy:v");
+    k_src = g_.host_copy(*dtype_bytes(shape_.type_k, n_kv * dk * nkv), k_src, false, "k");
+    v_src = g_.host_copy(*dtype_bytes(shape_.type_v, n_kv * dv * nkv), v_src, false, "v");
   }
   if (shape_.flash_attn) {
     uint64_t bytes = 4 * dv * nh * T;
@@ -262,7 +291,7 @@ int LlmGraph::attention_core(uint64_t il, int x, const AttentionParams& p) {
 int LlmGraph::attention_output(int core, const AttentionParams& p) {
   const uint64_t n_embd = hp().n_embd, T = shape_.n_tokens;
   int x = f32(n_embd * T, {weight("attn_output.weight"), g_.view(core)}, false, {n_embd, T});  // wo
-  if (p.o_bias) x = f32(n_embd * T, {x, weights_}, true, {n_embd, T});
+  if (p.o_bias) x = f32(n_embd * T, {x, small_weight(n_embd)}, true, {n_embd, T});
   return x;
 }
 
@@ -296,24 +325,24 @@ int LlmGraph::ffn(int x, uint64_t rows, const FfnParams& p) {
     case FfnKind::kGated: {  // act(gate) * up: the DFS visits the gate first
       const int gate = f32(n_ff * rows, {weight("ffn_gate" + sfx + ".weight"), x}, false, {n_ff, rows});
       int up = f32(n_ff * rows, {weight("ffn_up" + sfx + ".weight"), x}, false, {n_ff, rows});
-      if (p.biases) up = f32(n_ff * rows, {up, weights_}, true, {n_ff, rows});
+      if (p.biases) up = f32(n_ff * rows, {up, small_weight(n_ff)}, true, {n_ff, rows});
       x = glu({gate, up});
       break;
     }
     case FfnKind::kGatedFused: {
       int up = f32(2 * n_ff * rows, {weight("ffn_up" + sfx + ".weight"), x}, false, {2 * n_ff, rows});
-      if (p.biases) up = f32(2 * n_ff * rows, {up, weights_}, true, {2 * n_ff, rows});
+      if (p.biases) up = f32(2 * n_ff * rows, {up, small_weight(2 * n_ff)}, true, {2 * n_ff, rows});
       x = glu({up});  // swiglu of the two halves
       break;
     }
     case FfnKind::kPlain:
       x = f32(n_ff * rows, {weight("ffn_up" + sfx + ".weight"), x}, false, {n_ff, rows});
-      if (p.biases) x = f32(n_ff * rows, {x, weights_}, true, {n_ff, rows});
+      if (p.biases) x = f32(n_ff * rows, {x, small_weight(n_ff)}, true, {n_ff, rows});
       x = f32(n_ff * rows, {x}, true, {n_ff, rows});  // gelu, in place
       break;
   }
   x = f32(n_embd * rows, {weight("ffn_down" + sfx + ".weight"), x}, false, {n_embd, rows});
-  if (p.biases) x = f32(n_embd * rows, {x, weights_}, true, {n_embd, rows});
+  if (p.biases) x = f32(n_embd * rows, {x, small_weight(n_embd)}, true, {n_embd, rows});
   return x;
 }
 
@@ -324,11 +353,11 @@ int LlmGraph::moe_ffn(int x, uint64_t rows, const MoeParams& p) {
     return g_.op(elems, 4, {src}, false, "i32:" + shape_key(shape));
   };
   int logits = f32(n_expert * rows, {weight("ffn_gate_inp.weight"), x}, false, {n_expert, rows});
-  if (p.logits_bias) logits = f32(n_expert * rows, {logits, weights_}, true, {n_expert, rows});
+  if (p.logits_bias) logits = f32(n_expert * rows, {logits, small_weight(n_expert)}, true, {n_expert, rows});
   // soft_max and sigmoid may run in place; SOFTMAX_WEIGHT keeps the logits as they are
   const int probs = p.gating == 3 ? logits : f32(n_expert * rows, {logits}, true, {n_expert, rows});
   int selection = probs;
-  if (p.probs_bias) selection = f32(n_expert * rows, {probs, weights_}, true, {n_expert, rows});
+  if (p.probs_bias) selection = f32(n_expert * rows, {probs, small_weight(n_expert)}, true, {n_expert, rows});
   if (p.groups > 1) {  // group-limited: the best groups_used groups by the sum of their top two
     const uint64_t per_group = n_expert / p.groups, G = p.groups;
     const int groups_view = g_.view(selection);
@@ -358,12 +387,12 @@ int LlmGraph::moe_ffn(int x, uint64_t rows, const MoeParams& p) {
   const int x_rows = g_.view(x);
   // the walk from the activation visits the gate first (swiglu's first source), then the up projection
   int gate = f32(n_ff * k_used * rows, {weight("ffn_gate_exps.weight"), x_rows, top}, false, {n_ff, k_used, rows});
-  if (p.expert_biases) gate = f32(n_ff * k_used * rows, {gate, weights_, top}, true, {n_ff, k_used, rows});  // add_id
+  if (p.expert_biases) gate = f32(n_ff * k_used * rows, {gate, small_weight(n_ff * n_expert, "ffn_gate_exps.bias"), top}, true, {n_ff, k_used, rows});  // add_id
   int up = f32(n_ff * k_used * rows, {weight("ffn_up_exps.weight"), x_rows, top}, false, {n_ff, k_used, rows});
-  if (p.expert_biases) up = f32(n_ff * k_used * rows, {up, weights_, top}, true, {n_ff, k_used, rows});
+  if (p.expert_biases) up = f32(n_ff * k_used * rows, {up, small_weight(n_ff * n_expert, "ffn_up_exps.bias"), top}, true, {n_ff, k_used, rows});
   const int act = g_.op(n_ff * k_used * rows, 4, {gate, up}, false, shape_key({n_ff, k_used, rows, 7}));  // swiglu
   int down = f32(n_embd * k_used * rows, {weight("ffn_down_exps.weight"), act, top}, false, {n_embd, k_used, rows});
-  if (p.expert_biases) down = f32(n_embd * k_used * rows, {down, weights_, top}, true, {n_embd, k_used, rows});
+  if (p.expert_biases) down = f32(n_embd * k_used * rows, {down, small_weight(n_embd * n_expert, "ffn_down_exps.bias"), top}, true, {n_embd, k_used, rows});
   // CUDA keeps the experts' outputs and the weights alive until the weighted reduction ends, so the
   // multiplication by the routing weights cannot run in place; the CPU backend's graph multiplies in place
   const int experts = f32(n_embd * k_used * rows, {down, g_.view(weights)}, shape_.cpu, {n_embd, k_used, rows});
@@ -386,7 +415,7 @@ int LlmGraph::mla_attention(uint64_t il, int x) {
   if (h.n_lora_q > 0) {
     q = f32(h.n_lora_q * T, {weight("attn_q_a.weight"), x}, false, {h.n_lora_q, T});
     q = f32(h.n_lora_q * T, {q}, true, {h.n_lora_q, T});              // rms_norm
-    q = f32(h.n_lora_q * T, {q, weights_}, true, {h.n_lora_q, T});    // mul by attn_q_a_norm
+    q = f32(h.n_lora_q * T, {q, small_weight(h.n_lora_q)}, true, {h.n_lora_q, T});  // mul by attn_q_a_norm
     q = f32(dk * H * T, {weight("attn_q_b.weight"), q}, false, {dk * H, T});
   } else {
     q = f32(dk * H * T, {weight("attn_q.weight"), x}, false, {dk * H, T});
@@ -398,18 +427,27 @@ int LlmGraph::mla_attention(uint64_t il, int x) {
   // V: the normed latent (expanded before K)
   const int kv_cmpr_pe = f32((R + dr) * T, {weight("attn_kv_a_mqa.weight"), x}, false, {R + dr, T});
   int kv_cmpr = f32(R * T, {g_.view(kv_cmpr_pe)}, true, {R, T});      // rms_norm of a view: new
-  kv_cmpr = f32(R * T, {kv_cmpr, weights_}, true, {R, T});            // mul by attn_kv_a_norm
+  kv_cmpr = f32(R * T, {kv_cmpr, small_weight(R)}, true, {R, T});    // mul by attn_kv_a_norm
   // K: the latent and the roped k_pe, concatenated, stored
   const int k_pe = f32(dr * T, {g_.view(kv_cmpr_pe), pos_, weights_}, true, {dr, 1, T});
   const int k_cur = f32((R + dr) * T, {g_.view(kv_cmpr), k_pe}, false, {R + dr, 1, T});
-  g_.view(kv_cache_, {k_cur, kv_.k_idx});
+  const int store_k = g_.view(kv_cache_, {k_cur, kv_.k_idx});
+  if (shape_.weight_copies && il < shape_.host_kv_layers) g_.set_cpu(store_k);
   int cur;
   if (shape_.flash_attn) {
     uint64_t bytes = 4 * R * H * T;
     if (!shape_.cpu) bytes = pad_to(bytes, kCudaAlignmentBytes);
     if (!shape_.cpu && quantised(shape_.type_k)) bytes = pad_to(bytes + 2 * (R + dr) * n_kv + 2 * R * n_kv, kCudaAlignmentBytes);
-    const int fa = g_.op(bytes, 1, {g_.view(q_cur), g_.view(kv_cache_), g_.view(kv_cache_), kv_.mask}, false,
-                         shape_key({R, H, T}));
+    int k_src = g_.view(kv_cache_), v_src = g_.view(kv_cache_);
+    if (shape_.weight_copies && il < shape_.host_kv_layers) {
+      // a cache in host memory: the GPU's attention reads copies of its K view and of V, a view of K's first R
+      // values per cell (llama-graph.cpp build_attn, the MLA cache) that keeps K's row stride, so its copy
+      // (ggml_dup_tensor_layout) spans n_kv - 1 whole rows and R values (ggml_nbytes)
+      const uint64_t row = *dtype_bytes(shape_.type_k, R + dr);
+      k_src = g_.host_copy(row * n_kv, k_src, false, "k");
+      v_src = g_.host_copy(row * (n_kv - 1) + *dtype_bytes(shape_.type_k, R), v_src, false, "v");
+    }
+    const int fa = g_.op(bytes, 1, {g_.view(q_cur), k_src, v_src, kv_.mask}, false, shape_key({R, H, T}));
     const int decompressed = f32(dv * T * H, {weight("attn_v_b.weight"), g_.view(fa)}, false, {dv, T, H});  // mul_mat(wv_b)
     cur = f32(dv * H * T, {g_.view(decompressed)}, false, {dv, H, T});                     // cont(permute)
   } else {
@@ -438,11 +476,12 @@ void LlmGraph::build_output(int cur, Norm kind, bool final_logit_softcap, bool o
     return;
   }
   const uint64_t n_vocab = hp().n_vocab, n_outputs = std::min(shape_.n_outputs, shape_.n_tokens);
+  layer_ = -1;
+  output_started_ = true;
   const int x = norm(cur, kind, n_outputs);
   g_.mark_output(x);
-  layer_ = -1;
   int logits = f32(n_vocab * n_outputs, {weight("output.weight"), x}, false, {n_vocab, n_outputs});
-  if (output_bias) logits = f32(n_vocab * n_outputs, {logits, weights_}, true, {n_vocab, n_outputs});
+  if (output_bias) logits = f32(n_vocab * n_outputs, {logits, small_weight(n_vocab)}, true, {n_vocab, n_outputs});
   if (final_logit_softcap)  // scale, tanh, scale, in place
     for (int step = 0; step < 3; ++step) logits = f32(n_vocab * n_outputs, {logits}, true, {n_vocab, n_outputs});
   g_.mark_output(logits);

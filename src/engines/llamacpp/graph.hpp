@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
+#include <set>
 #include <string>
 
 #include "architectures.hpp"
@@ -44,6 +45,9 @@ struct GraphShape {
   // Weights in host memory that the scheduler copies into the GPU's compute buffer for the ops it offloads (tensor
   // name -> the copy's bytes in a CUDA buffer); null or empty when none are.
   const std::map<std::string, uint64_t>* weight_copies = nullptr;
+  // With weight_copies set: the names of the other tensors left in host memory (norms, biases), which the ops the
+  // GPU takes over read from copies too.
+  const std::set<std::string>* host_small_weights = nullptr;
   // With weight_copies set (ops offloaded to the GPU): layers below this keep their KV cache in host memory, and
   // their attention on the GPU reads copies of the cache's K and V views (split inputs, freed after the op).
   uint64_t host_kv_layers = 0;
@@ -174,6 +178,9 @@ class LlmGraph {
   // The weight `name` of the current layer (blk.N.name; the output layer's after build_output starts), or its copy
   // in the compute buffer (GraphShape::weight_copies).
   int weight(const std::string& name);
+  // A norm's or bias's weight of `elems` f32 values: its copy when the current layer's norms (or, for `name`, that
+  // tensor) stay in host memory (host_small_weights), else the weights.
+  int small_weight(uint64_t elems, const std::string& name = "");
   KvInputs kv_inputs(uint64_t n_kv_cells, const std::string& suffix);
   Qkv project_qkv(uint64_t il, int x, const AttentionParams& p);
   void store_kv(uint64_t il, Qkv& qkv, const AttentionParams& p);
@@ -188,6 +195,7 @@ class LlmGraph {
   Graph g_;
   int weights_ = -1, kv_cache_ = -1;
   int64_t layer_ = -1;  // the layer whose weights the blocks use: set by its attention, which every layer starts with
+  bool output_started_ = false;  // build_output has begun (the output layer's weights)
   int pos_ = -1, pos_embd_ = -1, out_ids_ = -1;
   KvInputs kv_, kv_swa_;
   int k_rot_ = -1, v_rot_ = -1;  // the Hadamard rotation inputs of a quantised cache

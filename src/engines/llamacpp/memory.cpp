@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <map>
 #include <regex>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -132,6 +133,8 @@ struct WeightBytes {
   uint64_t tied_output_copy = 0;  // token_embd duplicated into the GPU's output layer
   // host-resident matmul weights the GPU multiplies with for large batches: their copies in the compute buffer
   std::map<std::string, uint64_t> copies;
+  // the other host-resident tensors of the layers and the output (norms, biases)
+  std::set<std::string> host_small;
 };
 
 // op offload (ggml-backend.cpp): the CUDA backend takes an op whose weight is in a host buffer when its batch is
@@ -159,6 +162,7 @@ WeightBytes weights_by_home(const Model& m, const Placement& p, const std::vecto
     const bool matrix = t.ne.size() >= 2 && !input_layer_tensor(t.name) && t.name.size() > 7 &&
                         t.name.compare(t.name.size() - 7, 7, ".weight") == 0;
     if (offload && matrix) w.copies[t.name] = cuda_tensor_bytes(t);
+    else if (offload && !input_layer_tensor(t.name)) w.host_small.insert(t.name);
   }
   if (!has_output && token_embd) {
     // the output layer's duplicate of token_embd: in the GPU's buffer, or on the host and copied for large batches
@@ -547,6 +551,7 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
   const bool offload = s.n_tokens >= kOpOffloadMinBatch;
   if (offload && !weights.copies.empty()) {
     s.weight_copies = &weights.copies;
+    s.host_small_weights = &weights.host_small;
     s.host_kv_layers = std::min(place.gpu_start, hp.n_layer);
   }
   uint64_t compute_gpu = 0;
