@@ -565,7 +565,7 @@ void check_storable(const std::vector<TensorInfo>& arch_tensors, const QuantSche
 }
 
 LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, DType compute,
-                                const LoadOptions& opt, bool conv1d, const std::vector<TensorInfo>* stored_list) {
+                                const LoadOptions& opt, bool conv1d, std::shared_ptr<const std::vector<TensorInfo>> stored) {
   LoadedWeights w;
   const int cc = opt.compute_capability ? opt.compute_capability : 1000;
   // Dequantising loads put the quantised tensors back in the compute dtype; the rest is cast to it too.
@@ -587,30 +587,30 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
   } else {
     w.how = q.method_name + " weights kept packed as stored (transformers' " + q.method_name + " quantiser)";
   }
-  auto keep = [&](TensorInfo t) {
+  auto keep = [&](const TensorInfo& t) {
     const bool side = t.name.find(".quant_state.") != std::string::npos || t.name.ends_with(".weight_format");
     if (side) return;  // bitsandbytes rebuilds these into Python objects; they are not CUDA tensors
     const bool plain = t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16;
     const bool scale = t.name.ends_with("_scale_inv") || t.name.ends_with(".weight_scale") || t.name.ends_with(".SCB") ||
                        t.name.ends_with(".scales") || t.name.ends_with(".input_scale") || t.name.find(".weight.") != std::string::npos;
+    LoadedTensor l{&t, t.dtype, t.data_bytes};
     if (plain && !scale) {  // unquantised tensors load in the requested dtype
-      t.dtype = compute;
-      t.data_bytes = dtype_bytes(compute, t.numel()).value_or(0);
+      l.dtype = compute;
+      l.data_bytes = dtype_bytes(compute, t.numel()).value_or(0);
     }
-    w.bytes += t.data_bytes;
-    w.tensors.push_back(std::move(t));
+    w.bytes += l.data_bytes;
+    w.tensors.push_back(l);
   };
   if (dequantise) {
     w.tensors.reserve(arch_tensors.size());
     for (const TensorInfo& t : arch_tensors) keep(t);
-  } else if (stored_list) {
-    w.tensors.reserve(stored_list->size());
-    for (const TensorInfo& t : *stored_list) keep(t);
-  } else {
-    StoredTensors stored = stored_tensors(arch_tensors, q, conv1d);  // this function's own: its tensors move
-    w.tensors.reserve(stored.tensors.size());
-    for (TensorInfo& t : stored.tensors) keep(std::move(t));
+    return w;
   }
+  // this function's own derivation, where the caller has none: kept with the tensors that point into it
+  w.stored = stored ? std::move(stored)
+                    : std::make_shared<const std::vector<TensorInfo>>(stored_tensors(arch_tensors, q, conv1d).tensors);
+  w.tensors.reserve(w.stored->size());
+  for (const TensorInfo& t : *w.stored) keep(t);
   return w;
 }
 

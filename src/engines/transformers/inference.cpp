@@ -187,8 +187,8 @@ void replay_load(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeight
   }
   if (loaded) {
     // one allocation per stored tensor as the quantiser keeps it (packed weights, scales, zero points)
-    for (const auto& w : loaded->tensors)
-      t.alloc("weights/" + w.name, w.data_bytes);
+    for (const LoadedTensor& w : loaded->tensors)
+      t.alloc("weights/" + w.tensor->name, w.data_bytes);
     return;
   }
   if (path.from_pretrained && path.experts_stacked) {
