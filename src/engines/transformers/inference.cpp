@@ -185,6 +185,7 @@ void replay_load(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeight
     t.alloc("weights/warmup", total);
     t.free("weights/warmup");
   }
+  t.reserve(loaded ? loaded->tensors.size() : m.tensors.size());
   if (loaded) {
     // one allocation per stored tensor as the quantiser keeps it (packed weights, scales, zero points)
     for (const LoadedTensor& w : loaded->tensors)
