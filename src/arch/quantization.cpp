@@ -376,14 +376,14 @@ bool skipped(const SkipList& skips, const std::string& module) {
 // them out (auto-gptq's inside_layer_modules, AutoAWQ's modules_to_not_convert ["gate"]). The LM head is kept by
 // every transformers quantiser (get_modules_to_not_convert adds the output embeddings) and lies outside the decoder
 // blocks GPTQ and AWQ quantise; compressed-tensors follows its own ignore list.
-bool quantised_linear(const TensorInfo& t, const SkipList& skips) {
+// `module`: module_of(t.name), which the caller has.
+bool quantised_linear(const TensorInfo& t, const std::string& module, const SkipList& skips) {
   const QuantScheme& q = skips.q;
   if (t.shape.size() != 2 || !t.name.ends_with(".weight") || !is_linear_role(t.role) || t.role == TensorRole::kRouter)
     return false;
   if (q.method == QuantMethod::kMxfp4) return false;  // only GptOssExperts are converted
   if (t.role == TensorRole::kLmHead && q.method != QuantMethod::kCompressedTensors) return false;
   if ((q.method == QuantMethod::kGptq || q.method == QuantMethod::kAwq) && t.layer < 0) return false;
-  const std::string module = module_of(t.name);
   if (skipped(skips, module)) return false;
   if (q.method == QuantMethod::kGptq && !q.block_modules.empty()) {
     bool listed = false;
@@ -472,9 +472,8 @@ void check_mxfp4_expert(const TensorInfo& t, const QuantScheme& q) {
   if (t.shape[1] % 32) cannot_store(q, t, fmt::format("input width {} is not a multiple of the 32-value MXFP4 block", t.shape[1]));
 }
 
-// One 2-D linear weight as stored; `rows`/`cols` are nn.Linear's out and in.
-void store_linear(const TensorInfo& t, const QuantScheme& q, DType base, bool conv1d, StoredTensors& out) {
-  const std::string p = module_of(t.name);
+// One 2-D linear weight of module `p` as stored; `rows`/`cols` are nn.Linear's out and in.
+void store_linear(const TensorInfo& t, const std::string& p, const QuantScheme& q, DType base, bool conv1d, StoredTensors& out) {
   const uint64_t rows = conv1d ? t.shape[1] : t.shape[0], cols = conv1d ? t.shape[0] : t.shape[1];
   check_linear(t, q, conv1d);
   switch (q.method) {
@@ -526,30 +525,33 @@ bool mxfp4_expert(const TensorInfo& t, const SkipList& skips) {
 StoredTensors stored_tensors(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, bool conv1d) {
   StoredTensors out;
   out.tensors.reserve(arch_tensors.size() * 2);  // most schemes store a linear weight and its scales
-  std::vector<std::string> quantised_modules;
+  bool quantised_any = false;
+  std::string module, last_quantised;  // each tensor's module; the last module quantised
   const SkipList skips(q);
   for (const auto& t : arch_tensors) {
     if (mxfp4_expert(t, skips)) {
       store_mxfp4_expert(t, q, out);
       continue;
     }
-    const bool linear = quantised_linear(t, skips) &&
-                        (q.method != QuantMethod::kCompressedTensors || ct_group_of(module_of(t.name), q));
+    module = module_of(t.name);
+    const bool linear = quantised_linear(t, module, skips) &&
+                        (q.method != QuantMethod::kCompressedTensors || ct_group_of(module, q));
     if (linear) {
-      store_linear(t, q, t.dtype, conv1d, out);
-      quantised_modules.push_back(module_of(t.name));
+      store_linear(t, module, q, t.dtype, conv1d, out);
+      quantised_any = true;
+      last_quantised.swap(module);
       continue;
     }
     TensorInfo kept = t;
     // GPTQ and AWQ layers keep their bias in fp16 (QuantLinear / WQLinear_GEMM register it so)
-    if ((q.method == QuantMethod::kGptq || q.method == QuantMethod::kAwq) && t.name.ends_with(".bias") &&
-        !quantised_modules.empty() && quantised_modules.back() == module_of(t.name)) {
+    if ((q.method == QuantMethod::kGptq || q.method == QuantMethod::kAwq) && t.name.ends_with(".bias") && quantised_any &&
+        last_quantised == module) {
       kept.dtype = DType::F16;
       kept.data_bytes = dtype_bytes(DType::F16, t.numel()).value_or(0);
     }
     out.tensors.push_back(std::move(kept));
   }
-  if (quantised_modules.empty() && q.method != QuantMethod::kMxfp4)
+  if (!quantised_any && q.method != QuantMethod::kMxfp4)
     out.notes.push_back("quantization_config " + q.method_name + " matches no linear layer of this architecture");
   return out;
 }
@@ -560,12 +562,12 @@ void check_storable(const std::vector<TensorInfo>& arch_tensors, const QuantSche
   const SkipList skips(q);
   for (const auto& t : arch_tensors) {
     if (mxfp4_expert(t, skips)) check_mxfp4_expert(t, q);
-    else if (quantised_linear(t, skips)) check_linear(t, q, conv1d);  // GPTQ and AWQ: no compressed-tensors groups
+    else if (quantised_linear(t, module_of(t.name), skips)) check_linear(t, q, conv1d);  // GPTQ and AWQ: no compressed-tensors groups
   }
 }
 
 LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, DType compute,
-                                const LoadOptions& opt, bool conv1d, const std::vector<TensorInfo>* stored_list) {
+                                const LoadOptions& opt, bool conv1d, std::shared_ptr<const std::vector<TensorInfo>> stored) {
   LoadedWeights w;
   const int cc = opt.compute_capability ? opt.compute_capability : 1000;
   // Dequantising loads put the quantised tensors back in the compute dtype; the rest is cast to it too.
@@ -596,30 +598,30 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
     w.how = q.method_name + " weights kept packed as stored (transformers' " + q.method_name + " quantiser)";
   }
   w.dequantised = dequantise;
-  auto keep = [&](TensorInfo t) {
+  auto keep = [&](const TensorInfo& t) {
     const bool side = t.name.find(".quant_state.") != std::string::npos || t.name.ends_with(".weight_format");
     if (side) return;  // bitsandbytes rebuilds these into Python objects; they are not CUDA tensors
     const bool plain = t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16;
     const bool scale = t.name.ends_with("_scale_inv") || t.name.ends_with(".weight_scale") || t.name.ends_with(".SCB") ||
                        t.name.ends_with(".scales") || t.name.ends_with(".input_scale") || t.name.find(".weight.") != std::string::npos;
+    LoadedTensor l{&t, t.dtype, t.data_bytes};
     if (plain && !scale) {  // unquantised tensors load in the requested dtype
-      t.dtype = compute;
-      t.data_bytes = dtype_bytes(compute, t.numel()).value_or(0);
+      l.dtype = compute;
+      l.data_bytes = dtype_bytes(compute, t.numel()).value_or(0);
     }
-    w.bytes += t.data_bytes;
-    w.tensors.push_back(std::move(t));
+    w.bytes += l.data_bytes;
+    w.tensors.push_back(l);
   };
   if (dequantise) {
     w.tensors.reserve(arch_tensors.size());
     for (const TensorInfo& t : arch_tensors) keep(t);
-  } else if (stored_list) {
-    w.tensors.reserve(stored_list->size());
-    for (const TensorInfo& t : *stored_list) keep(t);
-  } else {
-    StoredTensors stored = stored_tensors(arch_tensors, q, conv1d);  // this function's own: its tensors move
-    w.tensors.reserve(stored.tensors.size());
-    for (TensorInfo& t : stored.tensors) keep(std::move(t));
+    return w;
   }
+  // this function's own derivation, where the caller has none: kept with the tensors that point into it
+  w.stored = stored ? std::move(stored)
+                    : std::make_shared<const std::vector<TensorInfo>>(stored_tensors(arch_tensors, q, conv1d).tensors);
+  w.tensors.reserve(w.stored->size());
+  for (const TensorInfo& t : *w.stored) keep(t);
   return w;
 }
 

@@ -104,15 +104,26 @@ struct LoadOptions {
   bool mxfp4_kernels = false;  // the triton_kernels hub package and Triton >= 3.4 are installed
   bool fp8_dequantize = false;  // FineGrainedFP8Config(dequantize=True)
 };
+// One tensor as loaded: the stored tensor it is (or, dequantised, the architecture's), in its loaded dtype.
+struct LoadedTensor {
+  const TensorInfo* tensor;  // its name and shape (its dtype and bytes are those stored)
+  DType dtype;
+  uint64_t data_bytes;
+};
 struct LoadedWeights {
   uint64_t bytes = 0;                 // weight bytes on the GPU after from_pretrained
-  std::vector<TensorInfo> tensors;    // as loaded (dtype and bytes per tensor)
+  // as loaded (dtype and bytes per tensor), pointing into `stored` or, dequantised, into the architecture's tensors
+  // (weights_as_loaded's arch_tensors, which must outlive them): an MoE's tens of thousands of tensors are not
+  // copied per compute dtype
+  std::vector<LoadedTensor> tensors;
+  std::shared_ptr<const std::vector<TensorInfo>> stored;  // the checkpoint's tensors as stored, where they are used
   std::string how;                    // one line: what transformers does with this scheme on this GPU
   bool dequantised = false;           // the quantised tensors were loaded in the compute dtype
 };
-// `stored`: stored_tensors(arch_tensors, q, conv1d).tensors where the caller has it already (a source's count keeps
-// it), so that an MoE's tens of thousands of tensors are not derived again per compute dtype.
+// `stored`: stored_tensors(arch_tensors, q, conv1d).tensors where the caller has it already (derived once per
+// source), so that an MoE's tens of thousands of tensors are not derived again per compute dtype.
 LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, const QuantScheme& q, DType compute,
-                                const LoadOptions& opt, bool conv1d = false, const std::vector<TensorInfo>* stored = nullptr);
+                                const LoadOptions& opt, bool conv1d = false,
+                                std::shared_ptr<const std::vector<TensorInfo>> stored = nullptr);
 
 }  // namespace llmem

@@ -96,6 +96,8 @@ class Tracker {
   // Frees the live tensor `name`. Throws an internal Error (naming it) when no such tensor is live: every free must
   // match an allocation.
   void free(const std::string& name);
+  // Room for `live` tensors live at once (a weight load's tens of thousands): the live table grows once.
+  void reserve(size_t live) { devices_.empty() ? tensors_.reserve(live) : routed_.reserve(live); }
   bool live(const std::string& name) const { return devices_.empty() ? find_live(name) != nullptr : routed_.count(name) != 0; }
   uint64_t bytes_of(const std::string& name) const;
   // Marks the current moment as a candidate peak: remembers the live set when it is the largest so far.

@@ -218,7 +218,7 @@ std::shared_ptr<const LoadedWeights> ReplayCache::loaded_weights(const ArchModel
       return e.weights;
   const auto stored = &model == stored_model_ && stored_ ? stored_() : nullptr;
   auto weights = std::make_shared<const LoadedWeights>(
-      weights_as_loaded(model.tensors, *model.quant, compute, options, model.facts.traits.conv1d_weights, stored.get()));
+      weights_as_loaded(model.tensors, *model.quant, compute, options, model.facts.traits.conv1d_weights, stored));
   entries_.push_back({&model, compute, options, weights});
   return weights;
 }

@@ -202,7 +202,8 @@ bool load_stacking_loaded_experts(Tracker& t, const ArchModel& m, const LoadedWe
   std::map<std::string, ExpertGroup> groups;
   std::vector<PlainTensor> plain;
   plain.reserve(loaded.tensors.size());
-  for (const auto& w : loaded.tensors) {
+  for (const LoadedTensor& l : loaded.tensors) {
+    const TensorInfo& w = *l.tensor;
     // "<module>.experts.<e>.<proj>.weight"; Mixtral's w1 (gate), w3 (up), w2 (down)
     const auto at = w.name.find(".experts.");
     const auto dot = at == std::string::npos ? at : w.name.find('.', at + 9);
@@ -211,7 +212,7 @@ bool load_stacking_loaded_experts(Tracker& t, const ArchModel& m, const LoadedWe
     const bool down = proj == "down_proj" || proj == "w2", gate_up = proj == "gate_proj" || proj == "up_proj" ||
                                                                       proj == "w1" || proj == "w3";
     if (!down && !gate_up) {
-      plain.push_back({w.name, w.data_bytes});
+      plain.push_back({w.name, l.data_bytes});
       continue;
     }
     const std::string module = w.name.substr(0, at);
@@ -220,7 +221,7 @@ bool load_stacking_loaded_experts(Tracker& t, const ArchModel& m, const LoadedWe
       g.down = "weights/" + module + ".experts.down_proj";
       g.gate_up = "weights/" + module + ".experts.gate_up_proj";
     }
-    (down ? g.down_bytes : g.gate_up_bytes) += w.data_bytes;
+    (down ? g.down_bytes : g.gate_up_bytes) += l.data_bytes;
     if (down) ++g.experts;
   }
   if (groups.empty()) return false;
@@ -243,11 +244,12 @@ void replay_load(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeight
     t.alloc("weights/warmup", total);
     t.free("weights/warmup");
   }
+  t.reserve(loaded ? loaded->tensors.size() : m.tensors.size());
   if (loaded) {
     if (path.from_pretrained && load_stacking_loaded_experts(t, m, *loaded)) return;
     // one allocation per stored tensor as the quantiser keeps it (packed weights, scales, zero points)
-    for (const auto& w : loaded->tensors)
-      t.alloc("weights/" + w.name, w.data_bytes);
+    for (const LoadedTensor& w : loaded->tensors)
+      t.alloc("weights/" + w.tensor->name, w.data_bytes);
     return;
   }
   if (path.from_pretrained && path.experts_stacked) {
