@@ -615,6 +615,10 @@ LoadedWeights weights_as_loaded(const std::vector<TensorInfo>& arch_tensors, con
   if (dequantise) {
     w.tensors.reserve(arch_tensors.size());
     for (const TensorInfo& t : arch_tensors) keep(t);
+    if (q.method == QuantMethod::kFp8) {  // which of them the checkpoint stores in FP8
+      const SkipList skips(q);
+      for (LoadedTensor& l : w.tensors) l.from_fp8 = quantised_linear(*l.tensor, module_of(l.tensor->name), skips);
+    }
     return w;
   }
   // this function's own derivation, where the caller has none: kept with the tensors that point into it

@@ -109,6 +109,8 @@ struct LoadedTensor {
   const TensorInfo* tensor;  // its name and shape (its dtype and bytes are those stored)
   DType dtype;
   uint64_t data_bytes;
+  // stored in FP8 and dequantised as it loads (Fp8Dequantize): its F8_E4M3 copy and F32 temporaries come first
+  bool from_fp8 = false;
 };
 struct LoadedWeights {
   uint64_t bytes = 0;                 // weight bytes on the GPU after from_pretrained

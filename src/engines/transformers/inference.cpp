@@ -233,6 +233,35 @@ bool load_stacking_loaded_experts(Tracker& t, const ArchModel& m, const LoadedWe
 
 namespace {
 
+// from_pretrained of an FP8 checkpoint with FineGrainedFP8Config(dequantize=True) (or below compute capability 8.9):
+// the loader's copy of each FP8 weight is already cast to the model's dtype (core_model_loading._materialize_copy),
+// then dequantised as it is set (integrations/finegrained_fp8.py Fp8Dequantize._dequantize_one: .to(float32), the
+// product with the broadcast block scales in float32, .to(the parameter's dtype)); the two float32 temporaries and
+// the copy are dropped after (the allocator trace of a dense load, bench/data/traces/*-dequant: 2 + 4 + 4 bytes per
+// element above the weights at the peak). The tensors in the checkpoint's name order; the copy threads' lookahead
+// is not replayed.
+void load_dequantising(Tracker& t, const LoadedWeights& loaded) {
+  std::vector<const LoadedTensor*> order;
+  order.reserve(loaded.tensors.size());
+  for (const LoadedTensor& l : loaded.tensors) order.push_back(&l);
+  natural_sort(order, [](const LoadedTensor* l) -> std::string_view { return l->tensor->name; });
+  for (const LoadedTensor* l : order) {
+    const std::string name = "weights/" + l->tensor->name;
+    if (!l->from_fp8) {
+      t.alloc(name, l->data_bytes);
+      continue;
+    }
+    const uint64_t n = l->tensor->numel();
+    t.alloc(name + "/copy", l->data_bytes);
+    t.alloc(name + "/fp32", 4 * n);
+    t.alloc(name + "/scaled", 4 * n);
+    t.alloc(name, l->data_bytes);
+    t.free(name + "/scaled");
+    t.free(name + "/fp32");
+    t.free(name + "/copy");
+  }
+}
+
 void replay_load(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeights* loaded, const LoadPath& path) {
   t.set_phase("loading weights");
   if (path.from_pretrained) {
@@ -247,6 +276,7 @@ void replay_load(Tracker& t, const ArchModel& m, DType dtype, const LoadedWeight
   t.reserve(loaded ? loaded->tensors.size() : m.tensors.size());
   if (loaded) {
     if (path.from_pretrained && load_stacking_loaded_experts(t, m, *loaded)) return;
+    if (path.from_pretrained && loaded->dequantised) return load_dequantising(t, *loaded);
     // one allocation per stored tensor as the quantiser keeps it (packed weights, scales, zero points)
     for (const LoadedTensor& w : loaded->tensors)
       t.alloc("weights/" + w.tensor->name, w.data_bytes);
