@@ -12,9 +12,10 @@ fi
 holdout_files=(bench/data/transformers_holdout.jsonl bench/data/transformers_holdout2.jsonl
                bench/data/transformers_holdout3.jsonl bench/data/transformers_holdout4.jsonl
                bench/data/transformers_finetune_holdout.jsonl bench/data/fake_pg_memory_holdout.jsonl
-               bench/data/transformers_issue15_holdout.jsonl bench/data/transformers_issue15_holdout2.jsonl)
+               bench/data/transformers_issue15_holdout.jsonl bench/data/transformers_issue15_holdout2.jsonl
+               bench/data/transformers_issue15_fp8_dequant_holdout.jsonl)
 table=$("$LLMEM" validate bench/data/transformers_memory.jsonl bench/data/transformers_finetune.jsonl \
-          bench/data/transformers_issue15.jsonl \
+          bench/data/transformers_issue15.jsonl bench/data/transformers_issue15_fp8_dequant.jsonl \
           bench/data/fake_pg_memory.jsonl bench/data/llamacpp_memory_h200.jsonl bench/data/llamacpp_offload_h100.jsonl bench/data/llamacpp_arch_h100.jsonl bench/data/llamacpp_arch2_h100.jsonl bench/data/llamacpp_iquant2_h100.jsonl bench/data/llamacpp_arch3_h200.jsonl bench/data/llamacpp_iquant4_h100.jsonl --markdown)
 holdout=$("$LLMEM" validate "${holdout_files[@]}" --markdown)
 python3 - "$table" "$holdout" "${holdout_files[@]}" <<'PY'
