@@ -178,7 +178,7 @@ std::string quant_note(const ArchModel& m, const Workload& w, const std::optiona
   if (m.quant->method == QuantMethod::kMxfp4)
     note += fmt::format("; --mxfp4-kernels {} (default no)", load->mxfp4_kernels ? "yes" : "no");
   if (m.quant->method == QuantMethod::kFp8 && !loaded->dequantised)
-    return note + "; the load measured (11 hub-format FP8 checkpoints on an H100, bench/data/transformers_issue15_fp8"
+    return note + "; the load measured (11 loads of 4 hub-format FP8 checkpoints on an H100, bench/data/transformers_issue15_fp8"
                   ".jsonl: weights exact, load peak within 2.6 %), the FP8 kernels' own temporaries not";
   return note + "; load path modelled from transformers 5.17's quantiser source, not measured";
 }
