@@ -50,8 +50,10 @@ set(CAIRO_INCLUDE_DIRS ${LLMEM_WEB_CAIRO_DIR})
 # Firefox 100+, Safari 15.2+, Node 17+) is smaller and faster than emscripten's JavaScript emulation.
 add_compile_options(-fwasm-exceptions)
 add_link_options(-fwasm-exceptions)
-# The page downloads the module: binaryen's final pass optimises the linked module for size (-Oz, after the -O3
-# of every object), which keeps llmem.wasm under 1 MB gzipped (tests/web/browser_test.mjs).
+# The page downloads the module, so it is built for size: every object with -Os (after the build type's -O3, so it
+# wins) and binaryen's final pass with -Oz, which keeps llmem.wasm under 1 MB gzipped (tests/web/browser_test.mjs;
+# with -O3 objects it reached 1,004,736 bytes once llama.cpp's split replay and the FP8 load paths came in).
+add_compile_options(-Os)
 add_link_options(-Oz)
 
 # Called at the end of CMakeLists.txt, once llmem_cli exists.
