@@ -259,13 +259,13 @@ TEST(Quantization, TransformersEstimateLoadsAsTheQuantiserDoes) {
   EXPECT_EQ(h100.weight_bytes, 102928u);
   EXPECT_EQ(a100.weight_bytes, 139648u);
   // kept in FP8: the load was measured, the FP8 kernels' temporaries were not, and they need the kernels package;
-  // dequantised: modelled from source
+  // dequantised: measured with FineGrainedFP8Config(dequantize=True), the same path
   auto noted = [](const Estimate& e, const char* text) {
     return std::any_of(e.notes.begin(), e.notes.end(), [&](const std::string& n) { return n.find(text) != std::string::npos; });
   };
   EXPECT_TRUE(noted(h100, "kernels' own temporaries not"));
   EXPECT_TRUE(noted(h100, "needs the kernels package"));
-  EXPECT_TRUE(noted(a100, "not measured"));
+  EXPECT_TRUE(noted(a100, "measured dequantised on an H100"));
   // training counts the model unquantised, and says so
   w.mode = RunMode::kTrain;
   w.train = TrainMethod::kFull;

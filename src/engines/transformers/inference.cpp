@@ -207,8 +207,9 @@ bool load_stacking_loaded_experts(Tracker& t, const ArchModel& m, const LoadedWe
     // "<module>.experts.<e>.<proj>.weight"; Mixtral's w1 (gate), w3 (up), w2 (down)
     const auto at = w.name.find(".experts.");
     const auto dot = at == std::string::npos ? at : w.name.find('.', at + 9);
-    const bool weight = w.role == TensorRole::kExpert && dot != std::string::npos && w.name.ends_with(".weight");
-    const std::string proj = weight ? w.name.substr(dot + 1, w.name.size() - 7 - dot - 1) : "";
+    constexpr std::string_view kWeight = ".weight";
+    const bool weight = w.role == TensorRole::kExpert && dot != std::string::npos && w.name.ends_with(kWeight);
+    const std::string proj = weight ? w.name.substr(dot + 1, w.name.size() - kWeight.size() - dot - 1) : "";
     const bool down = proj == "down_proj" || proj == "w2", gate_up = proj == "gate_proj" || proj == "up_proj" ||
                                                                       proj == "w1" || proj == "w3";
     if (!down && !gate_up) {
