@@ -79,16 +79,32 @@ void natural_sort(std::vector<T>& items, Key key) {
 struct ExpertGroup {
   std::string down, gate_up;  // the tracker's names of the fused parameters
   uint64_t down_bytes = 0, gate_up_bytes = 0, experts = 0;
+  // dequantised from FP8 as they load: the copies' bytes (one byte per element, as stored)
+  uint64_t down_copy_bytes = 0, gate_up_copy_bytes = 0;
 };
-// A checkpoint tensor loaded as it is (no conversion): its checkpoint name and bytes.
+// A checkpoint tensor loaded without conversion: its checkpoint name and bytes; from FP8, dequantised as it is set
+// (its copy is in the parameter's dtype, `bytes`).
 struct PlainTensor {
   std::string key;
   uint64_t bytes = 0;
+  bool from_fp8 = false;
 };
 
+// `dequantise` (FineGrainedFP8Config(dequantize=True) on an FP8 checkpoint whose experts are stored one by one): the
+// experts' copies stay in F8_E4M3 (a renamed source keeps the stored dtype: convert_and_load_state_dict_in_model's
+// `_dtype = None`), and the converter first dequantises each expert's copy (finegrained_fp8.py _dequantize_one: a
+// float32 copy, the float32 product with the block scales, the result in the model's dtype, the float32 pair dropped
+// at once), then drops a projection's copies, then stacks its results (gate's and up's both dequantised before
+// either is stacked). The plain FP8 weights (attention) go through the same _dequantize_one from a copy already in
+// the model's dtype, and their copy is dropped after. Each dequantisation is one op of the main thread, after which
+// the four copy threads have each copied one more tensor: two weights and their two block-scale tensors. The
+// allocator trace of a dequantised Qwen3-30B-A3B-FP8 load (bench/data/traces/*-dequant) shows 4.4-6 copies per
+// dequantised expert, every copy of the 4-layer model made before the second layer converts. The scales (hundreds
+// of bytes each, in the small pool) are not replayed.
 void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map<std::string, ExpertGroup>& experts,
-                     bool gate_up_first) {
+                     bool gate_up_first, bool dequantise) {
   constexpr size_t kLookahead = 4;
+  constexpr uint64_t kDequantLookahead = 2;  // weights copied per dequantisation (four threads: two weights, two scales)
   constexpr uint64_t kMaxCopyChunks = 32;
   struct Group {  // one layer's experts
     const ExpertGroup* e = nullptr;
@@ -101,14 +117,23 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
     std::string name;  // the tracker's name
     uint64_t bytes = 0;
     Group* group = nullptr;  // a layer's expert copy: its layer's experts
+    uint64_t tensors = 1;    // the checkpoint tensors it stands for (a chunk of experts: its experts)
+    bool from_fp8 = false;   // a plain tensor dequantised as it is set
   };
   std::vector<Item> queue;
   queue.reserve(plain.size() + experts.size() * 3 * kMaxCopyChunks);
-  for (const auto& p : plain) queue.push_back({p.key, "weights/" + p.key, p.bytes});
+  for (const auto& p : plain) {
+    const bool deq = dequantise && p.from_fp8;
+    queue.push_back({p.key, deq ? "weights/" + p.key + "/copy" : "weights/" + p.key, p.bytes, nullptr, 1, deq});
+  }
   std::vector<Group> groups;
   groups.reserve(experts.size());
   for (auto& [module, e] : experts) {
-    Group& g = groups.emplace_back(Group{&e, std::min(std::max<uint64_t>(1, e.experts), kMaxCopyChunks)});
+    // dequantised, at most two experts to a chunk: the allocator trace's per-expert blocks (1.5 MiB copies, 3 MiB
+    // results, 6 MiB float32 temporaries) fragment the segment so that 4 experts to a chunk missed a layer's new
+    // segments (process peak -7 % and -8 % on Qwen3-30B-A3B-FP8), 2 and 1 both matched them
+    const uint64_t chunks = dequantise ? std::max(kMaxCopyChunks, (e.experts + 1) / 2) : kMaxCopyChunks;
+    Group& g = groups.emplace_back(Group{&e, std::min(std::max<uint64_t>(1, e.experts), chunks)});
     // the stored names sort expert by expert: Mixtral's w1 (gate), w2 (down), w3 (up); the others' down_proj,
     // gate_proj, up_proj
     const char* order[3] = {"down", "gate", "up"};
@@ -116,10 +141,13 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
     for (uint64_t c = 0; c < g.chunks; ++c)
       for (int p = 0; p < 3; ++p) {
         const std::string proj = order[p];
-        const uint64_t total = proj == "down" ? e.down_bytes : e.gate_up_bytes / 2;
-        const std::string target = proj == "down" ? e.down : e.gate_up + "/" + proj;
+        const bool down = proj == "down";
+        const uint64_t total = dequantise ? (down ? e.down_copy_bytes : e.gate_up_copy_bytes / 2)
+                                          : (down ? e.down_bytes : e.gate_up_bytes / 2);
+        const std::string target = down ? e.down : e.gate_up + "/" + proj;
+        const uint64_t in_chunk = e.experts / g.chunks + (c < e.experts % g.chunks);
         queue.push_back({fmt::format("{}.experts.{}.{}{}", module, c, p, proj), fmt::format("{}/copy/{}", target, c),
-                         total / g.chunks, &g});
+                         total / g.chunks, &g, std::max<uint64_t>(1, in_chunk)});
       }
   }
   natural_sort(queue, [](const Item& item) -> std::string_view { return item.key; });
@@ -129,24 +157,63 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
   auto copy_until = [&](size_t end) {
     for (end = std::min(end, queue.size()); next < end; ++next) t.alloc(queue[next].name, queue[next].bytes);
   };
+  auto copy_tensors = [&](uint64_t n) {  // the copy stream moves on by n checkpoint tensors
+    for (uint64_t moved = 0; next < queue.size() && moved < n; ++next) {
+      t.alloc(queue[next].name, queue[next].bytes);
+      moved += queue[next].tensors;
+    }
+  };
   // the main thread: parameters in the order their first checkpoint tensor appears; after each conversion op the
   // copy stream moves kLookahead tensors on
   for (size_t i = 0; i < queue.size(); ++i) {
     Group* g = queue[i].group;
-    if (!g) {  // a plain tensor: waited for, then set (nothing converted)
+    if (!g) {  // a plain tensor: waited for, then set (nothing converted) or dequantised
       copy_until(std::max(next, i + 1 + kLookahead));
+      if (queue[i].from_fp8) {
+        const std::string name = "weights/" + queue[i].key;
+        const uint64_t elements = queue[i].bytes / 2;  // the copy is in the model's 16-bit dtype
+        t.alloc(name + "/fp32", 4 * elements);
+        t.alloc(name + "/scaled", 4 * elements);
+        t.alloc(name, queue[i].bytes);
+        t.free(name + "/scaled");
+        t.free(name + "/fp32");
+        t.free(queue[i].name);
+        copy_tensors(kDequantLookahead);
+      }
       continue;
     }
     if (g->done) continue;
     g->done = true;
     copy_until(std::max(next, g->last + 1 + kLookahead));
     const ExpertGroup& e = *g->e;
+    const uint64_t experts_per_chunk = std::max<uint64_t>(1, e.experts / g->chunks);
+    // dequantise: each chunk's experts one after the other, their results kept as target/deq/<chunk>
+    auto dequant = [&](const std::string& target, uint64_t copy_bytes, uint64_t result_bytes) {
+      const uint64_t elements = copy_bytes / std::max<uint64_t>(1, e.experts);  // one expert's, one byte each
+      for (uint64_t c = 0; c < g->chunks; ++c) {
+        t.alloc(target + "/fp32", 4 * elements);
+        t.alloc(target + "/scaled", 4 * elements);
+        t.alloc(fmt::format("{}/deq/{}", target, c), result_bytes / g->chunks);
+        t.free(target + "/scaled");
+        t.free(target + "/fp32");
+        copy_tensors(kDequantLookahead * experts_per_chunk);
+      }
+    };
+    auto drop_copies = [&](const std::string& target) {
+      for (uint64_t c = 0; c < g->chunks; ++c) t.free(fmt::format("{}/copy/{}", target, c));
+    };
     auto stack = [&](const std::string& target, uint64_t bytes) {
       t.alloc(target, bytes);
       copy_until(next + kLookahead);
-      for (uint64_t c = 0; c < g->chunks; ++c) t.free(fmt::format("{}/copy/{}", target, c));
+      for (uint64_t c = 0; c < g->chunks; ++c) t.free(fmt::format("{}/{}/{}", target, dequantise ? "deq" : "copy", c));
     };
     auto gate_up = [&] {
+      if (dequantise) {
+        dequant(e.gate_up + "/gate", e.gate_up_copy_bytes / 2, e.gate_up_bytes / 2);
+        dequant(e.gate_up + "/up", e.gate_up_copy_bytes / 2, e.gate_up_bytes / 2);
+        drop_copies(e.gate_up + "/gate");
+        drop_copies(e.gate_up + "/up");
+      }
       stack(e.gate_up + "/gate", e.gate_up_bytes / 2);
       stack(e.gate_up + "/up", e.gate_up_bytes / 2);
       t.alloc(e.gate_up, e.gate_up_bytes);
@@ -154,8 +221,15 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
       t.free(e.gate_up + "/gate");
       t.free(e.gate_up + "/up");
     };
+    auto down = [&] {
+      if (dequantise) {
+        dequant(e.down, e.down_copy_bytes, e.down_bytes);
+        drop_copies(e.down);
+      }
+      stack(e.down, e.down_bytes);
+    };
     if (gate_up_first) gate_up();
-    stack(e.down, e.down_bytes);
+    down();
     if (!gate_up_first) gate_up();
   }
   copy_until(queue.size());
@@ -189,19 +263,22 @@ void load_stacking_experts(Tracker& t, const ArchModel& m, DType dtype) {
     plain.push_back({w.name, dtype_bytes(dtype, w.numel()).value_or(0)});
   }
   std::erase_if(groups, [&](const auto& g) { return !complete(g.second); });
-  replay_stacking(t, plain, groups, m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst);
+  replay_stacking(t, plain, groups, m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst, false);
 }
 
 // A quantised checkpoint that stores its experts one by one (Qwen3-30B-A3B-FP8, DeepSeek-V3): `loaded` is the list
 // as the quantiser keeps it, per expert. transformers 5.17 stacks and concatenates them as it does unquantised ones
 // (FP8Experts holds gate_up_proj [E, 2I, H] and down_proj [E, H, I] in F8_E4M3; measured: the load's peak is the
 // weights plus one layer's gate_up, bench/data/transformers_issue15_fp8.jsonl). Their per-expert scales are
-// replayed as plain copies (KiB per layer). False when `loaded` has no per-expert weights.
+// replayed as plain copies (KiB per layer). Dequantised (`loaded.dequantised`: the list is the model's, in its
+// dtype), the FP8 experts and weights are dequantised as replay_stacking says. False when `loaded` has no
+// per-expert weights.
 bool load_stacking_loaded_experts(Tracker& t, const ArchModel& m, const LoadedWeights& loaded) {
   const bool gate_up_first = m.facts.traits.experts == ExpertsLayout::kFusedRouterFirst;
   std::map<std::string, ExpertGroup> groups;
   std::vector<PlainTensor> plain;
   plain.reserve(loaded.tensors.size());
+  bool dequantise = false;  // FP8 experts dequantised as they load
   for (const LoadedTensor& l : loaded.tensors) {
     const TensorInfo& w = *l.tensor;
     // "<module>.experts.<e>.<proj>.weight"; Mixtral's w1 (gate), w3 (up), w2 (down)
@@ -213,7 +290,7 @@ bool load_stacking_loaded_experts(Tracker& t, const ArchModel& m, const LoadedWe
     const bool down = proj == "down_proj" || proj == "w2", gate_up = proj == "gate_proj" || proj == "up_proj" ||
                                                                       proj == "w1" || proj == "w3";
     if (!down && !gate_up) {
-      plain.push_back({w.name, l.data_bytes});
+      plain.push_back({w.name, l.data_bytes, loaded.dequantised && l.from_fp8});
       continue;
     }
     const std::string module = w.name.substr(0, at);
@@ -223,10 +300,13 @@ bool load_stacking_loaded_experts(Tracker& t, const ArchModel& m, const LoadedWe
       g.gate_up = "weights/" + module + ".experts.gate_up_proj";
     }
     (down ? g.down_bytes : g.gate_up_bytes) += l.data_bytes;
+    // dequantised: the copy is the stored F8_E4M3, one byte per element
+    (down ? g.down_copy_bytes : g.gate_up_copy_bytes) += loaded.dequantised && l.from_fp8 ? w.numel() : l.data_bytes;
+    dequantise = dequantise || (loaded.dequantised && l.from_fp8);
     if (down) ++g.experts;
   }
   if (groups.empty()) return false;
-  replay_stacking(t, plain, groups, gate_up_first);
+  replay_stacking(t, plain, groups, gate_up_first, dequantise);
   return true;
 }
 
