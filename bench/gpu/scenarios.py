@@ -741,6 +741,29 @@ def build_issue15_fp8_dequant_holdout():
                      build_issue15_fp8_holdout, build_issue15_fp8_dequant)
 
 
+def _deeper(sc, layers, params):
+    """The scenario with its model cut to `layers` decoder layers instead of CUTS' (`params`: its parameter count, for
+    scheduling)."""
+    cut = CUTS[sc["model"]]["num_hidden_layers"]
+    sc["config_override"] = dict(sc["config_override"], num_hidden_layers=layers)
+    sc["id"] = sc["id"].replace(f"-L{cut}-", f"-L{layers}-")
+    sc["sched_params"] = params
+    return sc
+
+
+def build_issue15_fp8_deep():
+    """Issue 15, eleventh session (tier 17): Qwen3-30B-A3B-FP8 cut to 12 layers instead of 4, loaded dequantised and
+    kept in FP8 (its forward fails without the `kernels` package; the load is measured). Checks at three times the
+    depth the replay of the copy threads running ahead of a dequantising loader and the per-layer segments it
+    predicts (commit d940d6f, modelled on the 4-layer traces): llmem's figures were written down before the run."""
+    s = [
+        _deeper(_f8d(_gen(MOE8, "bf16", 1, 512, 16, tier=17)), 12, 8_100_000_000),
+        _deeper(_f8(_gen(MOE8, "bf16", 1, 512, 16, tier=17)), 12, 8_100_000_000),
+    ]
+    return _held_out(s, build_issue15_fp8, build_issue15_fp8_holdout, build_issue15_fp8_dequant,
+                     build_issue15_fp8_dequant_holdout)
+
+
 def build_issue15_all():
     """Both issue-15 sets, run in the same device commands (the held-out records are kept in their own file)."""
     return build_issue15() + build_issue15_holdout()
