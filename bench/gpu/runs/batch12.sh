@@ -11,7 +11,7 @@ export LLMEM_CKPT_DIR=/tmp/llmem-ckpt
 mkdir -p "$OUT/trace"
 LLMEM_TRACE_DIR="$OUT/trace/traces" timeout 570 python3 bench/gpu/measure_transformers.py \
   --set issue15_fp8_deep --out "$OUT/trace/transformers_issue15_fp8_deep.jsonl" --no-retry \
-  --workers 2 --mem-budget-gib 60 --import-timeout 400 --deadline 500 --hard-stop 550 --timeout 300 \
+  --workers 2 --mem-budget-gib 60 --import-timeout 460 --deadline 540 --hard-stop 565 --timeout 150 \
   > "$OUT/trace/log.txt" 2>&1
 tail -n 8 "$OUT/trace/log.txt"
 tar -C "$OUT" -cf /tmp/batch12.tar . && rm -rf "${OUT:?}"/* && mv /tmp/batch12.tar "$OUT/"
