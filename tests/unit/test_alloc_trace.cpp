@@ -100,7 +100,8 @@ TEST(AllocatorModel, ReplaysRealTracesToTheReservedPeakPyTorchReached) {
   for (const char* runs : {"transformers_traces.jsonl", "transformers_issue15_traces.jsonl",
                            "transformers_issue15b_traces.jsonl", "transformers_issue15c_traces.jsonl",
                            "transformers_issue15d_traces.jsonl", "transformers_issue15e_traces.jsonl",
-                           "transformers_finetune_b_traces.jsonl", "transformers_issue15_fp8.jsonl", "transformers_issue15_fp8_dequant.jsonl"}) {
+                           "transformers_finetune_b_traces.jsonl", "transformers_issue15_fp8.jsonl", "transformers_issue15_fp8_dequant.jsonl",
+                           "transformers_issue15_fp8_deep.jsonl"}) {
     std::ifstream in(data / runs);
     for (std::string line; std::getline(in, line);) {
       if (line.empty()) continue;

@@ -182,7 +182,8 @@ std::string quant_note(const ArchModel& m, const Workload& w, const std::optiona
                   ".jsonl: weights exact, load peak within 2.6 %), the FP8 kernels' own temporaries not";
   if (m.quant->method == QuantMethod::kFp8)
     return note + "; measured dequantised on an H100 for Qwen3 FP8 checkpoints (bench/data/transformers_issue15_fp8_dequant"
-                  "*.jsonl, 6 runs of models cut to 2-4 layers: framework peak within 2.3 %, process peak within 4.1 %); "
+                  "*.jsonl: 6 runs of models cut to 2-4 layers, framework peak within 2.3 %, process peak within 4.1 %; "
+                  "Qwen3-30B-A3B-FP8 cut to 12 layers, framework -0.1 %, process +5.5 %, _fp8_deep.jsonl); "
                   "DeepSeek-V3's dequantised load failed in transformers 5.17's weight conversion";
   return note + "; load path modelled from transformers 5.17's quantiser source, not measured";
 }
