@@ -33,7 +33,12 @@ struct VersionRules {
   uint64_t v0_chunked_prefill_tokens = 0;
   // Bytes per logit element the profile run's sampler holds at its peak (logits in the model dtype, the fp32
   // copy, the sort's values and int64 indices, masks, probabilities). V0 vllm/model_executor/layers/sampler.py
-  // _apply_top_k_top_p: 40; V1 vllm/v1/sample/ops/topk_topp_sampler.py apply_top_k_top_p (PyTorch path): 28.
+  // _apply_top_k_top_p: 40. V1 0.11: 38, read from vLLM's own printed peak activation, not from its source: the
+  // source reading of vllm/v1/sample/ops/topk_topp_sampler.py apply_top_k_top_p (PyTorch path) gave 28, and four
+  // public 0.11.0 start-up logs (llm-d's H100 table: Llama-3.1-8B, Qwen3-32B at TP 1 and 2, gpt-oss-20b; rows
+  // 1024, vocabularies 128k-201k) print 38.0-38.1 bytes per logit beyond the forward's part; gpt-oss-120b's 0.11.0
+  // logs (issue #27508) left 2.2 GiB unexplained in the same 1024-row sampler, 10.7 bytes per logit. Which buffers
+  // make the other 10 bytes is not identified.
   uint64_t sampler_bytes_per_logit = 0;
   // V1 vllm/v1/core/kv_cache_utils.py: sliding-window and full-attention layers form separate KV cache groups
   // (hybrid allocator); V0 sizes every layer for the whole context.
