@@ -212,10 +212,10 @@ std::optional<uint64_t> torch_total_memory(const GpuProfile& gpu) {
   // torch.cuda.mem_get_info()[1] as vLLM printed it (total_gpu_memory, GiB with two decimals). Sources:
   // H100 80GB HBM3 79.22 GiB (vllm-project/vllm#10511, #12126), RTX 3090 23.58 GiB (#10517, #14447),
   // A100 40GB 39.38 GiB (#16570), A100 80GB 79.15 GiB (the issue running Qwen2.5-14B- and 72B-Instruct-GPTQ-Int4
-  // on "one 80G A100": "total_gpu_memory=79.15GiB"), RTX 4060 8.00 GiB (#13882).
+  // on "one 80G A100": "total_gpu_memory=79.15GiB"), RTX 4060 8.00 GiB (#13882), L40S 44.42 GiB (#15815).
   struct Known { const char* name; double gib; };
   static const Known known[] = {{"H100-80GB-HBM3", 79.22}, {"RTX-3090", 23.58}, {"A100-40GB", 39.38},
-                                {"A100-80GB", 79.15}, {"RTX-4060", 8.00}};
+                                {"A100-80GB", 79.15}, {"RTX-4060", 8.00}, {"L40S", 44.42}};
   for (const auto& k : known) {
     if (gpu.name != k.name) continue;
     // A size given for the card (--vram) is the total to budget against; the table is for the card as it is.
