@@ -88,6 +88,7 @@ struct PlainTensor {
   std::string key;
   uint64_t bytes = 0;
   bool from_fp8 = false;
+  uint64_t elements = 0;  // from FP8: its elements (the float32 temporaries' size)
 };
 
 // `dequantise` (FineGrainedFP8Config(dequantize=True) on an FP8 checkpoint whose experts are stored one by one): the
@@ -119,12 +120,14 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
     Group* group = nullptr;  // a layer's expert copy: its layer's experts
     uint64_t tensors = 1;    // the checkpoint tensors it stands for (a chunk of experts: its experts)
     bool from_fp8 = false;   // a plain tensor dequantised as it is set
+    uint64_t elements = 0;   // ... and its elements
   };
   std::vector<Item> queue;
   queue.reserve(plain.size() + experts.size() * 3 * kMaxCopyChunks);
   for (const auto& p : plain) {
     const bool deq = dequantise && p.from_fp8;
-    queue.push_back({p.key, deq ? "weights/" + p.key + "/copy" : "weights/" + p.key, p.bytes, nullptr, 1, deq});
+    queue.push_back({p.key, deq ? "weights/" + p.key + "/copy" : "weights/" + p.key, p.bytes, nullptr, 1, deq,
+                     p.elements});
   }
   std::vector<Group> groups;
   groups.reserve(experts.size());
@@ -171,9 +174,8 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
       copy_until(std::max(next, i + 1 + kLookahead));
       if (queue[i].from_fp8) {
         const std::string name = "weights/" + queue[i].key;
-        const uint64_t elements = queue[i].bytes / 2;  // the copy is in the model's 16-bit dtype
-        t.alloc(name + "/fp32", 4 * elements);
-        t.alloc(name + "/scaled", 4 * elements);
+        t.alloc(name + "/fp32", 4 * queue[i].elements);
+        t.alloc(name + "/scaled", 4 * queue[i].elements);
         t.alloc(name, queue[i].bytes);
         t.free(name + "/scaled");
         t.free(name + "/fp32");
@@ -290,7 +292,7 @@ bool load_stacking_loaded_experts(Tracker& t, const ArchModel& m, const LoadedWe
     const bool down = proj == "down_proj" || proj == "w2", gate_up = proj == "gate_proj" || proj == "up_proj" ||
                                                                       proj == "w1" || proj == "w3";
     if (!down && !gate_up) {
-      plain.push_back({w.name, l.data_bytes, loaded.dequantised && l.from_fp8});
+      plain.push_back({w.name, l.data_bytes, loaded.dequantised && l.from_fp8, w.numel()});
       continue;
     }
     const std::string module = w.name.substr(0, at);
