@@ -26,6 +26,7 @@
 #include "llmem/quantization.hpp"
 
 #include <regex>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -335,14 +336,20 @@ std::string module_of(const std::string& name) {
 }
 
 // A scheme's skip list as stored_tensors asks it, once per call: with plain_skip, the entries that are not plain
-// names (globs, regexes), which every module is matched against in turn.
+// names (globs, regexes), which every module is matched against in turn, and the last components of the plain
+// names (a run of a module's components can equal a plain name only where it ends in one of them).
 struct SkipList {
   const QuantScheme& q;
   std::vector<const std::string*> patterns;
+  std::set<std::string, std::less<>> last_parts;
   explicit SkipList(const QuantScheme& scheme) : q(scheme) {
-    if (q.plain_skip)
-      for (const auto& p : q.skip)
-        if (!p.empty() && !plain_pattern(p)) patterns.push_back(&p);
+    if (!q.plain_skip) return;
+    for (const auto& p : q.skip)
+      if (!p.empty() && !plain_pattern(p)) patterns.push_back(&p);
+    for (const auto& p : *q.plain_skip) {
+      const size_t dot = p.rfind('.');
+      last_parts.insert(dot == std::string::npos ? p : p.substr(dot + 1));
+    }
   }
 };
 
@@ -353,18 +360,21 @@ bool skipped(const SkipList& skips, const std::string& module) {
       if (module_matches(module, p)) return true;
     return false;
   }
-  // a plain name matches a run of whole components (module_matches): look every run up, in one buffer that keeps
-  // its capacity (a quantised MoE checkpoint asks this for every one of tens of thousands of tensors)
+  // a plain name matches a run of whole components (module_matches): every run that ends in a plain name's last
+  // component is looked up, in one buffer that keeps its capacity (a quantised MoE checkpoint asks this for every
+  // one of tens of thousands of tensors, most of which end in no such component)
   thread_local std::string run;
-  for (size_t from = 0; from <= module.size();) {
-    for (size_t to = module.find('.', from);; to = module.find('.', to + 1)) {
-      run.assign(module, from, to == std::string::npos ? std::string::npos : to - from);
-      if (q.plain_skip->count(run)) return true;
-      if (to == std::string::npos) break;
+  for (size_t start = 0; !skips.last_parts.empty();) {  // the component [start, end)
+    const size_t dot = module.find('.', start), end = dot == std::string::npos ? module.size() : dot;
+    if (skips.last_parts.count(std::string_view(module).substr(start, end - start))) {
+      for (size_t from = 0;; from = module.find('.', from) + 1) {  // each run [from, end), from a component's start
+        run.assign(module, from, end - from);
+        if (q.plain_skip->count(run)) return true;
+        if (from == start) break;
+      }
     }
-    const size_t dot = module.find('.', from);
     if (dot == std::string::npos) break;
-    from = dot + 1;
+    start = dot + 1;
   }
   for (const std::string* p : skips.patterns)  // globs and regexes
     if (module_matches(module, *p)) return true;

@@ -377,3 +377,29 @@ TEST(QuantizationErrors, NameTheFileAndField) {
             error_of(tiny_llama(R"({"quant_method": "awq", "bits": 4, "group_size": 48})")));
   EXPECT_EQ(error_of(tiny_llama(R"({"quant_method": "gptq", "bits": 4})"), false), "");
 }
+
+// A skip list's plain names are looked up by the runs of a module's components that end in one of their last
+// components (quantization.cpp skipped): the same tensors are kept as module_matches, entry by entry, keeps them.
+TEST(Quantization, PlainSkipNamesMatchAsModuleMatches) {
+  const std::vector<std::vector<std::string>> lists = {
+      {},
+      {"mlp"},
+      {"lm_head", "model.layers.0.mlp.gate_proj", "layers.1.self_attn"},
+      {"self_attn.q_proj", "1.mlp", "model", "layers.0"},
+      {"q_proj.", ".q_proj", "model..layers", "0.mlp.down_proj", "o_proj", "norm", "embed_tokens"},
+      {"model.layers.*.self_attn", "down_proj", "re:.*up_proj$", "layers.1.mlp.gate_proj"}};
+  for (const auto& list : lists) {
+    std::string names;
+    for (const auto& n : list) names += (names.empty() ? "\"" : ", \"") + n + "\"";
+    ArchModel m = model_of(tiny_llama(R"({"quant_method": "fp8", "modules_to_not_convert": [)" + names + "]}"));
+    ASSERT_TRUE(m.quant && m.quant->plain_skip);
+    const StoredTensors fast = stored_tensors(m.tensors, *m.quant);
+    m.quant->plain_skip.reset();  // every entry matched in turn by module_matches
+    const StoredTensors each = stored_tensors(m.tensors, *m.quant);
+    ASSERT_EQ(fast.tensors.size(), each.tensors.size()) << names;
+    for (size_t i = 0; i < fast.tensors.size(); ++i) {
+      EXPECT_EQ(fast.tensors[i].name, each.tensors[i].name) << names;
+      EXPECT_EQ(fast.tensors[i].dtype, each.tensors[i].dtype) << names;
+    }
+  }
+}

@@ -1,6 +1,7 @@
 // Inference: the weights, then a forward pass over the prompt (all positions' logits) or a generate (prefill, then
 // one forward per new token through DynamicCache).
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <string_view>
 
@@ -18,47 +19,49 @@ uint64_t weight_bytes_in(const ArchModel& m, DType dtype, const LoadedWeights* l
 namespace {
 
 // core_model_loading.dot_natural_key: the checkpoint's names split at dots, whole-number parts compared as numbers
-// ("layers.2" before "layers.10"). Each name is split once: a replay sorts thousands of names (an MoE's expert
-// copies).
-class NaturalKey {
- public:
-  explicit NaturalKey(std::string_view name) {
-    while (!name.empty()) {
-      const size_t end = std::min(name.find('.'), name.size());
-      const std::string_view part = name.substr(0, end);
-      parts_.push_back({part, !part.empty() && part.find_first_not_of("0123456789") == std::string_view::npos});
-      name.remove_prefix(std::min(end + 1, name.size()));
+// ("layers.2" before "layers.10"); a name that is a prefix of the other (in whole parts) sorts first. Each name is
+// written once as a byte string whose plain order (memcmp) is that order, so that a replay's sort of tens of
+// thousands of names (an MoE's expert copies) compares bytes: per part a marker (1 a whole number, 2 text), then a
+// number's length (8 bytes, most significant first) and its digits, or the text (a 0 byte as 0 255) ended by 0 0;
+// after the last part a 0 (fewer parts first).
+void append_natural_key(std::string& out, std::string_view name) {
+  while (!name.empty()) {
+    const size_t end = std::min(name.find('.'), name.size());
+    const std::string_view part = name.substr(0, end);
+    if (!part.empty() && part.find_first_not_of("0123456789") == std::string_view::npos) {
+      out += '\1';
+      for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((part.size() >> shift) & 0xff);
+      out += part;
+    } else {
+      out += '\2';
+      for (const char c : part) {
+        out += c;
+        if (c == '\0') out += '\xff';
+      }
+      out.append(2, '\0');
     }
+    name.remove_prefix(std::min(end + 1, name.size()));
   }
-  // part by part; a name that is a prefix of the other (in whole parts) sorts first
-  bool operator<(const NaturalKey& o) const {
-    const size_t n = std::min(parts_.size(), o.parts_.size());
-    for (size_t i = 0; i < n; ++i) {
-      const Part &a = parts_[i], &b = o.parts_[i];
-      if (a.numeric && b.numeric && a.text.size() != b.text.size()) return a.text.size() < b.text.size();
-      if (a.text != b.text) return a.numeric != b.numeric ? a.numeric : a.text < b.text;
-    }
-    return parts_.size() < o.parts_.size();
-  }
+  out += '\0';
+}
 
- private:
-  struct Part {
-    std::string_view text;
-    bool numeric;
-  };
-  std::vector<Part> parts_;
-};
-
-// Stable-sorts `items` by the natural order of key(item) (a string that outlives the sort).
+// Stable-sorts `items` by the natural order of key(item).
 template <class T, class Key>
 void natural_sort(std::vector<T>& items, Key key) {
-  std::vector<std::pair<NaturalKey, size_t>> keyed;
-  keyed.reserve(items.size());
-  for (size_t i = 0; i < items.size(); ++i) keyed.emplace_back(NaturalKey(key(items[i])), i);
-  std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string keys;
+  std::vector<size_t> ends;  // keys of item i: [ends[i - 1], ends[i])
+  ends.reserve(items.size());
+  for (const T& item : items) {
+    append_natural_key(keys, key(item));
+    ends.push_back(keys.size());
+  }
+  auto key_of = [&](size_t i) { return std::string_view(keys).substr(i ? ends[i - 1] : 0, ends[i] - (i ? ends[i - 1] : 0)); };
+  std::vector<size_t> order(items.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key_of(a) < key_of(b); });
   std::vector<T> sorted;
   sorted.reserve(items.size());
-  for (const auto& k : keyed) sorted.push_back(std::move(items[k.second]));
+  for (const size_t i : order) sorted.push_back(std::move(items[i]));
   items = std::move(sorted);
 }
 
@@ -82,10 +85,10 @@ struct ExpertGroup {
   // dequantised from FP8 as they load: the copies' bytes (one byte per element, as stored)
   uint64_t down_copy_bytes = 0, gate_up_copy_bytes = 0;
 };
-// A checkpoint tensor loaded without conversion: its checkpoint name and bytes; from FP8, dequantised as it is set
-// (its copy is in the parameter's dtype, `bytes`).
+// A checkpoint tensor loaded without conversion: its checkpoint name (the model's) and bytes; from FP8, dequantised
+// as it is set (its copy is in the parameter's dtype, `bytes`).
 struct PlainTensor {
-  std::string key;
+  std::string_view key;
   uint64_t bytes = 0;
   bool from_fp8 = false;
   uint64_t elements = 0;  // from FP8: its elements (the float32 temporaries' size)
@@ -114,8 +117,8 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
     bool done = false;  // converted
   };
   struct Item {
-    std::string key;   // the checkpoint name it sorts by
-    std::string name;  // the tracker's name
+    std::string_view key;  // the checkpoint name it sorts by
+    std::string name;      // the tracker's name
     uint64_t bytes = 0;
     Group* group = nullptr;  // a layer's expert copy: its layer's experts
     uint64_t tensors = 1;    // the checkpoint tensors it stands for (a chunk of experts: its experts)
@@ -126,11 +129,14 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
   queue.reserve(plain.size() + experts.size() * 3 * kMaxCopyChunks);
   for (const auto& p : plain) {
     const bool deq = dequantise && p.from_fp8;
-    queue.push_back({p.key, deq ? "weights/" + p.key + "/copy" : "weights/" + p.key, p.bytes, nullptr, 1, deq,
-                     p.elements});
+    std::string name;
+    name.reserve(13 + p.key.size());
+    name.append("weights/").append(p.key).append(deq ? "/copy" : "");
+    queue.push_back({p.key, std::move(name), p.bytes, nullptr, 1, deq, p.elements});
   }
   std::vector<Group> groups;
   groups.reserve(experts.size());
+  std::deque<std::string> copy_keys;  // the expert copies' checkpoint names (a deque: the queue's views stay valid)
   for (auto& [module, e] : experts) {
     // dequantised, at most two experts to a chunk: the allocator trace's per-expert blocks (1.5 MiB copies, 3 MiB
     // results, 6 MiB float32 temporaries) fragment the segment so that 4 experts to a chunk missed a layer's new
@@ -149,8 +155,9 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
                                           : (down ? e.down_bytes : e.gate_up_bytes / 2);
         const std::string target = down ? e.down : e.gate_up + "/" + proj;
         const uint64_t in_chunk = e.experts / g.chunks + (c < e.experts % g.chunks);
-        queue.push_back({fmt::format("{}.experts.{}.{}{}", module, c, p, proj), fmt::format("{}/copy/{}", target, c),
-                         total / g.chunks, &g, std::max<uint64_t>(1, in_chunk)});
+        copy_keys.push_back(fmt::format("{}.experts.{}.{}{}", module, c, p, proj));
+        queue.push_back({copy_keys.back(), fmt::format("{}/copy/{}", target, c), total / g.chunks, &g,
+                         std::max<uint64_t>(1, in_chunk)});
       }
   }
   natural_sort(queue, [](const Item& item) -> std::string_view { return item.key; });
@@ -173,7 +180,7 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
     if (!g) {  // a plain tensor: waited for, then set (nothing converted) or dequantised
       copy_until(std::max(next, i + 1 + kLookahead));
       if (queue[i].from_fp8) {
-        const std::string name = "weights/" + queue[i].key;
+        const std::string name = std::string("weights/").append(queue[i].key);
         t.alloc(name + "/fp32", 4 * queue[i].elements);
         t.alloc(name + "/scaled", 4 * queue[i].elements);
         t.alloc(name, queue[i].bytes);
