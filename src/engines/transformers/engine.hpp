@@ -17,11 +17,14 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -52,8 +55,24 @@ inline uint64_t mul(uint64_t a, uint64_t b, uint64_t c, uint64_t d) { return mul
 // recorded allocator trace, bench/data/traces)
 constexpr uint64_t kCublasWorkspaceBytes = 32u << 20;
 
+// A tensor's or a phase's name from its parts, text and whole numbers, as fmt::format("{}{}...") writes them but
+// without a format string to parse: a fit replays millions of names.
+inline void append_part(std::string& out, std::string_view text) { out.append(text); }
+template <std::integral T>
+  requires(!std::same_as<T, bool> && !std::same_as<T, char>)
+void append_part(std::string& out, T number) {
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, number).ptr);
+}
+template <class... Parts>
+std::string concat(const Parts&... parts) {
+  std::string out;
+  (append_part(out, parts), ...);
+  return out;
+}
+
 // The name of a layer's activation: "activations/<layer>/<what>".
-inline std::string L(uint64_t layer, const std::string& what) { return fmt::format("activations/{}/{}", layer, what); }
+inline std::string L(uint64_t layer, std::string_view what) { return concat("activations/", layer, "/", what); }
 
 // --- geometry (geometry.cpp) -----------------------------------------------------------------------------------
 

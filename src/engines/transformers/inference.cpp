@@ -156,7 +156,7 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
         const std::string target = down ? e.down : e.gate_up + "/" + proj;
         const uint64_t in_chunk = e.experts / g.chunks + (c < e.experts % g.chunks);
         copy_keys.push_back(fmt::format("{}.experts.{}.{}{}", module, c, p, proj));
-        queue.push_back({copy_keys.back(), fmt::format("{}/copy/{}", target, c), total / g.chunks, &g,
+        queue.push_back({copy_keys.back(), concat(target, "/copy/", c), total / g.chunks, &g,
                          std::max<uint64_t>(1, in_chunk)});
       }
   }
@@ -202,19 +202,19 @@ void replay_stacking(Tracker& t, const std::vector<PlainTensor>& plain, std::map
       for (uint64_t c = 0; c < g->chunks; ++c) {
         t.alloc(target + "/fp32", 4 * elements);
         t.alloc(target + "/scaled", 4 * elements);
-        t.alloc(fmt::format("{}/deq/{}", target, c), result_bytes / g->chunks);
+        t.alloc(concat(target, "/deq/", c), result_bytes / g->chunks);
         t.free(target + "/scaled");
         t.free(target + "/fp32");
         copy_tensors(kDequantLookahead * experts_per_chunk);
       }
     };
     auto drop_copies = [&](const std::string& target) {
-      for (uint64_t c = 0; c < g->chunks; ++c) t.free(fmt::format("{}/copy/{}", target, c));
+      for (uint64_t c = 0; c < g->chunks; ++c) t.free(concat(target, "/copy/", c));
     };
     auto stack = [&](const std::string& target, uint64_t bytes) {
       t.alloc(target, bytes);
       copy_until(next + kLookahead);
-      for (uint64_t c = 0; c < g->chunks; ++c) t.free(fmt::format("{}/{}/{}", target, dequantise ? "deq" : "copy", c));
+      for (uint64_t c = 0; c < g->chunks; ++c) t.free(concat(target, "/", dequantise ? "deq" : "copy", "/", c));
     };
     auto gate_up = [&] {
       if (dequantise) {
@@ -414,12 +414,12 @@ struct KvState {
 };
 
 std::string kv_name(uint64_t layer, const char* which, uint64_t step) {
-  return fmt::format("kv_cache/{}/{}/{}", layer, which, step);
+  return concat("kv_cache/", layer, "/", which, "/", step);
 }
 
 // An offloaded cache's copy of a layer brought back to the GPU ahead of its update (Cache.prefetch, on the cache's
 // prefetch stream: its blocks form that stream's pool).
-std::string prefetch_name(uint64_t layer, const char* which) { return fmt::format("kv_prefetch/{}/{}", layer, which); }
+std::string prefetch_name(uint64_t layer, const char* which) { return concat("kv_prefetch/", layer, "/", which); }
 
 void prefetch_layer(Tracker& t, const Geometry& g, const Workload& w, uint64_t s, const KvState& kv, uint64_t layer) {
   if (kv.len[layer] == 0) return;  // not initialised yet (prefill): nothing to bring back
@@ -575,7 +575,7 @@ void compiled_decode_first_call(Tracker& t, const ArchModel& m, const Geometry& 
   for (uint64_t layer = 0; layer < g.layers; ++layer) {
     if (!g.window[layer] || w.prompt_tokens < g.window[layer]) continue;
     for (const char* which : {"k", "v"}) {
-      full_windows.push_back(fmt::format("cudagraph/window/{}/{}", layer, which));
+      full_windows.push_back(concat("cudagraph/window/", layer, "/", which));
       t.alloc(full_windows.back(), mul(w.batch, g.window[layer], which[0] == 'k' ? g.cache_k_dim : g.cache_v_dim, s));
     }
   }
@@ -626,7 +626,7 @@ void decode(Tracker& t, const ArchModel& m, const Geometry& g, const Workload& w
             bool compiled, uint64_t cache_len, bool batched_experts) {
   const bool offloaded = w.cache == KvCacheImpl::kOffloaded;
   for (uint64_t step = 1; step < w.new_tokens; ++step) {
-    t.set_phase(fmt::format("decode step {}", step));
+    t.set_phase(concat("decode step ", step));
     if (compiled && step == 1) compiled_decode_first_call(t, m, g, w, s, cache_len);
     for (uint64_t layer = 0; w.cache != KvCacheImpl::kStatic && layer < g.layers; ++layer) {
       const uint64_t new_len = kv.len[layer] + 1;
@@ -697,7 +697,7 @@ std::string run_inference(Tracker& t, const ArchModel& m, const Geometry& g, con
       t.alloc(kv_name(layer, "v", 0), mul(B, len, g.cache_v_dim, s));
       kv.len[layer] = P;
     };
-    const std::string out = fmt::format("activations/hidden{}", layer);
+    const std::string out = concat("activations/hidden", layer);
     decoder_layer(c, layer, P, kv_len(layer), out, update);
     if (offloaded)  // moved to the CPU (Cache.offload) once the layer has attended over it
       for (const char* which : {"k", "v"}) t.free(kv_name(layer, which, 0));

@@ -197,7 +197,7 @@ void decoder_layer(Ctx& c, uint64_t layer, uint64_t q_len, uint64_t kv_len, cons
     else if (layer > 0) free_attn_weights(c, layer - 1);
   };
   const uint64_t T = mul(c.batch, q_len);
-  c.t.set_phase(fmt::format("layer {} ({} tokens)", layer, q_len));
+  c.t.set_phase(concat("layer ", layer, " (", q_len, " tokens)"));
   norm(c, L(layer, "norm1"), T, g.hidden, L(layer, "norm1_tmp"));
   attention(c, layer, q_len, kv_len, L(layer, "attn_out"), update_cache);
   switch (g.traits.residual) {

@@ -61,7 +61,7 @@ class LoraLayer {
   // A tensor the forward makes; with `kept` (autograd saves it) and grad on, it is a saved activation.
   void make(const std::string& name, uint64_t bytes, bool kept = false) {
     if (kept && grad_) {
-      t_.alloc(fmt::format("saved_activations/{}/{}", layer_, name), bytes);
+      t_.alloc(concat("saved_activations/", layer_, "/", name), bytes);
       saved_.emplace_back(name, bytes);
     } else {
       t_.alloc(L(layer_, name), bytes);
@@ -88,7 +88,7 @@ class LoraLayer {
 // A frozen RMSNorm `p` of width `width`: its fp32 input is kept when the input needs a gradient; leaves p_out.
 void LoraLayer::rms(const std::string& p, uint64_t width, bool input_needs_grad) {
   const bool keep = input_needs_grad && grad_;
-  const std::string f32 = keep ? fmt::format("saved_activations/{}/{}_f32", layer_, p) : L(layer_, p + "_f32");
+  const std::string f32 = keep ? concat("saved_activations/", layer_, "/", p, "_f32") : L(layer_, p + "_f32");
   if (keep) saved_.emplace_back(p + "_f32", mul(c_.T, width, 4));
   frozen_rms_norm(t_, g_.traits.norm, mul(c_.T, width), f32, keep, L(layer_, p), L(layer_, p + "_out"));
 }

@@ -107,13 +107,13 @@ struct InferenceHooks {
   std::vector<std::string> copies;
 
   void copy(Tracker& t, const std::string& what, uint64_t bytes) {
-    const std::string n = fmt::format("activations/hook/{}/{}", device, what);
+    const std::string n = concat("activations/hook/", device, "/", what);
     t.alloc(n, bytes);
     copies.push_back(n);
   }
   void first_matmul_here(Tracker& t) {
     if (workspace) return;
-    t.alloc(fmt::format("workspace/cublas_{}", device), kCublasWorkspaceBytes);
+    t.alloc(concat("workspace/cublas_", device), kCublasWorkspaceBytes);
     workspace = true;
   }
   void operator()(Tracker& t, const std::string& phase) {

@@ -100,7 +100,7 @@ void adafactor_step(const TrainCtx& c, const std::vector<Param>& params, uint64_
       have_p32 = true;
     }
     auto new_update = [&] {
-      const std::string next = fmt::format("optimizer_temp/adafactor_update{}", n_update++ % 2);
+      const std::string next = concat("optimizer_temp/adafactor_update", n_update++ % 2);
       c.t.alloc(next, f32);
       if (!update.empty()) c.t.free(update);
       update = next;

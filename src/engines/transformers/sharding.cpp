@@ -78,7 +78,7 @@ struct ShardHooks {
   }
   void gather(Tracker& t, int64_t layer, bool prefetch) {
     if (layer < 0 || static_cast<uint64_t>(layer) >= s.unit.size()) return;
-    alloc(t, fmt::format("all_gather/{}", layer), prefetch ? prefetch_bytes(layer) : s.unit[layer]);
+    alloc(t, concat("all_gather/", layer), prefetch ? prefetch_bytes(layer) : s.unit[layer]);
   }
   void init_buffers(Tracker& t) {
     init = true;
@@ -89,12 +89,12 @@ struct ShardHooks {
       for (uint64_t b : s.reverse_bytes) {
         bucket += b;
         if (bucket >= limit) {
-          alloc(t, fmt::format("ddp_bucket/{}", i++), bucket);
+          alloc(t, concat("ddp_bucket/", i++), bucket);
           bucket = 0;
           limit = kDdpBucketCap;
         }
       }
-      alloc(t, fmt::format("ddp_bucket/{}", i), bucket);
+      alloc(t, concat("ddp_bucket/", i), bucket);
     }
     if (zero(w.sharding) && w.precision == TrainPrecision::kBf16) {
       t.alloc("master_weights/fp32_partition", ceil_div(mul(s.total_params, 4), n()));
@@ -122,22 +122,22 @@ struct ShardHooks {
     if (forward) {
       alloc(t, "all_gather_root", s.root);
       if (L < 0) return;
-      free(t, fmt::format("all_gather/{}", L - 1));  // resharded after its forward
-      free(t, fmt::format("all_gather/{}", L));      // a prefetch becomes the layer's own gather
+      free(t, concat("all_gather/", L - 1));  // resharded after its forward
+      free(t, concat("all_gather/", L));      // a prefetch becomes the layer's own gather
       gather(t, L, false);
       gather(t, L + 1, true);
     } else if (phase.find("loss") != std::string::npos) {
       free_prefix(t, "all_gather/");
     } else if (backward && L >= 0) {
-      free(t, fmt::format("all_gather/{}", L + 1));
-      free(t, fmt::format("reduce_scatter/{}", L + 2));
-      free(t, fmt::format("all_gather/{}", L));
+      free(t, concat("all_gather/", L + 1));
+      free(t, concat("reduce_scatter/", L + 2));
+      free(t, concat("all_gather/", L));
       gather(t, L, false);
       gather(t, L - 1, true);
       // the layer just finished: its unsharded gradients and their flat reduce-scatter input (FSDP2); ZeRO-3
       // copies them into its ipg bucket, which exists already
       if (static_cast<uint64_t>(L + 1) < s.unit.size())
-        alloc(t, fmt::format("reduce_scatter/{}", L + 1), s.unit[L + 1] * (w.sharding == "fsdp" ? 2 : 1));
+        alloc(t, concat("reduce_scatter/", L + 1), s.unit[L + 1] * (w.sharding == "fsdp" ? 2 : 1));
     }
   }
 };

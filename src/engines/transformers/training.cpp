@@ -18,7 +18,7 @@ void amp_weight_casts(Tracker& t, const ArchModel& m, uint64_t layer, bool alloc
   for (const auto& tt : m.tensors) {
     if (tt.layer != static_cast<int64_t>(layer) || !is_linear_role(tt.role) || tt.shape.size() > 2 || (skip && skip(tt)))
       continue;
-    const std::string n = fmt::format("saved_activations/{}/bf16/{}", layer, tt.name);
+    const std::string n = concat("saved_activations/", layer, "/bf16/", tt.name);
     if (alloc) t.alloc(n, mul(tt.numel(), 2));
     else t.free(n);
   }
@@ -40,8 +40,8 @@ void dequantized_weights(Tracker& t, const ArchModel& m, const Workload& w, uint
   }
 }
 
-std::string hidden_name(uint64_t layer) { return fmt::format("activations/hidden{}", layer); }
-std::string ckpt_input(uint64_t layer) { return fmt::format("saved_activations/{}/ckpt_input", layer); }
+std::string hidden_name(uint64_t layer) { return concat("activations/hidden", layer); }
+std::string ckpt_input(uint64_t layer) { return concat("saved_activations/", layer, "/ckpt_input"); }
 
 class TrainingRun {
  public:
@@ -82,7 +82,7 @@ class TrainingRun {
         embedding_backward();
       }
       accumulating_ = false;
-      t_.set_phase(fmt::format("step {} optimizer", step));
+      t_.set_phase(concat("step ", step, " optimizer"));
       if (w_.hf_trainer) clip_grad_norm(c_, params_);
       managed_bytes_ += optimizer_step(c_, params_, step);
       zero_grad(c_, m_, params_);
@@ -204,7 +204,7 @@ void TrainingRun::load_qlora() {
 
 void TrainingRun::forward(uint64_t step) {
   const uint64_t T = c_.T, H = g_.hidden;
-  t_.set_phase(fmt::format("step {} forward", step));
+  t_.set_phase(concat("step ", step, " forward"));
   t_.alloc("inputs/ids", mul(T, 8));
   t_.alloc("inputs/labels", mul(T, 8));
   if (c_.f.embd_dropout) t_.alloc("saved_activations/embd_dropout", mul(T, H));
@@ -219,7 +219,7 @@ void TrainingRun::forward(uint64_t step) {
   }
   saved_.assign(g_.layers, {});
   for (uint64_t layer = 0; layer < g_.layers; ++layer) {
-    t_.set_phase(fmt::format("step {} forward, layer {}", step, layer));
+    t_.set_phase(concat("step ", step, " forward, layer ", layer));
     forward_layer(layer);
   }
 }
@@ -244,14 +244,14 @@ void TrainingRun::forward_layer(uint64_t layer) {
   } else if (w_.grad_ckpt) {
     // checkpointed: the layer's input is kept; the inside runs and is dropped
     t_.alloc(ckpt_input(layer), mul(T, H, amp_ ? 4 : 2));
-    for (const auto& [n, b] : saved_[layer]) t_.alloc(fmt::format("activations/{}/{}", layer, n), b);
+    for (const auto& [n, b] : saved_[layer]) t_.alloc(concat("activations/", layer, "/", n), b);
     if (qlora_) weight_casts(layer, true);
-    for (const auto& [n, b] : saved_[layer]) t_.free(fmt::format("activations/{}/{}", layer, n));
+    for (const auto& [n, b] : saved_[layer]) t_.free(concat("activations/", layer, "/", n));
   } else {
     // gpt-oss's softmax output is made inside its attention's transients (sink_attention_transients)
     const bool sinks = g_.traits.default_attention == AttentionImpl::kEager && g_.traits.attention_sinks;
     for (const auto& [n, b] : saved_[layer])
-      if (!sinks || n != "probs") t_.alloc(fmt::format("saved_activations/{}/{}", layer, n), b);
+      if (!sinks || n != "probs") t_.alloc(concat("saved_activations/", layer, "/", n), b);
     if (qlora_) weight_casts(layer, true);
     if (sinks) sink_attention_transients(layer);
     if (g_.is_moe(layer) && c_.lora) moe_transients(layer);
@@ -265,7 +265,7 @@ void TrainingRun::forward_layer(uint64_t layer) {
 void TrainingRun::sink_attention_transients(uint64_t layer) {
   const uint64_t B = w_.batch, S = w_.prompt_tokens, H = g_.heads;
   const uint64_t scores = mul(mul(B, H, S), S, 2), with_sink = mul(mul(B, H, S), S + 1, 2);
-  auto name = [&](const char* n) { return fmt::format("activations/{}/attn_{}", layer, n); };
+  auto name = [&](const char* n) { return concat("activations/", layer, "/attn_", n); };
   t_.alloc(name("qk"), scores);
   t_.alloc(name("scaled"), scores);
   t_.free(name("qk"));
@@ -277,7 +277,7 @@ void TrainingRun::sink_attention_transients(uint64_t layer) {
   uint64_t probs = with_sink;  // the softmax's output, kept for backward (saved_activations.cpp)
   for (const auto& [n, b] : saved_[layer])
     if (n == "probs") probs = b;
-  t_.alloc(fmt::format("saved_activations/{}/probs", layer), probs);
+  t_.alloc(concat("saved_activations/", layer, "/probs"), probs);
   t_.free(name("masked"));
   t_.free(name("shifted"));
 }
@@ -290,7 +290,7 @@ void TrainingRun::sink_attention_transients(uint64_t layer) {
 void TrainingRun::moe_transients(uint64_t layer) {
   const uint64_t T = c_.T, k = std::max<uint64_t>(1, g_.top_k), S = mul(T, k), H = g_.hidden, I = g_.moe_ffn;
   const uint64_t ws = g_.weighted_experts_bytes(2);
-  auto name = [&](const char* n) { return fmt::format("activations/{}/moe_{}", layer, n); };
+  auto name = [&](const char* n) { return concat("activations/", layer, "/moe_", n); };
   t_.alloc(name("rows"), mul(S, H, 2));
   if (g_.experts_bias) {  // the biases gathered per row, locals to the end
     t_.alloc(name("gate_up_bias"), mul(S, 2 * I, 2));
@@ -316,7 +316,7 @@ void TrainingRun::moe_transients(uint64_t layer) {
 // Final norm, LM head, loss: logits in bf16, their fp32 copy, cross_entropy's log-softmax (kept).
 void TrainingRun::loss(uint64_t step) {
   const uint64_t T = c_.T, V = g_.vocab, H = g_.hidden;
-  t_.set_phase(fmt::format("step {} loss", step));
+  t_.set_phase(concat("step ", step, " loss"));
   if (oplevel_) {
     // the final RMSNorm keeps its fp32 input (frozen weight: not the cast); the last hidden state and
     // inputs_embeds go when the base model returns (inputs_embeds stays as layer 0's checkpointed input)
@@ -366,7 +366,7 @@ void TrainingRun::loss(uint64_t step) {
 // cross_entropy's backward, the soft-cap's, then the LM head's: the gradient reaching the last layer.
 void TrainingRun::loss_backward(uint64_t step) {
   const uint64_t T = c_.T, V = g_.vocab, H = g_.hidden;
-  t_.set_phase(fmt::format("step {} backward", step));
+  t_.set_phase(concat("step ", step, " backward"));
   t_.alloc("loss/grad_log_softmax", mul(T, V, 4));
   t_.alloc("loss/grad_logits_f32", mul(T, V, 4));
   t_.free("loss/grad_log_softmax");
@@ -409,7 +409,7 @@ void TrainingRun::release_saved(uint64_t layer, const std::string& name) {
   const auto it = std::find_if(set.begin(), set.end(), [&](const auto& s) { return s.first == name; });
   if (it == set.end())
     throw Error(ErrorKind::kRuntime, "", fmt::format("internal error: layer {} saved no {} for backward", layer, name));
-  t_.free(fmt::format("saved_activations/{}/{}", layer, name));
+  t_.free(concat("saved_activations/", layer, "/", name));
   set.erase(it);
 }
 
@@ -449,7 +449,7 @@ void TrainingRun::layer_backward(uint64_t i) {
     saved_[i] = lora_layer_forward(c_, i, true, "activations/recomputed");
   } else if (w_.grad_ckpt) {
     if (!qlora_) weight_casts(i, true);
-    for (const auto& [n, b] : saved_[i]) t_.alloc(fmt::format("saved_activations/{}/{}", i, n), b);
+    for (const auto& [n, b] : saved_[i]) t_.alloc(concat("saved_activations/", i, "/", n), b);
     if (qlora_) weight_casts(i, true);  // the recomputed forward's dequantised weights
   }
   if (qlora_) fp32_linear_casts(i, true);
@@ -461,7 +461,7 @@ void TrainingRun::layer_backward(uint64_t i) {
   // AccumulateGrad creates each .grad as its layer's backward reaches it (last parameter first)
   grads_of(i, {});
   if (!op_by_op_mlp) t_.free(L(i, "grad_mlp"));
-  for (const auto& [n, b] : saved_[i]) t_.free(fmt::format("saved_activations/{}/{}", i, n));
+  for (const auto& [n, b] : saved_[i]) t_.free(concat("saved_activations/", i, "/", n));
   saved_[i].clear();
   if (!qlora_) weight_casts(i, false);
   if (qlora_) fp32_linear_casts(i, false);
@@ -474,7 +474,7 @@ void TrainingRun::layer_backward(uint64_t i) {
 
 void TrainingRun::layers_backward(uint64_t step) {
   for (uint64_t i = g_.layers; i-- > 0;) {
-    t_.set_phase(fmt::format("step {} backward, layer {}", step, i));
+    t_.set_phase(concat("step ", step, " backward, layer ", i));
     layer_backward(i);
   }
 }
