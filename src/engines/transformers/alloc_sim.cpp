@@ -41,8 +41,9 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
     uint64_t rank;
     std::tie(block_size, rank, offset) = *it;
     seg_id = segment_of_rank(rank);
-    pool.erase(it);
-    segments_[seg_id].free_blocks.erase(offset);
+    pool_erase(pool, it);
+    Segment& seg = segments_[seg_id];
+    segment_erase(seg, seg.free_blocks.find(offset));
   } else if (expandable_) {
     // try_allocate_expandable_block: map pages at the segment's end, growing a free block that ends there
     const uint64_t page = small ? kSmallBuffer : kLargeBuffer;
@@ -58,8 +59,8 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
       if (last->first + last->second == seg.size) {
         tail_offset = last->first;
         tail = last->second;
-        pool.erase({tail, rank_of_segment(sid), tail_offset});
-        seg.free_blocks.erase(last);
+        pool_erase(pool, pool.find({tail, rank_of_segment(sid), tail_offset}));
+        segment_erase(seg, last);
       }
     }
     const uint64_t mapped = (size - tail + page - 1) / page * page;
@@ -83,8 +84,8 @@ uint64_t CachingAllocator::malloc(uint64_t bytes) {
   const bool split = small || expandable_ ? remaining >= kMinBlock : remaining > kSmallSize;
   uint64_t used = split ? size : block_size;
   if (split) {
-    segments_[seg_id].free_blocks[offset + size] = remaining;
-    pool.insert({remaining, rank_of_segment(seg_id), offset + size});
+    segment_insert(segments_[seg_id], offset + size, remaining);
+    pool_insert(pool, {remaining, rank_of_segment(seg_id), offset + size});
   }
   blocks_.push_back(Block{seg_id, offset, used, small, true});
   return blocks_.size() - 1;
@@ -123,24 +124,48 @@ void CachingAllocator::free(uint64_t handle) {
   auto& pool = b.small ? free_small_ : free_large_;
   uint64_t offset = b.offset, size = b.size;
   // merge with the following free block
-  if (auto next = seg.free_blocks.find(offset + size); next != seg.free_blocks.end()) {
-    pool.erase({next->second, rank_of_segment(b.segment), next->first});
+  auto next = seg.free_blocks.lower_bound(offset);
+  if (next != seg.free_blocks.end() && next->first == offset + size) {
+    pool_erase(pool, pool.find({next->second, rank_of_segment(b.segment), next->first}));
     size += next->second;
-    seg.free_blocks.erase(next);
+    next = std::next(next);
+    segment_erase(seg, std::prev(next));
   }
   // merge with the preceding free block
-  auto prev = seg.free_blocks.lower_bound(offset);
-  if (prev != seg.free_blocks.begin()) {
-    --prev;
+  if (next != seg.free_blocks.begin()) {
+    const auto prev = std::prev(next);
     if (prev->first + prev->second == offset) {
-      pool.erase({prev->second, rank_of_segment(b.segment), prev->first});
+      pool_erase(pool, pool.find({prev->second, rank_of_segment(b.segment), prev->first}));
       offset = prev->first;
       size += prev->second;
-      seg.free_blocks.erase(prev);
+      segment_erase(seg, prev);
     }
   }
-  seg.free_blocks[offset] = size;
-  pool.insert({size, rank_of_segment(b.segment), offset});
+  segment_insert(seg, offset, size);
+  pool_insert(pool, {size, rank_of_segment(b.segment), offset});
+}
+
+void CachingAllocator::pool_insert(Pool& pool, const std::tuple<uint64_t, uint64_t, uint64_t>& block) {
+  if (pool_spares_.nodes.empty()) {
+    pool.insert(block);
+    return;
+  }
+  Pool::node_type node = std::move(pool_spares_.nodes.back());
+  pool_spares_.nodes.pop_back();
+  node.value() = block;
+  pool.insert(std::move(node));
+}
+
+void CachingAllocator::segment_insert(Segment& seg, uint64_t offset, uint64_t size) {
+  if (block_spares_.nodes.empty()) {
+    seg.free_blocks.emplace(offset, size);
+    return;
+  }
+  auto node = std::move(block_spares_.nodes.back());
+  block_spares_.nodes.pop_back();
+  node.key() = offset;
+  node.mapped() = size;
+  seg.free_blocks.insert(std::move(node));
 }
 
 Tracker::Tracker(bool simulate_allocator, bool expandable_segments)
@@ -201,9 +226,21 @@ void Tracker::alloc(std::string new_name, uint64_t whole_bytes) {
   }
   if (shared_ && shared_->count(new_name) && !shared_freed_.count(new_name))
     internal_error("tensor allocated twice: " + new_name);
-  // try_emplace leaves its key unmoved when the name is live already
-  auto [it, inserted] = tensors_.try_emplace(std::move(new_name), Live{0, 0});
-  if (!inserted) internal_error("tensor allocated twice: " + new_name);
+  // try_emplace leaves its key unmoved when the name is live already; a spare node returns with it
+  std::unordered_map<std::string, Live>::iterator it;
+  if (tensor_spares_.nodes.empty()) {
+    bool inserted;
+    std::tie(it, inserted) = tensors_.try_emplace(std::move(new_name), Live{0, 0});
+    if (!inserted) internal_error("tensor allocated twice: " + new_name);
+  } else {
+    auto node = std::move(tensor_spares_.nodes.back());
+    tensor_spares_.nodes.pop_back();
+    node.key() = std::move(new_name);
+    node.mapped() = Live{0, 0};
+    auto r = tensors_.insert(std::move(node));
+    if (!r.inserted) internal_error("tensor allocated twice: " + r.node.key());
+    it = r.position;
+  }
   const std::string& name = it->first;
   const uint64_t bytes = view_ ? view_(name, whole_bytes) : whole_bytes;
   // A tensor of no elements takes no memory from the caching allocator (no block), but it is live all the same:
@@ -237,7 +274,7 @@ void Tracker::free(const std::string& name) {
   Live gone{0, 0};
   if (auto it = tensors_.find(name); it != tensors_.end()) {
     gone = it->second;
-    tensors_.erase(it);
+    tensor_spares_.nodes.push_back(tensors_.extract(it));
   } else {
     const Live* shared = find_live(name);  // not in tensors_: the shared table's, unless freed since
     if (!shared) internal_error("free of a tensor that is not allocated: " + name);

@@ -35,6 +35,19 @@ namespace llmem::sim {
 // engine cannot lay out): an error in llmem, not in the user's input. Throws Error(kRuntime) "internal error: ...".
 [[noreturn]] void internal_error(const std::string& what);
 
+// Nodes of a node-based container (std::set, std::map, std::unordered_map) whose elements were erased, kept to
+// hold the next ones inserted (extract, then insert by node): a replay's millions of allocations and frees reuse a
+// few nodes instead of allocating each. A copy starts without spares (nodes are not copied).
+template <class Node>
+struct Spares {
+  std::vector<Node> nodes;
+  Spares() = default;
+  Spares(const Spares&) {}
+  Spares& operator=(const Spares&) { return *this; }
+  Spares(Spares&&) = default;
+  Spares& operator=(Spares&&) = default;
+};
+
 class CachingAllocator {
  public:
   explicit CachingAllocator(bool expandable_segments = false) : expandable_(expandable_segments) {}
@@ -77,7 +90,17 @@ class CachingAllocator {
   // has the lowest address.
   static uint64_t rank_of_segment(uint64_t segment) { return ~segment; }
   static uint64_t segment_of_rank(uint64_t rank) { return ~rank; }
-  std::set<std::tuple<uint64_t, uint64_t, uint64_t>> free_small_, free_large_;
+  using Pool = std::set<std::tuple<uint64_t, uint64_t, uint64_t>>;
+  Pool free_small_, free_large_;
+  // the nodes of free blocks erased from a pool or a segment, for the next ones inserted
+  Spares<Pool::node_type> pool_spares_;
+  Spares<std::map<uint64_t, uint64_t>::node_type> block_spares_;
+  void pool_erase(Pool& pool, Pool::const_iterator it) { pool_spares_.nodes.push_back(pool.extract(it)); }
+  void pool_insert(Pool& pool, const std::tuple<uint64_t, uint64_t, uint64_t>& block);
+  void segment_erase(Segment& seg, std::map<uint64_t, uint64_t>::const_iterator it) {
+    block_spares_.nodes.push_back(seg.free_blocks.extract(it));
+  }
+  void segment_insert(Segment& seg, uint64_t offset, uint64_t size);
   uint64_t reserved_ = 0, peak_reserved_ = 0;
   bool expandable_ = false;
   uint64_t expandable_small_ = 0, expandable_large_ = 0;  // each pool's growing segment (0: none yet)
@@ -171,6 +194,7 @@ class Tracker {
   // A fit runs hundreds of replays of tens of thousands of tensors (an MoE's experts): live tensors are hashed,
   // and the few categories are kept as parallel vectors so that a new peak copies numbers, not a map.
   std::unordered_map<std::string, Live> tensors_;
+  Spares<std::unordered_map<std::string, Live>::node_type> tensor_spares_;  // tensors_'s freed nodes
   // share_live's table, and the names of its tensors freed since (a name freed and allocated again lives in
   // tensors_ then): live tensors are those of tensors_ and those of shared_ not in shared_freed_.
   std::shared_ptr<const std::unordered_map<std::string, Live>> shared_;
