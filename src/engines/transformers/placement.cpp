@@ -33,6 +33,10 @@ struct Item {
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
 bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+// starts_with(name, module + "."), without building that string (the placement asks it per tensor and module)
+bool under(const std::string& name, const std::string& module) {
+  return name.size() > module.size() && name[module.size()] == '.' && name.compare(0, module.size(), module) == 0;
+}
 
 // The module path of a decoder layer's tensor: the name up to its layer index ("model.layers.3").
 std::string layer_module(const TensorInfo& t) {
@@ -140,7 +144,7 @@ class Model {
     sizes_[name] += bytes;
     if (first_no_split_ < 0)
       for (const auto& l : no_split_)
-        if (starts_with(name, l + ".")) first_no_split_ = index_.at(l);
+        if (under(name, l)) first_no_split_ = index_.at(l);
   }
 
   std::vector<Node> nodes_;
@@ -354,7 +358,7 @@ struct Placer {
   uint64_t with_ties(const std::vector<std::string>& tied_params, uint64_t size, std::vector<Item>& tied_modules) const {
     uint64_t total = size;
     for (const auto& p : tied_params) {
-      auto it = std::find_if(todo.begin(), todo.end(), [&](const Item& i) { return starts_with(p, i.name + "."); });
+      auto it = std::find_if(todo.begin(), todo.end(), [&](const Item& i) { return under(p, i.name); });
       if (it == todo.end())
         throw Error(ErrorKind::kUnsupported, p, "accelerate's placement fails here (its tied module was already placed)");
       tied_modules.push_back(*it);
@@ -376,7 +380,7 @@ void Placer::run() {
     const Item item = todo.front();
     todo.erase(todo.begin());
     max_names.erase(std::remove_if(max_names.begin(), max_names.end(),
-                                   [&](const std::string& n) { return n == item.name || starts_with(n, item.name + "."); }),
+                                   [&](const std::string& n) { return n == item.name || under(n, item.name); }),
                     max_names.end());
     if (max_names.empty()) refresh_max();
     const uint64_t size = m.size(item.name);
@@ -466,7 +470,7 @@ Placement place_model(const ArchModel& model, const PlacementRequest& req) {
     int dev = p.devices.front();
     bool found = false;
     for (const auto& [k, v] : p.map)
-      if ((k.empty() || name == k || starts_with(name, k + ".")) && (!found || k.size() >= best)) {
+      if ((k.empty() || name == k || under(name, k)) && (!found || k.size() >= best)) {
         best = k.size();
         dev = v;
         found = true;
