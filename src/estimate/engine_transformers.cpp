@@ -394,6 +394,18 @@ class TransformersEngine final : public Engine {
     return floor + base.gpu.cuda_context_bytes + (training ? base.gpu.training_extra_bytes : 0);
   }
 
+  // Over several GPUs every weight, in the dtype the replay loads it in, is on some GPU (placed whole, or a rank's
+  // 1/gpus shard of each), or the run offloads it and does not fit: some GPU allocates at least a 1/gpus share of
+  // the weights, its reserved memory holds them, and its process adds the context. Not for a quantised
+  // checkpoint's inference (refused over several GPUs) nor a tied model's (accelerate's placement may refuse it).
+  uint64_t gpus_floor_bytes(const EngineModel& model, const Workload& w, uint64_t gpus, const Estimate& single) const override {
+    const auto& m = static_cast<const TransformersModel&>(model);
+    const bool training = w.mode == RunMode::kTrain;
+    if (gpus < 2 || (training && w.train != TrainMethod::kFull)) return 0;
+    if (!training && ((m.arch->quant && !w.from_config) || !replayed(model, w).tied.empty())) return 0;
+    return single.weight_bytes / gpus + single.gpu.cuda_context_bytes + (training ? single.gpu.training_extra_bytes : 0);
+  }
+
  private:
   // The positions of fit's inference (generating) or training workloads, from the request's sizes alone.
   static Workload resolve_positions(const WorkloadSpec& spec, bool training) {

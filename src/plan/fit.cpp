@@ -147,10 +147,12 @@ Estimate fit_candidate(const Engine& engine, const EngineModel& model, FitCandid
 }
 
 // Whether the per-GPU model fits the budget on n GPUs, and under which sharding (full training: the first of
-// kShardings that does); empty where the engine cannot model the workload over several GPUs.
+// kShardings that does); empty where the engine cannot model the workload over several GPUs. `one` is the estimate
+// of `single` on one GPU: where the engine's floor for n GPUs exceeds the budget, none fits without estimating.
 std::optional<std::pair<bool, std::string>> fits_on(const Engine& engine, const EngineModel& model, const Workload& single,
-                                                    const FitRequest& req, uint64_t n, uint64_t* estimates) {
+                                                    const Estimate& one, const FitRequest& req, uint64_t n, uint64_t* estimates) {
   const uint64_t budget = req.gpu.budget_bytes();
+  if (engine.gpus_floor_bytes(model, single, n, one) > budget) return std::pair<bool, std::string>{false, ""};
   Workload w = single;
   w.gpus = n;
   if (mode_of(single) == FitMode::kInference) {
@@ -173,18 +175,18 @@ std::optional<std::pair<bool, std::string>> fits_on(const Engine& engine, const 
 // are added, so the search starts at the power of two at or below the even split's answer `even` and walks down
 // while half as many fit, or up until some count fits: two or three estimates instead of six.
 std::optional<std::pair<uint64_t, std::string>> modelled_gpus_needed(const Engine& engine, const EngineModel& model,
-                                                                     const Workload& single, const FitRequest& req,
-                                                                     uint64_t even, uint64_t* estimates) {
+                                                                     const Workload& single, const Estimate& one,
+                                                                     const FitRequest& req, uint64_t even, uint64_t* estimates) {
   const FitMode m = mode_of(single);
   if (!per_gpu_engine(engine) || (m != FitMode::kInference && m != FitMode::kFull)) return std::nullopt;
   constexpr uint64_t kMost = 64;
   uint64_t n = 2;
   while (n * 2 <= std::min(even, kMost)) n *= 2;
-  auto at = fits_on(engine, model, single, req, n, estimates);
+  auto at = fits_on(engine, model, single, one, req, n, estimates);
   if (!at) return std::nullopt;
   if (at->first) {
     while (n > 2) {
-      auto half = fits_on(engine, model, single, req, n / 2, estimates);
+      auto half = fits_on(engine, model, single, one, req, n / 2, estimates);
       if (!half || !half->first) break;
       n /= 2;
       at = half;
@@ -193,7 +195,7 @@ std::optional<std::pair<uint64_t, std::string>> modelled_gpus_needed(const Engin
   }
   while (n < kMost) {
     n *= 2;
-    at = fits_on(engine, model, single, req, n, estimates);
+    at = fits_on(engine, model, single, one, req, n, estimates);
     if (!at) return std::nullopt;
     if (at->first) return std::pair<uint64_t, std::string>{n, at->second};
   }
@@ -267,7 +269,7 @@ FitOption run_candidate(const Engine& engine, const EngineModel& model, const Fi
   // else (and beyond 64 GPUs) the even split of the single process
   o.gpus_needed = engine.splits_over_gpus() ? gpus_needed(whole, s.training, req.gpu.budget_bytes()) : 0;
   if (o.gpus_needed > 1) {
-    const auto modelled = modelled_gpus_needed(engine, model, one_gpu(c.workload), req, o.gpus_needed, estimates);
+    const auto modelled = modelled_gpus_needed(engine, model, one_gpu(c.workload), whole, req, o.gpus_needed, estimates);
     if (modelled && modelled->first) {
       o.gpus_needed = modelled->first;
       o.gpus_needed_modelled = true;

@@ -191,6 +191,52 @@ TEST(FitSearch, GuidedAnswersAreTheReferenceAnswers) {
                                                        << " reference estimates";
 }
 
+// The GPUs-needed search answers "does not fit on n GPUs" from the engine's floor without estimating: the floor is
+// never above the per-GPU estimate's process peak (its largest GPU's) unless that estimate offloads weights (which
+// does not fit either), for inference placed by device_map="auto" and full fine-tuning under every sharding.
+TEST(FitSearch, GpusFloorIsBelowEveryPerGpuEstimate) {
+  const Engine& engine = find_engine("transformers");
+  const GpuProfile gpu = default_gpu();
+  int checked = 0, offloaded = 0, floored = 0;
+  for (const char* id : {"Qwen/Qwen2.5-14B", "meta-llama/Llama-2-13b-hf", "mistralai/Mixtral-8x7B-v0.1", "Qwen/Qwen3-30B-A3B",
+                         "google/gemma-2-9b", "Qwen/Qwen3-32B-FP8"}) {
+    const SourceFacts facts = catalog_facts(id);
+    for (const FitCandidate& c : engine.fit_candidates(facts, WorkloadSpec{})) {
+      const bool full = c.workload.mode == RunMode::kTrain && c.workload.train == TrainMethod::kFull;
+      if (c.workload.mode == RunMode::kTrain && !full) continue;
+      const auto model = engine.prepare(facts, c.workload);
+      const Estimate one = engine.estimate(*model, c.workload, gpu);
+      for (uint64_t n : {2, 4, 8}) {
+        const uint64_t floor = engine.gpus_floor_bytes(*model, c.workload, n, one);
+        Workload w = c.workload;
+        w.gpus = n;
+        if (!full) w.device_map = "auto";
+        for (const std::string s : full ? std::vector<std::string>{"ddp", "zero1", "zero2", "zero3", "fsdp"} : std::vector<std::string>{""}) {
+          w.sharding = s;
+          Estimate e;
+          try {
+            e = engine.estimate(*model, w, gpu);
+          } catch (const Error& err) {
+            EXPECT_EQ(floor, 0u) << id << " on " << n << " GPUs: refused (" << err.what() << ") but a floor is given";
+            continue;
+          }
+          ++checked;
+          if (e.offloaded_weight_bytes) {
+            ++offloaded;
+            continue;
+          }
+          EXPECT_LE(floor, e.process_peak_bytes) << id << " " << c.precision << " " << s << " on " << n << " GPUs";
+          floored += floor > 0;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 100);
+  EXPECT_GT(floored, 100);
+  std::printf("%d per-GPU estimates at or above their floor (%d of them floored), %d offloaded\n", checked - offloaded, floored,
+              offloaded);
+}
+
 TEST(FitPlan, SmallBudgetVersusLargeBudget) {
   const SourceFacts tiny = catalog_facts("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
   // 2 GiB: the fp16 weights alone are 2.05 GiB.

@@ -247,6 +247,15 @@ class Engine {
     (void)model, (void)workload, (void)base;
     return 0;
   }
+  // Process bytes that some GPU needs at least when `workload` (one GPU's, whose estimate is `single`) runs on
+  // `gpus` GPUs under the engine's per-GPU model (the workload with that GPU count, placed or sharded), unless the
+  // run does not fit them anyway (weights offloaded): a lower bound the GPUs-needed search uses to answer "does not
+  // fit on that many" without estimating. 0 = no bound known, or that estimate might refuse the workload (the
+  // search estimates instead).
+  virtual uint64_t gpus_floor_bytes(const EngineModel& model, const Workload& workload, uint64_t gpus, const Estimate& single) const {
+    (void)model, (void)workload, (void)gpus, (void)single;
+    return 0;
+  }
 };
 
 // The registry: every engine, in a stable order.
