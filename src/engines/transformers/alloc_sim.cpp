@@ -197,6 +197,8 @@ void Tracker::share_live() {
   }
   shared_ = std::make_shared<const std::unordered_map<std::string, Live>>(std::move(tensors_));
   tensors_ = {};
+  shared_categories_.assign(category_names_.size(), false);
+  for (const auto& [name, live] : *shared_) shared_categories_[category_index(name)] = true;
 }
 
 const Tracker::Live* Tracker::find_live(const std::string& name) const {
@@ -224,7 +226,10 @@ void Tracker::alloc(std::string new_name, uint64_t whole_bytes) {
     if (it->second < devices_.size()) devices_[it->second]->alloc(std::move(new_name), whole_bytes);
     return;
   }
-  if (shared_ && shared_->count(new_name) && !shared_freed_.count(new_name))
+  // (the shared table is asked only for the categories it holds: the load's weights, not a forward's activations)
+  const size_t cat = category_index(new_name);
+  if (shared_ && cat < shared_categories_.size() && shared_categories_[cat] && shared_->count(new_name) &&
+      !shared_freed_.count(new_name))
     internal_error("tensor allocated twice: " + new_name);
   // try_emplace leaves its key unmoved when the name is live already; a spare node returns with it
   std::unordered_map<std::string, Live>::iterator it;
@@ -253,7 +258,7 @@ void Tracker::alloc(std::string new_name, uint64_t whole_bytes) {
   peak_with_outside_ = std::max(peak_with_outside_, allocator_.reserved() + side_.reserved() + outside_);
   it->second = Live{size, handle, side};
   allocated_ += size;
-  category_bytes_[category_index(name)] += size;
+  category_bytes_[cat] += size;
   if (debug_) {
     const auto [seg, off, seg_size] = pool.where(handle);
     std::fprintf(stderr, "a %s %llu %llu seg#%llu(%llu MiB)+%.1f\n", name.c_str(), static_cast<unsigned long long>(size),
@@ -316,8 +321,10 @@ void Tracker::note_peak() {
 
 size_t Tracker::category_index(const std::string& name) {
   const std::string_view cat = category(name);
+  if (last_category_ < category_names_.size() && category_names_[last_category_] == cat) return last_category_;
   for (size_t i = 0; i < category_names_.size(); ++i)
-    if (category_names_[i] == cat) return i;
+    if (category_names_[i] == cat) return last_category_ = i;
+  last_category_ = category_names_.size();
   category_names_.emplace_back(cat);
   category_bytes_.push_back(0);
   return category_names_.size() - 1;

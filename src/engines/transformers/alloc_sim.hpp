@@ -199,9 +199,11 @@ class Tracker {
   // tensors_ then): live tensors are those of tensors_ and those of shared_ not in shared_freed_.
   std::shared_ptr<const std::unordered_map<std::string, Live>> shared_;
   std::unordered_set<std::string> shared_freed_;
+  std::vector<bool> shared_categories_;  // by category index: whether shared_ holds a tensor of it
   uint64_t allocated_ = 0, peak_allocated_ = 0;
   std::string phase_, peak_phase_;
   std::vector<std::string> category_names_;
+  size_t last_category_ = 0;  // the category found last (a replay's names come in runs of one category)
   std::vector<uint64_t> category_bytes_, peak_category_bytes_;
   mutable std::map<std::string, uint64_t> peak_breakdown_;  // built from peak_category_bytes_ when asked
   mutable bool peak_breakdown_stale_ = true;

@@ -29,9 +29,11 @@ void append_natural_key(std::string& out, std::string_view name) {
     const size_t end = std::min(name.find('.'), name.size());
     const std::string_view part = name.substr(0, end);
     if (!part.empty() && part.find_first_not_of("0123456789") == std::string_view::npos) {
-      out += '\1';
-      for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((part.size() >> shift) & 0xff);
-      out += part;
+      char length[9] = {'\1'};
+      for (int i = 0; i < 8; ++i) length[1 + i] = static_cast<char>((part.size() >> (56 - 8 * i)) & 0xff);
+      out.append(length, sizeof length).append(part);
+    } else if (part.find('\0') == std::string_view::npos) {
+      out.append(1, '\2').append(part).append(2, '\0');
     } else {
       out += '\2';
       for (const char c : part) {
@@ -51,6 +53,7 @@ void natural_sort(std::vector<T>& items, Key key) {
   std::string keys;
   std::vector<size_t> ends;  // keys of item i: [ends[i - 1], ends[i])
   ends.reserve(items.size());
+  keys.reserve(items.size() * 96);
   for (const T& item : items) {
     append_natural_key(keys, key(item));
     ends.push_back(keys.size());
