@@ -261,6 +261,19 @@ ArchModel model_from_config(const HfConfig& cfg) {
   return out;
 }
 
+bool same_architecture(const ArchModel& a, const ArchModel& b) {
+  // every field of ArchModel (this binding stops compiling when one is added: compare it here too)
+  const auto& [facts, tensors, tied, notes, quant] = a;
+  if (facts != b.facts || tensors != b.tensors || tied != b.tied || notes != b.notes || quant.has_value() != b.quant.has_value())
+    return false;
+  if (!quant) return true;
+  // plain_skip is derived from skip, which the scheme's == compares
+  QuantScheme qa = *quant, qb = *b.quant;
+  qa.origin = qb.origin;
+  qa.plain_skip = qb.plain_skip;
+  return qa == qb;
+}
+
 const std::vector<FamilyInfo>& known_families() {
   static const std::vector<FamilyInfo> all = [] {
     std::vector<FamilyInfo> v;

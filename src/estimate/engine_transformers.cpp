@@ -398,6 +398,11 @@ class TransformersEngine final : public Engine {
   // 1/gpus shard of each), or the run offloads it and does not fit: some GPU allocates at least a 1/gpus share of
   // the weights, its reserved memory holds them, and its process adds the context. Not for a quantised
   // checkpoint's inference (refused over several GPUs) nor a tied model's (accelerate's placement may refuse it).
+  // The model is its architecture: prepare and the candidates read nothing else of a source (but its name, in errors).
+  bool same_model(const SourceFacts& a, const SourceFacts& b) const override {
+    return a.arch && b.arch && (a.arch == b.arch || same_architecture(*a.arch, *b.arch));
+  }
+
   uint64_t gpus_floor_bytes(const EngineModel& model, const Workload& w, uint64_t gpus, const Estimate& single) const override {
     const auto& m = static_cast<const TransformersModel&>(model);
     const bool training = w.mode == RunMode::kTrain;

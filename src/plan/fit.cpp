@@ -535,22 +535,89 @@ FitRanking rank_catalog(const FitRequest& req) {
   out.engine = engine.name();
   out.notes = gpu_notes(req, engine);
   const std::vector<CatalogEntry>& entries = catalog();
-  std::vector<RankedModel> ranked(entries.size());
-  std::vector<int> fits(entries.size(), -1);  // -1: skipped
-  std::vector<std::string> why(entries.size());
-  std::vector<uint64_t> estimates(entries.size(), 0);
-  parallel_for(entries.size(), req, [&](size_t i) {
+  const size_t n = entries.size();
+  std::vector<RankedModel> ranked(n);
+  std::vector<int> fits(n, -1);  // -1: skipped
+  std::vector<std::string> why(n);
+  std::vector<uint64_t> estimates(n, 0);
+  FitRequest quiet = req;  // progress is said here, per catalog model
+  quiet.progress = {};
+  std::mutex progress_mutex;
+  size_t done = 0;
+  auto advance = [&](size_t models) {
+    if (!req.progress || models == 0) return;
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    done += models;
+    req.progress(done, n);
+  };
+  // every model's source first
+  std::vector<std::optional<SourceFacts>> facts(n);
+  parallel_for(n, quiet, [&](size_t i) {
     try {
-      const SourceFacts facts = read_source_facts(catalog_source(entries[i]));
-      RankedModel& r = ranked[i];
-      r.id = entries[i].id;
-      r.params = facts.params ? facts.params->total_params : 0;
-      r.family = facts.arch ? facts.arch->facts.family : "";
-      fits[i] = rank_model(engine, facts, req, r.best, &estimates[i]) ? 1 : 0;
+      facts[i] = read_source_facts(catalog_source(entries[i]));
+    } catch (const Error& e) {
+      why[i] = entries[i].id + ": " + e.what();
+      advance(1);
+    }
+  });
+  // a model the engine sees as an earlier one (a fine-tune of the same base model) is searched once, for both
+  std::vector<size_t> same(n);
+  std::vector<size_t> copies(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    same[i] = i;
+    for (size_t j = 0; j < i && facts[i]; ++j)
+      if (same[j] == j && facts[j] && engine.same_model(*facts[j], *facts[i])) {
+        same[i] = j;
+        ++copies[j];
+        break;
+      }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (!facts[i]) continue;
+    ranked[i].id = entries[i].id;
+    ranked[i].params = facts[i]->params ? facts[i]->params->total_params : 0;
+    ranked[i].family = facts[i]->arch ? facts[i]->arch->facts.family : "";
+  }
+  auto rank = [&](size_t i) {
+    try {
+      fits[i] = rank_model(engine, *facts[i], req, ranked[i].best, &estimates[i]) ? 1 : 0;
     } catch (const Error& e) {
       why[i] = entries[i].id + ": " + e.what();
     }
+  };
+  // the models searched, largest first (by tensors: an MoE's experts, one by one as a quantised checkpoint stores
+  // them, cost the most to derive and replay), so that no thread starts a giant last
+  std::vector<size_t> order;
+  for (size_t i = 0; i < n; ++i)
+    if (facts[i] && same[i] == i) order.push_back(i);
+  auto tensors = [&](size_t i) { return facts[i]->arch ? facts[i]->arch->tensors.size() : 0; };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tensors(a) > tensors(b); });
+  parallel_for(order.size(), quiet, [&](size_t k) {
+    const size_t i = order[k];
+    rank(i);
+    facts[i].reset();  // its tensors are not needed any more, nor (where it was ranked) its copies'
+    if (fits[i] >= 0)
+      for (size_t j = i + 1; j < n; ++j)
+        if (same[j] == i) facts[j].reset();
+    advance(1 + (fits[i] < 0 ? 0 : copies[i]));
   });
+  // the same model's other entries: its answer (where its search failed, each is searched on its own, for an error
+  // that names it)
+  std::vector<size_t> alone;
+  for (size_t i = 0; i < n; ++i) {
+    if (same[i] == i) continue;
+    if (fits[same[i]] < 0) {
+      alone.push_back(i);
+      continue;
+    }
+    ranked[i].best = ranked[same[i]].best;
+    fits[i] = fits[same[i]];
+  }
+  parallel_for(alone.size(), quiet, [&](size_t k) {
+    rank(alone[k]);
+    advance(1);
+  });
+  facts.clear();
   for (size_t i = 0; i < entries.size(); ++i) {
     out.estimates += estimates[i];
     if (fits[i] < 0) out.skipped.push_back(why[i]);

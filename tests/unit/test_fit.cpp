@@ -13,11 +13,13 @@
 
 #include "fixtures/cli_run.hpp"
 #include "fixtures/safetensors_writer.hpp"
+#include "llmem/arch.hpp"
 #include "llmem/catalog.hpp"
 #include "llmem/engine.hpp"
 #include "llmem/error.hpp"
 #include "llmem/estimate.hpp"
 #include "llmem/field_error.hpp"
+#include "llmem/hf_config.hpp"
 #include "llmem/plan.hpp"
 #include "llmem/units.hpp"
 
@@ -235,6 +237,46 @@ TEST(FitSearch, GpusFloorIsBelowEveryPerGpuEstimate) {
   EXPECT_GT(floored, 100);
   std::printf("%d per-GPU estimates at or above their floor (%d of them floored), %d offloaded\n", checked - offloaded, floored,
               offloaded);
+}
+
+// A catalog model the engine sees as an earlier entry's (a fine-tune of one base model) is searched once: one model
+// to transformers is one architecture, equal in every field but the file its quantisation config was read from.
+TEST(FitRanking, OneModelUnderSeveralNamesIsSearchedOnce) {
+  const Engine& engine = find_engine("transformers");
+  const SourceFacts v3 = catalog_facts("deepseek-ai/DeepSeek-V3"), r1 = catalog_facts("deepseek-ai/DeepSeek-R1");
+  const SourceFacts lite = catalog_facts("deepseek-ai/DeepSeek-V2-Lite");
+  const SourceFacts gemma = catalog_facts("google/gemma-2-9b"), gemma_it = catalog_facts("google/gemma-2-9b-it");
+  EXPECT_TRUE(engine.same_model(v3, r1));  // their configs differ in keys no family reads
+  EXPECT_TRUE(engine.same_model(gemma, gemma_it));
+  EXPECT_FALSE(engine.same_model(v3, lite));
+  EXPECT_FALSE(find_engine("llamacpp").same_model(gemma, gemma_it));  // not known: it reads more of a source
+  const std::string json(find_in_catalog("deepseek-ai/DeepSeek-V3")->config_json);
+  const ArchModel a = model_from_config(HfConfig::parse(json, "a/config.json"));
+  EXPECT_TRUE(same_architecture(a, model_from_config(HfConfig::parse(json, "b/config.json"))));
+  for (const auto& [key, value] : {std::pair{"\"max_position_embeddings\": 163840", "\"max_position_embeddings\": 163841"},
+                                   std::pair{"\"fmt\": \"e4m3\"", "\"fmt\": \"e4m3\", \"modules_to_not_convert\": [\"lm_head\"]"},
+                                   std::pair{"\"num_hidden_layers\": 61", "\"num_hidden_layers\": 60"}}) {
+    std::string edited = json;
+    ASSERT_NE(edited.find(key), std::string::npos) << key;
+    edited.replace(edited.find(key), std::string(key).size(), value);
+    EXPECT_FALSE(same_architecture(a, model_from_config(HfConfig::parse(edited, "a/config.json")))) << value;
+  }
+  // the ranking gives each name the answer its own fit gives (the same option: half-precision inference)
+  const FitRequest req = request_with(uint64_t{24} << 30);
+  const FitRanking ranking = rank_catalog(req);
+  for (const char* id : {"google/gemma-2-9b-it", "google/gemma-2-9b", "meta-llama/Llama-3.2-3B-Instruct"}) {
+    const RankedModel* ranked = nullptr;
+    for (const auto& r : ranking.fits)
+      if (r.id == id) ranked = &r;
+    ASSERT_NE(ranked, nullptr) << id;
+    const SourceFacts facts = catalog_facts(id);
+    EXPECT_EQ(ranked->params, facts.params->total_params);
+    const FitOption& own = find_option(fit(req, facts).options, ranked->best.precision, FitMode::kInference);
+    EXPECT_EQ(ranked->best.process_peak_bytes, own.process_peak_bytes) << id;
+    EXPECT_EQ(ranked->best.max_context, own.max_context) << id;
+    EXPECT_EQ(ranked->best.max_batch, own.max_batch) << id;
+    EXPECT_EQ(ranked->best.fits, own.fits) << id;
+  }
 }
 
 TEST(FitPlan, SmallBudgetVersusLargeBudget) {

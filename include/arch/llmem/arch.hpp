@@ -28,6 +28,7 @@ struct LayerAttention {
   uint64_t v_head_dim = 0;
   uint64_t sliding_window = 0;  // tokens; 0 = attends to the whole context
   bool caches_kv = true;        // false for layers without self-attention KV (e.g. cross-attention only)
+  bool operator==(const LayerAttention&) const = default;
 };
 
 // How a decoder layer normalises its input (the norm module of the family's modeling file in transformers).
@@ -120,6 +121,7 @@ struct ArchTraits {
   // --- buffers transformers 5 registers (PyTorch's named_buffers, bench/data/transformers_params_catalog.jsonl) ---
   bool scaled_embedding = false;       // GemmaScaledWordEmbedding: embed_tokens.embed_scale, a scalar in the model dtype
   bool rotary_per_layer_type = false;  // Gemma 3: rotary_emb.{full,sliding}_attention_{,original_}inv_freq
+  bool operator==(const ArchTraits&) const = default;  // built_lm_head: the same table's name (its pointer)
 };
 
 // Normalised facts about a model, whatever its family, for estimators and reports.
@@ -166,13 +168,16 @@ struct ModelFacts {
     uint64_t groups_used = 1;
     bool normalise = false;        // norm_topk_prob: the chosen weights divided by their sum
     double scale = 1.0;            // routed_scaling_factor
+    bool operator==(const MoeRouting&) const = default;
   } routing;
+  bool operator==(const ModelFacts&) const = default;
 };
 
 struct TiedAlias {
   std::string alias;   // e.g. "lm_head.weight"
   std::string target;  // e.g. "model.embed_tokens.weight"
   uint64_t numel = 0;
+  bool operator==(const TiedAlias&) const = default;
 };
 
 struct ArchModel {
@@ -188,6 +193,11 @@ struct ArchModel {
 // Throws Error(kUnsupported) naming the model_type/architecture when no family knows it, with a hint to point
 // llmem at the weights instead; Error(kInvalidInput) for missing or malformed fields.
 ArchModel model_from_config(const HfConfig& config);
+
+// Whether two architectures are one model to every estimate: equal in every field, their quantisation schemes too
+// but for the config file each was read from (QuantScheme::origin, which only errors name). The catalog's
+// fine-tunes of one base model are (a ranking searches one of them).
+bool same_architecture(const ArchModel& a, const ArchModel& b);
 
 struct FamilyInfo {
   std::string name;

@@ -42,6 +42,7 @@ struct CtGroup {
   uint64_t block_rows = 0, block_cols = 0;  // kBlock (block_structure)
   bool symmetric = true;
   bool static_input = false;          // input_activations with dynamic false: a stored input_scale
+  bool operator==(const CtGroup&) const = default;
 };
 
 struct QuantScheme {
@@ -68,6 +69,8 @@ struct QuantScheme {
   // without it (a scheme built by hand) every entry is matched in turn.
   std::shared_ptr<const std::unordered_set<std::string>> plain_skip;
   std::string origin;                 // the config file, for errors
+  // Every field (plain_skip: the same table, by pointer; see same_architecture for schemes read from two files).
+  bool operator==(const QuantScheme&) const = default;
 };
 
 // The scheme config.json names, or nullopt when it has no quantization_config. Throws Error(kInvalidInput) naming

@@ -82,6 +82,7 @@ struct TensorInfo {
   std::string module_name;
 
   uint64_t numel() const;       // product of shape; callers have validated it does not overflow
+  bool operator==(const TensorInfo&) const = default;
 };
 
 // Product of a shape, nullopt on 64-bit overflow. An empty shape is a scalar (1 element).

@@ -256,6 +256,12 @@ class Engine {
     (void)model, (void)workload, (void)gpus, (void)single;
     return 0;
   }
+  // Whether two sources are one model to this engine: every option, estimate and search of one is the other's (a
+  // catalog ranking then searches one of them for both). False = not known to be.
+  virtual bool same_model(const SourceFacts& a, const SourceFacts& b) const {
+    (void)a, (void)b;
+    return false;
+  }
 };
 
 // The registry: every engine, in a stable order.
