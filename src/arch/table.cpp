@@ -83,10 +83,10 @@ bool row_enabled(const Row& r, const Dims& dims) {
 bool has_layers(const Row& r) { return std::string_view(r.name).find("{layers}") != std::string_view::npos; }
 
 // Expands the placeholders other than {layers} (already substituted) recursively.
-void expand_name(const Family& f, const Dims& dims, const HfConfig& cfg, const std::string& name, std::vector<std::string>& out) {
+void expand_name(const Family& f, const Dims& dims, const HfConfig& cfg, std::string name, std::vector<std::string>& out) {
   size_t open = name.find('{');
   if (open == std::string::npos) {
-    out.push_back(name);
+    out.push_back(std::move(name));
     return;
   }
   size_t close = name.find('}', open);
@@ -95,8 +95,26 @@ void expand_name(const Family& f, const Dims& dims, const HfConfig& cfg, const s
   auto it = dims.values.find(key);
   if (it == dims.values.end()) internal(f, "unknown repeat '" + key + "' in " + name);
   if (it->second > kMaxRepeat) throw Error(ErrorKind::kInvalidInput, cfg.origin(), "'" + key + "' = " + std::to_string(it->second) + " is implausibly large");
-  for (uint64_t i = 0; i < it->second; ++i)
-    expand_name(f, dims, cfg, name.substr(0, open) + std::to_string(i) + name.substr(close + 1), out);
+  for (uint64_t i = 0; i < it->second; ++i) {
+    std::string each;  // the name with this repeat's index, built in one buffer (an MoE has tens of thousands)
+    each.reserve(name.size() + 20);
+    each.append(name, 0, open).append(std::to_string(i)).append(name, close + 1);
+    expand_name(f, dims, cfg, std::move(each), out);
+  }
+}
+
+// How many names expand_name makes of `name` (its placeholders' repeats multiplied); 0 where it cannot tell (an
+// unknown or implausible repeat, which expand_name reports).
+uint64_t name_count(const Dims& dims, std::string_view name) {
+  uint64_t count = 1;
+  for (size_t open = name.find('{'); open != std::string_view::npos; open = name.find('{', open + 1)) {
+    const size_t close = name.find('}', open);
+    if (close == std::string_view::npos) return 0;
+    auto it = dims.values.find(std::string(name.substr(open + 1, close - open - 1)));
+    if (it == dims.values.end() || it->second > kMaxRepeat) return 0;
+    count = std::min<uint64_t>(count * it->second, kMaxTensors + 1);  // beyond it, expand refuses the config
+  }
+  return count;
 }
 
 // A linear layer's 2-D weight "<path>.<module>.weight" is named by its module, as peft's target_modules match it.
@@ -107,8 +125,8 @@ std::string linear_module_name(const TensorInfo& t) {
   if (!is_linear_role(t.role) || t.role == TensorRole::kExpert || t.role == TensorRole::kRouter || t.shape.size() != 2 ||
       !t.name.ends_with(kWeight))
     return "";
-  const std::string path = t.name.substr(0, t.name.size() - kWeight.size());
-  return path.substr(path.rfind('.') + 1);
+  const std::string_view path = std::string_view(t.name).substr(0, t.name.size() - kWeight.size());
+  return std::string(path.substr(path.rfind('.') + 1));
 }
 
 void emit(const Family& f, const Row& r, const Dims& dims, const HfConfig& cfg, DType dtype, const std::string& name,
@@ -155,6 +173,21 @@ void expand(const Family& f, const Dims& dims, const HfConfig& cfg, DType dtype,
   if (n_layers > kMaxRepeat)
     throw Error(ErrorKind::kInvalidInput, cfg.origin(), std::to_string(n_layers) + " layers is implausibly many");
   const auto& rows = f.rows;
+  // room for every tensor at once (the rows' names expanded, per layer where they repeat): an MoE's list is not
+  // moved as it grows
+  uint64_t expected = out.tensors.size();
+  for (const Row& r : rows) {
+    if (!row_enabled(r, dims)) continue;
+    std::string name = r.name;
+    uint64_t layers = 1;
+    if (has_layers(r)) {
+      name.replace(name.find("{layers}"), 8, "0");
+      layers = 0;
+      for (uint64_t layer = 0; layer < n_layers; ++layer) layers += layer_selected(r.layers, dims, layer);
+    }
+    expected += name_count(dims, name) * layers;
+  }
+  out.tensors.reserve(std::min<uint64_t>(expected, kMaxTensors));
   for (size_t i = 0; i < rows.size();) {
     if (!has_layers(rows[i])) {
       if (row_enabled(rows[i], dims)) emit(f, rows[i], dims, cfg, dtype, rows[i].name, -1, out);
