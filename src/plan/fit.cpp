@@ -577,13 +577,16 @@ FitRanking rank_catalog(const FitRequest& req) {
     ranked[i].id = entries[i].id;
     ranked[i].params = facts[i]->params ? facts[i]->params->total_params : 0;
     ranked[i].family = facts[i]->arch ? facts[i]->arch->facts.family : "";
+    if (same[i] != i) facts[i].reset();  // read again only if the model's search fails (see below)
   }
   auto rank = [&](size_t i) {
     try {
+      if (!facts[i]) facts[i] = read_source_facts(catalog_source(entries[i]));
       fits[i] = rank_model(engine, *facts[i], req, ranked[i].best, &estimates[i]) ? 1 : 0;
     } catch (const Error& e) {
       why[i] = entries[i].id + ": " + e.what();
     }
+    facts[i].reset();  // its tensors are not needed any more
   };
   // the models searched, largest first (by tensors: an MoE's experts, one by one as a quantised checkpoint stores
   // them, cost the most to derive and replay), so that no thread starts a giant last
@@ -595,14 +598,10 @@ FitRanking rank_catalog(const FitRequest& req) {
   parallel_for(order.size(), quiet, [&](size_t k) {
     const size_t i = order[k];
     rank(i);
-    facts[i].reset();  // its tensors are not needed any more, nor (where it was ranked) its copies'
-    if (fits[i] >= 0)
-      for (size_t j = i + 1; j < n; ++j)
-        if (same[j] == i) facts[j].reset();
     advance(1 + (fits[i] < 0 ? 0 : copies[i]));
   });
-  // the same model's other entries: its answer (where its search failed, each is searched on its own, for an error
-  // that names it)
+  // the same model's other entries: its answer (where its search failed, each is read and searched on its own, for
+  // an error that names it)
   std::vector<size_t> alone;
   for (size_t i = 0; i < n; ++i) {
     if (same[i] == i) continue;
