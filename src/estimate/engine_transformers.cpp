@@ -402,6 +402,7 @@ class TransformersEngine final : public Engine {
   bool same_model(const SourceFacts& a, const SourceFacts& b) const override {
     return a.arch && b.arch && (a.arch == b.arch || same_architecture(*a.arch, *b.arch));
   }
+  bool tells_same_models() const override { return true; }
 
   uint64_t gpus_floor_bytes(const EngineModel& model, const Workload& w, uint64_t gpus, const Estimate& single) const override {
     const auto& m = static_cast<const TransformersModel&>(model);

@@ -550,18 +550,28 @@ FitRanking rank_catalog(const FitRequest& req) {
     done += models;
     req.progress(done, n);
   };
-  // every model's source first
+  // An engine that tells when two sources are one model gets every source read first: each model is then searched
+  // once (a fine-tune of a base model is the base model to it), and the largest first (by tensors: an MoE's
+  // experts, one by one as a quantised checkpoint stores them, cost the most to derive and replay), so that no
+  // thread starts a giant last. Otherwise each source is read as its model is searched, in the catalog's order.
+  const bool grouped = engine.tells_same_models();
   std::vector<std::optional<SourceFacts>> facts(n);
-  parallel_for(n, quiet, [&](size_t i) {
+  auto read = [&](size_t i) {
     try {
       facts[i] = read_source_facts(catalog_source(entries[i]));
+      ranked[i].id = entries[i].id;
+      ranked[i].params = facts[i]->params ? facts[i]->params->total_params : 0;
+      ranked[i].family = facts[i]->arch ? facts[i]->arch->facts.family : "";
     } catch (const Error& e) {
       why[i] = entries[i].id + ": " + e.what();
-      advance(1);
     }
-  });
-  // a model the engine sees as an earlier one (a fine-tune of the same base model) is searched once, for both
-  std::vector<size_t> same(n);
+  };
+  if (grouped)
+    parallel_for(n, quiet, [&](size_t i) {
+      read(i);
+      if (!facts[i]) advance(1);
+    });
+  std::vector<size_t> same(n);  // the entry whose search answers for this one (itself, or an earlier one)
   std::vector<size_t> copies(n, 0);
   for (size_t i = 0; i < n; ++i) {
     same[i] = i;
@@ -569,32 +579,27 @@ FitRanking rank_catalog(const FitRequest& req) {
       if (same[j] == j && facts[j] && engine.same_model(*facts[j], *facts[i])) {
         same[i] = j;
         ++copies[j];
+        facts[i].reset();  // read again only if the model's search fails (see below)
         break;
       }
   }
-  for (size_t i = 0; i < n; ++i) {
-    if (!facts[i]) continue;
-    ranked[i].id = entries[i].id;
-    ranked[i].params = facts[i]->params ? facts[i]->params->total_params : 0;
-    ranked[i].family = facts[i]->arch ? facts[i]->arch->facts.family : "";
-    if (same[i] != i) facts[i].reset();  // read again only if the model's search fails (see below)
-  }
   auto rank = [&](size_t i) {
+    if (!facts[i]) read(i);
+    if (!facts[i]) return;
     try {
-      if (!facts[i]) facts[i] = read_source_facts(catalog_source(entries[i]));
       fits[i] = rank_model(engine, *facts[i], req, ranked[i].best, &estimates[i]) ? 1 : 0;
     } catch (const Error& e) {
       why[i] = entries[i].id + ": " + e.what();
     }
     facts[i].reset();  // its tensors are not needed any more
   };
-  // the models searched, largest first (by tensors: an MoE's experts, one by one as a quantised checkpoint stores
-  // them, cost the most to derive and replay), so that no thread starts a giant last
   std::vector<size_t> order;
   for (size_t i = 0; i < n; ++i)
-    if (facts[i] && same[i] == i) order.push_back(i);
-  auto tensors = [&](size_t i) { return facts[i]->arch ? facts[i]->arch->tensors.size() : 0; };
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tensors(a) > tensors(b); });
+    if (same[i] == i && (facts[i] || !grouped)) order.push_back(i);
+  if (grouped) {
+    auto tensors = [&](size_t i) { return facts[i]->arch ? facts[i]->arch->tensors.size() : 0; };
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tensors(a) > tensors(b); });
+  }
   parallel_for(order.size(), quiet, [&](size_t k) {
     const size_t i = order[k];
     rank(i);

@@ -249,7 +249,9 @@ TEST(FitRanking, OneModelUnderSeveralNamesIsSearchedOnce) {
   EXPECT_TRUE(engine.same_model(v3, r1));  // their configs differ in keys no family reads
   EXPECT_TRUE(engine.same_model(gemma, gemma_it));
   EXPECT_FALSE(engine.same_model(v3, lite));
+  EXPECT_TRUE(engine.tells_same_models());
   EXPECT_FALSE(find_engine("llamacpp").same_model(gemma, gemma_it));  // not known: it reads more of a source
+  EXPECT_FALSE(find_engine("llamacpp").tells_same_models());
   const std::string json(find_in_catalog("deepseek-ai/DeepSeek-V3")->config_json);
   const ArchModel a = model_from_config(HfConfig::parse(json, "a/config.json"));
   EXPECT_TRUE(same_architecture(a, model_from_config(HfConfig::parse(json, "b/config.json"))));

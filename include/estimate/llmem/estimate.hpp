@@ -262,6 +262,8 @@ class Engine {
     (void)a, (void)b;
     return false;
   }
+  // Whether same_model ever says so (a catalog ranking reads every source first only then).
+  virtual bool tells_same_models() const { return false; }
 };
 
 // The registry: every engine, in a stable order.
