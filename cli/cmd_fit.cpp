@@ -125,6 +125,7 @@ void run_fit(FitFlags f) {
   // vLLM with no GPU named: every catalog card, which one serves the model at which --max-model-len
   const bool gpu_named = f.cmd->get_option("--gpu")->count() > 0 || f.cmd->get_option("--vram")->count() > 0;
   if (f.request.engine == "vllm" && !gpu_named) {
+    f.request.progress = progress_line("GPUs");
     const auto fits = fit_every_gpu(f.request, f.source, source_options.to_options(),
                                     [&](const ModelSource& src) { print_source_verbose(src, source_options); });
     if (f.json) fmt::print("{}\n", report::gpus_fit_json(fits, f.request).dump(2));

@@ -490,15 +490,18 @@ std::vector<GpuFit> fit_every_gpu(const FitRequest& req, const std::string& sour
   std::vector<GpuProfile> gpus = gpu_catalog();
   std::stable_sort(gpus.begin(), gpus.end(),
                    [](const GpuProfile& a, const GpuProfile& b) { return a.memory_bytes < b.memory_bytes; });
-  std::vector<GpuFit> out;
-  for (GpuProfile g : gpus) {
+  // the cards in parallel (progress per card), each fit on one thread
+  std::vector<GpuFit> out(gpus.size());
+  parallel_for(gpus.size(), req, [&](size_t i) {
+    GpuProfile g = gpus[i];
     FitRequest r = req;
     g.reserve_bytes = req.gpu.reserve_bytes;
     g.reserve_source = req.gpu.reserve_source;
     r.gpu = g;
     r.progress = {};
-    out.push_back({g, fit(r, facts)});
-  }
+    r.threads = 1;
+    out[i] = {g, fit(r, facts)};
+  });
   return out;
 }
 

@@ -142,7 +142,8 @@ FitResult fit(const FitRequest& request, const std::string& source, const Source
 FitResult fit(const FitRequest& request, const SourceFacts& facts);
 
 // The fit on every catalog GPU, smallest memory first (vLLM's fit when no GPU is named: which card serves the model
-// at which --max-model-len). Each request is `request` with that card (and `request`'s reserve).
+// at which --max-model-len). Each request is `request` with that card (and `request`'s reserve); the cards are
+// searched on `request.threads` threads, and `request.progress` is called per card.
 struct GpuFit {
   GpuProfile gpu;
   FitResult result;

@@ -13,7 +13,6 @@
 //     max_position x rotary_dim elements in the model dtype (`cache.to(dtype)`); it is a buffer, so it counts.
 //   - quantization/*: the bytes each scheme stores per weight (see quantized_linear_bytes).
 #include <algorithm>
-#include <cctype>
 
 #include "llmem/error.hpp"
 #include "llmem/field_error.hpp"
@@ -24,8 +23,11 @@ namespace {
 
 enum class Role { kEmbedding, kLmHead, kRouter, kExpert, kColumn, kRow, kReplicatedLinear, kVector, kOther };
 
+// ASCII lower case: what std::tolower does in the "C" locale llmem runs in, without a call per character (a fit asks
+// it of every tensor of a model per estimate: an MoE's tens of thousands)
 std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return s;
 }
 bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
@@ -165,7 +167,8 @@ WeightBreakdown weight_bytes(const ArchModel& model, const Checkpoint& ckpt, con
         } else {
           const uint64_t out = t.shape[t.shape.size() - 2], in = t.shape.back();
           const uint64_t per_matrix = numel / (out * in);
-          const bool row = has(lower(t.name), "down") || has(lower(t.name), ".w2");
+          const std::string n = lower(t.name);
+          const bool row = has(n, "down") || has(n, ".w2");
           const uint64_t out_r = row ? out : (out + tp - 1) / tp, in_r = row ? (in + tp - 1) / tp : in;
           w.experts += per_matrix * quantized_linear_bytes(out_r, in_r, q, dtype);
         }
