@@ -213,7 +213,7 @@ TEST(FitSearch, GpusFloorIsBelowEveryPerGpuEstimate) {
         Workload w = c.workload;
         w.gpus = n;
         if (!full) w.device_map = "auto";
-        for (const std::string s : full ? std::vector<std::string>{"ddp", "zero1", "zero2", "zero3", "fsdp"} : std::vector<std::string>{""}) {
+        for (const std::string& s : full ? std::vector<std::string>{"ddp", "zero1", "zero2", "zero3", "fsdp"} : std::vector<std::string>{""}) {
           w.sharding = s;
           Estimate e;
           try {
