@@ -42,6 +42,7 @@ struct PlacementRequest {
   std::vector<std::pair<int, double>> max_memory;
   bool user_set_max_memory = true;  // false: these are get_max_memory()'s own (free memory of each GPU, the RAM)
   PlacementFlavor flavor = PlacementFlavor::kTransformers;
+  bool operator==(const PlacementRequest&) const = default;
 };
 
 struct Placement {

@@ -36,6 +36,8 @@ class ReplayCache {
   void use_stored(const ArchModel& model, StoredSource stored);
   struct Loads;  // replays with their weights loaded (src/engines/transformers/engine.hpp)
   Loads& loads() { return *loads_; }
+  struct Placements;  // from_pretrained's placements over several GPUs (src/engines/transformers/engine.hpp)
+  Placements& placements() { return *placements_; }
 
  private:
   struct Entry {
@@ -49,6 +51,7 @@ class ReplayCache {
   const ArchModel* stored_model_ = nullptr;
   StoredSource stored_;
   std::unique_ptr<Loads> loads_;
+  std::unique_ptr<Placements> placements_;
 };
 
 // Throws Error(kUsage) for a workload the engine cannot run (e.g. a prompt beyond 64-bit arithmetic). `cache`: what

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -35,6 +36,7 @@
 #include "llmem/checked.hpp"
 #include "llmem/engine.hpp"
 #include "llmem/error.hpp"
+#include "llmem/placement.hpp"
 #include "llmem/transformers.hpp"
 
 namespace llmem::transformers {
@@ -250,7 +252,9 @@ void itemise(Estimate& e, const Tracker& t, const Workload& w, const GpuProfile&
 
 // --gpus N > 1: one replay per GPU (inference placed by from_pretrained's device_map) or per rank (training
 // sharded), filling e.per_gpu and the top-level figures from the GPU with the largest process peak.
-void estimate_multi_gpu(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu);
+// `cache`: where placements are kept for the model's other estimates (none: placed for this one alone).
+void estimate_multi_gpu(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu,
+                        ReplayCache* cache = nullptr);
 
 }  // namespace llmem::transformers
 
@@ -267,6 +271,13 @@ struct ReplayCache::Loads {
   };
   std::mutex mutex;
   std::vector<std::pair<Key, std::shared_ptr<const transformers::Tracker>>> done;
+};
+
+// from_pretrained's placements of a model over several GPUs (place_model), by request: one for every estimate of a
+// fit's searches, which vary the prompt and the batch, not where the modules go.
+struct ReplayCache::Placements {
+  std::mutex mutex;
+  std::vector<std::tuple<const ArchModel*, PlacementRequest, std::shared_ptr<const Placement>>> done;
 };
 
 }  // namespace llmem

@@ -212,7 +212,7 @@ std::vector<std::string> attention_lora_targets(const ArchModel& model) {
   return v.empty() ? present({"query_key_value", "c_attn", "qkv_proj", "Wqkv"}) : v;
 }
 
-ReplayCache::ReplayCache() : loads_(std::make_unique<Loads>()) {}
+ReplayCache::ReplayCache() : loads_(std::make_unique<Loads>()), placements_(std::make_unique<Placements>()) {}
 ReplayCache::~ReplayCache() = default;
 
 std::shared_ptr<const LoadedWeights> ReplayCache::loaded_weights(const ArchModel& model, DType compute, const LoadOptions& options) {
@@ -246,7 +246,7 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
     throw usage_error("n_gpus", "{field} with a quantised checkpoint (quantization_config " + model.quant->method_name +
                                     ") is not modelled yet: estimate it on one GPU");
   if (w.gpus > 1) {
-    transformers::estimate_multi_gpu(e, model, g, w, gpu);
+    transformers::estimate_multi_gpu(e, model, g, w, gpu, cache);
     return e;
   }
   Tracker t(true, w.expandable_segments);

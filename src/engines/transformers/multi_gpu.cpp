@@ -63,7 +63,7 @@ GpuEstimate finish(unsigned index, const Tracker& t, const Workload& w, const Gp
 // ---- inference split by from_pretrained's device_map ----------------------------------------------------------
 
 struct Split {
-  Placement p;
+  const Placement& p;
   int rotary = 0;     // the rotary embedding's device (where cos and sin are made)
   int first_mm = 0;   // the device of the process's first matmul (the replay's workspace/cublas)
 };
@@ -178,8 +178,25 @@ PlacementRequest placement_request(const Workload& w, const GpuProfile& gpu) {
   return r;
 }
 
-void split_inference(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu) {
-  Split s{place_model(m, placement_request(w, gpu))};
+// place_model's answer, from the cache where an earlier estimate of the model placed it the same way
+std::shared_ptr<const Placement> placed(const ArchModel& m, const PlacementRequest& r, ReplayCache* cache) {
+  if (!cache) return std::make_shared<const Placement>(place_model(m, r));
+  ReplayCache::Placements& placements = cache->placements();
+  {
+    std::lock_guard<std::mutex> lock(placements.mutex);
+    for (const auto& [model, request, placement] : placements.done)
+      if (model == &m && request == r) return placement;
+  }
+  auto placement = std::make_shared<const Placement>(place_model(m, r));
+  std::lock_guard<std::mutex> lock(placements.mutex);
+  placements.done.emplace_back(&m, r, placement);
+  return placement;
+}
+
+void split_inference(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu,
+                     ReplayCache* cache) {
+  const std::shared_ptr<const Placement> placement = placed(m, placement_request(w, gpu), cache);
+  Split s{*placement};
   s.rotary = tensor_device_or(s.p, "", s.p.embed_device);
   for (const auto& [name, dev] : s.p.tensor_device)
     if (name.find("rotary_emb.inv_freq") != std::string::npos) s.rotary = dev;
@@ -242,9 +259,10 @@ void split_inference(Estimate& e, const ArchModel& m, const Geometry& g, const W
 // The training half lives in sharding.cpp.
 void estimate_sharded_training(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu);
 
-void estimate_multi_gpu(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu) {
+void estimate_multi_gpu(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu,
+                        ReplayCache* cache) {
   if (w.mode == RunMode::kTrain) estimate_sharded_training(e, m, g, w, gpu);
-  else split_inference(e, m, g, w, gpu);
+  else split_inference(e, m, g, w, gpu, cache);
   // the top-level figures: the GPU with the largest process peak (what decides whether the run fits)
   const GpuEstimate* worst = &e.per_gpu.front();
   for (const auto& ge : e.per_gpu)
