@@ -220,8 +220,19 @@ void Tracker::set_side_stream_category(std::string category) {
 
 void Tracker::alloc(std::string new_name, uint64_t whole_bytes) {
   if (!devices_.empty()) {
-    auto [it, inserted] = routed_.try_emplace(new_name, 0);
-    if (!inserted) internal_error("tensor allocated twice: " + new_name);
+    std::unordered_map<std::string, size_t>::iterator it;
+    if (routed_spares_.nodes.empty()) {
+      bool inserted;
+      std::tie(it, inserted) = routed_.try_emplace(new_name, 0);
+      if (!inserted) internal_error("tensor allocated twice: " + new_name);
+    } else {  // a freed node, its name's buffer reused for this one's
+      auto node = std::move(routed_spares_.nodes.back());
+      routed_spares_.nodes.pop_back();
+      node.key() = new_name;
+      auto r = routed_.insert(std::move(node));
+      if (!r.inserted) internal_error("tensor allocated twice: " + new_name);
+      it = r.position;
+    }
     it->second = route_(new_name);
     if (it->second < devices_.size()) devices_[it->second]->alloc(std::move(new_name), whole_bytes);
     return;
@@ -273,7 +284,7 @@ void Tracker::free(const std::string& name) {
     auto it = routed_.find(name);
     if (it == routed_.end()) internal_error("free of a tensor that is not allocated: " + name);
     if (it->second < devices_.size()) devices_[it->second]->free(name);
-    routed_.erase(it);
+    routed_spares_.nodes.push_back(routed_.extract(it));
     return;
   }
   Live gone{0, 0};

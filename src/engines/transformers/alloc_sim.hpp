@@ -213,6 +213,7 @@ class Tracker {
   std::vector<Tracker*> devices_;  // fan_out: the devices' trackers, and where each live tensor went
   Route route_;
   std::unordered_map<std::string, size_t> routed_;
+  Spares<std::unordered_map<std::string, size_t>::node_type> routed_spares_;  // routed_'s freed nodes
 };
 
 }  // namespace llmem::sim

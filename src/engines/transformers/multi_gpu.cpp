@@ -73,24 +73,34 @@ int tensor_device_or(const Placement& p, const std::string& name, int fallback) 
   return it == p.tensor_device.end() ? fallback : it->second;
 }
 
-// The device that holds a tensor of the inference replay, by its name.
+// The whole number a name part starts with (its leading digits; 0 for none), as strtoull reads the replay's names.
+uint64_t leading_number(std::string_view text) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) n = n * 10 + (text[i] - '0');
+  return n;
+}
+
+// The device that holds a tensor of the inference replay, by its name (read in place: the replay routes each of its
+// allocations).
 int route(const Split& s, const std::string& name) {
   const Placement& p = s.p;
   const size_t slash = name.find('/');
-  const std::string cat = name.substr(0, slash), rest = slash == std::string::npos ? "" : name.substr(slash + 1);
-  auto layer_dev = [&](const std::string& num) {
-    const uint64_t l = std::strtoull(num.c_str(), nullptr, 10);
+  const std::string_view cat = std::string_view(name).substr(0, slash);
+  const std::string_view rest = slash == std::string::npos ? std::string_view() : std::string_view(name).substr(slash + 1);
+  auto layer_dev = [&](std::string_view num) {
+    const uint64_t l = leading_number(num);
     return l < p.layer_device.size() ? p.layer_device[l] : p.embed_device;
   };
-  if (cat == "weights") return rest == "untied_head" ? p.head_device : tensor_device_or(p, rest, p.embed_device);
+  if (cat == "weights") return rest == "untied_head" ? p.head_device : tensor_device_or(p, std::string(rest), p.embed_device);
   if (cat == "kv_cache") return layer_dev(rest);
-  if (cat == "workspace") return rest == "cublas" ? s.first_mm : std::atoi(rest.c_str() + rest.rfind('_') + 1);
+  if (cat == "workspace")
+    return rest == "cublas" ? s.first_mm : static_cast<int>(leading_number(rest.substr(rest.rfind('_') + 1)));
   if (cat == "logits") return rest == "next_token_f32" ? p.embed_device : p.head_device;
   if (cat == "activations") {
     if (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest[0]))) return layer_dev(rest);
-    if (starts(rest, "hidden")) return layer_dev(rest.substr(6));
-    if (starts(rest, "hook/")) return std::atoi(rest.c_str() + 5);
-    if (starts(rest, "final_norm")) return p.norm_device;
+    if (rest.starts_with("hidden")) return layer_dev(rest.substr(6));
+    if (rest.starts_with("hook/")) return static_cast<int>(leading_number(rest.substr(5)));
+    if (rest.starts_with("final_norm")) return p.norm_device;
     if (rest == "cos" || rest == "sin") return s.rotary;
   }
   return p.embed_device;  // inputs, the embeddings' output, the masks
