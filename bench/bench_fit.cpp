@@ -36,9 +36,10 @@ void fit_model(benchmark::State& state, const std::string& model, const std::str
   state.counters["estimates"] = static_cast<double>(estimates);
 }
 
-void rank(benchmark::State& state, uint64_t budget, FitSearch search, unsigned threads) {
+void rank(benchmark::State& state, uint64_t budget, FitSearch search, unsigned threads, int64_t gpus = 1) {
   FitRequest req = request("H200", search, threads);
   req.gpu.memory_bytes = budget;
+  req.gpus = gpus;
   uint64_t estimates = 0;
   for (auto _ : state) {
     FitRanking r = rank_catalog(req);
@@ -46,6 +47,16 @@ void rank(benchmark::State& state, uint64_t budget, FitSearch search, unsigned t
     benchmark::DoNotOptimize(r);
   }
   state.counters["estimates"] = static_cast<double>(estimates);
+}
+
+// vLLM's fit on every catalog GPU (`llmem fit Qwen/Qwen3-30B-A3B --engine vllm`): the cards on the machine's threads
+void every_gpu(benchmark::State& state, const std::string& model) {
+  FitRequest req = request("H200", FitSearch::kGuided, 0);
+  req.engine = "vllm";
+  for (auto _ : state) {
+    auto r = fit_every_gpu(req, model);
+    benchmark::DoNotOptimize(r);
+  }
 }
 
 constexpr uint64_t k24GiB = uint64_t{24} << 30;
@@ -65,5 +76,9 @@ BENCHMARK_CAPTURE(rank, catalog_24GiB_guided_1thread, k24GiB, FitSearch::kGuided
 BENCHMARK_CAPTURE(rank, catalog_80GiB_guided_1thread, k80GiB, FitSearch::kGuided, 1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(rank, catalog_24GiB_reference_1thread, k24GiB, FitSearch::kReference, 1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(rank, catalog_24GiB_guided_all_threads, k24GiB, FitSearch::kGuided, 0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(rank, catalog_80GiB_guided_all_threads, k80GiB, FitSearch::kGuided, 0)->Unit(benchmark::kMillisecond)->UseRealTime();
+// every probe of the searches placed over 8 GPUs (device_map="auto"), one replay routed to each GPU
+BENCHMARK_CAPTURE(rank, catalog_80GiB_8gpus_guided_all_threads, k80GiB, FitSearch::kGuided, 0, 8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(every_gpu, vllm_Qwen3_30B_A3B_all_threads, "Qwen/Qwen3-30B-A3B")->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();
