@@ -331,8 +331,12 @@ void Tracker::note_peak() {
 }
 
 size_t Tracker::category_index(const std::string& name) {
+  if (last_category_ < category_names_.size()) {  // the last one found: "<it>/..." (or the whole name)
+    const std::string& last = category_names_[last_category_];
+    if (name.compare(0, last.size(), last) == 0 && (name.size() == last.size() || name[last.size()] == '/'))
+      return last_category_;
+  }
   const std::string_view cat = category(name);
-  if (last_category_ < category_names_.size() && category_names_[last_category_] == cat) return last_category_;
   for (size_t i = 0; i < category_names_.size(); ++i)
     if (category_names_[i] == cat) return last_category_ = i;
   last_category_ = category_names_.size();
