@@ -21,7 +21,8 @@
 //
 // Several GPUs under the transformers engine are modelled per GPU: inference as from_pretrained(device_map="auto")
 // places the layers, full fine-tuning per rank under each sharding (ddp, zero1, zero2, zero3, fsdp; the one with
-// the most headroom is reported), and gpus_needed is the fewest of 2, 4, 8, ..., 64 GPUs on which that model fits.
+// the most headroom is reported), and gpus_needed is the fewest of 2, 4, 8, ..., 64 GPUs on which that model fits
+// (a count whose floor, Engine::gpus_floor_bytes, exceeds the budget is answered without estimating).
 // Elsewhere (LoRA/QLoRA training, vLLM, a quantised checkpoint's inference) several GPUs are an APPROXIMATION,
 // not a model of any sharding scheme: the process footprint minus the
 // per-process overhead (CUDA context, and the training thread's handle) is split evenly over the GPUs, and each
@@ -169,7 +170,9 @@ struct FitRanking {
 };
 
 // What of the embedded catalog runs on the request's GPU(s): each model at the engine's preferred option that
-// fits (transformers: half-precision inference; llama.cpp: the scheme with the most bits).
+// fits (transformers: half-precision inference; llama.cpp: the scheme with the most bits). Under an engine that
+// tells when two sources are one model (Engine::same_model), every source is read first, each model searched once
+// for all its entries (a fine-tune of a base model is the base model to transformers), the largest first.
 FitRanking rank_catalog(const FitRequest& request);
 
 // What the embedded catalog holds, counted: one line of `llmem catalog`.
