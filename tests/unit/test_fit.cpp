@@ -273,7 +273,8 @@ TEST(FitRanking, OneModelUnderSeveralNamesIsSearchedOnce) {
     ASSERT_NE(ranked, nullptr) << id;
     const SourceFacts facts = catalog_facts(id);
     EXPECT_EQ(ranked->params, facts.params->total_params);
-    const FitOption& own = find_option(fit(req, facts).options, ranked->best.precision, FitMode::kInference);
+    const FitResult single = fit(req, facts);  // kept: find_option returns a reference into it
+    const FitOption& own = find_option(single.options, ranked->best.precision, FitMode::kInference);
     EXPECT_EQ(ranked->best.process_peak_bytes, own.process_peak_bytes) << id;
     EXPECT_EQ(ranked->best.max_context, own.max_context) << id;
     EXPECT_EQ(ranked->best.max_batch, own.max_batch) << id;
