@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -205,15 +207,30 @@ std::optional<std::pair<uint64_t, std::string>> modelled_gpus_needed(const Engin
 // The largest count of `knob` that fits, the other knobs held at the candidate's own values. Where the candidate's
 // own workload sits on a count, monotonicity answers without a search: fitting at the cap's count or beyond means
 // the cap; not fitting at count 1 means none.
+// The estimate is not monotone everywhere: the allocator replay's reserved memory can drop by a segment as a count
+// grows (phi-2's FSDP fine-tune on two 24 GiB cards fits at batch 5, not at 4). A search finds a count that fits
+// next to one that does not, not always the first that does not; a user reads "max batch 5" as "every batch up to
+// 5". So the count below the answer is checked too, and where it does not fit, the search goes on under it.
 uint64_t search_knob(const Searcher& s, const Workload& base, const FitProbe& base_probe, bool floor_exceeds, Knob knob,
                      const KnobRange& range, uint64_t cap_count) {
   if (base_probe.fits && range.base_count >= cap_count) return cap_count;
   if (!base_probe.fits && (range.base_count == 1 || floor_exceeds)) return 0;
-  auto probe = [&](uint64_t n) { return s.probe(s.engine.with_knob(base, knob, n)); };
-  if (s.req.search == FitSearch::kReference)
-    return largest_fitting(cap_count, s.req.max_iterations, [&](uint64_t n) { return probe(n).fits; });
-  const uint64_t known = range.base_count <= cap_count ? range.base_count : 0;
-  return largest_fitting_guided(cap_count, s.budget(), s.req.max_iterations, known, base_probe, probe);
+  std::map<uint64_t, FitProbe> seen;  // each count is estimated once
+  auto probe = [&](uint64_t n) {
+    auto it = seen.find(n);
+    if (it == seen.end()) it = seen.emplace(n, s.probe(s.engine.with_knob(base, knob, n))).first;
+    return it->second;
+  };
+  if (range.base_count >= 1) seen.emplace(range.base_count, base_probe);
+  auto search = [&](uint64_t cap) {
+    if (s.req.search == FitSearch::kReference)
+      return largest_fitting(cap, s.req.max_iterations, [&](uint64_t n) { return probe(n).fits; });
+    const uint64_t known = range.base_count <= cap ? range.base_count : 0;
+    return largest_fitting_guided(cap, s.budget(), s.req.max_iterations, known, base_probe, probe);
+  };
+  uint64_t answer = search(cap_count);
+  for (int round = 0; round < 8 && answer > 1 && !probe(answer - 1).fits; ++round) answer = search(answer - 2);
+  return answer;
 }
 
 void record_knob(FitOption& o, Knob knob, uint64_t answer, uint64_t cap_count, uint64_t unit) {
@@ -381,15 +398,45 @@ void parallel_for(size_t n, const FitRequest& req, const std::function<void(size
 
 }  // namespace
 
+namespace {
+
+// Where a quadratic through three probes (count, excess over the budget) crosses zero inside (lo, hi), lo's excess
+// <= 0 < hi's; empty where the fit is degenerate. Memory grows with a count as a constant plus linear terms (the KV
+// cache, batch-sized buffers) plus, for eager attention, a quadratic one: a quadratic model finds the crossing in
+// one or two guesses where a secant, anchored at a far end, creeps towards it.
+std::optional<long double> quadratic_crossing(long double x0, long double y0, long double x1, long double y1, long double x2,
+                                              long double y2) {
+  if (x2 == x0 || x2 == x1 || x1 == x0) return std::nullopt;
+  // Newton's form around x0: p(x0 + u) = y0 + d01 u + a u (u - w), w = x1 - x0
+  const long double d01 = (y1 - y0) / (x1 - x0);
+  const long double d12 = (y2 - y1) / (x2 - x1);
+  const long double a = (d12 - d01) / (x2 - x0);
+  const long double w = x1 - x0;
+  const long double b = d01 - a * w;
+  // a u^2 + b u + y0 = 0 has exactly one root in (0, w] (p(0) = y0 <= 0 < p(w) = y1)
+  if (a == 0 || std::fabs(a * w) < 1e-12L * std::fabs(b)) {
+    if (b <= 0) return std::nullopt;
+    return x0 - y0 / b;
+  }
+  const long double disc = std::max<long double>(0, b * b - 4 * a * y0);
+  const long double q = -0.5L * (b + (b >= 0 ? 1 : -1) * std::sqrt(disc));
+  for (long double u : {q / a, q != 0 ? y0 / q : -1.0L})
+    if (u >= 0 && u <= w) return x0 + u;
+  return std::nullopt;
+}
+
+}  // namespace
+
 uint64_t largest_fitting_guided(uint64_t cap, uint64_t budget, int max_iterations, uint64_t known, const FitProbe& known_probe,
                                 const std::function<FitProbe(uint64_t)>& probe) {
   if (cap == 0) return 0;
   // lo fits (0: none known yet), hi does not (cap + 1: none known yet); their excess over the budget (bytes, <= 0 at
-  // lo, > 0 at hi) guides the guesses
+  // lo, > 0 at hi) guides the guesses, with the end each probe displaced as a third point
   uint64_t lo = 0, hi = cap + 1;
   std::optional<long double> lo_excess, hi_excess;
+  std::optional<std::pair<long double, long double>> third;
   int left = max_iterations;
-  int kept_end = 0;     // +1: the last two probes both moved lo (so hi was kept twice); -1: both moved hi
+  int streak = 0;       // > 0: the last `streak` probes all moved lo (guessed low); < 0: all moved hi
   int slow_steps = 0;   // guesses in a row that did not halve the bracket
   auto run = [&](uint64_t n) {
     --left;
@@ -397,16 +444,15 @@ uint64_t largest_fitting_guided(uint64_t cap, uint64_t budget, int max_iteration
     const std::optional<long double> excess =
         p.bytes ? std::optional<long double>(static_cast<long double>(*p.bytes) - static_cast<long double>(budget)) : std::nullopt;
     if (p.fits && n > lo) {
+      if (lo && lo_excess) third.emplace(static_cast<long double>(lo), *lo_excess);
       lo = n;
       lo_excess = excess;
-      // regula falsi keeps one end when the function bends; the Illinois rule halves that end's weight
-      if (kept_end == 1 && hi_excess) *hi_excess /= 2;
-      kept_end = 1;
+      streak = streak > 0 ? streak + 1 : 1;
     } else if (!p.fits && n < hi) {
+      if (hi <= cap && hi_excess) third.emplace(static_cast<long double>(hi), *hi_excess);
       hi = n;
       hi_excess = excess;
-      if (kept_end == -1 && lo_excess) *lo_excess /= 2;
-      kept_end = -1;
+      streak = streak < 0 ? streak - 1 : -1;
     }
   };
   if (known >= 1 && known <= cap) {
@@ -423,17 +469,33 @@ uint64_t largest_fitting_guided(uint64_t cap, uint64_t budget, int max_iteration
     run(cap);
     if (lo == cap) return cap;
   }
-  // Illinois regula falsi on the bytes, bisecting whenever the guesses stop halving the bracket
+  // Interpolation on the bytes (quadratic through the bracket and the last displaced end; a secant while there is
+  // no third point), stepping past a guess that keeps landing on one side, and bisecting (geometrically over a wide
+  // bracket) whenever the guesses stop halving the bracket: the same answer as bisection for a monotone probe
   while (hi - lo > 1 && left > 0) {
     const uint64_t width = hi - lo;
-    uint64_t next = lo + width / 2;
+    const bool wide = lo >= 1 && hi / lo >= 16;
+    uint64_t next = wide ? static_cast<uint64_t>(std::sqrt(static_cast<long double>(lo) * static_cast<long double>(hi)))
+                         : lo + width / 2;
+    std::optional<long double> guess;
     if (lo_excess && hi_excess && *hi_excess > *lo_excess && slow_steps < 2 && width > 2) {
-      const long double t = -*lo_excess / (*hi_excess - *lo_excess);
-      const long double guess = static_cast<long double>(lo) + t * static_cast<long double>(width);
-      next = std::clamp<uint64_t>(guess >= static_cast<long double>(hi) ? hi - 1 : static_cast<uint64_t>(guess), lo + 1, hi - 1);
+      const long double x0 = static_cast<long double>(lo), x1 = static_cast<long double>(hi);
+      if (third) guess = quadratic_crossing(x0, *lo_excess, x1, *hi_excess, third->first, third->second);
+      if (!guess && !third) guess = x0 - *lo_excess * (x1 - x0) / (*hi_excess - *lo_excess);
+    }
+    if (guess) {
+      long double g = *guess;
+      // a guess that fell on the same side twice running steps past itself by a growing margin
+      const int same_side = std::abs(streak);
+      if (same_side >= 2) {
+        const long double step = std::ldexp(1.0L, std::min(same_side - 2, 40)) * std::max<long double>(1, static_cast<long double>(width) / 256);
+        g += streak > 0 ? step : -step;
+      }
+      next = g >= static_cast<long double>(hi) ? hi - 1 : g <= static_cast<long double>(lo) ? lo + 1 : static_cast<uint64_t>(g);
     } else {
       slow_steps = 0;
     }
+    next = std::clamp<uint64_t>(next, lo + 1, hi - 1);
     run(next);
     slow_steps = (hi - lo) * 2 > width ? slow_steps + 1 : 0;
   }

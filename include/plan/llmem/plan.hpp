@@ -10,12 +10,15 @@
 //     it does not say; the batch at the requested context, up to 2^20; llama.cpp's -ngl. 0 (for -ngl, -1) when
 //     not even the smallest value fits;
 //   - gpus_needed: the fewest GPUs of this budget.
-// Estimates are deterministic and monotone in each knob, which the searches rely on: the answer n is exactly the
-// last value whose estimate fits (estimate at n fits, at n + 1 does not, unless n is the cap).
+// Estimates are deterministic and nearly monotone in each knob, which the searches rely on: the answer n is a value
+// whose estimate fits while n + 1's does not (unless n is the cap), and n - 1's fits too (checked: the allocator
+// replay's fragmentation makes the estimate jagged in places, and a user reads "max batch 5" as "up to 5").
 //
-// The search (FitSearch::kGuided) decides only on full estimates, but chooses where to look from their bytes: the
-// peak is close to linear in each knob, so it interpolates between the nearest estimate that fits and the nearest
-// that does not, gallops from that guess to bracket the answer, and bisects what is left. Its answers are those of
+// The search (FitSearch::kGuided) decides only on full estimates, but chooses where to look from their bytes: it
+// interpolates the crossing of the budget with a quadratic through the bracket's two ends and the last end it
+// displaced (memory is a constant, linear terms and, under eager attention, a quadratic one), a secant while it
+// has only two points, steps past a guess that lands on one side twice running, and bisects (geometrically across
+// a bracket wider than 16x) when the guesses stop halving it. Its answers are those of
 // the plain exponential-then-bisection search (FitSearch::kReference, kept for tests and benchmarks), in a few
 // estimates instead of about 2·log2(cap). Options (and catalog models) are searched in parallel threads.
 //
