@@ -996,7 +996,8 @@ def driver(args):
                                 "issue15_fp8_holdout": scenario_mod.build_issue15_fp8_holdout,
                                 "issue15_fp8_dequant": scenario_mod.build_issue15_fp8_dequant,
                                 "issue15_fp8_dequant_holdout": scenario_mod.build_issue15_fp8_dequant_holdout,
-                                "issue15_fp8_deep": scenario_mod.build_issue15_fp8_deep}[args.set]())
+                                "issue15_fp8_deep": scenario_mod.build_issue15_fp8_deep,
+                                "issue15_final": scenario_mod.build_issue15_final}[args.set]())
     if args.only:
         scs = [s for s in scs if any(o in s["id"] for o in args.only.split(","))]
     if args.max_tier is not None:
@@ -1269,7 +1270,8 @@ def main():
     ap.add_argument("--set", choices=("main", "holdout", "holdout2", "holdout3", "holdout4", "gemma_lora",
                                       "finetune", "finetune_holdout", "finetune_all", "issue15", "issue15_holdout",
                                       "issue15_all", "issue15_holdout2", "issue15_fp8", "issue15_fp8_holdout",
-                                      "issue15_fp8_dequant", "issue15_fp8_dequant_holdout", "issue15_fp8_deep"),
+                                      "issue15_fp8_dequant", "issue15_fp8_dequant_holdout", "issue15_fp8_deep",
+                                      "issue15_final"),
                     default="main",
                     help="scenario set: the main list, or a held-out list (scenarios.build_holdout .. build_holdout4, "
                          "build_gemma_lora)")

@@ -17,6 +17,7 @@ Every scenario is a plain dict (it travels to the child process as JSON). Keys:
 
 The estimate needs a handful of sizes from each config.json; they are read from the catalog at import time.
 """
+import functools
 import json
 import os
 
@@ -61,6 +62,10 @@ Q15 = "Qwen__Qwen2.5-1.5B"
 MOE8 = "Qwen__Qwen3-30B-A3B-FP8"
 Q32F8 = "Qwen__Qwen3-32B-FP8"
 MOE235F8 = "Qwen__Qwen3-235B-A22B-FP8"
+# issue 15's last held-out set adds dense models the harness never ran
+OLMO7 = "allenai__OLMo-2-1124-7B"
+PHI4M = "microsoft__Phi-4-mini-instruct"
+Q34 = "Qwen__Qwen3-4B"
 CUTS = {MOE: {"num_hidden_layers": MOE_LAYERS}, MOE8: {"num_hidden_layers": MOE_LAYERS}, Q32F8: {"num_hidden_layers": 4},
         MOE235F8: {"num_hidden_layers": 2}, MIXTRAL: {"num_hidden_layers": 2},
         DSV2L: {"num_hidden_layers": 6}, DSV3: {"num_hidden_layers": 2, "first_k_dense_replace": 1},
@@ -85,6 +90,8 @@ PARAMS = {
     L32: 1235814400, Q306: 596049920, Q15: 1543714304,
     # the FP8 cuts, counted as if bf16 (an upper bound of what they load: scheduling only)
     MOE8: 3200000000, Q32F8: 2000000000, MOE235F8: 6000000000,
+    # llmem params (issue 15's last held-out set)
+    OLMO7: 7298617344, PHI4M: 3836021760, Q34: 4022468096,
 }
 
 # LoRA target module names per model_type (attention projections).
@@ -764,14 +771,57 @@ def build_issue15_fp8_deep():
                      build_issue15_fp8_dequant_holdout)
 
 
+def build_issue15_final():
+    """Issue 15's last held-out set (tier 18), chosen in the twelfth session (2026-12-06) with the code frozen at the
+    commit that measures it: none of it was measured before, and llmem is compared with it once, at that commit,
+    with no change between. It spans the issue: five MoE families (generate, forward, from_pretrained, LoRA), MLA,
+    long prefills of MHA and GQA models (8k-16k), Gemma-2/3 sliding layers, static and offloaded caches, a batch
+    prefill with a 152k vocabulary, FP8 checkpoints dequantised as they load, and three dense models the harness
+    never ran (OLMo-2, Phi-4-mini, Qwen3-4B)."""
+    s = [
+        _i15(_gen(MOE, "bf16", 2, 4096, 32, tier=18)),
+        _i15(_fwd(MIXTRAL, "bf16", 2, 4096, tier=18)),
+        _i15(_gen(MIXTRAL, "bf16", 4, 512, 64, tier=18), load="from_pretrained"),
+        _i15(_fwd(DSV2L, "bf16", 2, 2048, tier=18)),
+        _i15(_gen(DSV2L, "bf16", 1, 8192, 16, tier=18)),
+        _i15(_gen(GPTOSS, "bf16", 4, 1024, 32, tier=18)),
+        _i15(_fwd(GPTOSS, "bf16", 2, 4096, tier=18), load="from_pretrained"),
+        _i15(_fwd(DSV3, "bf16", 2, 1024, tier=18)),
+        _i15(_train(MOE, "bf16", 1, 2048, False, optimizer="adamw-default", train="lora", lora_r=16, tier=18)),
+        _i15(_train(DSV2L, "bf16", 1, 2048, False, optimizer="adamw-default", train="lora", lora_r=8, tier=18)),
+        _i15(_fwd(Q3, "bf16", 1, 16384, tier=18)),
+        _i15(_gen(PHI35, "bf16", 2, 8192, 16, tier=18)),
+        _i15(_gen(G2, "bf16", 2, 2048, 64, tier=18), cache="static"),
+        _i15(_gen(G3, "bf16", 1, 16384, 32, tier=18)),
+        _i15(_gen(L31, "bf16", 2, 8192, 32, tier=18), cache="offloaded"),
+        _i15(_gen(Q3, "bf16", 1, 2048, 128, tier=18), cache="static"),
+        _i15(_fwd(Q7, "bf16", 4, 8192, tier=18)),
+        _i15(_gen(OLMO7, "bf16", 2, 2048, 64, tier=18)),
+        _i15(_fwd(PHI4M, "bf16", 1, 16384, tier=18)),
+        _i15(_gen(Q34, "bf16", 4, 4096, 32, tier=18), load="from_pretrained"),
+        _f8d(_gen(Q32F8, "bf16", 2, 2048, 32, tier=18)),
+        _f8d(_fwd(MOE8, "bf16", 1, 4096, tier=18)),
+    ]
+    return _held_out(s, build_scenarios, build_holdout, build_holdout2, build_holdout3, build_holdout4,
+                     build_gemma_lora, build_finetune, build_finetune_holdout, build_issue15, build_issue15_holdout,
+                     build_issue15_holdout2, build_issue15_fp8, build_issue15_fp8_holdout, build_issue15_fp8_dequant,
+                     build_issue15_fp8_dequant_holdout, build_issue15_fp8_deep)
+
+
 def build_issue15_all():
     """Both issue-15 sets, run in the same device commands (the held-out records are kept in their own file)."""
     return build_issue15() + build_issue15_holdout()
 
 
+@functools.lru_cache(maxsize=None)
+def _ids(build):
+    """A set's scenario ids, built once (each held-out set checks against the earlier ones, which check theirs)."""
+    return frozenset(sc["id"] for sc in build())
+
+
 def _held_out(s, *earlier_sets):
     """A held-out set: refuses any scenario id of the earlier sets, then the usual checks."""
-    earlier = {sc["id"] for build in earlier_sets for sc in build()}
+    earlier = {sid for build in earlier_sets for sid in _ids(build)}
     for sc in s:
         if sc["id"] in earlier:
             raise ValueError(f"held-out scenario {sc['id']} is in an earlier set")
