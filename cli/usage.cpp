@@ -99,8 +99,8 @@ std::string usage_message(const CLI::App& root, const std::vector<std::string>& 
         for (const std::string& f : long_flags(*sub))
           if (std::find(all.begin(), all.end(), f) == all.end()) all.push_back(f);
       if (const std::vector<std::string> having = commands_with(root, root, flag); !having.empty())
-        return flag + " goes after the command (" + and_list(having) + (having.size() == 1 ? " has it" : " have it") +
-               "): 'llmem " + having.front() + " ... " + flag + " ...'";
+        return flag + " goes after the command: 'llmem " + having.front() + " " + flag + "' (" + and_list(having) +
+               (having.size() == 1 ? " has it)" : " have it)");
       const std::vector<std::string> close = closest_names(flag.substr(2), all, 3);
       std::string msg = "unknown flag " + printable(flag);
       if (!close.empty()) {

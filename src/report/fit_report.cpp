@@ -373,8 +373,10 @@ std::string vllm_fit_text(const FitResult& r, const FitRequest& req) {
 
 std::string vllm_ranking_text(const FitRanking& rk, const FitRequest& req) {
   std::string out;
-  append(out, "The embedded catalog under vLLM on {} ({:.1f} GiB): the largest --max-model-len that starts\n\n",
-         req.gpu.display_name, gib(req.gpu.memory_bytes));
+  out += paragraph("", fmt::format("The embedded catalog under vLLM on {} ({:.1f} GiB): the largest --max-model-len that starts",
+                                   req.gpu.display_name, gib(req.gpu.memory_bytes)),
+                   0);
+  out += "\n";
   append(out, "{:<44} {:>9} {:>12} {:>16}\n", "model", "params B", "weights GiB", "max-model-len");
   for (const auto& m : rk.fits)
     append(out, "{:<44} {:>9.2f} {:>12.2f} {:>16}\n", m.id, static_cast<double>(m.params) / 1e9, gib(m.best.weight_bytes),
@@ -384,7 +386,7 @@ std::string vllm_ranking_text(const FitRanking& rk, const FitRequest& req) {
     for (const auto& m : rk.does_not_fit)
       append(out, "  {:<44} {:>9.2f} B  {:.2f} GiB needed\n", m.id, static_cast<double>(m.params) / 1e9, gib(m.best.process_peak_bytes));
   }
-  for (const auto& s : rk.skipped) append(out, "skipped: {}\n", s);
+  for (const auto& s : rk.skipped) out += paragraph("skipped: ", s, 2);
   return out;
 }
 

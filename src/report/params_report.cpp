@@ -79,7 +79,7 @@ void append_stored(std::string& out, const ParamCount& p) {
   if (!p.stored_exact)
     append(out, "note: bitsandbytes' quant_state text holds absmax's mean as Python prints it; its length (taken as 19 "
                 "characters) varies by a few bytes per layer\n");
-  for (const auto& n : p.stored_notes) append(out, "note: {}\n", n);
+  for (const auto& n : p.stored_notes) out += paragraph("note: ", n, 6);
 }
 
 void append_totals(std::string& out, const ParamCount& p) {
@@ -180,7 +180,7 @@ std::string params_text(const ParamsReport& r, int depth) {
   }
   if (r.config_error) append(out, "\nconfig.json not used: {}\n", *r.config_error);
   if (r.model)
-    for (const auto& n : r.model->notes) append(out, "note: {}\n", n);
+    for (const auto& n : r.model->notes) out += paragraph("note: ", n, 6);
   if (const std::string note = projector_note(r); !note.empty()) out += "\n" + paragraph("note: ", note, 6);
   if (r.source.header_bytes_read)
     append(out, "\nRead {} of headers from {} file(s); no tensor data was read.\n", format_bytes(r.source.header_bytes_read),

@@ -193,7 +193,7 @@ const std::vector<Rule>& rules() {
       {"fit microsoft/phi-2 --vrma 24GiB", 2, "fit: unknown flag --vrma (did you mean --vram?)"},
       {"fit microsoft/phi-2 --ngl 3", 2, "fit: unknown flag --ngl"},
       {"--vrma 24GiB", 2, "unknown flag --vrma (did you mean --vram? estimate and fit have --vram)"},
-      {"--vram 24GiB fit", 2, "--vram goes after the command (estimate and fit have it)"},
+      {"--vram 24GiB fit", 2, "--vram goes after the command: 'llmem estimate --vram' (estimate and fit have it)"},
       {"estimate microsoft/phi-2 --prompt abc", 2, "--prompt takes a number, got 'abc'"},
       {"estimate microsoft/phi-2 --prompt", 2, "--prompt"},
       {"params", 2, "params needs a SOURCE"},
@@ -261,6 +261,7 @@ TEST(CliRules, TextFitsOneHundredColumns) {
                            "estimate meta-llama/Llama-3.1-8B --engine vllm --gpu RTX-3090 --max-model-len 16384",
                            "estimate --list-gpus", "estimate --list-quants", "fit --list-gpus", "fit microsoft/phi-2 --gpu RTX-4090",
                            "fit google/gemma-2-2b --vram 8GiB --prompt 2000 --gpus 3", "fit --vram 24GiB", "fit Qwen/Qwen3-8B --engine vllm",
+                           "fit --vram 24GiB --engine vllm", "params deepseek-ai/DeepSeek-R1",
                            "fit mistralai/Mistral-7B-v0.1 --engine llamacpp --vram 8GiB", "fit --engine llamacpp --vram 8GiB",
                            "estimate tests/fixtures/gemma3_4b_vlm_config.json --engine llamacpp --quant Q4_K_M --mmproj --mmproj-type f32",
                            "estimate tests/fixtures/gemma3_4b_vlm_config.json --engine llamacpp --quant Q4_K_M --mmproj "

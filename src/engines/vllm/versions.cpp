@@ -38,7 +38,7 @@ const std::vector<VersionRules>& all_rules() {
     v011.cuda_graph_max_batch_cap = 512;
     v011.cuda_graph_max_batch_per_seq = 2;
     v011.architectures = with(kArch064, {"DeepseekV3ForCausalLM", "Gemma3ForCausalLM", "GptOssForCausalLM",
-                                         "Qwen3ForCausalLM", "Qwen3MoeForCausalLM"});
+                                         "Olmo2ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM"});
     r.push_back(v011);
 
     VersionRules v073;
