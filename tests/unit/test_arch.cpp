@@ -160,6 +160,7 @@ TEST(Arch, BadFieldsAreOneLineErrorsNamingTheKey) {
   expect_error("{" + base + R"(, "hidden_size": 30})", "hidden_size");              // 30 / 4 heads
   expect_error("{" + base + R"(, "hidden_size": 64, "tie_word_embeddings": "yes"})", "tie_word_embeddings");
   expect_error("{" + base + R"(, "hidden_size": 64, "num_key_value_heads": 3})", "num_key_value_heads");
+  expect_error("{" + base + R"(, "hidden_size": 64, "use_cache": "no"})", "use_cache");
   expect_error("[1, 2]", "not a JSON object");
   expect_error("{\"model_type\": ", "not valid JSON (syntax error at line 1, column 16");
   // Dimensions each plausible alone whose product overflows 64 bits.

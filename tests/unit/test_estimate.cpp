@@ -234,6 +234,23 @@ TEST(CliEstimate, JsonHasTheStableKeysAndBadInputFailsCleanly) {
   }
 }
 
+// A config that sets use_cache false (Qwen3-4B's) gets a note on generate: the cache is counted, but a checkpoint
+// saved from that config alone generates without one (measured, bench/data/transformers_issue15_final.jsonl).
+TEST(CliEstimate, ConfigWithoutCacheIsNoted) {
+  const fixtures::CliRun off = fixtures::run_llmem("estimate Qwen/Qwen3-4B --json");
+  ASSERT_EQ(off.exit_code, 0) << off.err;
+  const fixtures::CliRun on = fixtures::run_llmem("estimate Qwen/Qwen3-8B --json");
+  ASSERT_EQ(on.exit_code, 0) << on.err;
+  auto noted = [](const std::string& out) {
+    const json j = json::parse(out);  // kept: a range over a temporary's member would dangle
+    for (const auto& n : j.at("notes"))
+      if (n.get<std::string>().find("use_cache false") != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(noted(off.out));
+  EXPECT_FALSE(noted(on.out));
+}
+
 // LoRA targets are module names, as peft matches them: a list naming no linear layer of the model is an error that
 // lists the model's linear layers; a name missing beside others that match is skipped and said (phi-2 calls its
 // attention output "dense"), and an adapter on it is counted (its fp32 A and B matrices change the estimate).

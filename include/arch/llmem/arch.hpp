@@ -145,6 +145,7 @@ struct ModelFacts {
   bool tied_embeddings = false;
   bool gated_mlp = true;           // SwiGLU/GeGLU (3 matrices) vs plain 2-matrix MLP
   std::optional<DType> config_dtype;  // torch_dtype / dtype in the config
+  bool config_use_cache = true;    // false where the config says "use_cache": false (Qwen3-4B's does)
   std::vector<LayerAttention> attention;  // one per decoder layer
   std::string attention_kind;      // "mha", "gqa", "mqa", "mla"
   // MLA: the latent transformers 5.17 caches per token and layer (DeepseekV2Attention: the compressed kv, width

@@ -281,6 +281,11 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
     for (auto& c : e.components)
       if (c.name == "weights") c.detail = "as transformers' " + model.quant->method_name + " quantiser holds them (see the note)";
   e.notes.push_back("attention implementation: " + attn_used);
+  if (w.mode == RunMode::kGenerate && !model.facts.config_use_cache)
+    e.notes.push_back("config.json sets use_cache false: generate keeps the KV cache counted here only where the "
+                      "checkpoint's generation_config.json leaves it on; a checkpoint saved from this config alone "
+                      "carries use_cache false into it, and generate then recomputes the whole sequence at every step "
+                      "with no cache (measured: Qwen3-4B, bench/data/transformers_issue15_final.jsonl)");
   if (w.experts_stacked_at_load && w.gpus <= 1)
     e.notes.push_back("from_pretrained stacks this checkpoint's per-expert tensors while a thread pool copies the next "
                       "ones; that race is replayed with a fixed lookahead (measured loads: process peak within 4.4 %, "
