@@ -997,7 +997,8 @@ def driver(args):
                                 "issue15_fp8_dequant": scenario_mod.build_issue15_fp8_dequant,
                                 "issue15_fp8_dequant_holdout": scenario_mod.build_issue15_fp8_dequant_holdout,
                                 "issue15_fp8_deep": scenario_mod.build_issue15_fp8_deep,
-                                "issue15_final": scenario_mod.build_issue15_final}[args.set]())
+                                "issue15_final": scenario_mod.build_issue15_final,
+                                "issue15_final_check": scenario_mod.build_issue15_final_check}[args.set]())
     if args.only:
         scs = [s for s in scs if any(o in s["id"] for o in args.only.split(","))]
     if args.max_tier is not None:
@@ -1271,7 +1272,7 @@ def main():
                                       "finetune", "finetune_holdout", "finetune_all", "issue15", "issue15_holdout",
                                       "issue15_all", "issue15_holdout2", "issue15_fp8", "issue15_fp8_holdout",
                                       "issue15_fp8_dequant", "issue15_fp8_dequant_holdout", "issue15_fp8_deep",
-                                      "issue15_final"),
+                                      "issue15_final", "issue15_final_check"),
                     default="main",
                     help="scenario set: the main list, or a held-out list (scenarios.build_holdout .. build_holdout4, "
                          "build_gemma_lora)")

@@ -808,6 +808,16 @@ def build_issue15_final():
                      build_issue15_fp8_dequant_holdout, build_issue15_fp8_deep)
 
 
+def build_issue15_final_check():
+    """After set 11 (tier 19, not held out): its one miss, Qwen3-4B generate from_pretrained, whose public config.json
+    sets use_cache false (the checkpoint saved from it generated with no KV cache), run again with use_cache true in
+    the saved config, as the hub's generation config leaves the cache on: checks that the miss was the cache alone."""
+    sc = _i15(_gen(Q34, "bf16", 4, 4096, 32, tier=19), load="from_pretrained")
+    sc["config_override"] = {"use_cache": True}
+    sc["id"] += "-usecache"
+    return _held_out([sc], build_issue15_final)
+
+
 def build_issue15_all():
     """Both issue-15 sets, run in the same device commands (the held-out records are kept in their own file)."""
     return build_issue15() + build_issue15_holdout()
