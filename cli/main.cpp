@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/core.h>
@@ -82,4 +85,33 @@ int llmem_run(int argc, char** argv) {
   return exit_code;
 }
 
-int main(int argc, char** argv) { return llmem_run(argc, argv); }
+namespace {
+
+// glibc reads its malloc tunables once, at start-up. `fit` ranks whole catalogs: about 150 MB of fresh heap, first
+// touched in 4 KiB pages (some 40,000 faults, a quarter of the run's CPU time on the 2-core build machine). Backed
+// by transparent huge pages (glibc.malloc.hugetlb=1: the heap madvise()d for them) the same ranking took 0.52 s
+// instead of 0.73 s (median of 6 runs each). So `fit` starts itself again, once, with that tunable added, unless
+// the environment names it already or sets LLMEM_NO_HUGEPAGES. Other commands run as started: measure's command
+// inherits the environment, and the rest are short. Where the kernel has no transparent huge pages the tunable
+// does nothing; where glibc does not know it (before 2.35), it is ignored.
+void fit_on_huge_pages([[maybe_unused]] int argc, [[maybe_unused]] char** argv) {
+#if defined(__linux__) && defined(__GLIBC__) && !defined(__EMSCRIPTEN__)
+  if (argc < 2 || std::string_view(argv[1]) != "fit" || std::getenv("LLMEM_NO_HUGEPAGES")) return;
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables && std::string_view(tunables).find("glibc.malloc.hugetlb") != std::string_view::npos) return;
+  const std::string before = tunables ? tunables : "";
+  const std::string with = before.empty() ? "glibc.malloc.hugetlb=1" : before + ":glibc.malloc.hugetlb=1";
+  if (::setenv("GLIBC_TUNABLES", with.c_str(), 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  // not started again (no /proc, say): on as started, the environment as it was
+  if (tunables) ::setenv("GLIBC_TUNABLES", before.c_str(), 1);
+  else ::unsetenv("GLIBC_TUNABLES");
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  fit_on_huge_pages(argc, argv);
+  return llmem_run(argc, argv);
+}
