@@ -256,10 +256,7 @@ ArchModel model_from_config(const HfConfig& cfg) {
       break;
     }
   }
-  if (cfg.has("use_cache")) {
-    if (!cfg.json().at("use_cache").is_boolean()) cfg.fail("use_cache", "must be true or false");
-    out.facts.config_use_cache = cfg.json().at("use_cache").get<bool>();
-  }
+  out.facts.config_use_cache = cfg.flag_or("use_cache", true);
   out.quant = quant_scheme_from_config(cfg);
   arch::Dims dims;
   f->read(cfg, dims, out.facts);

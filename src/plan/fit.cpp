@@ -396,10 +396,6 @@ void parallel_for(size_t n, const FitRequest& req, const std::function<void(size
     if (e) std::rethrow_exception(e);
 }
 
-}  // namespace
-
-namespace {
-
 // Where a quadratic through three probes (count, excess over the budget) crosses zero inside (lo, hi), lo's excess
 // <= 0 < hi's; empty where the fit is degenerate. Memory grows with a count as a constant plus linear terms (the KV
 // cache, batch-sized buffers) plus, for eager attention, a quadratic one: a quadratic model finds the crossing in
@@ -495,7 +491,7 @@ uint64_t largest_fitting_guided(uint64_t cap, uint64_t budget, int max_iteration
     } else {
       slow_steps = 0;
     }
-    next = std::clamp<uint64_t>(next, lo + 1, hi - 1);
+    next = std::clamp<uint64_t>(next, lo + 1, hi - 1);  // a guess in (lo, lo + 1) truncates to lo
     run(next);
     slow_steps = (hi - lo) * 2 > width ? slow_steps + 1 : 0;
   }
