@@ -217,17 +217,34 @@ def _quant_tag(sc):
 
 def checkpoint_dir(sc):
     """Where the random-weight checkpoint of a load=from_pretrained scenario lives: one per model, cut and dtype."""
-    key = sc["model"] + "".join(f"-{k}{v}" for k, v in sorted((sc.get("config_override") or {}).items())
+    def part(k, v):  # a whole sub-config (mllama's cut text_config) by a digest, keeping the name short
+        if isinstance(v, dict):
+            import hashlib
+            return f"-{k}{hashlib.sha1(json.dumps(v, sort_keys=True).encode()).hexdigest()[:12]}"
+        return f"-{k}{v}"
+    key = sc["model"] + "".join(part(k, v) for k, v in sorted((sc.get("config_override") or {}).items())
                                 if k != "layer_types") + "-" + sc["dtype"] + ("-" + quant_tag if (quant_tag := _quant_tag(sc)) else "")
     root = os.environ.get("LLMEM_CKPT_DIR") or os.path.join(os.environ.get("TMPDIR", "/tmp"), "llmem-ckpt")
     return os.path.join(root, key)
+
+
+def auto_model_class(sc):
+    """The Auto class a scenario loads with: AutoModelForCausalLM, or AutoModelForImageTextToText where a scenario
+    says so (mllama: AutoModelForCausalLM maps it to the text-only MllamaForCausalLM, without the vision tower that
+    users who load the checkpoint get)."""
+    import transformers
+    if sc.get("auto_class") == "image-text-to-text":
+        return transformers.AutoModelForImageTextToText
+    if sc.get("auto_class"):
+        raise ValueError(f"unknown auto_class {sc['auto_class']}")
+    return transformers.AutoModelForCausalLM
 
 
 def prepare_checkpoint(sc, torch):
     """Before GO (CPU only): from_config on the CPU with random weights, save_pretrained (safetensors), once per
     checkpoint_dir; concurrent children wait on a file lock. The GPU is not touched."""
     import fcntl
-    from transformers import AutoModelForCausalLM
+    AutoModelForCausalLM = auto_model_class(sc)
     d = checkpoint_dir(sc)
     os.makedirs(os.path.dirname(d), exist_ok=True)
     with open(d + ".lock", "w") as lock:
@@ -326,7 +343,7 @@ def quantise_checkpoint(d, quant, linears, torch):
 
 
 def build_model(sc, torch, transformers):
-    from transformers import AutoModelForCausalLM
+    AutoModelForCausalLM = auto_model_class(sc)
     cfg = scenario_config(sc)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[sc["dtype"]]
     kwargs = {}
@@ -998,7 +1015,8 @@ def driver(args):
                                 "issue15_fp8_dequant_holdout": scenario_mod.build_issue15_fp8_dequant_holdout,
                                 "issue15_fp8_deep": scenario_mod.build_issue15_fp8_deep,
                                 "issue15_final": scenario_mod.build_issue15_final,
-                                "issue15_final_check": scenario_mod.build_issue15_final_check}[args.set]())
+                                "issue15_final_check": scenario_mod.build_issue15_final_check,
+                                "issue15_mllama": scenario_mod.build_issue15_mllama}[args.set]())
     if args.only:
         scs = [s for s in scs if any(o in s["id"] for o in args.only.split(","))]
     if args.max_tier is not None:
@@ -1272,7 +1290,7 @@ def main():
                                       "finetune", "finetune_holdout", "finetune_all", "issue15", "issue15_holdout",
                                       "issue15_all", "issue15_holdout2", "issue15_fp8", "issue15_fp8_holdout",
                                       "issue15_fp8_dequant", "issue15_fp8_dequant_holdout", "issue15_fp8_deep",
-                                      "issue15_final", "issue15_final_check"),
+                                      "issue15_final", "issue15_final_check", "issue15_mllama"),
                     default="main",
                     help="scenario set: the main list, or a held-out list (scenarios.build_holdout .. build_holdout4, "
                          "build_gemma_lora)")

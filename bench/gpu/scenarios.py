@@ -66,6 +66,8 @@ MOE235F8 = "Qwen__Qwen3-235B-A22B-FP8"
 OLMO7 = "allenai__OLMo-2-1124-7B"
 PHI4M = "microsoft__Phi-4-mini-instruct"
 Q34 = "Qwen__Qwen3-4B"
+# issue 15's vision-language model with cross-attention layers (loaded whole, as MllamaForConditionalGeneration)
+MLL = "meta-llama__Llama-3.2-11B-Vision-Instruct"
 CUTS = {MOE: {"num_hidden_layers": MOE_LAYERS}, MOE8: {"num_hidden_layers": MOE_LAYERS}, Q32F8: {"num_hidden_layers": 4},
         MOE235F8: {"num_hidden_layers": 2}, MIXTRAL: {"num_hidden_layers": 2},
         DSV2L: {"num_hidden_layers": 6}, DSV3: {"num_hidden_layers": 2, "first_k_dense_replace": 1},
@@ -92,6 +94,8 @@ PARAMS = {
     MOE8: 3200000000, Q32F8: 2000000000, MOE235F8: 6000000000,
     # llmem params (issue 15's last held-out set)
     OLMO7: 7298617344, PHI4M: 3836021760, Q34: 4022468096,
+    # llmem params (Llama-3.2-11B-Vision, vision tower included)
+    MLL: 10670220835,
 }
 
 # LoRA target module names per model_type (attention projections).
@@ -124,6 +128,8 @@ def load_config(model):
 def dims(model, override=None):
     c = load_config(model)
     c.update(override or {})
+    if isinstance(c.get("text_config"), dict):  # a vision-language model: the decoder's fields
+        c = {**c, **{k: v for k, v in c["text_config"].items() if k != "model_type"}}
 
     def first(*keys, default=None):
         for k in keys:
@@ -816,6 +822,35 @@ def build_issue15_final_check():
     sc["config_override"] = {"use_cache": True}
     sc["id"] += "-usecache"
     return _held_out([sc], build_issue15_final)
+
+
+def _mllama_cut(text_layers, cross):
+    """Llama-3.2-11B-Vision with its text decoder cut to `text_layers` layers, `cross` of them cross-attention
+    (the vision tower whole): a config_override replaces the whole text_config, as llmem validate does."""
+    t = dict(load_config(MLL)["text_config"])
+    t["num_hidden_layers"] = text_layers
+    t["cross_attention_layers"] = cross
+    return {"text_config": t}
+
+
+def build_issue15_mllama():
+    """Issue 15, thirteenth session (tier 20): Llama-3.2-11B-Vision (mllama) generating text, loaded as users load
+    it for that (MllamaForConditionalGeneration, vision tower resident), measured for the first time: the family,
+    its count (10,670,220,835) and the text-only forward that skips the 8 cross-attention layers were written
+    before any run, and llmem's figures for these scenarios are committed before the device command."""
+    s = []
+    for sc in (_gen(MLL, "bf16", 1, 4096, 32, tier=20), _gen(MLL, "bf16", 4, 1024, 64, tier=20),
+               _fwd(MLL, "bf16", 1, 8192, tier=20)):
+        sc["auto_class"] = "image-text-to-text"
+        s.append(sc)
+    sc = _gen(MLL, "bf16", 2, 2048, 32, tier=20)
+    sc["auto_class"] = "image-text-to-text"
+    sc["config_override"] = _mllama_cut(10, [3, 8])
+    sc["sched_params"] = 4_100_000_000
+    sc["id"] = sc["id"].replace(MLL, MLL + "-L10") + "-pretrained"
+    sc["load"] = "from_pretrained"
+    s.append(sc)
+    return _held_out(s, build_issue15_final, build_issue15_final_check)
 
 
 def build_issue15_all():

@@ -1286,6 +1286,152 @@ const std::vector<Row> kMistral3Vlm = {
     {"multi_modal_projector.linear_2.bias", R::kVisionTower, "hidden", "proj_bias"},
 };
 
+// --- mllama (MllamaForConditionalGeneration: Llama 3.2 Vision's tiled ViT, projector, a Llama 3 decoder whose
+// cross-attention layers read the image) ---------------------------------------------------------------------------
+
+// configuration_mllama.py (transformers 5.17): MllamaTextConfig's and MllamaVisionConfig's defaults, which are the
+// 11B model's; a Hub config names them all, a hand-written one may not. Applied as transformers applies them.
+HfConfig mllama_text_config(const HfConfig& c) {
+  nlohmann::json t = nlohmann::json::parse(R"({"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+      "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": false,
+      "max_position_embeddings": 131072, "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38]})");
+  const HfConfig given = c.sub("text_config");
+  for (const auto& [k, v] : given.json().items())
+    if (!v.is_null()) t[k] = v;
+  t["model_type"] = "mllama_text_model";
+  return HfConfig(t, given.origin());
+}
+
+// modeling_mllama.py (transformers 5.17):
+//  - MllamaVisionModel: a Conv2d patch embedding without bias, a class embedding, a gated position embedding
+//    (MllamaPrecomputedPositionEmbedding: gate [1], embedding [patches + 1, width], tile_embedding, an Embedding of
+//    (aspect ratios + 1) rows of max_num_tiles x (patches + 1) x width), gated pre- and post-tile embeddings
+//    (MllamaPrecomputedAspectRatioEmbedding: an Embedding of (aspect ratios + 1) rows of max_num_tiles x width, and
+//    a gate), LayerNorms before and after, a local encoder of num_hidden_layers and a gated global encoder of
+//    num_global_layers (gate_attn, gate_ffn per layer). Each encoder layer: q/k/v/o without bias, an MLP fc1/fc2
+//    with biases, two LayerNorms.
+//  - MllamaMultiModalProjector: Linear(vision_output_dim, text hidden) with bias.
+//  - MllamaTextModel: embed_tokens has vocab_size + 8 rows (the image tokens); a layer listed in
+//    cross_attention_layers is MllamaCrossAttentionDecoderLayer (cross_attn q/k/v/o, per-head q_norm and k_norm,
+//    cross_attn_attn_gate and cross_attn_mlp_gate, the MLP and two RMSNorms), every other a Llama decoder layer.
+//    The LM head is separate (vocab_size rows).
+// A text-only forward skips the cross-attention layers whole (MllamaTextModel.forward), so text generation runs and
+// caches the self-attention layers only, with every weight resident. Hub checkpoint names (vision_model.*,
+// language_model.model.*, language_model.lm_head, multi_modal_projector.*).
+void read_mllama(const HfConfig& c, Dims& d, ModelFacts& m) {
+  const HfConfig t = mllama_text_config(c);
+  read_decoder(t, d, m, false);
+  d["vocab_embed"] = d["vocab"] + 8;
+  d.cross_layer.assign(d["layers"], false);
+  const auto& list = t.json().at("cross_attention_layers");
+  if (!list.is_array()) t.fail("cross_attention_layers", "must be a list of layer indices");
+  for (const auto& x : list) {
+    if (!x.is_number_unsigned() || x.get<uint64_t>() >= d["layers"])
+      t.fail("cross_attention_layers", "must be a list of layer indices below num_hidden_layers");
+    d.cross_layer[x.get<uint64_t>()] = true;
+  }
+  uint64_t n_cross = 0;
+  for (uint64_t i = 0; i < d["layers"]; ++i) {
+    if (!d.cross_layer[i]) continue;
+    ++n_cross;
+    m.attention[i].caches_kv = false;
+    m.attention[i].cross_attention_only = true;
+  }
+  if (n_cross == d["layers"]) t.fail("cross_attention_layers", "leaves no self-attention layer");
+  set_all_dense(d);
+  const HfConfig v = c.sub("vision_config");
+  d["v_dim"] = v.dim_or("hidden_size", 1280);
+  d["v_ffn"] = v.dim_or("intermediate_size", 5120);
+  d["v_layers"] = v.dim_or("num_hidden_layers", 32);
+  d["v_global"] = v.dim_or("num_global_layers", 8);
+  d["v_channels"] = v.dim_or("num_channels", 3);
+  d["v_patch"] = v.dim_or("patch_size", 14);
+  const uint64_t image = v.dim_or("image_size", 448);
+  if (image % d["v_patch"] != 0) v.fail("image_size", "must be a multiple of patch_size");
+  d["v_positions"] = (image / d["v_patch"]) * (image / d["v_patch"]) + 1;
+  d["v_tiles"] = v.dim_or("max_num_tiles", 4);
+  uint64_t ratios = 8;  // MllamaVisionConfig's default list: [1,1] [1,2] [1,3] [1,4] [2,1] [2,2] [3,1] [4,1]
+  if (v.has("supported_aspect_ratios")) {
+    const auto& r = v.json().at("supported_aspect_ratios");
+    if (!r.is_array() || r.empty()) v.fail("supported_aspect_ratios", "must be a non-empty list of [w, h] pairs");
+    ratios = r.size();
+  }
+  d["v_ratio_ids"] = ratios + 1;
+  d["v_tile_width"] = d["v_tiles"] * d["v_dim"];
+  d["v_tile_positions"] = d["v_tiles"] * d["v_positions"] * d["v_dim"];
+  d["v_out"] = v.dim_or("vision_output_dim", 7680);
+  m.notes.push_back("vision tower (" + std::to_string(d["v_layers"]) + " + " + std::to_string(d["v_global"]) +
+                    " layers of width " + std::to_string(d["v_dim"]) + ") and projector are loaded with the model; " +
+                    std::to_string(n_cross) + " of " + std::to_string(d["layers"]) +
+                    " decoder layers attend to the image only: text generation skips them and caches the other " +
+                    std::to_string(d["layers"] - n_cross));
+}
+
+const std::vector<Row> kMllama = {
+    {"language_model.model.embed_tokens.weight", R::kTokenEmbedding, "vocab_embed, hidden"},
+    {"language_model.model.layers.{layers}.self_attn.q_proj.weight", R::kAttnQuery, "q_dim, hidden", "", L::kSelfAttn},
+    {"language_model.model.layers.{layers}.self_attn.k_proj.weight", R::kAttnKey, "kv_dim, hidden", "", L::kSelfAttn},
+    {"language_model.model.layers.{layers}.self_attn.v_proj.weight", R::kAttnValue, "kv_dim, hidden", "", L::kSelfAttn},
+    {"language_model.model.layers.{layers}.self_attn.o_proj.weight", R::kAttnOutput, "hidden, q_dim", "", L::kSelfAttn},
+    {"language_model.model.layers.{layers}.cross_attn.q_proj.weight", R::kCrossAttention, "q_dim, hidden", "", L::kCrossAttn},
+    {"language_model.model.layers.{layers}.cross_attn.k_proj.weight", R::kCrossAttention, "kv_dim, hidden", "", L::kCrossAttn},
+    {"language_model.model.layers.{layers}.cross_attn.v_proj.weight", R::kCrossAttention, "kv_dim, hidden", "", L::kCrossAttn},
+    {"language_model.model.layers.{layers}.cross_attn.o_proj.weight", R::kCrossAttention, "hidden, q_dim", "", L::kCrossAttn},
+    {"language_model.model.layers.{layers}.cross_attn.q_norm.weight", R::kCrossAttention, "head_dim", "", L::kCrossAttn},
+    {"language_model.model.layers.{layers}.cross_attn.k_norm.weight", R::kCrossAttention, "head_dim", "", L::kCrossAttn},
+    {"language_model.model.layers.{layers}.input_layernorm.weight", R::kNorm, "hidden", "", L::kCrossAttn},
+    {"language_model.model.layers.{layers}.cross_attn_attn_gate", R::kCrossAttention, "1", "", L::kCrossAttn},
+    {"language_model.model.layers.{layers}.mlp.gate_proj.weight", R::kMlpGate, "ffn, hidden"},
+    {"language_model.model.layers.{layers}.mlp.up_proj.weight", R::kMlpUp, "ffn, hidden"},
+    {"language_model.model.layers.{layers}.mlp.down_proj.weight", R::kMlpDown, "hidden, ffn"},
+    {"language_model.model.layers.{layers}.input_layernorm.weight", R::kNorm, "hidden", "", L::kSelfAttn},
+    {"language_model.model.layers.{layers}.post_attention_layernorm.weight", R::kNorm, "hidden"},
+    {"language_model.model.layers.{layers}.cross_attn_mlp_gate", R::kCrossAttention, "1", "", L::kCrossAttn},
+    {"language_model.model.norm.weight", R::kNorm, "hidden"},
+    {"language_model.lm_head.weight", R::kLmHead, "vocab, hidden"},
+    {"multi_modal_projector.weight", R::kVisionTower, "hidden, v_out"},
+    {"multi_modal_projector.bias", R::kVisionTower, "hidden"},
+    {"vision_model.class_embedding", R::kVisionTower, "v_dim"},
+    {"vision_model.patch_embedding.weight", R::kVisionTower, "v_dim, v_channels, v_patch, v_patch"},
+    {"vision_model.gated_positional_embedding.gate", R::kVisionTower, "1"},
+    {"vision_model.gated_positional_embedding.embedding", R::kVisionTower, "v_positions, v_dim"},
+    {"vision_model.gated_positional_embedding.tile_embedding.weight", R::kVisionTower, "v_ratio_ids, v_tile_positions"},
+    {"vision_model.pre_tile_positional_embedding.gate", R::kVisionTower, "1"},
+    {"vision_model.pre_tile_positional_embedding.embedding.weight", R::kVisionTower, "v_ratio_ids, v_tile_width"},
+    {"vision_model.post_tile_positional_embedding.gate", R::kVisionTower, "1"},
+    {"vision_model.post_tile_positional_embedding.embedding.weight", R::kVisionTower, "v_ratio_ids, v_tile_width"},
+    {"vision_model.layernorm_pre.weight", R::kVisionTower, "v_dim"},
+    {"vision_model.layernorm_pre.bias", R::kVisionTower, "v_dim"},
+    {"vision_model.layernorm_post.weight", R::kVisionTower, "v_dim"},
+    {"vision_model.layernorm_post.bias", R::kVisionTower, "v_dim"},
+    {"vision_model.transformer.layers.{v_layers}.self_attn.q_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_model.transformer.layers.{v_layers}.self_attn.k_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_model.transformer.layers.{v_layers}.self_attn.v_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_model.transformer.layers.{v_layers}.self_attn.o_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_model.transformer.layers.{v_layers}.mlp.fc1.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"vision_model.transformer.layers.{v_layers}.mlp.fc1.bias", R::kVisionTower, "v_ffn"},
+    {"vision_model.transformer.layers.{v_layers}.mlp.fc2.weight", R::kVisionTower, "v_dim, v_ffn"},
+    {"vision_model.transformer.layers.{v_layers}.mlp.fc2.bias", R::kVisionTower, "v_dim"},
+    {"vision_model.transformer.layers.{v_layers}.input_layernorm.weight", R::kVisionTower, "v_dim"},
+    {"vision_model.transformer.layers.{v_layers}.input_layernorm.bias", R::kVisionTower, "v_dim"},
+    {"vision_model.transformer.layers.{v_layers}.post_attention_layernorm.weight", R::kVisionTower, "v_dim"},
+    {"vision_model.transformer.layers.{v_layers}.post_attention_layernorm.bias", R::kVisionTower, "v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.self_attn.q_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.self_attn.k_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.self_attn.v_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.self_attn.o_proj.weight", R::kVisionTower, "v_dim, v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.mlp.fc1.weight", R::kVisionTower, "v_ffn, v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.mlp.fc1.bias", R::kVisionTower, "v_ffn"},
+    {"vision_model.global_transformer.layers.{v_global}.mlp.fc2.weight", R::kVisionTower, "v_dim, v_ffn"},
+    {"vision_model.global_transformer.layers.{v_global}.mlp.fc2.bias", R::kVisionTower, "v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.input_layernorm.weight", R::kVisionTower, "v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.input_layernorm.bias", R::kVisionTower, "v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.post_attention_layernorm.weight", R::kVisionTower, "v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.post_attention_layernorm.bias", R::kVisionTower, "v_dim"},
+    {"vision_model.global_transformer.layers.{v_global}.gate_attn", R::kVisionTower, "1"},
+    {"vision_model.global_transformer.layers.{v_global}.gate_ffn", R::kVisionTower, "1"},
+};
+
 const std::vector<Family> kFamilies = {
     {"llama", {"llama", "mistral", "qwen2", "qwen3", "granite"},
      {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GraniteForCausalLM"},
@@ -1319,6 +1465,8 @@ const std::vector<Family> kFamilies = {
     {"qwen2_5_vl", {"qwen2_5_vl"}, {"Qwen2_5_VLForConditionalGeneration"}, kLlamaTraits, read_qwen2_5_vl,
      cat({kLlamaEmbed, kLlamaAttention, kLlamaMlp, kLlamaNorms, kLlamaHead, kQwen25VlVision}), nullptr, "text_config"},
     {"mistral3", {"mistral3"}, {"Mistral3ForConditionalGeneration"}, kLlamaTraits, read_mistral3, kMistral3Vlm, nullptr,
+     "text_config"},
+    {"mllama", {"mllama"}, {"MllamaForConditionalGeneration"}, kLlamaTraits, read_mllama, kMllama, nullptr,
      "text_config"},
 };
 

@@ -160,6 +160,10 @@ void emit(const Family& f, const Row& r, const Dims& dims, const HfConfig& cfg, 
 
 bool layer_selected(Layers sel, const Dims& dims, uint64_t i) {
   if (sel == Layers::kAll) return true;
+  if (sel == Layers::kSelfAttn || sel == Layers::kCrossAttn) {
+    const bool cross = i < dims.cross_layer.size() && dims.cross_layer[i];
+    return sel == Layers::kCrossAttn ? cross : !cross;
+  }
   bool moe = i < dims.moe_layer.size() && dims.moe_layer[i];
   return sel == Layers::kMoe ? moe : !moe;
 }

@@ -11,8 +11,9 @@
 
 namespace llmem::arch {
 
-// Which decoder layers a {layers} row repeats over.
-enum class Layers { kAll, kDense, kMoe };
+// Which decoder layers a {layers} row repeats over: all; those with a dense MLP or an MoE (Dims::moe_layer); those
+// with self-attention or cross-attention alone (Dims::cross_layer, Mllama's text decoder).
+enum class Layers { kAll, kDense, kMoe, kSelfAttn, kCrossAttn };
 
 struct Row {
   const char* name;         // "model.layers.{layers}.mlp.experts.{experts}.up_proj.weight"
@@ -28,6 +29,7 @@ struct Dims {
   std::map<std::string, uint64_t> values;
   std::set<std::string> flags;
   std::vector<bool> moe_layer;  // per decoder layer: true when its MLP is a mixture of experts
+  std::vector<bool> cross_layer;  // per decoder layer: true when it attends to the image alone (cross-attention)
 
   uint64_t& operator[](const std::string& k) { return values[k]; }
   void set(const std::string& flag, bool on) {

@@ -311,7 +311,12 @@ class TransformersEngine final : public Engine {
     // --train asks about one method only; without it, inference and every method
     if (base.train.empty())
       for (const char* dtype : {"fp32", "bf16", "fp16"}) out.push_back(inference_candidate(base, dtype));
+    // training is refused for a model with cross-attention layers (estimate.cpp says why): inference alone, unless
+    // --train asked, which gets the refusal
+    const bool trainable = !facts.arch || std::none_of(facts.arch->facts.attention.begin(), facts.arch->facts.attention.end(),
+                                                       [](const LayerAttention& a) { return a.cross_attention_only; });
     for (const char* method : {"full", "lora", "qlora"}) {
+      if (!trainable && base.train.empty()) break;
       if (!base.train.empty() && base.train != method) continue;
       const bool q = std::string(method) == "qlora";
       for (const char* precision : {"bf16", "amp-bf16"}) {

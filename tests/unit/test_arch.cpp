@@ -352,7 +352,8 @@ TEST(ArchTraits, LlamaQwen3Phi3AndDeepseekLayouts) {
 // Every config-derived tensor of every catalog model has a role; a tensor has a decoder layer exactly when its row
 // repeats over the decoder layers; the traits agree with the tensors the rows produce: a fused QKV layout has fused
 // projections in every layer (Qwen-1's c_attn excepted, see kQwen1Traits), qk_norm has per-head norms, sandwich
-// norms four norms per layer. IDEFICS' vision tower is not a decoder layer.
+// norms four norms per layer. A vision tower is not a decoder layer, nor are IDEFICS' gated cross-attention layers;
+// Mllama's are decoder layers of cross-attention alone.
 TEST(ArchTraits, RolesAndTraitsAgreeWithTheTablesForEveryCatalogModel) {
   int checked = 0;
   for (const auto& entry : std::filesystem::directory_iterator(std::string(LLMEM_SOURCE_DIR) + "/data/catalog")) {
@@ -365,8 +366,11 @@ TEST(ArchTraits, RolesAndTraitsAgreeWithTheTablesForEveryCatalogModel) {
       if (!t.module_name.empty()) {
         EXPECT_TRUE(is_linear_role(t.role)) << t.name;
       }
-      if (t.role == TensorRole::kVisionTower || t.role == TensorRole::kCrossAttention) {
+      if (t.role == TensorRole::kVisionTower) {
         EXPECT_EQ(t.layer, -1) << t.name;
+      }
+      if (t.role == TensorRole::kCrossAttention && t.layer >= 0) {
+        EXPECT_TRUE(m.facts.attention.at(static_cast<uint64_t>(t.layer)).cross_attention_only) << t.name;
       }
     }
     const bool fused_tensors = count_role(m, TensorRole::kAttnQkv, 0) > 0;
@@ -520,6 +524,61 @@ TEST(Arch, Gemma3VisionLanguageCountsTheTowerAndRunsTheText) {
   j["vision_config"].erase("vision_use_head");
   const ArchModel with_head = model_from_config(HfConfig(j, "with head"));
   EXPECT_EQ(unique_params(with_head) - unique_params(m), 15'238'352u);
+}
+
+// Llama-3.2-11B-Vision as MllamaForConditionalGeneration (the catalog's config; data/catalog/README.md gives its
+// sources). By hand, from modeling_mllama.py: the text model's embeddings (128,256 + 8) x 4,096 = 525,369,344 and
+// the untied head 128,256 x 4,096 = 525,336,576; 32 self-attention layers of 218,112,000 (q and o 4,096^2, k and
+// v 1,024 x 4,096, MLP 3 x 14,336 x 4,096, two norms) and 8 cross-attention layers of 218,112,258 (the same, plus
+// per-head q_norm and k_norm of 128 and two scalar gates); the final norm: 9,775,192,080. The vision model: patch
+// conv 1,280 x 3 x 14 x 14 = 752,640, class embedding 1,280, the gated position embedding 1 + 1,601 x 1,280 +
+// 9 x (4 x 1,601 x 1,280) = 75,823,361, pre- and post-tile embeddings 2 x (9 x 4 x 1,280 + 1) = 92,162, two
+// LayerNorms 5,120, 32 local layers of 19,672,320 (q/k/v/o 4 x 1,280^2, fc1 and fc2 with biases, two LayerNorms)
+// and 8 gated global layers of 19,672,322: 863,567,379. The projector 7,680 x 4,096 + 4,096 = 31,461,376.
+// 10,670,220,835 in all.
+TEST(Arch, MllamaCountsTheTowerAndSkipsCrossAttentionLayersForText) {
+  const ArchModel m = from_catalog_file("meta-llama__Llama-3.2-11B-Vision-Instruct.json");
+  EXPECT_EQ(m.facts.family, "mllama");
+  EXPECT_EQ(role_params(m, TensorRole::kVisionTower), 863'567'379u + 31'461'376u);
+  EXPECT_EQ(role_params(m, TensorRole::kCrossAttention), 8u * (2u * 4'096u * 4'096u + 2u * 1'024u * 4'096u + 2u * 128u + 2u));
+  EXPECT_EQ(unique_params(m), uint64_t{525'369'344} + 525'336'576 + 32 * uint64_t{218'112'000} +
+                                  8 * uint64_t{218'112'258} + 4'096 + 863'567'379 + 31'461'376);
+  EXPECT_EQ(unique_params(m), 10'670'220'835u);
+  EXPECT_TRUE(m.tied.empty());
+  ASSERT_NE(find_tensor(m, "language_model.model.layers.3.cross_attn.q_norm.weight"), nullptr);
+  EXPECT_EQ(find_tensor(m, "language_model.model.layers.3.self_attn.q_proj.weight"), nullptr);
+  EXPECT_EQ(find_tensor(m, "language_model.model.layers.4.cross_attn_attn_gate"), nullptr);
+  ASSERT_NE(find_tensor(m, "vision_model.global_transformer.layers.7.gate_ffn"), nullptr);
+  EXPECT_EQ(find_tensor(m, "vision_model.transformer.layers.0.gate_ffn"), nullptr);
+  // The facts are the text decoder's; the cross-attention layers cache nothing and a text-only forward skips them.
+  EXPECT_EQ(m.facts.n_layers, 40u);
+  EXPECT_EQ(m.facts.vocab, 128'256u);
+  ASSERT_EQ(m.facts.attention.size(), 40u);
+  int cross = 0;
+  for (uint64_t i = 0; i < 40; ++i) {
+    const bool listed = i % 5 == 3;  // 3, 8, ..., 38
+    EXPECT_EQ(m.facts.attention[i].cross_attention_only, listed) << i;
+    EXPECT_EQ(m.facts.attention[i].caches_kv, !listed) << i;
+    cross += listed;
+  }
+  EXPECT_EQ(cross, 8);
+  // A cross-attention layer outside the decoder, or none left to attend to the text, is refused naming the key.
+  nlohmann::json j = nlohmann::json::parse(slurp(std::string(LLMEM_SOURCE_DIR) +
+                                                  "/data/catalog/meta-llama__Llama-3.2-11B-Vision-Instruct.json"));
+  j["text_config"]["cross_attention_layers"] = {3, 40};
+  EXPECT_THROW(
+      {
+        try {
+          model_from_config(HfConfig(j, "bad.json"));
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("cross_attention_layers"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      Error);
+  j["text_config"]["num_hidden_layers"] = 1;
+  j["text_config"]["cross_attention_layers"] = {0};
+  EXPECT_THROW(model_from_config(HfConfig(j, "bad.json")), Error);
 }
 
 // The catalog holds 80 models or more (82 at this commit) and every file reads into a known family: a config no

@@ -213,5 +213,5 @@ TEST(CliCatalog, ListsEveryEmbeddedConfig) {
   CliRun r = run_llmem("catalog --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
-  EXPECT_EQ(j["models"].size(), 82u);  // every file of data/catalog (35 of shared/configs, 47 added for issue 15)
+  EXPECT_EQ(j["models"].size(), 83u);  // every file of data/catalog (35 of shared/configs, 48 added for issue 15)
 }

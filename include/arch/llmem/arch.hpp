@@ -28,6 +28,9 @@ struct LayerAttention {
   uint64_t v_head_dim = 0;
   uint64_t sliding_window = 0;  // tokens; 0 = attends to the whole context
   bool caches_kv = true;        // false for layers without self-attention KV (e.g. cross-attention only)
+  // A decoder layer of cross-attention alone (MllamaCrossAttentionDecoderLayer): a text-only forward skips it
+  // whole, attention and MLP (MllamaTextModel.forward: no cross_attention_states and nothing cached for it)
+  bool cross_attention_only = false;
   bool operator==(const LayerAttention&) const = default;
 };
 

@@ -241,6 +241,14 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   e.engine = "transformers";
   e.engine_version = kTransformersVersion;
   e.gpu = gpu;
+  // Mllama: a text-only backward never reaches the cross-attention layers or the vision tower, whose parameters get
+  // no gradient and no optimizer state (AdamW skips a parameter whose .grad is None); the training replay gives
+  // every parameter both, so it would overstate the run. Refused rather than answered wrong.
+  if (w.mode == RunMode::kTrain &&
+      std::any_of(model.facts.attention.begin(), model.facts.attention.end(),
+                  [](const LayerAttention& a) { return a.cross_attention_only; }))
+    throw usage_error("train", "{field} is not modelled for " + model.facts.architecture +
+                                   ": on text, its cross-attention layers and vision tower get no gradient");
   if (w.mode == RunMode::kTrain && w.train != TrainMethod::kFull) e.notes = check_lora_targets(model, w);
   if (w.gpus > 1 && model.quant && w.mode != RunMode::kTrain && !w.from_config)
     throw usage_error("n_gpus", "{field} with a quantised checkpoint (quantization_config " + model.quant->method_name +

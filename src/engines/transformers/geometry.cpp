@@ -11,7 +11,10 @@ Geometry geometry(const ModelFacts& f) {
   g.activation = f.activation;
   g.rot_dims = static_cast<uint64_t>(static_cast<double>(f.head_dim) * f.partial_rotary);
   if (g.rot_dims == 0 || g.rot_dims > f.head_dim) g.rot_dims = f.head_dim;
+  // The layers a text-only forward runs: Mllama's cross-attention layers are skipped whole (LayerAttention), so
+  // the replay runs, and the cache holds, the others. Their weights stay resident (the tensor list).
   g.layers = f.n_layers;
+  for (const auto& a : f.attention) g.layers -= a.cross_attention_only ? 1 : 0;
   g.hidden = f.hidden;
   g.heads = f.n_heads;
   g.kv_heads = f.n_kv_heads;
@@ -29,7 +32,8 @@ Geometry geometry(const ModelFacts& f) {
   g.top_k = f.n_experts_active;
   g.moe_ffn = f.moe_intermediate;
   g.shared_ffn = f.n_shared_experts * f.moe_intermediate;  // DeepSeek's shared experts: one MLP of that width
-  for (const auto& a : f.attention) g.window.push_back(a.sliding_window);
+  for (const auto& a : f.attention)
+    if (!a.cross_attention_only) g.window.push_back(a.sliding_window);
   g.window.resize(g.layers, 0);
   return g;
 }

@@ -79,9 +79,17 @@ std::optional<Quantization> quantization_from_config(const HfConfig& c) {
 void check_arguments(const ArchModel& model, const VllmOptions& opt, const VersionRules& rules) {
   const ModelFacts& f = model.facts;
   const std::string arch = opt.checkpoint.architecture.empty() ? f.architecture : opt.checkpoint.architecture;
-  if (std::find(rules.architectures.begin(), rules.architectures.end(), arch) == rules.architectures.end())
+  if (std::find(rules.architectures.begin(), rules.architectures.end(), arch) == rules.architectures.end()) {
+    // A vision-language model: vLLM may well serve it, but its start-up profiles the vision encoder on dummy images
+    // as well, which llmem does not restate; saying vLLM refuses it would be wrong.
+    const bool multimodal = std::any_of(model.tensors.begin(), model.tensors.end(),
+                                        [](const TensorInfo& t) { return t.role == TensorRole::kVisionTower; });
+    if (multimodal)
+      throw Error(ErrorKind::kUnsupported, "",
+                  "vLLM " + rules.name + ": not modelled for vision-language models (" + arch + ")");
     throw Error(ErrorKind::kUnsupported, "",
                 "vLLM " + rules.name + ": Model architectures ['" + arch + "'] are not supported for now.");
+  }
   if (opt.gpu_memory_utilization <= 0 || opt.gpu_memory_utilization > 1)
     throw usage_error("gpu_memory_utilization",
                       fmt::format("{{field}} must be in (0, 1], got {}", opt.gpu_memory_utilization));
