@@ -167,6 +167,24 @@ TEST(VllmPublicLogs, UnknownSettingsAndUnpinnedArchitectures) {
             std::string::npos);
 }
 
+// Expert parallelism shards the experts, not the attention: the KV heads per rank still follow the tensor-parallel
+// size (Qwen3-235B's 4 KV heads over TP 8: one per rank, replicated). A record shaped like the fourth collection's
+// 8 x L40S log (vLLM 0.10.2, its printed available memory and token count): the layout from the logged memory.
+// It had been computed at TP 1 (four KV heads per rank, a quarter of the tokens) until the held-out run showed it.
+TEST(VllmPublicLogs, ExpertParallelKeepsTheAttentionsTensorParallelSplit) {
+  const json rec = json::parse(R"({"id": "ep-tp8", "vllm_version": "0.10.2", "engine": "V1", "entrypoint": "serve",
+      "gpu": "L40S", "gpu_count": 8, "model": "Qwen/Qwen3-235B-A22B-FP8", "config_ref": "catalog:Qwen/Qwen3-235B-A22B-FP8",
+      "settings": {"tensor_parallel_size": 8, "enable_expert_parallel": true, "gpu_memory_utilization": 0.9,
+                   "max_model_len": 32768, "max_num_batched_tokens": 2048},
+      "settings_stated": ["tensor_parallel_size", "enable_expert_parallel"],
+      "printed": {"available_kv_gib": 10.65, "kv_cache_tokens": 238208}})");
+  const vllm::LogCheck c = vllm::check_public_log(rec, configs());
+  EXPECT_TRUE(skipped_with(c, "data/expert parallelism"));
+  const auto tokens = items(c, "kv_cache_tokens from the logged available memory");
+  ASSERT_EQ(tokens.size(), 1u);
+  EXPECT_LE(std::abs(tokens[0]->rel_error()), 0.01) << tokens[0]->predicted;
+}
+
 // The profile run's peak where the log prints it (0.6.4 prints weights + activation as peak_torch_memory).
 TEST(VllmPublicLogs, ProfileRunPeak) {
   const auto all = checks();

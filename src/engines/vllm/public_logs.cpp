@@ -193,10 +193,10 @@ LogCheck check_public_log(const json& rec, const std::string& configs_jsonl) {
   // starts, inside vLLM's measurement (vllm/distributed/kv_transfer/kv_connector/v1/): not modelled either.
   const bool moved = s.contains("data_parallel_size") || s.contains("enable_expert_parallel") || s.contains("cpu_offload_gb");
   const bool layout_only = moved || s.contains("kv_transfer_config");
-  if (moved) {
-    o.tensor_parallel_size = 1;
-    o.quantization.clear();
-  }
+  // The KV layout keeps the tensor-parallel size: expert parallelism shards the MoE layers' experts over the
+  // ranks, data parallelism replicates the TP group, and neither changes how the attention's KV heads are split
+  // (config/parallel.py; get_num_kv_heads divides by tensor_parallel_size alone).
+  if (moved) o.quantization.clear();
   // A log of a version between the pins whose architecture the nearest pin's registry lacks (a V0 log of 0.8.x
   // serving Qwen3, computed with 0.7.3's rules): vLLM at the pin would refuse it, so nothing is compared.
   const auto& archs = rules_for(o.version).architectures;
