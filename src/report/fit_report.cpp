@@ -124,7 +124,13 @@ std::string transformers_fit_text(const FitResult& r, const FitRequest& req) {
   const std::string training =
       fmt::format("{}-token sequences, {}, LoRA r {}{}", w.seq_tokens, w.optimizer.empty() ? "AdamW" : w.optimizer, w.lora_r,
                   w.grad_ckpt ? ", gradient checkpointing" : "");
-  if (w.train.empty())
+  const bool any_training = std::any_of(r.options.begin(), r.options.end(),
+                                        [](const FitOption& o) { return o.mode != FitMode::kInference; });
+  if (w.train.empty() && !any_training)  // a model whose training the engine does not model (mllama)
+    out += paragraph("", fmt::format("inference: {}-token prompt + {} new tokens; training: not modelled for {}",
+                                     w.prompt_tokens, w.new_tokens, r.architecture.empty() ? "this model" : r.architecture),
+                     2);
+  else if (w.train.empty())
     out += paragraph("", fmt::format("inference: {}-token prompt + {} new tokens; training: {}", w.prompt_tokens,
                                      w.new_tokens, training),
                      2);
