@@ -356,7 +356,12 @@ def build_model(sc, torch, transformers):
             raise ValueError(f"quant_options for quant_method {method} are not passed by this harness")
         kwargs["quantization_config"] = transformers.FineGrainedFP8Config(**sc["quant_options"])
     if sc.get("load") == "from_pretrained":  # what users run: the saved checkpoint, loaded onto the GPU
-        model = AutoModelForCausalLM.from_pretrained(checkpoint_dir(sc), dtype=dtype, device_map="cuda", **kwargs)
+        d = checkpoint_dir(sc)
+        if not os.path.isfile(os.path.join(d, "config.json")):
+            parent = os.path.dirname(d)
+            raise FileNotFoundError(f"{d} has no config.json; {parent} holds {sorted(os.listdir(parent)) if os.path.isdir(parent) else 'nothing'}"
+                                    + (f"; {d} holds {sorted(os.listdir(d))}" if os.path.isdir(d) else ""))
+        model = AutoModelForCausalLM.from_pretrained(d, dtype=dtype, device_map="cuda", **kwargs)
         return model, model.config
     with torch.device("cuda"):
         try:
@@ -537,7 +542,7 @@ def _run_body(sc, rec, sampler, torch, transformers, st):
     facts = {}
     aux(facts, "f", lambda: model_facts(model))
     rec.update(facts["f"] or {})
-    vocab = model.config.vocab_size
+    vocab = model.config.get_text_config().vocab_size  # a vision-language config keeps it in text_config
     if mode in ("generate", "forward"):
         model.eval()
         st.close("load")
