@@ -19,6 +19,7 @@ starts before torch is imported and reads this process's usedGpuMemory every 2 m
   python3 measure_transformers.py --list                            # print the scenario list
 """
 import argparse
+import copy
 import json
 import os
 import signal
@@ -205,7 +206,9 @@ def scenario_config(sc):
     with open(os.path.join(scenario_mod.CATALOG, sc["model"] + ".json")) as f:
         cfg_dict = json.load(f)
     model_type = cfg_dict.pop("model_type")
-    cfg_dict.update(sc.get("config_override") or {})  # e.g. an MoE cut to fewer layers
+    # e.g. an MoE cut to fewer layers; a copy, since building the config may change a nested dict in place (mllama's
+    # text_config), which would change the checkpoint folder's name after the checkpoint was written
+    cfg_dict.update(copy.deepcopy(sc.get("config_override") or {}))
     return AutoConfig.for_model(model_type, **cfg_dict)
 
 
