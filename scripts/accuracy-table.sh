@@ -14,7 +14,7 @@ holdout_files=(bench/data/transformers_holdout.jsonl bench/data/transformers_hol
                bench/data/transformers_finetune_holdout.jsonl bench/data/fake_pg_memory_holdout.jsonl
                bench/data/transformers_issue15_holdout.jsonl bench/data/transformers_issue15_holdout2.jsonl
                bench/data/transformers_issue15_fp8_dequant_holdout.jsonl bench/data/transformers_issue15_fp8_deep.jsonl
-               bench/data/transformers_issue15_final.jsonl)
+               bench/data/transformers_issue15_final.jsonl bench/data/transformers_issue15_mllama.jsonl)
 table=$("$LLMEM" validate bench/data/transformers_memory.jsonl bench/data/transformers_finetune.jsonl \
           bench/data/transformers_issue15.jsonl bench/data/transformers_issue15_fp8_dequant.jsonl \
           bench/data/fake_pg_memory.jsonl bench/data/llamacpp_memory_h200.jsonl bench/data/llamacpp_offload_h100.jsonl bench/data/llamacpp_arch_h100.jsonl bench/data/llamacpp_arch2_h100.jsonl bench/data/llamacpp_iquant2_h100.jsonl bench/data/llamacpp_arch3_h200.jsonl bench/data/llamacpp_iquant4_h100.jsonl --markdown)
