@@ -581,6 +581,26 @@ TEST(Arch, MllamaCountsTheTowerAndSkipsCrossAttentionLayersForText) {
   EXPECT_THROW(model_from_config(HfConfig(j, "bad.json")), Error);
 }
 
+// The names and shapes transformers 5.17's save_pretrained writes for a cut Llama-3.2-11B-Vision (5 text layers,
+// layer 3 cross-attention; 2 + 1 vision layers), recorded on the GPU machine (bench/gpu/probe/mllama_probe.py,
+// bench/data/probe15_h100/mllama_saved_keys.json, with the config it saved): llmem's table names every one, with
+// its shape, and no other.
+TEST(Arch, MllamaTableIsWhatSavePretrainedWrites) {
+  const nlohmann::json saved =
+      nlohmann::json::parse(slurp(std::string(LLMEM_SOURCE_DIR) + "/bench/data/probe15_h100/mllama_saved_keys.json"));
+  const ArchModel m = model_from_config(HfConfig(saved.at("config"), "mllama_saved_keys.json"));
+  std::map<std::string, std::vector<uint64_t>> ours;
+  for (const auto& t : m.tensors) ours[t.name] = t.shape;
+  std::map<std::string, std::vector<uint64_t>> theirs;
+  for (const auto& [k, v] : saved.at("keys").items()) theirs[k] = v.get<std::vector<uint64_t>>();
+  EXPECT_EQ(ours.size(), theirs.size());
+  for (const auto& [name, shape] : theirs) {
+    const auto it = ours.find(name);
+    ASSERT_NE(it, ours.end()) << name;
+    EXPECT_EQ(it->second, shape) << name;
+  }
+}
+
 // The catalog holds 80 models or more (82 at this commit) and every file reads into a known family: a config no
 // family knows is refused, so this is what keeps every catalog entry usable.
 TEST(Arch, CatalogHoldsEightyModelsOrMoreWithoutUnknownFamilies) {
