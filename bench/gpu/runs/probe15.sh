@@ -1,6 +1,7 @@
 #!/bin/bash
 # Thirteenth session (2026-12-06). Issue 15: what transformers 5.17 builds for mllama (bench/gpu/probe/mllama_probe.py).
-# Issues 15/17: how much of the CUDA context is the stack reservation (bench/gpu/probe/ctx_stack, built here).
+# Issues 15/17: how much of the CUDA context is the stack reservation (bench/gpu/probe/ctx_stack: built here with
+# nvcc as its source says, git-ignored, so a call names it in carry).
 set -o pipefail
 : "${OUT:?OUT must name a folder}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/ctx_stack.txt" 2>&1
