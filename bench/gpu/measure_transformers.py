@@ -1277,7 +1277,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run-one", metavar="JSON", help="child: run one scenario and print its result")
     ap.add_argument("--probe", action="store_true", help="child: print the environment")
-    ap.add_argument("--out", default=os.path.join(HERE, "..", "data", "transformers_memory.jsonl"))
+    ap.add_argument("--out", help="JSON Lines to write (default: bench/data/transformers_memory.jsonl; with --dry-run, a "
+                                   "file in the temporary folder, so that a test of the driver never touches the data)")
     ap.add_argument("--env-out", help="environment file (default: OUT without .jsonl + _env.txt)")
     ap.add_argument("--append", action="store_true", help="append to --out instead of overwriting it")
     ap.add_argument("--workers", type=int, default=8, help="scenarios holding GPU memory at once")
@@ -1309,6 +1310,9 @@ def main():
     ap.add_argument("--list", action="store_true", help="print the scenarios in run order and exit")
     ap.add_argument("--dry-run", action="store_true", help="no torch: fake children, to test the driver")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = (os.path.join(tempfile.gettempdir(), "llmem_dry_run.jsonl") if args.dry_run
+                    else os.path.join(HERE, "..", "data", "transformers_memory.jsonl"))
     if args.run_one:
         child_main(args.run_one, dry_run=args.dry_run)
         return 0
