@@ -313,8 +313,7 @@ class TransformersEngine final : public Engine {
       for (const char* dtype : {"fp32", "bf16", "fp16"}) out.push_back(inference_candidate(base, dtype));
     // training is refused for a model with cross-attention layers (estimate.cpp says why): inference alone, unless
     // --train asked, which gets the refusal
-    const bool trainable = !facts.arch || std::none_of(facts.arch->facts.attention.begin(), facts.arch->facts.attention.end(),
-                                                       [](const LayerAttention& a) { return a.cross_attention_only; });
+    const bool trainable = !facts.arch || !facts.arch->facts.has_cross_attention_only_layers();
     for (const char* method : {"full", "lora", "qlora"}) {
       if (!trainable && base.train.empty()) break;
       if (!base.train.empty() && base.train != method) continue;

@@ -174,6 +174,27 @@ TEST(Estimate, MllamaTextGenerationCachesTheSelfAttentionLayersOnly) {
   EXPECT_LE(component(e, "kv_cache"), 4'128u * kv_per_token + 32u * 2u * 1024u);
 }
 
+// Over two GPUs, device_map puts decoder layers 0-19 on one and 20-39 on the other; each half holds four of the
+// cross-attention layers, so each GPU caches 16 self-attention layers (the replay numbers only the layers it runs,
+// Geometry::decoder_layer maps them back for the placement).
+TEST(Estimate, MllamaOverTwoGpusCachesEachHalfsSelfAttentionLayers) {
+  ArchModel m = catalog_model("meta-llama/Llama-3.2-11B-Vision-Instruct");
+  Workload w;
+  w.dtype = DType::BF16;
+  w.prompt_tokens = 2'048;
+  w.gpus = 2;
+  Estimate e = estimate_transformers(m, w, find_gpu("RTX-4090"));
+  ASSERT_EQ(e.per_gpu.size(), 2u);
+  const uint64_t kv_per_token = 16u * 2u * 8u * 128u * 2u;
+  for (const auto& gpu : e.per_gpu) {
+    uint64_t kv = 0;
+    for (const auto& c : gpu.components)
+      if (c.name == "kv_cache") kv = c.bytes;
+    EXPECT_GE(kv, 2'048u * kv_per_token) << gpu.role;
+    EXPECT_LE(kv, 2'062u * kv_per_token + 16u * 2u * 1024u) << gpu.role;
+  }
+}
+
 TEST(Estimate, LongerPromptsAndBiggerBatchesNeverNeedLess) {
   ArchModel m = catalog_model("mistralai/Mistral-7B-v0.1");
   uint64_t last = 0;

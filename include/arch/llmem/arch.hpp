@@ -150,6 +150,12 @@ struct ModelFacts {
   std::optional<DType> config_dtype;  // torch_dtype / dtype in the config
   bool config_use_cache = true;    // false where the config says "use_cache": false (Qwen3-4B's does)
   std::vector<LayerAttention> attention;  // one per decoder layer
+  // Some decoder layers attend to the image alone (Mllama's), which a text-only forward skips
+  bool has_cross_attention_only_layers() const {
+    for (const auto& a : attention)
+      if (a.cross_attention_only) return true;
+    return false;
+  }
   std::string attention_kind;      // "mha", "gqa", "mqa", "mla"
   // MLA: the latent transformers 5.17 caches per token and layer (DeepseekV2Attention: the compressed kv, width
   // kv_lora_rank, as keys and the rotary key part, qk_rope_head_dim, as values; measured kv_cache_bytes of

@@ -90,6 +90,10 @@ struct Geometry {
   std::vector<bool> moe_layer;   // per layer: routed experts (DeepSeek's first layers are dense)
   bool is_moe(uint64_t layer) const { return experts > 0 && (layer >= moe_layer.size() || moe_layer[layer]); }
   std::vector<uint64_t> window;  // per layer: sliding window in tokens, 0 = full
+  // The decoder layer each replayed layer is, where the replay skips some (Mllama's cross-attention layers, which a
+  // text-only forward skips); empty when it runs them all. Placement and tensors use the decoder's numbering.
+  std::vector<uint64_t> decoder_layer;
+  uint64_t decoder_index(uint64_t layer) const { return layer < decoder_layer.size() ? decoder_layer[layer] : layer; }
   std::string activation;
   uint64_t rot_dims = 0;  // rotated part of each head (partial rotary: phi, gpt-neox)
   ArchTraits traits;

@@ -244,9 +244,7 @@ Estimate estimate_transformers(const ArchModel& model, const Workload& w, const 
   // Mllama: a text-only backward never reaches the cross-attention layers or the vision tower, whose parameters get
   // no gradient and no optimizer state (AdamW skips a parameter whose .grad is None); the training replay gives
   // every parameter both, so it would overstate the run. Refused rather than answered wrong.
-  if (w.mode == RunMode::kTrain &&
-      std::any_of(model.facts.attention.begin(), model.facts.attention.end(),
-                  [](const LayerAttention& a) { return a.cross_attention_only; }))
+  if (w.mode == RunMode::kTrain && model.facts.has_cross_attention_only_layers())
     throw usage_error("train", "{field} is not modelled for " + model.facts.architecture +
                                    ": on text, its cross-attention layers and vision tower get no gradient");
   if (w.mode == RunMode::kTrain && w.train != TrainMethod::kFull) e.notes = check_lora_targets(model, w);

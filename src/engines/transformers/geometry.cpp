@@ -32,8 +32,12 @@ Geometry geometry(const ModelFacts& f) {
   g.top_k = f.n_experts_active;
   g.moe_ffn = f.moe_intermediate;
   g.shared_ffn = f.n_shared_experts * f.moe_intermediate;  // DeepSeek's shared experts: one MLP of that width
-  for (const auto& a : f.attention)
-    if (!a.cross_attention_only) g.window.push_back(a.sliding_window);
+  for (uint64_t i = 0; i < f.attention.size(); ++i)
+    if (!f.attention[i].cross_attention_only) {
+      g.window.push_back(f.attention[i].sliding_window);
+      g.decoder_layer.push_back(i);
+    }
+  if (g.decoder_layer.size() == f.attention.size()) g.decoder_layer.clear();  // every layer runs
   g.window.resize(g.layers, 0);
   return g;
 }
@@ -46,12 +50,15 @@ Geometry geometry(const ArchModel& model) {
     return t.role == TensorRole::kExpert && t.name.ends_with("_bias");
   });
   if (g.experts == 0) return g;
-  g.moe_layer.assign(g.layers, false);
+  // by the decoder's numbering (the tensors'), then per replayed layer
+  std::vector<bool> routes(model.facts.n_layers, false);
   bool any = false;
   for (const auto& t : model.tensors)
-    if (t.role == TensorRole::kExpert && t.layer >= 0 && static_cast<uint64_t>(t.layer) < g.layers)
-      any = g.moe_layer[static_cast<uint64_t>(t.layer)] = true;
-  if (!any) g.moe_layer.clear();  // no per-layer record: every layer routes
+    if (t.role == TensorRole::kExpert && t.layer >= 0 && static_cast<uint64_t>(t.layer) < routes.size())
+      any = routes[static_cast<uint64_t>(t.layer)] = true;
+  if (!any) return g;  // no per-layer record: every layer routes
+  g.moe_layer.assign(g.layers, false);
+  for (uint64_t l = 0; l < g.layers; ++l) g.moe_layer[l] = g.decoder_index(l) < routes.size() && routes[g.decoder_index(l)];
   return g;
 }
 

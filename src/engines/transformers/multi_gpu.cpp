@@ -64,8 +64,13 @@ GpuEstimate finish(unsigned index, const Tracker& t, const Workload& w, const Gp
 
 struct Split {
   const Placement& p;
+  const Geometry& g;
   int rotary = 0;     // the rotary embedding's device (where cos and sin are made)
   int first_mm = 0;   // the device of the process's first matmul (the replay's workspace/cublas)
+  // Whether the replay's layer `l` is placed, and where (the placement numbers the decoder's layers, which the
+  // replay may skip some of: Geometry::decoder_layer).
+  bool placed(uint64_t l) const { return g.decoder_index(l) < p.layer_device.size(); }
+  int layer_device(uint64_t l) const { return p.layer_device[g.decoder_index(l)]; }
 };
 
 int tensor_device_or(const Placement& p, const std::string& name, int fallback) {
@@ -89,7 +94,7 @@ int route(const Split& s, const std::string& name) {
   const std::string_view rest = slash == std::string::npos ? std::string_view() : std::string_view(name).substr(slash + 1);
   auto layer_dev = [&](std::string_view num) {
     const uint64_t l = leading_number(num);
-    return l < p.layer_device.size() ? p.layer_device[l] : p.embed_device;
+    return s.placed(l) ? s.layer_device(l) : p.embed_device;
   };
   if (cat == "weights") return rest == "untied_head" ? p.head_device : tensor_device_or(p, std::string(rest), p.embed_device);
   if (cat == "kv_cache") return layer_dev(rest);
@@ -133,9 +138,9 @@ struct InferenceHooks {
     const Placement& p = s.p;
     if (starts(phase, "layer ")) {
       const int64_t L = phase_layer(phase);
-      if (L < 0 || static_cast<uint64_t>(L) >= p.layer_device.size() || p.layer_device[L] != device) return;
+      if (L < 0 || !s.placed(static_cast<uint64_t>(L)) || s.layer_device(static_cast<uint64_t>(L)) != device) return;
       first_matmul_here(t);
-      const int prev = L == 0 ? p.embed_device : p.layer_device[L - 1];
+      const int prev = L == 0 ? p.embed_device : s.layer_device(static_cast<uint64_t>(L) - 1);
       if (prev != device) copy(t, "hidden", mul(B, P, g.hidden, el));
       if (s.rotary != device && replay.live("activations/cos")) {
         copy(t, "cos", mul(B, P, g.head_dim, el));
@@ -206,7 +211,7 @@ std::shared_ptr<const Placement> placed(const ArchModel& m, const PlacementReque
 void split_inference(Estimate& e, const ArchModel& m, const Geometry& g, const Workload& w, const GpuProfile& gpu,
                      ReplayCache* cache) {
   const std::shared_ptr<const Placement> placement = placed(m, placement_request(w, gpu), cache);
-  Split s{*placement};
+  Split s{*placement, g};
   s.rotary = tensor_device_or(s.p, "", s.p.embed_device);
   for (const auto& [name, dev] : s.p.tensor_device)
     if (name.find("rotary_emb.inv_freq") != std::string::npos) s.rotary = dev;
