@@ -195,6 +195,26 @@ TEST(Estimate, MllamaOverTwoGpusCachesEachHalfsSelfAttentionLayers) {
   }
 }
 
+// A vision-language model fine-tuned on text on one GPU: the vision tower and projector stay resident but never run,
+// so they get no gradient and no AdamW state. Gemma 3 4B (tests/fixtures/gemma3_4b_vlm_config.json): 4,300,079,472
+// parameters, 419,816,304 of them the tower and projector; bf16 gradients of the other 3,880,263,168.
+TEST(Estimate, VisionTowerTrainedOnTextGetsNoGradientOrState) {
+  const std::string path = std::string(LLMEM_SOURCE_DIR) + "/tests/fixtures/gemma3_4b_vlm_config.json";
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const ArchModel m = model_from_config(HfConfig::parse(text.str(), path));
+  Workload w;
+  w.mode = RunMode::kTrain;
+  w.train = TrainMethod::kFull;
+  w.dtype = DType::BF16;
+  w.prompt_tokens = 256;
+  const Estimate e = estimate_transformers(m, w, default_gpu());
+  EXPECT_EQ(e.weight_bytes, 2u * 4'300'079'472u);
+  EXPECT_EQ(component(e, "gradients"), uint64_t{2} * 3'880'263'168u);
+  EXPECT_EQ(component(e, "optimizer_states"), uint64_t{4} * 3'880'263'168u);
+}
+
 TEST(Estimate, LongerPromptsAndBiggerBatchesNeverNeedLess) {
   ArchModel m = catalog_model("mistralai/Mistral-7B-v0.1");
   uint64_t last = 0;

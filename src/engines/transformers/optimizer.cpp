@@ -15,7 +15,13 @@ bool targets(const TrainCtx& c, const std::string& module_name) {
 std::vector<Param> trainable_params(const TrainCtx& c, const ArchModel& m) {
   std::vector<Param> params;
   if (!c.lora) {
-    for (const auto& tt : m.tensors) params.push_back({tt.name, mul(tt.numel(), c.p), tt.layer, tt.role, tt.shape});
+    // A vision-language model trained on text never runs its vision tower or projector: their parameters keep
+    // .grad None, and AdamW's _init_group skips a parameter without a gradient, so on one GPU they get no state
+    // either. They stay resident as weights (load_weights), not here. Sharded (DDP's buckets, DeepSpeed's flat
+    // partitions) every parameter that requires a gradient is provided for: those keep them.
+    for (const auto& tt : m.tensors)
+      if (tt.role != TensorRole::kVisionTower || c.w.gpus > 1)
+        params.push_back({tt.name, mul(tt.numel(), c.p), tt.layer, tt.role, tt.shape});
     return params;
   }
   // peft keeps adapters in fp32: lora_A [r, in] then lora_B [out, r] for every linear of the decoder layers whose
