@@ -10,6 +10,7 @@
 #include <string>
 
 #include "table.hpp"
+#include "llmem/checked.hpp"
 #include "llmem/error.hpp"
 
 namespace llmem::arch {
@@ -17,6 +18,23 @@ namespace {
 
 using L = Layers;
 using R = TensorRole;
+
+// A derived dimension: the product (or sum) of a config's numbers, each up to 2^40, can pass 64 bits; such a config
+// is refused naming the file, never wrapped to a small, wrong size.
+uint64_t times(const HfConfig& c, const char* what, std::initializer_list<uint64_t> factors) {
+  uint64_t acc = 1;
+  for (uint64_t f : factors) {
+    const auto m = checked_mul(acc, f);
+    if (!m) throw Error(ErrorKind::kInvalidInput, c.origin(), std::string(what) + " is too large: it overflows 64 bits");
+    acc = *m;
+  }
+  return acc;
+}
+uint64_t plus(const HfConfig& c, const char* what, uint64_t a, uint64_t b) {
+  const auto r = checked_add(a, b);
+  if (!r) throw Error(ErrorKind::kInvalidInput, c.origin(), std::string(what) + " is too large: it overflows 64 bits");
+  return *r;
+}
 
 std::vector<Row> cat(std::initializer_list<std::vector<Row>> parts) {
   std::vector<Row> out;
@@ -57,8 +75,8 @@ void read_decoder(const HfConfig& c, Dims& d, ModelFacts& m, bool tie_default, u
   else if (head_dim_default) d["head_dim"] = head_dim_default;
   else d["head_dim"] = exact_div(c, d["hidden"], d["heads"], "hidden_size / num_attention_heads");
   if (d["heads"] % d["kv_heads"] != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
-  d["q_dim"] = d["heads"] * d["head_dim"];
-  d["kv_dim"] = d["kv_heads"] * d["head_dim"];
+  d["q_dim"] = times(c, "num_attention_heads x head_dim", {d["heads"], d["head_dim"]});
+  d["kv_dim"] = times(c, "num_key_value_heads x head_dim", {d["kv_heads"], d["head_dim"]});
   d["vocab"] = c.dim("vocab_size");
   if (c.has("intermediate_size")) d["ffn"] = c.dim("intermediate_size");
   d.set("tied", c.flag_or("tie_word_embeddings", tie_default));
@@ -268,7 +286,7 @@ const ArchTraits kPhi3Traits{.qkv = QkvLayout::kFused, .fused_qkv_saved_whole = 
 void read_phi3(const HfConfig& c, Dims& d, ModelFacts& m) {
   read_decoder(c, d, m, false);
   if (!d.values.count("ffn")) c.fail("intermediate_size", "is missing");
-  d["qkv_out"] = d["q_dim"] + 2 * d["kv_dim"];
+  d["qkv_out"] = plus(c, "the fused qkv width", d["q_dim"], times(c, "the fused qkv width", {2, d["kv_dim"]}));
   uint64_t w = c.count_or("sliding_window", 0);
   for (auto& a : m.attention) a.sliding_window = w;
   set_all_dense(d);
@@ -441,7 +459,7 @@ void read_falcon(const HfConfig& c, Dims& d, ModelFacts& m) {
   // multi_query, or full MHA.
   uint64_t kv = new_arch ? c.dim_or("num_kv_heads", d["heads"]) : (multi_query ? 1 : d["heads"]);
   d["kv_heads"] = kv;
-  d["qkv_out"] = (d["heads"] + 2 * kv) * d["head_dim"];
+  d["qkv_out"] = times(c, "the fused qkv width", {plus(c, "the fused qkv width", d["heads"], times(c, "the fused qkv width", {2, kv})), d["head_dim"]});
   d.set("bias", c.flag_or("bias", false));
   const bool parallel = c.flag_or("parallel_attn", true);
   uint64_t n_ln = new_arch ? c.dim_or("num_ln_in_parallel_attn", 2) : 1;
@@ -662,7 +680,7 @@ void read_deepseek(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["v_dim"] = c.dim("v_head_dim");
   d["q_head"] = d["nope"] + d["rope"];
   d["kv_a_out"] = d["kv_lora"] + d["rope"];
-  d["kv_b_out"] = d["heads"] * (d["nope"] + d["v_dim"]);
+  d["kv_b_out"] = times(c, "kv_b_proj's width", {d["heads"], plus(c, "kv_b_proj's width", d["nope"], d["v_dim"])});
   // q_lora_rank null means no query compression (DeepSeek-V2-Lite); absent means the config class default.
   if (c.json().contains("q_lora_rank") && c.json().at("q_lora_rank").is_null()) {
     d.set("q_lora", false);
@@ -676,7 +694,7 @@ void read_deepseek(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["experts"] = n_routed;
   d["moe_ffn"] = n_routed ? c.dim("moe_intermediate_size") : 0;
   const uint64_t n_shared = c.count_or("n_shared_experts", 0);
-  d["shared_ffn"] = d["moe_ffn"] * n_shared;
+  d["shared_ffn"] = times(c, "moe_intermediate_size x n_shared_experts", {d["moe_ffn"], n_shared});
   d.set("shared", n_shared > 0);
   const uint64_t first_dense = c.count_or("first_k_dense_replace", 0), freq = c.dim_or("moe_layer_freq", 1);
   d.moe_layer.assign(d["layers"], false);
@@ -772,7 +790,7 @@ void read_qwen1(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["heads"] = c.dim("num_attention_heads");
   d["vocab"] = c.dim("vocab_size");
   d["head_dim"] = c.dim_or("kv_channels", exact_div(c, d["hidden"], d["heads"], "hidden_size / num_attention_heads"));
-  d["proj"] = d["heads"] * d["head_dim"];
+  d["proj"] = times(c, "num_attention_heads x kv_channels", {d["heads"], d["head_dim"]});
   // QWenMLP: w1 and w2 are intermediate_size / 2 wide; the config's intermediate_size is twice the real width.
   d["ffn"] = exact_div(c, c.dim("intermediate_size"), 2, "intermediate_size / 2");
   d.set("tied", c.flag_or("tie_word_embeddings", false));
@@ -899,12 +917,12 @@ void read_idefics(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["v_channels"] = v.dim_or("num_channels", 3);
   const uint64_t image = v.dim_or("image_size", 224);
   if (image % d["v_patch"] != 0) v.fail("image_size", "must be a multiple of patch_size");
-  d["v_positions"] = (image / d["v_patch"]) * (image / d["v_patch"]) + 1;
+  d["v_positions"] = plus(v, "the patch count", times(v, "the patch count", {image / d["v_patch"], image / d["v_patch"]}), 1);
   const HfConfig p = c.sub("perceiver_config");
   d.set("resampler", c.flag_or("use_resampler", false));
   d["p_depth"] = p.dim_or("resampler_depth", 6);
   d["p_latents"] = p.dim_or("resampler_n_latents", 64);
-  d["p_inner"] = p.dim_or("resampler_n_heads", 16) * p.dim_or("resampler_head_dim", 96);
+  d["p_inner"] = times(p, "resampler_n_heads x resampler_head_dim", {p.dim_or("resampler_n_heads", 16), p.dim_or("resampler_head_dim", 96)});
   d["p_head"] = p.dim_or("resampler_head_dim", 96);
   d["p_ffn"] = 4 * d["v_dim"];
   d.set("p_qk_ln", p.flag_or("qk_layer_norms_perceiver", false));
@@ -1070,7 +1088,7 @@ void read_gemma3(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["v_patch"] = v.dim_or("patch_size", 16);
   const uint64_t image = v.dim_or("image_size", 224);
   if (image % d["v_patch"] != 0) v.fail("image_size", "must be a multiple of patch_size");
-  d["v_positions"] = (image / d["v_patch"]) * (image / d["v_patch"]);
+  d["v_positions"] = times(v, "the patch count", {image / d["v_patch"], image / d["v_patch"]});
   d.set("v_head", v.flag_or("vision_use_head", true));
   m.notes.push_back("vision tower (SigLIP, " + std::to_string(d["v_layers"]) + " layers of width " +
                     std::to_string(d["v_dim"]) + ") and projector are loaded with the model; text generation runs the "
@@ -1172,7 +1190,7 @@ void read_qwen2_5_vl(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["v_patch"] = v.dim_or("patch_size", 14);
   d["v_tpatch"] = v.dim_or("temporal_patch_size", 2);
   const uint64_t merge = v.dim_or("spatial_merge_size", 2);
-  d["v_merge"] = d["v_dim"] * merge * merge;
+  d["v_merge"] = times(v, "the merged patch width", {d["v_dim"], merge, merge});
   d["v_out"] = v.dim_or("out_hidden_size", 3584);
   m.notes.push_back("vision transformer (" + std::to_string(d["v_layers"]) + " blocks of width " +
                     std::to_string(d["v_dim"]) + ") and merger are loaded with the model; text generation runs the "
@@ -1242,12 +1260,12 @@ void read_mistral3(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["v_channels"] = v.dim_or("num_channels", 3);
   d["v_patch"] = v.dim_or("patch_size", 16);
   const uint64_t merge = c.dim_or("spatial_merge_size", 2);
-  d["v_merge"] = d["v_dim"] * merge * merge;
+  d["v_merge"] = times(c, "the merged patch width", {d["v_dim"], merge, merge});
   uint64_t feature_layers = 1;
   if (c.has("vision_feature_layer") && c.json().at("vision_feature_layer").is_array())
     feature_layers = c.json().at("vision_feature_layer").size();
   if (feature_layers == 0) c.fail("vision_feature_layer", "must name at least one layer");
-  d["v_features"] = d["v_dim"] * feature_layers;
+  d["v_features"] = times(c, "the projector's input width", {d["v_dim"], feature_layers});
   d.set("proj_bias", c.flag_or("multimodal_projector_bias", false));
   m.notes.push_back("vision encoder (Pixtral, " + std::to_string(d["v_layers"]) + " layers of width " +
                     std::to_string(d["v_dim"]) + ") and projector are loaded with the model; text generation runs the "
@@ -1348,7 +1366,7 @@ void read_mllama(const HfConfig& c, Dims& d, ModelFacts& m) {
   d["v_patch"] = v.dim_or("patch_size", 14);
   const uint64_t image = v.dim_or("image_size", 448);
   if (image % d["v_patch"] != 0) v.fail("image_size", "must be a multiple of patch_size");
-  d["v_positions"] = (image / d["v_patch"]) * (image / d["v_patch"]) + 1;
+  d["v_positions"] = plus(v, "the patch count", times(v, "the patch count", {image / d["v_patch"], image / d["v_patch"]}), 1);
   d["v_tiles"] = v.dim_or("max_num_tiles", 4);
   uint64_t ratios = 8;  // MllamaVisionConfig's default list: [1,1] [1,2] [1,3] [1,4] [2,1] [2,2] [3,1] [4,1]
   if (v.has("supported_aspect_ratios")) {
@@ -1357,8 +1375,8 @@ void read_mllama(const HfConfig& c, Dims& d, ModelFacts& m) {
     ratios = r.size();
   }
   d["v_ratio_ids"] = ratios + 1;
-  d["v_tile_width"] = d["v_tiles"] * d["v_dim"];
-  d["v_tile_positions"] = d["v_tiles"] * d["v_positions"] * d["v_dim"];
+  d["v_tile_width"] = times(v, "max_num_tiles x hidden_size", {d["v_tiles"], d["v_dim"]});
+  d["v_tile_positions"] = times(v, "the tile position embedding", {d["v_tiles"], d["v_positions"], d["v_dim"]});
   d["v_out"] = v.dim_or("vision_output_dim", 7680);
   m.notes.push_back("vision tower (" + std::to_string(d["v_layers"]) + " + " + std::to_string(d["v_global"]) +
                     " layers of width " + std::to_string(d["v_dim"]) + ") and projector are loaded with the model; " +

@@ -601,6 +601,33 @@ TEST(Arch, MllamaTableIsWhatSavePretrainedWrites) {
   }
 }
 
+// A derived width whose factors are each plausible but whose product passes 64 bits (heads x head_dim, a tower's
+// patch count) is refused naming the file and the quantity, not wrapped to a small, wrong size.
+TEST(Arch, DerivedDimensionsThatOverflowAreRefused) {
+  auto refused = [](const nlohmann::json& j, const std::string& what) {
+    try {
+      model_from_config(HfConfig(j, "hostile.json"));
+      ADD_FAILURE() << "accepted: " << j.dump();
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("hostile.json"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(what), std::string::npos) << msg;
+      EXPECT_NE(msg.find("overflows 64 bits"), std::string::npos) << msg;
+    }
+  };
+  const uint64_t big = uint64_t{1} << 40;
+  nlohmann::json llama = nlohmann::json::parse(R"({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 2,
+      "vocab_size": 100, "intermediate_size": 100})");  // parsed: unsigned numbers, as a file's are
+  llama["num_attention_heads"] = big;
+  llama["head_dim"] = big;
+  refused(llama, "num_attention_heads x head_dim");
+  nlohmann::json vlm = nlohmann::json::parse(slurp(std::string(LLMEM_SOURCE_DIR) +
+                                                    "/data/catalog/meta-llama__Llama-3.2-11B-Vision-Instruct.json"));
+  vlm["vision_config"]["image_size"] = big;
+  vlm["vision_config"]["patch_size"] = uint64_t{1};
+  refused(vlm, "the patch count");
+}
+
 // The catalog holds 80 models or more (82 at this commit) and every file reads into a known family: a config no
 // family knows is refused, so this is what keeps every catalog entry usable.
 TEST(Arch, CatalogHoldsEightyModelsOrMoreWithoutUnknownFamilies) {
