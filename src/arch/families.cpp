@@ -1047,15 +1047,21 @@ const std::vector<Row> kOlmo2Layer = {
 // configuration_gemma3.py: Gemma3TextConfig's defaults, which the Hub's gemma-3-4b/12b/27b configs rely on (their
 // text_config omits vocab_size, head counts, head_dim, ...). Applied exactly as transformers applies them, then
 // read like a gemma3_text config.
-HfConfig gemma3_text_config(const HfConfig& c) {
-  // Parsed from text so that the numbers are JSON's unsigned integers, as a config file's are.
-  nlohmann::json t = nlohmann::json::parse(R"({"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216,
-      "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
-      "tie_word_embeddings": true, "attention_bias": false, "sliding_window": 4096, "sliding_window_pattern": 6,
-      "max_position_embeddings": 131072})");
-  const HfConfig given = c.sub("text_config");
+// A vision-language config's text model: its config class's defaults (JSON text, parsed so that the numbers are
+// JSON's unsigned integers, as a config file's are) with every non-null field of `given` over them.
+nlohmann::json with_defaults(const char* defaults, const HfConfig& given) {
+  nlohmann::json t = nlohmann::json::parse(defaults);
   for (const auto& [k, v] : given.json().items())
     if (!v.is_null()) t[k] = v;
+  return t;
+}
+
+HfConfig gemma3_text_config(const HfConfig& c) {
+  const HfConfig given = c.sub("text_config");
+  nlohmann::json t = with_defaults(R"({"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216,
+      "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+      "tie_word_embeddings": true, "attention_bias": false, "sliding_window": 4096, "sliding_window_pattern": 6,
+      "max_position_embeddings": 131072})", given);
   t["model_type"] = "gemma3_text";
   return HfConfig(t, given.origin());
 }
@@ -1224,12 +1230,10 @@ const std::vector<Row> kQwen25VlVision = {
 // 8 KV heads, vocabulary 32000, untied), vision_config to PixtralVisionConfig's (hidden 1024, MLP 4096, 24 layers,
 // 3 channels, patch 16); spatial_merge_size 2, multimodal_projector_bias false, vision_feature_layer -1.
 HfConfig mistral3_text_config(const HfConfig& c) {
-  nlohmann::json t = nlohmann::json::parse(R"({"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336,
-      "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": false,
-      "model_type": "mistral"})");
   const HfConfig given = c.sub("text_config");
-  for (const auto& [k, v] : given.json().items())
-    if (!v.is_null()) t[k] = v;
+  nlohmann::json t = with_defaults(R"({"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336,
+      "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": false,
+      "model_type": "mistral"})", given);
   const std::string mt = t["model_type"].is_string() ? t["model_type"].get<std::string>() : "";
   if (mt != "mistral")
     given.fail("model_type", "is '" + mt + "': llmem reads a Mistral-3 text model of type mistral only");
@@ -1310,12 +1314,10 @@ const std::vector<Row> kMistral3Vlm = {
 // configuration_mllama.py (transformers 5.17): MllamaTextConfig's and MllamaVisionConfig's defaults, which are the
 // 11B model's; a Hub config names them all, a hand-written one may not. Applied as transformers applies them.
 HfConfig mllama_text_config(const HfConfig& c) {
-  nlohmann::json t = nlohmann::json::parse(R"({"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
-      "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": false,
-      "max_position_embeddings": 131072, "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38]})");
   const HfConfig given = c.sub("text_config");
-  for (const auto& [k, v] : given.json().items())
-    if (!v.is_null()) t[k] = v;
+  nlohmann::json t = with_defaults(R"({"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+      "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": false,
+      "max_position_embeddings": 131072, "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38]})", given);
   t["model_type"] = "mllama_text_model";
   return HfConfig(t, given.origin());
 }

@@ -37,10 +37,12 @@ inline ArchModel catalog_model(const std::string& id) {
   return model_from_config(HfConfig::parse(std::string(e->config_json), id));
 }
 
-inline uint64_t component(const Estimate& e, const std::string& name) {
-  for (const auto& c : e.components)
+inline uint64_t component(const std::vector<MemoryComponent>& cs, const std::string& name) {
+  for (const auto& c : cs)
     if (c.name == name) return c.bytes;
   return 0;
 }
+
+inline uint64_t component(const Estimate& e, const std::string& name) { return component(e.components, name); }
 
 }  // namespace llmem::test

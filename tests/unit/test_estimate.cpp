@@ -187,9 +187,7 @@ TEST(Estimate, MllamaOverTwoGpusCachesEachHalfsSelfAttentionLayers) {
   ASSERT_EQ(e.per_gpu.size(), 2u);
   const uint64_t kv_per_token = 16u * 2u * 8u * 128u * 2u;
   for (const auto& gpu : e.per_gpu) {
-    uint64_t kv = 0;
-    for (const auto& c : gpu.components)
-      if (c.name == "kv_cache") kv = c.bytes;
+    const uint64_t kv = component(gpu.components, "kv_cache");
     EXPECT_GE(kv, 2'048u * kv_per_token) << gpu.role;
     EXPECT_LE(kv, 2'062u * kv_per_token + 16u * 2u * 1024u) << gpu.role;
   }

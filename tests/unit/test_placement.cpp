@@ -16,6 +16,7 @@
 #include "llmem/estimate.hpp"
 #include "llmem/placement.hpp"
 #include "llmem/transformers.hpp"
+#include "catalog_model.hpp"
 
 namespace llmem {
 namespace {
@@ -164,11 +165,7 @@ TEST(Placement, MatchesEveryRecordedPlacement) {
 namespace llmem {
 namespace {
 
-uint64_t component(const std::vector<MemoryComponent>& cs, const std::string& name) {
-  for (const auto& c : cs)
-    if (c.name == name) return c.bytes;
-  return 0;
-}
+using test::component;
 
 EstimateResult run(WorkloadSpec w) {
   EstimateRequest r;
