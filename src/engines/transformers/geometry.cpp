@@ -11,10 +11,7 @@ Geometry geometry(const ModelFacts& f) {
   g.activation = f.activation;
   g.rot_dims = static_cast<uint64_t>(static_cast<double>(f.head_dim) * f.partial_rotary);
   if (g.rot_dims == 0 || g.rot_dims > f.head_dim) g.rot_dims = f.head_dim;
-  // The layers a text-only forward runs: Mllama's cross-attention layers are skipped whole (LayerAttention), so
-  // the replay runs, and the cache holds, the others. Their weights stay resident (the tensor list).
   g.layers = f.n_layers;
-  for (const auto& a : f.attention) g.layers -= a.cross_attention_only ? 1 : 0;
   g.hidden = f.hidden;
   g.heads = f.n_heads;
   g.kv_heads = f.n_kv_heads;
@@ -32,11 +29,16 @@ Geometry geometry(const ModelFacts& f) {
   g.top_k = f.n_experts_active;
   g.moe_ffn = f.moe_intermediate;
   g.shared_ffn = f.n_shared_experts * f.moe_intermediate;  // DeepSeek's shared experts: one MLP of that width
-  for (uint64_t i = 0; i < f.attention.size(); ++i)
-    if (!f.attention[i].cross_attention_only) {
-      g.window.push_back(f.attention[i].sliding_window);
-      g.decoder_layer.push_back(i);
+  // The layers a text-only forward runs: Mllama's cross-attention layers are skipped whole (LayerAttention), so
+  // the replay runs, and the cache holds, the others. Their weights stay resident (the tensor list).
+  for (uint64_t i = 0; i < f.attention.size(); ++i) {
+    if (f.attention[i].cross_attention_only) {
+      --g.layers;
+      continue;
     }
+    g.window.push_back(f.attention[i].sliding_window);
+    g.decoder_layer.push_back(i);
+  }
   if (g.decoder_layer.size() == f.attention.size()) g.decoder_layer.clear();  // every layer runs
   g.window.resize(g.layers, 0);
   return g;
