@@ -40,7 +40,8 @@ const FlagNames& fit_flag_names() {
       {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},
       {"block_size", "--block-size"}, {"enforce_eager", "--enforce-eager"}, {"tensor_parallel_size", "--tensor-parallel-size"},
       {"kv_cache_memory", "--kv-cache-memory"}, {"vllm_llm_class", "--llm-class"},
-      {"allow_long_max_model_len", "--allow-long-max-model-len"}, {"serving_concurrency", "--concurrency"}};
+      {"allow_long_max_model_len", "--allow-long-max-model-len"}, {"serving_concurrency", "--concurrency"},
+      {"mxfp4_marlin", "--mxfp4-marlin"}};
   return names;
 }
 

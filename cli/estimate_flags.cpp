@@ -25,6 +25,9 @@ void add_vllm_flags(CLI::App* cmd, WorkloadSpec& w) {
   cmd->add_option("--kv-cache-memory", w.kv_cache_memory, "vLLM 0.11: KV cache size (e.g. 20GiB) instead of the utilisation budget");
   cmd->add_flag("--llm-class", w.vllm_llm_class, "vLLM: the LLM class's defaults instead of vllm serve's");
   cmd->add_flag("--allow-long-max-model-len", w.allow_long_max_model_len, "vLLM: as VLLM_ALLOW_LONG_MAX_MODEL_LEN=1");
+  cmd->add_flag("--mxfp4-marlin", w.mxfp4_marlin,
+                "vLLM, MXFP4 experts (gpt-oss) on Hopper: Marlin's layout, as VLLM_MXFP4_USE_MARLIN=1 or an install "
+                "without the triton_kernels package (default: Triton's)");
   cmd->add_option("--concurrency", w.serving_concurrency,
                   "vLLM: requests of --max-model-len tokens to hold at once: the --gpu-memory-utilization and "
                   "--kv-cache-memory that do");
@@ -167,7 +170,8 @@ const FlagNames& estimate_flag_names() {
       {"max_num_batched_tokens", "--max-num-batched-tokens"}, {"kv_cache_dtype", "--kv-cache-dtype"},
       {"block_size", "--block-size"}, {"enforce_eager", "--enforce-eager"}, {"tensor_parallel_size", "--tensor-parallel-size"},
       {"kv_cache_memory", "--kv-cache-memory"}, {"vllm_llm_class", "--llm-class"},
-      {"allow_long_max_model_len", "--allow-long-max-model-len"}, {"serving_concurrency", "--concurrency"}};
+      {"allow_long_max_model_len", "--allow-long-max-model-len"}, {"serving_concurrency", "--concurrency"},
+      {"mxfp4_marlin", "--mxfp4-marlin"}};
   return names;
 }
 

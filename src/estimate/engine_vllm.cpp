@@ -42,6 +42,7 @@ vllm::VllmOptions options_for(const VllmModel& m, const Workload& w) {
   o.tensor_parallel_size = w.tensor_parallel_size;
   o.entrypoint = w.vllm_llm_class ? vllm::Entrypoint::kLlm : vllm::Entrypoint::kServe;
   o.allow_long_max_model_len = w.allow_long_max_model_len;
+  o.mxfp4_marlin = w.mxfp4_marlin;
   o.checkpoint = m.checkpoint;
   return o;
 }
@@ -59,7 +60,8 @@ class VllmEngine final : public Engine {
     static const std::set<std::string> fields = {
         "vllm_version",    "vllm_dtype",           "gpu_memory_utilization", "max_model_len",          "max_num_seqs",
         "max_num_batched_tokens", "block_size",    "kv_cache_dtype",         "enforce_eager",          "tensor_parallel_size",
-        "kv_cache_memory", "vllm_llm_class",       "serving_concurrency",    "allow_long_max_model_len"};
+        "kv_cache_memory", "vllm_llm_class",       "serving_concurrency",    "allow_long_max_model_len",
+        "mxfp4_marlin"};
     return fields.count(field) != 0;
   }
 
@@ -96,6 +98,7 @@ class VllmEngine final : public Engine {
       throw usage_error("serving_concurrency", "{field} must not be negative, got " + std::to_string(spec.serving_concurrency));
     w.serving_concurrency = static_cast<uint64_t>(spec.serving_concurrency);
     w.allow_long_max_model_len = spec.allow_long_max_model_len;
+    w.mxfp4_marlin = spec.mxfp4_marlin;
     return w;
   }
 

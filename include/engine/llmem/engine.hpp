@@ -128,6 +128,7 @@ struct Workload {
   bool vllm_llm_class = false;          // the LLM class's defaults rather than `vllm serve`'s
   uint64_t serving_concurrency = 0;     // fit: requests of max_model_len tokens to hold at once (0: none asked)
   bool allow_long_max_model_len = false;  // VLLM_ALLOW_LONG_MAX_MODEL_LEN=1
+  bool mxfp4_marlin = false;              // vLLM: MXFP4 experts through Marlin on Hopper (VLLM_MXFP4_USE_MARLIN=1)
 };
 
 struct GpuProfile {

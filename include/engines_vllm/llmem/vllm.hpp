@@ -77,6 +77,7 @@ struct VllmOptions {
   std::string quantization;                       // --quantization; "" = what the checkpoint says
   Entrypoint entrypoint = Entrypoint::kServe;
   bool allow_long_max_model_len = false;          // VLLM_ALLOW_LONG_MAX_MODEL_LEN=1
+  bool mxfp4_marlin = false;                      // MXFP4 experts through Marlin on Hopper (VLLM_MXFP4_USE_MARLIN=1)
   std::optional<uint64_t> total_memory_bytes;     // the total torch reports for the GPU (--vram); default: table
   Checkpoint checkpoint;                          // from checkpoint_from_config(); defaults from the facts
 };

@@ -60,6 +60,7 @@ VllmOptions options_for(const json& rec, const HfConfig& config, const ArchModel
   if (auto v = opt_field<std::string>(s, "kv_cache_dtype")) o.kv_cache_dtype = *v;
   if (auto v = opt_field<uint64_t>(s, "tensor_parallel_size")) o.tensor_parallel_size = *v;
   if (auto v = opt_field<bool>(s, "enforce_eager")) o.enforce_eager = *v;
+  if (auto v = opt_field<bool>(s, "mxfp4_marlin")) o.mxfp4_marlin = *v;
   if (auto q = opt_field<std::string>(s, "quantization")) {
     if (*q == "compressed-tensors-w8a8-int8") o.checkpoint.quantization = Quantization{"compressed-tensors", 8, 0, 0, 0};
     else if (*q == "bitsandbytes") o.checkpoint.quantization = Quantization{"bitsandbytes", 4, 0, 0, 0};

@@ -204,6 +204,12 @@ Checkpoint checkpoint_from_config(const HfConfig& config, const ArchModel& model
     ck.rotary_dim = static_cast<uint64_t>(std::llround(static_cast<double>(model.facts.head_dim) * model.facts.partial_rotary));
   }
   ck.rope_cache_positions = ck.rotary_dim ? rope_positions(config, model.facts.max_positions) : 0;
+  // Gemma 3 (models/gemma3.py): the sliding-window layers rotate with rope_local_base_freq and no scaling, the
+  // others with rope_theta and the config's scaling. get_rope caches one instance per distinct configuration, so
+  // there are two caches; the local one spans max_position_embeddings.
+  bool sliding = false;
+  for (const auto& a : model.facts.attention) sliding = sliding || a.sliding_window > 0;
+  if (ck.rotary_dim && sliding && config.has("rope_local_base_freq")) ck.rope_cache_positions += model.facts.max_positions;
   return ck;
 }
 
@@ -272,7 +278,8 @@ VllmResult simulate(const ArchModel& model, const VllmOptions& opt_in, const Gpu
                                                   "quantization_config; llmem models fp8 (online) only as a flag");
   }
   const DType dtype = model_dtype(model, opt.dtype);
-  const WeightBreakdown w = weight_bytes(model, opt.checkpoint, q, dtype, tp, llmem::compute_capability(gpu));
+  const Mxfp4Backend mxfp4 = mxfp4_backend(llmem::compute_capability(gpu), opt.mxfp4_marlin);
+  const WeightBreakdown w = weight_bytes(model, opt.checkpoint, q, dtype, tp, mxfp4);
   r.weight_bytes = w.total;
 
   bool sliding = false;

@@ -68,9 +68,14 @@ struct WeightBreakdown {
   uint64_t embedding = 0, lm_head = 0, linear = 0, experts = 0, other = 0, rope_cache = 0;
 };
 DType model_dtype(const ArchModel& model, const std::string& dtype_flag);
-// compute_capability: 80 for sm_80 etc. (selects the MoE kernel, whose weight padding differs).
+// The MoE kernel MXFP4 experts are laid out for (quantization/mxfp4.py get_mxfp4_backend, 0.11): FlashInfer on
+// compute capability 10.x; Triton on 9.0 when the triton_kernels package imports (vLLM's images ship it), Marlin
+// there with VLLM_MXFP4_USE_MARLIN=1 or without that package; Marlin below 9.0 and on 12.x. compute_capability: 90
+// for sm_90 etc. (0: unknown, taken as Marlin).
+enum class Mxfp4Backend { kMarlin, kTriton, kFlashInferSm100 };
+Mxfp4Backend mxfp4_backend(int compute_capability, bool force_marlin);
 WeightBreakdown weight_bytes(const ArchModel& model, const Checkpoint& ckpt, const std::optional<Quantization>& q,
-                             DType dtype, uint64_t tp, int compute_capability);
+                             DType dtype, uint64_t tp, Mxfp4Backend mxfp4);
 
 // ---- KV cache (vllm/v1/kv_cache_interface.py, kv_cache_utils.py; V0 vllm/worker/cache_engine.py) ----------
 struct KvLayout {

@@ -101,29 +101,51 @@ uint64_t quantized_linear_bytes(uint64_t out, uint64_t in, const std::optional<Q
 }
 
 // MXFP4 experts (quantization/mxfp4.py, 0.11): 4-bit values in uint8 pairs plus one uint8 E8M0 scale per 32 values,
-// in shapes padded for the MoE kernel the GPU gets (Mxfp4MoEMethod.create_weights): Marlin (compute capability
-// below 9.0) pads the intermediate size to 128 and the hidden size to 256; SM100 FlashInfer pads both to 256;
-// the Triton path (Hopper) pads the intermediate size to 64. Biases stay in the model dtype, padded alike.
+// in shapes padded for the MoE kernel the GPU gets (Mxfp4MoEMethod.create_weights): Marlin pads the intermediate
+// size to 128 and the hidden size to 256; SM100 FlashInfer pads both to 256; Triton pads the intermediate size to 64.
+// Biases are in the model dtype, padded alike.
+//
+// Triton's process_weights_after_loading adds two things that stay resident:
+// - _swizzle_mxfp4 (utils/mxfp4_utils.py) writes the scales again in HopperMXScaleLayout. The layer deletes its
+//   w13_weight and w2_weight but keeps w13_weight_scale and w2_weight_scale, so the scales are held twice. The
+//   swizzled copy pads the output rows to 2 x num_warps x 2 x 8 = 256 (num_warps 8 without batched MoE) and the
+//   blocks per row to 2 (triton_kernels tensor_details/layout_details/hopper_scale.py swizzle_data).
+// - The biases are cast to float32 (the bf16 ones are freed).
+// The swizzled values keep their size: the pinned triton_kernels pads them only to the MMA tile (16 x 32 bytes).
+// Later triton_kernels releases pad one dimension to 256; 0.14.1's gpt-oss-120b log (64.38 GiB) shows no such padding.
 uint64_t round_up(uint64_t v, uint64_t m) { return m ? (v + m - 1) / m * m : v; }
 
-uint64_t mxfp4_expert_bytes(const TensorInfo& t, const ModelFacts& f, uint64_t tp, int sm, uint64_t b) {
+uint64_t mxfp4_expert_bytes(const TensorInfo& t, const ModelFacts& f, uint64_t tp, Mxfp4Backend backend, uint64_t b) {
   const uint64_t inter = f.moe_intermediate / tp, hidden = f.hidden;
   uint64_t pad_i = 64, pad_h = 1;
-  if (sm < 90) { pad_i = 128; pad_h = 256; }
-  else if (sm >= 100) { pad_i = 256; pad_h = 256; }
+  if (backend == Mxfp4Backend::kMarlin) { pad_i = 128; pad_h = 256; }
+  else if (backend == Mxfp4Backend::kFlashInferSm100) { pad_i = 256; pad_h = 256; }
   const uint64_t ip = round_up(inter, pad_i), hp = round_up(hidden, pad_h);
   const uint64_t experts = t.shape[0];
   std::vector<uint64_t> dims(t.shape.begin() + 1, t.shape.end());
-  const bool bias = dims.size() == 1;
-  uint64_t padded;
-  if (bias) padded = dims[0] == 2 * f.moe_intermediate ? 2 * ip : (dims[0] == f.moe_intermediate ? ip : hp);
-  else if (dims[0] == 2 * f.moe_intermediate || dims[1] == 2 * f.moe_intermediate) padded = 2 * ip * hp;
-  else padded = ip * hp;
-  const uint64_t numel = experts * padded;
-  return bias ? numel * b : numel / 2 + numel / 32;
+  const bool triton = backend == Mxfp4Backend::kTriton;
+  if (dims.size() == 1) {
+    // w13_bias [experts, 2 x intermediate], w2_bias [experts, hidden]: by name, since gpt-oss's hidden and
+    // intermediate sizes are equal (2880)
+    const std::string n = lower(t.name);
+    const uint64_t len = dims[0] == 2 * f.moe_intermediate ? 2 * ip : (has(n, "down") || has(n, ".w2") ? hp : ip);
+    return experts * len * (triton ? 4 : b);
+  }
+  const bool gate_up = dims[0] == 2 * f.moe_intermediate || dims[1] == 2 * f.moe_intermediate;
+  const uint64_t out = gate_up ? 2 * ip : hp, in = gate_up ? hp : ip;
+  const uint64_t numel = experts * out * in;
+  uint64_t bytes = numel / 2 + numel / 32;
+  if (triton) bytes += experts * round_up(out, 256) * round_up(in / 32, 2);
+  return bytes;
 }
 
 }  // namespace
+
+Mxfp4Backend mxfp4_backend(int compute_capability, bool force_marlin) {
+  if (compute_capability >= 100 && compute_capability < 110) return Mxfp4Backend::kFlashInferSm100;
+  if (compute_capability == 90 && !force_marlin) return Mxfp4Backend::kTriton;
+  return Mxfp4Backend::kMarlin;
+}
 
 uint64_t padded_vocab(uint64_t vocab, uint64_t tp) {
   const uint64_t padded = (vocab + 63) / 64 * 64;
@@ -145,7 +167,7 @@ DType model_dtype(const ArchModel& model, const std::string& dtype_flag) {
 }
 
 WeightBreakdown weight_bytes(const ArchModel& model, const Checkpoint& ckpt, const std::optional<Quantization>& q,
-                             DType dtype, uint64_t tp, int compute_capability) {
+                             DType dtype, uint64_t tp, Mxfp4Backend mxfp4) {
   if (q && q->method == "bitsandbytes")
     throw Error(ErrorKind::kUnsupported, "", "bitsandbytes weights (vLLM's in-flight 4/8-bit loader) are not modelled");
   const ModelFacts& f = model.facts;
@@ -161,7 +183,7 @@ WeightBreakdown weight_bytes(const ArchModel& model, const Checkpoint& ckpt, con
       case Role::kExpert: {
         // Every rank holds every expert, split along the intermediate dimension (bytes / tp).
         if (q && q->method == "mxfp4" && t.shape.size() >= 2) {
-          w.experts += mxfp4_expert_bytes(t, f, tp, compute_capability, b);
+          w.experts += mxfp4_expert_bytes(t, f, tp, mxfp4, b);
         } else if (t.shape.size() == 1) {
           w.experts += numel * b / tp;
         } else {
