@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "llmem/catalog.hpp"
@@ -17,6 +18,48 @@ std::string squash(std::string_view s) {
   return out;
 }
 
+// The part of a CUDA context that scales with the card: the driver reserves the per-thread stack (1 KiB by default,
+// cudaLimitStackSize) for every thread the GPU can hold at once. Measured on an H100 (bench/gpu/probe/ctx_stack.cu,
+// bench/data/probe15_h100/ctx_stack.txt): each KiB of stack limit is 264 MiB = 132 SMs x 2,048 threads x 1 KiB.
+struct StackModel {
+  uint64_t reference_threads = 0;  // the reference card's SMs x threads per SM
+  uint64_t reference_sms = 0;
+  uint64_t bytes_per_thread = 0;
+  std::string source;
+};
+
+uint64_t resident_threads(const nlohmann::json& card, const nlohmann::json& threads_per_sm) {
+  if (!card.contains("sm_count") || !card.contains("compute_capability")) return 0;
+  const auto it = threads_per_sm.find(card.at("compute_capability").get<std::string>());
+  return it == threads_per_sm.end() ? 0 : card.at("sm_count").get<uint64_t>() * it->get<uint64_t>();
+}
+
+int sm_version(const nlohmann::json& card) {
+  if (!card.contains("compute_capability")) return 0;
+  const std::string cc = card.at("compute_capability");  // "8.6", "10.0"
+  const size_t dot = cc.find('.');
+  return dot == std::string::npos ? 0 : std::stoi(cc.substr(0, dot)) * 10 + std::stoi(cc.substr(dot + 1));
+}
+
+const StackModel& stack_model() {
+  static const StackModel m = [] {
+    using nlohmann::json;
+    const json gpus = json::parse(embedded_file("gpus.json"));
+    const json overheads = json::parse(embedded_file("runtime_overheads.json"));
+    const json& ref = overheads.at("reference");
+    StackModel s;
+    s.bytes_per_thread = ref.value("stack_bytes_per_thread", uint64_t{0});
+    s.source = ref.value("stack_source", std::string());
+    for (const auto& g : gpus.at("gpus"))
+      if (g.at("name") == ref.at("gpu")) {
+        s.reference_threads = resident_threads(g, gpus.at("max_threads_per_sm"));
+        s.reference_sms = g.value("sm_count", uint64_t{0});
+      }
+    return s;
+  }();
+  return m;
+}
+
 std::vector<GpuProfile> load() {
   using nlohmann::json;
   const json gpus = json::parse(embedded_file("gpus.json"));
@@ -31,9 +74,30 @@ std::vector<GpuProfile> load() {
     p.display_name = g.at("display");
     p.memory_bytes = g.at("memory_mib").get<uint64_t>() << 20;
     p.memory_source = g.at("source");
+    p.sm_version = sm_version(g);
+    p.sm_count = g.value("sm_count", uint64_t{0});
+    p.resident_threads = resident_threads(g, gpus.at("max_threads_per_sm"));
     p.cuda_context_bytes = ref.at("cuda_context_bytes");
     p.training_extra_bytes = ref.value("training_extra_bytes", uint64_t{0});
-    p.context_source = std::string(ref.at("source")) + (p.name == ref.at("gpu") ? "" : " (measured on " + std::string(ref.at("gpu")) + "; assumed here)");
+    p.context_source = std::string(ref.at("source"));
+    if (p.name != ref.at("gpu")) {
+      const StackModel& sm = stack_model();
+      const int64_t delta = stack_reservation_delta(p);
+      const auto stack = [&](uint64_t sms, uint64_t threads) {
+        return fmt::format("{} MiB for {} SMs x {} threads x {} B", threads * sm.bytes_per_thread >> 20, sms,
+                           threads / std::max<uint64_t>(sms, 1), sm.bytes_per_thread);
+      };
+      if (!p.resident_threads || !sm.reference_threads)
+        p.context_source += " (measured on " + std::string(ref.at("gpu")) + "; assumed here)";
+      else if (delta == 0)
+        p.context_source += " (measured on " + std::string(ref.at("gpu")) + ", which holds as many threads: " +
+                            stack(p.sm_count, p.resident_threads) + " of per-thread stack)";
+      else
+        p.context_source += " (measured on " + std::string(ref.at("gpu")) + "; its per-thread stack, " +
+                            stack(sm.reference_sms, sm.reference_threads) + ", replaced by this card's, " +
+                            stack(p.sm_count, p.resident_threads) + "; data/runtime_overheads.json)";
+      p.cuda_context_bytes = static_cast<uint64_t>(static_cast<int64_t>(p.cuda_context_bytes) + delta);
+    }
     if (auto it = overheads.at("per_gpu").find(p.name); it != overheads.at("per_gpu").end()) {
       p.cuda_context_bytes = it->at("cuda_context_bytes");
       p.context_source = it->at("source");
@@ -68,18 +132,16 @@ const GpuProfile& find_gpu(const std::string& name) {
                                          "; 'llmem estimate --list-gpus' lists them");
 }
 
-int compute_capability(const GpuProfile& gpu) {
-  // NVIDIA's CUDA GPU list (developer.nvidia.com/cuda-gpus), by the catalog's names.
-  struct Cap { const char* prefix; int sm; };
-  static const Cap caps[] = {{"B200", 100}, {"H200", 90}, {"H100", 90}, {"H20", 90}, {"H800", 90},
-                             {"RTX-PRO-6000", 120}, {"RTX-5090", 120}, {"RTX-5080", 120}, {"L40S", 89}, {"L4", 89},
-                             {"RTX-6000-Ada", 89}, {"RTX-4090", 89}, {"RTX-4080", 89}, {"RTX-4070", 89},
-                             {"RTX-4060", 89}, {"A100", 80}, {"A40", 86}, {"A10", 86}, {"RTX-A6000", 86},
-                             {"RTX-3090", 86}, {"RTX-3080", 86}, {"RTX-3070", 86}, {"RTX-3060", 86}, {"T4", 75},
-                             {"RTX-2080", 75}, {"V100", 70}};
-  for (const auto& c : caps)
-    if (gpu.name.rfind(c.prefix, 0) == 0) return c.sm;
-  return 0;
+int compute_capability(const GpuProfile& gpu) { return gpu.sm_version; }
+
+int64_t stack_reservation_delta(const GpuProfile& gpu) {
+  const StackModel& s = stack_model();
+  if (!gpu.resident_threads || !s.reference_threads) return 0;
+  using nlohmann::json;
+  static const json per_gpu = json::parse(embedded_file("runtime_overheads.json")).at("per_gpu");
+  if (per_gpu.contains(gpu.name)) return 0;
+  return (static_cast<int64_t>(gpu.resident_threads) - static_cast<int64_t>(s.reference_threads)) *
+         static_cast<int64_t>(s.bytes_per_thread);
 }
 
 const GpuProfile& default_gpu() {

@@ -116,6 +116,8 @@ void apply_sizes(const GpuSpec& spec, GpuProfile& g, std::vector<FieldWarning>& 
     if (spec.name.empty()) {
       g.name = "custom";
       g.display_name = "a GPU of " + origin;
+      g.sm_version = 0;  // a size, not a card: the reference's overheads, no compute capability
+      g.sm_count = g.resident_threads = 0;
     } else {
       g.display_name += " (" + origin + ")";
     }
@@ -181,6 +183,8 @@ GpuProfile gpu_profile_from_nvml(nvml::Library& nvml, unsigned index) {
     g = default_gpu();
     g.name = name;
     g.display_name = name;
+    g.sm_version = 0;  // not known: only the reference's overheads are borrowed
+    g.sm_count = g.resident_threads = 0;
   }
   nvml::DeviceMemory memory;
   if (int status = nvml.memory(index, memory); status != nvml::kSuccess)

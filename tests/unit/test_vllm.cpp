@@ -112,29 +112,27 @@ TEST(VllmPublicLogs, KvLayoutMatchesTheLoggedCounts) {
   EXPECT_GE(compared, 9);
 }
 
-// Issue 17's target: the available KV cache memory within 3 % median, 8 % max. Each miss is named with its cause,
-// and the records without one hold the target.
+// Issue 17's target: the available KV cache memory within 3 % median, 8 % max.
 TEST(VllmPublicLogs, AvailableKvCacheMemory) {
-  const std::map<std::string, std::string> known = {
-      // vLLM 0.6.4 counts the CUDA context against the budget; the 3090 logs show 0.35 GiB of it, llmem's context
-      // figure is its H200 measurement (0.67 GiB, PyTorch 2.11 / CUDA 13): -0.32 GiB of 3.8 and 2.9 GiB.
-      {"vllm10517-3090-llama31-8b-20k", "0.6.4 context"},
-      {"vllm10517-3090-llama31-8b-29k", "0.6.4 context"},
-  };
   std::vector<double> errors;
-  for (const auto& [id, c] : checks()) {
-    for (const auto* x : items(c, "available_kv")) {
-      errors.push_back(std::abs(x->rel_error()));
-      if (!known.count(id)) {
+  for (const char* file : {"bench/data/vllm_public_logs.jsonl", "bench/data/vllm_public_logs_main2.jsonl",
+                           "bench/data/vllm_public_logs_main3.jsonl", "bench/data/vllm_public_logs_main4.jsonl"}) {
+    for (const auto& [id, c] : checks(file)) {
+      for (const auto* x : items(c, "available_kv")) {
+        errors.push_back(std::abs(x->rel_error()));
         EXPECT_LE(std::abs(x->rel_error()), 0.08) << id << ": logged " << x->logged << ", llmem " << x->predicted;
       }
     }
   }
-  ASSERT_GE(errors.size(), 4u);
-  // The known misses stay what they are documented to be (so an improvement or a regression shows here).
+  ASSERT_GE(errors.size(), 17u);
+  std::sort(errors.begin(), errors.end());
+  EXPECT_LE(errors[errors.size() / 2], 0.03);
   const auto all = checks();
-  EXPECT_NEAR(items(all.at("vllm10517-3090-llama31-8b-20k"), "available_kv").front()->rel_error(), -0.08, 0.01);
-  EXPECT_NEAR(items(all.at("vllm10517-3090-llama31-8b-29k"), "available_kv").front()->rel_error(), -0.11, 0.01);
+  // vLLM 0.6.4 counts the CUDA context against the budget. The RTX 3090's context holds 82 SMs x 1,536 threads of
+  // stack where the H200 it was measured on holds 132 x 2,048: 141 MiB less (the logs show 0.35 GiB, llmem 0.53).
+  // Before the context scaled with the card these two were -8.3 % and -11.1 %.
+  EXPECT_NEAR(items(all.at("vllm10517-3090-llama31-8b-20k"), "available_kv").front()->rel_error(), -0.046, 0.005);
+  EXPECT_NEAR(items(all.at("vllm10517-3090-llama31-8b-29k"), "available_kv").front()->rel_error(), -0.064, 0.005);
   // Qwen3-235B-FP8 ran with an LMCache KV connector (--kv-transfer-config), whose GPU buffers sit inside vLLM's
   // measurement: only its KV layout is compared.
   EXPECT_TRUE(items(all.at("vllm21348-4xh100-qwen3-235b-fp8"), "available_kv").empty());

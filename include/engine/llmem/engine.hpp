@@ -137,6 +137,9 @@ struct GpuProfile {
   uint64_t memory_bytes = 0;      // total memory as NVML reports it
   uint64_t cuda_context_bytes = 0;  // per-process memory outside PyTorch's allocator (context, kernels, handles)
   uint64_t training_extra_bytes = 0;  // added when training: the autograd thread's own cuBLAS handle
+  int sm_version = 0;             // CUDA compute capability, 86 for 8.6 (0: not known)
+  uint64_t sm_count = 0;          // streaming multiprocessors (0: not known)
+  uint64_t resident_threads = 0;  // sm_count x the most threads an SM holds at once (0: not known)
   std::string context_source;     // where that figure comes from (a measurement, or a cited one)
   std::string memory_source;
   // What a run may use of memory_bytes: less what other processes (and the driver) held when NVML was read, and
@@ -154,9 +157,13 @@ const std::vector<GpuProfile>& gpu_catalog();
 // Exact (case-insensitive, '-'/' '/'_' ignored) or throws Error(kUsage) with the closest names.
 const GpuProfile& find_gpu(const std::string& name);
 const GpuProfile& default_gpu();
-// The card's CUDA compute capability (90 for sm_90) by its catalog name (NVIDIA's CUDA GPU list,
-// developer.nvidia.com/cuda-gpus); 0 when the name is not known.
-int compute_capability(const GpuProfile& gpu);  // the GPU the estimator's overheads were measured on
+// The card's CUDA compute capability (90 for sm_90) from the catalog (data/gpus.json, each card's source in
+// data/gpu_sm_sources.jsonl); 0 when the card is not known.
+int compute_capability(const GpuProfile& gpu);
+// How much more (less, when negative) per-thread stack the driver reserves in this card's CUDA context than in the
+// reference card's, where the runtime overheads were measured: (resident threads - the reference's) x the stack per
+// thread. 0 when either card's threads are not known, or the card's overheads were measured on it.
+int64_t stack_reservation_delta(const GpuProfile& gpu);
 
 struct MemoryComponent {
   std::string name;       // "weights", "kv_cache", "activations", "logits", "gradients", "optimizer_states", ...

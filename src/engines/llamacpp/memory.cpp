@@ -265,11 +265,12 @@ struct Overheads {
   uint64_t host_run = 0, host_upload = 0, host_load = 0;
 };
 
-Overheads llamacpp_overheads() {
+// `gpu`: the base holds the H200's per-thread stack reservation, replaced by the card's (stack_reservation_delta).
+Overheads llamacpp_overheads(const GpuProfile& gpu) {
   Overheads o;
   const auto j = nlohmann::json::parse(embedded_file("runtime_overheads.json"));
   const auto& l = j.at("llamacpp");
-  o.base = l.at("base_bytes").get<uint64_t>();
+  o.base = static_cast<uint64_t>(l.at("base_bytes").get<int64_t>() + stack_reservation_delta(gpu));
   o.cublas = l.at("cublas_bytes").get<uint64_t>();
   o.granularity = l.at("pool_granularity_bytes").get<uint64_t>();
   o.host_run = l.at("host_run_bytes").get<uint64_t>();
@@ -561,7 +562,7 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
   // on the host when not all are offloaded
   const uint64_t compute_host = host_compute_buffer(m, arch, s);
   const uint64_t output_buf = 4 * hp.n_vocab * kv.n_seq;
-  const Overheads oh = llamacpp_overheads();
+  const Overheads oh = llamacpp_overheads(gpu);
   const CudaExtras extras = cuda_extras(m, s, on_gpu, oh);
 
   auto add = [&](const std::string& name, uint64_t bytes, const std::string& device, const std::string& detail) {
@@ -588,7 +589,10 @@ Estimate estimate(const Model& m, const RunOptions& run, const GpuProfile& gpu) 
                                : ""));
   add("cuda_runtime", oh.base, "gpu",
       fmt::format("CUDA context, kernels and graphs: {:.0f} MiB measured on an NVIDIA H200 with llama.cpp {} "
-                  "(data/runtime_overheads.json)", static_cast<double>(oh.base) / kMiB, kPinnedCommit));
+                  "(data/runtime_overheads.json){}", static_cast<double>(oh.base) / kMiB, kPinnedCommit,
+                  stack_reservation_delta(gpu) ? fmt::format(", its per-thread stack reservation replaced by this "
+                                                             "card's ({} SMs)", gpu.sm_count)
+                                               : std::string()));
   if (extras.cublas) add("cublas", oh.cublas, "gpu", "cuBLAS handle, workspace and kernels (used without flash attention, for float weights and MoE routers)");
   add("cuda_pool", extras.pool_bytes, "gpu", "ggml-cuda's memory pool: the largest per-op temporary (quantised activations, f16 attention probabilities)");
   const std::string host_what = weights.host_experts
