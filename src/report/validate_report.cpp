@@ -12,12 +12,14 @@ namespace {
 
 // A table row: its label, then its figures right-aligned at the end of kColumns; a label too long to share the
 // line with them gets a line of its own (labels are never cut).
-void append_row(std::string& out, const std::string& label, const std::string& figures, size_t indent = 2) {
+// `first`: what stands before the label on its first line (a blank column for a row whose id had its own line).
+void append_row(std::string& out, const std::string& label, const std::string& figures, size_t indent = 2,
+                const std::string& first = "") {
   const size_t room = kColumns - columns(figures);
-  if (columns(label) < room) {
-    out += label + std::string(room - columns(label), ' ') + figures + "\n";
+  if (columns(first) + columns(label) < room) {
+    out += first + label + std::string(room - columns(first) - columns(label), ' ') + figures + "\n";
   } else {
-    out += paragraph("", label, indent) + std::string(room, ' ') + figures + "\n";
+    out += paragraph(first, label, indent) + std::string(room, ' ') + figures + "\n";
   }
 }
 
@@ -81,11 +83,15 @@ std::string serving_figure(double v, const std::string& unit) {
 // vLLM start-up logs: each printed figure beside llmem's, in the log's unit.
 void append_serving_rows(std::string& out, const ValidationReport& report) {
   append_row(out, fmt::format("{:<38}{}", "vLLM start-up log", "figure"), fmt::format("{:>10}{:>10}{:>9}", "logged", "llmem", "err"));
-  for (const auto& r : report.serving_rows)
-    append_row(out, fmt::format("{:<38}{}", r.id, r.item + " (" + r.unit + ")"),
+  for (const auto& r : report.serving_rows) {
+    // an id too long for its column gets a line of its own (it ran into the figure's name before)
+    const bool own_line = columns(r.id) >= 38;
+    if (own_line) out += r.id + "\n";
+    append_row(out, r.item + " (" + r.unit + ")",
                fmt::format("{:>10}{:>10}{:>+8.2f}%", serving_figure(r.logged, r.unit), serving_figure(r.estimated, r.unit),
                            100 * relative_error(r.estimated, r.logged)),
-               38);
+               38, fmt::format("{:<38}", own_line ? std::string() : r.id));
+  }
   append(out, "\n");
 }
 
