@@ -106,14 +106,19 @@ void check_layout(LogCheck& c, const json& p, const ArchModel& model, const Vllm
 void check_end_to_end(LogCheck& c, const json& rec, const json& p, const VllmResult& r, bool budget_known,
                       bool settings_known) {
   if (auto v = opt_field<double>(p, "weights_gib")) compare(c, "weights", *v, to_gib(static_cast<double>(r.weight_bytes)), "GiB");
-  if (auto v = opt_field<double>(p, "activation_peak_gib")) {
+  // The profile's peak follows the scheduler's limits (max_num_batched_tokens, max_num_seqs): without the command
+  // line llmem's defaults would stand in for them.
+  if (!settings_known)
+    for (const char* k : {"activation_peak_gib", "peak_torch_gib"})
+      if (p.contains(k)) c.skipped.push_back(std::string(k) + ": the command line is not in the source");
+  if (auto v = opt_field<double>(p, "activation_peak_gib"); v && settings_known) {
     // V0 samples on rank 0 only: a worker's printed peak is the forward pass alone.
     const bool worker = rec.contains("printed_rank") && !rules_for(r.version).v1;
     compare(c, worker ? "activation_peak (a worker: forward only)" : "activation_peak", *v,
             to_gib(static_cast<double>(worker ? r.forward_peak_bytes : r.activation_peak_bytes)), "GiB");
   }
   if (auto v = opt_field<double>(p, "non_torch_gib")) compare(c, "non_torch", *v, to_gib(static_cast<double>(r.non_torch_bytes)), "GiB");
-  if (auto v = opt_field<double>(p, "peak_torch_gib"))
+  if (auto v = opt_field<double>(p, "peak_torch_gib"); v && settings_known)
     compare(c, "peak_torch (weights + activation)", *v, to_gib(static_cast<double>(r.weight_bytes + r.activation_peak_bytes)), "GiB");
   if (!budget_known || !settings_known) {
     const char* why = budget_known ? "the command line is not in the source" : "the GPU's total memory is not known";
