@@ -25,7 +25,6 @@ struct StackModel {
   uint64_t reference_threads = 0;  // the reference card's SMs x threads per SM
   uint64_t reference_sms = 0;
   uint64_t bytes_per_thread = 0;
-  std::string source;
 };
 
 uint64_t resident_threads(const nlohmann::json& card, const nlohmann::json& threads_per_sm) {
@@ -49,7 +48,6 @@ const StackModel& stack_model() {
     const json& ref = overheads.at("reference");
     StackModel s;
     s.bytes_per_thread = ref.value("stack_bytes_per_thread", uint64_t{0});
-    s.source = ref.value("stack_source", std::string());
     for (const auto& g : gpus.at("gpus"))
       if (g.at("name") == ref.at("gpu")) {
         s.reference_threads = resident_threads(g, gpus.at("max_threads_per_sm"));

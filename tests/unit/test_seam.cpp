@@ -2,6 +2,9 @@
 // their field, the GPU of a request, and the CLI as a thin face over the same library call.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "fixtures/cli_run.hpp"
@@ -186,6 +189,51 @@ TEST(GpuSpec, MemorySizeWinsAndSaysWhereItCameFrom) {
   EXPECT_EQ(g.memory_bytes, uint64_t{24} << 30);
   spec.memory = "lots";
   EXPECT_EQ(field_error_of([&] { resolve_gpu(spec); }).field(), "memory");
+}
+
+// The CUDA context of a card other than the reference (the H200, where it was measured): the H200's figure with its
+// per-thread stack reservation (132 SMs x 2,048 threads x 1 KiB) replaced by the card's. Numbers by hand from the
+// catalog's sources (RTX 3090: 82 SMs, compute capability 8.6, 1,536 threads per SM).
+TEST(GpuCatalog, ContextHoldsTheCardsOwnStackReservation) {
+  const GpuProfile& h200 = find_gpu("H200");
+  EXPECT_EQ(h200.resident_threads, 132u * 2048);
+  EXPECT_EQ(find_gpu("H100-80GB-HBM3").cuda_context_bytes, h200.cuda_context_bytes);  // as many threads
+  const GpuProfile& g = find_gpu("RTX-3090");
+  EXPECT_EQ(compute_capability(g), 86);
+  EXPECT_EQ(g.resident_threads, 82u * 1536);
+  EXPECT_EQ(g.cuda_context_bytes, h200.cuda_context_bytes - (132u * 2048 - 82u * 1536) * 1024);
+  EXPECT_EQ(stack_reservation_delta(g), -static_cast<int64_t>((132u * 2048 - 82u * 1536) * 1024));
+  EXPECT_NE(g.context_source.find("82 SMs x 1536 threads"), std::string::npos) << g.context_source;
+  // A card whose threads are not known (the AMD MI300X) and a size without a card keep the H200's figure.
+  EXPECT_EQ(find_gpu("MI300X").cuda_context_bytes, h200.cuda_context_bytes);
+  EXPECT_EQ(compute_capability(find_gpu("MI300X")), 0);
+  GpuSpec spec;
+  spec.memory = "24GiB";
+  EXPECT_EQ(compute_capability(resolve_gpu(spec)), 0);
+}
+
+// Every NVIDIA card of the catalog has its SM count and compute capability, and each is the figure of the line that
+// names its source in data/gpu_sm_sources.jsonl.
+TEST(GpuCatalog, SmCountsComeWithTheirSources) {
+  std::ifstream f(std::string(LLMEM_SOURCE_DIR) + "/data/gpu_sm_sources.jsonl");
+  ASSERT_TRUE(f.good());
+  std::map<std::string, json> sources;
+  for (std::string line; std::getline(f, line);)
+    if (!line.empty()) {
+      json j = json::parse(line);
+      sources[j.at("name")] = j;
+    }
+  for (const auto& g : gpu_catalog()) {
+    ASSERT_TRUE(sources.count(g.name)) << g.name;
+    const json& s = sources.at(g.name);
+    EXPECT_FALSE(s.at("source_url").get<std::string>().empty()) << g.name;
+    if (s.at("vendor") != "nvidia") continue;
+    EXPECT_EQ(g.sm_count, s.at("sm_count").get<uint64_t>()) << g.name;
+    const std::string cc = s.at("compute_capability");
+    EXPECT_EQ(compute_capability(g), std::stoi(cc.substr(0, cc.find('.'))) * 10 + std::stoi(cc.substr(cc.find('.') + 1)))
+        << g.name;
+    EXPECT_GT(g.resident_threads, 0u) << g.name;
+  }
 }
 
 TEST(MeasuredComparison, ErrorIsRelativeToTheMeasurement) {
