@@ -132,6 +132,28 @@ const GpuProfile& find_gpu(const std::string& name) {
 
 int compute_capability(const GpuProfile& gpu) { return gpu.sm_version; }
 
+uint64_t first_kernels_bytes(const GpuProfile& gpu) {
+  using nlohmann::json;
+  static const json ref = json::parse(embedded_file("runtime_overheads.json")).at("reference");
+  static const uint64_t measured = ref.value("first_kernels_bytes", uint64_t{0});
+  static const uint64_t measured_threads = [] {
+    for (const auto& g : gpu_catalog())
+      if (g.name == ref.value("first_kernels_gpu", std::string())) return g.resident_threads;
+    return uint64_t{0};
+  }();
+  if (!gpu.resident_threads || !measured_threads) return std::min(measured, gpu.cuda_context_bytes);
+  const double scaled = static_cast<double>(measured) * static_cast<double>(gpu.resident_threads) /
+                        static_cast<double>(measured_threads);
+  return std::min(static_cast<uint64_t>(scaled), gpu.cuda_context_bytes);
+}
+
+std::string first_kernels_source() {
+  using nlohmann::json;
+  static const std::string s =
+      json::parse(embedded_file("runtime_overheads.json")).at("reference").value("first_kernels_source", std::string());
+  return s;
+}
+
 int64_t stack_reservation_delta(const GpuProfile& gpu) {
   const StackModel& s = stack_model();
   if (!gpu.resident_threads || !s.reference_threads) return 0;

@@ -164,6 +164,11 @@ int compute_capability(const GpuProfile& gpu);
 // reference card's, where the runtime overheads were measured: (resident threads - the reference's) x the stack per
 // thread. 0 when either card's threads are not known, or the card's overheads were measured on it.
 int64_t stack_reservation_delta(const GpuProfile& gpu);
+// The part of cuda_context_bytes that comes only once a process's first kernels run (cuBLAS's first GEMM, the first
+// attention kernel): measured on an H100 and scaled by the card's resident threads (data/runtime_overheads.json
+// first_kernels_*). vLLM's baseline snapshot precedes it, so vLLM counts it as non-torch memory.
+uint64_t first_kernels_bytes(const GpuProfile& gpu);
+std::string first_kernels_source();
 
 struct MemoryComponent {
   std::string name;       // "weights", "kv_cache", "activations", "logits", "gradients", "optimizer_states", ...

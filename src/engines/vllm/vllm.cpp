@@ -155,7 +155,8 @@ void add_components(VllmResult& r, const WeightBreakdown& w, const ActivationPea
   r.components.push_back({"non_torch", r.non_torch_bytes,
                           rules.non_torch_includes_context
                               ? "everything outside torch after profiling (CUDA context, NCCL), as 0.6.4 counts it"
-                              : "non-torch increase over the worker's baseline (NCCL buffers when they come after it)"});
+                              : "non-torch increase over the worker's baseline: what the first kernels add to the CUDA "
+                                "context (" + first_kernels_source() + "), and NCCL buffers when they come after it"});
   r.components.push_back({"kv_cache", r.kv_cache_bytes,
                           std::to_string(r.kv_blocks) + " blocks of " + std::to_string(r.block_size) + " tokens, " +
                               format_bytes(r.kv_bytes_per_block) + " each"});
@@ -163,7 +164,7 @@ void add_components(VllmResult& r, const WeightBreakdown& w, const ActivationPea
     r.components.push_back({"cuda_graphs", r.cuda_graph_bytes,
                             "CUDA graph pool (largest captured batch's activations); not in vLLM's budget at this version"});
   if (!rules.non_torch_includes_context)
-    r.components.push_back({"cuda_context", context_bytes, gpu.context_source});
+    r.components.push_back({"cuda_context", context_bytes, "before the worker's baseline: " + gpu.context_source});
 }
 
 }  // namespace
@@ -295,8 +296,11 @@ VllmResult simulate(const ArchModel& model, const VllmOptions& opt_in, const Gpu
   r.forward_peak_bytes = act.forward_bytes + act.cublas_workspace_bytes;
 
   const uint64_t context = gpu.cuda_context_bytes;
+  // 0.7.3 and 0.11 take the baseline before the model's first kernels, so what those add to the context (cuBLAS's
+  // first GEMM, the first attention) is non-torch growth; 0.6.4 counts the whole context.
+  const uint64_t after_baseline = rules.non_torch_includes_context ? 0 : first_kernels_bytes(gpu);
   r.non_torch_bytes = (rules.nccl_before_baseline ? 0 : nccl_buffer_bytes(tp)) +
-                      (rules.non_torch_includes_context ? context : 0);
+                      (rules.non_torch_includes_context ? context : after_baseline);
   if (opt.kv_cache_memory_bytes) {
     r.available_kv_bytes = static_cast<int64_t>(*opt.kv_cache_memory_bytes);
   } else {
@@ -322,9 +326,10 @@ VllmResult simulate(const ArchModel& model, const VllmOptions& opt_in, const Gpu
     const uint64_t batch = std::min(rules.cuda_graph_max_batch_cap, rules.cuda_graph_max_batch_per_seq * lim.max_num_seqs);
     r.cuda_graph_bytes = forward_peak_bytes(model, opt.checkpoint, batch, dtype, tp);
   }
-  const uint64_t outside_torch = rules.non_torch_includes_context ? r.non_torch_bytes : context + r.non_torch_bytes;
+  // the context's part before the baseline, and the non-torch growth (which holds the rest of it)
+  const uint64_t outside_torch = rules.non_torch_includes_context ? r.non_torch_bytes : context - after_baseline + r.non_torch_bytes;
   r.process_peak_bytes = outside_torch + r.weight_bytes + r.kv_cache_bytes + r.activation_peak_bytes + r.cuda_graph_bytes;
-  add_components(r, w, act, gpu, context, rules);
+  add_components(r, w, act, gpu, context - after_baseline, rules);
   if (!rules.v1 && tp > 1)
     r.notes.push_back("V0: only rank 0 samples, so its profile peak (used here) is the largest; the KV cache is "
                       "sized by the smallest rank");
