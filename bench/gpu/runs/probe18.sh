@@ -7,7 +7,7 @@ set -o pipefail
 {
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 python3 -c "import torch; p = torch.cuda.get_device_properties(0); print('torch', torch.__version__, 'sms', p.multi_processor_count, 'max_threads_per_sm', p.max_threads_per_multi_processor)"
-for order in "" "llama_forward" "sdpa_flash" "softmax_sort_fp32" "addmm_lt_bf16" "matmul_bf16"; do
+for order in "" "matmul_bf16" "sdpa_flash"; do
   echo "== order: ${order:-all steps}"
   python3 bench/gpu/probe/stack_growth.py $order
 done
