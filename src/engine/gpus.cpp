@@ -25,6 +25,9 @@ struct StackModel {
   uint64_t reference_threads = 0;  // the reference card's SMs x threads per SM
   uint64_t reference_sms = 0;
   uint64_t bytes_per_thread = 0;
+  // What the first kernels add (first_kernels_* in data/runtime_overheads.json) and the threads of the card it was
+  // measured on.
+  uint64_t first_kernels = 0, first_kernels_threads = 0;
 };
 
 uint64_t resident_threads(const nlohmann::json& card, const nlohmann::json& threads_per_sm) {
@@ -48,14 +51,26 @@ const StackModel& stack_model() {
     const json& ref = overheads.at("reference");
     StackModel s;
     s.bytes_per_thread = ref.value("stack_bytes_per_thread", uint64_t{0});
-    for (const auto& g : gpus.at("gpus"))
+    s.first_kernels = ref.value("first_kernels_bytes", uint64_t{0});
+    for (const auto& g : gpus.at("gpus")) {
       if (g.at("name") == ref.at("gpu")) {
         s.reference_threads = resident_threads(g, gpus.at("max_threads_per_sm"));
         s.reference_sms = g.value("sm_count", uint64_t{0});
       }
+      if (g.at("name") == ref.value("first_kernels_gpu", std::string()))
+        s.first_kernels_threads = resident_threads(g, gpus.at("max_threads_per_sm"));
+    }
     return s;
   }();
   return m;
+}
+
+// first_kernels_bytes for a card of `threads` resident threads (0: not known, the measured figure as it is)
+uint64_t scaled_first_kernels(uint64_t threads) {
+  const StackModel& s = stack_model();
+  if (!threads || !s.first_kernels_threads) return s.first_kernels;
+  return static_cast<uint64_t>(static_cast<double>(s.first_kernels) * static_cast<double>(threads) /
+                               static_cast<double>(s.first_kernels_threads));
 }
 
 std::vector<GpuProfile> load() {
@@ -80,7 +95,12 @@ std::vector<GpuProfile> load() {
     p.context_source = std::string(ref.at("source"));
     if (p.name != ref.at("gpu")) {
       const StackModel& sm = stack_model();
-      const int64_t delta = stack_reservation_delta(p);
+      // the stack reservation, and what the first kernels add (scaled alike), as this card's
+      const int64_t delta = stack_reservation_delta(p) +
+                            (p.resident_threads && sm.reference_threads
+                                 ? static_cast<int64_t>(scaled_first_kernels(p.resident_threads)) -
+                                       static_cast<int64_t>(scaled_first_kernels(sm.reference_threads))
+                                 : 0);
       const auto stack = [&](uint64_t sms, uint64_t threads) {
         return fmt::format("{} MiB for {} SMs x {} threads x {} B", threads * sm.bytes_per_thread >> 20, sms,
                            threads / std::max<uint64_t>(sms, 1), sm.bytes_per_thread);
@@ -93,7 +113,8 @@ std::vector<GpuProfile> load() {
       else
         p.context_source += " (measured on " + std::string(ref.at("gpu")) + "; its per-thread stack, " +
                             stack(sm.reference_sms, sm.reference_threads) + ", replaced by this card's, " +
-                            stack(p.sm_count, p.resident_threads) + "; data/runtime_overheads.json)";
+                            stack(p.sm_count, p.resident_threads) + ", and what the first kernels add scaled by the "
+                            "threads: data/runtime_overheads.json)";
       p.cuda_context_bytes = static_cast<uint64_t>(static_cast<int64_t>(p.cuda_context_bytes) + delta);
     }
     if (auto it = overheads.at("per_gpu").find(p.name); it != overheads.at("per_gpu").end()) {
@@ -133,18 +154,7 @@ const GpuProfile& find_gpu(const std::string& name) {
 int compute_capability(const GpuProfile& gpu) { return gpu.sm_version; }
 
 uint64_t first_kernels_bytes(const GpuProfile& gpu) {
-  using nlohmann::json;
-  static const json ref = json::parse(embedded_file("runtime_overheads.json")).at("reference");
-  static const uint64_t measured = ref.value("first_kernels_bytes", uint64_t{0});
-  static const uint64_t measured_threads = [] {
-    for (const auto& g : gpu_catalog())
-      if (g.name == ref.value("first_kernels_gpu", std::string())) return g.resident_threads;
-    return uint64_t{0};
-  }();
-  if (!gpu.resident_threads || !measured_threads) return std::min(measured, gpu.cuda_context_bytes);
-  const double scaled = static_cast<double>(measured) * static_cast<double>(gpu.resident_threads) /
-                        static_cast<double>(measured_threads);
-  return std::min(static_cast<uint64_t>(scaled), gpu.cuda_context_bytes);
+  return std::min(scaled_first_kernels(gpu.resident_threads), gpu.cuda_context_bytes);
 }
 
 std::string first_kernels_source() {

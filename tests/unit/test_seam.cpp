@@ -192,8 +192,8 @@ TEST(GpuSpec, MemorySizeWinsAndSaysWhereItCameFrom) {
 }
 
 // The CUDA context of a card other than the reference (the H200, where it was measured): the H200's figure with its
-// per-thread stack reservation (132 SMs x 2,048 threads x 1 KiB) replaced by the card's. Numbers by hand from the
-// catalog's sources (RTX 3090: 82 SMs, compute capability 8.6, 1,536 threads per SM).
+// per-thread stack reservation (132 SMs x 2,048 threads x 1 KiB) and what its first kernels add replaced by the
+// card's. Numbers by hand from the catalog's sources (RTX 3090: 82 SMs, compute capability 8.6, 1,536 threads per SM).
 TEST(GpuCatalog, ContextHoldsTheCardsOwnStackReservation) {
   const GpuProfile& h200 = find_gpu("H200");
   EXPECT_EQ(h200.resident_threads, 132u * 2048);
@@ -201,7 +201,11 @@ TEST(GpuCatalog, ContextHoldsTheCardsOwnStackReservation) {
   const GpuProfile& g = find_gpu("RTX-3090");
   EXPECT_EQ(compute_capability(g), 86);
   EXPECT_EQ(g.resident_threads, 82u * 1536);
-  EXPECT_EQ(g.cuda_context_bytes, h200.cuda_context_bytes - (132u * 2048 - 82u * 1536) * 1024);
+  // what the first kernels add (166 MiB on an H100, as many threads as the H200) scales with the threads too
+  const uint64_t first = 174063616, first_3090 = static_cast<uint64_t>(174063616.0 * (82 * 1536) / (132 * 2048));
+  EXPECT_EQ(first_kernels_bytes(g), first_3090);
+  EXPECT_EQ(first_kernels_bytes(h200), first);
+  EXPECT_EQ(g.cuda_context_bytes, h200.cuda_context_bytes - (132u * 2048 - 82u * 1536) * 1024 - (first - first_3090));
   EXPECT_EQ(stack_reservation_delta(g), -static_cast<int64_t>((132u * 2048 - 82u * 1536) * 1024));
   EXPECT_NE(g.context_source.find("82 SMs x 1536 threads"), std::string::npos) << g.context_source;
   // A card whose threads are not known (the AMD MI300X) and a size without a card keep the H200's figure.

@@ -129,10 +129,10 @@ TEST(VllmPublicLogs, AvailableKvCacheMemory) {
   EXPECT_LE(errors[errors.size() / 2], 0.03);
   const auto all = checks();
   // vLLM 0.6.4 counts the CUDA context against the budget. The RTX 3090's context holds 82 SMs x 1,536 threads of
-  // stack where the H200 it was measured on holds 132 x 2,048: 141 MiB less (the logs show 0.35 GiB, llmem 0.53).
-  // Before the context scaled with the card these two were -8.3 % and -11.1 %.
-  EXPECT_NEAR(items(all.at("vllm10517-3090-llama31-8b-20k"), "available_kv").front()->rel_error(), -0.046, 0.005);
-  EXPECT_NEAR(items(all.at("vllm10517-3090-llama31-8b-29k"), "available_kv").front()->rel_error(), -0.064, 0.005);
+  // stack where the H200 it was measured on holds 132 x 2,048 (and its first kernels add less, scaled alike): the
+  // logs show 0.35 GiB, llmem 0.45. With the H200's context for every card these two were -8.3 % and -11.1 %.
+  EXPECT_NEAR(items(all.at("vllm10517-3090-llama31-8b-20k"), "available_kv").front()->rel_error(), -0.024, 0.005);
+  EXPECT_NEAR(items(all.at("vllm10517-3090-llama31-8b-29k"), "available_kv").front()->rel_error(), -0.034, 0.005);
   // Qwen3-235B-FP8 ran with an LMCache KV connector (--kv-transfer-config), whose GPU buffers sit inside vLLM's
   // measurement: only its KV layout is compared.
   EXPECT_TRUE(items(all.at("vllm21348-4xh100-qwen3-235b-fp8"), "available_kv").empty());
