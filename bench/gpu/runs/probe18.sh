@@ -7,11 +7,9 @@ set -o pipefail
 {
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 python3 -c "import torch; p = torch.cuda.get_device_properties(0); print('torch', torch.__version__, 'sms', p.multi_processor_count, 'max_threads_per_sm', p.max_threads_per_multi_processor)"
-for order in "" "matmul_bf16" "sdpa_flash"; do
+for order in "" "matmul_bf16"; do
   echo "== order: ${order:-all steps}"
   python3 bench/gpu/probe/stack_growth.py $order
 done
-echo "== all steps, CUDA_MODULE_LOADING=EAGER"
-CUDA_MODULE_LOADING=EAGER python3 bench/gpu/probe/stack_growth.py
 } > "$OUT/stack_growth.txt" 2>&1
 cat "$OUT/stack_growth.txt"
