@@ -14,7 +14,7 @@ const DEFAULTS = {
   mxfp4: '', targets: '', bnbq: 'nf4', bnbdq: 'true', gpus: '1', dmap: '', maxmem: '', sharding: 'ddp',
   quant: 'Q4_K_M', ctx: '4096', ngl: '-1', ctk: 'f16', ctv: 'f16', fa: 'auto',
   vver: '', vdtype: 'auto', mml: '', util: '0.9', mns: '', kvd: 'auto', tp: '1', eager: '0',
-  mnbt: '', block: '', kvmem: '', llmclass: '0', longmml: '0', conc: '',
+  mnbt: '', block: '', kvmem: '', llmclass: '0', longmml: '0', mxmarlin: '0', conc: '',
   endpoint: 'https://huggingface.co',
 };
 const state = { ...DEFAULTS };
@@ -33,7 +33,7 @@ const BINDINGS = {
   'mxfp4-kernels': 'mxfp4', 'lora-targets': 'targets', 'bnb-quant-type': 'bnbq', 'bnb-double-quant': 'bnbdq',
   gpus: 'gpus', 'device-map': 'dmap', 'max-memory': 'maxmem', sharding: 'sharding',
   'max-num-batched-tokens': 'mnbt', 'block-size': 'block', 'kv-cache-memory': 'kvmem', 'llm-class': 'llmclass',
-  'allow-long': 'longmml', concurrency: 'conc',
+  'allow-long': 'longmml', 'mxfp4-marlin': 'mxmarlin', concurrency: 'conc',
 };
 const $ = (id) => document.getElementById(id);
 
@@ -213,6 +213,7 @@ function vllmArgs(maxModelLen) {
   if (state.kvmem.trim()) a.push('--kv-cache-memory', state.kvmem.trim());
   if (state.llmclass === '1') a.push('--llm-class');
   if (state.longmml === '1') a.push('--allow-long-max-model-len');
+  if (state.mxmarlin === '1') a.push('--mxfp4-marlin');
   if (state.conc.trim()) a.push('--concurrency', state.conc.trim());
   return a;
 }

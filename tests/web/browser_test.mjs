@@ -352,6 +352,11 @@ try {
   s = await shown();
   checkEstimate('vLLM --max-model-len 200000 --allow-long-max-model-len (chosen)', s,
                 vllm(llama8b, { mml: '200000', gpu: 'H100-80GB-HBM3', extra: ['--allow-long-max-model-len'] }));
+  await open('model=openai/gpt-oss-20b&engine=vllm&gpu=H100-80GB-HBM3');
+  await act(() => page.check('#mxfp4-marlin'));
+  s = await shown();
+  checkEstimate('vLLM gpt-oss-20b --mxfp4-marlin (chosen)', s,
+                vllm('openai/gpt-oss-20b', { gpu: 'H100-80GB-HBM3', extra: ['--mxfp4-marlin'] }));
 
   // 2c. The remaining knobs of `llmem estimate --help`: --no-cache, --attn, --alloc-conf, --grad-accum, --hf-trainer,
   // --ubatch, --parallel, --reserve.
